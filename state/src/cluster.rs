@@ -1,0 +1,264 @@
+//! `ClusterState`: the whole cluster as the log has made it, and `apply`, the one way to
+//! change it.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{
+    Agent, CompletedFramework, ExecutorInfo, Framework, MachineId, MachineMode,
+    MaintenanceWindow, Offer, RoleConfig, Settings, Task,
+};
+use crate::{
+    AgentId, Command, Entry, Event, ExecutorId, FrameworkId, OfferId, Outcome, Rejection,
+    RequestId, Role, TaskId, Timestamp,
+};
+
+/// An executor the master knows of, with the resources it holds once for all its tasks.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Executor {
+    pub framework_id: FrameworkId,
+    pub agent_id: AgentId,
+    pub info: ExecutorInfo,
+    /// Tasks of this executor that are not terminal.
+    pub live_tasks: u32,
+}
+
+/// Request ids seen recently, with the outcome each first had.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Dedup {
+    pub(crate) outcomes: BTreeMap<RequestId, Outcome>,
+    /// Insertion order, for forgetting the oldest first.
+    pub(crate) order: VecDeque<(Timestamp, RequestId)>,
+}
+
+/// Everything the masters agree on. Every field is ordered (`BTreeMap`, `Vec`), so the
+/// encoding, the digest and every iteration are the same on every replica.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterState {
+    pub(crate) settings: Settings,
+    /// The latest entry time applied; never goes backwards even if a new leader's clock does.
+    pub(crate) now: Timestamp,
+    pub(crate) next_agent: u64,
+    pub(crate) next_framework: u64,
+    pub(crate) next_offer: u64,
+    pub(crate) agents: BTreeMap<AgentId, Agent>,
+    pub(crate) frameworks: BTreeMap<FrameworkId, Framework>,
+    pub(crate) completed_frameworks: BTreeMap<FrameworkId, CompletedFramework>,
+    pub(crate) completed_framework_order: VecDeque<FrameworkId>,
+    pub(crate) offers: BTreeMap<OfferId, Offer>,
+    pub(crate) executors: BTreeMap<(FrameworkId, ExecutorId), Executor>,
+    pub(crate) roles: BTreeMap<Role, RoleConfig>,
+    pub(crate) maintenance_windows: Vec<MaintenanceWindow>,
+    pub(crate) machine_modes: BTreeMap<MachineId, MachineMode>,
+    pub(crate) dedup: Dedup,
+    /// Commands applied, duplicates and rejections included.
+    pub(crate) applied_commands: u64,
+}
+
+impl ClusterState {
+    pub fn new(settings: Settings) -> ClusterState {
+        ClusterState { settings, ..ClusterState::default() }
+    }
+
+    /// Applies one command at its place in the log. Validation happens here, against the
+    /// state as the log has made it, so every replica decides the same way. A rejected
+    /// command changes nothing but the de-duplication record and the clock.
+    pub fn apply(&mut self, entry: &Entry) -> Outcome {
+        self.applied_commands += 1;
+        if let Some(first) = self.dedup.outcomes.get(&entry.request_id) {
+            return Outcome::Duplicate(Box::new(first.clone()));
+        }
+        self.now = self.now.max(entry.at);
+        let mut events = Vec::new();
+        let outcome = match self.dispatch(entry, &mut events) {
+            Ok(()) => Outcome::Accepted(events),
+            Err(rejection) => Outcome::Rejected(rejection),
+        };
+        self.remember(&entry.request_id, &outcome);
+        outcome
+    }
+
+    fn dispatch(&mut self, entry: &Entry, events: &mut Vec<Event>) -> Result<(), Rejection> {
+        use Command as C;
+        match &entry.command {
+            C::RegisterAgent { info, resources } => self.register_agent(entry, info, resources, events),
+            C::ReregisterAgent { agent_id, info, resources, tasks } => {
+                self.reregister_agent(entry, agent_id, info, resources, tasks, events)
+            }
+            C::AgentHeartbeat { agent_id } => self.agent_heartbeat(entry, agent_id),
+            C::UpdateStatus { framework_id, status } => {
+                self.update_status(entry, framework_id, status, events)
+            }
+            C::ExecutorMessage { agent_id, framework_id, executor_id, data } => {
+                self.executor_message(entry, agent_id, framework_id, executor_id, data, events)
+            }
+            C::Subscribe { framework_id, info } => {
+                self.subscribe(entry, framework_id.as_ref(), info, events)
+            }
+            C::DisconnectFramework { framework_id } => {
+                self.disconnect_framework(entry, framework_id, events)
+            }
+            C::Teardown { framework_id } => self.teardown(entry, framework_id, events),
+            C::Accept { framework_id, offer_ids, operations, filters } => {
+                self.accept(entry, framework_id, offer_ids, operations, *filters, events)
+            }
+            C::Decline { framework_id, offer_ids, filters } => {
+                self.decline(entry, framework_id, offer_ids, *filters, events)
+            }
+            C::Revive { framework_id, roles } => self.revive(entry, framework_id, roles, events),
+            C::Suppress { framework_id, roles } => self.suppress(entry, framework_id, roles, events),
+            C::Kill { framework_id, task_id, agent_id, kill_policy } => {
+                self.kill(entry, framework_id, task_id, agent_id.as_ref(), *kill_policy, events)
+            }
+            C::Shutdown { framework_id, executor_id, agent_id } => {
+                self.shutdown(entry, framework_id, executor_id, agent_id, events)
+            }
+            C::Acknowledge { framework_id, agent_id, task_id, uuid } => {
+                self.acknowledge(entry, framework_id, agent_id, task_id, uuid, events)
+            }
+            C::Reconcile { framework_id, tasks } => self.reconcile(entry, framework_id, tasks, events),
+            C::Message { framework_id, agent_id, executor_id, data } => {
+                self.message(entry, framework_id, agent_id, executor_id, data, events)
+            }
+            C::OfferResources { offers } => self.offer_resources(entry, offers, events),
+            C::RescindOffers { offer_ids } => self.rescind_offers(entry, offer_ids, events),
+            C::Tick => self.tick(entry, events),
+            C::UpdateWeights { weights } => self.update_weights(entry, weights, events),
+            C::UpdateQuota { configs } => self.update_quota(entry, configs, events),
+            C::UpdateMaintenanceSchedule { windows } => {
+                self.update_maintenance_schedule(entry, windows, events)
+            }
+            C::StartMaintenance { machines } => self.start_maintenance(entry, machines, events),
+            C::StopMaintenance { machines } => self.stop_maintenance(entry, machines, events),
+            C::DrainAgent { agent_id, max_grace_period, mark_gone } => {
+                self.drain_agent(entry, agent_id, *max_grace_period, *mark_gone, events)
+            }
+            C::DeactivateAgent { agent_id } => self.deactivate_agent(entry, agent_id, events),
+            C::ReactivateAgent { agent_id } => self.reactivate_agent(entry, agent_id, events),
+            C::MarkAgentGone { agent_id } => self.mark_agent_gone_by_operator(entry, agent_id, events),
+            C::ReserveResources { agent_id, resources } => {
+                self.operator_reserve(entry, agent_id, resources, events)
+            }
+            C::UnreserveResources { agent_id, resources } => {
+                self.operator_unreserve(entry, agent_id, resources, events)
+            }
+            C::UpdateSettings { settings } => self.update_settings(entry, settings, events),
+        }
+    }
+
+    fn remember(&mut self, request_id: &RequestId, outcome: &Outcome) {
+        self.dedup.outcomes.insert(request_id.clone(), outcome.clone());
+        self.dedup.order.push_back((self.now, request_id.clone()));
+        let capacity = self.settings.dedup_capacity as usize;
+        while self.dedup.order.len() > capacity {
+            self.forget_oldest_request();
+        }
+    }
+
+    fn forget_oldest_request(&mut self) {
+        if let Some((_, request_id)) = self.dedup.order.pop_front() {
+            self.dedup.outcomes.remove(&request_id);
+        }
+    }
+
+    /// Forgets request ids older than the de-duplication window (called on Tick).
+    pub(crate) fn expire_request_ids(&mut self) {
+        let window = self.settings.dedup_window;
+        while let Some((at, _)) = self.dedup.order.front() {
+            if self.now.since(*at) < window {
+                break;
+            }
+            self.forget_oldest_request();
+        }
+    }
+
+    // Read access for the allocator, the API and tests. Nothing outside `apply` mutates.
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The latest time the log has reached.
+    pub fn now(&self) -> Timestamp {
+        self.now
+    }
+
+    pub fn applied_commands(&self) -> u64 {
+        self.applied_commands
+    }
+
+    pub fn agents(&self) -> &BTreeMap<AgentId, Agent> {
+        &self.agents
+    }
+
+    pub fn agent(&self, agent_id: &AgentId) -> Option<&Agent> {
+        self.agents.get(agent_id)
+    }
+
+    pub fn frameworks(&self) -> &BTreeMap<FrameworkId, Framework> {
+        &self.frameworks
+    }
+
+    pub fn framework(&self, framework_id: &FrameworkId) -> Option<&Framework> {
+        self.frameworks.get(framework_id)
+    }
+
+    pub fn completed_frameworks(&self) -> &BTreeMap<FrameworkId, CompletedFramework> {
+        &self.completed_frameworks
+    }
+
+    pub fn offers(&self) -> &BTreeMap<OfferId, Offer> {
+        &self.offers
+    }
+
+    pub fn offer(&self, offer_id: &OfferId) -> Option<&Offer> {
+        self.offers.get(offer_id)
+    }
+
+    pub fn task(&self, framework_id: &FrameworkId, task_id: &TaskId) -> Option<&Task> {
+        self.frameworks.get(framework_id)?.tasks.get(task_id)
+    }
+
+    /// Every task the master tracks, framework by framework.
+    pub fn tasks(&self) -> impl Iterator<Item = &Task> {
+        self.frameworks.values().flat_map(|framework| framework.tasks.values())
+    }
+
+    pub fn executors(&self) -> &BTreeMap<(FrameworkId, ExecutorId), Executor> {
+        &self.executors
+    }
+
+    /// Roles with an explicit weight or quota.
+    pub fn role_configs(&self) -> &BTreeMap<Role, RoleConfig> {
+        &self.roles
+    }
+
+    /// The weight and quota of a role, defaults when none was set.
+    pub fn role_config(&self, role: &Role) -> RoleConfig {
+        self.roles.get(role).cloned().unwrap_or_default()
+    }
+
+    pub fn maintenance_windows(&self) -> &[MaintenanceWindow] {
+        &self.maintenance_windows
+    }
+
+    pub fn machine_modes(&self) -> &BTreeMap<MachineId, MachineMode> {
+        &self.machine_modes
+    }
+
+    /// The maintenance mode of the machine an agent runs on.
+    pub fn machine_mode_of(&self, hostname: &str, address: &str) -> MachineMode {
+        self.machine_modes
+            .iter()
+            .filter(|(machine, _)| machine.matches(hostname, address))
+            .map(|(_, mode)| *mode)
+            .max()
+            .unwrap_or(MachineMode::Up)
+    }
+
+    /// The first outcome of a request id still remembered.
+    pub fn outcome_of(&self, request_id: &RequestId) -> Option<&Outcome> {
+        self.dedup.outcomes.get(request_id)
+    }
+}

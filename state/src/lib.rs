@@ -1,0 +1,27 @@
+//! Corral's cluster state: pure, deterministic, sans-IO.
+//!
+//! A [`Command`] in an [`Entry`] goes into [`ClusterState::apply`]; an [`Outcome`] comes
+//! out: the [`Event`]s it produced, or a [`Rejection`] naming what was wrong. Time, ids and
+//! every other input arrive in the entry; nothing here reads a clock, does IO, or lets a
+//! hash order reach an output. Replaying the same entries gives the same events and the
+//! same [`ClusterState::digest`] on every machine.
+
+mod apply;
+mod cluster;
+pub mod codec;
+mod command;
+mod event;
+mod ids;
+pub mod model;
+mod outcome;
+pub mod resources;
+mod time;
+
+pub use cluster::{ClusterState, Executor};
+pub use codec::{CodecError, Digest, FORMAT_VERSION};
+pub use command::{Actor, Command, Entry, OfferSpec, Operation};
+pub use event::{Cursor, Event, Topic};
+pub use ids::{AgentId, ExecutorId, FrameworkId, OfferId, OperationId, RequestId, Role, TaskId, UpdateUuid};
+pub use outcome::{Outcome, Rejection};
+pub use resources::{parse_resources, Quantities, Ranges, Reservation, Resource, Resources, Scalar, Value};
+pub use time::Timestamp;

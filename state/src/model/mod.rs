@@ -1,0 +1,26 @@
+//! The things the cluster is made of, as the master records them. Field names follow the
+//! Mesos v1 `.proto` files (`mesos/v1/mesos.proto`, `master/master.proto`) so that the API
+//! can answer every question the scheduler and operator APIs ask from these records.
+
+mod agent;
+mod framework;
+mod maintenance;
+mod offer;
+mod role;
+mod settings;
+mod task;
+
+pub use agent::{Agent, AgentInfo, AgentMode, Attributes, DrainConfig, Liveness};
+pub use framework::{
+    CompletedFramework, Framework, FrameworkCapability, FrameworkInfo, FrameworkState, OfferFilter,
+    RemovalReason,
+};
+pub use maintenance::{MachineId, MachineMode, MaintenanceWindow, Unavailability};
+pub use offer::{Filters, Offer, RescindReason};
+pub use role::{QuotaConfig, RoleConfig};
+pub use settings::Settings;
+pub use task::{
+    CommandInfo, CommandUri, ContainerInfo, ContainerType, DockerInfo, DockerNetwork,
+    ExecutorInfo, HealthCheck, HealthCheckKind, HttpCheck, KillPolicy, Label, PortMapping,
+    ReportedTask, Task, TaskInfo, TaskReason, TaskSource, TaskState, TaskStatus, TcpCheck,
+};
