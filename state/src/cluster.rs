@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, VecDeque};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    Agent, CompletedFramework, ExecutorInfo, Framework, MachineId, MachineMode,
-    MaintenanceWindow, Offer, RoleConfig, Settings, Task,
+    Agent, CompletedFramework, ExecutorInfo, Framework, MachineId, MachineMode, MaintenanceWindow,
+    Offer, RoleConfig, Settings, Task,
 };
 use crate::{
     AgentId, Command, Entry, Event, ExecutorId, FrameworkId, OfferId, Outcome, Rejection,
@@ -82,7 +82,9 @@ impl ClusterState {
     fn dispatch(&mut self, entry: &Entry, events: &mut Vec<Event>) -> Result<(), Rejection> {
         use Command as C;
         match &entry.command {
-            C::RegisterAgent { info, resources } => self.register_agent(entry, info, resources, events),
+            C::RegisterAgent { info, resources } => {
+                self.register_agent(entry, info, resources, events)
+            }
             C::ReregisterAgent { agent_id, info, resources, tasks } => {
                 self.reregister_agent(entry, agent_id, info, resources, tasks, events)
             }
@@ -107,7 +109,9 @@ impl ClusterState {
                 self.decline(entry, framework_id, offer_ids, *filters, events)
             }
             C::Revive { framework_id, roles } => self.revive(entry, framework_id, roles, events),
-            C::Suppress { framework_id, roles } => self.suppress(entry, framework_id, roles, events),
+            C::Suppress { framework_id, roles } => {
+                self.suppress(entry, framework_id, roles, events)
+            }
             C::Kill { framework_id, task_id, agent_id, kill_policy } => {
                 self.kill(entry, framework_id, task_id, agent_id.as_ref(), *kill_policy, events)
             }
@@ -117,7 +121,9 @@ impl ClusterState {
             C::Acknowledge { framework_id, agent_id, task_id, uuid } => {
                 self.acknowledge(entry, framework_id, agent_id, task_id, uuid, events)
             }
-            C::Reconcile { framework_id, tasks } => self.reconcile(entry, framework_id, tasks, events),
+            C::Reconcile { framework_id, tasks } => {
+                self.reconcile(entry, framework_id, tasks, events)
+            }
             C::Message { framework_id, agent_id, executor_id, data } => {
                 self.message(entry, framework_id, agent_id, executor_id, data, events)
             }
@@ -136,7 +142,9 @@ impl ClusterState {
             }
             C::DeactivateAgent { agent_id } => self.deactivate_agent(entry, agent_id, events),
             C::ReactivateAgent { agent_id } => self.reactivate_agent(entry, agent_id, events),
-            C::MarkAgentGone { agent_id } => self.mark_agent_gone_by_operator(entry, agent_id, events),
+            C::MarkAgentGone { agent_id } => {
+                self.mark_agent_gone_by_operator(entry, agent_id, events)
+            }
             C::ReserveResources { agent_id, resources } => {
                 self.operator_reserve(entry, agent_id, resources, events)
             }
@@ -255,6 +263,17 @@ impl ClusterState {
             .map(|(_, mode)| *mode)
             .max()
             .unwrap_or(MachineMode::Up)
+    }
+
+    /// The state without what every command touches (clock, remembered request ids,
+    /// command count): what a rejected command must leave exactly as it was.
+    pub fn without_bookkeeping(&self) -> ClusterState {
+        ClusterState {
+            now: Timestamp::default(),
+            dedup: Dedup::default(),
+            applied_commands: 0,
+            ..self.clone()
+        }
     }
 
     /// The first outcome of a request id still remembered.

@@ -7,60 +7,186 @@ use crate::model::{
     AgentInfo, DrainConfig, FrameworkInfo, KillPolicy, MachineId, MaintenanceWindow, Offer,
     QuotaConfig, RemovalReason, RescindReason, Settings, Task, TaskState, TaskStatus,
 };
-use crate::{AgentId, ExecutorId, FrameworkId, OfferId, Resources, Role, Scalar, TaskId, Timestamp, UpdateUuid};
+use crate::{
+    AgentId, ExecutorId, FrameworkId, OfferId, Resources, Role, Scalar, TaskId, Timestamp,
+    UpdateUuid,
+};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Event {
-    AgentAdded { agent_id: AgentId, info: AgentInfo, total: Resources },
-    AgentReregistered { agent_id: AgentId, info: AgentInfo, total: Resources, was_unreachable: bool },
-    AgentUnreachable { agent_id: AgentId },
-    AgentRemoved { agent_id: AgentId, by_operator: bool },
-    AgentDeactivated { agent_id: AgentId },
-    AgentReactivated { agent_id: AgentId },
-    AgentDraining { agent_id: AgentId, config: DrainConfig },
-    AgentDrained { agent_id: AgentId },
+    AgentAdded {
+        agent_id: AgentId,
+        info: AgentInfo,
+        total: Resources,
+    },
+    AgentReregistered {
+        agent_id: AgentId,
+        info: AgentInfo,
+        total: Resources,
+        was_unreachable: bool,
+    },
+    AgentUnreachable {
+        agent_id: AgentId,
+    },
+    AgentRemoved {
+        agent_id: AgentId,
+        by_operator: bool,
+    },
+    AgentDeactivated {
+        agent_id: AgentId,
+    },
+    AgentReactivated {
+        agent_id: AgentId,
+    },
+    AgentDraining {
+        agent_id: AgentId,
+        config: DrainConfig,
+    },
+    AgentDrained {
+        agent_id: AgentId,
+    },
     /// Reservations changed the shape of the agent's total.
-    AgentResourcesChanged { agent_id: AgentId, total: Resources },
+    AgentResourcesChanged {
+        agent_id: AgentId,
+        total: Resources,
+    },
 
-    FrameworkAdded { framework_id: FrameworkId, info: FrameworkInfo },
-    FrameworkResubscribed { framework_id: FrameworkId, info: FrameworkInfo },
-    FrameworkDisconnected { framework_id: FrameworkId },
-    FrameworkRemoved { framework_id: FrameworkId, reason: RemovalReason },
-    FrameworkSuppressed { framework_id: FrameworkId, roles: Vec<Role> },
-    FrameworkRevived { framework_id: FrameworkId, roles: Vec<Role> },
-    OfferFilterAdded { framework_id: FrameworkId, agent_id: AgentId, resources: Resources, until: Timestamp },
+    FrameworkAdded {
+        framework_id: FrameworkId,
+        info: FrameworkInfo,
+    },
+    FrameworkResubscribed {
+        framework_id: FrameworkId,
+        info: FrameworkInfo,
+    },
+    FrameworkDisconnected {
+        framework_id: FrameworkId,
+    },
+    FrameworkRemoved {
+        framework_id: FrameworkId,
+        reason: RemovalReason,
+    },
+    FrameworkSuppressed {
+        framework_id: FrameworkId,
+        roles: Vec<Role>,
+    },
+    FrameworkRevived {
+        framework_id: FrameworkId,
+        roles: Vec<Role>,
+    },
+    OfferFilterAdded {
+        framework_id: FrameworkId,
+        agent_id: AgentId,
+        resources: Resources,
+        until: Timestamp,
+    },
 
-    OfferCreated { offer: Offer },
-    OfferAccepted { offer_id: OfferId, framework_id: FrameworkId, agent_id: AgentId },
-    OfferDeclined { offer_id: OfferId, framework_id: FrameworkId, agent_id: AgentId },
-    OfferRescinded { offer_id: OfferId, framework_id: FrameworkId, agent_id: AgentId, reason: RescindReason },
+    OfferCreated {
+        offer: Offer,
+    },
+    OfferAccepted {
+        offer_id: OfferId,
+        framework_id: FrameworkId,
+        agent_id: AgentId,
+    },
+    OfferDeclined {
+        offer_id: OfferId,
+        framework_id: FrameworkId,
+        agent_id: AgentId,
+    },
+    OfferRescinded {
+        offer_id: OfferId,
+        framework_id: FrameworkId,
+        agent_id: AgentId,
+        reason: RescindReason,
+    },
 
     /// A task was launched (TASK_STAGING): the agent named in it should run it.
-    TaskAdded { task: Box<Task> },
-    TaskUpdated { framework_id: FrameworkId, agent_id: AgentId, status: TaskStatus, previous: TaskState },
+    TaskAdded {
+        task: Box<Task>,
+    },
+    TaskUpdated {
+        framework_id: FrameworkId,
+        agent_id: AgentId,
+        status: TaskStatus,
+        previous: TaskState,
+    },
     /// A task in an ACCEPT that could not be launched; it never existed.
-    TaskDropped { framework_id: FrameworkId, status: TaskStatus },
+    TaskDropped {
+        framework_id: FrameworkId,
+        status: TaskStatus,
+    },
     /// The agent should kill this task with this policy.
-    TaskKillRequested { framework_id: FrameworkId, task_id: TaskId, agent_id: AgentId, kill_policy: Option<KillPolicy> },
-    ExecutorShutdownRequested { framework_id: FrameworkId, executor_id: ExecutorId, agent_id: AgentId },
-    StatusAcknowledged { framework_id: FrameworkId, agent_id: AgentId, task_id: TaskId, uuid: UpdateUuid },
+    TaskKillRequested {
+        framework_id: FrameworkId,
+        task_id: TaskId,
+        agent_id: AgentId,
+        kill_policy: Option<KillPolicy>,
+    },
+    ExecutorShutdownRequested {
+        framework_id: FrameworkId,
+        executor_id: ExecutorId,
+        agent_id: AgentId,
+    },
+    StatusAcknowledged {
+        framework_id: FrameworkId,
+        agent_id: AgentId,
+        task_id: TaskId,
+        uuid: UpdateUuid,
+    },
     /// An answer to RECONCILE: the latest known status, no uuid.
-    TaskReconciled { framework_id: FrameworkId, status: TaskStatus },
+    TaskReconciled {
+        framework_id: FrameworkId,
+        status: TaskStatus,
+    },
     /// Removed from the master's memory after its terminal update was acknowledged.
-    TaskCompleted { framework_id: FrameworkId, task_id: TaskId, agent_id: AgentId },
+    TaskCompleted {
+        framework_id: FrameworkId,
+        task_id: TaskId,
+        agent_id: AgentId,
+    },
 
-    MessageToExecutor { framework_id: FrameworkId, agent_id: AgentId, executor_id: ExecutorId, data: Vec<u8> },
-    MessageToFramework { framework_id: FrameworkId, agent_id: AgentId, executor_id: ExecutorId, data: Vec<u8> },
+    MessageToExecutor {
+        framework_id: FrameworkId,
+        agent_id: AgentId,
+        executor_id: ExecutorId,
+        data: Vec<u8>,
+    },
+    MessageToFramework {
+        framework_id: FrameworkId,
+        agent_id: AgentId,
+        executor_id: ExecutorId,
+        data: Vec<u8>,
+    },
 
-    ResourcesReserved { agent_id: AgentId, resources: Resources },
-    ResourcesUnreserved { agent_id: AgentId, resources: Resources },
+    ResourcesReserved {
+        agent_id: AgentId,
+        resources: Resources,
+    },
+    ResourcesUnreserved {
+        agent_id: AgentId,
+        resources: Resources,
+    },
 
-    WeightUpdated { role: Role, weight: Scalar },
-    QuotaUpdated { config: QuotaConfig },
-    MaintenanceScheduleUpdated { windows: Vec<MaintenanceWindow> },
-    MaintenanceStarted { machines: Vec<MachineId> },
-    MaintenanceStopped { machines: Vec<MachineId> },
-    SettingsUpdated { settings: Settings },
+    WeightUpdated {
+        role: Role,
+        weight: Scalar,
+    },
+    QuotaUpdated {
+        config: QuotaConfig,
+    },
+    MaintenanceScheduleUpdated {
+        windows: Vec<MaintenanceWindow>,
+    },
+    MaintenanceStarted {
+        machines: Vec<MachineId>,
+    },
+    MaintenanceStopped {
+        machines: Vec<MachineId>,
+    },
+    SettingsUpdated {
+        settings: Settings,
+    },
 }
 
 /// What a subscriber can filter on.
@@ -76,8 +202,15 @@ pub enum Topic {
 }
 
 impl Topic {
-    pub const ALL: [Topic; 7] =
-        [Topic::Agent, Topic::Framework, Topic::Offer, Topic::Task, Topic::Role, Topic::Maintenance, Topic::Cluster];
+    pub const ALL: [Topic; 7] = [
+        Topic::Agent,
+        Topic::Framework,
+        Topic::Offer,
+        Topic::Task,
+        Topic::Role,
+        Topic::Maintenance,
+        Topic::Cluster,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -248,7 +381,9 @@ impl Event {
 
 /// Where an event stands in the log: the Raft entry's index and the event's position among
 /// the events that entry produced. Ordered, so "after cursor C" is well defined.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct Cursor {
     pub index: u64,
     pub seq: u32,
@@ -276,7 +411,8 @@ impl std::str::FromStr for Cursor {
             Some((index, seq)) => (index, seq),
             None => (text, "0"),
         };
-        let index = index.trim().parse().map_err(|_| format!("cursor '{text}' is not 'index-seq'"))?;
+        let index =
+            index.trim().parse().map_err(|_| format!("cursor '{text}' is not 'index-seq'"))?;
         let seq = seq.trim().parse().map_err(|_| format!("cursor '{text}' is not 'index-seq'"))?;
         Ok(Cursor { index, seq })
     }

@@ -105,7 +105,9 @@ impl Role {
                 return Err(format!("role '{text}' uses '*' as a component"));
             }
             if component.chars().any(|c| c.is_whitespace() || c.is_control() || c == '\\') {
-                return Err(format!("role '{text}' contains whitespace, a control character or '\\'"));
+                return Err(format!(
+                    "role '{text}' contains whitespace, a control character or '\\'"
+                ));
             }
         }
         Ok(Role(text.to_owned()))

@@ -21,7 +21,11 @@ pub use cluster::{ClusterState, Executor};
 pub use codec::{CodecError, Digest, FORMAT_VERSION};
 pub use command::{Actor, Command, Entry, OfferSpec, Operation};
 pub use event::{Cursor, Event, Topic};
-pub use ids::{AgentId, ExecutorId, FrameworkId, OfferId, OperationId, RequestId, Role, TaskId, UpdateUuid};
+pub use ids::{
+    AgentId, ExecutorId, FrameworkId, OfferId, OperationId, RequestId, Role, TaskId, UpdateUuid,
+};
 pub use outcome::{Outcome, Rejection};
-pub use resources::{parse_resources, Quantities, Ranges, Reservation, Resource, Resources, Scalar, Value};
+pub use resources::{
+    parse_resources, Quantities, Ranges, Reservation, Resource, Resources, Scalar, Value,
+};
 pub use time::Timestamp;

@@ -75,7 +75,9 @@ pub enum Rejection {
     UnknownOffer(OfferId),
     #[error("offer {offer_id} belongs to framework {owner}, not {claimed}")]
     OfferNotOwned { offer_id: OfferId, owner: FrameworkId, claimed: FrameworkId },
-    #[error("offers {first} and {second} are on different agents; ACCEPT takes offers of one agent")]
+    #[error(
+        "offers {first} and {second} are on different agents; ACCEPT takes offers of one agent"
+    )]
     OffersOnDifferentAgents { first: OfferId, second: OfferId },
     #[error("task {task_id} cannot go from {} to {}", .from.as_mesos_str(), .to.as_mesos_str())]
     InvalidTransition { task_id: TaskId, from: TaskState, to: TaskState },

@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 use crate::ids::Role;
 
 /// A non-negative quantity in thousandths: `Scalar(1500)` is 1.5.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct Scalar(i64);
 
 impl Scalar {
@@ -113,8 +115,7 @@ impl FromStr for Scalar {
         if whole.is_empty() && frac.is_empty() {
             return Err(format!("'{text}' is not a number"));
         }
-        if !whole.chars().all(|c| c.is_ascii_digit()) || !frac.chars().all(|c| c.is_ascii_digit())
-        {
+        if !whole.chars().all(|c| c.is_ascii_digit()) || !frac.chars().all(|c| c.is_ascii_digit()) {
             return Err(format!("'{text}' is not a decimal number"));
         }
         let whole_value: i64 = if whole.is_empty() {
@@ -344,11 +345,19 @@ pub struct Resource {
 
 impl Resource {
     pub fn scalar(name: &str, amount: Scalar) -> Resource {
-        Resource { name: name.to_owned(), reservation: Reservation::Unreserved, value: Value::Scalar(amount) }
+        Resource {
+            name: name.to_owned(),
+            reservation: Reservation::Unreserved,
+            value: Value::Scalar(amount),
+        }
     }
 
     pub fn ranges(name: &str, ranges: Ranges) -> Resource {
-        Resource { name: name.to_owned(), reservation: Reservation::Unreserved, value: Value::Ranges(ranges) }
+        Resource {
+            name: name.to_owned(),
+            reservation: Reservation::Unreserved,
+            value: Value::Ranges(ranges),
+        }
     }
 
     pub fn reserved(mut self, reservation: Reservation) -> Resource {
@@ -665,11 +674,8 @@ pub fn parse_resources(text: &str) -> Result<Resources, ResourceParseError> {
         if fragment.is_empty() {
             continue;
         }
-        let error = |problem: String| ResourceParseError {
-            item,
-            fragment: fragment.to_owned(),
-            problem,
-        };
+        let error =
+            |problem: String| ResourceParseError { item, fragment: fragment.to_owned(), problem };
         let (head, value_text) =
             fragment.split_once(':').ok_or_else(|| error("expected 'name:value'".to_owned()))?;
         let (name, reservation) = parse_head(head.trim()).map_err(&error)?;
@@ -703,33 +709,40 @@ fn parse_head(head: &str) -> Result<(String, Reservation), String> {
         return Err("resource name is empty".to_owned());
     }
     if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.') {
-        return Err(format!("resource name '{name}' has characters other than letters, digits, '_', '-', '.'"));
+        return Err(format!(
+            "resource name '{name}' has characters other than letters, digits, '_', '-', '.'"
+        ));
     }
     Ok((name.to_owned(), reservation))
 }
 
 fn parse_value(text: &str) -> Result<Value, String> {
     if let Some(inner) = text.strip_prefix('[') {
-        let inner = inner.strip_suffix(']').ok_or("ranges open with '[' but do not close with ']'")?;
+        let inner =
+            inner.strip_suffix(']').ok_or("ranges open with '[' but do not close with ']'")?;
         let mut ranges = Vec::new();
         for part in inner.split(',') {
             let part = part.trim();
             if part.is_empty() {
                 continue;
             }
-            let (begin, end) = part
-                .split_once('-')
-                .ok_or_else(|| format!("range '{part}' is not 'begin-end'"))?;
-            let begin: u64 =
-                begin.trim().parse().map_err(|_| format!("range start '{begin}' is not a whole number"))?;
-            let end: u64 =
-                end.trim().parse().map_err(|_| format!("range end '{end}' is not a whole number"))?;
+            let (begin, end) =
+                part.split_once('-').ok_or_else(|| format!("range '{part}' is not 'begin-end'"))?;
+            let begin: u64 = begin
+                .trim()
+                .parse()
+                .map_err(|_| format!("range start '{begin}' is not a whole number"))?;
+            let end: u64 = end
+                .trim()
+                .parse()
+                .map_err(|_| format!("range end '{end}' is not a whole number"))?;
             ranges.push((begin, end));
         }
         return Ranges::new(ranges).map(Value::Ranges);
     }
     if let Some(inner) = text.strip_prefix('{') {
-        let inner = inner.strip_suffix('}').ok_or("set opens with '{' but does not close with '}'")?;
+        let inner =
+            inner.strip_suffix('}').ok_or("set opens with '{' but does not close with '}'")?;
         let items: BTreeSet<String> =
             inner.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect();
         return Ok(Value::Set(items));

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::{master_status, require_agent};
 use crate::cluster::ClusterState;
 use crate::model::{
-    Agent, AgentInfo, AgentMode, Liveness, MachineMode, RescindReason, ReportedTask, TaskReason,
+    Agent, AgentInfo, AgentMode, Liveness, MachineMode, ReportedTask, RescindReason, TaskReason,
     TaskState,
 };
 use crate::resources::Reservation;
@@ -89,7 +89,10 @@ impl ClusterState {
         self.refuse_down_machine(info)?;
 
         let now = self.now;
-        let agent = self.agents.get_mut(agent_id).ok_or_else(|| Rejection::UnknownAgent(agent_id.clone()))?;
+        let agent = self
+            .agents
+            .get_mut(agent_id)
+            .ok_or_else(|| Rejection::UnknownAgent(agent_id.clone()))?;
         let was_unreachable = matches!(agent.liveness, Liveness::Unreachable { .. });
         agent.info = info.clone();
         agent.liveness = Liveness::Reachable;
@@ -116,14 +119,22 @@ impl ClusterState {
     }
 
     /// Brings the master's view of an agent's tasks in line with what the agent reports.
-    fn reconcile_reported_tasks(&mut self, agent_id: &AgentId, reported: &[ReportedTask], events: &mut Vec<Event>) {
+    fn reconcile_reported_tasks(
+        &mut self,
+        agent_id: &AgentId,
+        reported: &[ReportedTask],
+        events: &mut Vec<Event>,
+    ) {
         let now = self.now;
         let reported_states: BTreeMap<(FrameworkId, TaskId), TaskState> = reported
             .iter()
             .map(|task| ((task.framework_id.clone(), task.task_id.clone()), task.state))
             .collect();
-        let tracked: Vec<(FrameworkId, TaskId)> =
-            self.agents.get(agent_id).map(|agent| agent.tasks.iter().cloned().collect()).unwrap_or_default();
+        let tracked: Vec<(FrameworkId, TaskId)> = self
+            .agents
+            .get(agent_id)
+            .map(|agent| agent.tasks.iter().cloned().collect())
+            .unwrap_or_default();
 
         for key in &tracked {
             let (framework_id, task_id) = key;
@@ -135,13 +146,27 @@ impl ClusterState {
             let partition_aware =
                 self.frameworks.get(framework_id).is_some_and(|f| f.info.is_partition_aware());
             let status = match reported_states.get(key) {
-                Some(&state) if task.state == TaskState::Unreachable && task.state.may_become(state) => {
-                    master_status(task, state, TaskReason::AgentReregistered, "agent re-registered", now)
+                Some(&state)
+                    if task.state == TaskState::Unreachable && task.state.may_become(state) =>
+                {
+                    master_status(
+                        task,
+                        state,
+                        TaskReason::AgentReregistered,
+                        "agent re-registered",
+                        now,
+                    )
                 }
                 Some(_) => continue,
                 None => {
                     let state = if partition_aware { TaskState::Dropped } else { TaskState::Lost };
-                    master_status(task, state, TaskReason::AgentReregistered, "task not found on re-registered agent", now)
+                    master_status(
+                        task,
+                        state,
+                        TaskReason::AgentReregistered,
+                        "task not found on re-registered agent",
+                        now,
+                    )
                 }
             };
             self.set_task_status(framework_id, status, events);
@@ -165,7 +190,11 @@ impl ClusterState {
         }
     }
 
-    pub(crate) fn agent_heartbeat(&mut self, entry: &Entry, agent_id: &AgentId) -> Result<(), Rejection> {
+    pub(crate) fn agent_heartbeat(
+        &mut self,
+        entry: &Entry,
+        agent_id: &AgentId,
+    ) -> Result<(), Rejection> {
         require_agent(entry, agent_id)?;
         let agent = self.known_agent(agent_id)?;
         if let Liveness::Unreachable { .. } = agent.liveness {
@@ -197,7 +226,13 @@ impl ClusterState {
             if !task.state.may_become(state) {
                 continue;
             }
-            let status = master_status(task, state, TaskReason::AgentDisconnected, "agent is unreachable", now);
+            let status = master_status(
+                task,
+                state,
+                TaskReason::AgentDisconnected,
+                "agent is unreachable",
+                now,
+            );
             self.set_task_status(&framework_id, status, events);
         }
     }

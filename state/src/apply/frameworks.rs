@@ -40,7 +40,10 @@ impl ClusterState {
     ) -> Result<(), Rejection> {
         match (&entry.actor, framework_id) {
             (Actor::Agent(_), _) => {
-                return Err(Rejection::NotPermitted { command: "subscribe".to_owned(), why: "agents do not subscribe".to_owned() })
+                return Err(Rejection::NotPermitted {
+                    command: "subscribe".to_owned(),
+                    why: "agents do not subscribe".to_owned(),
+                })
             }
             (Actor::Framework(actor), Some(id)) if actor != id => {
                 return Err(Rejection::NotPermitted {
@@ -54,7 +57,8 @@ impl ClusterState {
         let now = self.now;
         let Some(framework_id) = framework_id else {
             self.next_framework += 1;
-            let framework_id = FrameworkId(format!("{}-{:04}", self.settings.cluster_id, self.next_framework));
+            let framework_id =
+                FrameworkId(format!("{}-{:04}", self.settings.cluster_id, self.next_framework));
             self.frameworks.insert(
                 framework_id.clone(),
                 Framework {
@@ -84,7 +88,10 @@ impl ClusterState {
         framework.state = FrameworkState::Connected;
         framework.reregistered_at = Some(now);
         framework.suppressed_roles.retain(|role| info.roles.contains(role));
-        events.push(Event::FrameworkResubscribed { framework_id: framework_id.clone(), info: info.clone() });
+        events.push(Event::FrameworkResubscribed {
+            framework_id: framework_id.clone(),
+            info: info.clone(),
+        });
         Ok(())
     }
 
@@ -152,7 +159,13 @@ impl ClusterState {
                 agent_id: task.agent_id().clone(),
                 kill_policy: task.info.kill_policy,
             });
-            let status = master_status(task, TaskState::Killed, TaskReason::FrameworkRemoved, "framework removed", now);
+            let status = master_status(
+                task,
+                TaskState::Killed,
+                TaskReason::FrameworkRemoved,
+                "framework removed",
+                now,
+            );
             self.set_task_status(framework_id, status, events);
         }
         if let Some(framework) = self.frameworks.get_mut(framework_id) {
@@ -164,10 +177,13 @@ impl ClusterState {
         }
         let Some(framework) = self.frameworks.remove(framework_id) else { return };
         self.executors.retain(|(owner, _), _| owner != framework_id);
-        self.completed_frameworks
-            .insert(framework_id.clone(), CompletedFramework { framework, removed_at: now, reason });
+        self.completed_frameworks.insert(
+            framework_id.clone(),
+            CompletedFramework { framework, removed_at: now, reason },
+        );
         self.completed_framework_order.push_back(framework_id.clone());
-        while self.completed_framework_order.len() > self.settings.max_completed_frameworks as usize {
+        while self.completed_framework_order.len() > self.settings.max_completed_frameworks as usize
+        {
             if let Some(oldest) = self.completed_framework_order.pop_front() {
                 self.completed_frameworks.remove(&oldest);
             }
@@ -175,15 +191,24 @@ impl ClusterState {
         events.push(Event::FrameworkRemoved { framework_id: framework_id.clone(), reason });
     }
 
-    fn framework_roles_or_all(&self, framework_id: &FrameworkId, roles: &[Role]) -> Result<Vec<Role>, Rejection> {
-        let framework =
-            self.frameworks.get(framework_id).ok_or_else(|| Rejection::UnknownFramework(framework_id.clone()))?;
+    fn framework_roles_or_all(
+        &self,
+        framework_id: &FrameworkId,
+        roles: &[Role],
+    ) -> Result<Vec<Role>, Rejection> {
+        let framework = self
+            .frameworks
+            .get(framework_id)
+            .ok_or_else(|| Rejection::UnknownFramework(framework_id.clone()))?;
         if roles.is_empty() {
             return Ok(framework.info.roles.clone());
         }
         for role in roles {
             if !framework.info.roles.contains(role) {
-                return Err(Rejection::RoleNotSubscribed { framework_id: framework_id.clone(), role: role.clone() });
+                return Err(Rejection::RoleNotSubscribed {
+                    framework_id: framework_id.clone(),
+                    role: role.clone(),
+                });
             }
         }
         Ok(roles.to_vec())

@@ -34,13 +34,17 @@ pub(crate) fn require_operator(entry: &Entry) -> Result<(), Rejection> {
 }
 
 /// Scheduler calls: the framework itself (or the leader acting for a built-in framework).
-pub(crate) fn require_framework(entry: &Entry, framework_id: &FrameworkId) -> Result<(), Rejection> {
+pub(crate) fn require_framework(
+    entry: &Entry,
+    framework_id: &FrameworkId,
+) -> Result<(), Rejection> {
     match &entry.actor {
         Actor::Leader => Ok(()),
         Actor::Framework(actor) if actor == framework_id => Ok(()),
-        Actor::Framework(actor) => {
-            Err(not_permitted(entry, &format!("framework {actor} may not act for framework {framework_id}")))
-        }
+        Actor::Framework(actor) => Err(not_permitted(
+            entry,
+            &format!("framework {actor} may not act for framework {framework_id}"),
+        )),
         _ => Err(not_permitted(entry, "only the framework itself issues it")),
     }
 }
@@ -105,8 +109,12 @@ impl ClusterState {
         Err(Rejection::UnknownFramework(framework_id.clone()))
     }
 
-    pub(crate) fn known_agent(&self, agent_id: &AgentId) -> Result<&crate::model::Agent, Rejection> {
-        let agent = self.agents.get(agent_id).ok_or_else(|| Rejection::UnknownAgent(agent_id.clone()))?;
+    pub(crate) fn known_agent(
+        &self,
+        agent_id: &AgentId,
+    ) -> Result<&crate::model::Agent, Rejection> {
+        let agent =
+            self.agents.get(agent_id).ok_or_else(|| Rejection::UnknownAgent(agent_id.clone()))?;
         if agent.is_gone() {
             return Err(Rejection::AgentGone(agent_id.clone()));
         }
@@ -136,8 +144,12 @@ impl ClusterState {
         reason: RescindReason,
         events: &mut Vec<Event>,
     ) {
-        let doomed: Vec<OfferId> =
-            self.offers.values().filter(|offer| matches(offer)).map(|offer| offer.id.clone()).collect();
+        let doomed: Vec<OfferId> = self
+            .offers
+            .values()
+            .filter(|offer| matches(offer))
+            .map(|offer| offer.id.clone())
+            .collect();
         for offer_id in doomed {
             if let Some(offer) = self.remove_offer(&offer_id) {
                 events.push(Event::OfferRescinded {
@@ -150,12 +162,19 @@ impl ClusterState {
         }
     }
 
-    pub(crate) fn rescind_agent_offers(&mut self, agent_id: &AgentId, reason: RescindReason, events: &mut Vec<Event>) {
+    pub(crate) fn rescind_agent_offers(
+        &mut self,
+        agent_id: &AgentId,
+        reason: RescindReason,
+        events: &mut Vec<Event>,
+    ) {
         let doomed: Vec<OfferId> = self
             .frameworks
             .values()
             .flat_map(|framework| framework.offers.iter())
-            .filter(|offer_id| self.offers.get(*offer_id).is_some_and(|offer| &offer.agent_id == agent_id))
+            .filter(|offer_id| {
+                self.offers.get(*offer_id).is_some_and(|offer| &offer.agent_id == agent_id)
+            })
             .cloned()
             .collect();
         self.rescind_ids(doomed, reason, events);
@@ -175,7 +194,12 @@ impl ClusterState {
         self.rescind_ids(doomed, reason, events);
     }
 
-    fn rescind_ids(&mut self, offer_ids: Vec<OfferId>, reason: RescindReason, events: &mut Vec<Event>) {
+    fn rescind_ids(
+        &mut self,
+        offer_ids: Vec<OfferId>,
+        reason: RescindReason,
+        events: &mut Vec<Event>,
+    ) {
         for offer_id in offer_ids {
             if let Some(offer) = self.remove_offer(&offer_id) {
                 events.push(Event::OfferRescinded {
@@ -207,8 +231,9 @@ impl ClusterState {
         task.statuses.push(status.clone());
         let agent_id = task.agent_id().clone();
         let task_id = status.task_id.clone();
-        let released = (!previous.is_terminal() && status.state.is_terminal())
-            .then(|| (task.resources().clone(), task.info.executor.as_ref().map(|e| e.executor_id.clone())));
+        let released = (!previous.is_terminal() && status.state.is_terminal()).then(|| {
+            (task.resources().clone(), task.info.executor.as_ref().map(|e| e.executor_id.clone()))
+        });
         if status.uuid.is_some() {
             framework.pending_updates.entry(task_id.clone()).or_default().push_back(status.clone());
         }
@@ -313,7 +338,12 @@ impl ClusterState {
     }
 
     /// The agent will never return under this id: its offers go, its tasks end.
-    pub(crate) fn mark_agent_gone(&mut self, agent_id: &AgentId, by_operator: bool, events: &mut Vec<Event>) {
+    pub(crate) fn mark_agent_gone(
+        &mut self,
+        agent_id: &AgentId,
+        by_operator: bool,
+        events: &mut Vec<Event>,
+    ) {
         let now = self.now;
         let Some(agent) = self.agents.get_mut(agent_id) else { return };
         if agent.is_gone() {
@@ -322,8 +352,11 @@ impl ClusterState {
         agent.liveness = Liveness::Gone { at: now, by_operator };
         events.push(Event::AgentRemoved { agent_id: agent_id.clone(), by_operator });
         self.rescind_agent_offers(agent_id, RescindReason::AgentRemoved, events);
-        let tracked: Vec<(FrameworkId, TaskId)> =
-            self.agents.get(agent_id).map(|agent| agent.tasks.iter().cloned().collect()).unwrap_or_default();
+        let tracked: Vec<(FrameworkId, TaskId)> = self
+            .agents
+            .get(agent_id)
+            .map(|agent| agent.tasks.iter().cloned().collect())
+            .unwrap_or_default();
         for (framework_id, task_id) in tracked {
             let Some(task) = self.task(&framework_id, &task_id) else { continue };
             if task.state.is_terminal() {
@@ -332,10 +365,22 @@ impl ClusterState {
             let partition_aware =
                 self.frameworks.get(&framework_id).is_some_and(|f| f.info.is_partition_aware());
             let (state, reason, message) = match (partition_aware, by_operator) {
-                (true, true) => (TaskState::GoneByOperator, TaskReason::AgentRemovedByOperator, "agent marked gone by an operator"),
-                (true, false) => (TaskState::Gone, TaskReason::AgentRemoved, "agent unreachable for too long"),
-                (false, true) => (TaskState::Lost, TaskReason::AgentRemovedByOperator, "agent marked gone by an operator"),
-                (false, false) => (TaskState::Lost, TaskReason::AgentRemoved, "agent unreachable for too long"),
+                (true, true) => (
+                    TaskState::GoneByOperator,
+                    TaskReason::AgentRemovedByOperator,
+                    "agent marked gone by an operator",
+                ),
+                (true, false) => {
+                    (TaskState::Gone, TaskReason::AgentRemoved, "agent unreachable for too long")
+                }
+                (false, true) => (
+                    TaskState::Lost,
+                    TaskReason::AgentRemovedByOperator,
+                    "agent marked gone by an operator",
+                ),
+                (false, false) => {
+                    (TaskState::Lost, TaskReason::AgentRemoved, "agent unreachable for too long")
+                }
             };
             let status = master_status(task, state, reason, message, now);
             self.set_task_status(&framework_id, status, events);

@@ -22,7 +22,12 @@ struct Pool {
     available: Resources,
 }
 
-fn dropped_status(task: &TaskInfo, reason: TaskReason, message: String, at: crate::Timestamp) -> TaskStatus {
+fn dropped_status(
+    task: &TaskInfo,
+    reason: TaskReason,
+    message: String,
+    at: crate::Timestamp,
+) -> TaskStatus {
     TaskStatus {
         task_id: task.task_id.clone(),
         state: TaskState::Error,
@@ -54,7 +59,10 @@ fn validate_task_shape(task: &TaskInfo) -> Result<(), String> {
     }
     if let Some(command) = &task.command {
         let has_docker = task.container.as_ref().is_some_and(|c| c.docker.is_some());
-        if command.value.as_deref().is_none_or(str::is_empty) && command.arguments.is_empty() && !has_docker {
+        if command.value.as_deref().is_none_or(str::is_empty)
+            && command.arguments.is_empty()
+            && !has_docker
+        {
             return Err("command.value must not be empty".to_owned());
         }
     }
@@ -96,7 +104,11 @@ impl ClusterState {
                 continue;
             }
             let offer_id = self.next_offer_id();
-            let hostname = self.agents.get(&spec.agent_id).map(|a| a.info.hostname.clone()).unwrap_or_default();
+            let hostname = self
+                .agents
+                .get(&spec.agent_id)
+                .map(|a| a.info.hostname.clone())
+                .unwrap_or_default();
             let offer = Offer {
                 id: offer_id.clone(),
                 framework_id: spec.framework_id.clone(),
@@ -124,14 +136,20 @@ impl ClusterState {
         self.connected_framework(&spec.framework_id)?;
         let framework = &self.frameworks[&spec.framework_id];
         if !framework.info.roles.contains(&spec.role) {
-            return Err(Rejection::RoleNotSubscribed { framework_id: spec.framework_id.clone(), role: spec.role.clone() });
+            return Err(Rejection::RoleNotSubscribed {
+                framework_id: spec.framework_id.clone(),
+                role: spec.role.clone(),
+            });
         }
         if framework.suppressed_roles.contains(&spec.role) {
             return Err(Rejection::invalid("role", format!("{} is suppressed", spec.role)));
         }
         let agent = self.known_agent(&spec.agent_id)?;
         if !agent.is_offerable() {
-            return Err(Rejection::invalid("agent_id", format!("agent {} is not active and reachable", spec.agent_id)));
+            return Err(Rejection::invalid(
+                "agent_id",
+                format!("agent {} is not active and reachable", spec.agent_id),
+            ));
         }
         if self.machine_mode_of(&agent.info.hostname, &agent.info.address) == MachineMode::Down {
             return Err(Rejection::MachineDown(agent.info.hostname.clone()));
@@ -140,12 +158,18 @@ impl ClusterState {
             return Err(Rejection::invalid("resources", "an offer must hold something"));
         }
         if spec.resources.iter().any(|r| !r.reservation.is_allocatable_to(&spec.role)) {
-            return Err(Rejection::invalid("resources", format!("holds resources reserved for a role other than {}", spec.role)));
+            return Err(Rejection::invalid(
+                "resources",
+                format!("holds resources reserved for a role other than {}", spec.role),
+            ));
         }
         agent.free().checked_sub(&spec.resources)?;
         if let Some(filter) = framework.filters.get(&spec.agent_id) {
             if self.now < filter.until && filter.resources.contains(&spec.resources) {
-                return Err(Rejection::invalid("agent_id", "the framework refused these resources until its filter expires"));
+                return Err(Rejection::invalid(
+                    "agent_id",
+                    "the framework refused these resources until its filter expires",
+                ));
             }
         }
         Ok(())
@@ -162,12 +186,20 @@ impl ClusterState {
             return Err(Rejection::UnknownOffer(unknown.clone()));
         }
         let wanted: BTreeSet<&OfferId> = offer_ids.iter().collect();
-        self.rescind_offers_where(|offer| wanted.contains(&offer.id), RescindReason::Requested, events);
+        self.rescind_offers_where(
+            |offer| wanted.contains(&offer.id),
+            RescindReason::Requested,
+            events,
+        );
         Ok(())
     }
 
     /// Checks that all offers exist, belong to the framework, and share one agent and role.
-    fn owned_offers(&self, framework_id: &FrameworkId, offer_ids: &[OfferId]) -> Result<Vec<Offer>, Rejection> {
+    fn owned_offers(
+        &self,
+        framework_id: &FrameworkId,
+        offer_ids: &[OfferId],
+    ) -> Result<Vec<Offer>, Rejection> {
         if offer_ids.is_empty() {
             return Err(Rejection::invalid("offer_ids", "must name at least one offer"));
         }
@@ -177,7 +209,10 @@ impl ClusterState {
         }
         let mut offers: Vec<Offer> = Vec::with_capacity(offer_ids.len());
         for offer_id in offer_ids {
-            let offer = self.offers.get(offer_id).ok_or_else(|| Rejection::UnknownOffer(offer_id.clone()))?;
+            let offer = self
+                .offers
+                .get(offer_id)
+                .ok_or_else(|| Rejection::UnknownOffer(offer_id.clone()))?;
             if &offer.framework_id != framework_id {
                 return Err(Rejection::OfferNotOwned {
                     offer_id: offer_id.clone(),
@@ -187,10 +222,16 @@ impl ClusterState {
             }
             if let Some(first) = offers.first() {
                 if first.agent_id != offer.agent_id {
-                    return Err(Rejection::OffersOnDifferentAgents { first: first.id.clone(), second: offer_id.clone() });
+                    return Err(Rejection::OffersOnDifferentAgents {
+                        first: first.id.clone(),
+                        second: offer_id.clone(),
+                    });
                 }
                 if first.role != offer.role {
-                    return Err(Rejection::invalid("offer_ids", "offers for different roles cannot be accepted together"));
+                    return Err(Rejection::invalid(
+                        "offer_ids",
+                        "offers for different roles cannot be accepted together",
+                    ));
                 }
             }
             offers.push(offer.clone());
@@ -211,7 +252,8 @@ impl ClusterState {
         self.connected_framework(framework_id)?;
         let offers = self.owned_offers(framework_id, offer_ids)?;
         for operation in operations {
-            if let Operation::Reserve { resources } | Operation::Unreserve { resources } = operation {
+            if let Operation::Reserve { resources } | Operation::Unreserve { resources } = operation
+            {
                 validate_reservation_request(resources)?;
             }
         }
@@ -233,7 +275,10 @@ impl ClusterState {
                     if resources.iter().any(|r| r.reservation.role() != Some(&offers[0].role)) {
                         return Err(Rejection::invalid(
                             "operations.reserve.resources",
-                            format!("a framework may reserve only for the offer's role {}", offers[0].role),
+                            format!(
+                                "a framework may reserve only for the offer's role {}",
+                                offers[0].role
+                            ),
                         ));
                     }
                     dry = dry.checked_sub(&unreserved_equivalent(resources))?;
@@ -258,8 +303,12 @@ impl ClusterState {
         let mut launched_ids: BTreeSet<TaskId> = BTreeSet::new();
         for operation in operations {
             match operation {
-                Operation::Reserve { resources } => self.reserve_from_pool(&mut pool, resources, events),
-                Operation::Unreserve { resources } => self.unreserve_from_pool(&mut pool, resources, events),
+                Operation::Reserve { resources } => {
+                    self.reserve_from_pool(&mut pool, resources, events)
+                }
+                Operation::Unreserve { resources } => {
+                    self.unreserve_from_pool(&mut pool, resources, events)
+                }
                 Operation::Launch { task_infos } => {
                     for task in task_infos {
                         self.launch_one(&mut pool, task, None, &mut launched_ids, events);
@@ -276,7 +325,12 @@ impl ClusterState {
         Ok(())
     }
 
-    fn reserve_from_pool(&mut self, pool: &mut Pool, resources: &Resources, events: &mut Vec<Event>) {
+    fn reserve_from_pool(
+        &mut self,
+        pool: &mut Pool,
+        resources: &Resources,
+        events: &mut Vec<Event>,
+    ) {
         let unreserved = unreserved_equivalent(resources);
         let Ok(rest) = pool.available.checked_sub(&unreserved) else { return };
         pool.available = rest;
@@ -284,12 +338,23 @@ impl ClusterState {
         if let Some(agent) = self.agents.get_mut(&pool.agent_id) {
             agent.total = agent.total.saturating_sub(&unreserved);
             agent.total.add(resources);
-            events.push(Event::ResourcesReserved { agent_id: pool.agent_id.clone(), resources: resources.clone() });
-            events.push(Event::AgentResourcesChanged { agent_id: pool.agent_id.clone(), total: agent.total.clone() });
+            events.push(Event::ResourcesReserved {
+                agent_id: pool.agent_id.clone(),
+                resources: resources.clone(),
+            });
+            events.push(Event::AgentResourcesChanged {
+                agent_id: pool.agent_id.clone(),
+                total: agent.total.clone(),
+            });
         }
     }
 
-    fn unreserve_from_pool(&mut self, pool: &mut Pool, resources: &Resources, events: &mut Vec<Event>) {
+    fn unreserve_from_pool(
+        &mut self,
+        pool: &mut Pool,
+        resources: &Resources,
+        events: &mut Vec<Event>,
+    ) {
         let Ok(rest) = pool.available.checked_sub(resources) else { return };
         let unreserved = unreserved_equivalent(resources);
         pool.available = rest;
@@ -297,25 +362,42 @@ impl ClusterState {
         if let Some(agent) = self.agents.get_mut(&pool.agent_id) {
             agent.total = agent.total.saturating_sub(resources);
             agent.total.add(&unreserved);
-            events.push(Event::ResourcesUnreserved { agent_id: pool.agent_id.clone(), resources: resources.clone() });
-            events.push(Event::AgentResourcesChanged { agent_id: pool.agent_id.clone(), total: agent.total.clone() });
+            events.push(Event::ResourcesUnreserved {
+                agent_id: pool.agent_id.clone(),
+                resources: resources.clone(),
+            });
+            events.push(Event::AgentResourcesChanged {
+                agent_id: pool.agent_id.clone(),
+                total: agent.total.clone(),
+            });
         }
     }
 
     /// Why a task cannot be launched from the pool, or `None` when it can.
-    fn task_problem(&self, pool: &Pool, task: &TaskInfo, launched_ids: &BTreeSet<TaskId>) -> Option<String> {
+    fn task_problem(
+        &self,
+        pool: &Pool,
+        task: &TaskInfo,
+        launched_ids: &BTreeSet<TaskId>,
+    ) -> Option<String> {
         if let Err(problem) = validate_task_shape(task) {
             return Some(problem);
         }
         if task.agent_id != pool.agent_id {
-            return Some(format!("task names agent {} but the offers are for agent {}", task.agent_id, pool.agent_id));
+            return Some(format!(
+                "task names agent {} but the offers are for agent {}",
+                task.agent_id, pool.agent_id
+            ));
         }
         let framework = self.frameworks.get(&pool.framework_id)?;
         if framework.tasks.contains_key(&task.task_id) || launched_ids.contains(&task.task_id) {
             return Some(format!("task id {} is already in use", task.task_id));
         }
         if task.resources.iter().any(|r| !r.reservation.is_allocatable_to(&pool.role)) {
-            return Some(format!("task uses resources reserved for a role other than {}", pool.role));
+            return Some(format!(
+                "task uses resources reserved for a role other than {}",
+                pool.role
+            ));
         }
         if let Err(shortfall) = pool.available.checked_sub(&task.resources) {
             return Some(format!("task uses more than the offers hold: {shortfall}"));
@@ -375,7 +457,10 @@ impl ClusterState {
         let key = (pool.framework_id.clone(), executor.executor_id.clone());
         if let Some(existing) = self.executors.get_mut(&key) {
             if existing.agent_id != pool.agent_id {
-                return Err(format!("executor {} already runs on agent {}", executor.executor_id, existing.agent_id));
+                return Err(format!(
+                    "executor {} already runs on agent {}",
+                    executor.executor_id, existing.agent_id
+                ));
             }
             existing.live_tasks += 1;
             return Ok(());
@@ -391,7 +476,12 @@ impl ClusterState {
         }
         self.executors.insert(
             key,
-            Executor { framework_id: pool.framework_id.clone(), agent_id: pool.agent_id.clone(), info: executor.clone(), live_tasks: 1 },
+            Executor {
+                framework_id: pool.framework_id.clone(),
+                agent_id: pool.agent_id.clone(),
+                info: executor.clone(),
+                live_tasks: 1,
+            },
         );
         Ok(())
     }
@@ -411,15 +501,19 @@ impl ClusterState {
             role: pool.role.clone(),
             available: pool.available.clone(),
         };
-        let executor_known = self.executors.contains_key(&(pool.framework_id.clone(), executor.executor_id.clone()));
-        let mut problem = if task_infos.is_empty() { Some("task group is empty".to_owned()) } else { None };
+        let executor_known =
+            self.executors.contains_key(&(pool.framework_id.clone(), executor.executor_id.clone()));
+        let mut problem =
+            if task_infos.is_empty() { Some("task group is empty".to_owned()) } else { None };
         if problem.is_none() && executor.executor_id.as_str().is_empty() {
             problem = Some("executor.executor_id must not be empty".to_owned());
         }
         if problem.is_none() && !executor_known {
             match trial.available.checked_sub(&executor.resources) {
                 Ok(rest) => trial.available = rest,
-                Err(shortfall) => problem = Some(format!("executor uses more than the offers hold: {shortfall}")),
+                Err(shortfall) => {
+                    problem = Some(format!("executor uses more than the offers hold: {shortfall}"))
+                }
             }
         }
         let mut trial_ids = launched_ids.clone();
@@ -440,7 +534,8 @@ impl ClusterState {
         }
         if let Some(problem) = problem {
             for task in task_infos {
-                let status = dropped_status(task, TaskReason::TaskGroupInvalid, problem.clone(), self.now);
+                let status =
+                    dropped_status(task, TaskReason::TaskGroupInvalid, problem.clone(), self.now);
                 events.push(Event::TaskDropped { framework_id: pool.framework_id.clone(), status });
             }
             return;
@@ -462,7 +557,9 @@ impl ClusterState {
     ) {
         let until = self.now.plus(filters.refuse);
         if let Some(framework) = self.frameworks.get_mut(framework_id) {
-            framework.filters.insert(agent_id.clone(), OfferFilter { resources: resources.clone(), until });
+            framework
+                .filters
+                .insert(agent_id.clone(), OfferFilter { resources: resources.clone(), until });
         }
         events.push(Event::OfferFilterAdded {
             framework_id: framework_id.clone(),
@@ -487,7 +584,10 @@ impl ClusterState {
         }
         let mut offers = Vec::with_capacity(offer_ids.len());
         for offer_id in offer_ids {
-            let offer = self.offers.get(offer_id).ok_or_else(|| Rejection::UnknownOffer(offer_id.clone()))?;
+            let offer = self
+                .offers
+                .get(offer_id)
+                .ok_or_else(|| Rejection::UnknownOffer(offer_id.clone()))?;
             if &offer.framework_id != framework_id {
                 return Err(Rejection::OfferNotOwned {
                     offer_id: offer_id.clone(),
@@ -497,11 +597,16 @@ impl ClusterState {
             }
             offers.push(offer.clone());
         }
-        let mut refused: std::collections::BTreeMap<AgentId, Resources> = std::collections::BTreeMap::new();
+        let mut refused: std::collections::BTreeMap<AgentId, Resources> =
+            std::collections::BTreeMap::new();
         for offer in offers {
             self.remove_offer(&offer.id);
             refused.entry(offer.agent_id.clone()).or_default().add(&offer.resources);
-            events.push(Event::OfferDeclined { offer_id: offer.id, framework_id: framework_id.clone(), agent_id: offer.agent_id });
+            events.push(Event::OfferDeclined {
+                offer_id: offer.id,
+                framework_id: framework_id.clone(),
+                agent_id: offer.agent_id,
+            });
         }
         if !filters.refuse.is_zero() {
             for (agent_id, resources) in refused {
@@ -552,7 +657,10 @@ pub(crate) fn validate_reservation_request(resources: &Resources) -> Result<(), 
             _ => {
                 return Err(Rejection::invalid(
                     "resources",
-                    format!("{} must carry a dynamic reservation for a role other than '*'", resource.name),
+                    format!(
+                        "{} must carry a dynamic reservation for a role other than '*'",
+                        resource.name
+                    ),
                 ))
             }
         }
@@ -564,7 +672,11 @@ pub(crate) fn validate_reservation_request(resources: &Resources) -> Result<(), 
 pub(crate) fn unreserved_equivalent(resources: &Resources) -> Resources {
     let list: Vec<Resource> = resources
         .iter()
-        .map(|r| Resource { name: r.name.clone(), reservation: Reservation::Unreserved, value: r.value.clone() })
+        .map(|r| Resource {
+            name: r.name.clone(),
+            reservation: Reservation::Unreserved,
+            value: r.value.clone(),
+        })
         .collect();
     Resources::from_list(list).unwrap_or_default()
 }

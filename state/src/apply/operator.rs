@@ -29,7 +29,10 @@ impl ClusterState {
                 return Err(Rejection::invalid("weight_infos.role", "the '*' role has no weight"));
             }
             if weight.milli() <= 0 {
-                return Err(Rejection::invalid("weight_infos.weight", format!("weight of {role} must be positive, got {weight}")));
+                return Err(Rejection::invalid(
+                    "weight_infos.weight",
+                    format!("weight of {role} must be positive, got {weight}"),
+                ));
             }
         }
         for (role, weight) in weights {
@@ -51,11 +54,17 @@ impl ClusterState {
         }
         for config in configs {
             if config.role.is_default() {
-                return Err(Rejection::invalid("quota_configs.role", "the '*' role cannot have quota"));
+                return Err(Rejection::invalid(
+                    "quota_configs.role",
+                    "the '*' role cannot have quota",
+                ));
             }
             for (name, amount) in config.guarantees.iter().chain(config.limits.iter()) {
                 if amount.milli() < 0 {
-                    return Err(Rejection::invalid("quota_configs", format!("{name} of {} is negative", config.role)));
+                    return Err(Rejection::invalid(
+                        "quota_configs",
+                        format!("{name} of {} is negative", config.role),
+                    ));
                 }
             }
             for (name, guarantee) in config.guarantees.iter() {
@@ -63,7 +72,11 @@ impl ClusterState {
                 if limited && guarantee > config.limits.get(name) {
                     return Err(Rejection::invalid(
                         "quota_configs.guarantees",
-                        format!("{name} guarantee {guarantee} of {} exceeds its limit {}", config.role, config.limits.get(name)),
+                        format!(
+                            "{name} guarantee {guarantee} of {} exceeds its limit {}",
+                            config.role,
+                            config.limits.get(name)
+                        ),
                     ));
                 }
             }
@@ -87,11 +100,17 @@ impl ClusterState {
         let mut scheduled: BTreeSet<&MachineId> = BTreeSet::new();
         for window in windows {
             if window.machine_ids.is_empty() {
-                return Err(Rejection::invalid("windows.machine_ids", "a window must name machines"));
+                return Err(Rejection::invalid(
+                    "windows.machine_ids",
+                    "a window must name machines",
+                ));
             }
             for machine in &window.machine_ids {
                 if machine.hostname.is_none() && machine.ip.is_none() {
-                    return Err(Rejection::invalid("windows.machine_ids", "a machine needs a hostname or an ip"));
+                    return Err(Rejection::invalid(
+                        "windows.machine_ids",
+                        "a machine needs a hostname or an ip",
+                    ));
                 }
                 if !scheduled.insert(machine) {
                     return Err(Rejection::invalid(
@@ -105,11 +124,14 @@ impl ClusterState {
             if *mode == MachineMode::Down && !scheduled.contains(machine) {
                 return Err(Rejection::invalid(
                     "windows",
-                    format!("machine {machine:?} is DOWN; stop its maintenance before unscheduling it"),
+                    format!(
+                        "machine {machine:?} is DOWN; stop its maintenance before unscheduling it"
+                    ),
                 ));
             }
         }
-        self.machine_modes.retain(|machine, mode| *mode == MachineMode::Down || scheduled.contains(machine));
+        self.machine_modes
+            .retain(|machine, mode| *mode == MachineMode::Down || scheduled.contains(machine));
         for machine in scheduled {
             self.machine_modes.entry(machine.clone()).or_insert(MachineMode::Draining);
         }
@@ -144,7 +166,9 @@ impl ClusterState {
             .agents
             .values()
             .filter(|agent| !agent.is_gone())
-            .filter(|agent| machines.iter().any(|m| m.matches(&agent.info.hostname, &agent.info.address)))
+            .filter(|agent| {
+                machines.iter().any(|m| m.matches(&agent.info.hostname, &agent.info.address))
+            })
             .map(|agent| agent.id.clone())
             .collect();
         for agent_id in affected {
@@ -165,7 +189,10 @@ impl ClusterState {
         }
         for machine in machines {
             if self.machine_modes.get(machine) != Some(&MachineMode::Down) {
-                return Err(Rejection::invalid("machines", format!("machine {machine:?} is not DOWN")));
+                return Err(Rejection::invalid(
+                    "machines",
+                    format!("machine {machine:?} is not DOWN"),
+                ));
             }
         }
         for machine in machines {
@@ -190,7 +217,10 @@ impl ClusterState {
         require_operator(entry)?;
         let agent = self.known_agent(agent_id)?;
         if matches!(agent.mode, AgentMode::Draining(_) | AgentMode::Drained(_)) {
-            return Err(Rejection::invalid("agent_id", format!("agent {agent_id} is already draining")));
+            return Err(Rejection::invalid(
+                "agent_id",
+                format!("agent {agent_id} is already draining"),
+            ));
         }
         let config = DrainConfig { max_grace_period, mark_gone };
         if let Some(agent) = self.agents.get_mut(agent_id) {
@@ -199,7 +229,9 @@ impl ClusterState {
         events.push(Event::AgentDraining { agent_id: agent_id.clone(), config });
         self.rescind_agent_offers(agent_id, RescindReason::AgentDrainingOrDeactivated, events);
         for (framework_id, task_id) in self.live_tasks_on(agent_id) {
-            let Some(task) = self.frameworks.get_mut(&framework_id).and_then(|f| f.tasks.get_mut(&task_id)) else {
+            let Some(task) =
+                self.frameworks.get_mut(&framework_id).and_then(|f| f.tasks.get_mut(&task_id))
+            else {
                 continue;
             };
             let own_grace = task.info.kill_policy.and_then(|p| p.grace_period);
@@ -249,7 +281,10 @@ impl ClusterState {
         require_operator(entry)?;
         let agent = self.known_agent(agent_id)?;
         if agent.mode == AgentMode::Active {
-            return Err(Rejection::invalid("agent_id", format!("agent {agent_id} is already active")));
+            return Err(Rejection::invalid(
+                "agent_id",
+                format!("agent {agent_id} is already active"),
+            ));
         }
         if let Some(agent) = self.agents.get_mut(agent_id) {
             agent.mode = AgentMode::Active;
@@ -286,7 +321,10 @@ impl ClusterState {
         agent.total = agent.total.saturating_sub(&unreserved);
         agent.total.add(resources);
         let total = agent.total.clone();
-        events.push(Event::ResourcesReserved { agent_id: agent_id.clone(), resources: resources.clone() });
+        events.push(Event::ResourcesReserved {
+            agent_id: agent_id.clone(),
+            resources: resources.clone(),
+        });
         events.push(Event::AgentResourcesChanged { agent_id: agent_id.clone(), total });
         Ok(())
     }
@@ -301,7 +339,10 @@ impl ClusterState {
         require_operator(entry)?;
         validate_reservation_request(resources)?;
         if resources.iter().any(|r| matches!(r.reservation, Reservation::Static { .. })) {
-            return Err(Rejection::invalid("resources", "static reservations cannot be unreserved"));
+            return Err(Rejection::invalid(
+                "resources",
+                "static reservations cannot be unreserved",
+            ));
         }
         let agent = self.known_agent(agent_id)?;
         agent.free().checked_sub(resources)?;
@@ -310,7 +351,10 @@ impl ClusterState {
         agent.total = agent.total.saturating_sub(resources);
         agent.total.add(&unreserved);
         let total = agent.total.clone();
-        events.push(Event::ResourcesUnreserved { agent_id: agent_id.clone(), resources: resources.clone() });
+        events.push(Event::ResourcesUnreserved {
+            agent_id: agent_id.clone(),
+            resources: resources.clone(),
+        });
         events.push(Event::AgentResourcesChanged { agent_id: agent_id.clone(), total });
         Ok(())
     }
@@ -323,9 +367,15 @@ impl ClusterState {
     ) -> Result<(), Rejection> {
         require_operator(entry)?;
         let id_ok = !settings.cluster_id.is_empty()
-            && settings.cluster_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            && settings
+                .cluster_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
         if !id_ok {
-            return Err(Rejection::invalid("settings.cluster_id", "must be non-empty letters, digits, '-' or '_'"));
+            return Err(Rejection::invalid(
+                "settings.cluster_id",
+                "must be non-empty letters, digits, '-' or '_'",
+            ));
         }
         if settings.dedup_capacity == 0 {
             return Err(Rejection::invalid("settings.dedup_capacity", "must be at least 1"));

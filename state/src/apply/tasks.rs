@@ -13,18 +13,24 @@ impl ClusterState {
         status: &TaskStatus,
         events: &mut Vec<Event>,
     ) -> Result<(), Rejection> {
-        let agent_id = status
-            .agent_id
-            .as_ref()
-            .ok_or_else(|| Rejection::invalid("status.agent_id", "must name the reporting agent"))?;
+        let agent_id = status.agent_id.as_ref().ok_or_else(|| {
+            Rejection::invalid("status.agent_id", "must name the reporting agent")
+        })?;
         require_agent(entry, agent_id)?;
         if status.source == TaskSource::Master {
-            return Err(Rejection::invalid("status.source", "agents report SOURCE_AGENT or SOURCE_EXECUTOR"));
+            return Err(Rejection::invalid(
+                "status.source",
+                "agents report SOURCE_AGENT or SOURCE_EXECUTOR",
+            ));
         }
         if status.uuid.is_none() {
-            return Err(Rejection::invalid("status.uuid", "agent updates carry a uuid to be acknowledged"));
+            return Err(Rejection::invalid(
+                "status.uuid",
+                "agent updates carry a uuid to be acknowledged",
+            ));
         }
-        if matches!(status.state, TaskState::Staging | TaskState::Unknown | TaskState::Unreachable) {
+        if matches!(status.state, TaskState::Staging | TaskState::Unknown | TaskState::Unreachable)
+        {
             return Err(Rejection::invalid(
                 "status.state",
                 format!("{} is not a state an agent reports", status.state.as_mesos_str()),
@@ -46,7 +52,11 @@ impl ClusterState {
             });
         }
         if !task.state.may_become(status.state) {
-            return Err(Rejection::InvalidTransition { task_id: status.task_id.clone(), from: task.state, to: status.state });
+            return Err(Rejection::InvalidTransition {
+                task_id: status.task_id.clone(),
+                from: task.state,
+                to: status.state,
+            });
         }
         let mut status = status.clone();
         status.timestamp = self.now;
@@ -63,7 +73,10 @@ impl ClusterState {
         events: &mut Vec<Event>,
     ) -> Result<(), Rejection> {
         let now = self.now;
-        let unknown = || Rejection::UnknownTask { framework_id: framework_id.clone(), task_id: status.task_id.clone() };
+        let unknown = || Rejection::UnknownTask {
+            framework_id: framework_id.clone(),
+            task_id: status.task_id.clone(),
+        };
         let framework = self.frameworks.get_mut(framework_id).ok_or_else(unknown)?;
         let task = framework
             .completed_tasks
@@ -72,7 +85,11 @@ impl ClusterState {
             .find(|task| task.id() == &status.task_id)
             .ok_or_else(unknown)?;
         if !task.state.may_become(status.state) {
-            return Err(Rejection::InvalidTransition { task_id: status.task_id.clone(), from: task.state, to: status.state });
+            return Err(Rejection::InvalidTransition {
+                task_id: status.task_id.clone(),
+                from: task.state,
+                to: status.state,
+            });
         }
         let previous = task.state;
         let mut status = status.clone();
@@ -82,7 +99,12 @@ impl ClusterState {
         task.state = status.state;
         task.statuses.push(status.clone());
         let agent_id = task.agent_id().clone();
-        events.push(Event::TaskUpdated { framework_id: framework_id.clone(), agent_id, status, previous });
+        events.push(Event::TaskUpdated {
+            framework_id: framework_id.clone(),
+            agent_id,
+            status,
+            previous,
+        });
         Ok(())
     }
 
@@ -97,16 +119,25 @@ impl ClusterState {
     ) -> Result<(), Rejection> {
         require_framework(entry, framework_id)?;
         self.connected_framework(framework_id)?;
-        let task = self
-            .task(framework_id, task_id)
-            .ok_or_else(|| Rejection::UnknownTask { framework_id: framework_id.clone(), task_id: task_id.clone() })?;
+        let task = self.task(framework_id, task_id).ok_or_else(|| Rejection::UnknownTask {
+            framework_id: framework_id.clone(),
+            task_id: task_id.clone(),
+        })?;
         if task.agent_id() != agent_id {
-            return Err(Rejection::WrongAgent { task_id: task_id.clone(), claimed: agent_id.clone(), actual: task.agent_id().clone() });
+            return Err(Rejection::WrongAgent {
+                task_id: task_id.clone(),
+                claimed: agent_id.clone(),
+                actual: task.agent_id().clone(),
+            });
         }
-        let unknown_update = || Rejection::UnknownUpdate { task_id: task_id.clone(), uuid: uuid.clone() };
+        let unknown_update =
+            || Rejection::UnknownUpdate { task_id: task_id.clone(), uuid: uuid.clone() };
         let framework = self.frameworks.get_mut(framework_id).ok_or_else(unknown_update)?;
         let pending = framework.pending_updates.get_mut(task_id).ok_or_else(unknown_update)?;
-        let position = pending.iter().position(|status| status.uuid.as_ref() == Some(uuid)).ok_or_else(unknown_update)?;
+        let position = pending
+            .iter()
+            .position(|status| status.uuid.as_ref() == Some(uuid))
+            .ok_or_else(unknown_update)?;
         pending.remove(position);
         if pending.is_empty() {
             framework.pending_updates.remove(task_id);
@@ -132,20 +163,31 @@ impl ClusterState {
     ) -> Result<(), Rejection> {
         require_framework(entry, framework_id)?;
         self.connected_framework(framework_id)?;
-        let task = self
-            .task(framework_id, task_id)
-            .ok_or_else(|| Rejection::UnknownTask { framework_id: framework_id.clone(), task_id: task_id.clone() })?;
+        let task = self.task(framework_id, task_id).ok_or_else(|| Rejection::UnknownTask {
+            framework_id: framework_id.clone(),
+            task_id: task_id.clone(),
+        })?;
         if let Some(agent_id) = agent_id {
             if task.agent_id() != agent_id {
-                return Err(Rejection::WrongAgent { task_id: task_id.clone(), claimed: agent_id.clone(), actual: task.agent_id().clone() });
+                return Err(Rejection::WrongAgent {
+                    task_id: task_id.clone(),
+                    claimed: agent_id.clone(),
+                    actual: task.agent_id().clone(),
+                });
             }
         }
         if task.state.is_terminal() {
-            return Err(Rejection::InvalidTransition { task_id: task_id.clone(), from: task.state, to: TaskState::Killed });
+            return Err(Rejection::InvalidTransition {
+                task_id: task_id.clone(),
+                from: task.state,
+                to: TaskState::Killed,
+            });
         }
         let policy = kill_policy.or(task.info.kill_policy);
         let agent_id = task.agent_id().clone();
-        if let Some(task) = self.frameworks.get_mut(framework_id).and_then(|f| f.tasks.get_mut(task_id)) {
+        if let Some(task) =
+            self.frameworks.get_mut(framework_id).and_then(|f| f.tasks.get_mut(task_id))
+        {
             task.kill_requested = Some(policy.unwrap_or(KillPolicy { grace_period: None }));
         }
         events.push(Event::TaskKillRequested {
@@ -182,17 +224,23 @@ impl ClusterState {
         };
         if asked.is_empty() {
             for task in framework.tasks.values() {
-                events.push(Event::TaskReconciled { framework_id: framework_id.clone(), status: latest(task) });
+                events.push(Event::TaskReconciled {
+                    framework_id: framework_id.clone(),
+                    status: latest(task),
+                });
             }
             return Ok(());
         }
         for (task_id, agent_id) in asked {
             let status = if let Some(task) = framework.tasks.get(task_id) {
                 latest(task)
-            } else if let Some(task) = framework.completed_tasks.iter().rev().find(|t| t.id() == task_id) {
+            } else if let Some(task) =
+                framework.completed_tasks.iter().rev().find(|t| t.id() == task_id)
+            {
                 latest(task)
             } else {
-                let agent_liveness = agent_id.as_ref().and_then(|id| self.agents.get(id)).map(|a| &a.liveness);
+                let agent_liveness =
+                    agent_id.as_ref().and_then(|id| self.agents.get(id)).map(|a| &a.liveness);
                 let state = match agent_liveness {
                     Some(Liveness::Unreachable { .. }) => TaskState::Unreachable,
                     Some(Liveness::Gone { .. }) => TaskState::Gone,

@@ -11,7 +11,11 @@ impl ClusterState {
         let now = self.now;
 
         if let Some(timeout) = self.settings.offer_timeout {
-            self.rescind_offers_where(|offer| offer.created_at.plus(timeout) <= now, RescindReason::Expired, events);
+            self.rescind_offers_where(
+                |offer| offer.created_at.plus(timeout) <= now,
+                RescindReason::Expired,
+                events,
+            );
         }
 
         for framework in self.frameworks.values_mut() {
@@ -22,7 +26,9 @@ impl ClusterState {
             .frameworks
             .values()
             .filter(|framework| match framework.state {
-                FrameworkState::Disconnected { since } => since.plus(framework.info.failover_timeout) <= now,
+                FrameworkState::Disconnected { since } => {
+                    since.plus(framework.info.failover_timeout) <= now
+                }
                 FrameworkState::Connected => false,
             })
             .map(|framework| framework.id.clone())
@@ -35,7 +41,10 @@ impl ClusterState {
         let silent: Vec<AgentId> = self
             .agents
             .values()
-            .filter(|agent| agent.liveness == Liveness::Reachable && agent.last_heartbeat.plus(heartbeat_timeout) <= now)
+            .filter(|agent| {
+                agent.liveness == Liveness::Reachable
+                    && agent.last_heartbeat.plus(heartbeat_timeout) <= now
+            })
             .map(|agent| agent.id.clone())
             .collect();
         for agent_id in silent {

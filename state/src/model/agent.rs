@@ -48,9 +48,14 @@ pub struct AgentInfo {
 pub enum Liveness {
     Reachable,
     /// Missed heartbeats for longer than the heartbeat timeout.
-    Unreachable { since: Timestamp },
+    Unreachable {
+        since: Timestamp,
+    },
     /// Will never come back under this id (operator said so, or unreachable too long).
-    Gone { at: Timestamp, by_operator: bool },
+    Gone {
+        at: Timestamp,
+        by_operator: bool,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

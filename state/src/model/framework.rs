@@ -46,7 +46,9 @@ impl FrameworkInfo {
 pub enum FrameworkState {
     Connected,
     /// Its stream closed; it has `failover_timeout` to come back.
-    Disconnected { since: Timestamp },
+    Disconnected {
+        since: Timestamp,
+    },
 }
 
 /// A refusal filter: the framework does not want offers from this agent that hold no more

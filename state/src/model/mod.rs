@@ -20,7 +20,7 @@ pub use offer::{Filters, Offer, RescindReason};
 pub use role::{QuotaConfig, RoleConfig};
 pub use settings::Settings;
 pub use task::{
-    CommandInfo, CommandUri, ContainerInfo, ContainerType, DockerInfo, DockerNetwork,
-    ExecutorInfo, HealthCheck, HealthCheckKind, HttpCheck, KillPolicy, Label, PortMapping,
-    ReportedTask, Task, TaskInfo, TaskReason, TaskSource, TaskState, TaskStatus, TcpCheck,
+    CommandInfo, CommandUri, ContainerInfo, ContainerType, DockerInfo, DockerNetwork, ExecutorInfo,
+    HealthCheck, HealthCheckKind, HttpCheck, KillPolicy, Label, PortMapping, ReportedTask, Task,
+    TaskInfo, TaskReason, TaskSource, TaskState, TaskStatus, TcpCheck,
 };

@@ -21,6 +21,10 @@ pub struct RoleConfig {
 
 impl Default for RoleConfig {
     fn default() -> RoleConfig {
-        RoleConfig { weight: Scalar::from_units(1), guarantees: Quantities::default(), limits: Quantities::default() }
+        RoleConfig {
+            weight: Scalar::from_units(1),
+            guarantees: Quantities::default(),
+            limits: Quantities::default(),
+        }
     }
 }

@@ -213,7 +213,14 @@ pub struct CommandInfo {
 
 impl Default for CommandInfo {
     fn default() -> CommandInfo {
-        CommandInfo { value: None, shell: true, arguments: Vec::new(), environment: Vec::new(), user: None, uris: Vec::new() }
+        CommandInfo {
+            value: None,
+            shell: true,
+            arguments: Vec::new(),
+            environment: Vec::new(),
+            user: None,
+            uris: Vec::new(),
+        }
     }
 }
 

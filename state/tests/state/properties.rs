@@ -1,0 +1,603 @@
+//! Properties over random command sequences. Commands are generated as choices ("the
+//! third agent", "an offer of half its free cpus") resolved against the live state, so that
+//! most of them are meaningful and the rest exercise rejection.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use corral_state::model::{
+    AgentInfo, Attributes, Filters, FrameworkCapability, KillPolicy, TaskSource, TaskState,
+    TaskStatus,
+};
+use corral_state::{
+    Actor, AgentId, ClusterState, Command, Entry, Event, FrameworkId, OfferId, OfferSpec,
+    Operation, Outcome, RequestId, Role, Scalar, TaskId, Timestamp, UpdateUuid,
+};
+use proptest::prelude::*;
+
+use super::support::{assert_not_overcommitted, dynamic, framework_info, res, task_info};
+
+#[derive(Clone, Debug)]
+enum Op {
+    RegisterAgent { host: u8, cpus: u8, mem: u16 },
+    Heartbeat { agent: u8 },
+    Subscribe { partition_aware: bool },
+    Resubscribe { framework: u8 },
+    Disconnect { framework: u8 },
+    Teardown { framework: u8 },
+    Offer { framework: u8, agent: u8, percent: u8 },
+    Accept { offer: u8, tasks: Vec<(u8, u16)>, refuse: u8 },
+    Decline { offer: u8, refuse: u8 },
+    Update { task: u8, state: u8 },
+    Acknowledge { task: u8 },
+    Kill { task: u8 },
+    Reconcile { framework: u8 },
+    Suppress { framework: u8 },
+    Revive { framework: u8 },
+    Tick { seconds: u16 },
+    Drain { agent: u8 },
+    Deactivate { agent: u8 },
+    Reactivate { agent: u8 },
+    MarkGone { agent: u8 },
+    Reserve { agent: u8, cpus: u8 },
+    Retry { back: u8 },
+    Garbage { which: u8, text: String, amount: u16 },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => (any::<u8>(), 1..16u8, 64..4096u16).prop_map(|(host, cpus, mem)| Op::RegisterAgent { host, cpus, mem }),
+        1 => any::<u8>().prop_map(|agent| Op::Heartbeat { agent }),
+        2 => any::<bool>().prop_map(|partition_aware| Op::Subscribe { partition_aware }),
+        1 => any::<u8>().prop_map(|framework| Op::Resubscribe { framework }),
+        1 => any::<u8>().prop_map(|framework| Op::Disconnect { framework }),
+        1 => any::<u8>().prop_map(|framework| Op::Teardown { framework }),
+        6 => (any::<u8>(), any::<u8>(), 1..=120u8).prop_map(|(framework, agent, percent)| Op::Offer { framework, agent, percent }),
+        5 => (any::<u8>(), proptest::collection::vec((1..8u8, 16..2048u16), 0..4), 0..3u8)
+            .prop_map(|(offer, tasks, refuse)| Op::Accept { offer, tasks, refuse }),
+        2 => (any::<u8>(), 0..3u8).prop_map(|(offer, refuse)| Op::Decline { offer, refuse }),
+        6 => (any::<u8>(), any::<u8>()).prop_map(|(task, state)| Op::Update { task, state }),
+        3 => any::<u8>().prop_map(|task| Op::Acknowledge { task }),
+        1 => any::<u8>().prop_map(|task| Op::Kill { task }),
+        1 => any::<u8>().prop_map(|framework| Op::Reconcile { framework }),
+        1 => any::<u8>().prop_map(|framework| Op::Suppress { framework }),
+        1 => any::<u8>().prop_map(|framework| Op::Revive { framework }),
+        3 => (0..120u16).prop_map(|seconds| Op::Tick { seconds }),
+        1 => any::<u8>().prop_map(|agent| Op::Drain { agent }),
+        1 => any::<u8>().prop_map(|agent| Op::Deactivate { agent }),
+        1 => any::<u8>().prop_map(|agent| Op::Reactivate { agent }),
+        1 => any::<u8>().prop_map(|agent| Op::MarkGone { agent }),
+        1 => (any::<u8>(), 1..8u8).prop_map(|(agent, cpus)| Op::Reserve { agent, cpus }),
+        2 => any::<u8>().prop_map(|back| Op::Retry { back }),
+        2 => (any::<u8>(), ".{0,12}", any::<u16>()).prop_map(|(which, text, amount)| Op::Garbage { which, text, amount }),
+    ]
+}
+
+fn pick<T: Clone>(items: &[T], index: u8) -> Option<T> {
+    if items.is_empty() {
+        return None;
+    }
+    Some(items[index as usize % items.len()].clone())
+}
+
+/// Turns generated choices into entries against the current state, applying each.
+struct Driver {
+    state: ClusterState,
+    clock: Timestamp,
+    entries: Vec<Entry>,
+    outcomes: Vec<Outcome>,
+    next_uuid: u64,
+}
+
+impl Driver {
+    fn new() -> Driver {
+        Driver {
+            state: ClusterState::default(),
+            clock: Timestamp::from_secs(1_000),
+            entries: Vec::new(),
+            outcomes: Vec::new(),
+            next_uuid: 0,
+        }
+    }
+
+    fn agents(&self) -> Vec<AgentId> {
+        self.state.agents().keys().cloned().collect()
+    }
+
+    fn frameworks(&self) -> Vec<FrameworkId> {
+        self.state.frameworks().keys().cloned().collect()
+    }
+
+    fn offers(&self) -> Vec<OfferId> {
+        self.state.offers().keys().cloned().collect()
+    }
+
+    fn tasks(&self) -> Vec<(FrameworkId, TaskId, AgentId)> {
+        self.state
+            .tasks()
+            .map(|t| (t.framework_id.clone(), t.id().clone(), t.agent_id().clone()))
+            .collect()
+    }
+
+    fn command_for(&mut self, op: &Op) -> Option<(Actor, Command, Option<RequestId>)> {
+        let leader = Actor::Leader;
+        Some(match op.clone() {
+            Op::RegisterAgent { host, cpus, mem } => {
+                let info = AgentInfo {
+                    hostname: format!("host{host}"),
+                    address: format!("10.0.0.{host}:5051"),
+                    attributes: Attributes::default(),
+                };
+                (
+                    leader,
+                    Command::RegisterAgent {
+                        info,
+                        resources: res(&format!("cpus:{cpus};mem:{mem};ports:[31000-31009]")),
+                    },
+                    None,
+                )
+            }
+            Op::Heartbeat { agent } => {
+                let agent_id = pick(&self.agents(), agent)?;
+                (Actor::Agent(agent_id.clone()), Command::AgentHeartbeat { agent_id }, None)
+            }
+            Op::Subscribe { partition_aware } => {
+                let mut info = framework_info("f", &["*"]);
+                if partition_aware {
+                    info.capabilities.insert(FrameworkCapability::PartitionAware);
+                }
+                (leader, Command::Subscribe { framework_id: None, info }, None)
+            }
+            Op::Resubscribe { framework } => {
+                let framework_id = pick(&self.frameworks(), framework)?;
+                (
+                    Actor::Framework(framework_id.clone()),
+                    Command::Subscribe {
+                        framework_id: Some(framework_id),
+                        info: framework_info("f", &["*"]),
+                    },
+                    None,
+                )
+            }
+            Op::Disconnect { framework } => (
+                leader,
+                Command::DisconnectFramework { framework_id: pick(&self.frameworks(), framework)? },
+                None,
+            ),
+            Op::Teardown { framework } => {
+                let framework_id = pick(&self.frameworks(), framework)?;
+                (Actor::Framework(framework_id.clone()), Command::Teardown { framework_id }, None)
+            }
+            Op::Offer { framework, agent, percent } => {
+                let framework_id = pick(&self.frameworks(), framework)?;
+                let agent_id = pick(&self.agents(), agent)?;
+                let free = self.state.agent(&agent_id)?.free();
+                let cpus =
+                    Scalar::from_milli(free.scalar("cpus").milli() * i64::from(percent) / 100);
+                let mem = Scalar::from_milli(free.scalar("mem").milli() * i64::from(percent) / 100);
+                let resources = res(&format!("cpus:{cpus};mem:{mem}"));
+                let spec =
+                    OfferSpec { framework_id, agent_id, role: Role::default_role(), resources };
+                (leader, Command::OfferResources { offers: vec![spec] }, None)
+            }
+            Op::Accept { offer, tasks, refuse } => {
+                let offer_id = pick(&self.offers(), offer)?;
+                let offer = self.state.offer(&offer_id)?.clone();
+                let task_infos = tasks
+                    .iter()
+                    .map(|(cpus, mem)| {
+                        self.next_uuid += 1;
+                        let cpus = f64::from(*cpus) / 4.0;
+                        task_info(
+                            &format!("t{}", self.next_uuid),
+                            &offer.agent_id,
+                            &format!("cpus:{cpus};mem:{mem}"),
+                        )
+                    })
+                    .collect();
+                let command = Command::Accept {
+                    framework_id: offer.framework_id.clone(),
+                    offer_ids: vec![offer_id],
+                    operations: vec![Operation::Launch { task_infos }],
+                    filters: Filters { refuse: Duration::from_secs(u64::from(refuse) * 5) },
+                };
+                (Actor::Framework(offer.framework_id), command, None)
+            }
+            Op::Decline { offer, refuse } => {
+                let offer_id = pick(&self.offers(), offer)?;
+                let framework_id = self.state.offer(&offer_id)?.framework_id.clone();
+                let command = Command::Decline {
+                    framework_id: framework_id.clone(),
+                    offer_ids: vec![offer_id],
+                    filters: Filters { refuse: Duration::from_secs(u64::from(refuse) * 5) },
+                };
+                (Actor::Framework(framework_id), command, None)
+            }
+            Op::Update { task, state } => {
+                let (framework_id, task_id, agent_id) = pick(&self.tasks(), task)?;
+                self.next_uuid += 1;
+                let uuid = format!("u{}", self.next_uuid);
+                let status = TaskStatus {
+                    task_id,
+                    state: TaskState::ALL[state as usize % TaskState::ALL.len()],
+                    message: None,
+                    source: TaskSource::Executor,
+                    reason: None,
+                    healthy: None,
+                    agent_id: Some(agent_id.clone()),
+                    executor_id: None,
+                    timestamp: Timestamp::default(),
+                    uuid: Some(UpdateUuid::new(&uuid)),
+                    exit_code: None,
+                };
+                // Agents use the update's uuid as the request id, as the real agent does.
+                (
+                    Actor::Agent(agent_id),
+                    Command::UpdateStatus { framework_id, status },
+                    Some(RequestId::new(uuid)),
+                )
+            }
+            Op::Acknowledge { task } => {
+                let (framework_id, task_id, agent_id) = pick(&self.tasks(), task)?;
+                let pending = self
+                    .state
+                    .framework(&framework_id)?
+                    .pending_updates
+                    .get(&task_id)?
+                    .front()?
+                    .uuid
+                    .clone()?;
+                (
+                    Actor::Framework(framework_id.clone()),
+                    Command::Acknowledge { framework_id, agent_id, task_id, uuid: pending },
+                    None,
+                )
+            }
+            Op::Kill { task } => {
+                let (framework_id, task_id, agent_id) = pick(&self.tasks(), task)?;
+                let command = Command::Kill {
+                    framework_id: framework_id.clone(),
+                    task_id,
+                    agent_id: Some(agent_id),
+                    kill_policy: Some(KillPolicy { grace_period: None }),
+                };
+                (Actor::Framework(framework_id), command, None)
+            }
+            Op::Reconcile { framework } => {
+                let framework_id = pick(&self.frameworks(), framework)?;
+                (
+                    Actor::Framework(framework_id.clone()),
+                    Command::Reconcile { framework_id, tasks: vec![] },
+                    None,
+                )
+            }
+            Op::Suppress { framework } => {
+                let framework_id = pick(&self.frameworks(), framework)?;
+                (
+                    Actor::Framework(framework_id.clone()),
+                    Command::Suppress { framework_id, roles: vec![] },
+                    None,
+                )
+            }
+            Op::Revive { framework } => {
+                let framework_id = pick(&self.frameworks(), framework)?;
+                (
+                    Actor::Framework(framework_id.clone()),
+                    Command::Revive { framework_id, roles: vec![] },
+                    None,
+                )
+            }
+            Op::Tick { seconds } => {
+                self.clock = self.clock.plus(Duration::from_secs(u64::from(seconds)));
+                (leader, Command::Tick, None)
+            }
+            Op::Drain { agent } => {
+                let agent_id = pick(&self.agents(), agent)?;
+                (
+                    Actor::Operator { principal: None },
+                    Command::DrainAgent {
+                        agent_id,
+                        max_grace_period: None,
+                        mark_gone: agent % 2 == 0,
+                    },
+                    None,
+                )
+            }
+            Op::Deactivate { agent } => (
+                Actor::Operator { principal: None },
+                Command::DeactivateAgent { agent_id: pick(&self.agents(), agent)? },
+                None,
+            ),
+            Op::Reactivate { agent } => (
+                Actor::Operator { principal: None },
+                Command::ReactivateAgent { agent_id: pick(&self.agents(), agent)? },
+                None,
+            ),
+            Op::MarkGone { agent } => (
+                Actor::Operator { principal: None },
+                Command::MarkAgentGone { agent_id: pick(&self.agents(), agent)? },
+                None,
+            ),
+            Op::Reserve { agent, cpus } => {
+                let agent_id = pick(&self.agents(), agent)?;
+                let resources = dynamic(&format!("cpus:{cpus}"), "eng");
+                (
+                    Actor::Operator { principal: None },
+                    Command::ReserveResources { agent_id, resources },
+                    None,
+                )
+            }
+            Op::Retry { .. } => return None,
+            Op::Garbage { which, text, amount } => garbage(which, &text, amount),
+        })
+    }
+
+    fn step(&mut self, op: &Op) {
+        if let Op::Retry { back } = op {
+            self.retry(*back);
+            return;
+        }
+        let Some((actor, command, request_id)) = self.command_for(op) else { return };
+        let request_id =
+            request_id.unwrap_or_else(|| RequestId(format!("req-{}", self.entries.len())));
+        let entry = Entry { request_id, actor, at: self.clock, command };
+        let before = self.state.without_bookkeeping();
+        let outcome = self.state.apply(&entry);
+        if outcome.is_rejected() {
+            assert_eq!(
+                before,
+                self.state.without_bookkeeping(),
+                "rejected {:?} changed the state: {outcome:?}",
+                entry.command.kind()
+            );
+        }
+        check_terminal_states_stay(outcome.events());
+        assert_not_overcommitted(&self.state);
+        self.entries.push(entry);
+        self.outcomes.push(outcome);
+    }
+
+    /// Applies an earlier entry again: a remembered request id returns its first outcome.
+    fn retry(&mut self, back: u8) {
+        if self.entries.is_empty() {
+            return;
+        }
+        let index = self.entries.len() - 1 - (back as usize % self.entries.len());
+        let entry = self.entries[index].clone();
+        let remembered = self.state.outcome_of(&entry.request_id).cloned();
+        let before = self.state.without_bookkeeping();
+        let outcome = self.state.apply(&entry);
+        if let Some(first) = remembered {
+            assert_eq!(outcome, Outcome::Duplicate(Box::new(first)));
+            assert_eq!(before, self.state.without_bookkeeping(), "a duplicate changed the state");
+        }
+        assert_not_overcommitted(&self.state);
+        self.entries.push(entry);
+        self.outcomes.push(outcome);
+    }
+}
+
+/// Commands naming ids that may not exist, with odd amounts: they must be rejected or
+/// applied cleanly, never panic.
+fn garbage(which: u8, text: &str, amount: u16) -> (Actor, Command, Option<RequestId>) {
+    let framework_id = FrameworkId::new(text);
+    let agent_id = AgentId::new(text);
+    let task_id = TaskId::new(text);
+    let resources = res(&format!("cpus:{amount};mem:{amount}"));
+    let command = match which % 10 {
+        0 => Command::Kill {
+            framework_id: framework_id.clone(),
+            task_id,
+            agent_id: None,
+            kill_policy: None,
+        },
+        1 => Command::Acknowledge {
+            framework_id: framework_id.clone(),
+            agent_id,
+            task_id,
+            uuid: UpdateUuid::new(text),
+        },
+        2 => Command::Accept {
+            framework_id: framework_id.clone(),
+            offer_ids: vec![OfferId::new(text)],
+            operations: vec![],
+            filters: Filters::default(),
+        },
+        3 => Command::OfferResources {
+            offers: vec![OfferSpec {
+                framework_id: framework_id.clone(),
+                agent_id,
+                role: Role::default_role(),
+                resources,
+            }],
+        },
+        4 => Command::ReregisterAgent {
+            agent_id: agent_id.clone(),
+            info: AgentInfo {
+                hostname: text.to_owned(),
+                address: text.to_owned(),
+                attributes: Attributes::default(),
+            },
+            resources,
+            tasks: vec![],
+        },
+        5 => Command::Subscribe {
+            framework_id: Some(framework_id.clone()),
+            info: framework_info(text, &["*"]),
+        },
+        6 => Command::UnreserveResources { agent_id, resources },
+        7 => Command::Shutdown {
+            framework_id: framework_id.clone(),
+            executor_id: text.into(),
+            agent_id,
+        },
+        8 => Command::Decline {
+            framework_id: framework_id.clone(),
+            offer_ids: vec![],
+            filters: Filters::default(),
+        },
+        _ => Command::Reconcile {
+            framework_id: framework_id.clone(),
+            tasks: vec![(task_id, Some(agent_id))],
+        },
+    };
+    let actor = if which % 3 == 0 { Actor::Framework(framework_id) } else { Actor::Leader };
+    (actor, command, None)
+}
+
+/// Invariant 4: a terminal state never changes (LOST may be followed by the true end).
+fn check_terminal_states_stay(events: &[Event]) {
+    for event in events {
+        if let Event::TaskUpdated { previous, status, .. } = event {
+            assert!(
+                !previous.is_terminal()
+                    || (*previous == TaskState::Lost && status.state.is_terminal()),
+                "terminal {previous:?} became {:?}",
+                status.state
+            );
+        }
+    }
+}
+
+fn run(ops: &[Op]) -> Driver {
+    let mut driver = Driver::new();
+    for op in ops {
+        driver.step(op);
+    }
+    driver
+}
+
+fn replay(entries: &[Entry]) -> (ClusterState, Vec<Outcome>) {
+    let mut state = ClusterState::default();
+    let outcomes = entries.iter().map(|entry| state.apply(entry)).collect();
+    (state, outcomes)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 384, max_shrink_iters: 2_000, ..ProptestConfig::default() })]
+
+    /// Over-commitment, terminal states, rejections that change nothing and duplicates are
+    /// checked after every step inside the driver.
+    #[test]
+    fn invariants_hold_after_every_command(ops in proptest::collection::vec(op(), 1..80)) {
+        let driver = run(&ops);
+        prop_assert_eq!(driver.entries.len(), driver.outcomes.len());
+    }
+
+    #[test]
+    fn replaying_the_same_entries_gives_the_same_events_and_digest(ops in proptest::collection::vec(op(), 1..80)) {
+        let driver = run(&ops);
+        let (first, first_outcomes) = replay(&driver.entries);
+        let (second, second_outcomes) = replay(&driver.entries);
+        prop_assert_eq!(first.digest(), driver.state.digest());
+        prop_assert_eq!(second.digest(), driver.state.digest());
+        prop_assert_eq!(&first_outcomes, &driver.outcomes);
+        prop_assert_eq!(&second_outcomes, &driver.outcomes);
+    }
+
+    #[test]
+    fn snapshot_then_tail_equals_full_replay(ops in proptest::collection::vec(op(), 1..80), cut in any::<prop::sample::Index>()) {
+        let driver = run(&ops);
+        let cut = cut.index(driver.entries.len() + 1);
+        let (head, _) = replay(&driver.entries[..cut]);
+        let mut restored = ClusterState::from_snapshot(&head.snapshot()).unwrap();
+        let tail_outcomes: Vec<Outcome> = driver.entries[cut..].iter().map(|entry| restored.apply(entry)).collect();
+        prop_assert_eq!(restored.digest(), driver.state.digest());
+        prop_assert_eq!(&tail_outcomes[..], &driver.outcomes[cut..]);
+    }
+}
+
+#[test]
+fn equal_states_built_in_different_orders_have_equal_digests() {
+    // Two agents registered, then the frameworks: the maps are ordered by id, not by history.
+    let build = |names: &[&str]| {
+        let mut driver = Driver::new();
+        for name in names {
+            let info = AgentInfo {
+                hostname: (*name).to_owned(),
+                address: "10.0.0.1:5051".to_owned(),
+                attributes: Attributes::default(),
+            };
+            let entry = Entry {
+                request_id: RequestId::new(*name),
+                actor: Actor::Leader,
+                at: driver.clock,
+                command: Command::RegisterAgent { info, resources: res("cpus:1") },
+            };
+            driver.state.apply(&entry);
+        }
+        driver.state
+    };
+    let state = build(&["a", "b"]);
+    assert_eq!(state.digest(), build(&["a", "b"]).digest());
+    let by_host: BTreeMap<String, AgentId> =
+        state.agents().values().map(|a| (a.info.hostname.clone(), a.id.clone())).collect();
+    assert_eq!(by_host.len(), 2);
+}
+
+/// A state with a bit of everything, for arbitrary commands to hit.
+fn populated() -> ClusterState {
+    let ops = [
+        Op::RegisterAgent { host: 1, cpus: 8, mem: 4096 },
+        Op::RegisterAgent { host: 2, cpus: 4, mem: 2048 },
+        Op::Subscribe { partition_aware: true },
+        Op::Subscribe { partition_aware: false },
+        Op::Offer { framework: 0, agent: 0, percent: 50 },
+        Op::Offer { framework: 1, agent: 1, percent: 50 },
+        Op::Accept { offer: 0, tasks: vec![(1, 64), (2, 128)], refuse: 1 },
+        Op::Update { task: 0, state: 2 },
+    ];
+    run(&ops).state
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 4_000, ..ProptestConfig::default() })]
+
+    /// Whatever bytes decode as a command, applying it never panics, and a rejection changes
+    /// nothing.
+    #[test]
+    fn arbitrary_decoded_commands_never_panic(body in proptest::collection::vec(any::<u8>(), 0..96)) {
+        let mut bytes = corral_state::FORMAT_VERSION.to_le_bytes().to_vec();
+        bytes.extend_from_slice(&body);
+        if let Ok(entry) = corral_state::codec::decode_entry(&bytes) {
+            let mut state = populated();
+            let before = state.without_bookkeeping();
+            let outcome = state.apply(&entry);
+            if outcome.is_rejected() {
+                prop_assert_eq!(before, state.without_bookkeeping());
+            }
+            assert_not_overcommitted(&state);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2_000, ..ProptestConfig::default() })]
+
+    /// Real commands with a few bytes changed decode far more often than random bytes, so
+    /// this reaches deep into every handler with odd values.
+    #[test]
+    fn mutated_commands_never_panic(
+        ops in proptest::collection::vec(op(), 10..40),
+        pick_entry in any::<prop::sample::Index>(),
+        flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+    ) {
+        let driver = run(&ops);
+        prop_assume!(!driver.entries.is_empty());
+        let entry = &driver.entries[pick_entry.index(driver.entries.len())];
+        let mut bytes = corral_state::codec::encode_entry(entry);
+        for (position, value) in flips {
+            let position = 2 + position.index(bytes.len() - 2);
+            bytes[position] = value;
+        }
+        if let Ok(mutated) = corral_state::codec::decode_entry(&bytes) {
+            let mut state = driver.state.clone();
+            let before = state.without_bookkeeping();
+            let outcome = state.apply(&mutated);
+            if outcome.is_rejected() {
+                prop_assert_eq!(before, state.without_bookkeeping());
+            }
+            assert_not_overcommitted(&state);
+        }
+    }
+}
