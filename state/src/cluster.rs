@@ -32,6 +32,24 @@ pub(crate) struct Dedup {
     pub(crate) order: VecDeque<(Timestamp, RequestId)>,
 }
 
+/// What a retry gets back: the verdict (accepted, or rejected with its reason) and, for the
+/// commands that assign an id, the event naming it. Keeping every event of every command
+/// would make the de-duplication record larger than the cluster it describes.
+fn remembered(outcome: &Outcome) -> Outcome {
+    match outcome {
+        Outcome::Accepted(events) => Outcome::Accepted(
+            events
+                .iter()
+                .filter(|event| {
+                    matches!(event, Event::AgentAdded { .. } | Event::FrameworkAdded { .. })
+                })
+                .cloned()
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
 /// Everything the masters agree on. Every field is ordered (`BTreeMap`, `Vec`), so the
 /// encoding, the digest and every iteration are the same on every replica.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -156,7 +174,7 @@ impl ClusterState {
     }
 
     fn remember(&mut self, request_id: &RequestId, outcome: &Outcome) {
-        self.dedup.outcomes.insert(request_id.clone(), outcome.clone());
+        self.dedup.outcomes.insert(request_id.clone(), remembered(outcome));
         self.dedup.order.push_back((self.now, request_id.clone()));
         let capacity = self.settings.dedup_capacity as usize;
         while self.dedup.order.len() > capacity {

@@ -4,15 +4,18 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+use smol_str::SmolStr;
 
 macro_rules! string_id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
+        ///
+        /// Ids up to 23 bytes are stored inline, so cloning one allocates nothing.
         #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-        pub struct $name(pub String);
+        pub struct $name(pub SmolStr);
 
         impl $name {
-            pub fn new(value: impl Into<String>) -> Self {
+            pub fn new(value: impl Into<SmolStr>) -> Self {
                 Self(value.into())
             }
 
@@ -29,7 +32,13 @@ macro_rules! string_id {
 
         impl From<&str> for $name {
             fn from(value: &str) -> Self {
-                Self(value.to_owned())
+                Self(SmolStr::new(value))
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(value: String) -> Self {
+                Self(SmolStr::from(value))
             }
         }
     };
@@ -71,12 +80,12 @@ string_id!(
 
 /// A role name, possibly hierarchical (`eng/web`). Validated by Mesos's rules.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Role(String);
+pub struct Role(SmolStr);
 
 impl Role {
     /// The default role of a framework that names none.
     pub fn default_role() -> Role {
-        Role("*".to_owned())
+        Role(SmolStr::new_static("*"))
     }
 
     /// Mesos rules: not empty, not `.` or `..`, no leading `-`, no whitespace or `/` at the
@@ -110,7 +119,7 @@ impl Role {
                 ));
             }
         }
-        Ok(Role(text.to_owned()))
+        Ok(Role(SmolStr::new(text)))
     }
 
     pub fn as_str(&self) -> &str {
@@ -123,7 +132,7 @@ impl Role {
 
     /// `eng/web` → `eng`; top-level roles have none.
     pub fn parent(&self) -> Option<Role> {
-        self.0.rsplit_once('/').map(|(parent, _)| Role(parent.to_owned()))
+        self.0.rsplit_once('/').map(|(parent, _)| Role(SmolStr::new(parent)))
     }
 
     /// The role itself and then each ancestor, nearest first.
@@ -140,7 +149,7 @@ impl Role {
     pub fn is_same_or_descendant_of(&self, ancestor: &Role) -> bool {
         self.0 == ancestor.0
             || (self.0.len() > ancestor.0.len()
-                && self.0.starts_with(&ancestor.0)
+                && self.0.starts_with(ancestor.0.as_str())
                 && self.0.as_bytes()[ancestor.0.len()] == b'/')
     }
 }

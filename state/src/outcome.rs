@@ -10,7 +10,9 @@ use crate::{AgentId, Event, ExecutorId, FrameworkId, OfferId, Role, TaskId, Upda
 pub enum Outcome {
     Accepted(Vec<Event>),
     Rejected(Rejection),
-    /// The request id was applied before; this is that first outcome. No new events.
+    /// The request id was applied before; this is what is remembered of the first outcome:
+    /// its verdict, and the event naming an id it assigned (agent or framework). No new
+    /// events.
     Duplicate(Box<Outcome>),
 }
 

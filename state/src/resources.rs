@@ -8,6 +8,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+use smol_str::SmolStr;
 
 use crate::ids::Role;
 
@@ -338,7 +339,8 @@ impl Reservation {
 /// One named resource with its reservation.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Resource {
-    pub name: String,
+    /// Short names (`cpus`, `ports`) live inline: cloning a resource allocates nothing.
+    pub name: SmolStr,
     pub reservation: Reservation,
     pub value: Value,
 }
@@ -346,7 +348,7 @@ pub struct Resource {
 impl Resource {
     pub fn scalar(name: &str, amount: Scalar) -> Resource {
         Resource {
-            name: name.to_owned(),
+            name: SmolStr::new(name),
             reservation: Reservation::Unreserved,
             value: Value::Scalar(amount),
         }
@@ -354,7 +356,7 @@ impl Resource {
 
     pub fn ranges(name: &str, ranges: Ranges) -> Resource {
         Resource {
-            name: name.to_owned(),
+            name: SmolStr::new(name),
             reservation: Reservation::Unreserved,
             value: Value::Ranges(ranges),
         }
@@ -370,7 +372,7 @@ impl Resource {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 #[error("not enough {name}{}: needed {needed}, available {available}", reservation_suffix(.reservation))]
 pub struct Shortfall {
-    pub name: String,
+    pub name: SmolStr,
     pub reservation: Reservation,
     pub needed: String,
     pub available: String,
@@ -615,7 +617,7 @@ impl fmt::Display for Resources {
 
 /// Scalar amounts by name, for shares, quotas and minimum allocatable resources.
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Quantities(Vec<(String, Scalar)>);
+pub struct Quantities(Vec<(SmolStr, Scalar)>);
 
 impl Quantities {
     pub fn from_pairs(pairs: &[(&str, Scalar)]) -> Quantities {
@@ -629,7 +631,7 @@ impl Quantities {
     pub fn add_one(&mut self, name: &str, amount: Scalar) {
         match self.0.binary_search_by(|(probe, _)| probe.as_str().cmp(name)) {
             Ok(index) => self.0[index].1 += amount,
-            Err(index) => self.0.insert(index, (name.to_owned(), amount)),
+            Err(index) => self.0.insert(index, (SmolStr::new(name), amount)),
         }
     }
 
@@ -690,7 +692,7 @@ pub fn parse_resources(text: &str) -> Result<Resources, ResourceParseError> {
     Ok(bag)
 }
 
-fn parse_head(head: &str) -> Result<(String, Reservation), String> {
+fn parse_head(head: &str) -> Result<(SmolStr, Reservation), String> {
     let (name, reservation) = match head.split_once('(') {
         None => (head, Reservation::Unreserved),
         Some((name, rest)) => {
@@ -713,7 +715,7 @@ fn parse_head(head: &str) -> Result<(String, Reservation), String> {
             "resource name '{name}' has characters other than letters, digits, '_', '-', '.'"
         ));
     }
-    Ok((name.to_owned(), reservation))
+    Ok((SmolStr::new(name), reservation))
 }
 
 fn parse_value(text: &str) -> Result<Value, String> {

@@ -54,7 +54,8 @@ impl ClusterState {
         validate_agent_info(info, resources)?;
         self.refuse_down_machine(info)?;
         self.next_agent += 1;
-        let agent_id = AgentId(format!("{}-S{}", self.settings.cluster_id, self.next_agent));
+        let agent_id =
+            AgentId(smol_str::format_smolstr!("{}-S{}", self.settings.cluster_id, self.next_agent));
         let agent = Agent {
             id: agent_id.clone(),
             info: info.clone(),

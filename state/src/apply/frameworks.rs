@@ -57,8 +57,11 @@ impl ClusterState {
         let now = self.now;
         let Some(framework_id) = framework_id else {
             self.next_framework += 1;
-            let framework_id =
-                FrameworkId(format!("{}-{:04}", self.settings.cluster_id, self.next_framework));
+            let framework_id = FrameworkId(smol_str::format_smolstr!(
+                "{}-{:04}",
+                self.settings.cluster_id,
+                self.next_framework
+            ));
             self.frameworks.insert(
                 framework_id.clone(),
                 Framework {

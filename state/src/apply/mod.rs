@@ -123,7 +123,7 @@ impl ClusterState {
 
     pub(crate) fn next_offer_id(&mut self) -> OfferId {
         self.next_offer += 1;
-        OfferId(format!("{}-O{}", self.settings.cluster_id, self.next_offer))
+        OfferId(smol_str::format_smolstr!("{}-O{}", self.settings.cluster_id, self.next_offer))
     }
 
     /// Takes an offer out of the books; its resources become free again.

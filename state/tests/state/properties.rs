@@ -339,7 +339,7 @@ impl Driver {
         }
         let Some((actor, command, request_id)) = self.command_for(op) else { return };
         let request_id =
-            request_id.unwrap_or_else(|| RequestId(format!("req-{}", self.entries.len())));
+            request_id.unwrap_or_else(|| RequestId::new(format!("req-{}", self.entries.len())));
         let entry = Entry { request_id, actor, at: self.clock, command };
         let before = self.state.without_bookkeeping();
         let outcome = self.state.apply(&entry);

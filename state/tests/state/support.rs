@@ -96,7 +96,7 @@ impl World {
     pub fn entry(&mut self, actor: Actor, command: Command) -> Entry {
         self.next_request += 1;
         Entry {
-            request_id: RequestId(format!("r{}", self.next_request)),
+            request_id: RequestId::new(format!("r{}", self.next_request)),
             actor,
             at: self.clock,
             command,
