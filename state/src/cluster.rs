@@ -1,7 +1,7 @@
 //! `ClusterState`: the whole cluster as the log has made it, and `apply`, the one way to
 //! change it.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
@@ -25,11 +25,40 @@ pub struct Executor {
 }
 
 /// Request ids seen recently, with the outcome each first had.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Looked up on every command, so a hash map; its order never reaches an output: it is
+/// encoded (and so digested) in `order`, which is the order the log applied them in.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Dedup {
-    pub(crate) outcomes: BTreeMap<RequestId, Outcome>,
+    pub(crate) outcomes: HashMap<RequestId, Outcome>,
     /// Insertion order, for forgetting the oldest first.
     pub(crate) order: VecDeque<(Timestamp, RequestId)>,
+}
+
+impl Serialize for Dedup {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut sequence = serializer.serialize_seq(Some(self.order.len()))?;
+        for (at, request_id) in &self.order {
+            sequence.serialize_element(&(at, request_id, self.outcomes.get(request_id)))?;
+        }
+        sequence.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Dedup {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Dedup, D::Error> {
+        let remembered: Vec<(Timestamp, RequestId, Option<Outcome>)> =
+            Vec::deserialize(deserializer)?;
+        let mut dedup = Dedup::default();
+        for (at, request_id, outcome) in remembered {
+            if let Some(outcome) = outcome {
+                dedup.outcomes.insert(request_id.clone(), outcome);
+            }
+            dedup.order.push_back((at, request_id));
+        }
+        Ok(dedup)
+    }
 }
 
 /// What a retry gets back: the verdict (accepted, or rejected with its reason) and, for the
