@@ -172,6 +172,8 @@ pub struct Allocator {
     pub(crate) dirty_roles: BTreeSet<Role>,
     pub(crate) every_agent_dirty: bool,
     pub(crate) last_summary: Option<CycleSummary>,
+    /// Scratch for one cycle: roles a walk found at their limit.
+    pub(crate) exhausted_roles: Vec<u32>,
 }
 
 impl Allocator {
@@ -207,6 +209,7 @@ impl Allocator {
             dirty_roles: BTreeSet::new(),
             every_agent_dirty: false,
             last_summary: None,
+            exhausted_roles: Vec::new(),
         }
     }
 
@@ -653,6 +656,46 @@ impl Allocator {
             free.add(&class.resources);
         }
         Some(free)
+    }
+
+    /// Roughly how many heap bytes the allocator's structures hold: element counts times
+    /// element sizes, with a factor for tree and hash overhead. For capacity planning and
+    /// the benchmark's memory figure, not an exact measure.
+    pub fn approximate_heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let tree_entry = |key_and_value: usize| key_and_value * 3 / 2;
+        let resources_bytes = |resources: &Resources| {
+            resources.iter().map(|resource| {
+                let heap = match &resource.value {
+                    corral_state::Value::Ranges(ranges) => ranges.as_slice().len() * 16,
+                    corral_state::Value::Set(set) => set.len() * 48,
+                    corral_state::Value::Scalar(_) => 0,
+                };
+                size_of::<Resource>() + heap
+            })
+            .sum::<usize>()
+        };
+        let mut bytes = self.agents.capacity() * size_of::<AgentEntry>();
+        for agent in &self.agents {
+            bytes += agent.classes.capacity() * size_of::<FreeClass>();
+            bytes += agent.classes.iter().map(|class| resources_bytes(&class.resources)).sum::<usize>();
+        }
+        bytes += self.agent_index.len() * tree_entry(size_of::<(AgentId, u32)>());
+        bytes += self.candidates.len() * tree_entry(size_of::<(AgentId, u32)>());
+        bytes += self.frameworks.capacity() * size_of::<FrameworkEntry>();
+        for framework in &self.frameworks {
+            bytes += framework.clients.capacity() * size_of::<u32>();
+            bytes += framework.filters.capacity() * (size_of::<(u32, Filter)>() + 1);
+            bytes += framework.record.filtered_sample.capacity() * size_of::<u32>();
+        }
+        bytes += self.framework_index.len() * tree_entry(size_of::<(FrameworkId, u32)>());
+        bytes += self.clients.capacity() * size_of::<Client>();
+        bytes += self.nodes.capacity() * size_of::<RoleNode>();
+        for node in &self.nodes {
+            bytes += (node.children.capacity() + node.clients.capacity()) * size_of::<u32>();
+        }
+        bytes += self.node_index.len() * tree_entry(size_of::<(Role, u32)>());
+        bytes
     }
 
     pub fn last_cycle(&self) -> Option<&CycleSummary> {

@@ -323,6 +323,7 @@ impl Allocator {
                 needed: None,
             };
             let choice = self.pick(working, reserved_for, agent, &available, &classes, unreserved_class, &offered_here);
+            self.withdraw_exhausted_roles(working);
             if let Some(choice) = choice {
                 self.make_offer(working, agent, choice, &available, &mut classes, unreserved_class, &mut offered_here, offers);
             }
@@ -335,14 +336,21 @@ impl Allocator {
                 {
                     break;
                 }
+                let slack = Self::headroom_slack(working);
+                // Nothing past the headroom held for quota is worth a walk down the tree.
+                if !self.allocatable(remaining.min(slack), &[classes[unreserved].resources.as_ref()]) {
+                    summary.agents_held_for_quota += 1;
+                    break;
+                }
                 let available = Available {
                     reserved_class: None,
                     reserved: Amounts::ZERO,
                     unreserved: remaining,
-                    unreserved_cap: Self::headroom_slack(working),
+                    unreserved_cap: slack,
                     needed: None,
                 };
                 let choice = self.pick(working, ROOT, agent, &available, &classes, Some(unreserved), &offered_here);
+                self.withdraw_exhausted_roles(working);
                 let Some(choice) = choice else { break };
                 self.make_offer(working, agent, choice, &available, &mut classes, Some(unreserved), &mut offered_here, offers);
             }
@@ -394,6 +402,7 @@ impl Allocator {
                     break;
                 }
             }
+            self.withdraw_exhausted_roles(working);
             let Some((choice, available)) = chosen else { return };
             self.make_offer(working, agent, choice, &available, classes, Some(unreserved), offered_here, offers);
         }
@@ -457,6 +466,11 @@ impl Allocator {
             }
         }
         if !self.allocatable(total, &parts) {
+            // A role whose limit leaves less than any minimum can take nothing from any
+            // agent: out of this cycle with it, or every later agent would walk past it.
+            if !self.allocatable(budget, &[]) {
+                self.exhausted_roles.push(node);
+            }
             let unlimited_total = available.reserved.plus(available.unreserved);
             let record = &mut self.nodes[node as usize].record;
             if self.config.min_allocatable.is_empty() {
@@ -589,6 +603,16 @@ impl Allocator {
         working.offers_by_framework[framework as usize] += 1;
         if working.offers_by_framework[framework as usize] >= working.offer_cap {
             let clients = self.frameworks[framework as usize].clients.clone();
+            for client in clients {
+                self.withdraw_client(working, client);
+            }
+        }
+    }
+
+    /// Takes out of this cycle the roles a walk found at their limit.
+    fn withdraw_exhausted_roles(&mut self, working: &mut Working) {
+        while let Some(node) = self.exhausted_roles.pop() {
+            let clients: Vec<u32> = working.node_clients[node as usize].iter().map(|(_, _, client)| *client).collect();
             for client in clients {
                 self.withdraw_client(working, client);
             }

@@ -13,6 +13,8 @@ pub struct CycleSummary {
     /// Agents whose free resources were below every minimum allocatable quantity.
     pub agents_too_small: u32,
     pub agents_too_small_sample: Vec<AgentId>,
+    /// Agents whose unreserved resources were all held back for unmet quota guarantees.
+    pub agents_held_for_quota: u32,
     pub offers: u32,
     /// Unreserved resources held back at the start of the cycle for unmet quota guarantees.
     pub quota_headroom: Quantities,

@@ -153,10 +153,17 @@ impl Allocator {
 
     fn add_cluster_reasons(&self, reasons: &mut Vec<Reason>, offers: u32) {
         let Some(summary) = &self.last_summary else { return };
+        let already_held = reasons.iter().any(|reason| matches!(reason, Reason::HeldForOtherRolesQuota { .. }));
+        if summary.agents_held_for_quota > 0 && !already_held {
+            reasons.push(Reason::HeldForOtherRolesQuota { agents: summary.agents_held_for_quota });
+        }
         if summary.agents_too_small > 0 {
             reasons.push(Reason::ResourcesTooSmall { agents: summary.agents_too_small });
         }
-        if offers == 0 && !reasons.iter().any(|reason| !matches!(reason, Reason::ResourcesTooSmall { .. })) {
+        let explained = reasons.iter().any(|reason| {
+            !matches!(reason, Reason::ResourcesTooSmall { .. } | Reason::HeldForOtherRolesQuota { .. })
+        });
+        if offers == 0 && !explained {
             reasons.push(Reason::OutrankedOrNoFreeResources);
         }
     }

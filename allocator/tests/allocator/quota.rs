@@ -97,3 +97,4 @@ fn nested_guarantees_are_met_inside_their_parent() {
     assert!(cluster.consumed_by("eng/api").scalar("cpus") >= Scalar::from_units(5));
     assert!(cluster.state.framework(&api).is_some());
 }
+

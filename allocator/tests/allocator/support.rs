@@ -9,7 +9,7 @@ use corral_state::model::{
     QuotaConfig, TaskInfo,
 };
 use corral_state::{
-    Actor, AgentId, ClusterState, Command, Entry, Event, FrameworkId, OfferId, OfferSpec, Operation,
+    Actor, AgentId, ClusterState, Command, Entry, Event, FrameworkId, OfferSpec, Operation,
     Outcome, Quantities, RequestId, Resources, Role, Scalar, TaskId, Timestamp,
 };
 
