@@ -1,0 +1,7 @@
+//! Mesos v1 compatibility: JSON shapes, conversions, scheduler calls and events, RecordIO.
+
+pub mod call;
+pub mod convert;
+pub mod events;
+pub mod json;
+pub mod recordio;

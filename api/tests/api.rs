@@ -1,0 +1,5 @@
+//! Integration tests of corral-api.
+
+mod api {
+    mod mesos_json;
+}
