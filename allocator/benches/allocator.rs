@@ -17,10 +17,12 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use corral_allocator::{Allocator, AllocatorConfig};
-use corral_state::model::{AgentInfo, Attributes, CommandInfo, Filters, FrameworkInfo, QuotaConfig, TaskInfo};
+use corral_state::model::{
+    AgentInfo, Attributes, CommandInfo, Filters, FrameworkInfo, QuotaConfig, TaskInfo,
+};
 use corral_state::{
-    Actor, ClusterState, Command, Entry, Event, FrameworkId, OfferId, Operation, Outcome, RequestId, Resources,
-    Role, TaskId, Timestamp,
+    Actor, ClusterState, Command, Entry, Event, FrameworkId, OfferId, Operation, Outcome,
+    RequestId, Resources, Role, TaskId, Timestamp,
 };
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 
@@ -46,7 +48,12 @@ impl Bench {
 
     fn apply(&mut self, actor: Actor, command: Command) -> Vec<Event> {
         self.request += 1;
-        let entry = Entry { request_id: RequestId::new(format!("r{}", self.request)), actor, at: self.clock, command };
+        let entry = Entry {
+            request_id: RequestId::new(format!("r{}", self.request)),
+            actor,
+            at: self.clock,
+            command,
+        };
         match self.state.apply(&entry) {
             Outcome::Accepted(events) => {
                 for event in &events {
@@ -63,10 +70,18 @@ impl Bench {
         for number in 0..count {
             let info = AgentInfo {
                 hostname: format!("host-{number}"),
-                address: format!("10.{}.{}.{}:5051", number / 65536, (number / 256) % 256, number % 256),
+                address: format!(
+                    "10.{}.{}.{}:5051",
+                    number / 65536,
+                    (number / 256) % 256,
+                    number % 256
+                ),
                 attributes: Attributes::default(),
             };
-            self.apply(Actor::Leader, Command::RegisterAgent { info, resources: resources.clone() });
+            self.apply(
+                Actor::Leader,
+                Command::RegisterAgent { info, resources: resources.clone() },
+            );
         }
     }
 
@@ -109,7 +124,10 @@ impl Bench {
                         agent_id: offer.agent_id.clone(),
                         resources: task.clone(),
                         executor: None,
-                        command: Some(CommandInfo { value: Some("sleep 1d".to_owned()), ..CommandInfo::default() }),
+                        command: Some(CommandInfo {
+                            value: Some("sleep 1d".to_owned()),
+                            ..CommandInfo::default()
+                        }),
                         container: None,
                         health_check: None,
                         kill_policy: None,
@@ -123,11 +141,18 @@ impl Bench {
                     };
                     self.apply(Actor::Framework(offer.framework_id.clone()), command);
                 }
-                None => by_framework.entry(offer.framework_id.clone()).or_default().push(offer.id.clone()),
+                None => by_framework
+                    .entry(offer.framework_id.clone())
+                    .or_default()
+                    .push(offer.id.clone()),
             }
         }
         for (framework_id, offer_ids) in by_framework {
-            let command = Command::Decline { framework_id: framework_id.clone(), offer_ids, filters: Filters::default() };
+            let command = Command::Decline {
+                framework_id: framework_id.clone(),
+                offer_ids,
+                filters: Filters::default(),
+            };
             self.apply(Actor::Framework(framework_id), command);
         }
         self.clock = self.clock.plus(Duration::from_secs(1));
@@ -214,34 +239,26 @@ fn decline_offers(criterion: &mut Criterion) {
 }
 
 fn quota(criterion: &mut Criterion) {
-    measure(criterion, "quota/3000_agents/3000_roles/3000_frameworks", || quota_shape(3_000, 3_000));
-}
-
-fn memory(criterion: &mut Criterion) {
-    // A benchmark only so that criterion's filter can select or skip it.
-    criterion.bench_function("memory/50000_agents/6000_frameworks", |bencher| {
-        let bench = decline_offers_shape(50_000, 6_000);
-        let rss_before = resident_bytes();
-        let rebuilt = Allocator::from_state(AllocatorConfig::default(), &bench.state);
-        let rss_after = resident_bytes();
-        eprintln!(
-            "memory at 50,000 agents × 6,000 frameworks: allocator structures ~{} MiB by count, resident set grew {} MiB while rebuilding them",
-            rebuilt.approximate_heap_bytes() / (1024 * 1024),
-            rss_after.saturating_sub(rss_before) / (1024 * 1024),
-        );
-        bencher.iter(|| rebuilt.approximate_heap_bytes())
+    measure(criterion, "quota/3000_agents/3000_roles/3000_frameworks", || {
+        quota_shape(3_000, 3_000)
     });
 }
 
-/// The resident set of this process, from /proc (Linux); 0 elsewhere.
-fn resident_bytes() -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<usize>().ok())
-        .map(|kilobytes| kilobytes * 1024)
-        .unwrap_or(0)
+fn memory(criterion: &mut Criterion) {
+    // A benchmark only so that criterion's filter can select or skip it; built once.
+    let mut rebuilt: Option<Allocator> = None;
+    criterion.bench_function("memory/50000_agents/6000_frameworks", |bencher| {
+        let allocator = rebuilt.get_or_insert_with(|| {
+            let bench = decline_offers_shape(50_000, 6_000);
+            let allocator = Allocator::from_state(AllocatorConfig::default(), &bench.state);
+            eprintln!(
+                "memory at 50,000 agents × 6,000 frameworks: allocator structures ~{} MiB",
+                allocator.approximate_heap_bytes() / (1024 * 1024),
+            );
+            allocator
+        });
+        bencher.iter(|| allocator.approximate_heap_bytes())
+    });
 }
 
 criterion_group! {

@@ -225,7 +225,10 @@ impl Allocator {
                 let agent = allocator.agent_slot(agent_id);
                 allocator.frameworks[slot as usize].filters.insert(
                     agent,
-                    Filter { until: filter.until, amounts: Amounts::of_resources(&filter.resources) },
+                    Filter {
+                        until: filter.until,
+                        amounts: Amounts::of_resources(&filter.resources),
+                    },
                 );
             }
         }
@@ -298,9 +301,9 @@ impl Allocator {
         if let Some(framework_id) = event.framework_id() {
             let flag = match event {
                 _ if offer_event => FRAMEWORK_OFFERS_CHANGED,
-                Event::TaskAdded { .. } | Event::TaskUpdated { .. } | Event::TaskCompleted { .. } => {
-                    FRAMEWORK_TASKS_CHANGED
-                }
+                Event::TaskAdded { .. }
+                | Event::TaskUpdated { .. }
+                | Event::TaskCompleted { .. } => FRAMEWORK_TASKS_CHANGED,
                 _ => FRAMEWORK_ALL_CHANGED,
             };
             let slot = self.framework_slot(framework_id);
@@ -454,7 +457,8 @@ impl Allocator {
         }
         self.withdraw_agent(slot);
         let offerable = agent.is_offerable()
-            && state.machine_mode_of(&agent.info.hostname, &agent.info.address) != MachineMode::Down;
+            && state.machine_mode_of(&agent.info.hostname, &agent.info.address)
+                != MachineMode::Down;
         let free = agent.free();
         let classes = self.split_into_classes(&free);
         let total = Amounts::of_resources(&agent.total);
@@ -507,7 +511,11 @@ impl Allocator {
         for (role, list) in by_role {
             let resources = Resources::from_list(list).unwrap_or_default();
             let reserved_for = role.map(|role| self.node_for(&role));
-            classes.push(FreeClass { reserved_for, amounts: Amounts::of_resources(&resources), resources });
+            classes.push(FreeClass {
+                reserved_for,
+                amounts: Amounts::of_resources(&resources),
+                resources,
+            });
         }
         classes
     }
@@ -665,20 +673,23 @@ impl Allocator {
         use std::mem::size_of;
         let tree_entry = |key_and_value: usize| key_and_value * 3 / 2;
         let resources_bytes = |resources: &Resources| {
-            resources.iter().map(|resource| {
-                let heap = match &resource.value {
-                    corral_state::Value::Ranges(ranges) => ranges.as_slice().len() * 16,
-                    corral_state::Value::Set(set) => set.len() * 48,
-                    corral_state::Value::Scalar(_) => 0,
-                };
-                size_of::<Resource>() + heap
-            })
-            .sum::<usize>()
+            resources
+                .iter()
+                .map(|resource| {
+                    let heap = match &resource.value {
+                        corral_state::Value::Ranges(ranges) => ranges.as_slice().len() * 16,
+                        corral_state::Value::Set(set) => set.len() * 48,
+                        corral_state::Value::Scalar(_) => 0,
+                    };
+                    size_of::<Resource>() + heap
+                })
+                .sum::<usize>()
         };
         let mut bytes = self.agents.capacity() * size_of::<AgentEntry>();
         for agent in &self.agents {
             bytes += agent.classes.capacity() * size_of::<FreeClass>();
-            bytes += agent.classes.iter().map(|class| resources_bytes(&class.resources)).sum::<usize>();
+            bytes +=
+                agent.classes.iter().map(|class| resources_bytes(&class.resources)).sum::<usize>();
         }
         bytes += self.agent_index.len() * tree_entry(size_of::<(AgentId, u32)>());
         bytes += self.candidates.len() * tree_entry(size_of::<(AgentId, u32)>());

@@ -171,7 +171,11 @@ impl Allocator {
     fn enter_node(&self, working: &mut Working, node: u32) {
         let index = node as usize;
         if !working.node_clients[index].is_empty() {
-            let key = (weighted_share(working.own_allocation[index], working.total, 1000), 0, OWN_FRAMEWORKS);
+            let key = (
+                weighted_share(working.own_allocation[index], working.total, 1000),
+                0,
+                OWN_FRAMEWORKS,
+            );
             working.node_children[index].insert(key);
             working.own_key[index] = Some(key);
         }
@@ -179,7 +183,8 @@ impl Allocator {
         let headroom = self.unmet_guarantee(working, node).max(working.child_headroom[index]);
         working.headroom[index] = headroom;
         let Some(parent) = entry.parent else { return };
-        working.child_headroom[parent as usize] = working.child_headroom[parent as usize].plus(headroom);
+        working.child_headroom[parent as usize] =
+            working.child_headroom[parent as usize].plus(headroom);
         if working.node_children[index].is_empty() {
             return;
         }
@@ -307,7 +312,14 @@ impl Allocator {
         let mut offered_here: Vec<u32> = Vec::new();
         let unreserved_class = classes.iter().position(|class| class.reserved_for.is_none());
         if let Some(unreserved) = unreserved_class {
-            self.satisfy_guarantees(working, agent, &mut classes, unreserved, &mut offered_here, offers);
+            self.satisfy_guarantees(
+                working,
+                agent,
+                &mut classes,
+                unreserved,
+                &mut offered_here,
+                offers,
+            );
         }
         for class in 0..classes.len() {
             let Some(reserved_for) = classes[class].reserved_for else { continue };
@@ -318,14 +330,33 @@ impl Allocator {
             let available = Available {
                 reserved_class: Some(class),
                 reserved: classes[class].amounts,
-                unreserved: unreserved_class.map(|index| classes[index].amounts).unwrap_or_default(),
+                unreserved: unreserved_class
+                    .map(|index| classes[index].amounts)
+                    .unwrap_or_default(),
                 unreserved_cap: slack,
                 needed: None,
             };
-            let choice = self.pick(working, reserved_for, agent, &available, &classes, unreserved_class, &offered_here);
+            let choice = self.pick(
+                working,
+                reserved_for,
+                agent,
+                &available,
+                &classes,
+                unreserved_class,
+                &offered_here,
+            );
             self.withdraw_exhausted_roles(working);
             if let Some(choice) = choice {
-                self.make_offer(working, agent, choice, &available, &mut classes, unreserved_class, &mut offered_here, offers);
+                self.make_offer(
+                    working,
+                    agent,
+                    choice,
+                    &available,
+                    &mut classes,
+                    unreserved_class,
+                    &mut offered_here,
+                    offers,
+                );
             }
         }
         if let Some(unreserved) = unreserved_class {
@@ -338,7 +369,9 @@ impl Allocator {
                 }
                 let slack = Self::headroom_slack(working);
                 // Nothing past the headroom held for quota is worth a walk down the tree.
-                if !self.allocatable(remaining.min(slack), &[classes[unreserved].resources.as_ref()]) {
+                if !self
+                    .allocatable(remaining.min(slack), &[classes[unreserved].resources.as_ref()])
+                {
                     summary.agents_held_for_quota += 1;
                     break;
                 }
@@ -349,10 +382,27 @@ impl Allocator {
                     unreserved_cap: slack,
                     needed: None,
                 };
-                let choice = self.pick(working, ROOT, agent, &available, &classes, Some(unreserved), &offered_here);
+                let choice = self.pick(
+                    working,
+                    ROOT,
+                    agent,
+                    &available,
+                    &classes,
+                    Some(unreserved),
+                    &offered_here,
+                );
                 self.withdraw_exhausted_roles(working);
                 let Some(choice) = choice else { break };
-                self.make_offer(working, agent, choice, &available, &mut classes, Some(unreserved), &mut offered_here, offers);
+                self.make_offer(
+                    working,
+                    agent,
+                    choice,
+                    &available,
+                    &mut classes,
+                    Some(unreserved),
+                    &mut offered_here,
+                    offers,
+                );
             }
         }
         drop(classes);
@@ -373,7 +423,8 @@ impl Allocator {
             let free = classes[unreserved].amounts;
             let needed_somewhere = working.child_headroom[ROOT as usize];
             if working.quota_roles.is_empty()
-                || !(0..4).any(|dimension| free.0[dimension] > 0 && needed_somewhere.0[dimension] > 0)
+                || !(0..4)
+                    .any(|dimension| free.0[dimension] > 0 && needed_somewhere.0[dimension] > 0)
             {
                 return;
             }
@@ -397,14 +448,31 @@ impl Allocator {
                     unreserved_cap: Amounts::UNLIMITED,
                     needed: Some(unmet),
                 };
-                if let Some(choice) = self.pick(&*working, node, agent, &available, classes, Some(unreserved), offered_here) {
+                if let Some(choice) = self.pick(
+                    &*working,
+                    node,
+                    agent,
+                    &available,
+                    classes,
+                    Some(unreserved),
+                    offered_here,
+                ) {
                     chosen = Some((choice, available));
                     break;
                 }
             }
             self.withdraw_exhausted_roles(working);
             let Some((choice, available)) = chosen else { return };
-            self.make_offer(working, agent, choice, &available, classes, Some(unreserved), offered_here, offers);
+            self.make_offer(
+                working,
+                agent,
+                choice,
+                &available,
+                classes,
+                Some(unreserved),
+                offered_here,
+                offers,
+            );
         }
     }
 
@@ -423,7 +491,15 @@ impl Allocator {
     ) -> Option<Choice> {
         for &(_, _, child) in &working.node_children[start as usize] {
             let found = if child == OWN_FRAMEWORKS {
-                self.pick_own_framework(working, start, agent, available, classes, unreserved_class, offered_here)
+                self.pick_own_framework(
+                    working,
+                    start,
+                    agent,
+                    available,
+                    classes,
+                    unreserved_class,
+                    offered_here,
+                )
             } else {
                 self.pick(working, child, agent, available, classes, unreserved_class, offered_here)
             };
@@ -548,32 +624,53 @@ impl Allocator {
             resources,
         });
         self.nodes[node as usize].record.offers += 1;
-        self.account_offer(working, choice.client, choice.reserved.plus(choice.unreserved), choice.unreserved);
+        self.account_offer(
+            working,
+            choice.client,
+            choice.reserved.plus(choice.unreserved),
+            choice.unreserved,
+        );
     }
 
     /// Moves an offer's amounts into the working shares and re-sorts what they changed.
-    fn account_offer(&mut self, working: &mut Working, client: u32, amounts: Amounts, unreserved: Amounts) {
+    fn account_offer(
+        &mut self,
+        working: &mut Working,
+        client: u32,
+        amounts: Amounts,
+        unreserved: Amounts,
+    ) {
         let framework = self.clients[client as usize].framework;
         let node = self.clients[client as usize].node;
         working.unreserved_free = working.unreserved_free.minus(unreserved);
-        working.client_allocation[client as usize] = working.client_allocation[client as usize].plus(amounts);
+        working.client_allocation[client as usize] =
+            working.client_allocation[client as usize].plus(amounts);
         working.own_allocation[node as usize] = working.own_allocation[node as usize].plus(amounts);
         let mut current = Some(node);
         while let Some(index) = current {
-            working.node_allocation[index as usize] = working.node_allocation[index as usize].plus(amounts);
+            working.node_allocation[index as usize] =
+                working.node_allocation[index as usize].plus(amounts);
             current = self.nodes[index as usize].parent;
         }
         if let Some(old) = working.client_key[client as usize] {
             let clients = &mut working.node_clients[node as usize];
             clients.remove(&old);
-            let key = (weighted_share(working.client_allocation[client as usize], working.total, 1000), old.1, old.2);
+            let key = (
+                weighted_share(working.client_allocation[client as usize], working.total, 1000),
+                old.1,
+                old.2,
+            );
             clients.insert(key);
             working.client_key[client as usize] = Some(key);
         }
         if let Some(old) = working.own_key[node as usize] {
             let children = &mut working.node_children[node as usize];
             children.remove(&old);
-            let key = (weighted_share(working.own_allocation[node as usize], working.total, 1000), old.1, old.2);
+            let key = (
+                weighted_share(working.own_allocation[node as usize], working.total, 1000),
+                old.1,
+                old.2,
+            );
             children.insert(key);
             working.own_key[node as usize] = Some(key);
         }
@@ -594,10 +691,12 @@ impl Allocator {
                     working.quota_key[index] = Some(key);
                 }
             }
-            let headroom = self.unmet_guarantee(working, current).max(working.child_headroom[index]);
+            let headroom =
+                self.unmet_guarantee(working, current).max(working.child_headroom[index]);
             let change = headroom.minus(working.headroom[index]);
             working.headroom[index] = headroom;
-            working.child_headroom[parent as usize] = working.child_headroom[parent as usize].plus(change);
+            working.child_headroom[parent as usize] =
+                working.child_headroom[parent as usize].plus(change);
             current = parent;
         }
         working.offers_by_framework[framework as usize] += 1;
@@ -612,7 +711,8 @@ impl Allocator {
     /// Takes out of this cycle the roles a walk found at their limit.
     fn withdraw_exhausted_roles(&mut self, working: &mut Working) {
         while let Some(node) = self.exhausted_roles.pop() {
-            let clients: Vec<u32> = working.node_clients[node as usize].iter().map(|(_, _, client)| *client).collect();
+            let clients: Vec<u32> =
+                working.node_clients[node as usize].iter().map(|(_, _, client)| *client).collect();
             for client in clients {
                 self.withdraw_client(working, client);
             }

@@ -34,7 +34,8 @@ impl Allocator {
         roles.sort_by(|a, b| a.role.cmp(&b.role));
         let record = &framework.record;
         let now = cycle_at.unwrap_or_default();
-        let active_filters = framework.filters.values().filter(|filter| filter.until > now).count() as u32;
+        let active_filters =
+            framework.filters.values().filter(|filter| filter.until > now).count() as u32;
         if cycle_at.is_none() {
             reasons.push(Reason::NotYetConsidered);
         }
@@ -153,7 +154,8 @@ impl Allocator {
 
     fn add_cluster_reasons(&self, reasons: &mut Vec<Reason>, offers: u32) {
         let Some(summary) = &self.last_summary else { return };
-        let already_held = reasons.iter().any(|reason| matches!(reason, Reason::HeldForOtherRolesQuota { .. }));
+        let already_held =
+            reasons.iter().any(|reason| matches!(reason, Reason::HeldForOtherRolesQuota { .. }));
         if summary.agents_held_for_quota > 0 && !already_held {
             reasons.push(Reason::HeldForOtherRolesQuota { agents: summary.agents_held_for_quota });
         }
@@ -161,7 +163,10 @@ impl Allocator {
             reasons.push(Reason::ResourcesTooSmall { agents: summary.agents_too_small });
         }
         let explained = reasons.iter().any(|reason| {
-            !matches!(reason, Reason::ResourcesTooSmall { .. } | Reason::HeldForOtherRolesQuota { .. })
+            !matches!(
+                reason,
+                Reason::ResourcesTooSmall { .. } | Reason::HeldForOtherRolesQuota { .. }
+            )
         });
         if offers == 0 && !explained {
             reasons.push(Reason::OutrankedOrNoFreeResources);

@@ -18,4 +18,6 @@ mod explain_build;
 pub use allocator::{Allocation, Allocator};
 pub use amounts::DIMENSIONS;
 pub use config::AllocatorConfig;
-pub use explain::{CycleSummary, FrameworkExplanation, FrameworkRoleStanding, Reason, RoleExplanation};
+pub use explain::{
+    CycleSummary, FrameworkExplanation, FrameworkRoleStanding, Reason, RoleExplanation,
+};

@@ -86,13 +86,20 @@ fn draining_deactivated_and_gone_agents_are_not_offered() {
     let gone = cluster.add_agent("cpus:4;mem:4096");
     let healthy = cluster.add_agent("cpus:4;mem:4096");
     cluster.subscribe("web", &["web"]);
-    cluster.operator(Command::DrainAgent { agent_id: draining.clone(), max_grace_period: None, mark_gone: false });
+    cluster.operator(Command::DrainAgent {
+        agent_id: draining.clone(),
+        max_grace_period: None,
+        mark_gone: false,
+    });
     cluster.operator(Command::DeactivateAgent { agent_id: deactivated.clone() });
     cluster.operator(Command::MarkAgentGone { agent_id: gone });
 
     let offers = cluster.cycle();
 
-    assert_eq!(offers.iter().map(|offer| offer.agent_id.clone()).collect::<Vec<_>>(), vec![healthy]);
+    assert_eq!(
+        offers.iter().map(|offer| offer.agent_id.clone()).collect::<Vec<_>>(),
+        vec![healthy]
+    );
     for offer in &offers {
         cluster.decline(offer, Duration::ZERO);
     }
@@ -146,7 +153,10 @@ fn either_default_minimum_is_enough() {
 #[test]
 fn a_configured_minimum_replaces_the_default() {
     let config = AllocatorConfig {
-        min_allocatable: vec![Quantities::from_pairs(&[("cpus", Scalar::from_units(1)), ("mem", Scalar::from_units(512))])],
+        min_allocatable: vec![Quantities::from_pairs(&[
+            ("cpus", Scalar::from_units(1)),
+            ("mem", Scalar::from_units(512)),
+        ])],
         ..AllocatorConfig::default()
     };
     let mut cluster = Cluster::new(config);
@@ -163,7 +173,8 @@ fn a_configured_minimum_replaces_the_default() {
 
 #[test]
 fn a_framework_gets_at_most_the_offer_cap_per_cycle() {
-    let config = AllocatorConfig { max_offers_per_framework: Some(2), ..AllocatorConfig::default() };
+    let config =
+        AllocatorConfig { max_offers_per_framework: Some(2), ..AllocatorConfig::default() };
     let mut cluster = Cluster::new(config);
     for _ in 0..5 {
         cluster.add_agent("cpus:4;mem:4096");
@@ -180,7 +191,8 @@ fn a_framework_gets_at_most_the_offer_cap_per_cycle() {
 
 #[test]
 fn the_cap_lets_the_next_framework_have_the_rest() {
-    let config = AllocatorConfig { max_offers_per_framework: Some(1), ..AllocatorConfig::default() };
+    let config =
+        AllocatorConfig { max_offers_per_framework: Some(1), ..AllocatorConfig::default() };
     let mut cluster = Cluster::new(config);
     for _ in 0..3 {
         cluster.add_agent("cpus:4;mem:4096");
@@ -203,7 +215,10 @@ fn reserved_resources_reach_only_their_role_and_its_sub_roles() {
 
     let offers = cluster.cycle();
 
-    let web_offer = offers.iter().find(|offer| offer.framework_id == web).expect("eng/web is offered its reservation");
+    let web_offer = offers
+        .iter()
+        .find(|offer| offer.framework_id == web)
+        .expect("eng/web is offered its reservation");
     assert!(web_offer.resources.contains(&res("cpus(eng):4;mem(eng):2048")));
     for offer in offers.iter().filter(|offer| offer.framework_id == ops) {
         assert!(offer.resources.iter().all(|resource| resource.reservation.role().is_none()));
@@ -223,7 +238,11 @@ fn a_reservation_with_no_framework_in_its_role_stays_unoffered() {
 fn the_same_state_and_time_give_the_same_offers_byte_for_byte() {
     let mut cluster = Cluster::default();
     for number in 0..6 {
-        cluster.add_agent(&format!("cpus:{};mem:{};ports:[31000-31100]", 2 + number, 1024 * (number + 1)));
+        cluster.add_agent(&format!(
+            "cpus:{};mem:{};ports:[31000-31100]",
+            2 + number,
+            1024 * (number + 1)
+        ));
     }
     for name in ["a", "b", "c"] {
         cluster.subscribe(name, &[name]);
@@ -234,7 +253,8 @@ fn the_same_state_and_time_give_the_same_offers_byte_for_byte() {
 
     let first = cluster.decide();
     let second = cluster.decide();
-    let rebuilt = Allocator::from_state(AllocatorConfig::default(), &cluster.state).allocate(&cluster.state, cluster.clock);
+    let rebuilt = Allocator::from_state(AllocatorConfig::default(), &cluster.state)
+        .allocate(&cluster.state, cluster.clock);
 
     let encode = |allocation: &corral_allocator::Allocation| format!("{:?}", allocation.offers);
     assert!(!first.offers.is_empty());

@@ -11,7 +11,10 @@ use super::support::{res, Cluster};
 
 /// Every framework launches one task of its demand per offer when it fits, and declines
 /// for a minute when it does not; runs until nobody is offered anything.
-fn run_until_settled(cluster: &mut Cluster, demands: &BTreeMap<FrameworkId, Resources>) -> BTreeMap<FrameworkId, usize> {
+fn run_until_settled(
+    cluster: &mut Cluster,
+    demands: &BTreeMap<FrameworkId, Resources>,
+) -> BTreeMap<FrameworkId, usize> {
     for _ in 0..100 {
         let offers = cluster.cycle();
         if offers.is_empty() {
@@ -30,16 +33,27 @@ fn run_until_settled(cluster: &mut Cluster, demands: &BTreeMap<FrameworkId, Reso
     demands
         .keys()
         .map(|framework_id| {
-            let tasks = cluster.state.framework(framework_id).map(|framework| framework.tasks.len()).unwrap_or(0);
+            let tasks = cluster
+                .state
+                .framework(framework_id)
+                .map(|framework| framework.tasks.len())
+                .unwrap_or(0);
             (framework_id.clone(), tasks)
         })
         .collect()
 }
 
-fn paper_demands(cluster: &mut Cluster, role_of_a: &str, role_of_b: &str) -> (FrameworkId, FrameworkId, BTreeMap<FrameworkId, Resources>) {
+fn paper_demands(
+    cluster: &mut Cluster,
+    role_of_a: &str,
+    role_of_b: &str,
+) -> (FrameworkId, FrameworkId, BTreeMap<FrameworkId, Resources>) {
     let user_a = cluster.subscribe("user-a", &[role_of_a]);
     let user_b = cluster.subscribe("user-b", &[role_of_b]);
-    let demands = BTreeMap::from([(user_a.clone(), res("cpus:1;mem:4096")), (user_b.clone(), res("cpus:3;mem:1024"))]);
+    let demands = BTreeMap::from([
+        (user_a.clone(), res("cpus:1;mem:4096")),
+        (user_b.clone(), res("cpus:3;mem:1024")),
+    ]);
     (user_a, user_b, demands)
 }
 

@@ -59,5 +59,8 @@ fn a_role_reports_weight_quota_and_standing() {
 fn an_unknown_framework_or_role_has_no_explanation() {
     let cluster = Cluster::default();
     assert!(cluster.allocator.explain_role(&role("nobody")).is_none());
-    assert!(cluster.allocator.explain_framework(&corral_state::FrameworkId::new("nobody")).is_none());
+    assert!(cluster
+        .allocator
+        .explain_framework(&corral_state::FrameworkId::new("nobody"))
+        .is_none());
 }

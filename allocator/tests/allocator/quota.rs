@@ -25,7 +25,10 @@ fn a_guarantee_is_met_before_others_take_the_cluster() {
     let to_prod = offers.iter().filter(|offer| offer.framework_id == guaranteed);
     let prod_cpus = to_prod.fold(Scalar::ZERO, |sum, offer| sum + cpus_of(&offer.resources));
     assert!(prod_cpus >= Scalar::from_units(6), "prod got {prod_cpus} cpus");
-    assert!(offers.iter().any(|offer| offer.framework_id == greedy), "the rest still goes to others");
+    assert!(
+        offers.iter().any(|offer| offer.framework_id == greedy),
+        "the rest still goes to others"
+    );
 }
 
 #[test]
@@ -66,12 +69,18 @@ fn a_limit_on_a_parent_caps_its_sub_roles() {
 
     let offers = cluster.cycle();
 
-    let web_cpus = offers.iter().filter(|offer| offer.framework_id == web).fold(Scalar::ZERO, |sum, offer| sum + cpus_of(&offer.resources));
+    let web_cpus = offers
+        .iter()
+        .filter(|offer| offer.framework_id == web)
+        .fold(Scalar::ZERO, |sum, offer| sum + cpus_of(&offer.resources));
     assert_eq!(web_cpus, Scalar::from_units(3));
     for offer in &offers {
         cluster.launch_all(offer);
     }
-    assert!(cluster.cycle().iter().all(|offer| cpus_of(&offer.resources).is_zero()), "no more cpus past the limit");
+    assert!(
+        cluster.cycle().iter().all(|offer| cpus_of(&offer.resources).is_zero()),
+        "no more cpus past the limit"
+    );
     let explanation = cluster.allocator.explain_role(&role("eng")).expect("known role");
     assert_eq!(explanation.consumed.get("cpus"), Scalar::from_units(3));
 }
@@ -97,4 +106,3 @@ fn nested_guarantees_are_met_inside_their_parent() {
     assert!(cluster.consumed_by("eng/api").scalar("cpus") >= Scalar::from_units(5));
     assert!(cluster.state.framework(&api).is_some());
 }
-

@@ -51,7 +51,10 @@ pub fn task_info(task_id: &str, agent_id: &AgentId, resources: Resources) -> Tas
         agent_id: agent_id.clone(),
         resources,
         executor: None,
-        command: Some(CommandInfo { value: Some("sleep 600".to_owned()), ..CommandInfo::default() }),
+        command: Some(CommandInfo {
+            value: Some("sleep 600".to_owned()),
+            ..CommandInfo::default()
+        }),
         container: None,
         health_check: None,
         kill_policy: None,
@@ -121,7 +124,8 @@ impl Cluster {
             address: format!("10.0.{}.{}:5051", number / 250, number % 250),
             attributes: Attributes::default(),
         };
-        let events = self.ok(Actor::Leader, Command::RegisterAgent { info, resources: res(resources) });
+        let events =
+            self.ok(Actor::Leader, Command::RegisterAgent { info, resources: res(resources) });
         match &events[..] {
             [Event::AgentAdded { agent_id, .. }] => agent_id.clone(),
             other => panic!("unexpected events {other:?}"),
@@ -147,7 +151,9 @@ impl Cluster {
     }
 
     pub fn set_weight(&mut self, role_name: &str, weight: i64) {
-        self.operator(Command::UpdateWeights { weights: vec![(role(role_name), Scalar::from_units(weight))] });
+        self.operator(Command::UpdateWeights {
+            weights: vec![(role(role_name), Scalar::from_units(weight))],
+        });
     }
 
     /// Runs the allocator at the current time without applying its offers.
@@ -177,7 +183,11 @@ impl Cluster {
             .collect();
         // The state re-checks every offer when the entry applies, at the entry's time, and
         // skips any it refuses: all must come through.
-        assert_eq!(created.len(), wanted, "the state refused some of the allocator's offers: {specs:?}");
+        assert_eq!(
+            created.len(),
+            wanted,
+            "the state refused some of the allocator's offers: {specs:?}"
+        );
         created
     }
 
@@ -197,7 +207,9 @@ impl Cluster {
         let command = Command::Accept {
             framework_id: offer.framework_id.clone(),
             offer_ids: vec![offer.id.clone()],
-            operations: vec![Operation::Launch { task_infos: vec![task_info(&task_id, &offer.agent_id, resources)] }],
+            operations: vec![Operation::Launch {
+                task_infos: vec![task_info(&task_id, &offer.agent_id, resources)],
+            }],
             filters: Filters { refuse: Duration::ZERO },
         };
         let events = self.ok(Actor::Framework(offer.framework_id.clone()), command);
@@ -215,12 +227,18 @@ impl Cluster {
 
     pub fn suppress(&mut self, framework_id: &FrameworkId, roles: &[&str]) {
         let roles = roles.iter().map(|r| role(r)).collect();
-        self.ok(Actor::Framework(framework_id.clone()), Command::Suppress { framework_id: framework_id.clone(), roles });
+        self.ok(
+            Actor::Framework(framework_id.clone()),
+            Command::Suppress { framework_id: framework_id.clone(), roles },
+        );
     }
 
     pub fn revive(&mut self, framework_id: &FrameworkId, roles: &[&str]) {
         let roles = roles.iter().map(|r| role(r)).collect();
-        self.ok(Actor::Framework(framework_id.clone()), Command::Revive { framework_id: framework_id.clone(), roles });
+        self.ok(
+            Actor::Framework(framework_id.clone()),
+            Command::Revive { framework_id: framework_id.clone(), roles },
+        );
     }
 
     /// Allocated plus offered to frameworks acting for `role` or its sub-roles.
@@ -247,7 +265,11 @@ impl Cluster {
                 continue;
             }
             let believed = self.allocator.believed_free(agent_id);
-            assert_eq!(believed.as_ref(), Some(&agent.free()), "allocator's free resources of {agent_id} drifted");
+            assert_eq!(
+                believed.as_ref(),
+                Some(&agent.free()),
+                "allocator's free resources of {agent_id} drifted"
+            );
         }
     }
 }
