@@ -2,4 +2,5 @@
 
 mod api {
     mod mesos_json;
+    mod operator_json;
 }

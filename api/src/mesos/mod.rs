@@ -4,4 +4,6 @@ pub mod call;
 pub mod convert;
 pub mod events;
 pub mod json;
+pub mod operator;
 pub mod recordio;
+pub mod v0;
