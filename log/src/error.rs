@@ -1,0 +1,36 @@
+use corral_state::CodecError;
+
+use crate::journal::JournalError;
+use crate::store::StoreError;
+use crate::NodeId;
+
+/// Everything that can go wrong talking to the log.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// Writes and linearizable reads go to the leader; this master is not it.
+    #[error("this master is not the leader{}", leader_hint_text(leader_hint))]
+    NotLeader { leader_hint: Option<(NodeId, String)> },
+    #[error("the log is shutting down")]
+    ShuttingDown,
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    #[error("journal: {0}")]
+    Journal(#[from] JournalError),
+    #[error("codec: {0}")]
+    Codec(#[from] CodecError),
+    #[error("raft: {0}")]
+    Raft(String),
+    #[error("membership change refused: {0}")]
+    Membership(String),
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("cannot listen: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+fn leader_hint_text(leader_hint: &Option<(NodeId, String)>) -> String {
+    match leader_hint {
+        Some((node_id, address)) => format!("; try master {node_id} at {address}"),
+        None => String::new(),
+    }
+}

@@ -1,0 +1,258 @@
+//! The journal: every committed command and the events it produced, by log index.
+//!
+//! Raft compacts its own log behind snapshots; the journal is what replay, audit and event
+//! subscriptions read, so it is kept apart (its own sled trees) and trimmed only by a
+//! [`JournalRetention`] policy. Rows are written when an entry is applied; they need no
+//! flush of their own because the Raft log they are derived from is durable and is
+//! re-applied on restart, and the journal is flushed before any snapshot lets Raft purge
+//! that log.
+
+use std::ops::RangeInclusive;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use corral_state::{codec, CodecError, Cursor, Entry, Event, Timestamp};
+
+/// How much of the journal to keep. The default keeps everything.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct JournalRetention {
+    /// Drop entries stamped longer than this before the newest entry (leader time, so every
+    /// master trims at the same log position).
+    pub max_age: Option<Duration>,
+    /// Keep at most this many log indexes.
+    pub max_indexes: Option<u64>,
+}
+
+impl JournalRetention {
+    pub const KEEP_ALL: JournalRetention = JournalRetention { max_age: None, max_indexes: None };
+
+    fn keeps_everything(&self) -> bool {
+        self.max_age.is_none() && self.max_indexes.is_none()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("journal storage failed: {0}")]
+    Storage(#[from] sled::Error),
+    #[error("journal row at index {index} does not decode: {source}")]
+    Corrupt { index: u64, source: CodecError },
+}
+
+const LOST_THROUGH_KEY: &[u8] = b"lost_through";
+
+/// Rows removed from the journal in one retention pass, at most; the rest waits for the next
+/// applied entry so that applying never stalls on a large trim.
+const RETENTION_PASS_LIMIT: usize = 4096;
+
+/// Handle to the journal trees; cheap to clone.
+#[derive(Clone)]
+pub struct Journal {
+    /// index → leader timestamp (8 bytes, big endian) followed by the encoded batch.
+    commands: sled::Tree,
+    /// index → encoded events; only indexes that produced events have a row.
+    events: sled::Tree,
+    meta: sled::Tree,
+    retention: JournalRetention,
+    /// The greatest cursor of an event no longer in the journal: a subscriber at or after it
+    /// has missed nothing.
+    lost_through: Arc<Mutex<Option<Cursor>>>,
+}
+
+/// The journal rows produced by applying some Raft entries, written together.
+#[derive(Default)]
+pub(crate) struct JournalBatch {
+    commands: sled::Batch,
+    events: sled::Batch,
+    newest: Option<(u64, Timestamp)>,
+}
+
+impl JournalBatch {
+    pub(crate) fn record(&mut self, index: u64, entries: &[Entry], events: &[Event]) {
+        let at = entries.iter().map(|entry| entry.at).max().unwrap_or_default();
+        let mut row = at.0.to_be_bytes().to_vec();
+        row.extend_from_slice(&codec::encode_entries(entries));
+        self.commands.insert(&index.to_be_bytes(), row);
+        if !events.is_empty() {
+            self.events.insert(&index.to_be_bytes(), codec::encode_events(events));
+        }
+        self.newest = Some((index, at));
+    }
+}
+
+impl Journal {
+    pub(crate) fn open(
+        db: &sled::Db,
+        retention: JournalRetention,
+    ) -> Result<Journal, JournalError> {
+        let meta = db.open_tree("journal_meta")?;
+        let lost_through = match meta.get(LOST_THROUGH_KEY)? {
+            Some(bytes) => Some(decode_cursor(&bytes)),
+            None => None,
+        };
+        Ok(Journal {
+            commands: db.open_tree("journal")?,
+            events: db.open_tree("journal_events")?,
+            meta,
+            retention,
+            lost_through: Arc::new(Mutex::new(lost_through)),
+        })
+    }
+
+    pub(crate) fn write(&self, batch: JournalBatch) -> Result<(), JournalError> {
+        let Some((newest_index, newest_at)) = batch.newest else { return Ok(()) };
+        self.commands.apply_batch(batch.commands)?;
+        self.events.apply_batch(batch.events)?;
+        if !self.retention.keeps_everything() {
+            self.enforce_retention(newest_index, newest_at)?;
+        }
+        Ok(())
+    }
+
+    /// Events after `lost_through()` are all still here.
+    pub fn lost_through(&self) -> Option<Cursor> {
+        *self.lost_through.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The commands journaled at indexes in `range`, in log order.
+    pub fn commands(
+        &self,
+        range: RangeInclusive<u64>,
+    ) -> impl Iterator<Item = Result<(u64, Timestamp, Vec<Entry>), JournalError>> + '_ {
+        let (start, end) = (range.start().to_be_bytes(), range.end().to_be_bytes());
+        self.commands.range(start..=end).map(|row| {
+            let (key, value) = row?;
+            let index = decode_index(&key);
+            if value.len() < 8 {
+                return Err(JournalError::Corrupt { index, source: CodecError::Truncated });
+            }
+            let at = Timestamp(u64::from_be_bytes(value[..8].try_into().unwrap_or_default()));
+            let entries = codec::decode_entries(&value[8..])
+                .map_err(|source| JournalError::Corrupt { index, source })?;
+            Ok((index, at, entries))
+        })
+    }
+
+    /// Up to `max_rows` rows of events at indexes in `range`, in log order.
+    pub fn events(
+        &self,
+        range: RangeInclusive<u64>,
+        max_rows: usize,
+    ) -> Result<Vec<(u64, Vec<Event>)>, JournalError> {
+        let (start, end) = (range.start().to_be_bytes(), range.end().to_be_bytes());
+        let mut rows = Vec::new();
+        for row in self.events.range(start..=end).take(max_rows) {
+            let (key, value) = row?;
+            let index = decode_index(&key);
+            let events = codec::decode_events(&value)
+                .map_err(|source| JournalError::Corrupt { index, source })?;
+            rows.push((index, events));
+        }
+        Ok(rows)
+    }
+
+    /// The first and last journaled command indexes.
+    pub fn bounds(&self) -> Result<Option<(u64, u64)>, JournalError> {
+        let first = self.commands.first()?.map(|(key, _)| decode_index(&key));
+        let last = self.commands.last()?.map(|(key, _)| decode_index(&key));
+        Ok(first.zip(last))
+    }
+
+    pub fn len(&self) -> usize {
+        self.commands.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.commands.is_empty()
+    }
+
+    /// A snapshot installed from another master skips the entries between this master's last
+    /// applied index and the snapshot's: the journal restarts after the snapshot and says
+    /// everything up to it is unavailable here.
+    pub(crate) fn restart_after(&self, snapshot_index: u64) -> Result<(), JournalError> {
+        let lost = Cursor::new(snapshot_index, u32::MAX);
+        self.record_lost_through(lost)?;
+        self.commands.clear()?;
+        self.events.clear()?;
+        Ok(())
+    }
+
+    fn record_lost_through(&self, cursor: Cursor) -> Result<(), JournalError> {
+        let mut lost_through = self.lost_through.lock().unwrap_or_else(PoisonError::into_inner);
+        if lost_through.is_some_and(|current| current >= cursor) {
+            return Ok(());
+        }
+        // Persisted before any row goes, so a crash never shows a gap as if it were history.
+        self.meta.insert(LOST_THROUGH_KEY, encode_cursor(cursor).to_vec())?;
+        *lost_through = Some(cursor);
+        Ok(())
+    }
+
+    fn enforce_retention(
+        &self,
+        newest_index: u64,
+        newest_at: Timestamp,
+    ) -> Result<(), JournalError> {
+        let oldest_kept_index = self
+            .retention
+            .max_indexes
+            .map_or(0, |max_indexes| newest_index.saturating_sub(max_indexes.saturating_sub(1)));
+        let oldest_kept_at = self.retention.max_age.map_or(0, |max_age| {
+            newest_at.0.saturating_sub(u64::try_from(max_age.as_nanos()).unwrap_or(u64::MAX))
+        });
+        let mut doomed = Vec::new();
+        for row in self.commands.iter().take(RETENTION_PASS_LIMIT) {
+            let (key, value) = row?;
+            let index = decode_index(&key);
+            let at = value
+                .get(..8)
+                .map_or(0, |at| u64::from_be_bytes(at.try_into().unwrap_or_default()));
+            if index >= oldest_kept_index && at >= oldest_kept_at {
+                break;
+            }
+            doomed.push(index);
+        }
+        let Some(&last_doomed) = doomed.last() else { return Ok(()) };
+        let last_lost_event =
+            self.events.range(..=last_doomed.to_be_bytes()).next_back().transpose()?.map(
+                |(key, value)| {
+                    let index = decode_index(&key);
+                    let count = codec::decode_events(&value).map_or(u32::MAX, |events| {
+                        u32::try_from(events.len().saturating_sub(1)).unwrap_or(u32::MAX)
+                    });
+                    Cursor::new(index, count)
+                },
+            );
+        if let Some(cursor) = last_lost_event {
+            self.record_lost_through(cursor)?;
+        }
+        let mut commands = sled::Batch::default();
+        let mut events = sled::Batch::default();
+        for index in doomed {
+            commands.remove(&index.to_be_bytes());
+            events.remove(&index.to_be_bytes());
+        }
+        self.commands.apply_batch(commands)?;
+        self.events.apply_batch(events)?;
+        Ok(())
+    }
+}
+
+fn decode_index(key: &[u8]) -> u64 {
+    u64::from_be_bytes(key.try_into().unwrap_or_default())
+}
+
+fn encode_cursor(cursor: Cursor) -> [u8; 12] {
+    let mut bytes = [0; 12];
+    bytes[..8].copy_from_slice(&cursor.index.to_be_bytes());
+    bytes[8..].copy_from_slice(&cursor.seq.to_be_bytes());
+    bytes
+}
+
+fn decode_cursor(bytes: &[u8]) -> Cursor {
+    let index =
+        bytes.get(..8).map_or(0, |index| u64::from_be_bytes(index.try_into().unwrap_or_default()));
+    let seq =
+        bytes.get(8..12).map_or(0, |seq| u32::from_be_bytes(seq.try_into().unwrap_or_default()));
+    Cursor::new(index, seq)
+}

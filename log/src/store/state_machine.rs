@@ -1,0 +1,242 @@
+//! The state machine: committed entries applied to `ClusterState`, snapshots of it, and the
+//! journal rows every applied entry leaves behind.
+
+use std::io::Cursor as IoCursor;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
+
+use corral_state::model::Settings;
+use corral_state::{ClusterState, Event};
+use openraft::storage::RaftStateMachine;
+use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder, SnapshotMeta, StoredMembership};
+use tokio::sync::watch;
+
+use super::{io_error, postcard_decode, postcard_encode, StoreError};
+use crate::journal::{Journal, JournalBatch};
+use crate::typ::{Entry, LogId, Snapshot, StorageError, StorageIOError};
+use crate::{BatchResponse, TypeConfig};
+
+const CURRENT_SNAPSHOT_KEY: &[u8] = b"current";
+
+/// What the log has made of this master so far.
+#[derive(Clone, Debug)]
+pub struct Applied {
+    pub state: ClusterState,
+    pub last_applied: Option<LogId>,
+    pub membership: StoredMembership<u64, openraft::BasicNode>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredSnapshot {
+    meta: SnapshotMeta<u64, openraft::BasicNode>,
+    data: Vec<u8>,
+}
+
+struct Shared {
+    db: sled::Db,
+    snapshots: sled::Tree,
+    journal: Journal,
+    applied: RwLock<Applied>,
+    /// The last applied log index, for subscribers waiting on new events.
+    applied_index: watch::Sender<u64>,
+    snapshots_built: AtomicU64,
+}
+
+/// Cheap to clone; clones share the state.
+#[derive(Clone)]
+pub struct StateMachineStore {
+    shared: Arc<Shared>,
+}
+
+impl StateMachineStore {
+    pub(super) fn open(
+        db: sled::Db,
+        journal: Journal,
+        settings: Settings,
+    ) -> Result<StateMachineStore, StoreError> {
+        let snapshots = db.open_tree("snapshot")?;
+        let applied = match snapshots.get(CURRENT_SNAPSHOT_KEY)? {
+            Some(bytes) => {
+                let stored: StoredSnapshot = postcard_decode("snapshot", &bytes)?;
+                let state = ClusterState::from_snapshot(&stored.data).map_err(|error| {
+                    StoreError::Corrupt { what: "snapshot state", reason: error.to_string() }
+                })?;
+                Applied {
+                    state,
+                    last_applied: stored.meta.last_log_id,
+                    membership: stored.meta.last_membership,
+                }
+            }
+            None => Applied {
+                state: ClusterState::new(settings),
+                last_applied: None,
+                membership: StoredMembership::default(),
+            },
+        };
+        let last_index = applied.last_applied.map_or(0, |log_id| log_id.index);
+        Ok(StateMachineStore {
+            shared: Arc::new(Shared {
+                db,
+                snapshots,
+                journal,
+                applied: RwLock::new(applied),
+                applied_index: watch::Sender::new(last_index),
+                snapshots_built: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// Read access to the applied state; hold it briefly, applying waits for it.
+    pub fn read(&self) -> RwLockReadGuard<'_, Applied> {
+        self.shared.applied.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn journal(&self) -> &Journal {
+        &self.shared.journal
+    }
+
+    /// Follows the last applied log index.
+    pub fn applied_index(&self) -> watch::Receiver<u64> {
+        self.shared.applied_index.subscribe()
+    }
+
+    fn persist_snapshot(&self, stored: &StoredSnapshot) -> Result<(), sled::Error> {
+        self.shared.snapshots.insert(CURRENT_SNAPSHOT_KEY, postcard_encode(stored)).map(drop)
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
+    async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
+        let (data, last_log_id, last_membership) = {
+            let applied = self.read();
+            (applied.state.snapshot(), applied.last_applied, applied.membership.clone())
+        };
+        let built = self.shared.snapshots_built.fetch_add(1, Ordering::Relaxed) + 1;
+        let snapshot_id = match last_log_id {
+            Some(log_id) => format!("{}-{}-{built}", log_id.leader_id, log_id.index),
+            None => format!("none-{built}"),
+        };
+        let meta = SnapshotMeta { last_log_id, last_membership, snapshot_id };
+        let write = |error: sled::Error| -> StorageError {
+            StorageIOError::write_snapshot(Some(meta.signature()), &io_error(error)).into()
+        };
+        // The journal rows behind this snapshot must be on disk before the snapshot is:
+        // once it is, openraft may purge the Raft log they were derived from.
+        self.shared.db.flush_async().await.map_err(write)?;
+        let stored = StoredSnapshot { meta: meta.clone(), data };
+        self.persist_snapshot(&stored).map_err(write)?;
+        self.shared.db.flush_async().await.map_err(write)?;
+        Ok(Snapshot { meta, snapshot: Box::new(IoCursor::new(stored.data)) })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachineStore {
+    type SnapshotBuilder = StateMachineStore;
+
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogId>, StoredMembership<u64, openraft::BasicNode>), StorageError> {
+        let applied = self.read();
+        Ok((applied.last_applied, applied.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<BatchResponse>, StorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut responses = Vec::new();
+        let mut journal = JournalBatch::default();
+        let last_index = {
+            let mut applied = self.shared.applied.write().unwrap_or_else(PoisonError::into_inner);
+            for entry in entries {
+                let index = entry.log_id.index;
+                applied.last_applied = Some(entry.log_id);
+                match entry.payload {
+                    EntryPayload::Blank => {
+                        responses.push(BatchResponse { index, outcomes: Vec::new() })
+                    }
+                    EntryPayload::Normal(batch) => {
+                        let mut events: Vec<Event> = Vec::new();
+                        let outcomes = batch
+                            .0
+                            .iter()
+                            .map(|command| {
+                                let outcome = applied.state.apply(command);
+                                events.extend_from_slice(outcome.events());
+                                outcome
+                            })
+                            .collect();
+                        journal.record(index, &batch.0, &events);
+                        responses.push(BatchResponse { index, outcomes });
+                    }
+                    EntryPayload::Membership(membership) => {
+                        applied.membership = StoredMembership::new(Some(entry.log_id), membership);
+                        responses.push(BatchResponse { index, outcomes: Vec::new() });
+                    }
+                }
+            }
+            applied.last_applied.map_or(0, |log_id| log_id.index)
+        };
+        self.shared
+            .journal
+            .write(journal)
+            .map_err(|error| StorageIOError::write_state_machine(&io_error(error)))?;
+        // After the journal rows exist, so a woken subscriber finds them.
+        self.shared.applied_index.send_replace(last_index);
+        Ok(responses)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<IoCursor<Vec<u8>>>, StorageError> {
+        Ok(Box::new(IoCursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<u64, openraft::BasicNode>,
+        snapshot: Box<IoCursor<Vec<u8>>>,
+    ) -> Result<(), StorageError> {
+        let signature = Some(meta.signature());
+        let read = |error: std::io::Error| -> StorageError {
+            StorageIOError::read_snapshot(signature.clone(), &error).into()
+        };
+        let write = |error: std::io::Error| -> StorageError {
+            StorageIOError::write_snapshot(signature.clone(), &error).into()
+        };
+        let data = snapshot.into_inner();
+        let state = ClusterState::from_snapshot(&data).map_err(io_error).map_err(read)?;
+        let stored = StoredSnapshot { meta: meta.clone(), data };
+        self.persist_snapshot(&stored).map_err(io_error).map_err(write)?;
+        let snapshot_index = meta.last_log_id.map_or(0, |log_id| log_id.index);
+        self.shared.journal.restart_after(snapshot_index).map_err(io_error).map_err(write)?;
+        self.shared.db.flush_async().await.map_err(io_error).map_err(write)?;
+        {
+            let mut applied = self.shared.applied.write().unwrap_or_else(PoisonError::into_inner);
+            *applied = Applied {
+                state,
+                last_applied: meta.last_log_id,
+                membership: meta.last_membership.clone(),
+            };
+        }
+        self.shared.applied_index.send_replace(snapshot_index);
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
+        let read = |error: std::io::Error| -> StorageError {
+            StorageIOError::read_snapshot(None, &error).into()
+        };
+        let Some(bytes) =
+            self.shared.snapshots.get(CURRENT_SNAPSHOT_KEY).map_err(io_error).map_err(read)?
+        else {
+            return Ok(None);
+        };
+        let stored: StoredSnapshot =
+            postcard_decode("snapshot", &bytes).map_err(io_error).map_err(read)?;
+        Ok(Some(Snapshot { meta: stored.meta, snapshot: Box::new(IoCursor::new(stored.data)) }))
+    }
+}

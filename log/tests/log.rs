@@ -1,0 +1,6 @@
+//! The crate's one integration-test binary; each area is a submodule under `tests/log/`.
+
+mod log {
+    mod suite;
+    pub mod support;
+}
