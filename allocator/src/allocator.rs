@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use corral_state::model::MachineMode;
+use corral_state::model::{Framework, MachineMode};
 use corral_state::{
     AgentId, ClusterState, Event, FrameworkId, OfferSpec, Resource, Resources, Role, Timestamp,
 };
@@ -80,6 +80,7 @@ pub(crate) struct FrameworkEntry {
     pub(crate) clients: Vec<u32>,
     /// Lookups only: iteration order never reaches an output.
     pub(crate) filters: HashMap<u32, Filter>,
+    pub(crate) prune_filters_at: usize,
     pub(crate) dirty: u8,
     pub(crate) record: FrameworkRecord,
 }
@@ -139,6 +140,8 @@ pub(crate) struct RoleNode {
 
 pub(crate) const ROOT: u32 = 0;
 
+const MIN_FILTERS_BEFORE_PRUNING: usize = 64;
+
 /// The offers of one cycle and what the cycle saw.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Allocation {
@@ -174,6 +177,12 @@ pub struct Allocator {
     pub(crate) last_summary: Option<CycleSummary>,
     /// Scratch for one cycle: roles a walk found at their limit.
     pub(crate) exhausted_roles: Vec<u32>,
+    /// Scratch for one agent: frameworks already offered something on it.
+    pub(crate) offered_here: Vec<u32>,
+    /// Whether every minimum allocatable quantity names only cpus, mem, disk or gpus, so
+    /// checking one needs no look at the resources themselves.
+    pub(crate) minimums_name_only_dimensions: bool,
+    pub(crate) no_resources: Resources,
 }
 
 impl Allocator {
@@ -190,6 +199,9 @@ impl Allocator {
             allocation: Amounts::ZERO,
             record: RoleRecord::default(),
         };
+        let minimums_name_only_dimensions = config.min_allocatable.iter().all(|minimum| {
+            minimum.iter().all(|(name, _)| crate::amounts::dimension_of(name).is_some())
+        });
         Allocator {
             config,
             agents: Vec::new(),
@@ -210,6 +222,9 @@ impl Allocator {
             every_agent_dirty: false,
             last_summary: None,
             exhausted_roles: Vec::new(),
+            offered_here: Vec::new(),
+            minimums_name_only_dimensions,
+            no_resources: Resources::new(),
         }
     }
 
@@ -341,6 +356,7 @@ impl Allocator {
             connected: false,
             clients: Vec::new(),
             filters: HashMap::new(),
+            prune_filters_at: MIN_FILTERS_BEFORE_PRUNING,
             dirty: 0,
             record: FrameworkRecord::default(),
         });
@@ -523,14 +539,25 @@ impl Allocator {
     fn refresh_framework(&mut self, state: &ClusterState, slot: u32, now: Timestamp) {
         let flags = std::mem::take(&mut self.frameworks[slot as usize].dirty);
         let framework_id = self.frameworks[slot as usize].id.clone();
-        self.frameworks[slot as usize].filters.retain(|_, filter| filter.until > now);
+        // Expired filters are harmless (checks compare times) and pruning them all every
+        // cycle costs a walk over every filter: prune when the map has doubled instead.
+        let entry = &mut self.frameworks[slot as usize];
+        if entry.filters.len() > entry.prune_filters_at {
+            entry.filters.retain(|_, filter| filter.until > now);
+            entry.prune_filters_at = (entry.filters.len() * 2).max(MIN_FILTERS_BEFORE_PRUNING);
+        }
         let Some(framework) = state.framework(&framework_id) else {
             self.forget_framework(slot);
             return;
         };
         let entry = &mut self.frameworks[slot as usize];
+        let was_known = entry.known;
         entry.known = true;
         entry.connected = framework.is_connected();
+        if was_known && flags == FRAMEWORK_OFFERS_CHANGED {
+            self.refresh_offer_allocation(state, slot, framework);
+            return;
+        }
 
         let mut task_allocation: BTreeMap<Role, Amounts> = BTreeMap::new();
         let mut offer_allocation: BTreeMap<Role, Amounts> = BTreeMap::new();
@@ -586,6 +613,29 @@ impl Allocator {
             }
             if unused {
                 self.release_client(client);
+            }
+        }
+    }
+
+    /// The common case, every cycle for every framework offered something: only offers
+    /// came or went, so only what is on offer per role needs reading again.
+    fn refresh_offer_allocation(&mut self, state: &ClusterState, slot: u32, framework: &Framework) {
+        for position in 0..self.frameworks[slot as usize].clients.len() {
+            let client = self.frameworks[slot as usize].clients[position];
+            let node = self.clients[client as usize].node;
+            let role = self.nodes[node as usize].role.as_ref();
+            let mut offered = Amounts::ZERO;
+            for offer in framework.offers.iter().filter_map(|offer_id| state.offer(offer_id)) {
+                if Some(&offer.role) == role {
+                    offered = offered.plus(Amounts::of_resources(&offer.resources));
+                }
+            }
+            let before = self.clients[client as usize].allocation();
+            self.clients[client as usize].offer_allocation = offered;
+            let after = self.clients[client as usize].allocation();
+            if before != after {
+                self.add_to_chain(node, before, -1);
+                self.add_to_chain(node, after, 1);
             }
         }
     }

@@ -299,9 +299,14 @@ impl Allocator {
                 resources: Cow::Borrowed(&class.resources),
             })
             .collect();
-        let all_parts: Vec<&Resources> = stored.iter().map(|class| &class.resources).collect();
         let free = stored.iter().fold(Amounts::ZERO, |sum, class| sum.plus(class.amounts));
-        if !self.allocatable(free, &all_parts) {
+        let allocatable = if self.minimums_name_only_dimensions {
+            self.allocatable(free, &[])
+        } else {
+            let all_parts: Vec<&Resources> = stored.iter().map(|class| &class.resources).collect();
+            self.allocatable(free, &all_parts)
+        };
+        if !allocatable {
             summary.agents_too_small += 1;
             if summary.agents_too_small_sample.len() < SAMPLE_SIZE {
                 summary.agents_too_small_sample.push(self.agents[agent as usize].id.clone());
@@ -309,7 +314,9 @@ impl Allocator {
             self.agents[agent as usize].classes = stored;
             return;
         }
-        let mut offered_here: Vec<u32> = Vec::new();
+        // Reused from agent to agent: allocating it per agent shows in the cycle time.
+        let mut offered_here = std::mem::take(&mut self.offered_here);
+        offered_here.clear();
         let unreserved_class = classes.iter().position(|class| class.reserved_for.is_none());
         if let Some(unreserved) = unreserved_class {
             self.satisfy_guarantees(
@@ -407,6 +414,7 @@ impl Allocator {
         }
         drop(classes);
         self.agents[agent as usize].classes = stored;
+        self.offered_here = offered_here;
     }
 
     /// Stage one: roles below their guarantee get unreserved resources first, up to it.
@@ -532,15 +540,14 @@ impl Allocator {
                 return None;
             }
         }
-        let mut parts: Vec<&Resources> = Vec::with_capacity(2);
-        if let Some(class) = available.reserved_class {
-            parts.push(classes[class].resources.as_ref());
-        }
-        if let Some(class) = unreserved_class {
-            if unreserved.is_positive_anywhere() {
-                parts.push(classes[class].resources.as_ref());
-            }
-        }
+        let reserved_part = available.reserved_class.map(|class| classes[class].resources.as_ref());
+        let unreserved_part = unreserved_class
+            .filter(|_| unreserved.is_positive_anywhere())
+            .map(|class| classes[class].resources.as_ref());
+        let parts: [&Resources; 2] = [
+            reserved_part.unwrap_or(&self.no_resources),
+            unreserved_part.unwrap_or(&self.no_resources),
+        ];
         if !self.allocatable(total, &parts) {
             // A role whose limit leaves less than any minimum can take nothing from any
             // agent: out of this cycle with it, or every later agent would walk past it.

@@ -262,3 +262,23 @@ fn the_same_state_and_time_give_the_same_offers_byte_for_byte() {
     assert_eq!(encode(&first), encode(&rebuilt));
     cluster.assert_mirror_matches_state();
 }
+
+#[test]
+fn an_unreachable_agent_is_not_offered() {
+    let mut cluster = Cluster::default();
+    let silent = cluster.add_agent("cpus:4;mem:4096");
+    let talking = cluster.add_agent("cpus:4;mem:4096");
+    cluster.subscribe("web", &["web"]);
+    cluster.advance(Duration::from_secs(80));
+    cluster
+        .ok(Actor::Agent(talking.clone()), Command::AgentHeartbeat { agent_id: talking.clone() });
+    cluster.ok(Actor::Leader, Command::Tick);
+    assert!(!cluster.state.agent(&silent).expect("known agent").is_offerable());
+
+    let offers = cluster.cycle();
+
+    assert_eq!(
+        offers.iter().map(|offer| offer.agent_id.clone()).collect::<Vec<_>>(),
+        vec![talking]
+    );
+}
