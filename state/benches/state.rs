@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use corral_state::model::{
-    AgentInfo, Attributes, CommandInfo, Filters, FrameworkInfo, TaskInfo, TaskSource, TaskState,
-    TaskStatus,
+    AgentInfo, Attributes, CommandInfo, Filters, FrameworkInfo, Settings, TaskInfo, TaskSource,
+    TaskState, TaskStatus,
 };
 use corral_state::{
     Actor, AgentId, ClusterState, Command, Entry, Event, FrameworkId, OfferId, OfferSpec,
