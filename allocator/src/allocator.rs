@@ -405,9 +405,10 @@ impl Allocator {
         });
         self.node_index.insert(role.clone(), node);
         self.nodes[parent as usize].children.push(node);
-        self.nodes_deepest_first.push(node);
         let nodes = &self.nodes;
-        self.nodes_deepest_first.sort_by_key(|node| std::cmp::Reverse(nodes[*node as usize].depth));
+        let position =
+            self.nodes_deepest_first.partition_point(|other| nodes[*other as usize].depth >= depth);
+        self.nodes_deepest_first.insert(position, node);
         // A role with a default config may have been updated before it had a node.
         self.dirty_roles.insert(role.clone());
         node

@@ -270,7 +270,12 @@ impl Allocator {
         }
     }
 
+    /// Whether an offer of `amounts` (and of whatever else `parts` hold) is worth making.
+    /// With no minimum configured, anything is.
     fn allocatable(&self, amounts: Amounts, parts: &[&Resources]) -> bool {
+        if self.config.min_allocatable.is_empty() {
+            return true;
+        }
         self.config.min_allocatable.iter().any(|minimum| {
             minimum.iter().all(|(name, wanted)| {
                 let have = match dimension_of(name) {
@@ -548,6 +553,11 @@ impl Allocator {
             reserved_part.unwrap_or(&self.no_resources),
             unreserved_part.unwrap_or(&self.no_resources),
         ];
+        let only_unmeasured =
+            reserved_part.is_some_and(|part| !part.is_empty() && available.reserved.is_zero());
+        if !total.is_positive_anywhere() && !only_unmeasured {
+            return None;
+        }
         if !self.allocatable(total, &parts) {
             // A role whose limit leaves less than any minimum can take nothing from any
             // agent: out of this cycle with it, or every later agent would walk past it.
@@ -556,9 +566,6 @@ impl Allocator {
             }
             let unlimited_total = available.reserved.plus(available.unreserved);
             let record = &mut self.nodes[node as usize].record;
-            if self.config.min_allocatable.is_empty() {
-                return None;
-            }
             if !unlimited_total.fits_within(total) {
                 if unreserved_uncapped != unreserved {
                     record.headroom_blocked += 1;
@@ -617,12 +624,13 @@ impl Allocator {
                 }
             }
         }
+        let client = &self.clients[choice.client as usize];
+        let (framework, node) = (client.framework, client.node);
+        // First, so that a loop over candidates always moves on, even past an empty offer.
+        offered_here.push(framework);
         if resources.is_empty() {
             return;
         }
-        let client = &self.clients[choice.client as usize];
-        let (framework, node) = (client.framework, client.node);
-        offered_here.push(framework);
         let Some(role) = self.nodes[node as usize].role.clone() else { return };
         offers.push(OfferSpec {
             framework_id: self.frameworks[framework as usize].id.clone(),

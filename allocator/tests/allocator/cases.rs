@@ -282,3 +282,20 @@ fn an_unreachable_agent_is_not_offered() {
         vec![talking]
     );
 }
+
+#[test]
+fn no_configured_minimum_offers_any_crumb() {
+    let config = AllocatorConfig { min_allocatable: Vec::new(), ..AllocatorConfig::default() };
+    let mut cluster = Cluster::new(config);
+    cluster.add_agent("cpus:0.001;mem:1");
+    cluster.subscribe("first", &["web"]);
+    cluster.subscribe("second", &["web"]);
+
+    let offers = cluster.cycle();
+
+    assert_eq!(
+        offers.len(),
+        1,
+        "one framework takes the whole agent; the other gets nothing empty"
+    );
+}

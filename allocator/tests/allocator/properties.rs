@@ -115,8 +115,15 @@ struct World {
 }
 
 impl World {
-    fn build(agents: &[AgentShape], frameworks: &[Vec<usize>], quotas: &[QuotaShape]) -> World {
-        let mut cluster = Cluster::default();
+    fn build(
+        agents: &[AgentShape],
+        frameworks: &[Vec<usize>],
+        quotas: &[QuotaShape],
+        offer_cap: Option<u32>,
+    ) -> World {
+        let config =
+            AllocatorConfig { max_offers_per_framework: offer_cap, ..AllocatorConfig::default() };
+        let mut cluster = Cluster::new(config);
         let mut limits = Vec::new();
         let mut seen = BTreeSet::new();
         for quota in quotas.iter().filter(|quota| seen.insert(quota.role)) {
@@ -290,6 +297,16 @@ impl World {
                 "offer on an agent that is draining, deactivated or gone"
             );
         }
+        if let Some(cap) = self.cluster.allocator.config().max_offers_per_framework {
+            let mut per_framework: BTreeMap<&FrameworkId, u32> = BTreeMap::new();
+            for offer in &allocation.offers {
+                *per_framework.entry(&offer.framework_id).or_default() += 1;
+            }
+            assert!(
+                per_framework.values().all(|count| *count <= cap),
+                "a framework got more than {cap} offers"
+            );
+        }
         for (agent_id, resources) in offered {
             let free = state.agent(agent_id).expect("known agent").free();
             assert!(
@@ -298,7 +315,8 @@ impl World {
             );
         }
         self.cluster.assert_mirror_matches_state();
-        let rebuilt = Allocator::from_state(AllocatorConfig::default(), state).allocate(state, now);
+        let config = self.cluster.allocator.config().clone();
+        let rebuilt = Allocator::from_state(config, state).allocate(state, now);
         assert_eq!(rebuilt.offers, allocation.offers, "a rebuilt allocator decided differently");
         let mut again = self.cluster.allocator.clone();
         assert_eq!(
@@ -323,16 +341,17 @@ impl World {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
 
     #[test]
     fn offers_respect_resources_reservations_filters_limits_and_are_deterministic(
         agents in proptest::collection::vec(agent_shape(), 1..=6),
         frameworks in proptest::collection::vec(framework_roles(), 1..=5),
         quotas in proptest::collection::vec(quota_shape(), 0..=3),
+        offer_cap in proptest::option::of(1u32..=3),
         steps in proptest::collection::vec(step(), 1..=14),
     ) {
-        let mut world = World::build(&agents, &frameworks, &quotas);
+        let mut world = World::build(&agents, &frameworks, &quotas, offer_cap);
         for step in &steps {
             world.run(step);
         }
