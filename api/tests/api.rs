@@ -2,5 +2,7 @@
 
 mod api {
     mod mesos_json;
+    mod native;
     mod operator_json;
+    mod session;
 }

@@ -6,4 +6,5 @@ pub mod events;
 pub mod json;
 pub mod operator;
 pub mod recordio;
+pub mod session;
 pub mod v0;
