@@ -3,9 +3,9 @@
 //! mark what changed; the next cycle re-reads only that from the state, so the mirror cannot
 //! drift from what `ClusterState::apply` decided.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
-use corral_state::model::{Framework, MachineMode};
+use corral_state::model::{Agent, Framework, MachineMode};
 use corral_state::{
     AgentId, ClusterState, Event, FrameworkId, OfferSpec, Resource, Resources, Role, Timestamp,
 };
@@ -62,6 +62,47 @@ pub(crate) struct Filter {
     pub(crate) amounts: Amounts,
 }
 
+/// One framework's refusal filters by agent slot, sorted: for the handful a framework
+/// holds, a binary search beats hashing, and the order is fixed.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct FilterSet {
+    entries: Vec<(u32, Filter)>,
+}
+
+impl FilterSet {
+    pub(crate) fn insert(&mut self, agent: u32, filter: Filter) {
+        match self.entries.binary_search_by_key(&agent, |(slot, _)| *slot) {
+            Ok(index) => self.entries[index].1 = filter,
+            Err(index) => self.entries.insert(index, (agent, filter)),
+        }
+    }
+
+    pub(crate) fn get(&self, agent: u32) -> Option<&Filter> {
+        let index = self.entries.binary_search_by_key(&agent, |(slot, _)| *slot).ok()?;
+        Some(&self.entries[index].1)
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.entries.clear();
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.entries.capacity()
+    }
+
+    pub(crate) fn retain_active(&mut self, now: Timestamp) {
+        self.entries.retain(|(_, filter)| filter.until > now);
+    }
+
+    pub(crate) fn active_count(&self, now: Timestamp) -> usize {
+        self.entries.iter().filter(|(_, filter)| filter.until > now).count()
+    }
+}
+
 /// What the last cycle did for a framework, kept for explanations.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct FrameworkRecord {
@@ -78,8 +119,7 @@ pub(crate) struct FrameworkEntry {
     pub(crate) connected: bool,
     /// One client per role the framework is subscribed to or still holds resources in.
     pub(crate) clients: Vec<u32>,
-    /// Lookups only: iteration order never reaches an output.
-    pub(crate) filters: HashMap<u32, Filter>,
+    pub(crate) filters: FilterSet,
     pub(crate) prune_filters_at: usize,
     pub(crate) dirty: u8,
     pub(crate) record: FrameworkRecord,
@@ -355,7 +395,7 @@ impl Allocator {
             known: false,
             connected: false,
             clients: Vec::new(),
-            filters: HashMap::new(),
+            filters: FilterSet::default(),
             prune_filters_at: MIN_FILTERS_BEFORE_PRUNING,
             dirty: 0,
             record: FrameworkRecord::default(),
@@ -438,12 +478,30 @@ impl Allocator {
             }
         }
         let dirty_agents = std::mem::take(&mut self.dirty_agents);
-        for slot in dirty_agents {
-            self.refresh_agent(state, slot);
+        let agents: Vec<(u32, Option<&Agent>)> = if dirty_agents.len() * 4 < self.agent_index.len()
+        {
+            let id_of = |slot: u32| &self.agents[slot as usize].id;
+            dirty_agents.iter().map(|slot| (*slot, state.agent(id_of(*slot)))).collect()
+        } else {
+            pair_dirty_with_state(&self.agent_index, state.agents(), |slot| {
+                self.agents[slot as usize].dirty != 0
+            })
+        };
+        for (slot, agent) in agents {
+            self.refresh_agent(state, slot, agent);
         }
         let dirty_frameworks = std::mem::take(&mut self.dirty_frameworks);
-        for slot in dirty_frameworks {
-            self.refresh_framework(state, slot, now);
+        let frameworks: Vec<(u32, Option<&Framework>)> =
+            if dirty_frameworks.len() * 4 < self.framework_index.len() {
+                let id_of = |slot: u32| &self.frameworks[slot as usize].id;
+                dirty_frameworks.iter().map(|slot| (*slot, state.framework(id_of(*slot)))).collect()
+            } else {
+                pair_dirty_with_state(&self.framework_index, state.frameworks(), |slot| {
+                    self.frameworks[slot as usize].dirty != 0
+                })
+            };
+        for (slot, framework) in frameworks {
+            self.refresh_framework(state, slot, framework, now);
         }
         // Last, because refreshing agents and frameworks may create nodes for new roles.
         while let Some(role) = self.dirty_roles.pop_first() {
@@ -460,10 +518,9 @@ impl Allocator {
         entry.limits = Amounts::of_limits(&config.limits);
     }
 
-    fn refresh_agent(&mut self, state: &ClusterState, slot: u32) {
+    fn refresh_agent(&mut self, state: &ClusterState, slot: u32, agent: Option<&Agent>) {
         let flags = std::mem::take(&mut self.agents[slot as usize].dirty);
-        let agent_id = self.agents[slot as usize].id.clone();
-        let Some(agent) = state.agent(&agent_id).filter(|agent| !agent.is_gone()) else {
+        let Some(agent) = agent.filter(|agent| !agent.is_gone()) else {
             self.forget_agent(slot);
             return;
         };
@@ -537,20 +594,26 @@ impl Allocator {
         classes
     }
 
-    fn refresh_framework(&mut self, state: &ClusterState, slot: u32, now: Timestamp) {
+    fn refresh_framework(
+        &mut self,
+        state: &ClusterState,
+        slot: u32,
+        framework: Option<&Framework>,
+        now: Timestamp,
+    ) {
         let flags = std::mem::take(&mut self.frameworks[slot as usize].dirty);
-        let framework_id = self.frameworks[slot as usize].id.clone();
         // Expired filters are harmless (checks compare times) and pruning them all every
         // cycle costs a walk over every filter: prune when the map has doubled instead.
         let entry = &mut self.frameworks[slot as usize];
         if entry.filters.len() > entry.prune_filters_at {
-            entry.filters.retain(|_, filter| filter.until > now);
+            entry.filters.retain_active(now);
             entry.prune_filters_at = (entry.filters.len() * 2).max(MIN_FILTERS_BEFORE_PRUNING);
         }
-        let Some(framework) = state.framework(&framework_id) else {
+        let Some(framework) = framework else {
             self.forget_framework(slot);
             return;
         };
+        let framework_id = &framework.id;
         let entry = &mut self.frameworks[slot as usize];
         let was_known = entry.known;
         entry.known = true;
@@ -763,4 +826,29 @@ impl Allocator {
     pub fn last_cycle(&self) -> Option<&CycleSummary> {
         self.last_summary.as_ref()
     }
+}
+
+/// The state's record of every dirty slot, found by one walk over both id-sorted maps: when
+/// most slots changed (every cycle, in the steady state) that is cheaper than a lookup each.
+fn pair_dirty_with_state<'state, Id: Ord, Value>(
+    index: &BTreeMap<Id, u32>,
+    theirs: &'state BTreeMap<Id, Value>,
+    is_dirty: impl Fn(u32) -> bool,
+) -> Vec<(u32, Option<&'state Value>)> {
+    let mut pairs = Vec::new();
+    let mut their_entries = theirs.iter().peekable();
+    for (id, slot) in index {
+        while their_entries.peek().is_some_and(|(their_id, _)| *their_id < id) {
+            their_entries.next();
+        }
+        if !is_dirty(*slot) {
+            continue;
+        }
+        let value = match their_entries.peek() {
+            Some((their_id, value)) if *their_id == id => Some(*value),
+            _ => None,
+        };
+        pairs.push((*slot, value));
+    }
+    pairs
 }

@@ -581,7 +581,7 @@ impl Allocator {
                 continue;
             }
             let entry = &mut self.frameworks[framework as usize];
-            if let Some(filter) = entry.filters.get(&agent) {
+            if let Some(filter) = entry.filters.get(agent) {
                 if working.now < filter.until && total.fits_within(filter.amounts) {
                     entry.record.filtered_agents += 1;
                     if entry.record.filtered_sample.len() < SAMPLE_SIZE {

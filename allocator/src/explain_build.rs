@@ -34,8 +34,7 @@ impl Allocator {
         roles.sort_by(|a, b| a.role.cmp(&b.role));
         let record = &framework.record;
         let now = cycle_at.unwrap_or_default();
-        let active_filters =
-            framework.filters.values().filter(|filter| filter.until > now).count() as u32;
+        let active_filters = framework.filters.active_count(now) as u32;
         if cycle_at.is_none() {
             reasons.push(Reason::NotYetConsidered);
         }
