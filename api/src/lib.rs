@@ -3,4 +3,5 @@
 
 pub mod error;
 pub mod mesos;
+pub mod metrics;
 pub mod native;

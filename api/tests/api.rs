@@ -2,6 +2,7 @@
 
 mod api {
     mod mesos_json;
+    mod metrics;
     mod native;
     mod operator_json;
     mod session;

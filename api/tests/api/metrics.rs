@@ -1,0 +1,99 @@
+use std::io::Write;
+use std::process::{Command as Process, Stdio};
+
+use corral_api::metrics::Metrics;
+use corral_state::model::{AgentInfo, Attributes, FrameworkInfo};
+use corral_state::{Actor, ClusterState, Command, Entry, OfferSpec, RequestId, Role, Timestamp};
+
+fn state() -> ClusterState {
+    let mut state = ClusterState::default();
+    let mut entries = vec![
+        Command::RegisterAgent {
+            info: AgentInfo {
+                hostname: "h".into(),
+                address: "127.0.0.1:5051".into(),
+                attributes: Attributes::default(),
+            },
+            resources: "cpus:4;mem:1024;disk:2048".parse().unwrap(),
+        },
+        Command::Subscribe {
+            framework_id: None,
+            info: FrameworkInfo {
+                user: "u".into(),
+                name: "f".into(),
+                roles: vec![Role::parse("eng").unwrap()],
+                failover_timeout: std::time::Duration::from_secs(1),
+                checkpoint: false,
+                hostname: None,
+                principal: None,
+                webui_url: None,
+                capabilities: Default::default(),
+                labels: vec![],
+            },
+        },
+    ];
+    entries.push(Command::OfferResources {
+        offers: vec![OfferSpec {
+            framework_id: "corral-0001".into(),
+            agent_id: "corral-S1".into(),
+            role: Role::parse("eng").unwrap(),
+            resources: "cpus:2;mem:256".parse().unwrap(),
+        }],
+    });
+    for (index, command) in entries.into_iter().enumerate() {
+        let outcome = state.apply(&Entry {
+            request_id: RequestId::new(format!("r{index}")),
+            actor: Actor::Leader,
+            at: Timestamp::from_secs(1),
+            command,
+        });
+        assert!(!outcome.is_rejected(), "{outcome:?}");
+    }
+    state
+}
+
+#[test]
+fn cluster_gauges_follow_the_state() {
+    let metrics = Metrics::new().unwrap();
+    metrics.observe_state(&state());
+    let text = metrics.render();
+    for expected in [
+        "corral_agents{state=\"active\"} 1",
+        "corral_frameworks{state=\"connected\"} 1",
+        "corral_tasks{state=\"TASK_RUNNING\"} 0",
+        "corral_resource_cpus{kind=\"total\",role=\"*\"} 4",
+        "corral_resource_cpus{kind=\"offered\",role=\"eng\"} 2",
+        "corral_resource_memory_bytes{kind=\"total\",role=\"*\"} 1073741824",
+        "corral_role_dominant_share{role=\"eng\"} 0.5",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+    }
+}
+
+/// promtool (Debian's `prometheus` package, installed by ./scripts/test.sh) finds nothing
+/// wrong with the exposition.
+#[test]
+fn promtool_finds_no_problem() {
+    let metrics = Metrics::new().unwrap();
+    metrics.observe_state(&state());
+    metrics.http_requests.with_label_values(&["/api/v1/scheduler", "POST", "202"]).inc();
+    metrics.http_request_seconds.with_label_values(&["/api/v1/scheduler", "POST"]).observe(0.003);
+    metrics.raft_flush_seconds.observe(0.0002);
+    metrics.stream_disconnects.with_label_values(&["slow_subscriber"]).inc();
+    metrics.stream_subscribers.with_label_values(&["framework"]).set(1);
+    let mut promtool = Process::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool is installed (./scripts/test.sh installs Debian's prometheus package)");
+    promtool.stdin.take().unwrap().write_all(metrics.render().as_bytes()).unwrap();
+    let output = promtool.wait_with_output().unwrap();
+    let complaints = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success() && complaints.trim().is_empty(), "promtool: {complaints}");
+}
