@@ -1,7 +1,34 @@
+//! Corral's replicated, durable command log.
+//!
+//! Every command becomes part of a Raft entry ([`Batch`]) replicated across the masters by
+//! openraft and persisted in sled; every master applies committed entries to its
+//! [`ClusterState`](corral_state::ClusterState). Derived events are kept in a journal that
+//! Raft compaction does not purge and are addressable by [`Cursor`](corral_state::Cursor);
+//! [`LogNode::subscribe`] serves them from any master.
+//!
+//! This is the only crate that knows openraft and sled. The master talks to [`LogNode`].
+
 mod error;
 pub mod journal;
+pub mod network;
+mod node;
+mod proposer;
 pub mod store;
+pub mod subscribe;
 mod types;
+
 pub use error::LogError;
 pub use journal::JournalRetention;
+pub use node::{
+    ClusterStatus, Committed, LogConfig, LogNode, LogTuning, MemberStatus, ProposerCounters,
+    ReadConsistency,
+};
+pub use proposer::ProposerConfig;
+pub use subscribe::{
+    EventFilter, JournalEvent, Subscription, SubscriptionEnded, SubscriptionLimits,
+};
 pub use types::{typ, Batch, BatchResponse, NodeId, TypeConfig};
+
+/// Re-exported so the master can build a router and name node addresses without depending
+/// on openraft itself.
+pub use openraft::BasicNode;

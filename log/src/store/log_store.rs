@@ -2,6 +2,8 @@
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{OptionalSend, RaftLogReader};
@@ -21,11 +23,36 @@ pub struct LogStore {
     db: sled::Db,
     log: sled::Tree,
     meta: sled::Tree,
+    committed: CommittedIndex,
+}
+
+/// The last committed index openraft reported, for status pages.
+#[derive(Clone, Debug, Default)]
+pub struct CommittedIndex(Arc<AtomicU64>);
+
+impl CommittedIndex {
+    /// `None` until something is committed.
+    pub fn get(&self) -> Option<u64> {
+        self.0.load(Ordering::Relaxed).checked_sub(1)
+    }
+
+    fn set(&self, index: u64) {
+        self.0.store(index.saturating_add(1), Ordering::Relaxed);
+    }
 }
 
 impl LogStore {
     pub(super) fn open(db: sled::Db) -> Result<LogStore, StoreError> {
-        Ok(LogStore { log: db.open_tree("log")?, meta: db.open_tree("raft_meta")?, db })
+        Ok(LogStore {
+            log: db.open_tree("log")?,
+            meta: db.open_tree("raft_meta")?,
+            db,
+            committed: CommittedIndex::default(),
+        })
+    }
+
+    pub fn committed_index(&self) -> CommittedIndex {
+        self.committed.clone()
     }
 
     fn read_meta<T: serde::de::DeserializeOwned>(
@@ -104,6 +131,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // Not flushed: a stale committed index after a crash only delays re-applying entries
         // until the leader confirms them again.
         let write = |error: sled::Error| write_error(|error| StorageIOError::write(error), error);
+        if let Some(log_id) = committed {
+            self.committed.set(log_id.index);
+        }
         match committed {
             Some(log_id) => self.meta.insert(COMMITTED_KEY, postcard_encode(&log_id)).map(drop),
             None => self.meta.remove(COMMITTED_KEY).map(drop),

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use corral_state::model::Settings;
 
-pub use log_store::LogStore;
+pub use log_store::{CommittedIndex, LogStore};
 pub use state_machine::{Applied, StateMachineStore};
 
 use crate::journal::{Journal, JournalError, JournalRetention};

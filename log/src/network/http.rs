@@ -1,0 +1,177 @@
+//! Raft RPCs over HTTP: postcard bodies, an axum router to mount and a reqwest client.
+
+use std::error::Error;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use openraft::error::{NetworkError, RPCError, RemoteError, Timeout, Unreachable};
+use openraft::network::{RPCOption, RPCTypes, RaftNetwork, RaftNetworkFactory};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::RAFT_ROUTE_PREFIX;
+use crate::typ::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotError, InstallSnapshotRequest,
+    InstallSnapshotResponse, Node, Raft, RaftError, VoteRequest, VoteResponse,
+};
+use crate::{NodeId, TypeConfig};
+
+/// The routes other masters call, under [`RAFT_ROUTE_PREFIX`]. Merge it into the master's
+/// router.
+pub fn raft_router(raft: Raft) -> Router {
+    Router::new()
+        .route(&format!("{RAFT_ROUTE_PREFIX}/append"), post(append_entries))
+        .route(&format!("{RAFT_ROUTE_PREFIX}/vote"), post(vote))
+        .route(&format!("{RAFT_ROUTE_PREFIX}/snapshot"), post(install_snapshot))
+        .with_state(raft)
+}
+
+async fn append_entries(State(raft): State<Raft>, body: Bytes) -> Response {
+    match postcard::from_bytes::<AppendEntriesRequest>(&body) {
+        Ok(request) => encoded(&raft.append_entries(request).await),
+        Err(error) => malformed(error),
+    }
+}
+
+async fn vote(State(raft): State<Raft>, body: Bytes) -> Response {
+    match postcard::from_bytes::<VoteRequest>(&body) {
+        Ok(request) => encoded(&raft.vote(request).await),
+        Err(error) => malformed(error),
+    }
+}
+
+async fn install_snapshot(State(raft): State<Raft>, body: Bytes) -> Response {
+    match postcard::from_bytes::<InstallSnapshotRequest>(&body) {
+        Ok(request) => encoded(&raft.install_snapshot(request).await),
+        Err(error) => malformed(error),
+    }
+}
+
+fn encoded<T: Serialize>(value: &T) -> Response {
+    match postcard::to_allocvec(value) {
+        Ok(bytes) => bytes.into_response(),
+        Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response(),
+    }
+}
+
+fn malformed(error: postcard::Error) -> Response {
+    (StatusCode::BAD_REQUEST, format!("malformed raft request: {error}")).into_response()
+}
+
+/// Connects to other masters at the address their [`Node`] names.
+#[derive(Clone)]
+pub struct HttpNetwork {
+    client: reqwest::Client,
+}
+
+impl HttpNetwork {
+    pub fn new() -> HttpNetwork {
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(1))
+            .tcp_nodelay(true)
+            .pool_max_idle_per_host(4)
+            .build()
+            .unwrap_or_default();
+        HttpNetwork { client }
+    }
+}
+
+impl Default for HttpNetwork {
+    fn default() -> HttpNetwork {
+        HttpNetwork::new()
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for HttpNetwork {
+    type Network = HttpConnection;
+
+    async fn new_client(&mut self, target: NodeId, node: &Node) -> HttpConnection {
+        HttpConnection {
+            client: self.client.clone(),
+            target,
+            base_url: format!("http://{}{RAFT_ROUTE_PREFIX}", node.addr),
+        }
+    }
+}
+
+pub struct HttpConnection {
+    client: reqwest::Client,
+    target: NodeId,
+    base_url: String,
+}
+
+impl HttpConnection {
+    async fn call<Request, Reply, E>(
+        &self,
+        action: RPCTypes,
+        route: &str,
+        request: &Request,
+        option: &RPCOption,
+    ) -> Result<Reply, RPCError<NodeId, Node, RaftError<E>>>
+    where
+        Request: Serialize,
+        Reply: DeserializeOwned,
+        E: Error + DeserializeOwned,
+    {
+        let body = postcard::to_allocvec(request)
+            .map_err(|error| RPCError::Network(NetworkError::new(&error)))?;
+        let ttl = option.hard_ttl();
+        let response = self
+            .client
+            .post(format!("{}/{route}", self.base_url))
+            .timeout(ttl)
+            .body(body)
+            .send()
+            .await
+            .map_err(|error| {
+                if error.is_timeout() {
+                    RPCError::Timeout(Timeout { action, id: 0, target: self.target, timeout: ttl })
+                } else {
+                    RPCError::Unreachable(Unreachable::new(&error))
+                }
+            })?;
+        if !response.status().is_success() {
+            let status = response.status();
+            let text = response.text().await.unwrap_or_default();
+            let error = std::io::Error::other(format!("{status}: {text}"));
+            return Err(RPCError::Network(NetworkError::new(&error)));
+        }
+        let bytes =
+            response.bytes().await.map_err(|error| RPCError::Network(NetworkError::new(&error)))?;
+        let reply: Result<Reply, RaftError<E>> = postcard::from_bytes(&bytes)
+            .map_err(|error| RPCError::Network(NetworkError::new(&error)))?;
+        reply.map_err(|error| RPCError::RemoteError(RemoteError::new(self.target, error)))
+    }
+}
+
+impl RaftNetwork<TypeConfig> for HttpConnection {
+    async fn append_entries(
+        &mut self,
+        request: AppendEntriesRequest,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse, RPCError<NodeId, Node, RaftError>> {
+        self.call(RPCTypes::AppendEntries, "append", &request, &option).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        request: InstallSnapshotRequest,
+        option: RPCOption,
+    ) -> Result<InstallSnapshotResponse, RPCError<NodeId, Node, RaftError<InstallSnapshotError>>>
+    {
+        self.call(RPCTypes::InstallSnapshot, "snapshot", &request, &option).await
+    }
+
+    async fn vote(
+        &mut self,
+        request: VoteRequest,
+        option: RPCOption,
+    ) -> Result<VoteResponse, RPCError<NodeId, Node, RaftError>> {
+        self.call(RPCTypes::Vote, "vote", &request, &option).await
+    }
+}

@@ -1,0 +1,212 @@
+//! An in-process network between Raft nodes of one test, with faults the test controls:
+//! isolate a node, cut a link, drop every n-th message, delay messages.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use openraft::error::{NetworkError, RPCError, RemoteError, Unreachable};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+
+use crate::typ::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotError, InstallSnapshotRequest,
+    InstallSnapshotResponse, Node, Raft, RaftError, VoteRequest, VoteResponse,
+};
+use crate::{NodeId, TypeConfig};
+
+#[derive(Default)]
+struct Fabric {
+    nodes: BTreeMap<NodeId, Raft>,
+    isolated: BTreeSet<NodeId>,
+    /// Unordered pairs, smaller id first.
+    cut_links: BTreeSet<(NodeId, NodeId)>,
+    delay: Duration,
+    drop_every: Option<u64>,
+    messages: u64,
+}
+
+impl Fabric {
+    fn connected(&self, from: NodeId, to: NodeId) -> bool {
+        !self.isolated.contains(&from)
+            && !self.isolated.contains(&to)
+            && !self.cut_links.contains(&(from.min(to), from.max(to)))
+    }
+}
+
+/// Shared by every node of a test cluster; cheap to clone.
+#[derive(Clone, Default)]
+pub struct LocalNetwork {
+    fabric: Arc<Mutex<Fabric>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Fault(&'static str);
+
+enum Delivery {
+    To(Raft),
+    Unreachable,
+    Dropped,
+}
+
+impl LocalNetwork {
+    pub fn new() -> LocalNetwork {
+        LocalNetwork::default()
+    }
+
+    fn fabric(&self) -> std::sync::MutexGuard<'_, Fabric> {
+        self.fabric.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The connection factory node `from` uses.
+    pub fn factory(&self, from: NodeId) -> LocalNetworkFactory {
+        LocalNetworkFactory { network: self.clone(), from }
+    }
+
+    pub fn register(&self, node_id: NodeId, raft: Raft) {
+        self.fabric().nodes.insert(node_id, raft);
+    }
+
+    /// A crashed or stopped node: messages to it fail as unreachable.
+    pub fn unregister(&self, node_id: NodeId) {
+        self.fabric().nodes.remove(&node_id);
+    }
+
+    pub fn isolate(&self, node_id: NodeId) {
+        self.fabric().isolated.insert(node_id);
+    }
+
+    pub fn cut(&self, first: NodeId, second: NodeId) {
+        self.fabric().cut_links.insert((first.min(second), first.max(second)));
+    }
+
+    /// Splits the nodes in two groups that cannot talk to each other.
+    pub fn partition(&self, minority: &[NodeId], majority: &[NodeId]) {
+        let mut fabric = self.fabric();
+        for &first in minority {
+            for &second in majority {
+                fabric.cut_links.insert((first.min(second), first.max(second)));
+            }
+        }
+    }
+
+    /// Removes every fault: isolation, cut links, drops and delays.
+    pub fn heal(&self) {
+        let mut fabric = self.fabric();
+        fabric.isolated.clear();
+        fabric.cut_links.clear();
+        fabric.drop_every = None;
+        fabric.delay = Duration::ZERO;
+    }
+
+    pub fn set_delay(&self, delay: Duration) {
+        self.fabric().delay = delay;
+    }
+
+    /// Loses every n-th message (counting all messages), deterministically.
+    pub fn drop_every(&self, every: u64) {
+        self.fabric().drop_every = Some(every.max(2));
+    }
+
+    fn route(&self, from: NodeId, to: NodeId) -> (Delivery, Duration) {
+        let mut fabric = self.fabric();
+        fabric.messages += 1;
+        let delay = fabric.delay;
+        if !fabric.connected(from, to) {
+            return (Delivery::Unreachable, delay);
+        }
+        if fabric.drop_every.is_some_and(|every| fabric.messages % every == 0) {
+            return (Delivery::Dropped, delay);
+        }
+        match fabric.nodes.get(&to) {
+            Some(raft) => (Delivery::To(raft.clone()), delay),
+            None => (Delivery::Unreachable, delay),
+        }
+    }
+
+    /// Whether a reply can still travel back: a partition that began while the request was in
+    /// flight loses the reply too.
+    fn reply_reaches(&self, from: NodeId, to: NodeId) -> bool {
+        self.fabric().connected(from, to)
+    }
+}
+
+pub struct LocalNetworkFactory {
+    network: LocalNetwork,
+    from: NodeId,
+}
+
+impl RaftNetworkFactory<TypeConfig> for LocalNetworkFactory {
+    type Network = LocalConnection;
+
+    async fn new_client(&mut self, target: NodeId, _node: &Node) -> LocalConnection {
+        LocalConnection { network: self.network.clone(), from: self.from, to: target }
+    }
+}
+
+pub struct LocalConnection {
+    network: LocalNetwork,
+    from: NodeId,
+    to: NodeId,
+}
+
+impl LocalConnection {
+    async fn deliver<Reply, E, Call, Fut>(
+        &self,
+        call: Call,
+    ) -> Result<Reply, RPCError<NodeId, Node, RaftError<E>>>
+    where
+        E: std::error::Error,
+        Call: FnOnce(Raft) -> Fut,
+        Fut: std::future::Future<Output = Result<Reply, RaftError<E>>>,
+    {
+        let (delivery, delay) = self.network.route(self.from, self.to);
+        if !delay.is_zero() {
+            // Injected latency, not synchronisation.
+            tokio::time::sleep(delay).await;
+        }
+        let raft = match delivery {
+            Delivery::To(raft) => raft,
+            Delivery::Unreachable => {
+                return Err(RPCError::Unreachable(Unreachable::new(&Fault("unreachable"))))
+            }
+            Delivery::Dropped => {
+                return Err(RPCError::Network(NetworkError::new(&Fault("message dropped"))))
+            }
+        };
+        let reply = call(raft).await;
+        if !self.network.reply_reaches(self.from, self.to) {
+            return Err(RPCError::Unreachable(Unreachable::new(&Fault(
+                "reply lost in a partition",
+            ))));
+        }
+        reply.map_err(|error| RPCError::RemoteError(RemoteError::new(self.to, error)))
+    }
+}
+
+impl RaftNetwork<TypeConfig> for LocalConnection {
+    async fn append_entries(
+        &mut self,
+        request: AppendEntriesRequest,
+        _option: RPCOption,
+    ) -> Result<AppendEntriesResponse, RPCError<NodeId, Node, RaftError>> {
+        self.deliver(|raft| async move { raft.append_entries(request).await }).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        request: InstallSnapshotRequest,
+        _option: RPCOption,
+    ) -> Result<InstallSnapshotResponse, RPCError<NodeId, Node, RaftError<InstallSnapshotError>>>
+    {
+        self.deliver(|raft| async move { raft.install_snapshot(request).await }).await
+    }
+
+    async fn vote(
+        &mut self,
+        request: VoteRequest,
+        _option: RPCOption,
+    ) -> Result<VoteResponse, RPCError<NodeId, Node, RaftError>> {
+        self.deliver(|raft| async move { raft.vote(request).await }).await
+    }
+}

@@ -1,0 +1,488 @@
+//! [`LogNode`]: one master's handle on the replicated log.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use corral_state::model::Settings;
+use corral_state::{Actor, ClusterState, Command, Cursor, Digest, RequestId};
+use openraft::error::{CheckIsLeaderError, ClientWriteError, InitializeError, RaftError};
+use openraft::{BasicNode, ChangeMembers, Config, RaftNetworkFactory, ServerState, SnapshotPolicy};
+use tokio::sync::watch;
+
+use crate::journal::{Journal, JournalRetention};
+use crate::network::{raft_router, HttpNetwork};
+use crate::proposer::Proposer;
+pub use crate::proposer::{Committed, ProposerCounters};
+use crate::store::{self, StateMachineStore};
+use crate::subscribe::{self, EventFilter, Subscription, SubscriptionEnded, SubscriptionLimits};
+use crate::typ::{Raft, RaftMetrics};
+use crate::{LogError, NodeId, ProposerConfig, TypeConfig};
+
+/// Raft timing and snapshot settings.
+#[derive(Clone, Debug)]
+pub struct LogTuning {
+    pub heartbeat_interval: Duration,
+    pub election_timeout_min: Duration,
+    pub election_timeout_max: Duration,
+    /// Build a snapshot after this many entries since the last one.
+    pub snapshot_every_entries: u64,
+    /// Raft log entries kept behind a snapshot, so a briefly lagging follower catches up
+    /// from the log instead of a snapshot.
+    pub entries_kept_after_snapshot: u64,
+    pub snapshot_chunk_bytes: u64,
+    /// Per chunk of a snapshot install; openraft's 200 ms default is too little for a large
+    /// state.
+    pub install_snapshot_timeout: Duration,
+    /// Raft entries (each a batch of commands) per append RPC.
+    pub max_payload_entries: u64,
+    pub purge_batch_size: u64,
+}
+
+impl Default for LogTuning {
+    fn default() -> LogTuning {
+        LogTuning {
+            heartbeat_interval: Duration::from_millis(100),
+            election_timeout_min: Duration::from_millis(400),
+            election_timeout_max: Duration::from_millis(800),
+            snapshot_every_entries: 20_000,
+            entries_kept_after_snapshot: 1_000,
+            snapshot_chunk_bytes: 4 * 1024 * 1024,
+            install_snapshot_timeout: Duration::from_secs(10),
+            max_payload_entries: 64,
+            purge_batch_size: 1_024,
+        }
+    }
+}
+
+impl LogTuning {
+    fn raft_config(&self) -> Result<Config, LogError> {
+        let millis = |duration: Duration| u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
+        let config = Config {
+            cluster_name: "corral".to_owned(),
+            heartbeat_interval: millis(self.heartbeat_interval),
+            election_timeout_min: millis(self.election_timeout_min),
+            election_timeout_max: millis(self.election_timeout_max),
+            install_snapshot_timeout: millis(self.install_snapshot_timeout),
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snapshot_every_entries),
+            max_in_snapshot_log_to_keep: self.entries_kept_after_snapshot,
+            snapshot_max_chunk_size: self.snapshot_chunk_bytes,
+            max_payload_entries: self.max_payload_entries,
+            purge_batch_size: self.purge_batch_size,
+            ..Config::default()
+        };
+        config.validate().map_err(|error| LogError::Config(error.to_string()))
+    }
+}
+
+/// Everything needed to open a master's log.
+#[derive(Clone, Debug)]
+pub struct LogConfig {
+    pub node_id: NodeId,
+    /// `host:port` other masters reach this one at (the master's `--listen`).
+    pub address: String,
+    pub data_dir: PathBuf,
+    /// The initial members (`--peers`), this master included. A master not listed starts
+    /// empty and waits to be added to a running cluster.
+    pub peers: BTreeMap<NodeId, String>,
+    /// Settings of a fresh cluster state (ignored once the log has a snapshot).
+    pub settings: Settings,
+    pub retention: JournalRetention,
+    pub tuning: LogTuning,
+    pub proposer: ProposerConfig,
+    pub subscription: SubscriptionLimits,
+}
+
+impl LogConfig {
+    pub fn new(
+        node_id: NodeId,
+        address: impl Into<String>,
+        data_dir: impl Into<PathBuf>,
+    ) -> LogConfig {
+        LogConfig {
+            node_id,
+            address: address.into(),
+            data_dir: data_dir.into(),
+            peers: BTreeMap::new(),
+            settings: Settings::default(),
+            retention: JournalRetention::default(),
+            tuning: LogTuning::default(),
+            proposer: ProposerConfig::default(),
+            subscription: SubscriptionLimits::default(),
+        }
+    }
+
+    /// Parses `--peers 1=127.0.0.1:5050,2=127.0.0.1:5052`.
+    pub fn parse_peers(text: &str) -> Result<BTreeMap<NodeId, String>, LogError> {
+        let mut peers = BTreeMap::new();
+        for peer in text.split(',').map(str::trim).filter(|peer| !peer.is_empty()) {
+            let Some((node_id, address)) = peer.split_once('=') else {
+                return Err(LogError::Config(format!("peer '{peer}' is not 'id=host:port'")));
+            };
+            let node_id = node_id
+                .trim()
+                .parse()
+                .map_err(|_| LogError::Config(format!("peer id '{node_id}' is not a number")))?;
+            peers.insert(node_id, address.trim().to_owned());
+        }
+        Ok(peers)
+    }
+}
+
+/// Where a read is served from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadConsistency {
+    /// Confirmed with a quorum that this master is the leader, and applied up to the
+    /// commit index at that moment (`ensure_linearizable`). Leader only.
+    Linearizable,
+    /// Whatever this master has applied; may be stale, works on any master.
+    Local,
+}
+
+/// One member as this master sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberStatus {
+    pub node_id: NodeId,
+    pub address: String,
+    pub voter: bool,
+    /// Last log index known replicated to it (leader only).
+    pub matched_index: Option<u64>,
+    /// Entries it is behind the leader's log (leader only).
+    pub lag: Option<u64>,
+}
+
+/// The cluster as this master sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterStatus {
+    pub node_id: NodeId,
+    pub role: &'static str,
+    pub term: u64,
+    pub leader: Option<NodeId>,
+    pub leader_address: Option<String>,
+    pub last_log_index: Option<u64>,
+    pub committed_index: Option<u64>,
+    pub applied_index: Option<u64>,
+    pub snapshot_index: Option<u64>,
+    pub purged_index: Option<u64>,
+    pub members: Vec<MemberStatus>,
+}
+
+struct NodeInner {
+    node_id: NodeId,
+    raft: Raft,
+    state_machine: StateMachineStore,
+    committed: crate::store::CommittedIndex,
+    proposer: Proposer,
+    subscription_limits: SubscriptionLimits,
+    closing: watch::Sender<bool>,
+}
+
+/// One master's handle on the replicated log. Cheap to clone.
+#[derive(Clone)]
+pub struct LogNode {
+    inner: Arc<NodeInner>,
+}
+
+impl LogNode {
+    /// Opens the log in `config.data_dir`, talking to the other masters over HTTP. Mount
+    /// [`LogNode::raft_router`] on the master's listener.
+    pub async fn open(config: LogConfig) -> Result<LogNode, LogError> {
+        LogNode::open_with_network(config, HttpNetwork::new()).await
+    }
+
+    /// Opens the log with the given transport between masters (tests use
+    /// [`LocalNetwork`](crate::network::LocalNetwork)).
+    pub async fn open_with_network<N>(config: LogConfig, network: N) -> Result<LogNode, LogError>
+    where
+        N: RaftNetworkFactory<TypeConfig>,
+    {
+        let raft_config = Arc::new(config.tuning.raft_config()?);
+        let directory = config.data_dir.clone();
+        let settings = config.settings.clone();
+        let retention = config.retention;
+        let (log_store, state_machine) =
+            tokio::task::spawn_blocking(move || store::open(&directory, settings, retention))
+                .await
+                .map_err(|error| LogError::Raft(error.to_string()))??;
+        let committed = log_store.committed_index();
+        let raft =
+            Raft::new(config.node_id, raft_config, network, log_store, state_machine.clone())
+                .await
+                .map_err(|error| LogError::Raft(error.to_string()))?;
+        let proposer = Proposer::spawn(raft.clone(), config.proposer);
+        let node = LogNode {
+            inner: Arc::new(NodeInner {
+                node_id: config.node_id,
+                raft,
+                state_machine,
+                committed,
+                proposer,
+                subscription_limits: config.subscription,
+                closing: watch::Sender::new(false),
+            }),
+        };
+        if config.peers.contains_key(&config.node_id) {
+            node.initialize(&config.peers).await?;
+        }
+        Ok(node)
+    }
+
+    /// Writes the initial membership if this master has never been part of a cluster. Every
+    /// initial member does this with the same peers, so whichever starts first, they agree.
+    async fn initialize(&self, peers: &BTreeMap<NodeId, String>) -> Result<(), LogError> {
+        let members: BTreeMap<NodeId, BasicNode> =
+            peers.iter().map(|(node_id, address)| (*node_id, BasicNode::new(address))).collect();
+        match self.inner.raft.initialize(members).await {
+            Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => Ok(()),
+            Err(error) => Err(LogError::Raft(error.to_string())),
+        }
+    }
+
+    pub fn node_id(&self) -> NodeId {
+        self.inner.node_id
+    }
+
+    /// The Raft RPC routes (under `/corral/raft`), to merge into the master's router.
+    pub fn raft_router(&self) -> axum::Router {
+        raft_router(self.inner.raft.clone())
+    }
+
+    /// The openraft handle, for what this type does not cover.
+    pub fn raft(&self) -> &Raft {
+        &self.inner.raft
+    }
+
+    /// Appends a command, waits until it is committed on a quorum (each member's copy
+    /// fsynced) and applied here, and returns its outcome. Only the leader accepts; others
+    /// answer [`LogError::NotLeader`] with a hint. A command retried with the same request id
+    /// after any error is applied at most once.
+    pub async fn propose(
+        &self,
+        request_id: RequestId,
+        actor: Actor,
+        command: Command,
+    ) -> Result<Committed, LogError> {
+        self.inner.proposer.propose(request_id, actor, command).await
+    }
+
+    /// Runs `read` against the applied state with the given consistency.
+    pub async fn read<T>(
+        &self,
+        consistency: ReadConsistency,
+        read: impl FnOnce(&ClusterState) -> T,
+    ) -> Result<T, LogError> {
+        if consistency == ReadConsistency::Linearizable {
+            self.ensure_linearizable().await?;
+        }
+        Ok(read(&self.inner.state_machine.read().state))
+    }
+
+    /// Confirms leadership with a quorum and waits until everything committed before this
+    /// call is applied here; returns the log index reads are now consistent with.
+    pub async fn ensure_linearizable(&self) -> Result<u64, LogError> {
+        match self.inner.raft.ensure_linearizable().await {
+            Ok(read_log_id) => Ok(read_log_id.map_or(0, |log_id| log_id.index)),
+            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(forward))) => {
+                let leader_hint = forward.leader_id.map(|leader_id| {
+                    (leader_id, forward.leader_node.map(|node| node.addr).unwrap_or_default())
+                });
+                Err(LogError::NotLeader { leader_hint })
+            }
+            Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(error))) => {
+                Err(LogError::NotLeader { leader_hint: None }).inspect_err(|_| {
+                    tracing::debug!(%error, "linearizable read without a quorum");
+                })
+            }
+            Err(RaftError::Fatal(openraft::error::Fatal::Stopped)) => Err(LogError::ShuttingDown),
+            Err(RaftError::Fatal(fatal)) => Err(LogError::Raft(fatal.to_string())),
+        }
+    }
+
+    /// The committed events after `from` that `filter` wants, in log order, then new ones as
+    /// they are applied. Any master serves this from its own journal.
+    pub fn subscribe(
+        &self,
+        from: Cursor,
+        filter: EventFilter,
+    ) -> Result<Subscription, SubscriptionEnded> {
+        subscribe::subscribe(
+            self.journal().clone(),
+            self.inner.state_machine.applied_index(),
+            self.inner.closing.subscribe(),
+            from,
+            filter,
+            self.inner.subscription_limits,
+        )
+    }
+
+    pub fn journal(&self) -> &Journal {
+        self.inner.state_machine.journal()
+    }
+
+    /// The last log index applied here.
+    pub fn applied_index(&self) -> u64 {
+        *self.inner.state_machine.applied_index().borrow()
+    }
+
+    /// Follows the last log index applied here.
+    pub fn watch_applied_index(&self) -> watch::Receiver<u64> {
+        self.inner.state_machine.applied_index()
+    }
+
+    pub fn digest(&self) -> Digest {
+        self.inner.state_machine.read().state.digest()
+    }
+
+    /// openraft's metrics, for the master's Prometheus exporter.
+    pub fn metrics(&self) -> watch::Receiver<RaftMetrics> {
+        self.inner.raft.metrics()
+    }
+
+    pub fn proposer_counters(&self) -> ProposerCounters {
+        self.inner.proposer.counters.snapshot()
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.inner.raft.metrics().borrow().state == ServerState::Leader
+    }
+
+    pub fn status(&self) -> ClusterStatus {
+        let metrics = self.inner.raft.metrics().borrow().clone();
+        let membership = metrics.membership_config.membership();
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        let last_log_index = metrics.last_log_index;
+        let members = membership
+            .nodes()
+            .map(|(node_id, node)| {
+                let matched_index = metrics
+                    .replication
+                    .as_ref()
+                    .and_then(|replication| replication.get(node_id))
+                    .map(|matched| matched.map_or(0, |log_id| log_id.index));
+                MemberStatus {
+                    node_id: *node_id,
+                    address: node.addr.clone(),
+                    voter: voters.contains(node_id),
+                    matched_index,
+                    lag: matched_index
+                        .map(|matched| last_log_index.unwrap_or(0).saturating_sub(matched)),
+                }
+            })
+            .collect();
+        let leader_address = metrics
+            .current_leader
+            .and_then(|leader| membership.get_node(&leader).map(|node| node.addr.clone()));
+        let applied_index = metrics.last_applied.map(|log_id| log_id.index);
+        let committed_index = self.inner.committed.get().max(applied_index);
+        ClusterStatus {
+            node_id: self.inner.node_id,
+            role: match metrics.state {
+                ServerState::Leader => "leader",
+                ServerState::Follower => "follower",
+                ServerState::Candidate => "candidate",
+                ServerState::Learner => "learner",
+                ServerState::Shutdown => "shutdown",
+            },
+            term: metrics.current_term,
+            leader: metrics.current_leader,
+            leader_address,
+            last_log_index,
+            committed_index,
+            applied_index,
+            snapshot_index: metrics.snapshot.map(|log_id| log_id.index),
+            purged_index: metrics.purged.map(|log_id| log_id.index),
+            members,
+        }
+    }
+
+    /// Adds a master as a learner and waits until it has caught up (from a snapshot if the
+    /// log it needs was purged). It does not vote until [`LogNode::promote`].
+    pub async fn add_learner(
+        &self,
+        node_id: NodeId,
+        address: impl Into<String>,
+    ) -> Result<(), LogError> {
+        self.inner
+            .raft
+            .add_learner(node_id, BasicNode::new(address.into()), true)
+            .await
+            .map(drop)
+            .map_err(membership_error)
+    }
+
+    /// Makes learners voters.
+    pub async fn promote(&self, node_ids: BTreeSet<NodeId>) -> Result<(), LogError> {
+        self.inner
+            .raft
+            .change_membership(ChangeMembers::AddVoterIds(node_ids), false)
+            .await
+            .map(drop)
+            .map_err(membership_error)
+    }
+
+    /// Adds a master as a learner, waits for it to catch up, then makes it a voter.
+    pub async fn add_member(
+        &self,
+        node_id: NodeId,
+        address: impl Into<String>,
+    ) -> Result<(), LogError> {
+        self.add_learner(node_id, address).await?;
+        self.promote(BTreeSet::from([node_id])).await
+    }
+
+    /// Removes a master from the cluster entirely (voter or learner).
+    pub async fn remove_member(&self, node_id: NodeId) -> Result<(), LogError> {
+        let is_voter = self
+            .inner
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .any(|id| id == node_id);
+        let raft = &self.inner.raft;
+        if is_voter {
+            raft.change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([node_id])), false)
+                .await
+                .map_err(membership_error)?;
+        }
+        raft.change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([node_id])), false)
+            .await
+            .map(drop)
+            .map_err(membership_error)
+    }
+
+    /// Builds a snapshot now (and lets openraft purge the log behind it).
+    pub async fn trigger_snapshot(&self) -> Result<(), LogError> {
+        self.inner
+            .raft
+            .trigger()
+            .snapshot()
+            .await
+            .map_err(|error| LogError::Raft(error.to_string()))
+    }
+
+    /// Stops Raft and ends subscriptions. Everything acknowledged is already on disk.
+    pub async fn shutdown(&self) -> Result<(), LogError> {
+        self.inner.closing.send_replace(true);
+        self.inner.raft.shutdown().await.map_err(|error| LogError::Raft(error.to_string()))
+    }
+}
+
+fn membership_error(error: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>) -> LogError {
+    match error {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(forward)) => {
+            let leader_hint = forward.leader_id.map(|leader_id| {
+                (leader_id, forward.leader_node.map(|node| node.addr).unwrap_or_default())
+            });
+            LogError::NotLeader { leader_hint }
+        }
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(error)) => {
+            LogError::Membership(error.to_string())
+        }
+        RaftError::Fatal(openraft::error::Fatal::Stopped) => LogError::ShuttingDown,
+        RaftError::Fatal(fatal) => LogError::Raft(fatal.to_string()),
+    }
+}
