@@ -2,6 +2,7 @@
 
 mod log {
     mod cluster;
+    mod membership;
     mod subscribe;
     mod suite;
     pub mod support;
