@@ -272,12 +272,12 @@ impl ClusterState {
     }
 
     pub fn task(&self, framework_id: &FrameworkId, task_id: &TaskId) -> Option<&Task> {
-        self.frameworks.get(framework_id)?.tasks.get(task_id)
+        self.frameworks.get(framework_id)?.tasks.get(task_id).map(|task| &**task)
     }
 
     /// Every task the master tracks, framework by framework.
     pub fn tasks(&self) -> impl Iterator<Item = &Task> {
-        self.frameworks.values().flat_map(|framework| framework.tasks.values())
+        self.frameworks.values().flat_map(|framework| framework.tasks.values().map(|task| &**task))
     }
 
     pub fn executors(&self) -> &BTreeMap<(FrameworkId, ExecutorId), Executor> {

@@ -103,7 +103,7 @@ pub enum Event {
 
     /// A task was launched (TASK_STAGING): the agent named in it should run it.
     TaskAdded {
-        task: Box<Task>,
+        task: std::sync::Arc<Task>,
     },
     TaskUpdated {
         framework_id: FrameworkId,

@@ -538,7 +538,7 @@ fn get_tasks(state: &ClusterState) -> Json {
                 _ => tasks.push(task_json(task)),
             }
         }
-        completed.extend(framework.completed_tasks.iter().map(task_json));
+        completed.extend(framework.completed_tasks.iter().map(|task| task_json(task)));
     }
     json!({"pending_tasks": [], "tasks": tasks, "unreachable_tasks": unreachable, "completed_tasks": completed, "orphan_tasks": []})
 }

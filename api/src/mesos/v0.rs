@@ -112,7 +112,7 @@ fn framework_v0(framework: &Framework, state: &ClusterState) -> Json {
         "offered_resources": resource_map(&offered),
         "tasks": tasks,
         "unreachable_tasks": unreachable,
-        "completed_tasks": framework.completed_tasks.iter().map(task_v0).collect::<Vec<_>>(),
+        "completed_tasks": framework.completed_tasks.iter().map(|task| task_v0(task)).collect::<Vec<_>>(),
         "offers": offers,
         "executors": [],
     })

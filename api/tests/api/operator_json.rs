@@ -297,7 +297,7 @@ fn the_v0_state_has_the_fields_dashboards_read() {
 fn operator_stream_events_follow_log_events() {
     let cluster = Cluster::busy();
     let task = cluster.state.task(&"corral-0001".into(), &"t1".into()).unwrap().clone();
-    let added = operator_event(&Event::TaskAdded { task: Box::new(task) }).unwrap();
+    let added = operator_event(&Event::TaskAdded { task: std::sync::Arc::new(task) }).unwrap();
     assert_eq!(added["type"], "TASK_ADDED");
     assert_eq!(added["task_added"]["task"]["task_id"]["value"], "t1");
     let removed =

@@ -222,7 +222,10 @@ impl ClusterState {
     ) {
         let max_statuses = self.settings.max_statuses_per_task as usize;
         let Some(framework) = self.frameworks.get_mut(framework_id) else { return };
-        let Some(task) = framework.tasks.get_mut(&status.task_id) else { return };
+        let Some(task) = framework.tasks.get_mut(&status.task_id).map(std::sync::Arc::make_mut)
+        else {
+            return;
+        };
         let previous = task.state;
         task.state = status.state;
         if task.statuses.len() >= max_statuses.max(1) {

@@ -1,6 +1,7 @@
 //! Offers: made by the leader's allocator, then accepted, declined or rescinded.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use super::{require_framework, require_leader, require_operator};
 use crate::cluster::{ClusterState, Executor};
@@ -433,7 +434,7 @@ impl ClusterState {
         if info.executor.is_none() {
             info.executor = group_executor.cloned();
         }
-        let record = Task {
+        let record = Arc::new(Task {
             framework_id: pool.framework_id.clone(),
             info,
             role: pool.role.clone(),
@@ -441,15 +442,15 @@ impl ClusterState {
             statuses: Vec::new(),
             launched_at: self.now,
             kill_requested: None,
-        };
+        });
         if let Some(agent) = self.agents.get_mut(&pool.agent_id) {
             agent.allocated.add(&task.resources);
             agent.tasks.insert((pool.framework_id.clone(), task.task_id.clone()));
         }
         if let Some(framework) = self.frameworks.get_mut(&pool.framework_id) {
-            framework.tasks.insert(task.task_id.clone(), record.clone());
+            framework.tasks.insert(task.task_id.clone(), Arc::clone(&record));
         }
-        events.push(Event::TaskAdded { task: Box::new(record) });
+        events.push(Event::TaskAdded { task: record });
     }
 
     /// An executor holds its resources once, however many tasks it runs.

@@ -229,8 +229,11 @@ impl ClusterState {
         events.push(Event::AgentDraining { agent_id: agent_id.clone(), config });
         self.rescind_agent_offers(agent_id, RescindReason::AgentDrainingOrDeactivated, events);
         for (framework_id, task_id) in self.live_tasks_on(agent_id) {
-            let Some(task) =
-                self.frameworks.get_mut(&framework_id).and_then(|f| f.tasks.get_mut(&task_id))
+            let Some(task) = self
+                .frameworks
+                .get_mut(&framework_id)
+                .and_then(|f| f.tasks.get_mut(&task_id))
+                .map(std::sync::Arc::make_mut)
             else {
                 continue;
             };

@@ -83,6 +83,7 @@ impl ClusterState {
             .iter_mut()
             .rev()
             .find(|task| task.id() == &status.task_id)
+            .map(std::sync::Arc::make_mut)
             .ok_or_else(unknown)?;
         if !task.state.may_become(status.state) {
             return Err(Rejection::InvalidTransition {
@@ -185,8 +186,11 @@ impl ClusterState {
         }
         let policy = kill_policy.or(task.info.kill_policy);
         let agent_id = task.agent_id().clone();
-        if let Some(task) =
-            self.frameworks.get_mut(framework_id).and_then(|f| f.tasks.get_mut(task_id))
+        if let Some(task) = self
+            .frameworks
+            .get_mut(framework_id)
+            .and_then(|f| f.tasks.get_mut(task_id))
+            .map(std::sync::Arc::make_mut)
         {
             task.kill_requested = Some(policy.unwrap_or(KillPolicy { grace_period: None }));
         }

@@ -1,4 +1,5 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -71,11 +72,13 @@ pub struct Framework {
     pub filters: BTreeMap<AgentId, OfferFilter>,
     pub offers: BTreeSet<OfferId>,
     /// Tasks the master tracks: not terminal, or terminal with an unacknowledged update.
-    pub tasks: BTreeMap<TaskId, Task>,
+    /// Shared with the `TaskAdded` event that announced each one; copied only on change
+    /// while an event still holds it.
+    pub tasks: BTreeMap<TaskId, Arc<Task>>,
     /// Status updates sent with a uuid and not yet acknowledged, oldest first, per task.
     pub pending_updates: BTreeMap<TaskId, VecDeque<TaskStatus>>,
     /// Terminal and acknowledged, newest last, bounded.
-    pub completed_tasks: VecDeque<Task>,
+    pub completed_tasks: VecDeque<Arc<Task>>,
 }
 
 impl Framework {
