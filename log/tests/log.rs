@@ -2,6 +2,7 @@
 
 mod log {
     mod cluster;
+    mod crash;
     mod membership;
     mod subscribe;
     mod suite;
