@@ -299,3 +299,30 @@ fn no_configured_minimum_offers_any_crumb() {
         "one framework takes the whole agent; the other gets nothing empty"
     );
 }
+
+#[test]
+fn a_dynamic_reservation_reaches_only_its_role() {
+    let mut cluster = Cluster::default();
+    let agent = cluster.add_agent("cpus:4;mem:4096");
+    let ops = cluster.subscribe("ops", &["ops"]);
+    let web = cluster.subscribe("web", &["web"]);
+    let reservation =
+        corral_state::Reservation::Dynamic { role: role("web"), principal: Some("ops".to_owned()) };
+    let reserved = corral_state::Resources::from_list(vec![
+        corral_state::Resource::scalar("cpus", Scalar::from_units(3)).reserved(reservation.clone()),
+        corral_state::Resource::scalar("mem", Scalar::from_units(3072)).reserved(reservation),
+    ])
+    .expect("reservation builds");
+    cluster.operator(Command::ReserveResources { agent_id: agent, resources: reserved.clone() });
+
+    let offers = cluster.cycle();
+
+    let to_web = offers
+        .iter()
+        .find(|offer| offer.framework_id == web)
+        .expect("web is offered its reservation");
+    assert!(to_web.resources.contains(&reserved));
+    for offer in offers.iter().filter(|offer| offer.framework_id == ops) {
+        assert!(offer.resources.iter().all(|resource| resource.reservation.role().is_none()));
+    }
+}
