@@ -42,6 +42,8 @@ pub(crate) struct AgentEntry {
     /// The classes were computed while no offer was outstanding, so a change of offers
     /// alone that leaves none outstanding cannot have changed them.
     pub(crate) computed_without_offers: bool,
+    /// Offers on the agent not yet answered, counted from events.
+    pub(crate) outstanding_offers: u32,
     pub(crate) dirty: u8,
 }
 
@@ -121,6 +123,8 @@ pub(crate) struct FrameworkEntry {
     pub(crate) clients: Vec<u32>,
     pub(crate) filters: FilterSet,
     pub(crate) prune_filters_at: usize,
+    /// Offers to the framework not yet answered, counted from events.
+    pub(crate) outstanding_offers: u32,
     pub(crate) dirty: u8,
     pub(crate) record: FrameworkRecord,
 }
@@ -287,8 +291,14 @@ impl Allocator {
                 );
             }
         }
+        for offer in state.offers().values() {
+            let agent = allocator.agent_slot(&offer.agent_id);
+            allocator.agents[agent as usize].outstanding_offers += 1;
+            let framework = allocator.framework_slot(&offer.framework_id);
+            allocator.frameworks[framework as usize].outstanding_offers += 1;
+        }
         allocator.dirty_roles.extend(state.role_configs().keys().cloned());
-        allocator.refresh(state, state.now());
+        allocator.refresh(state);
         allocator
     }
 
@@ -303,7 +313,17 @@ impl Allocator {
                 let framework = self.framework_slot(framework_id);
                 let agent = self.agent_slot(agent_id);
                 let filter = Filter { until: *until, amounts: Amounts::of_resources(resources) };
-                self.frameworks[framework as usize].filters.insert(agent, filter);
+                let last_cycle_at =
+                    self.last_summary.as_ref().map(|summary| summary.at).unwrap_or_default();
+                let entry = &mut self.frameworks[framework as usize];
+                entry.filters.insert(agent, filter);
+                // Expired filters are harmless (checks compare times) and pruning them all
+                // every cycle would walk every filter: prune when the set has doubled.
+                if entry.filters.len() > entry.prune_filters_at {
+                    entry.filters.retain_active(last_cycle_at);
+                    entry.prune_filters_at =
+                        (entry.filters.len() * 2).max(MIN_FILTERS_BEFORE_PRUNING);
+                }
                 return;
             }
             Event::FrameworkRevived { framework_id, .. }
@@ -348,6 +368,9 @@ impl Allocator {
         if resource_neutral {
             return;
         }
+        if offer_event {
+            self.count_outstanding_offer(event);
+        }
         if let Some(agent_id) = event.agent_id() {
             let flag = if offer_event { AGENT_OFFERS_CHANGED } else { AGENT_CHANGED };
             let slot = self.agent_slot(agent_id);
@@ -366,6 +389,23 @@ impl Allocator {
         }
     }
 
+    fn count_outstanding_offer(&mut self, event: &Event) {
+        let (Some(agent_id), Some(framework_id)) = (event.agent_id(), event.framework_id()) else {
+            return;
+        };
+        let agent = self.agent_slot(agent_id) as usize;
+        let framework = self.framework_slot(framework_id) as usize;
+        if let Event::OfferCreated { .. } = event {
+            self.agents[agent].outstanding_offers += 1;
+            self.frameworks[framework].outstanding_offers += 1;
+            return;
+        }
+        let agent = &mut self.agents[agent];
+        agent.outstanding_offers = agent.outstanding_offers.saturating_sub(1);
+        let framework = &mut self.frameworks[framework];
+        framework.outstanding_offers = framework.outstanding_offers.saturating_sub(1);
+    }
+
     pub(crate) fn agent_slot(&mut self, agent_id: &AgentId) -> u32 {
         if let Some(slot) = self.agent_index.get(agent_id) {
             return *slot;
@@ -378,6 +418,7 @@ impl Allocator {
             total: Amounts::ZERO,
             classes: Vec::new(),
             computed_without_offers: false,
+            outstanding_offers: 0,
             dirty: 0,
         });
         self.agent_index.insert(agent_id.clone(), slot);
@@ -397,6 +438,7 @@ impl Allocator {
             clients: Vec::new(),
             filters: FilterSet::default(),
             prune_filters_at: MIN_FILTERS_BEFORE_PRUNING,
+            outstanding_offers: 0,
             dirty: 0,
             record: FrameworkRecord::default(),
         });
@@ -467,7 +509,7 @@ impl Allocator {
     }
 
     /// Re-reads from the state everything events marked as changed.
-    pub(crate) fn refresh(&mut self, state: &ClusterState, now: Timestamp) {
+    pub(crate) fn refresh(&mut self, state: &ClusterState) {
         if self.every_agent_dirty {
             self.every_agent_dirty = false;
             for agent_id in state.agents().keys() {
@@ -477,7 +519,20 @@ impl Allocator {
                 self.mark_agent(slot, AGENT_CHANGED);
             }
         }
-        let dirty_agents = std::mem::take(&mut self.dirty_agents);
+        let mut dirty_agents = std::mem::take(&mut self.dirty_agents);
+        // The steady state: offers made and all answered. Nothing the allocator keeps can
+        // have changed, and no look at the state is needed to know it.
+        dirty_agents.retain(|slot| {
+            let entry = &mut self.agents[*slot as usize];
+            let settled = entry.dirty == AGENT_OFFERS_CHANGED
+                && entry.known
+                && entry.computed_without_offers
+                && entry.outstanding_offers == 0;
+            if settled {
+                entry.dirty = 0;
+            }
+            !settled
+        });
         let agents: Vec<(u32, Option<&Agent>)> = if dirty_agents.len() * 4 < self.agent_index.len()
         {
             let id_of = |slot: u32| &self.agents[slot as usize].id;
@@ -490,7 +545,22 @@ impl Allocator {
         for (slot, agent) in agents {
             self.refresh_agent(state, slot, agent);
         }
-        let dirty_frameworks = std::mem::take(&mut self.dirty_frameworks);
+        let mut dirty_frameworks = std::mem::take(&mut self.dirty_frameworks);
+        let clients = &self.clients;
+        dirty_frameworks.retain(|slot| {
+            let entry = &mut self.frameworks[*slot as usize];
+            let settled = entry.dirty == FRAMEWORK_OFFERS_CHANGED
+                && entry.known
+                && entry.outstanding_offers == 0
+                && entry
+                    .clients
+                    .iter()
+                    .all(|client| clients[*client as usize].offer_allocation.is_zero());
+            if settled {
+                entry.dirty = 0;
+            }
+            !settled
+        });
         let frameworks: Vec<(u32, Option<&Framework>)> =
             if dirty_frameworks.len() * 4 < self.framework_index.len() {
                 let id_of = |slot: u32| &self.frameworks[slot as usize].id;
@@ -501,7 +571,7 @@ impl Allocator {
                 })
             };
         for (slot, framework) in frameworks {
-            self.refresh_framework(state, slot, framework, now);
+            self.refresh_framework(state, slot, framework);
         }
         // Last, because refreshing agents and frameworks may create nodes for new roles.
         while let Some(role) = self.dirty_roles.pop_first() {
@@ -599,16 +669,8 @@ impl Allocator {
         state: &ClusterState,
         slot: u32,
         framework: Option<&Framework>,
-        now: Timestamp,
     ) {
         let flags = std::mem::take(&mut self.frameworks[slot as usize].dirty);
-        // Expired filters are harmless (checks compare times) and pruning them all every
-        // cycle costs a walk over every filter: prune when the map has doubled instead.
-        let entry = &mut self.frameworks[slot as usize];
-        if entry.filters.len() > entry.prune_filters_at {
-            entry.filters.retain_active(now);
-            entry.prune_filters_at = (entry.filters.len() * 2).max(MIN_FILTERS_BEFORE_PRUNING);
-        }
         let Some(framework) = framework else {
             self.forget_framework(slot);
             return;

@@ -76,7 +76,7 @@ impl Allocator {
     /// Runs one cycle at `now` (the time that expires refusal filters): re-reads what events
     /// marked as changed, then decides offers. The same state and time give the same offers.
     pub fn allocate(&mut self, state: &corral_state::ClusterState, now: Timestamp) -> Allocation {
-        self.refresh(state, now);
+        self.refresh(state);
         let mut working = self.begin_cycle(now);
         let mut summary = CycleSummary {
             at: now,
