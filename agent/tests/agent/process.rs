@@ -172,14 +172,18 @@ async fn a_task_for_a_user_that_does_not_exist_fails_when_the_agent_is_root() {
         // so the check below would not apply; the root case is what CI runs.
         let agent = ProcessAgent::new("user-nonroot", LimitMode::Rlimit, UnhealthyPolicy::KillTask);
         let mut task = shell_task("user", "cpus:0.1;mem:32", "id -u");
-        task.command.as_mut().map(|command| command.user = Some("corral-no-such-user".to_owned()));
+        if let Some(command) = task.command.as_mut() {
+            command.user = Some("corral-no-such-user".to_owned());
+        }
         let mut handle = agent.runner.launch(task, framework());
         assert_eq!(terminal(&run_to_end(&mut handle).await), TaskTransition::Finished);
         return;
     }
     let agent = ProcessAgent::new("user", LimitMode::Rlimit, UnhealthyPolicy::KillTask);
     let mut task = shell_task("user", "cpus:0.1;mem:32", "id -u");
-    task.command.as_mut().map(|command| command.user = Some("corral-no-such-user".to_owned()));
+    if let Some(command) = task.command.as_mut() {
+        command.user = Some("corral-no-such-user".to_owned());
+    }
     let mut handle = agent.runner.launch(task, framework());
 
     let ended = terminal(&run_to_end(&mut handle).await);
@@ -194,7 +198,9 @@ async fn a_task_for_a_user_that_does_not_exist_fails_when_the_agent_is_root() {
 async fn a_task_runs_as_the_requested_user_when_the_agent_is_root() {
     let agent = ProcessAgent::new("as-user", LimitMode::Rlimit, UnhealthyPolicy::KillTask);
     let mut task = shell_task("as-user", "cpus:0.1;mem:32", "id -u; touch written-by-task");
-    task.command.as_mut().map(|command| command.user = Some("nobody".to_owned()));
+    if let Some(command) = task.command.as_mut() {
+        command.user = Some("nobody".to_owned());
+    }
     let mut handle = agent.runner.launch(task, framework());
 
     assert_eq!(terminal(&run_to_end(&mut handle).await), TaskTransition::Finished);
