@@ -3,7 +3,7 @@
 use corral_state::{FrameworkId, Role, Scalar};
 
 use crate::allocator::Allocator;
-use crate::amounts::{share_as_fraction, Amounts};
+use crate::amounts::share_as_fraction;
 use crate::explain::{FrameworkExplanation, FrameworkRoleStanding, Reason, RoleExplanation};
 
 impl Allocator {
@@ -141,7 +141,8 @@ impl Allocator {
             rank: entry.record.rank,
             siblings_in_running: entry.record.siblings,
             guarantees: entry.guarantees.to_quantities(),
-            limits: limits_as_quantities(entry.limits),
+            // Unlimited dimensions are left out.
+            limits: entry.limits.to_quantities(),
             consumed: entry.allocation.to_quantities(),
             unmet_guarantee: unmet.to_quantities(),
             frameworks,
@@ -171,9 +172,4 @@ impl Allocator {
             reasons.push(Reason::OutrankedOrNoFreeResources);
         }
     }
-}
-
-/// Limits as set: unlimited dimensions are left out.
-fn limits_as_quantities(limits: Amounts) -> corral_state::Quantities {
-    limits.to_quantities()
 }
