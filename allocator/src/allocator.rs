@@ -187,7 +187,7 @@ pub(crate) const ROOT: u32 = 0;
 const MIN_FILTERS_BEFORE_PRUNING: usize = 64;
 
 /// The offers of one cycle and what the cycle saw.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct Allocation {
     /// In the order decided: agents by id, and on each agent in DRF order.
     pub offers: Vec<OfferSpec>,
