@@ -26,6 +26,8 @@ pub const CONTAINER_SANDBOX: &str = "/mnt/mesos/sandbox";
 pub const LABEL_AGENT_ID: &str = "corral.agent_id";
 pub const LABEL_FRAMEWORK_ID: &str = "corral.framework_id";
 pub const LABEL_TASK_ID: &str = "corral.task_id";
+/// How long to wait before asking the engine again after it failed to answer.
+const ENGINE_RETRY_INTERVAL: Duration = Duration::from_millis(200);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DockerError {
@@ -64,11 +66,13 @@ impl DockerContainerizer {
         let Some(docker_info) =
             task.container.as_ref().and_then(|container| container.docker.as_ref())
         else {
-            return Err(launch_failed("DOCKER container without docker info".to_owned()));
+            return Err(Termination::Invalid {
+                message: "DOCKER container without docker info".to_owned(),
+            });
         };
         let image = docker_info.image.as_str();
         if image.is_empty() {
-            return Err(launch_failed("docker image is empty".to_owned()));
+            return Err(Termination::Invalid { message: "docker image is empty".to_owned() });
         }
         match self.docker.inspect_image(image).await {
             Ok(_) => {}
@@ -188,7 +192,8 @@ impl DockerContainerizer {
             ended: None,
         };
         match container.state().await {
-            ContainerRun::Running => Ok(container),
+            // An engine that does not answer now is asked again by `wait`.
+            ContainerRun::Running | ContainerRun::Unreachable(_) => Ok(container),
             ContainerRun::Ended(termination) => {
                 container.finish(&termination).await;
                 Err(termination)
@@ -237,6 +242,8 @@ fn force_remove() -> RemoveContainerOptions {
 enum ContainerRun {
     Running,
     Ended(Termination),
+    /// The engine did not answer; the container may well be running.
+    Unreachable(String),
 }
 
 #[derive(Debug)]
@@ -277,11 +284,7 @@ impl DockerContainer {
                     message: format!("container {} is gone", self.name),
                 });
             }
-            Err(error) => {
-                return ContainerRun::Ended(Termination::Unknown {
-                    message: format!("cannot inspect container {}: {error}", self.name),
-                });
-            }
+            Err(error) => return ContainerRun::Unreachable(error.to_string()),
         };
         let state = inspect.state.unwrap_or_default();
         if state.running == Some(true) {
@@ -309,17 +312,25 @@ impl DockerContainer {
             return ended.clone();
         }
         loop {
-            if let ContainerRun::Ended(termination) = self.state().await {
-                self.finish(&termination).await;
-                self.ended = Some(termination.clone());
-                return termination;
+            match self.state().await {
+                ContainerRun::Ended(termination) => {
+                    self.finish(&termination).await;
+                    self.ended = Some(termination.clone());
+                    return termination;
+                }
+                ContainerRun::Unreachable(error) => {
+                    tracing::warn!(container = %self.name, %error, "cannot inspect container; retrying");
+                    tokio::time::sleep(ENGINE_RETRY_INTERVAL).await;
+                    continue;
+                }
+                ContainerRun::Running => {}
             }
             // The wait stream ends, or errs for a non-zero exit, when the container stops;
             // the inspect above then says how. An engine hiccup just goes round again.
             let mut stream =
                 self.docker.wait_container(&self.id, None::<WaitContainerOptions<String>>);
             if stream.next().await.is_none() {
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                tokio::time::sleep(ENGINE_RETRY_INTERVAL).await;
             }
         }
     }

@@ -81,11 +81,12 @@ impl ProcessContainerizer {
         framework_id: &FrameworkId,
     ) -> Result<ProcessContainer, Termination> {
         let launch_failed = |message: String| Termination::LaunchFailed { message };
+        let invalid = |message: &str| Termination::Invalid { message: message.to_owned() };
         let Some(command_info) = task.command.as_ref() else {
-            return Err(launch_failed("task has no command".to_owned()));
+            return Err(invalid("task has neither a command nor a Docker container"));
         };
         let Some(value) = command_info.value.as_deref().filter(|value| !value.is_empty()) else {
-            return Err(launch_failed("task command has no value".to_owned()));
+            return Err(invalid("task command has no value"));
         };
         let user = resolve_user(command_info.user.as_deref()).map_err(launch_failed)?;
 

@@ -104,6 +104,10 @@ pub enum Termination {
     LaunchFailed {
         message: String,
     },
+    /// The task asks for something no containerizer can run (no command, no image).
+    Invalid {
+        message: String,
+    },
 }
 
 impl Termination {
@@ -127,6 +131,7 @@ impl Termination {
             Termination::Signalled { .. } | Termination::Unknown { .. } => {
                 TaskTransition::Failed { exit_code: None, reason: None, message: self.describe() }
             }
+            Termination::Invalid { message } => TaskTransition::Error { message },
             Termination::LaunchFailed { .. } => TaskTransition::Failed {
                 exit_code: None,
                 reason: Some(TaskReason::ContainerLaunchFailed),
@@ -145,9 +150,9 @@ impl Termination {
             Termination::OutOfMemory { limit_mib: None } => {
                 "Memory limit exceeded; the task was killed".to_owned()
             }
-            Termination::Unknown { message } | Termination::LaunchFailed { message } => {
-                message.clone()
-            }
+            Termination::Unknown { message }
+            | Termination::LaunchFailed { message }
+            | Termination::Invalid { message } => message.clone(),
         }
     }
 }

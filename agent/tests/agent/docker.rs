@@ -1,10 +1,12 @@
 use std::time::Duration;
 
-use corral_agent::containerizer::Container;
-use corral_agent::transition::TaskTransition;
+use corral_agent::checkpoint::{boot_id, TaskCheckpoint};
+use corral_agent::containerizer::{Container, TaskEvent};
+use corral_agent::docker::DockerContainerizer;
+use corral_agent::transition::{TaskTransition, Termination};
 use corral_state::model::{
-    ContainerInfo, ContainerType, DockerInfo, DockerNetwork, HealthCheck, HealthCheckKind,
-    HttpCheck, KillPolicy, PortMapping, TaskInfo, TaskReason,
+    CommandInfo, ContainerInfo, ContainerType, DockerInfo, DockerNetwork, HealthCheck,
+    HealthCheckKind, HttpCheck, KillPolicy, PortMapping, TaskInfo, TaskReason,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -95,7 +97,7 @@ async fn a_bridged_docker_task_is_reachable_limited_health_checked_and_killed() 
     });
     let mut handle = agent.runner.launch(task.clone(), framework());
     crate::support::events_until(&mut handle, |event| {
-        *event == corral_agent::containerizer::TaskEvent::Health { healthy: true }
+        *event == TaskEvent::Health { healthy: true }
     })
     .await;
 
@@ -137,10 +139,7 @@ async fn a_docker_task_that_ignores_sigterm_is_killed_after_the_grace_period() {
     let started = tokio::time::Instant::now();
     let termination = container.kill(Duration::from_secs(1)).await;
     assert!(started.elapsed() >= Duration::from_secs(1), "{:?}", started.elapsed());
-    assert!(
-        matches!(termination, corral_agent::transition::Termination::Signalled { signal: 9 }),
-        "{termination:?}"
-    );
+    assert!(matches!(termination, Termination::Signalled { signal: 9 }), "{termination:?}");
     assert!(matches!(container, Container::Docker(_)));
 }
 
@@ -165,4 +164,101 @@ async fn a_missing_image_fails_with_a_clear_reason_and_is_never_pulled() {
             && message.contains("not found locally"),
         "{message}"
     );
+}
+
+fn checkpoint_for(agent: &DockerAgent, task: &TaskInfo, container: &Container) -> TaskCheckpoint {
+    TaskCheckpoint {
+        agent_id: agent.agent_id.clone(),
+        framework_id: framework(),
+        task: task.clone(),
+        sandbox: container.sandbox().to_owned(),
+        boot_id: boot_id(),
+        runtime: container.runtime_checkpoint(),
+        last_reported: None,
+    }
+}
+
+#[tokio::test]
+async fn a_new_agent_finds_running_and_ended_docker_tasks_again() {
+    let agent = DockerAgent::new("docker-recover").await;
+    let running_task = docker_task(
+        "runs",
+        "cpus:0.1;mem:32",
+        "trap 'exit 0' TERM; while true; do sleep 0.1; done",
+        DockerNetwork::None,
+        Vec::new(),
+    );
+    let ending_task = docker_task(
+        "ends",
+        "cpus:0.1;mem:32",
+        "while [ ! -e $MESOS_SANDBOX/release ]; do sleep 0.1; done; exit 5",
+        DockerNetwork::None,
+        Vec::new(),
+    );
+    let running = agent.containerizer.launch(&running_task, &framework()).await.expect("launch");
+    let ending = agent.containerizer.launch(&ending_task, &framework()).await.expect("launch");
+    let running_checkpoint = checkpoint_for(&agent, &running_task, &running);
+    let ending_checkpoint = checkpoint_for(&agent, &ending_task, &ending);
+    // The first agent goes away without stopping anything.
+    drop((running, ending));
+    std::fs::write(ending_checkpoint.sandbox.join("release"), "").expect("release");
+
+    let fresh =
+        DockerContainerizer::connect(agent.work_dir.path().to_owned(), agent.agent_id.clone())
+            .await
+            .expect("engine");
+    let listed = fresh.list_agent_containers().await.expect("list");
+    assert_eq!(listed.len(), 2, "{listed:?}");
+
+    let deadline = tokio::time::Instant::now() + crate::support::DEADLINE;
+    let ended = loop {
+        match fresh.recover(&ending_checkpoint).await {
+            Err(termination) => break termination,
+            Ok(_) => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "the released container did not end"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    assert_eq!(ended, Termination::Exited { code: 5 });
+
+    let mut survivor = fresh.recover(&running_checkpoint).await.expect("still running");
+    let killed = survivor.kill(Duration::from_secs(5)).await;
+    assert_eq!(killed, Termination::Exited { code: 0 });
+}
+
+#[tokio::test]
+async fn a_command_health_check_runs_inside_the_container() {
+    let agent = DockerAgent::new("docker-health").await;
+    let mut task = docker_task(
+        "checked",
+        "cpus:0.1;mem:32",
+        "while true; do sleep 0.1; done",
+        DockerNetwork::None,
+        Vec::new(),
+    );
+    task.health_check = Some(HealthCheck {
+        // Only the container has /www/index.html.
+        command: Some(CommandInfo {
+            value: Some("test -e /www/index.html".to_owned()),
+            ..CommandInfo::default()
+        }),
+        delay: Duration::ZERO,
+        interval: Duration::from_millis(200),
+        timeout: Duration::from_secs(5),
+        grace_period: Duration::from_secs(30),
+        ..HealthCheck::new(HealthCheckKind::Command)
+    });
+    let mut handle = agent.runner.launch(task, framework());
+
+    crate::support::events_until(&mut handle, |event| {
+        *event == TaskEvent::Health { healthy: true }
+    })
+    .await;
+
+    handle.kill(Some(KillPolicy { grace_period: Some(Duration::from_secs(1)) }));
+    assert!(matches!(terminal(&run_to_end(&mut handle).await), TaskTransition::Killed { .. }));
 }

@@ -283,3 +283,19 @@ async fn a_task_killed_before_it_ran_is_not_lost() {
     assert!(matches!(terminal(&events), TaskTransition::Killed { .. }), "{events:?}");
     assert!(!events.iter().any(|event| matches!(event, TaskEvent::CheckpointFailed { .. })));
 }
+
+#[tokio::test]
+async fn a_task_with_nothing_to_run_ends_in_error() {
+    let agent = ProcessAgent::new("nothing", LimitMode::Rlimit, UnhealthyPolicy::KillTask);
+    let mut task = shell_task("nothing", "cpus:0.1;mem:32", "unused");
+    task.command = None;
+    let mut handle = agent.runner.launch(task, framework());
+
+    let ended = terminal(&run_to_end(&mut handle).await);
+
+    assert!(
+        matches!(&ended, TaskTransition::Error { message } if message.contains("neither a command")),
+        "{ended:?}"
+    );
+    assert_eq!(ended.state(), corral_state::model::TaskState::Error);
+}
