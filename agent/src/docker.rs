@@ -28,6 +28,8 @@ pub const LABEL_FRAMEWORK_ID: &str = "corral.framework_id";
 pub const LABEL_TASK_ID: &str = "corral.task_id";
 /// How long to wait before asking the engine again after it failed to answer.
 const ENGINE_RETRY_INTERVAL: Duration = Duration::from_millis(200);
+/// Time for the engine to answer on top of what the request itself waits for.
+const ENGINE_REQUEST_MARGIN: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DockerError {
@@ -368,8 +370,11 @@ impl DockerContainer {
     /// `docker stop` with the grace period: SIGTERM, then SIGKILL when it runs out.
     pub async fn kill(&mut self, grace: Duration) -> Termination {
         let seconds = grace.as_secs_f64().ceil() as i64;
+        // The engine answers only once the container stopped: the request must outlast the
+        // grace period, which may be longer than the client's default timeout.
+        let docker = self.docker.clone().with_timeout(grace + ENGINE_REQUEST_MARGIN);
         if let Err(error) =
-            self.docker.stop_container(&self.id, Some(StopContainerOptions { t: seconds })).await
+            docker.stop_container(&self.id, Some(StopContainerOptions { t: seconds })).await
         {
             tracing::warn!(container = %self.name, %error, "stop failed; killing");
             let _ = self.docker.kill_container::<String>(&self.id, None).await;

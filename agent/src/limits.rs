@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 
 /// The CFS period cgroups measure CPU quotas against, in microseconds.
 const CPU_PERIOD_MICROS: u64 = 100_000;
+/// How often removing a cgroup whose last process is still exiting is tried.
+const CGROUP_REMOVE_ATTEMPTS: u32 = 20;
 /// The folder under each cgroup hierarchy that holds one cgroup per task.
 const CORRAL_CGROUP: &str = "corral";
 
@@ -42,16 +44,12 @@ impl fmt::Display for LimitMode {
 
 impl LimitMode {
     /// Tries cgroup v2, then v1, by creating the agent's own folder in the hierarchy; falls
-    /// back to rlimits. The caller logs the result: operators need to know which applies.
+    /// back to rlimits. Logs the result: operators need to know which applies.
     pub fn detect() -> LimitMode {
         let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-        if let Some(mode) = detect_v2(&mounts) {
-            return mode;
-        }
-        if let Some(mode) = detect_v1(&mounts) {
-            return mode;
-        }
-        LimitMode::Rlimit
+        let mode = detect_v2(&mounts).or_else(|| detect_v1(&mounts)).unwrap_or(LimitMode::Rlimit);
+        tracing::info!(limits = %mode, "process task limits");
+        mode
     }
 
     pub fn uses_cgroups(&self) -> bool {
@@ -231,12 +229,41 @@ impl TaskCgroup {
         std::fs::read_to_string(file).ok()?.trim().parse().ok()
     }
 
+    /// The processes in the cgroup now.
+    pub fn pids(&self) -> Vec<u32> {
+        let procs = self.dirs()[0].join("cgroup.procs");
+        let text = std::fs::read_to_string(procs).unwrap_or_default();
+        text.lines().filter_map(|line| line.trim().parse().ok()).collect()
+    }
+
+    /// SIGKILL to every process in the cgroup: they are all the task's.
+    pub fn kill_all(&self) {
+        for pid in self.pids() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+
     /// Removes the cgroup once it is empty; a leftover is logged, not fatal.
     pub fn remove(&self) {
         for dir in self.dirs() {
-            if let Err(error) = std::fs::remove_dir(dir) {
-                if error.kind() != std::io::ErrorKind::NotFound {
-                    tracing::warn!(cgroup = %dir.display(), %error, "cannot remove task cgroup");
+            // A process killed a moment ago may still be leaving the cgroup.
+            let mut attempts = 0;
+            loop {
+                match std::fs::remove_dir(dir) {
+                    Ok(()) => break,
+                    Err(error) if error.kind() == std::io::ErrorKind::NotFound => break,
+                    Err(error) if attempts < CGROUP_REMOVE_ATTEMPTS => {
+                        tracing::debug!(cgroup = %dir.display(), %error, "task cgroup busy");
+                        attempts += 1;
+                        std::thread::sleep(std::time::Duration::from_millis(10));
+                    }
+                    Err(error) => {
+                        tracing::warn!(cgroup = %dir.display(), %error, "cannot remove task cgroup");
+                        break;
+                    }
                 }
             }
         }

@@ -370,11 +370,16 @@ impl ProcessContainer {
         termination
     }
 
-    /// Whatever the task left in its group (daemons, orphans) ends with it, as it would
-    /// with a container.
+    /// Whatever the task left behind (daemons, orphans) ends with it, as it would with a
+    /// container: its cgroup's members, and its process group while the agent is the
+    /// parent. A recovered task's group is left alone: once its leader is gone, the group
+    /// id could in time name someone else's processes.
     fn clean_up(&self) {
-        let _ = killpg(Pid::from_raw(self.pid as i32), Signal::SIGKILL);
+        if self.child.is_some() {
+            let _ = killpg(Pid::from_raw(self.pid as i32), Signal::SIGKILL);
+        }
         if let Some(cgroup) = &self.cgroup {
+            cgroup.kill_all();
             cgroup.remove();
         }
     }
