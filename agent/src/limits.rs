@@ -229,6 +229,23 @@ impl TaskCgroup {
         std::fs::read_to_string(file).ok()?.trim().parse().ok()
     }
 
+    /// The CPU quota and period read back from the kernel, in microseconds.
+    pub fn cpu_quota(&self) -> Option<(u64, u64)> {
+        match self {
+            TaskCgroup::V2 { dir } => {
+                let text = std::fs::read_to_string(dir.join("cpu.max")).ok()?;
+                let mut fields = text.split_whitespace();
+                Some((fields.next()?.parse().ok()?, fields.next()?.parse().ok()?))
+            }
+            TaskCgroup::V1 { cpu_dir, .. } => {
+                let read = |name: &str| -> Option<u64> {
+                    std::fs::read_to_string(cpu_dir.join(name)).ok()?.trim().parse().ok()
+                };
+                Some((read("cpu.cfs_quota_us")?, read("cpu.cfs_period_us")?))
+            }
+        }
+    }
+
     /// The processes in the cgroup now.
     pub fn pids(&self) -> Vec<u32> {
         let procs = self.dirs()[0].join("cgroup.procs");

@@ -14,3 +14,5 @@ mod recovery;
 mod resources;
 #[path = "agent/support.rs"]
 mod support;
+#[path = "agent/transition.rs"]
+mod transition;

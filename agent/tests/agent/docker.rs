@@ -262,3 +262,23 @@ async fn a_command_health_check_runs_inside_the_container() {
     handle.kill(Some(KillPolicy { grace_period: Some(Duration::from_secs(1)) }));
     assert!(matches!(terminal(&run_to_end(&mut handle).await), TaskTransition::Killed { .. }));
 }
+
+#[tokio::test]
+async fn a_docker_task_over_its_memory_limit_fails_with_the_memory_reason() {
+    let agent = DockerAgent::new("docker-oom").await;
+    let task = docker_task(
+        "hog",
+        "cpus:0.5;mem:32",
+        "hog=$(head -c 200000000 /dev/zero | tr '\\0' a); echo ${#hog}",
+        DockerNetwork::None,
+        Vec::new(),
+    );
+    let mut handle = agent.runner.launch(task, framework());
+
+    let ended = terminal(&run_to_end(&mut handle).await);
+
+    let TaskTransition::Failed { reason, .. } = &ended else {
+        panic!("expected Failed: {ended:?}");
+    };
+    assert_eq!(*reason, Some(TaskReason::ContainerLimitationMemory), "{ended:?}");
+}

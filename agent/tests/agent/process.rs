@@ -241,7 +241,11 @@ async fn cgroup_limits_are_applied_and_a_memory_hog_fails_with_the_memory_reason
         .unwrap_or_else(|termination| panic!("launch failed: {termination:?}"));
     if let corral_agent::containerizer::Container::Process(process) = &container {
         match process.cgroup() {
-            Some(cgroup) => assert_eq!(cgroup.memory_limit_bytes(), Some(40 * 1024 * 1024)),
+            Some(cgroup) => {
+                assert_eq!(cgroup.memory_limit_bytes(), Some(40 * 1024 * 1024));
+                assert_eq!(cgroup.cpu_quota(), Some((50_000, 100_000)));
+                assert!(cgroup.pids().contains(&process.pid()), "the task is not in its cgroup");
+            }
             None => assert!(!mode.uses_cgroups(), "cgroup mode without a task cgroup"),
         }
     }
