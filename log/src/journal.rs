@@ -86,10 +86,7 @@ impl Journal {
         retention: JournalRetention,
     ) -> Result<Journal, JournalError> {
         let meta = db.open_tree("journal_meta")?;
-        let lost_through = match meta.get(LOST_THROUGH_KEY)? {
-            Some(bytes) => Some(decode_cursor(&bytes)),
-            None => None,
-        };
+        let lost_through = meta.get(LOST_THROUGH_KEY)?.map(|bytes| decode_cursor(&bytes));
         Ok(Journal {
             commands: db.open_tree("journal")?,
             events: db.open_tree("journal_events")?,

@@ -55,6 +55,8 @@ impl LogStore {
         self.committed.clone()
     }
 
+    // The error type is openraft's, returned as is by every storage method.
+    #[allow(clippy::result_large_err)]
     fn read_meta<T: serde::de::DeserializeOwned>(
         &self,
         key: &'static [u8],
