@@ -1,7 +1,11 @@
-//! The master's HTTP surface. So far: the Mesos v1 JSON layer (calls in, events out) and the
-//! API's error type; the routers, leader loops and metrics come with the master.
+//! The master: Mesos v1 scheduler and operator APIs, the native `/corral/v1` API, the
+//! agent-facing API, the leader's loops and metrics. Domain rules live in `corral-state`;
+//! this crate translates and serves.
 
 pub mod error;
+pub mod leader;
+pub mod master;
 pub mod mesos;
 pub mod metrics;
 pub mod native;
+pub mod routes;
