@@ -1,5 +1,14 @@
-//! The Corral agent's local machinery, independent of the master's API: resources,
-//! containerizers (processes and Docker), health checks, checkpoints and recovery.
+//! The Corral agent's local machinery, independent of the master's API.
+//!
+//! - [`resources`]: what the agent offers (Mesos's auto-detection rules, `--resources`,
+//!   `--attributes`).
+//! - [`containerizer`]: one entry point over the [`process`] and [`docker`] containerizers,
+//!   and the [`containerizer::TaskRunner`] that drives one task from launch to its single
+//!   terminal transition, with kills and health checks.
+//! - [`transition`]: outcomes as data, turned into `TaskStatus` updates by the reconciler.
+//! - [`health`]: COMMAND, HTTP and TCP checks with Mesos's semantics.
+//! - [`checkpoint`]: what survives an agent restart, and how tasks are found again.
+//! - [`limits`]: cgroup v2, cgroup v1 or rlimits for process tasks.
 
 pub mod checkpoint;
 pub mod containerizer;

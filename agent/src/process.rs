@@ -95,6 +95,8 @@ impl ProcessContainerizer {
         prepare_sandbox(&sandbox, user).map_err(|error| {
             launch_failed(format!("cannot create sandbox {}: {error}", sandbox.display()))
         })?;
+        // A status left by an earlier run of the same task id must not pass for this one's.
+        let _ = std::fs::remove_file(&exit_status_file);
         let environment =
             task_environment(task, framework_id, &self.agent_id, &sandbox.display().to_string());
         if !command_info.shell && !is_executable_on_path(value, &environment) {
@@ -148,10 +150,15 @@ impl ProcessContainerizer {
         if let Some((uid, gid)) = user {
             command.uid(uid).gid(gid);
         }
-        let mut child = command.spawn().map_err(|error| {
-            cgroup.as_ref().map(TaskCgroup::remove);
-            launch_failed(format!("cannot start task wrapper /bin/sh: {error}"))
-        })?;
+        let mut child = match command.spawn() {
+            Ok(child) => child,
+            Err(error) => {
+                if let Some(cgroup) = &cgroup {
+                    cgroup.remove();
+                }
+                return Err(launch_failed(format!("cannot start task wrapper /bin/sh: {error}")));
+            }
+        };
         let Some(pid) = child.id() else {
             return Err(launch_failed("task wrapper ended before it could be observed".to_owned()));
         };
