@@ -225,14 +225,7 @@ async fn benchmark() {
     // Replay: rebuild the state from the journal alone.
     let replay_started = Instant::now();
     let mut replayed_state = ClusterState::new(Settings::default());
-    let mut replayed = 0u64;
-    for row in leader.journal().commands(0..=u64::MAX) {
-        let (_, _, entries) = row.expect("journal row");
-        for entry in &entries {
-            replayed_state.apply(entry);
-        }
-        replayed += entries.len() as u64;
-    }
+    let replayed = leader.journal().replay(&mut replayed_state, 0..=u64::MAX).expect("replay");
     let replay_elapsed = replay_started.elapsed();
     let leader_digest =
         leader.read(ReadConsistency::Linearizable, ClusterState::digest).await.expect("read");

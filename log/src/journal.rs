@@ -11,7 +11,9 @@ use std::ops::RangeInclusive;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use corral_state::{codec, CodecError, Cursor, Entry, Event, Timestamp};
+use corral_state::{codec, ClusterState, CodecError, Cursor, Entry, Event, Timestamp};
+
+use crate::Batch;
 
 /// How much of the journal to keep. The default keeps everything.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -68,10 +70,12 @@ pub(crate) struct JournalBatch {
 }
 
 impl JournalBatch {
-    pub(crate) fn record(&mut self, index: u64, entries: &[Entry], events: &[Event]) {
-        let at = entries.iter().map(|entry| entry.at).max().unwrap_or_default();
-        let mut row = at.0.to_be_bytes().to_vec();
-        row.extend_from_slice(&codec::encode_entries(entries));
+    pub(crate) fn record(&mut self, index: u64, batch: &Batch, events: &[Event]) {
+        let at = batch.entries().iter().map(|entry| entry.at).max().unwrap_or_default();
+        let encoded = batch.encoded();
+        let mut row = Vec::with_capacity(8 + encoded.len());
+        row.extend_from_slice(&at.0.to_be_bytes());
+        row.extend_from_slice(encoded);
         self.commands.insert(&index.to_be_bytes(), row);
         if !events.is_empty() {
             self.events.insert(&index.to_be_bytes(), codec::encode_events(events));
@@ -127,6 +131,37 @@ impl Journal {
             let entries = codec::decode_entries(&value[8..])
                 .map_err(|source| JournalError::Corrupt { index, source })?;
             Ok((index, at, entries))
+        })
+    }
+
+    /// Applies the journaled commands in `range` to `state`, in log order, and returns how
+    /// many were applied. Rows are read and decoded on a helper thread while this one
+    /// applies: replay is what `corral replay` and audits wait for.
+    pub fn replay(
+        &self,
+        state: &mut ClusterState,
+        range: RangeInclusive<u64>,
+    ) -> Result<u64, JournalError> {
+        let (sender, receiver) =
+            std::sync::mpsc::sync_channel::<Result<Vec<Entry>, JournalError>>(256);
+        std::thread::scope(|scope| {
+            scope.spawn(move || {
+                for row in self.commands(range) {
+                    let failed = row.is_err();
+                    if sender.send(row.map(|(_, _, entries)| entries)).is_err() || failed {
+                        return;
+                    }
+                }
+            });
+            let mut applied = 0u64;
+            for entries in receiver {
+                let entries = entries?;
+                for entry in &entries {
+                    state.apply(entry);
+                }
+                applied += entries.len() as u64;
+            }
+            Ok(applied)
         })
     }
 
@@ -252,4 +287,74 @@ fn decode_cursor(bytes: &[u8]) -> Cursor {
     let seq =
         bytes.get(8..12).map_or(0, |seq| u32::from_be_bytes(seq.try_into().unwrap_or_default()));
     Cursor::new(index, seq)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use corral_state::{Actor, Command, Cursor, Entry, Event, RequestId, Timestamp};
+
+    use super::{Journal, JournalBatch, JournalRetention};
+    use crate::Batch;
+
+    fn open(retention: JournalRetention) -> (tempfile::TempDir, Journal) {
+        let directory = tempfile::tempdir().unwrap();
+        let db = sled::Config::new().path(directory.path()).open().unwrap();
+        (directory, Journal::open(&db, retention).unwrap())
+    }
+
+    fn write(journal: &Journal, index: u64, at_secs: u64, event_count: usize) {
+        let command = Command::AgentHeartbeat { agent_id: "agent-1".into() };
+        let at = Timestamp::from_secs(at_secs);
+        let entry = Entry {
+            request_id: RequestId::new(format!("r-{index}")),
+            actor: Actor::Leader,
+            at,
+            command,
+        };
+        let event = Event::AgentRemoved { agent_id: "agent-1".into(), by_operator: false };
+        let mut batch = JournalBatch::default();
+        batch.record(index, &Batch::new(vec![entry]), &vec![event; event_count]);
+        journal.write(batch).unwrap();
+    }
+
+    #[test]
+    fn keeping_everything_loses_nothing() {
+        let (_directory, journal) = open(JournalRetention::KEEP_ALL);
+        (1..=50).for_each(|index| write(&journal, index, index, 1));
+        assert_eq!(journal.len(), 50);
+        assert_eq!(journal.lost_through(), None);
+        assert_eq!(journal.bounds().unwrap(), Some((1, 50)));
+    }
+
+    #[test]
+    fn trimming_by_count_records_the_last_event_lost() {
+        let (_directory, journal) = open(JournalRetention { max_age: None, max_indexes: Some(10) });
+        (1..=30)
+            .for_each(|index| write(&journal, index, index, if index % 2 == 0 { 3 } else { 0 }));
+        assert_eq!(journal.bounds().unwrap(), Some((21, 30)));
+        // Index 20 was the last trimmed index with events; it had three.
+        assert_eq!(journal.lost_through(), Some(Cursor::new(20, 2)));
+        let rows = journal.events(0..=u64::MAX, 100).unwrap();
+        assert_eq!(rows.first().map(|(index, _)| *index), Some(22));
+    }
+
+    #[test]
+    fn trimming_by_age_follows_the_entries_own_clock() {
+        let (_directory, journal) =
+            open(JournalRetention { max_age: Some(Duration::from_secs(5)), max_indexes: None });
+        (1..=20).for_each(|index| write(&journal, index, 100 + index, 1));
+        assert_eq!(journal.bounds().unwrap(), Some((15, 20)));
+        assert_eq!(journal.lost_through(), Some(Cursor::new(14, 0)));
+    }
+
+    #[test]
+    fn replay_applies_every_journaled_command() {
+        let (_directory, journal) = open(JournalRetention::KEEP_ALL);
+        (1..=25).for_each(|index| write(&journal, index, index, 0));
+        let mut state = corral_state::ClusterState::default();
+        assert_eq!(journal.replay(&mut state, 0..=u64::MAX).unwrap(), 25);
+        assert_eq!(state.applied_commands(), 25);
+    }
 }

@@ -162,7 +162,7 @@ async fn run(
         let raft = raft.clone();
         let counters = counters.clone();
         tokio::spawn(async move {
-            let result = raft.client_write(Batch(entries)).await;
+            let result = raft.client_write(Batch::new(entries)).await;
             drop(permit);
             match result {
                 Ok(response) => {

@@ -1,6 +1,7 @@
 //! The openraft type configuration: what a Raft entry carries and what applying it returns.
 
 use std::fmt;
+use std::sync::{Arc, OnceLock};
 // The default snapshot data type of `declare_raft_types!` names `Cursor` unqualified.
 use std::io::Cursor;
 
@@ -22,12 +23,44 @@ openraft::declare_raft_types!(
 ///
 /// Serialized with `corral_state::codec` (versioned postcard) as one byte string, so the
 /// on-disk form of commands is owned by `corral-state` whatever openraft's own encoding is.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Batch(pub Vec<Entry>);
+/// The encoding is kept once made (or received): the same bytes go to the Raft log, to every
+/// follower and into the journal without encoding the commands again.
+#[derive(Clone, Debug, Default)]
+pub struct Batch {
+    entries: Vec<Entry>,
+    encoded: OnceLock<Arc<[u8]>>,
+}
+
+impl Batch {
+    pub fn new(entries: Vec<Entry>) -> Batch {
+        Batch { entries, encoded: OnceLock::new() }
+    }
+
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    pub fn into_entries(self) -> Vec<Entry> {
+        self.entries
+    }
+
+    /// The versioned encoding of the entries, as `codec::decode_entries` reads it.
+    pub fn encoded(&self) -> &[u8] {
+        self.encoded.get_or_init(|| codec::encode_entries(&self.entries).into())
+    }
+}
+
+impl PartialEq for Batch {
+    fn eq(&self, other: &Batch) -> bool {
+        self.entries == other.entries
+    }
+}
+
+impl Eq for Batch {}
 
 impl Serialize for Batch {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_bytes(&codec::encode_entries(&self.0))
+        serializer.serialize_bytes(self.encoded())
     }
 }
 
@@ -47,7 +80,8 @@ impl<'de> Visitor<'de> for BatchVisitor {
     }
 
     fn visit_bytes<E: de::Error>(self, bytes: &[u8]) -> Result<Batch, E> {
-        codec::decode_entries(bytes).map(Batch).map_err(E::custom)
+        let entries = codec::decode_entries(bytes).map_err(E::custom)?;
+        Ok(Batch { entries, encoded: OnceLock::from(Arc::from(bytes)) })
     }
 
     fn visit_byte_buf<E: de::Error>(self, bytes: Vec<u8>) -> Result<Batch, E> {
@@ -99,4 +133,34 @@ pub mod typ {
     pub type InstallSnapshotRequest = openraft::raft::InstallSnapshotRequest<TypeConfig>;
     pub type InstallSnapshotResponse = openraft::raft::InstallSnapshotResponse<NodeId>;
     pub type RaftMetrics = openraft::RaftMetrics<NodeId, Node>;
+}
+
+#[cfg(test)]
+mod tests {
+    use corral_state::{Actor, Command, Entry, RequestId, Timestamp};
+
+    use super::Batch;
+
+    fn batch() -> Batch {
+        let command = Command::AgentHeartbeat { agent_id: "agent-1".into() };
+        let entry = Entry {
+            request_id: RequestId::new("r-1"),
+            actor: Actor::Leader,
+            at: Timestamp(7),
+            command,
+        };
+        Batch::new(vec![entry.clone(), Entry { request_id: RequestId::new("r-2"), ..entry }])
+    }
+
+    #[test]
+    fn a_batch_round_trips_through_postcard_and_json_keeping_its_encoding() {
+        let original = batch();
+        let through_postcard: Batch =
+            postcard::from_bytes(&postcard::to_allocvec(&original).unwrap()).unwrap();
+        assert_eq!(through_postcard, original);
+        assert_eq!(through_postcard.encoded(), original.encoded());
+        let through_json: Batch =
+            serde_json::from_str(&serde_json::to_string(&original).unwrap()).unwrap();
+        assert_eq!(through_json, original);
+    }
 }

@@ -159,7 +159,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                     EntryPayload::Normal(batch) => {
                         let mut events: Vec<Event> = Vec::new();
                         let outcomes = batch
-                            .0
+                            .entries()
                             .iter()
                             .map(|command| {
                                 let outcome = applied.state.apply(command);
@@ -167,7 +167,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                                 outcome
                             })
                             .collect();
-                        journal.record(index, &batch.0, &events);
+                        journal.record(index, &batch, &events);
                         responses.push(BatchResponse { index, outcomes });
                     }
                     EntryPayload::Membership(membership) => {

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use corral_log::network::LocalNetwork;
-use corral_log::{LogConfig, LogNode, ReadConsistency};
+use corral_log::{LogConfig, LogError, LogNode, ReadConsistency};
 
 use super::support::{eventually, register_agent};
 
@@ -120,11 +120,17 @@ async fn masters_killed_while_writing_lose_nothing_acknowledged() {
         nodes.push(node);
     }
     let marker = register_agent(u64::MAX);
-    let leader = eventually("a leader after the crashes", || async {
-        nodes.iter().find(|node| node.is_leader()).cloned()
+    // Leadership may still move while the restarted masters settle: retry, same request id.
+    eventually("a write after the crashes", || async {
+        let leader = nodes.iter().find(|node| node.is_leader())?;
+        let attempt = leader.propose(marker.0.clone(), marker.1.clone(), marker.2.clone());
+        match tokio::time::timeout(std::time::Duration::from_secs(2), attempt).await {
+            Ok(Ok(_)) => Some(()),
+            Ok(Err(LogError::NotLeader { .. })) | Err(_) => None,
+            Ok(Err(error)) => panic!("write after the crashes failed: {error}"),
+        }
     })
     .await;
-    leader.propose(marker.0, marker.1, marker.2).await.unwrap();
     eventually("replicas to converge after the crashes", || async {
         let applied: BTreeSet<u64> = nodes.iter().map(LogNode::applied_index).collect();
         let digests: BTreeSet<_> = nodes.iter().map(LogNode::digest).collect();
