@@ -85,7 +85,8 @@ impl Allocator {
             unreserved_free: self.unreserved_free.to_quantities(),
             ..CycleSummary::default()
         };
-        let mut offers = Vec::new();
+        // Usually about one offer per agent; growing a large vector copies it over and over.
+        let mut offers = Vec::with_capacity(self.candidates.len());
         let candidates: Vec<u32> = self.candidates.values().copied().collect();
         for agent in candidates {
             self.allocate_agent(&mut working, agent, &mut offers, &mut summary);
