@@ -226,6 +226,8 @@ pub struct Allocator {
     /// Whether every minimum allocatable quantity names only cpus, mem, disk or gpus, so
     /// checking one needs no look at the resources themselves.
     pub(crate) minimums_name_only_dimensions: bool,
+    /// The minimums as amounts (zero where unnamed), for comparing without names.
+    pub(crate) minimum_amounts: Vec<Amounts>,
     pub(crate) no_resources: Resources,
 }
 
@@ -246,6 +248,7 @@ impl Allocator {
         let minimums_name_only_dimensions = config.min_allocatable.iter().all(|minimum| {
             minimum.iter().all(|(name, _)| crate::amounts::dimension_of(name).is_some())
         });
+        let minimum_amounts = config.min_allocatable.iter().map(Amounts::of_quantities).collect();
         Allocator {
             config,
             agents: Vec::new(),
@@ -268,6 +271,7 @@ impl Allocator {
             exhausted_roles: Vec::new(),
             offered_here: Vec::new(),
             minimums_name_only_dimensions,
+            minimum_amounts,
             no_resources: Resources::new(),
         }
     }

@@ -277,6 +277,9 @@ impl Allocator {
         if self.config.min_allocatable.is_empty() {
             return true;
         }
+        if self.minimums_name_only_dimensions {
+            return self.minimum_amounts.iter().any(|minimum| minimum.fits_within(amounts));
+        }
         self.config.min_allocatable.iter().any(|minimum| {
             minimum.iter().all(|(name, wanted)| {
                 let have = match dimension_of(name) {
