@@ -1,6 +1,9 @@
 //! Integration tests of corral-api.
 
 mod api {
+    mod support;
+
+    mod masters;
     mod mesos_json;
     mod metrics;
     mod native;

@@ -80,6 +80,7 @@ async fn framework_call(
         _ => Vec::new(),
     };
     let kind = command.kind();
+
     let committed = master
         .propose(new_request_id(), Actor::Framework(framework_id.clone()), command, PATH)
         .await?;
@@ -117,6 +118,23 @@ async fn framework_call(
             );
             master.inner.scheduler_streams.send_direct(&framework_id, update_event(&status));
         }
+    }
+    // Mesos answers KILL of a task it does not know with an update rather than an error.
+    if let (true, Rejection::UnknownTask { task_id, .. }) = (kind == "kill", rejection) {
+        let status = corral_state::model::TaskStatus {
+            task_id: task_id.clone(),
+            state: corral_state::model::TaskState::Lost,
+            message: Some(format!("kill of an unknown task: {rejection}")),
+            source: corral_state::model::TaskSource::Master,
+            reason: Some(corral_state::model::TaskReason::TaskUnknown),
+            healthy: None,
+            agent_id: None,
+            executor_id: None,
+            timestamp: wall_clock(),
+            uuid: None,
+            exit_code: None,
+        };
+        master.inner.scheduler_streams.send_direct(&framework_id, update_event(&status));
     }
     let mut response = StatusCode::ACCEPTED.into_response();
     if let Ok(value) = HeaderValue::from_str(&rejection.to_string().replace(['\r', '\n'], " ")) {

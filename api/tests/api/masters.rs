@@ -1,0 +1,346 @@
+//! Three `corral master` processes on loopback, a minimal in-test agent, and real clients:
+//! the unmodified pymesos library, raw Mesos v1 HTTP, and the native event stream.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use corral_api::mesos::recordio::decode_records;
+use futures::StreamExt;
+use serde_json::{json, Value};
+
+use super::support::agent::{send_command, TestAgent};
+use super::support::cluster::Cluster;
+use super::support::eventually;
+use super::support::framework::Framework;
+
+const LONG: Duration = Duration::from_secs(60);
+
+fn blocking<T>(work: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(work)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_pymesos_framework_runs_tasks_and_survives_a_leader_failover() {
+    let mut cluster = Cluster::start(3);
+    let leader = cluster.leader().await;
+    TestAgent::start(
+        cluster.http.clone(),
+        cluster.addresses(),
+        "agent-1",
+        "cpus:4;mem:4096;ports:[31000-32000]",
+    )
+    .await;
+
+    // Pointed at a follower, the framework follows the 307 to the leader.
+    let follower = cluster.follower_of(leader);
+    let mut framework = Framework::start(&cluster.masters[follower].address, 3, &["--hold-acks"]);
+    let mut held = BTreeSet::new();
+    blocking(|| {
+        framework.wait_for(LONG, "registration", |e| e["kind"] == "registered");
+        while held.len() < 3 {
+            let update =
+                framework.wait_for(LONG, "three RUNNING updates", |e| e["kind"] == "held_ack");
+            held.insert(update["uuid"].as_str().expect("uuid").to_owned());
+        }
+    });
+
+    cluster.masters[leader].kill();
+    let new_leader = cluster.leader().await;
+    assert_ne!(new_leader, leader);
+    // The framework keeps dialling the address it was redirected to; bring that master back
+    // (as a follower now) so it can redirect again.
+    cluster.masters[leader].restart();
+
+    blocking(|| {
+        framework
+            .wait_for(LONG, "re-registration with the new leader", |e| e["kind"] == "reregistered");
+        let mut redelivered = BTreeSet::new();
+        while redelivered.len() < 3 {
+            let acknowledged =
+                framework.wait_for(LONG, "the held updates again", |e| e["kind"] == "acknowledged");
+            let uuid = acknowledged["uuid"].as_str().expect("uuid").to_owned();
+            assert!(held.contains(&uuid), "acknowledged an update that was never held: {uuid}");
+            redelivered.insert(uuid);
+        }
+        framework.wait_for(LONG, "offers from the new leader", |e| e["kind"] == "offer");
+        framework.tell("reconcile");
+        let mut reconciled = BTreeSet::new();
+        while reconciled.len() < 3 {
+            let update = framework.wait_for(LONG, "reconciliation answers", |e| {
+                e["kind"] == "update" && e["reason"] == "REASON_RECONCILIATION"
+            });
+            assert_eq!(update["state"], "TASK_RUNNING", "{update}");
+            assert_eq!(update["uuid"], Value::Null);
+            reconciled.insert(update["task_id"].as_str().expect("task id").to_owned());
+        }
+    });
+
+    let state: Value = eventually(LONG, "the leader's view of the tasks", || async {
+        let url = cluster.masters[new_leader].url("/master/state");
+        let state: Value = cluster.http.get(url).send().await.ok()?.json().await.ok()?;
+        let tasks = state["frameworks"][0]["tasks"].as_array()?;
+        (tasks.len() == 3).then_some(state)
+    })
+    .await;
+    for task in state["frameworks"][0]["tasks"].as_array().expect("tasks") {
+        assert_eq!(task["state"], "TASK_RUNNING");
+    }
+    assert_eq!(state["frameworks"][0]["connected"], true);
+    blocking(|| framework.tell("stop"));
+}
+
+/// A scheduler stream read with the raw HTTP API, one RecordIO record at a time.
+struct RawStream {
+    body: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+    buffer: Vec<u8>,
+    pub stream_id: String,
+    pub framework_id: String,
+}
+
+impl RawStream {
+    async fn subscribe(http: &reqwest::Client, url: &str, name: &str) -> RawStream {
+        let call = json!({"type": "SUBSCRIBE", "subscribe": {"framework_info": {
+            "user": "root", "name": name, "failover_timeout": 60.0, "capabilities": [{"type": "PARTITION_AWARE"}]
+        }}});
+        let response = http.post(url).json(&call).send().await.expect("subscribe");
+        assert_eq!(response.status(), 200);
+        let stream_id =
+            response.headers()["mesos-stream-id"].to_str().expect("stream id").to_owned();
+        let mut stream = RawStream {
+            body: response.bytes_stream().boxed(),
+            buffer: Vec::new(),
+            stream_id,
+            framework_id: String::new(),
+        };
+        let subscribed = stream.next_event(|e| e["type"] == "SUBSCRIBED").await;
+        stream.framework_id =
+            subscribed["subscribed"]["framework_id"]["value"].as_str().expect("id").to_owned();
+        stream
+    }
+
+    async fn next_event(&mut self, wanted: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + LONG;
+        loop {
+            for record in decode_records(&mut self.buffer).expect("RecordIO") {
+                let event: Value = serde_json::from_slice(&record).expect("JSON event");
+                if wanted(&event) {
+                    return event;
+                }
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.body.next())
+                .await
+                .expect("event in time")
+                .expect("stream open")
+                .expect("chunk");
+            self.buffer.extend_from_slice(&chunk);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_scheduler_calls_get_mesos_answers_and_change_nothing() {
+    let cluster = Cluster::start(1);
+    cluster.leader().await;
+    let url = cluster.masters[0].url("/api/v1/scheduler");
+    let http = &cluster.http;
+
+    let response = http.post(&url).body("{not json").send().await.unwrap();
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["field"], "body");
+
+    let mut first = RawStream::subscribe(http, &url, "first").await;
+    TestAgent::start(http.clone(), cluster.addresses(), "agent-1", "cpus:2;mem:1024").await;
+    let offers = first.next_event(|e| e["type"] == "OFFERS").await;
+    let offer = offers["offers"]["offers"][0].clone();
+    let framework = json!({"value": first.framework_id});
+
+    // No Mesos-Stream-Id.
+    let decline = json!({"type": "DECLINE", "framework_id": framework, "decline": {"offer_ids": [offer["id"]]}});
+    let response = http.post(&url).json(&decline).send().await.unwrap();
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["field"], "Mesos-Stream-Id");
+
+    let task = |id: &str, cpus: f64| {
+        json!({"name": id, "task_id": {"value": id}, "agent_id": offer["agent_id"], "command": {"value": "sleep 60"},
+               "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": cpus}}, {"name": "mem", "type": "SCALAR", "scalar": {"value": 32}}]})
+    };
+    let accept = |offer_id: Value, tasks: Vec<Value>| {
+        json!({"type": "ACCEPT", "framework_id": framework, "accept": {
+            "offer_ids": [offer_id], "operations": [{"type": "LAUNCH", "launch": {"task_infos": tasks}}], "filters": {"refuse_seconds": 0}
+        }})
+    };
+    let post = |body: Value, stream_id: String| {
+        let http = http.clone();
+        let url = url.clone();
+        async move {
+            http.post(&url).header("Mesos-Stream-Id", stream_id).json(&body).send().await.unwrap()
+        }
+    };
+
+    // An unknown offer: accepted as Mesos does, and the task is reported TASK_DROPPED.
+    let response = post(
+        accept(json!({"value": "corral-O999"}), vec![task("ghost", 0.1)]),
+        first.stream_id.clone(),
+    )
+    .await;
+    assert_eq!(response.status(), 202);
+    assert!(response.headers()["corral-rejected"]
+        .to_str()
+        .unwrap()
+        .contains("unknown offer corral-O999"));
+    let dropped = first
+        .next_event(|e| {
+            e["type"] == "UPDATE" && e["update"]["status"]["task_id"]["value"] == "ghost"
+        })
+        .await;
+    assert_eq!(dropped["update"]["status"]["state"], "TASK_DROPPED");
+    assert_eq!(dropped["update"]["status"]["reason"], "REASON_INVALID_OFFERS");
+
+    // A launch bigger than the offer: TASK_ERROR, and the agent's resources are untouched.
+    let response =
+        post(accept(offer["id"].clone(), vec![task("too-big", 64.0)]), first.stream_id.clone())
+            .await;
+    assert_eq!(response.status(), 202);
+    let error = first
+        .next_event(|e| {
+            e["type"] == "UPDATE" && e["update"]["status"]["task_id"]["value"] == "too-big"
+        })
+        .await;
+    assert_eq!(error["update"]["status"]["state"], "TASK_ERROR");
+    assert!(
+        error["update"]["status"]["message"].as_str().unwrap().contains("not enough cpus"),
+        "{error}"
+    );
+
+    // A second framework cannot act for the first, nor kill its tasks.
+    let second = RawStream::subscribe(http, &url, "second").await;
+    let offers = first.next_event(|e| e["type"] == "OFFERS").await;
+    let response = post(
+        accept(offers["offers"]["offers"][0]["id"].clone(), vec![task("real", 0.5)]),
+        first.stream_id.clone(),
+    )
+    .await;
+    assert_eq!(response.status(), 202);
+    first
+        .next_event(|e| e["type"] == "UPDATE" && e["update"]["status"]["state"] == "TASK_RUNNING")
+        .await;
+
+    let kill = |framework_id: &str| json!({"type": "KILL", "framework_id": {"value": framework_id}, "kill": {"task_id": {"value": "real"}}});
+    let response = post(kill(&first.framework_id), second.stream_id.clone()).await;
+    assert_eq!(
+        response.status(),
+        400,
+        "the second framework's stream id with the first's framework id"
+    );
+    let response = post(kill(&second.framework_id), second.stream_id.clone()).await;
+    assert_eq!(response.status(), 202);
+    assert!(response.headers()["corral-rejected"].to_str().unwrap().contains("unknown task real"));
+
+    let state: Value = http
+        .get(cluster.masters[0].url("/master/state"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let first_framework =
+        state["frameworks"].as_array().unwrap().iter().find(|f| f["name"] == "first").unwrap();
+    let tasks: Vec<(&str, &str)> = first_framework["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["id"].as_str().unwrap(), t["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(tasks, vec![("real", "TASK_RUNNING")]);
+    assert_eq!(state["slaves"][0]["used_resources"]["cpus"], 0.5);
+}
+
+/// Reads NDJSON events from `url` until one with cursor `until`; returns (cursor, kind) pairs.
+async fn read_events(url: &str, until: &str) -> Vec<(String, String)> {
+    let response = reqwest::get(url).await.expect("events");
+    assert_eq!(response.status(), 200, "{url}");
+    let mut body = response.bytes_stream();
+    let mut buffer = Vec::new();
+    let mut events = Vec::new();
+    let deadline = tokio::time::Instant::now() + LONG;
+    loop {
+        while let Some(newline) = buffer.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = buffer.drain(..=newline).collect();
+            let value: Value = serde_json::from_slice(&line).expect("NDJSON");
+            let cursor = value["cursor"].as_str().expect("cursor").to_owned();
+            events.push((cursor.clone(), value["kind"].as_str().unwrap_or_default().to_owned()));
+            if cursor == until {
+                return events;
+            }
+        }
+        let chunk = tokio::time::timeout_at(deadline, body.next())
+            .await
+            .expect("events in time")
+            .expect("open")
+            .expect("chunk");
+        buffer.extend_from_slice(&chunk);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn event_streams_resume_on_another_master_without_gap_or_duplicate() {
+    let cluster = Cluster::start(3);
+    cluster.leader().await;
+    let masters = cluster.addresses();
+    let register = |name: String| {
+        let http = cluster.http.clone();
+        let masters = masters.clone();
+        async move {
+            let command = json!({"RegisterAgent": {"info": {"hostname": name, "address": "127.0.0.1:1", "attributes": []},
+                                  "resources": [{"name": "cpus", "reservation": "Unreserved", "value": {"Scalar": 1000}}]}});
+            let result =
+                send_command(&http, &masters, &json!({"request_id": name, "command": command}))
+                    .await;
+            result["first_event"].as_str().expect("cursor").to_owned()
+        }
+    };
+    let mut middle = String::new();
+    for index in 0..5 {
+        middle = register(format!("early-{index}")).await;
+    }
+    let mut last = String::new();
+    for index in 0..5 {
+        last = register(format!("late-{index}")).await;
+    }
+
+    let events_url = |master: &str, from: &str| {
+        format!("http://{master}/corral/v1/events?format=ndjson&topic=agent&from={from}")
+    };
+    let before = read_events(&events_url(&masters[0], "0-0"), &middle).await;
+    let after = read_events(&events_url(&masters[1], &middle), &last).await;
+    let whole = read_events(&events_url(&masters[2], "0-0"), &last).await;
+    let joined: Vec<_> = before.iter().chain(after.iter()).cloned().collect();
+    assert_eq!(joined, whole, "resuming on another master must give exactly the missed events");
+    assert_eq!(whole.iter().filter(|(_, kind)| kind == "agent_added").count(), 10);
+
+    // Server-Sent Events resume from Last-Event-ID, as EventSource does.
+    let response = cluster
+        .http
+        .get(format!("http://{}/corral/v1/events?topic=agent", masters[2]))
+        .header("Accept", "text/event-stream")
+        .header("Last-Event-ID", &middle)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let mut body = response.bytes_stream();
+    let first = tokio::time::timeout(LONG, body.next()).await.unwrap().unwrap().unwrap();
+    let text = String::from_utf8_lossy(&first);
+    assert!(text.starts_with(&format!("id: {}\n", after[0].0)), "{text}");
+
+    let bad = cluster
+        .http
+        .get(format!("http://{}/corral/v1/events?from=yesterday", masters[0]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+}
