@@ -89,10 +89,47 @@ async fn a_pymesos_framework_runs_tasks_and_survives_a_leader_failover() {
     blocking(|| framework.tell("stop"));
 }
 
-/// A scheduler stream read with the raw HTTP API, one RecordIO record at a time.
-struct RawStream {
+/// A RecordIO stream (scheduler or operator) read with raw HTTP, one event at a time.
+struct RecordStream {
     body: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
     buffer: Vec<u8>,
+    ready: std::collections::VecDeque<Value>,
+}
+
+impl RecordStream {
+    fn new(response: reqwest::Response) -> RecordStream {
+        RecordStream {
+            body: response.bytes_stream().boxed(),
+            buffer: Vec::new(),
+            ready: Default::default(),
+        }
+    }
+
+    /// The next event `wanted` accepts; events before it are skipped.
+    async fn next_event(&mut self, wanted: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + LONG;
+        loop {
+            while let Some(event) = self.ready.pop_front() {
+                if wanted(&event) {
+                    return event;
+                }
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.body.next())
+                .await
+                .expect("event in time")
+                .expect("stream open")
+                .expect("chunk");
+            self.buffer.extend_from_slice(&chunk);
+            for record in decode_records(&mut self.buffer).expect("RecordIO") {
+                self.ready.push_back(serde_json::from_slice(&record).expect("JSON event"));
+            }
+        }
+    }
+}
+
+/// A framework's scheduler stream, subscribed with the raw HTTP API.
+struct RawStream {
+    events: RecordStream,
     pub stream_id: String,
     pub framework_id: String,
 }
@@ -106,34 +143,15 @@ impl RawStream {
         assert_eq!(response.status(), 200);
         let stream_id =
             response.headers()["mesos-stream-id"].to_str().expect("stream id").to_owned();
-        let mut stream = RawStream {
-            body: response.bytes_stream().boxed(),
-            buffer: Vec::new(),
-            stream_id,
-            framework_id: String::new(),
-        };
-        let subscribed = stream.next_event(|e| e["type"] == "SUBSCRIBED").await;
-        stream.framework_id =
+        let mut events = RecordStream::new(response);
+        let subscribed = events.next_event(|e| e["type"] == "SUBSCRIBED").await;
+        let framework_id =
             subscribed["subscribed"]["framework_id"]["value"].as_str().expect("id").to_owned();
-        stream
+        RawStream { events, stream_id, framework_id }
     }
 
     async fn next_event(&mut self, wanted: impl Fn(&Value) -> bool) -> Value {
-        let deadline = tokio::time::Instant::now() + LONG;
-        loop {
-            for record in decode_records(&mut self.buffer).expect("RecordIO") {
-                let event: Value = serde_json::from_slice(&record).expect("JSON event");
-                if wanted(&event) {
-                    return event;
-                }
-            }
-            let chunk = tokio::time::timeout_at(deadline, self.body.next())
-                .await
-                .expect("event in time")
-                .expect("stream open")
-                .expect("chunk");
-            self.buffer.extend_from_slice(&chunk);
-        }
+        self.events.next_event(wanted).await
     }
 }
 
@@ -343,4 +361,87 @@ async fn event_streams_resume_on_another_master_without_gap_or_duplicate() {
         .await
         .unwrap();
     assert_eq!(bad.status(), 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn operators_read_state_subscribe_scrape_metrics_and_ask_why() {
+    let cluster = Cluster::start(1);
+    cluster.leader().await;
+    let http = &cluster.http;
+    let operator = cluster.masters[0].url("/api/v1");
+
+    // An operator stream sees the agent arrive after its SUBSCRIBED snapshot.
+    let response = http.post(&operator).json(&json!({"type": "SUBSCRIBE"})).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let mut operator_stream = RecordStream::new(response);
+    let subscribed = operator_stream.next_event(|_| true).await;
+    assert_eq!(subscribed["type"], "SUBSCRIBED");
+    assert!(subscribed["subscribed"]["get_state"]["get_agents"]["agents"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    let agent =
+        TestAgent::start(http.clone(), cluster.addresses(), "agent-1", "cpus:2;mem:1024").await;
+    let added = operator_stream.next_event(|e| e["type"] != "HEARTBEAT").await;
+    assert_eq!(added["type"], "AGENT_ADDED");
+    assert_eq!(added["agent_added"]["agent"]["agent_info"]["id"]["value"], agent.agent_id.as_str());
+
+    let response = http.post(&operator).json(&json!({"type": "GET_STATE"})).send().await.unwrap();
+    let state: Value = response.json().await.unwrap();
+    assert_eq!(state["get_state"]["get_agents"]["agents"][0]["agent_info"]["hostname"], "agent-1");
+    let response = http
+        .post(&operator)
+        .json(&json!({"type": "UPDATE_WEIGHTS", "update_weights": {"weight_infos": [{"role": "eng", "weight": 0}]}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let response = http
+        .post(&operator)
+        .json(&json!({"type": "DEACTIVATE_AGENT", "deactivate_agent": {"agent_id": {"value": "nobody"}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert_eq!(response.json::<Value>().await.unwrap()["message"], "unknown agent nobody");
+
+    // The allocator explains a framework it has seen.
+    let mut framework =
+        RawStream::subscribe(http, &cluster.masters[0].url("/api/v1/scheduler"), "curious").await;
+    framework.next_event(|e| e["type"] == "OFFERS").await;
+    let explanation: Value = eventually(LONG, "an explanation", || async {
+        let url = cluster.masters[0]
+            .url(&format!("/corral/v1/allocation/explain?framework_id={}", framework.framework_id));
+        let response = http.get(url).send().await.ok()?;
+        (response.status() == 200).then_some(())?;
+        response.json().await.ok()
+    })
+    .await;
+    assert!(explanation.is_object(), "{explanation}");
+    let missing =
+        http.get(cluster.masters[0].url("/corral/v1/allocation/explain")).send().await.unwrap();
+    assert_eq!(missing.status(), 400);
+
+    // A real scrape passes promtool.
+    let text =
+        http.get(cluster.masters[0].url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(text.contains("corral_raft_is_leader 1"), "{text}");
+    assert!(text.contains("corral_agents{state=\"active\"} 1"));
+    assert!(text
+        .contains("corral_http_requests_total{method=\"POST\",route=\"/api/v1\",status=\"200\"}"));
+    let mut promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool is installed by ./scripts/test.sh");
+    std::io::Write::write_all(&mut promtool.stdin.take().unwrap(), text.as_bytes()).unwrap();
+    let output = promtool.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
