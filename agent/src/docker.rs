@@ -28,6 +28,11 @@ pub const LABEL_FRAMEWORK_ID: &str = "corral.framework_id";
 pub const LABEL_TASK_ID: &str = "corral.task_id";
 /// How long to wait before asking the engine again after it failed to answer.
 const ENGINE_RETRY_INTERVAL: Duration = Duration::from_millis(200);
+/// A container's exit code when SIGKILL ended it (128 + 9).
+const SIGKILL_EXIT_CODE: i32 = 137;
+/// How often, and how far apart, a SIGKILLed container is asked whether it ran out of memory.
+const OOM_FLAG_CHECKS: u32 = 5;
+const OOM_FLAG_INTERVAL: Duration = Duration::from_millis(100);
 /// Time for the engine to answer on top of what the request itself waits for.
 const ENGINE_REQUEST_MARGIN: Duration = Duration::from_secs(30);
 
@@ -296,6 +301,9 @@ impl DockerContainer {
             return ContainerRun::Ended(Termination::OutOfMemory { limit_mib: self.mem_mib });
         }
         let code = state.exit_code.unwrap_or(-1) as i32;
+        if code == SIGKILL_EXIT_CODE && self.mem_mib.is_some() && self.oom_flag_arrives().await {
+            return ContainerRun::Ended(Termination::OutOfMemory { limit_mib: self.mem_mib });
+        }
         if state.error.as_deref().is_some_and(|error| !error.is_empty()) {
             return ContainerRun::Ended(Termination::LaunchFailed {
                 message: state.error.unwrap_or_default(),
@@ -306,6 +314,22 @@ impl DockerContainer {
             return ContainerRun::Ended(Termination::Signalled { signal: code - 128 });
         }
         ContainerRun::Ended(Termination::Exited { code })
+    }
+
+    /// The engine learns of an OOM kill and of the exit from two separate events, and may
+    /// record the exit first: a SIGKILLed container is asked again, briefly, whether memory
+    /// was the cause.
+    async fn oom_flag_arrives(&self) -> bool {
+        for _ in 0..OOM_FLAG_CHECKS {
+            tokio::time::sleep(OOM_FLAG_INTERVAL).await;
+            let Ok(inspect) = self.docker.inspect_container(&self.id, None).await else {
+                return false;
+            };
+            if inspect.state.and_then(|state| state.oom_killed) == Some(true) {
+                return true;
+            }
+        }
+        false
     }
 
     /// Waits for the container to end. Cancel-safe.
