@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use corral_allocator::AllocatorConfig;
 use corral_api::master::{serve, LoopIntervals, Master};
-use corral_log::{LogConfig, LogNode, NodeId};
+use corral_log::{JournalRetention, LogConfig, LogNode, NodeId};
 
 #[derive(Parser)]
 #[command(
@@ -64,6 +64,12 @@ struct MasterArgs {
     /// Seconds between HEARTBEAT events on scheduler streams (Mesos: 15).
     #[arg(long, default_value_t = 15.0)]
     heartbeat_interval: f64,
+    /// Keep at most this many log entries in the event journal (default: keep everything).
+    #[arg(long)]
+    journal_max_entries: Option<u64>,
+    /// Drop journal entries older than this many seconds (default: keep everything).
+    #[arg(long)]
+    journal_max_age: Option<f64>,
 }
 
 #[derive(Subcommand)]
@@ -94,6 +100,7 @@ async fn run_master(
     data_dir: PathBuf,
     peers: BTreeMap<NodeId, String>,
     intervals: LoopIntervals,
+    retention: JournalRetention,
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create --data-dir {}", data_dir.display()))?;
@@ -102,6 +109,7 @@ async fn run_master(
         .with_context(|| format!("cannot listen on {listen}"))?;
     let mut config = LogConfig::new(node_id, listen, &data_dir);
     config.peers = peers;
+    config.retention = retention;
     let node = LogNode::open(config).await.context("cannot open the log")?;
     let master = Master::new(node, listen.to_owned(), intervals, AllocatorConfig::default())?;
     tokio::spawn(corral_api::leader::run(master.clone()));
@@ -183,7 +191,8 @@ async fn main() -> anyhow::Result<()> {
             println!("corral dev: no agent yet (the agent arrives with its own issue); frameworks can subscribe now");
             let peers = BTreeMap::from([(1, args.listen.clone())]);
             let intervals = LoopIntervals::default();
-            run_master(1, &args.listen, data_dir, peers, intervals).await
+            run_master(1, &args.listen, data_dir, peers, intervals, JournalRetention::KEEP_ALL)
+                .await
         }
         CliCommand::Master(args) => {
             let peers = match &args.peers {
@@ -198,7 +207,14 @@ async fn main() -> anyhow::Result<()> {
                 tick: seconds(args.tick_interval, "tick-interval")?,
                 stream_heartbeat: seconds(args.heartbeat_interval, "heartbeat-interval")?,
             };
-            run_master(args.node_id, &args.listen, args.data_dir, peers, intervals).await
+            let retention = JournalRetention {
+                max_age: args
+                    .journal_max_age
+                    .map(|age| seconds(age, "journal-max-age"))
+                    .transpose()?,
+                max_indexes: args.journal_max_entries,
+            };
+            run_master(args.node_id, &args.listen, args.data_dir, peers, intervals, retention).await
         }
         CliCommand::Events { command: EventsCommand::Tail { master, from, topic } } => {
             tail(&master, from, topic).await

@@ -445,3 +445,41 @@ async fn operators_read_state_subscribe_scrape_metrics_and_ask_why() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cursor_older_than_the_journal_gets_410_naming_the_oldest() {
+    let cluster = Cluster::start_with(1, &["--journal-max-entries", "5"]);
+    cluster.leader().await;
+    let masters = cluster.addresses();
+    for index in 0..30 {
+        let command = json!({"RegisterAgent": {"info": {"hostname": format!("h{index}"), "address": "127.0.0.1:1", "attributes": []},
+                              "resources": [{"name": "cpus", "reservation": "Unreserved", "value": {"Scalar": 1000}}]}});
+        send_command(
+            &cluster.http,
+            &masters,
+            &json!({"request_id": format!("r{index}"), "command": command}),
+        )
+        .await;
+    }
+    let gone: Value = eventually(LONG, "the journal to drop old entries", || async {
+        let response = cluster
+            .http
+            .get(format!("http://{}/corral/v1/events?from=0-0", masters[0]))
+            .send()
+            .await
+            .ok()?;
+        (response.status() == 410).then_some(())?;
+        response.json().await.ok()
+    })
+    .await;
+    assert_eq!(gone["error"], "gone");
+    let oldest = gone["oldest"].as_str().expect("oldest cursor");
+    assert!(gone["message"].as_str().unwrap().contains(oldest));
+    let resumed = cluster
+        .http
+        .get(format!("http://{}/corral/v1/events?from={oldest}&format=ndjson", masters[0]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resumed.status(), 200, "resuming from the oldest retained cursor works");
+}

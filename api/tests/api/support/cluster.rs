@@ -10,6 +10,7 @@ pub struct MasterProcess {
     pub address: String,
     data_dir: std::path::PathBuf,
     peers: String,
+    extra_args: Vec<String>,
     child: Option<Child>,
 }
 
@@ -29,6 +30,7 @@ impl MasterProcess {
                 "--allocation-interval",
                 "0.2",
             ])
+            .args(&self.extra_args)
             .env("RUST_LOG", "info,openraft=warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -75,6 +77,11 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn start(size: u64) -> Cluster {
+        Cluster::start_with(size, &[])
+    }
+
+    /// Masters started with extra `corral master` flags.
+    pub fn start_with(size: u64, extra_args: &[&str]) -> Cluster {
         let directory = tempfile::tempdir().expect("temp dir");
         let addresses: Vec<String> =
             (0..size).map(|_| format!("127.0.0.1:{}", free_port())).collect();
@@ -93,6 +100,7 @@ impl Cluster {
                     address,
                     data_dir: directory.path().join(format!("master-{}", index + 1)),
                     peers: peers.clone(),
+                    extra_args: extra_args.iter().map(|arg| (*arg).to_owned()).collect(),
                     child: None,
                 };
                 master.spawn();
