@@ -15,7 +15,7 @@ use crate::docker::{DockerContainer, DockerContainerizer};
 use crate::environment::task_environment;
 use crate::health::{HealthChecker, HealthEvent, HealthTarget};
 use crate::process::{resolve_user, ProcessContainer, ProcessContainerizer};
-use crate::transition::{TaskTransition, Termination};
+use crate::transition::{KillRequested, TaskTransition, Termination};
 
 /// The Mesos command executor's default time between SIGTERM and SIGKILL.
 pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(3);
@@ -168,7 +168,7 @@ impl Container {
 
     /// The terminal transition, with the task's last stderr line when it failed on its own.
     fn judge(&self, termination: Termination, kill_requested: KillRequested) -> TaskTransition {
-        let transition = termination.into_transition(kill_requested == KillRequested::Yes);
+        let transition = termination.into_transition(kill_requested);
         match transition {
             TaskTransition::Failed { exit_code, reason, message } if exit_code.is_some() => {
                 let message = match self.last_stderr_line() {
@@ -180,12 +180,6 @@ impl Container {
             other => other,
         }
     }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum KillRequested {
-    Yes,
-    No,
 }
 
 /// What the runner does when health checks reach `consecutive_failures`.
@@ -260,7 +254,7 @@ impl TaskRunner {
             let container = match launch {
                 Ok(container) => container,
                 Err(termination) => {
-                    let transition = termination.into_transition(false);
+                    let transition = termination.into_transition(KillRequested::No);
                     let _ = event_sender.send(TaskEvent::Transition(transition));
                     return;
                 }
@@ -312,8 +306,9 @@ impl TaskRunner {
                         .await;
                 }
                 Err(termination) => {
-                    let _ = event_sender
-                        .send(TaskEvent::Transition(termination.into_transition(false)));
+                    let _ = event_sender.send(TaskEvent::Transition(
+                        termination.into_transition(KillRequested::No),
+                    ));
                 }
             }
         });

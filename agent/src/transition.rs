@@ -83,6 +83,13 @@ impl TaskTransition {
     }
 }
 
+/// Whether the agent asked for the task to end: then it ends KILLED, however it exited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KillRequested {
+    Yes,
+    No,
+}
+
 /// How a container ended, before it is judged against what was asked of it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Termination {
@@ -112,8 +119,8 @@ pub enum Termination {
 
 impl Termination {
     /// The terminal transition: a kill the agent asked for ends KILLED whatever the code.
-    pub fn into_transition(self, kill_requested: bool) -> TaskTransition {
-        if kill_requested {
+    pub fn into_transition(self, kill_requested: KillRequested) -> TaskTransition {
+        if kill_requested == KillRequested::Yes {
             return TaskTransition::Killed { message: self.describe() };
         }
         match self {

@@ -1,10 +1,10 @@
-use corral_agent::transition::{TaskTransition, Termination};
+use corral_agent::transition::{KillRequested, TaskTransition, Termination};
 use corral_state::model::{TaskReason, TaskSource, TaskState};
 use corral_state::{AgentId, TaskId, Timestamp, UpdateUuid};
 
 #[test]
 fn terminations_become_the_mesos_states_and_reasons() {
-    let judged = |termination: Termination| termination.into_transition(false);
+    let judged = |termination: Termination| termination.into_transition(KillRequested::No);
     assert_eq!(judged(Termination::Exited { code: 0 }), TaskTransition::Finished);
     assert_eq!(judged(Termination::Exited { code: 2 }).exit_code(), Some(2));
     assert!(matches!(
@@ -18,7 +18,7 @@ fn terminations_become_the_mesos_states_and_reasons() {
     assert_eq!(judged(Termination::Invalid { message: "x".to_owned() }).state(), TaskState::Error);
     // A kill the agent asked for ends KILLED, however the process ended.
     assert!(matches!(
-        Termination::Exited { code: 0 }.into_transition(true),
+        Termination::Exited { code: 0 }.into_transition(KillRequested::Yes),
         TaskTransition::Killed { .. }
     ));
 }
