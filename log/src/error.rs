@@ -1,4 +1,5 @@
-use corral_state::CodecError;
+use openraft::error::ForwardToLeader;
+use openraft::BasicNode;
 
 use crate::journal::JournalError;
 use crate::store::StoreError;
@@ -16,21 +17,27 @@ pub enum LogError {
     Store(#[from] StoreError),
     #[error("journal: {0}")]
     Journal(#[from] JournalError),
-    #[error("codec: {0}")]
-    Codec(#[from] CodecError),
     #[error("raft: {0}")]
     Raft(String),
     #[error("membership change refused: {0}")]
     Membership(String),
     #[error("invalid configuration: {0}")]
     Config(String),
-    #[error("cannot listen: {0}")]
-    Io(#[from] std::io::Error),
 }
 
 fn leader_hint_text(leader_hint: &Option<(NodeId, String)>) -> String {
     match leader_hint {
         Some((node_id, address)) => format!("; try master {node_id} at {address}"),
         None => String::new(),
+    }
+}
+
+impl LogError {
+    /// A "not leader" answer carrying whatever openraft knows of the current leader.
+    pub(crate) fn forward_to(forward: ForwardToLeader<NodeId, BasicNode>) -> LogError {
+        let leader_hint = forward.leader_id.map(|leader_id| {
+            (leader_id, forward.leader_node.map(|node| node.addr).unwrap_or_default())
+        });
+        LogError::NotLeader { leader_hint }
     }
 }

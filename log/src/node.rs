@@ -188,7 +188,8 @@ impl LogNode {
     /// Opens the log in `config.data_dir`, talking to the other masters over HTTP. Mount
     /// [`LogNode::raft_router`] on the master's listener.
     pub async fn open(config: LogConfig) -> Result<LogNode, LogError> {
-        LogNode::open_with_network(config, HttpNetwork::new()).await
+        let network = HttpNetwork::new(config.node_id);
+        LogNode::open_with_network(config, network).await
     }
 
     /// Opens the log with the given transport between masters (tests use
@@ -284,15 +285,11 @@ impl LogNode {
         match self.inner.raft.ensure_linearizable().await {
             Ok(read_log_id) => Ok(read_log_id.map_or(0, |log_id| log_id.index)),
             Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(forward))) => {
-                let leader_hint = forward.leader_id.map(|leader_id| {
-                    (leader_id, forward.leader_node.map(|node| node.addr).unwrap_or_default())
-                });
-                Err(LogError::NotLeader { leader_hint })
+                Err(LogError::forward_to(forward))
             }
             Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(error))) => {
-                Err(LogError::NotLeader { leader_hint: None }).inspect_err(|_| {
-                    tracing::debug!(%error, "linearizable read without a quorum");
-                })
+                tracing::debug!(%error, "linearizable read without a quorum");
+                Err(LogError::NotLeader { leader_hint: None })
             }
             Err(RaftError::Fatal(openraft::error::Fatal::Stopped)) => Err(LogError::ShuttingDown),
             Err(RaftError::Fatal(fatal)) => Err(LogError::Raft(fatal.to_string())),
@@ -474,10 +471,7 @@ impl LogNode {
 fn membership_error(error: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>) -> LogError {
     match error {
         RaftError::APIError(ClientWriteError::ForwardToLeader(forward)) => {
-            let leader_hint = forward.leader_id.map(|leader_id| {
-                (leader_id, forward.leader_node.map(|node| node.addr).unwrap_or_default())
-            });
-            LogError::NotLeader { leader_hint }
+            LogError::forward_to(forward)
         }
         RaftError::APIError(ClientWriteError::ChangeMembershipError(error)) => {
             LogError::Membership(error.to_string())

@@ -217,10 +217,10 @@ fn classify(
 ) -> BatchFailure {
     match error {
         RaftError::APIError(ClientWriteError::ForwardToLeader(forward)) => {
-            let hint = forward.leader_id.map(|leader_id| {
-                (leader_id, forward.leader_node.map(|node| node.addr).unwrap_or_default())
-            });
-            BatchFailure::NotLeader(hint)
+            match LogError::forward_to(forward) {
+                LogError::NotLeader { leader_hint } => BatchFailure::NotLeader(leader_hint),
+                other => BatchFailure::Raft(other.to_string()),
+            }
         }
         RaftError::APIError(ClientWriteError::ChangeMembershipError(error)) => {
             BatchFailure::Raft(error.to_string())

@@ -8,6 +8,7 @@
 //! [`SubscriptionEnded::TooSlow`]; it resumes from the last cursor it received.
 
 use std::collections::BTreeSet;
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -120,8 +121,6 @@ impl Stream for Subscription {
         Poll::Ready(Some(Err(reason)))
     }
 }
-
-use std::future::Future;
 
 /// Checks the cursor is still covered by the journal and starts following.
 pub(crate) fn subscribe(

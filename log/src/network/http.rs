@@ -67,23 +67,19 @@ fn malformed(error: postcard::Error) -> Response {
 #[derive(Clone)]
 pub struct HttpNetwork {
     client: reqwest::Client,
+    /// This master, named in timeout errors.
+    node_id: NodeId,
 }
 
 impl HttpNetwork {
-    pub fn new() -> HttpNetwork {
+    pub fn new(node_id: NodeId) -> HttpNetwork {
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(1))
             .tcp_nodelay(true)
             .pool_max_idle_per_host(4)
             .build()
             .unwrap_or_default();
-        HttpNetwork { client }
-    }
-}
-
-impl Default for HttpNetwork {
-    fn default() -> HttpNetwork {
-        HttpNetwork::new()
+        HttpNetwork { client, node_id }
     }
 }
 
@@ -93,6 +89,7 @@ impl RaftNetworkFactory<TypeConfig> for HttpNetwork {
     async fn new_client(&mut self, target: NodeId, node: &Node) -> HttpConnection {
         HttpConnection {
             client: self.client.clone(),
+            node_id: self.node_id,
             target,
             base_url: format!("http://{}{RAFT_ROUTE_PREFIX}", node.addr),
         }
@@ -101,6 +98,7 @@ impl RaftNetworkFactory<TypeConfig> for HttpNetwork {
 
 pub struct HttpConnection {
     client: reqwest::Client,
+    node_id: NodeId,
     target: NodeId,
     base_url: String,
 }
@@ -130,7 +128,12 @@ impl HttpConnection {
             .await
             .map_err(|error| {
                 if error.is_timeout() {
-                    RPCError::Timeout(Timeout { action, id: 0, target: self.target, timeout: ttl })
+                    RPCError::Timeout(Timeout {
+                        action,
+                        id: self.node_id,
+                        target: self.target,
+                        timeout: ttl,
+                    })
                 } else {
                     RPCError::Unreachable(Unreachable::new(&error))
                 }
