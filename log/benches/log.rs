@@ -286,6 +286,31 @@ async fn benchmark() {
         opened.as_secs_f64(),
         caught_up.as_secs_f64()
     );
+
+    // A new master joins: the leader's log behind its snapshot is purged, so it is sent the
+    // snapshot (in chunks, over HTTP) and then the log after it.
+    leader.trigger_snapshot().await.expect("leader snapshot");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while leader.status().purged_index.is_none() {
+        assert!(Instant::now() < deadline, "the leader never purged its log");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let state_bytes =
+        leader.read(ReadConsistency::Local, |state| state.snapshot().len()).await.expect("read");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let newcomer_address = listener.local_addr().expect("address").to_string();
+    let newcomer_config = LogConfig::new(4, newcomer_address.clone(), base.path().join("master-4"));
+    let newcomer = start_master(newcomer_config, listener).await;
+    let join_started = Instant::now();
+    leader.add_learner(4, newcomer_address).await.expect("add learner");
+    let joined = join_started.elapsed();
+    let installed_from_snapshot = newcomer.node.journal().lost_through().is_some();
+    println!(
+        "| a new master joins ({:.1} MB state, sent as a snapshot: {installed_from_snapshot}) | caught up in {:.2} s |",
+        state_bytes as f64 / 1e6,
+        joined.as_secs_f64()
+    );
+    newcomer.node.shutdown().await.expect("shutdown");
     restarted.node.shutdown().await.expect("shutdown");
     for master in masters.values() {
         let _ = master.node.shutdown().await;
