@@ -1,0 +1,361 @@
+//! Load generator for a 3-master cluster on loopback, through the replicated log:
+//!
+//! 1. launch throughput: 1,000 simulated agents (they report RUNNING as soon as a task is
+//!    theirs), one framework accepting every offer; tasks from first ACCEPT to RUNNING;
+//! 2. state reads: `/master/state` and operator `GET_STATE` at 10,000 agents and 100,000
+//!    running tasks.
+//!
+//! `cargo bench -p corral-api --bench cluster` (builds `corral` in release and runs it).
+//! Sizes can be lowered for a quick look: `CORRAL_BENCH_AGENTS`, `CORRAL_BENCH_TASKS`,
+//! `CORRAL_BENCH_STATE_AGENTS`, `CORRAL_BENCH_STATE_TASKS`.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use corral_api::mesos::recordio::decode_records;
+use futures::StreamExt;
+use serde_json::{json, Value};
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+struct Masters {
+    children: Vec<Child>,
+    addresses: Vec<String>,
+    _directory: tempfile::TempDir,
+}
+
+impl Drop for Masters {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("address").port()
+}
+
+fn start_masters() -> Masters {
+    let directory = tempfile::tempdir().expect("temp dir");
+    let addresses: Vec<String> = (0..3).map(|_| format!("127.0.0.1:{}", free_port())).collect();
+    let peers = addresses
+        .iter()
+        .enumerate()
+        .map(|(i, a)| format!("{}={a}", i + 1))
+        .collect::<Vec<_>>()
+        .join(",");
+    let children = addresses
+        .iter()
+        .enumerate()
+        .map(|(index, address)| {
+            Command::new(env!("CARGO_BIN_EXE_corral"))
+                .args([
+                    "master",
+                    "--node-id",
+                    &(index + 1).to_string(),
+                    "--listen",
+                    address,
+                    "--peers",
+                    &peers,
+                ])
+                .arg("--data-dir")
+                .arg(directory.path().join(format!("m{index}")))
+                .args(["--allocation-interval", "0.1"])
+                .env("RUST_LOG", "warn")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("corral master")
+        })
+        .collect();
+    Masters { children, addresses, _directory: directory }
+}
+
+async fn leader(http: &reqwest::Client, masters: &Masters) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        for address in &masters.addresses {
+            if let Ok(response) =
+                http.get(format!("http://{address}/corral/v1/cluster")).send().await
+            {
+                if let Ok(status) = response.json::<Value>().await {
+                    if status["role"] == "leader" {
+                        return address.clone();
+                    }
+                }
+            }
+        }
+        assert!(Instant::now() < deadline, "no leader");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn agent_command(http: &reqwest::Client, leader: &str, body: Value) -> Value {
+    let response = http
+        .post(format!("http://{leader}/corral/v1/agent/commands"))
+        .json(&body)
+        .send()
+        .await
+        .expect("agent command");
+    response.json().await.expect("command result")
+}
+
+/// Registers `count` agents, `concurrency` at a time; returns their ids.
+async fn register_agents(
+    http: &reqwest::Client,
+    leader: &str,
+    count: u64,
+    resources: Value,
+) -> Vec<String> {
+    futures::stream::iter(0..count)
+        .map(|index| {
+            let body = json!({"request_id": format!("register-{index}"), "command": {"RegisterAgent": {
+                "info": {"hostname": format!("agent-{index:05}"), "address": format!("10.0.{}.{}:5051", index / 256, index % 256), "attributes": []},
+                "resources": resources.clone()
+            }}});
+            async move {
+                let result = agent_command(http, leader, body).await;
+                result["outcome"]["Accepted"][0]["AgentAdded"]["agent_id"].as_str().expect("agent id").to_owned()
+            }
+        })
+        .buffer_unordered(64)
+        .collect()
+        .await
+}
+
+fn scalar_resources(cpus: u64, mem: u64) -> Value {
+    json!([
+        {"name": "cpus", "reservation": "Unreserved", "value": {"Scalar": cpus * 1000}},
+        {"name": "mem", "reservation": "Unreserved", "value": {"Scalar": mem * 1000}}
+    ])
+}
+
+/// Simulated agents: every task added to the log is reported RUNNING by its agent at once.
+fn spawn_agent_simulator(http: reqwest::Client, leader: String, running: Arc<AtomicU64>) {
+    tokio::spawn(async move {
+        let response = http
+            .get(format!("http://{leader}/corral/v1/events?topic=task&format=ndjson"))
+            .send()
+            .await
+            .expect("events");
+        let mut body = response.bytes_stream();
+        let mut buffer = Vec::new();
+        let reports = Arc::new(tokio::sync::Semaphore::new(512));
+        while let Some(Ok(chunk)) = body.next().await {
+            buffer.extend_from_slice(&chunk);
+            while let Some(newline) = buffer.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = buffer.drain(..=newline).collect();
+                let Ok(value) = serde_json::from_slice::<Value>(&line) else { continue };
+                let Some(task) = value["event"]["TaskAdded"]["task"].as_object() else { continue };
+                let agent_id = task["info"]["agent_id"].clone();
+                let task_id = task["info"]["task_id"].clone();
+                let framework_id = task["framework_id"].clone();
+                let uuid = base64::engine::general_purpose::STANDARD
+                    .encode(uuid::Uuid::new_v4().as_bytes());
+                let body = json!({"request_id": uuid, "agent_id": agent_id, "command": {"UpdateStatus": {
+                    "framework_id": framework_id,
+                    "status": {"task_id": task_id, "state": "Running", "message": null, "source": "Executor", "reason": null,
+                               "healthy": null, "agent_id": agent_id, "executor_id": null, "timestamp": 0, "uuid": uuid, "exit_code": null}
+                }}});
+                let permit = reports.clone().acquire_owned().await.expect("semaphore");
+                let http = http.clone();
+                let leader = leader.clone();
+                let running = running.clone();
+                tokio::spawn(async move {
+                    let result = agent_command(&http, &leader, body).await;
+                    if result["outcome"].get("Accepted").is_some() {
+                        running.fetch_add(1, Ordering::Relaxed);
+                    }
+                    drop(permit);
+                });
+            }
+        }
+    });
+}
+
+/// A framework that accepts every offer with as many small tasks as fit, until `target`.
+async fn run_framework(
+    http: reqwest::Client,
+    leader: String,
+    target: u64,
+    launched: Arc<AtomicU64>,
+    first_accept: Arc<tokio::sync::OnceCell<Instant>>,
+) {
+    let url = format!("http://{leader}/api/v1/scheduler");
+    let call = json!({"type": "SUBSCRIBE", "subscribe": {"framework_info": {"user": "bench", "name": "bench", "failover_timeout": 600.0}}});
+    let response = http.post(&url).json(&call).send().await.expect("subscribe");
+    let stream_id = response.headers()["mesos-stream-id"].to_str().expect("stream id").to_owned();
+    let mut body = response.bytes_stream();
+    let mut buffer = Vec::new();
+    let mut framework_id = String::new();
+    let accepts = Arc::new(tokio::sync::Semaphore::new(128));
+    while let Some(Ok(chunk)) = body.next().await {
+        buffer.extend_from_slice(&chunk);
+        for record in decode_records(&mut buffer).expect("RecordIO") {
+            let event: Value = serde_json::from_slice(&record).expect("event");
+            match event["type"].as_str() {
+                Some("SUBSCRIBED") => {
+                    framework_id = event["subscribed"]["framework_id"]["value"]
+                        .as_str()
+                        .expect("id")
+                        .to_owned()
+                }
+                Some("OFFERS") => {
+                    for offer in event["offers"]["offers"].as_array().expect("offers") {
+                        let cpus: f64 = offer["resources"]
+                            .as_array()
+                            .expect("resources")
+                            .iter()
+                            .filter(|r| r["name"] == "cpus")
+                            .map(|r| r["scalar"]["value"].as_f64().unwrap_or(0.0))
+                            .sum();
+                        let wanted = ((cpus / 0.1).floor() as u64)
+                            .min(target.saturating_sub(launched.load(Ordering::Relaxed)));
+                        let tasks: Vec<Value> = (0..wanted)
+                            .map(|n| {
+                                let id = format!("t-{}-{n}", offer["id"]["value"].as_str().unwrap_or("o"));
+                                json!({"name": id, "task_id": {"value": id}, "agent_id": offer["agent_id"], "command": {"value": "sleep 600"},
+                                       "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1}}, {"name": "mem", "type": "SCALAR", "scalar": {"value": 32}}]})
+                            })
+                            .collect();
+                        launched.fetch_add(tasks.len() as u64, Ordering::Relaxed);
+                        let body = if tasks.is_empty() {
+                            json!({"type": "DECLINE", "framework_id": {"value": framework_id}, "decline": {"offer_ids": [offer["id"]], "filters": {"refuse_seconds": 600}}})
+                        } else {
+                            let _ = first_accept.set(Instant::now());
+                            json!({"type": "ACCEPT", "framework_id": {"value": framework_id}, "accept": {"offer_ids": [offer["id"]],
+                                   "operations": [{"type": "LAUNCH", "launch": {"task_infos": tasks}}], "filters": {"refuse_seconds": 0}}})
+                        };
+                        let permit = accepts.clone().acquire_owned().await.expect("semaphore");
+                        let http = http.clone();
+                        let url = url.clone();
+                        let stream_id = stream_id.clone();
+                        tokio::spawn(async move {
+                            let _ = http
+                                .post(&url)
+                                .header("Mesos-Stream-Id", stream_id)
+                                .json(&body)
+                                .send()
+                                .await;
+                            drop(permit);
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+async fn launch_throughput(http: &reqwest::Client) {
+    let agents = env_or("CORRAL_BENCH_AGENTS", 1_000);
+    let target = env_or("CORRAL_BENCH_TASKS", 50_000);
+    let masters = start_masters();
+    let leader = leader(http, &masters).await;
+    register_agents(http, &leader, agents, scalar_resources(64, 262_144)).await;
+    let running = Arc::new(AtomicU64::new(0));
+    spawn_agent_simulator(http.clone(), leader.clone(), running.clone());
+    let launched = Arc::new(AtomicU64::new(0));
+    let first_accept = Arc::new(tokio::sync::OnceCell::new());
+    tokio::spawn(run_framework(
+        http.clone(),
+        leader.clone(),
+        target,
+        launched.clone(),
+        first_accept.clone(),
+    ));
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while running.load(Ordering::Relaxed) < target {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {target} tasks RUNNING",
+            running.load(Ordering::Relaxed)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let started = *first_accept.get().expect("an ACCEPT was sent");
+    let elapsed = started.elapsed();
+    println!(
+        "launch: {target} tasks on {agents} agents, first ACCEPT to last RUNNING in {:.2} s = {:.0} tasks/s (3 masters, every command fsynced on a quorum)",
+        elapsed.as_secs_f64(),
+        target as f64 / elapsed.as_secs_f64()
+    );
+}
+
+async fn state_reads(http: &reqwest::Client) {
+    let agents = env_or("CORRAL_BENCH_STATE_AGENTS", 10_000);
+    let tasks = env_or("CORRAL_BENCH_STATE_TASKS", 100_000);
+    let masters = start_masters();
+    let leader = leader(http, &masters).await;
+    register_agents(http, &leader, agents, scalar_resources(64, 262_144)).await;
+    let running = Arc::new(AtomicU64::new(0));
+    spawn_agent_simulator(http.clone(), leader.clone(), running.clone());
+    let launched = Arc::new(AtomicU64::new(0));
+    tokio::spawn(run_framework(
+        http.clone(),
+        leader.clone(),
+        tasks,
+        launched,
+        Arc::new(tokio::sync::OnceCell::new()),
+    ));
+    let deadline = Instant::now() + Duration::from_secs(900);
+    while running.load(Ordering::Relaxed) < tasks {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {tasks} tasks RUNNING",
+            running.load(Ordering::Relaxed)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for (name, request) in [
+        ("/master/state", http.get(format!("http://{leader}/master/state"))),
+        (
+            "GET_STATE",
+            http.post(format!("http://{leader}/api/v1")).json(&json!({"type": "GET_STATE"})),
+        ),
+    ] {
+        let mut timings = Vec::new();
+        let mut bytes = 0;
+        for _ in 0..5 {
+            let started = Instant::now();
+            let body = request
+                .try_clone()
+                .expect("clonable")
+                .send()
+                .await
+                .expect("read")
+                .bytes()
+                .await
+                .expect("body");
+            timings.push(started.elapsed());
+            bytes = body.len();
+        }
+        timings.sort();
+        println!(
+            "{name}: {agents} agents, {tasks} tasks, {:.1} MiB: median {:.0} ms, min {:.0} ms, max {:.0} ms",
+            bytes as f64 / 1048576.0,
+            timings[2].as_secs_f64() * 1000.0,
+            timings[0].as_secs_f64() * 1000.0,
+            timings[4].as_secs_f64() * 1000.0
+        );
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    // `cargo bench` passes `--bench`; this is not a criterion harness, so it is ignored.
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(512)
+        .timeout(Duration::from_secs(120))
+        .build()
+        .expect("client");
+    launch_throughput(&http).await;
+    state_reads(&http).await;
+}
