@@ -24,7 +24,8 @@ use corral_state::{
     Actor, ClusterState, Command, Entry, Event, FrameworkId, OfferId, Operation, Outcome,
     RequestId, Resources, Role, TaskId, Timestamp,
 };
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use criterion::measurement::{Measurement, ValueFormatter};
+use criterion::{BatchSize, Criterion, Throughput};
 
 const AGENT_RESOURCES: &str = "cpus:16;mem:65536;disk:102400;ports:[31000-32000]";
 const WARM_UP_CYCLES: usize = 10;
@@ -205,7 +206,11 @@ fn quota_shape(agents: usize, roles: usize) -> Bench {
 }
 
 /// Builds the steady state only when criterion's filter selects the benchmark, once.
-fn measure(criterion: &mut Criterion, name: &str, build: impl Fn() -> Bench) {
+fn measure<M: Measurement + 'static>(
+    criterion: &mut Criterion<M>,
+    name: &str,
+    build: impl Fn() -> Bench,
+) {
     let mut built: Option<Bench> = None;
     criterion.bench_function(name, |bencher| {
         let bench = built.get_or_insert_with(|| {
@@ -236,7 +241,7 @@ fn measure(criterion: &mut Criterion, name: &str, build: impl Fn() -> Bench) {
     });
 }
 
-fn decline_offers(criterion: &mut Criterion) {
+fn decline_offers<M: Measurement + 'static>(criterion: &mut Criterion<M>) {
     for agents in [1_000, 10_000, 50_000] {
         for frameworks in [1, 100, 1_000, 6_000] {
             let name = format!("decline_offers/{agents}_agents/{frameworks}_frameworks");
@@ -245,13 +250,13 @@ fn decline_offers(criterion: &mut Criterion) {
     }
 }
 
-fn quota(criterion: &mut Criterion) {
+fn quota<M: Measurement + 'static>(criterion: &mut Criterion<M>) {
     measure(criterion, "quota/3000_agents/3000_roles/3000_frameworks", || {
         quota_shape(3_000, 3_000)
     });
 }
 
-fn memory(criterion: &mut Criterion) {
+fn memory<M: Measurement + 'static>(criterion: &mut Criterion<M>) {
     // A benchmark only so that criterion's filter can select or skip it; built once.
     let mut rebuilt: Option<Allocator> = None;
     criterion.bench_function("memory/50000_agents/6000_frameworks", |bencher| {
@@ -268,9 +273,96 @@ fn memory(criterion: &mut Criterion) {
     });
 }
 
-criterion_group! {
-    name = benches;
-    config = Criterion::default().sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
-    targets = decline_offers, quota, memory
+/// Time this thread spent on a CPU, from /proc/thread-self/schedstat (Linux, nanoseconds):
+/// on a machine shared with other work, wall time also counts waiting for a CPU, which says
+/// more about the neighbours than about the allocator.
+struct OnCpuTime;
+
+fn on_cpu_nanos() -> u64 {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+    text.split_whitespace().next().and_then(|first| first.parse().ok()).unwrap_or(0)
 }
-criterion_main!(benches);
+
+impl Measurement for OnCpuTime {
+    type Intermediate = u64;
+    type Value = u64;
+
+    fn start(&self) -> u64 {
+        on_cpu_nanos()
+    }
+
+    fn end(&self, started: u64) -> u64 {
+        on_cpu_nanos().saturating_sub(started)
+    }
+
+    fn add(&self, first: &u64, second: &u64) -> u64 {
+        first + second
+    }
+
+    fn zero(&self) -> u64 {
+        0
+    }
+
+    fn to_f64(&self, value: &u64) -> f64 {
+        *value as f64
+    }
+
+    fn formatter(&self) -> &dyn ValueFormatter {
+        &NanosecondFormatter
+    }
+}
+
+struct NanosecondFormatter;
+
+impl ValueFormatter for NanosecondFormatter {
+    fn scale_values(&self, typical: f64, values: &mut [f64]) -> &'static str {
+        let (divisor, unit) = match typical {
+            t if t < 1e3 => (1.0, "ns (on CPU)"),
+            t if t < 1e6 => (1e3, "µs (on CPU)"),
+            t if t < 1e9 => (1e6, "ms (on CPU)"),
+            _ => (1e9, "s (on CPU)"),
+        };
+        for value in values.iter_mut() {
+            *value /= divisor;
+        }
+        unit
+    }
+
+    fn scale_throughputs(
+        &self,
+        _typical: f64,
+        _throughput: &Throughput,
+        _values: &mut [f64],
+    ) -> &'static str {
+        "ns (on CPU)"
+    }
+
+    fn scale_for_machines(&self, _values: &mut [f64]) -> &'static str {
+        "ns"
+    }
+}
+
+fn configured<M: Measurement + 'static>(criterion: Criterion<M>) -> Criterion<M> {
+    criterion
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+}
+
+fn main() {
+    // `CORRAL_BENCH_CLOCK=cpu` measures time on CPU instead of wall time.
+    if std::env::var("CORRAL_BENCH_CLOCK").is_ok_and(|clock| clock == "cpu") {
+        let mut criterion =
+            configured(Criterion::default().with_measurement(OnCpuTime)).configure_from_args();
+        decline_offers(&mut criterion);
+        quota(&mut criterion);
+        memory(&mut criterion);
+        criterion.final_summary();
+        return;
+    }
+    let mut criterion = configured(Criterion::default()).configure_from_args();
+    decline_offers(&mut criterion);
+    quota(&mut criterion);
+    memory(&mut criterion);
+    criterion.final_summary();
+}
