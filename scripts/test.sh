@@ -16,6 +16,9 @@ if ! command -v promtool >/dev/null 2>&1; then
   fi
 fi
 
+# The pinned Python client libraries (pymesos, marathon) the compatibility tests drive.
+./scripts/python-env.sh >/dev/null
+
 echo "== format"
 cargo fmt --all -- --check
 
