@@ -507,6 +507,39 @@ impl Resources {
         Ok(result)
     }
 
+    /// Whether `wanted` fits in what is left of `self` once every bag in `used` is taken out,
+    /// or the first resource that is short. Scalars are checked without building the
+    /// remainder, which matters on the offer path.
+    pub fn check_fits(&self, used: &[&Resources], wanted: &Resources) -> Result<(), Shortfall> {
+        let fits = wanted.0.iter().all(|want| {
+            let Ok(index) = self.position(&want.name, &want.reservation) else { return false };
+            match (&self.0[index].value, &want.value) {
+                (Value::Scalar(have), Value::Scalar(need)) => {
+                    let mut left = *have;
+                    for bag in used {
+                        if let Ok(at) = bag.position(&want.name, &want.reservation) {
+                            if let Value::Scalar(taken) = bag.0[at].value {
+                                left = left.saturating_sub(taken);
+                            }
+                        }
+                    }
+                    left >= *need
+                }
+                _ => {
+                    let single = Resources(vec![self.0[index].clone()]);
+                    let left = used.iter().fold(single, |left, bag| left.saturating_sub(bag));
+                    left.contains(&Resources(vec![want.clone()]))
+                }
+            }
+        });
+        if fits {
+            return Ok(());
+        }
+        // Only on failure: build the remainder to name what is short and by how much.
+        let left = used.iter().fold(self.clone(), |left, bag| left.saturating_sub(bag));
+        left.checked_sub(wanted).map(|_| ())
+    }
+
     /// `self - other`, dropping whatever of `other` is not here.
     pub fn saturating_sub(&self, other: &Resources) -> Resources {
         let mut result = self.clone();

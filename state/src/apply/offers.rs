@@ -164,7 +164,7 @@ impl ClusterState {
                 format!("holds resources reserved for a role other than {}", spec.role),
             ));
         }
-        agent.free().checked_sub(&spec.resources)?;
+        agent.check_fits(&spec.resources)?;
         if let Some(filter) = framework.filters.get(&spec.agent_id) {
             if self.now < filter.until && filter.resources.contains(&spec.resources) {
                 return Err(Rejection::invalid(

@@ -319,7 +319,7 @@ impl ClusterState {
         validate_reservation_request(resources)?;
         let agent = self.known_agent(agent_id)?;
         let unreserved = unreserved_equivalent(resources);
-        agent.free().checked_sub(&unreserved)?;
+        agent.check_fits(&unreserved)?;
         let Some(agent) = self.agents.get_mut(agent_id) else { return Ok(()) };
         agent.total = agent.total.saturating_sub(&unreserved);
         agent.total.add(resources);
@@ -348,7 +348,7 @@ impl ClusterState {
             ));
         }
         let agent = self.known_agent(agent_id)?;
-        agent.free().checked_sub(resources)?;
+        agent.check_fits(resources)?;
         let unreserved = unreserved_equivalent(resources);
         let Some(agent) = self.agents.get_mut(agent_id) else { return Ok(()) };
         agent.total = agent.total.saturating_sub(resources);

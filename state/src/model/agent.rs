@@ -105,6 +105,11 @@ impl Agent {
         matches!(self.liveness, Liveness::Gone { .. })
     }
 
+    /// Whether `wanted` fits in what is neither allocated nor offered.
+    pub fn check_fits(&self, wanted: &Resources) -> Result<(), crate::resources::Shortfall> {
+        self.total.check_fits(&[&self.allocated, &self.offered], wanted)
+    }
+
     /// What is neither allocated nor offered.
     pub fn free(&self) -> Resources {
         self.total.saturating_sub(&self.allocated).saturating_sub(&self.offered)

@@ -130,3 +130,20 @@ fn roles_follow_mesos_rules() {
         .is_same_or_descendant_of(&Role::parse("eng").unwrap()));
     assert_eq!(web.self_and_ancestors().len(), 2);
 }
+
+#[test]
+fn fitting_after_what_is_used_names_the_shortfall() {
+    let total = res("cpus:4;mem:1024;ports:[31000-31009]");
+    let allocated = res("cpus:1;ports:[31000-31004]");
+    let offered = res("cpus:2;mem:512");
+    assert_eq!(
+        total.check_fits(&[&allocated, &offered], &res("cpus:1;mem:512;ports:[31005-31009]")),
+        Ok(())
+    );
+    let short = total.check_fits(&[&allocated, &offered], &res("cpus:1.5")).unwrap_err();
+    assert_eq!(short.to_string(), "not enough cpus: needed 1.5, available 1");
+    let taken_port =
+        total.check_fits(&[&allocated, &offered], &res("ports:[31004-31004]")).unwrap_err();
+    assert_eq!(taken_port.name, "ports");
+    assert!(total.check_fits(&[], &res("gpus:1")).is_err());
+}
