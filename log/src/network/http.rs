@@ -4,7 +4,7 @@ use std::error::Error;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -28,8 +28,15 @@ pub fn raft_router(raft: Raft) -> Router {
         .route(&format!("{RAFT_ROUTE_PREFIX}/append"), post(append_entries))
         .route(&format!("{RAFT_ROUTE_PREFIX}/vote"), post(vote))
         .route(&format!("{RAFT_ROUTE_PREFIX}/snapshot"), post(install_snapshot))
+        // axum refuses bodies over 2 MB by default; an append of many full batches or a
+        // snapshot chunk is larger, and a refused one would be retried forever.
+        .layer(DefaultBodyLimit::max(RAFT_BODY_LIMIT))
         .with_state(raft)
 }
+
+/// Bounds one Raft request: `max_payload_entries` batches of at most `max_batch_bytes`
+/// each, or one snapshot chunk, with room to spare.
+pub const RAFT_BODY_LIMIT: usize = 1024 * 1024 * 1024;
 
 async fn append_entries(State(raft): State<Raft>, body: Bytes) -> Response {
     match postcard::from_bytes::<AppendEntriesRequest>(&body) {
