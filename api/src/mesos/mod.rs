@@ -1,5 +1,6 @@
 //! Mesos v1 compatibility: JSON shapes, conversions, scheduler calls and events, RecordIO.
 
+pub mod borrowed;
 pub mod call;
 pub mod convert;
 pub mod events;

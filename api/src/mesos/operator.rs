@@ -6,9 +6,10 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{json, Map, Value as Json};
 
+use super::borrowed::TaskRef;
 use super::convert::{
     framework_info_to_json, resources_from_json, resources_to_json, role_from_json,
-    task_info_to_json, task_status_to_json,
+    task_status_to_json,
 };
 use super::json::{DurationInfoJson, IdJson, ResourceJson};
 use crate::error::ApiError;
@@ -418,40 +419,45 @@ fn agent_json(agent: &Agent) -> Json {
 }
 
 pub fn task_json(task: &Task) -> Json {
-    let info = task_info_to_json(&task.info, Some(&task.role));
-    let mut json = json!({
-        "name": info.name,
-        "task_id": info.task_id,
-        "framework_id": IdJson::new(&task.framework_id),
-        "agent_id": info.agent_id,
-        "state": task.state.as_mesos_str(),
-        "resources": info.resources,
-        "statuses": task.statuses.iter().map(task_status_to_json).collect::<Vec<_>>(),
-        "role": task.role.to_string(),
-    });
-    if let Some(latest) = task.latest_status() {
-        if let Some(uuid) = &latest.uuid {
-            json["status_update_state"] = json!(latest.state.as_mesos_str());
-            json["status_update_uuid"] = json!(uuid.to_string());
-        }
+    serde_json::to_value(TaskRef(task)).unwrap_or(Json::Null)
+}
+
+/// GET_TASKS, written straight from the state.
+struct TasksRef<'a>(&'a ClusterState);
+
+impl serde::Serialize for TasksRef<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let frameworks = self.0.frameworks().values();
+        let live = |task: &&std::sync::Arc<Task>| {
+            !task.state.is_terminal() && task.state != corral_state::model::TaskState::Unreachable
+        };
+        let tasks: Vec<TaskRef<'_>> = frameworks
+            .clone()
+            .flat_map(|f| f.tasks.values())
+            .filter(live)
+            .map(|t| TaskRef(t))
+            .collect();
+        let unreachable: Vec<TaskRef<'_>> = frameworks
+            .clone()
+            .flat_map(|f| f.tasks.values())
+            .filter(|t| t.state == corral_state::model::TaskState::Unreachable)
+            .map(|t| TaskRef(t))
+            .collect();
+        let completed: Vec<TaskRef<'_>> = frameworks
+            .flat_map(|f| {
+                f.tasks.values().filter(|t| t.state.is_terminal()).chain(f.completed_tasks.iter())
+            })
+            .map(|t| TaskRef(t))
+            .collect();
+        let mut map = serializer.serialize_map(Some(5))?;
+        map.serialize_entry("pending_tasks", &[(); 0])?;
+        map.serialize_entry("tasks", &tasks)?;
+        map.serialize_entry("unreachable_tasks", &unreachable)?;
+        map.serialize_entry("completed_tasks", &completed)?;
+        map.serialize_entry("orphan_tasks", &[(); 0])?;
+        map.end()
     }
-    if let Some(executor) = &task.info.executor {
-        json["executor_id"] = json!(IdJson::new(&executor.executor_id));
-    }
-    for (key, value) in [
-        ("command", serde_json::to_value(&info.command)),
-        ("container", serde_json::to_value(&info.container)),
-        ("health_check", serde_json::to_value(&info.health_check)),
-        ("kill_policy", serde_json::to_value(&info.kill_policy)),
-        ("labels", serde_json::to_value(&info.labels)),
-    ] {
-        if let Ok(value) = value {
-            if !value.is_null() {
-                json[key] = value;
-            }
-        }
-    }
-    json
 }
 
 fn framework_json(framework: &Framework, state: &ClusterState) -> Json {
@@ -527,20 +533,7 @@ fn get_executors(state: &ClusterState) -> Json {
 }
 
 fn get_tasks(state: &ClusterState) -> Json {
-    let mut tasks = Vec::new();
-    let mut unreachable = Vec::new();
-    let mut completed = Vec::new();
-    for framework in state.frameworks().values() {
-        for task in framework.tasks.values() {
-            match task.state {
-                corral_state::model::TaskState::Unreachable => unreachable.push(task_json(task)),
-                state if state.is_terminal() => completed.push(task_json(task)),
-                _ => tasks.push(task_json(task)),
-            }
-        }
-        completed.extend(framework.completed_tasks.iter().map(|task| task_json(task)));
-    }
-    json!({"pending_tasks": [], "tasks": tasks, "unreachable_tasks": unreachable, "completed_tasks": completed, "orphan_tasks": []})
+    serde_json::to_value(TasksRef(state)).unwrap_or(Json::Null)
 }
 
 fn quantities_json(quantities: &Quantities) -> Json {
@@ -682,6 +675,67 @@ pub fn render_query(query: OperatorQuery, state: &ClusterState) -> Json {
         OperatorQuery::Metrics => ("GET_METRICS", "get_metrics", json!({"metrics": []})),
     };
     json!({"type": kind, key: body})
+}
+
+/// Renders a read-only call's response as JSON bytes. GET_STATE and GET_TASKS, which grow
+/// with the number of tasks, are written straight from the state.
+pub fn render_query_bytes(query: OperatorQuery, state: &ClusterState) -> Vec<u8> {
+    let streamed = match query {
+        OperatorQuery::Tasks => serde_json::to_vec(&TypedAnswer {
+            kind: "GET_TASKS",
+            key: "get_tasks",
+            body: TasksRef(state),
+        })
+        .ok(),
+        OperatorQuery::State => serde_json::to_vec(&TypedAnswer {
+            kind: "GET_STATE",
+            key: "get_state",
+            body: StateRef {
+                tasks: TasksRef(state),
+                executors: get_executors(state),
+                frameworks: get_frameworks(state),
+                agents: get_agents(state),
+            },
+        })
+        .ok(),
+        _ => None,
+    };
+    streamed.unwrap_or_else(|| serde_json::to_vec(&render_query(query, state)).unwrap_or_default())
+}
+
+struct TypedAnswer<T> {
+    kind: &'static str,
+    key: &'static str,
+    body: T,
+}
+
+impl<T: serde::Serialize> serde::Serialize for TypedAnswer<T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(2))?;
+        map.serialize_entry("type", self.kind)?;
+        map.serialize_entry(self.key, &self.body)?;
+        map.end()
+    }
+}
+
+struct StateRef<'a> {
+    tasks: TasksRef<'a>,
+    executors: Json,
+    frameworks: Json,
+    agents: Json,
+}
+
+impl serde::Serialize for StateRef<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(4))?;
+        map.serialize_entry("get_tasks", &self.tasks)?;
+        map.serialize_entry("get_executors", &self.executors)?;
+        map.serialize_entry("get_frameworks", &self.frameworks)?;
+        map.serialize_entry("get_agents", &self.agents)?;
+        map.end()
+    }
 }
 
 /// The Mesos release whose APIs Corral speaks, and Corral's own version.

@@ -1,168 +1,347 @@
 //! `GET /master/state`: the v0 JSON that dashboards and scripts read. Resources here are
 //! flat maps (`{"cpus": 4.0, "ports": "[31000-32000]"}`), ids are plain strings, times are
 //! seconds.
+//!
+//! Rendered straight from borrowed state into bytes: at 100,000 tasks, building a
+//! `serde_json::Value` tree first costs more than the whole answer is allowed to take.
 
-use serde_json::{json, Map, Value as Json};
+use serde::ser::{SerializeMap, SerializeSeq, Serializer};
+use serde::Serialize;
+use serde_json::Value as Json;
 
-use corral_state::model::{AgentMode, Framework, Liveness, Task};
+use corral_state::model::{Agent, AgentMode, Framework, Label, Liveness, Task, TaskState};
 use corral_state::{ClusterState, Reservation, Resources, Value};
 
 use super::convert::capability_to_json;
 
 /// Mesos v0 resource maps: scalars as numbers, ranges and sets as their text form.
-pub fn resource_map(resources: &Resources) -> Json {
-    let mut map = Map::new();
-    for name in ["cpus", "mem", "disk", "gpus"] {
-        map.insert(name.to_owned(), json!(resources.scalar(name).as_f64()));
-    }
-    for resource in resources.iter() {
-        let value = match &resource.value {
-            Value::Scalar(_) => json!(resources.scalar(&resource.name).as_f64()),
-            Value::Ranges(_) => json!(resources.ranges(&resource.name).to_string()),
-            Value::Set(items) => {
-                json!(format!("{{{}}}", items.iter().cloned().collect::<Vec<_>>().join(",")))
+pub struct ResourceMap<'a>(pub &'a Resources);
+
+impl Serialize for ResourceMap<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let resources = self.0;
+        let mut map = serializer.serialize_map(None)?;
+        for name in ["cpus", "mem", "disk", "gpus"] {
+            map.serialize_entry(name, &resources.scalar(name).as_f64())?;
+        }
+        let mut written: Vec<&str> = vec!["cpus", "mem", "disk", "gpus"];
+        for resource in resources.iter() {
+            if written.contains(&resource.name.as_str()) {
+                continue;
             }
-        };
-        map.insert(resource.name.to_string(), value);
-    }
-    Json::Object(map)
-}
-
-fn reserved_by_role(resources: &Resources) -> Json {
-    let mut roles: std::collections::BTreeMap<String, Resources> =
-        std::collections::BTreeMap::new();
-    for resource in resources.iter() {
-        if let Some(role) = resource.reservation.role() {
-            let single = Resources::from_list(vec![resource.clone()]).unwrap_or_default();
-            roles.entry(role.to_string()).or_default().add(&single);
+            written.push(resource.name.as_str());
+            match &resource.value {
+                Value::Scalar(_) => map.serialize_entry(
+                    resource.name.as_str(),
+                    &resources.scalar(&resource.name).as_f64(),
+                )?,
+                Value::Ranges(_) => map.serialize_entry(
+                    resource.name.as_str(),
+                    &resources.ranges(&resource.name).to_string(),
+                )?,
+                Value::Set(items) => {
+                    let text = format!(
+                        "{{{}}}",
+                        items.iter().map(String::as_str).collect::<Vec<_>>().join(",")
+                    );
+                    map.serialize_entry(resource.name.as_str(), &text)?;
+                }
+            }
         }
+        map.end()
     }
-    Json::Object(
-        roles.into_iter().map(|(role, resources)| (role, resource_map(&resources))).collect(),
-    )
 }
 
-fn task_v0(task: &Task) -> Json {
-    json!({
-        "id": task.id().to_string(),
-        "name": task.info.name,
-        "framework_id": task.framework_id.to_string(),
-        "executor_id": task.info.executor.as_ref().map(|e| e.executor_id.to_string()).unwrap_or_default(),
-        "slave_id": task.agent_id().to_string(),
-        "state": task.state.as_mesos_str(),
-        "resources": resource_map(task.resources()),
-        "role": task.role.to_string(),
-        "statuses": task.statuses.iter().map(|status| json!({
-            "state": status.state.as_mesos_str(),
-            "timestamp": status.timestamp.as_secs_f64(),
-        })).collect::<Vec<_>>(),
-        "labels": task.info.labels.iter().map(|l| json!({"key": l.key, "value": l.value})).collect::<Vec<_>>(),
-    })
+/// Backwards-compatible helper for callers that want a `Value`.
+pub fn resource_map(resources: &Resources) -> Json {
+    serde_json::to_value(ResourceMap(resources)).unwrap_or(Json::Null)
 }
 
-fn framework_v0(framework: &Framework, state: &ClusterState) -> Json {
-    let mut used = Resources::new();
-    let mut tasks = Vec::new();
-    let mut unreachable = Vec::new();
-    for task in framework.tasks.values() {
-        if task.state == corral_state::model::TaskState::Unreachable {
-            unreachable.push(task_v0(task));
-            continue;
+struct ReservedByRole<'a>(&'a Resources);
+
+impl Serialize for ReservedByRole<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut roles: std::collections::BTreeMap<&str, Resources> =
+            std::collections::BTreeMap::new();
+        for resource in self.0.iter() {
+            if let Some(role) = resource.reservation.role() {
+                let single = Resources::from_list(vec![resource.clone()]).unwrap_or_default();
+                roles.entry(role.as_str()).or_default().add(&single);
+            }
         }
-        if !task.state.is_terminal() {
+        let mut map = serializer.serialize_map(Some(roles.len()))?;
+        for (role, resources) in &roles {
+            map.serialize_entry(role, &ResourceMap(resources))?;
+        }
+        map.end()
+    }
+}
+
+#[derive(Serialize)]
+struct StatusV0 {
+    state: &'static str,
+    timestamp: f64,
+}
+
+#[derive(Serialize)]
+struct LabelV0<'a> {
+    key: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct TaskV0<'a> {
+    id: &'a str,
+    name: &'a str,
+    framework_id: &'a str,
+    executor_id: &'a str,
+    slave_id: &'a str,
+    state: &'static str,
+    resources: ResourceMap<'a>,
+    role: &'a str,
+    statuses: Vec<StatusV0>,
+    labels: Vec<LabelV0<'a>>,
+}
+
+fn task_v0(task: &Task) -> TaskV0<'_> {
+    TaskV0 {
+        id: task.id().as_str(),
+        name: &task.info.name,
+        framework_id: task.framework_id.as_str(),
+        executor_id: task
+            .info
+            .executor
+            .as_ref()
+            .map(|e| e.executor_id.as_str())
+            .unwrap_or_default(),
+        slave_id: task.agent_id().as_str(),
+        state: task.state.as_mesos_str(),
+        resources: ResourceMap(task.resources()),
+        role: task.role.as_str(),
+        statuses: task
+            .statuses
+            .iter()
+            .map(|s| StatusV0 {
+                state: s.state.as_mesos_str(),
+                timestamp: s.timestamp.as_secs_f64(),
+            })
+            .collect(),
+        labels: task
+            .info
+            .labels
+            .iter()
+            .map(|l: &Label| LabelV0 { key: &l.key, value: l.value.as_deref() })
+            .collect(),
+    }
+}
+
+/// A sequence serialized from an iterator, without collecting it first.
+struct Sequence<I>(std::cell::Cell<Option<I>>);
+
+impl<I> Sequence<I> {
+    fn new(items: I) -> Sequence<I> {
+        Sequence(std::cell::Cell::new(Some(items)))
+    }
+}
+
+impl<I, T> Serialize for Sequence<I>
+where
+    I: Iterator<Item = T>,
+    T: Serialize,
+{
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut sequence = serializer.serialize_seq(None)?;
+        if let Some(items) = self.0.take() {
+            for item in items {
+                sequence.serialize_element(&item)?;
+            }
+        }
+        sequence.end()
+    }
+}
+
+#[derive(Serialize)]
+struct OfferV0<'a> {
+    id: &'a str,
+    framework_id: &'a str,
+    slave_id: &'a str,
+    resources: ResourceMap<'a>,
+}
+
+struct FrameworkV0<'a> {
+    framework: &'a Framework,
+    state: &'a ClusterState,
+}
+
+impl Serialize for FrameworkV0<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let framework = self.framework;
+        let mut used = Resources::new();
+        for task in framework.tasks.values().filter(|task| !task.state.is_terminal()) {
             used.add(task.resources());
         }
-        tasks.push(task_v0(task));
-    }
-    let mut offered = Resources::new();
-    let offers: Vec<Json> = framework
-        .offers
-        .iter()
-        .filter_map(|id| state.offer(id))
-        .map(|offer| {
+        let offers: Vec<_> =
+            framework.offers.iter().filter_map(|id| self.state.offer(id)).collect();
+        let mut offered = Resources::new();
+        for offer in &offers {
             offered.add(&offer.resources);
-            json!({
-                "id": offer.id.to_string(),
-                "framework_id": offer.framework_id.to_string(),
-                "slave_id": offer.agent_id.to_string(),
-                "resources": resource_map(&offer.resources),
-            })
-        })
-        .collect();
-    let roles: Vec<String> = framework.info.roles.iter().map(|r| r.to_string()).collect();
-    json!({
-        "id": framework.id.to_string(),
-        "name": framework.info.name,
-        "user": framework.info.user,
-        "hostname": framework.info.hostname.clone().unwrap_or_default(),
-        "webui_url": framework.info.webui_url.clone().unwrap_or_default(),
-        "principal": framework.info.principal,
-        "active": framework.is_connected(),
-        "connected": framework.is_connected(),
-        "recovered": false,
-        "failover_timeout": framework.info.failover_timeout.as_secs_f64(),
-        "checkpoint": framework.info.checkpoint,
-        "role": roles.first().cloned().unwrap_or_else(|| "*".to_owned()),
-        "roles": roles,
-        "capabilities": framework.info.capabilities.iter().map(|c| capability_to_json(*c)).collect::<Vec<_>>(),
-        "registered_time": framework.registered_at.as_secs_f64(),
-        "reregistered_time": framework.reregistered_at.map(|t| t.as_secs_f64()),
-        "resources": resource_map(&used.plus(&offered)),
-        "used_resources": resource_map(&used),
-        "offered_resources": resource_map(&offered),
-        "tasks": tasks,
-        "unreachable_tasks": unreachable,
-        "completed_tasks": framework.completed_tasks.iter().map(|task| task_v0(task)).collect::<Vec<_>>(),
-        "offers": offers,
-        "executors": [],
-    })
+        }
+        let roles: Vec<&str> = framework.info.roles.iter().map(|r| r.as_str()).collect();
+        let capabilities: Vec<&str> =
+            framework.info.capabilities.iter().map(|c| capability_to_json(*c)).collect();
+        let total = used.plus(&offered);
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("id", framework.id.as_str())?;
+        map.serialize_entry("name", &framework.info.name)?;
+        map.serialize_entry("user", &framework.info.user)?;
+        map.serialize_entry("hostname", framework.info.hostname.as_deref().unwrap_or_default())?;
+        map.serialize_entry("webui_url", framework.info.webui_url.as_deref().unwrap_or_default())?;
+        map.serialize_entry("principal", &framework.info.principal)?;
+        map.serialize_entry("active", &framework.is_connected())?;
+        map.serialize_entry("connected", &framework.is_connected())?;
+        map.serialize_entry("recovered", &false)?;
+        map.serialize_entry("failover_timeout", &framework.info.failover_timeout.as_secs_f64())?;
+        map.serialize_entry("checkpoint", &framework.info.checkpoint)?;
+        map.serialize_entry("role", roles.first().copied().unwrap_or("*"))?;
+        map.serialize_entry("roles", &roles)?;
+        map.serialize_entry("capabilities", &capabilities)?;
+        map.serialize_entry("registered_time", &framework.registered_at.as_secs_f64())?;
+        map.serialize_entry(
+            "reregistered_time",
+            &framework.reregistered_at.map(|t| t.as_secs_f64()),
+        )?;
+        map.serialize_entry("resources", &ResourceMap(&total))?;
+        map.serialize_entry("used_resources", &ResourceMap(&used))?;
+        map.serialize_entry("offered_resources", &ResourceMap(&offered))?;
+        map.serialize_entry(
+            "tasks",
+            &Sequence::new(
+                framework
+                    .tasks
+                    .values()
+                    .filter(|t| t.state != TaskState::Unreachable)
+                    .map(|t| task_v0(t)),
+            ),
+        )?;
+        map.serialize_entry(
+            "unreachable_tasks",
+            &Sequence::new(
+                framework
+                    .tasks
+                    .values()
+                    .filter(|t| t.state == TaskState::Unreachable)
+                    .map(|t| task_v0(t)),
+            ),
+        )?;
+        map.serialize_entry(
+            "completed_tasks",
+            &Sequence::new(framework.completed_tasks.iter().map(|t| task_v0(t))),
+        )?;
+        map.serialize_entry(
+            "offers",
+            &Sequence::new(offers.iter().map(|offer| OfferV0 {
+                id: offer.id.as_str(),
+                framework_id: offer.framework_id.as_str(),
+                slave_id: offer.agent_id.as_str(),
+                resources: ResourceMap(&offer.resources),
+            })),
+        )?;
+        map.serialize_entry("executors", &[(); 0])?;
+        map.end()
+    }
 }
 
-/// The whole v0 state. `master` describes the answering master: id, pid, hostname,
-/// leader, flags, start and election times.
-pub fn master_state(state: &ClusterState, master: Json) -> Json {
-    let agents: Vec<Json> = state
-        .agents()
-        .values()
-        .filter(|agent| !agent.is_gone())
-        .map(|agent| {
-            let (_, port) = agent.info.address.rsplit_once(':').unwrap_or(("", "5051"));
-            let unreserved = agent.total.filter(|r| r.reservation == Reservation::Unreserved);
-            json!({
-                "id": agent.id.to_string(),
-                "pid": format!("slave(1)@{}", agent.info.address),
-                "hostname": agent.info.hostname,
-                "port": port.parse::<u32>().unwrap_or(5051),
-                "registered_time": agent.registered_at.as_secs_f64(),
-                "reregistered_time": agent.reregistered_at.map(|t| t.as_secs_f64()),
-                "resources": resource_map(&agent.total),
-                "used_resources": resource_map(&agent.allocated),
-                "offered_resources": resource_map(&agent.offered),
-                "reserved_resources": reserved_by_role(&agent.total),
-                "unreserved_resources": resource_map(&unreserved),
-                "attributes": Json::Object(agent.info.attributes.0.iter().map(|(k, v)| (k.clone(), json!(v))).collect()),
-                "active": agent.liveness == Liveness::Reachable,
-                "deactivated": agent.mode != AgentMode::Active,
-                "version": env!("CARGO_PKG_VERSION"),
-            })
-        })
-        .collect();
-    let count = |matches: fn(&corral_state::model::Agent) -> bool| {
-        state.agents().values().filter(|a| matches(a)).count()
-    };
-    let mut json = json!({
-        "version": super::operator::MESOS_API_VERSION,
-        "activated_slaves": count(|a| a.liveness == Liveness::Reachable && a.mode == AgentMode::Active),
-        "deactivated_slaves": count(|a| a.liveness == Liveness::Reachable && a.mode != AgentMode::Active),
-        "unreachable_slaves": count(|a| matches!(a.liveness, Liveness::Unreachable { .. })),
-        "slaves": agents,
-        "frameworks": state.frameworks().values().map(|f| framework_v0(f, state)).collect::<Vec<_>>(),
-        "completed_frameworks": state.completed_frameworks().values().map(|c| framework_v0(&c.framework, state)).collect::<Vec<_>>(),
-        "orphan_tasks": [],
-        "unregistered_frameworks": [],
-    });
-    if let (Json::Object(target), Json::Object(extra)) = (&mut json, master) {
-        target.extend(extra);
+struct AgentV0<'a>(&'a Agent);
+
+impl Serialize for AgentV0<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let agent = self.0;
+        let (_, port) = agent.info.address.rsplit_once(':').unwrap_or(("", "5051"));
+        let unreserved = agent.total.filter(|r| r.reservation == Reservation::Unreserved);
+        let attributes: std::collections::BTreeMap<&str, &str> =
+            agent.info.attributes.0.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("id", agent.id.as_str())?;
+        map.serialize_entry("pid", &format!("slave(1)@{}", agent.info.address))?;
+        map.serialize_entry("hostname", &agent.info.hostname)?;
+        map.serialize_entry("port", &port.parse::<u32>().unwrap_or(5051))?;
+        map.serialize_entry("registered_time", &agent.registered_at.as_secs_f64())?;
+        map.serialize_entry("reregistered_time", &agent.reregistered_at.map(|t| t.as_secs_f64()))?;
+        map.serialize_entry("resources", &ResourceMap(&agent.total))?;
+        map.serialize_entry("used_resources", &ResourceMap(&agent.allocated))?;
+        map.serialize_entry("offered_resources", &ResourceMap(&agent.offered))?;
+        map.serialize_entry("reserved_resources", &ReservedByRole(&agent.total))?;
+        map.serialize_entry("unreserved_resources", &ResourceMap(&unreserved))?;
+        map.serialize_entry("attributes", &attributes)?;
+        map.serialize_entry("active", &(agent.liveness == Liveness::Reachable))?;
+        map.serialize_entry("deactivated", &(agent.mode != AgentMode::Active))?;
+        map.serialize_entry("version", env!("CARGO_PKG_VERSION"))?;
+        map.end()
     }
-    json
+}
+
+struct MasterState<'a> {
+    state: &'a ClusterState,
+    master: &'a serde_json::Map<String, Json>,
+}
+
+impl Serialize for MasterState<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let state = self.state;
+        let count =
+            |matches: fn(&Agent) -> bool| state.agents().values().filter(|a| matches(a)).count();
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("version", super::operator::MESOS_API_VERSION)?;
+        for (key, value) in self.master {
+            map.serialize_entry(key, value)?;
+        }
+        map.serialize_entry(
+            "activated_slaves",
+            &count(|a| a.liveness == Liveness::Reachable && a.mode == AgentMode::Active),
+        )?;
+        map.serialize_entry(
+            "deactivated_slaves",
+            &count(|a| a.liveness == Liveness::Reachable && a.mode != AgentMode::Active),
+        )?;
+        map.serialize_entry(
+            "unreachable_slaves",
+            &count(|a| matches!(a.liveness, Liveness::Unreachable { .. })),
+        )?;
+        map.serialize_entry(
+            "slaves",
+            &Sequence::new(state.agents().values().filter(|a| !a.is_gone()).map(AgentV0)),
+        )?;
+        map.serialize_entry(
+            "frameworks",
+            &Sequence::new(
+                state.frameworks().values().map(|framework| FrameworkV0 { framework, state }),
+            ),
+        )?;
+        map.serialize_entry(
+            "completed_frameworks",
+            &Sequence::new(
+                state
+                    .completed_frameworks()
+                    .values()
+                    .map(|c| FrameworkV0 { framework: &c.framework, state }),
+            ),
+        )?;
+        map.serialize_entry("orphan_tasks", &[(); 0])?;
+        map.serialize_entry("unregistered_frameworks", &[(); 0])?;
+        map.end()
+    }
+}
+
+/// The whole v0 state as JSON bytes. `master` describes the answering master: id, pid,
+/// hostname, leader, start time.
+pub fn master_state_bytes(state: &ClusterState, master: &Json) -> Vec<u8> {
+    let empty = serde_json::Map::new();
+    let master = master.as_object().unwrap_or(&empty);
+    serde_json::to_vec(&MasterState { state, master }).unwrap_or_default()
+}
+
+/// The v0 state as a `Value`, for tests and callers that inspect it.
+pub fn master_state(state: &ClusterState, master: Json) -> Json {
+    serde_json::from_slice(&master_state_bytes(state, &master)).unwrap_or(Json::Null)
 }

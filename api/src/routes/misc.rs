@@ -10,7 +10,7 @@ use serde::Deserialize;
 use crate::error::ApiError;
 use crate::master::Master;
 use crate::mesos::operator::version_json;
-use crate::mesos::v0::master_state as render_master_state;
+use crate::mesos::v0::master_state_bytes;
 
 /// `?consistency=local` lets any master answer a read from what it has applied;
 /// `linearizable` confirms leadership with a quorum first. Without it, reads go to the leader.
@@ -91,8 +91,8 @@ pub async fn master_state(
     });
     let body = master
         .node()
-        .read(consistency, |state| render_master_state(state, extra))
+        .read(consistency, |state| master_state_bytes(state, &extra))
         .await
         .map_err(|error| master.log_error(error, "/master/state"))?;
-    Ok(Json(body).into_response())
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }

@@ -13,7 +13,8 @@ use super::stream::{channel_body, leadership_lost, pump, Step};
 use crate::error::ApiError;
 use crate::master::{new_request_id, Master};
 use crate::mesos::operator::{
-    get_state, operator_event, render_query, OperatorCall, OperatorCallJson, OperatorQuery,
+    get_state, operator_event, render_query, render_query_bytes, OperatorCall, OperatorCallJson,
+    OperatorQuery,
 };
 use crate::mesos::recordio::encode_record;
 
@@ -55,6 +56,16 @@ async fn answer(
         );
     }
     let consistency = options.consistency(master, PATH)?;
+    if matches!(query, OperatorQuery::State | OperatorQuery::Tasks) {
+        let bytes = master
+            .node()
+            .read(consistency, |state| render_query_bytes(query, state))
+            .await
+            .map_err(|error| master.log_error(error, PATH))?;
+        return Ok(
+            ([(axum::http::header::CONTENT_TYPE, "application/json")], bytes).into_response()
+        );
+    }
     let mut body = master
         .node()
         .read(consistency, |state| {
