@@ -24,13 +24,16 @@ pub struct Executor {
     pub live_tasks: u32,
 }
 
+/// SipHash with fixed keys: the state takes no randomness, not even a hash seed.
+type FixedHasher = std::hash::BuildHasherDefault<std::collections::hash_map::DefaultHasher>;
+
 /// Request ids seen recently, with the outcome each first had.
 ///
 /// Looked up on every command, so a hash map; its order never reaches an output: it is
 /// encoded (and so digested) in `order`, which is the order the log applied them in.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Dedup {
-    pub(crate) outcomes: HashMap<RequestId, Outcome>,
+    pub(crate) outcomes: HashMap<RequestId, Outcome, FixedHasher>,
     /// Insertion order, for forgetting the oldest first.
     pub(crate) order: VecDeque<(Timestamp, RequestId)>,
 }
