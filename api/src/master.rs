@@ -168,6 +168,12 @@ impl Master {
         allocator_config: AllocatorConfig,
     ) -> Result<Master, ApiError> {
         let metrics = Metrics::new().map_err(|error| ApiError::Internal(error.to_string()))?;
+        let append_seconds = metrics.raft_append_seconds.clone();
+        let flush_seconds = metrics.raft_flush_seconds.clone();
+        node.observe_storage(std::sync::Arc::new(move |operation, took| match operation {
+            corral_log::StorageOperation::Append => append_seconds.observe(took.as_secs_f64()),
+            corral_log::StorageOperation::Flush => flush_seconds.observe(took.as_secs_f64()),
+        }));
         Ok(Master {
             inner: Arc::new(MasterInner {
                 node,

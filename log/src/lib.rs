@@ -24,6 +24,7 @@ pub use node::{
     ReadConsistency,
 };
 pub use proposer::ProposerConfig;
+pub use store::{StorageObserver, StorageOperation};
 pub use subscribe::{
     EventFilter, JournalEvent, Subscription, SubscriptionEnded, SubscriptionLimits,
 };

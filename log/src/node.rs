@@ -175,6 +175,7 @@ struct NodeInner {
     raft: Raft,
     state_machine: StateMachineStore,
     committed: crate::store::CommittedIndex,
+    storage_observer: crate::store::StorageObserverSlot,
     proposer: Proposer,
     subscription_limits: SubscriptionLimits,
     closing: watch::Sender<bool>,
@@ -209,6 +210,7 @@ impl LogNode {
                 .await
                 .map_err(|error| LogError::Raft(error.to_string()))??;
         let committed = log_store.committed_index();
+        let storage_observer = log_store.observer_slot();
         let raft =
             Raft::new(config.node_id, raft_config, network, log_store, state_machine.clone())
                 .await
@@ -220,6 +222,7 @@ impl LogNode {
                 raft,
                 state_machine,
                 committed,
+                storage_observer,
                 proposer,
                 subscription_limits: config.subscription,
                 closing: watch::Sender::new(false),
@@ -331,6 +334,11 @@ impl LogNode {
 
     pub fn digest(&self) -> Digest {
         self.inner.state_machine.read().state.digest()
+    }
+
+    /// Reports how long each append and each fsync of the Raft log takes (set once).
+    pub fn observe_storage(&self, observer: crate::store::StorageObserver) {
+        self.inner.storage_observer.set(observer);
     }
 
     /// openraft's metrics, for the master's Prometheus exporter.

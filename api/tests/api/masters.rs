@@ -426,6 +426,12 @@ async fn operators_read_state_subscribe_scrape_metrics_and_ask_why() {
     let text =
         http.get(cluster.masters[0].url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(text.contains("corral_raft_is_leader 1"), "{text}");
+    let flushes: f64 = text
+        .lines()
+        .find_map(|line| line.strip_prefix("corral_raft_flush_duration_seconds_count "))
+        .and_then(|value| value.trim().parse().ok())
+        .expect("flush latency is exported");
+    assert!(flushes > 0.0, "every append is fsynced and timed");
     assert!(text.contains("corral_agents{state=\"active\"} 1"));
     assert!(text
         .contains("corral_http_requests_total{method=\"POST\",route=\"/api/v1\",status=\"200\"}"));

@@ -24,6 +24,36 @@ pub struct LogStore {
     log: sled::Tree,
     meta: sled::Tree,
     committed: CommittedIndex,
+    observer: StorageObserverSlot,
+}
+
+/// What the log store spends time on, for the master's latency metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StorageOperation {
+    /// Writing an append's entries into sled (no fsync).
+    Append,
+    /// The fsync that makes them durable.
+    Flush,
+}
+
+/// Told how long each append and flush took.
+pub type StorageObserver = Arc<dyn Fn(StorageOperation, std::time::Duration) + Send + Sync>;
+
+/// Where the master plugs its observer in once the store is running inside openraft.
+#[derive(Clone, Default)]
+pub struct StorageObserverSlot(Arc<std::sync::OnceLock<StorageObserver>>);
+
+impl StorageObserverSlot {
+    /// Installs the observer; later calls are ignored.
+    pub fn set(&self, observer: StorageObserver) {
+        let _ = self.0.set(observer);
+    }
+
+    fn record(&self, operation: StorageOperation, started: std::time::Instant) {
+        if let Some(observer) = self.0.get() {
+            observer(operation, started.elapsed());
+        }
+    }
 }
 
 /// The last committed index openraft reported, for status pages.
@@ -48,11 +78,16 @@ impl LogStore {
             meta: db.open_tree("raft_meta")?,
             db,
             committed: CommittedIndex::default(),
+            observer: StorageObserverSlot::default(),
         })
     }
 
     pub fn committed_index(&self) -> CommittedIndex {
         self.committed.clone()
+    }
+
+    pub fn observer_slot(&self) -> StorageObserverSlot {
+        self.observer.clone()
     }
 
     // The error type is openraft's, returned as is by every storage method.
@@ -156,11 +191,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
+        let appending = std::time::Instant::now();
         let mut batch = sled::Batch::default();
         for entry in entries {
             batch.insert(&entry.log_id.index.to_be_bytes(), postcard_encode(&entry));
         }
-        if let Err(error) = self.log.apply_batch(batch) {
+        let applied = self.log.apply_batch(batch);
+        self.observer.record(StorageOperation::Append, appending);
+        if let Err(error) = applied {
             let error = io_error(error);
             let storage_error = StorageIOError::write_logs(&error).into();
             callback.log_io_completed(Err(error));
@@ -168,7 +206,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         }
         // Group commit: one fsync for every entry of this append, however many batches of
         // commands they carry; only then may openraft count them towards a quorum.
+        let flushing = std::time::Instant::now();
         let flushed = self.flush().await;
+        self.observer.record(StorageOperation::Flush, flushing);
         callback.log_io_completed(flushed);
         Ok(())
     }

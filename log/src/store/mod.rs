@@ -11,7 +11,9 @@ use std::path::Path;
 
 use corral_state::model::Settings;
 
-pub use log_store::{CommittedIndex, LogStore};
+pub use log_store::{
+    CommittedIndex, LogStore, StorageObserver, StorageObserverSlot, StorageOperation,
+};
 pub use state_machine::{Applied, StateMachineStore};
 
 use crate::journal::{Journal, JournalError, JournalRetention};
