@@ -1,9 +1,11 @@
 //! `ClusterState`: the whole cluster as the log has made it, and `apply`, the one way to
 //! change it.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
+
+use crate::dedup::Dedup;
 
 use crate::model::{
     Agent, CompletedFramework, ExecutorInfo, Framework, MachineId, MachineMode, MaintenanceWindow,
@@ -22,46 +24,6 @@ pub struct Executor {
     pub info: ExecutorInfo,
     /// Tasks of this executor that are not terminal.
     pub live_tasks: u32,
-}
-
-/// SipHash with fixed keys: the state takes no randomness, not even a hash seed.
-type FixedHasher = std::hash::BuildHasherDefault<std::collections::hash_map::DefaultHasher>;
-
-/// Request ids seen recently, with the outcome each first had.
-///
-/// Looked up on every command, so a hash map; its order never reaches an output: it is
-/// encoded (and so digested) in `order`, which is the order the log applied them in.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Dedup {
-    pub(crate) outcomes: HashMap<RequestId, Outcome, FixedHasher>,
-    /// Insertion order, for forgetting the oldest first.
-    pub(crate) order: VecDeque<(Timestamp, RequestId)>,
-}
-
-impl Serialize for Dedup {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeSeq;
-        let mut sequence = serializer.serialize_seq(Some(self.order.len()))?;
-        for (at, request_id) in &self.order {
-            sequence.serialize_element(&(at, request_id, self.outcomes.get(request_id)))?;
-        }
-        sequence.end()
-    }
-}
-
-impl<'de> Deserialize<'de> for Dedup {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Dedup, D::Error> {
-        let remembered: Vec<(Timestamp, RequestId, Option<Outcome>)> =
-            Vec::deserialize(deserializer)?;
-        let mut dedup = Dedup::default();
-        for (at, request_id, outcome) in remembered {
-            if let Some(outcome) = outcome {
-                dedup.outcomes.insert(request_id.clone(), outcome);
-            }
-            dedup.order.push_back((at, request_id));
-        }
-        Ok(dedup)
-    }
 }
 
 /// What a retry gets back: the verdict (accepted, or rejected with its reason) and, for the
@@ -116,7 +78,7 @@ impl ClusterState {
     /// command changes nothing but the de-duplication record and the clock.
     pub fn apply(&mut self, entry: &Entry) -> Outcome {
         self.applied_commands += 1;
-        if let Some(first) = self.dedup.outcomes.get(&entry.request_id) {
+        if let Some(first) = self.dedup.get(&entry.request_id) {
             return Outcome::Duplicate(Box::new(first.clone()));
         }
         self.now = self.now.max(entry.at);
@@ -206,29 +168,13 @@ impl ClusterState {
     }
 
     fn remember(&mut self, request_id: &RequestId, outcome: &Outcome) {
-        self.dedup.outcomes.insert(request_id.clone(), remembered(outcome));
-        self.dedup.order.push_back((self.now, request_id.clone()));
         let capacity = self.settings.dedup_capacity as usize;
-        while self.dedup.order.len() > capacity {
-            self.forget_oldest_request();
-        }
-    }
-
-    fn forget_oldest_request(&mut self) {
-        if let Some((_, request_id)) = self.dedup.order.pop_front() {
-            self.dedup.outcomes.remove(&request_id);
-        }
+        self.dedup.remember(self.now, request_id.clone(), remembered(outcome), capacity);
     }
 
     /// Forgets request ids older than the de-duplication window (called on Tick).
     pub(crate) fn expire_request_ids(&mut self) {
-        let window = self.settings.dedup_window;
-        while let Some((at, _)) = self.dedup.order.front() {
-            if self.now.since(*at) < window {
-                break;
-            }
-            self.forget_oldest_request();
-        }
+        self.dedup.expire(self.now, self.settings.dedup_window);
     }
 
     // Read access for the allocator, the API and tests. Nothing outside `apply` mutates.
@@ -328,6 +274,6 @@ impl ClusterState {
 
     /// The first outcome of a request id still remembered.
     pub fn outcome_of(&self, request_id: &RequestId) -> Option<&Outcome> {
-        self.dedup.outcomes.get(request_id)
+        self.dedup.get(request_id)
     }
 }

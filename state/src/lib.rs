@@ -10,6 +10,7 @@ mod apply;
 mod cluster;
 pub mod codec;
 mod command;
+mod dedup;
 mod event;
 mod ids;
 pub mod model;
