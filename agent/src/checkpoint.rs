@@ -125,6 +125,14 @@ impl CheckpointStore {
         }
     }
 
+    pub fn load_task(
+        &self,
+        framework_id: &FrameworkId,
+        task_id: &TaskId,
+    ) -> Result<Option<TaskCheckpoint>, CheckpointError> {
+        read_optional(&self.task_path(framework_id, task_id))
+    }
+
     /// Every task checkpoint, in file-name order so recovery is repeatable.
     pub fn load_tasks(&self) -> Result<Vec<TaskCheckpoint>, CheckpointError> {
         let mut checkpoints = Vec::new();
@@ -176,7 +184,10 @@ pub(crate) fn file_name_for(id: &str) -> String {
 
 /// Temp file, fsync, rename, fsync of the folder: a crash leaves the old or the new file,
 /// never a torn one.
-fn write_atomically<T: Serialize>(path: &Path, value: &T) -> Result<(), CheckpointError> {
+pub(crate) fn write_atomically<T: Serialize>(
+    path: &Path,
+    value: &T,
+) -> Result<(), CheckpointError> {
     let error = |source| CheckpointError::Write { path: path.to_owned(), source };
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     std::fs::create_dir_all(dir).map_err(error)?;
@@ -191,7 +202,9 @@ fn write_atomically<T: Serialize>(path: &Path, value: &T) -> Result<(), Checkpoi
     Ok(())
 }
 
-fn read_optional<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>, CheckpointError> {
+pub(crate) fn read_optional<T: for<'de> Deserialize<'de>>(
+    path: &Path,
+) -> Result<Option<T>, CheckpointError> {
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),

@@ -8,10 +8,13 @@
 //! - [`transition`]: outcomes as data, turned into `TaskStatus` updates by the reconciler.
 //! - [`health`]: COMMAND, HTTP and TCP checks with Mesos's semantics.
 //! - [`checkpoint`]: what survives an agent restart, and how tasks are found again.
+//! - [`daemon`]: the `corral agent` process: registration, heartbeats, the reconciler that
+//!   follows the agent's events, status updates delivered exactly once, recovery.
 //! - [`limits`]: cgroup v2, cgroup v1 or rlimits for process tasks.
 
 pub mod checkpoint;
 pub mod containerizer;
+pub mod daemon;
 pub mod docker;
 pub mod environment;
 pub mod health;

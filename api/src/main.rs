@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
+use corral_agent::daemon::AgentConfig;
 use corral_allocator::AllocatorConfig;
 use corral_api::master::{serve, LoopIntervals, Master};
 use corral_log::{JournalRetention, LogConfig, LogNode, NodeId};
@@ -23,10 +24,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum CliCommand {
-    /// One master with every API on http://127.0.0.1:5050 and its data in a fresh directory.
+    /// One master and one agent in one process, every API on http://127.0.0.1:5050, data in
+    /// a fresh directory.
     Dev(DevArgs),
     /// A master of a 3- or 5-master cluster.
     Master(MasterArgs),
+    /// An agent: runs the tasks the masters give it and reports their status.
+    Agent(AgentArgs),
     /// Event streams.
     Events {
         #[command(subcommand)]
@@ -41,6 +45,38 @@ struct DevArgs {
     /// Where to keep the data; a new temporary directory when absent.
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Where the agent's own address is advertised.
+    #[arg(long, default_value = "127.0.0.1:5051")]
+    agent_listen: String,
+    /// Also launch three `echo hello; sleep 30` tasks from a small built-in framework.
+    #[arg(long)]
+    demo: bool,
+}
+
+#[derive(Args)]
+struct AgentArgs {
+    /// Comma-separated masters, `127.0.0.1:5050,127.0.0.1:5052`.
+    #[arg(long, default_value = "127.0.0.1:5050")]
+    master: String,
+    /// The address this agent advertises.
+    #[arg(long, default_value = "127.0.0.1:5051")]
+    listen: String,
+    /// Sandboxes and checkpoints; an agent restarted with the same dir recovers its tasks.
+    #[arg(long)]
+    work_dir: PathBuf,
+    /// Mesos syntax, `cpus:4;mem:8192;disk:10000;ports:[31000-32000]`; replaces the detected
+    /// value of each resource named.
+    #[arg(long)]
+    resources: Option<String>,
+    /// Mesos syntax, `rack:a;zone:2`.
+    #[arg(long)]
+    attributes: Option<String>,
+    /// Defaults to the machine's host name.
+    #[arg(long)]
+    hostname: Option<String>,
+    /// Seconds between heartbeats (the masters' agent timeout is 75 s by default).
+    #[arg(long, default_value_t = 5.0)]
+    heartbeat_interval: f64,
 }
 
 #[derive(Args)]
@@ -183,16 +219,56 @@ async fn main() -> anyhow::Result<()> {
                 Some(directory) => directory,
                 None => std::env::temp_dir().join(format!("corral-dev-{}", std::process::id())),
             };
+            let agent_work_dir = data_dir.join("agent");
             println!(
-                "corral dev: master on http://{} with data in {}",
+                "corral dev: master on http://{} and one agent, data in {}",
                 args.listen,
                 data_dir.display()
             );
-            println!("corral dev: no agent yet (the agent arrives with its own issue); frameworks can subscribe now");
+            println!("corral dev: state:  curl http://{}/master/state", args.listen);
+            println!(
+                "corral dev: events: curl 'http://{}/corral/v1/events?format=ndjson'",
+                args.listen
+            );
+            println!(
+                "corral dev: task sandboxes (stdout, stderr) under {}",
+                agent_work_dir.join("sandboxes").display()
+            );
+            let mut agent_config = AgentConfig::new(vec![args.listen.clone()], agent_work_dir);
+            agent_config.listen = args.agent_listen.clone();
+            tokio::spawn(async move {
+                if let Err(error) = corral_agent::daemon::run(agent_config).await {
+                    tracing::error!(%error, "the dev agent stopped");
+                }
+            });
+            if args.demo {
+                let master = args.listen.clone();
+                tokio::spawn(async move {
+                    if let Err(error) = demo::run(&master).await {
+                        tracing::error!(error = format!("{error:#}"), "the demo framework stopped");
+                    }
+                });
+            }
             let peers = BTreeMap::from([(1, args.listen.clone())]);
             let intervals = LoopIntervals::default();
             run_master(1, &args.listen, data_dir, peers, intervals, JournalRetention::KEEP_ALL)
                 .await
+        }
+        CliCommand::Agent(args) => {
+            let masters: Vec<String> = args
+                .master
+                .split(',')
+                .map(str::trim)
+                .filter(|master| !master.is_empty())
+                .map(str::to_owned)
+                .collect();
+            let mut config = AgentConfig::new(masters, args.work_dir);
+            config.listen = args.listen;
+            config.resources = args.resources;
+            config.attributes = args.attributes;
+            config.hostname = args.hostname;
+            config.heartbeat_interval = seconds(args.heartbeat_interval, "heartbeat-interval")?;
+            corral_agent::daemon::run(config).await.context("corral agent")
         }
         CliCommand::Master(args) => {
             let peers = match &args.peers {
@@ -219,5 +295,104 @@ async fn main() -> anyhow::Result<()> {
         CliCommand::Events { command: EventsCommand::Tail { master, from, topic } } => {
             tail(&master, from, topic).await
         }
+    }
+}
+
+/// The `corral dev --demo` framework: subscribes through the Mesos v1 scheduler API, launches
+/// three small tasks on the first offer and prints their updates, acknowledging each.
+mod demo {
+    use std::time::Duration;
+
+    use anyhow::{bail, Context};
+    use corral_api::mesos::recordio::decode_records;
+    use futures::StreamExt;
+    use serde_json::{json, Value};
+
+    const TASKS: usize = 3;
+
+    pub async fn run(master: &str) -> anyhow::Result<()> {
+        let http = reqwest::Client::new();
+        let url = format!("http://{master}/api/v1/scheduler");
+        let subscribe = json!({"type": "SUBSCRIBE", "subscribe": {"framework_info": {
+            "user": "root", "name": "corral-dev-demo", "failover_timeout": 3600.0
+        }}});
+        // The master in this same process may still be electing itself.
+        let mut attempts = 0;
+        let response = loop {
+            attempts += 1;
+            match http.post(&url).json(&subscribe).send().await {
+                Ok(response) if response.status().is_success() => break response,
+                Ok(_) | Err(_) if attempts < 100 => {
+                    tokio::time::sleep(Duration::from_millis(200)).await
+                }
+                Ok(response) => bail!("SUBSCRIBE answered {}", response.status()),
+                Err(error) => return Err(error).context("cannot reach the master"),
+            }
+        };
+        let stream_id = response
+            .headers()
+            .get("mesos-stream-id")
+            .and_then(|value| value.to_str().ok())
+            .context("no Mesos-Stream-Id")?
+            .to_owned();
+        let mut body = response.bytes_stream();
+        let mut buffer = Vec::new();
+        let mut framework_id = Value::Null;
+        let mut launched = false;
+        while let Some(chunk) = body.next().await {
+            buffer.extend_from_slice(&chunk.context("scheduler stream broke")?);
+            for record in decode_records(&mut buffer).map_err(anyhow::Error::msg)? {
+                let event: Value = serde_json::from_slice(&record)?;
+                match event["type"].as_str() {
+                    Some("SUBSCRIBED") => {
+                        framework_id = event["subscribed"]["framework_id"].clone();
+                        println!("demo: subscribed as {}", framework_id["value"]);
+                    }
+                    Some("OFFERS") if !launched => {
+                        let offer = &event["offers"]["offers"][0];
+                        let tasks: Vec<Value> = (1..=TASKS)
+                            .map(|number| {
+                                let id = format!("demo-{number}");
+                                json!({"name": id, "task_id": {"value": id}, "agent_id": offer["agent_id"],
+                                       "command": {"value": "echo hello; sleep 30"},
+                                       "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1}},
+                                                     {"name": "mem", "type": "SCALAR", "scalar": {"value": 32}}]})
+                            })
+                            .collect();
+                        let accept = json!({"type": "ACCEPT", "framework_id": framework_id, "accept": {
+                            "offer_ids": [offer["id"]],
+                            "operations": [{"type": "LAUNCH", "launch": {"task_infos": tasks}}]}});
+                        http.post(&url)
+                            .header("Mesos-Stream-Id", &stream_id)
+                            .json(&accept)
+                            .send()
+                            .await
+                            .context("ACCEPT")?;
+                        launched = true;
+                        println!("demo: launched {TASKS} tasks: echo hello; sleep 30");
+                    }
+                    Some("UPDATE") => {
+                        let status = &event["update"]["status"];
+                        println!(
+                            "demo: task {} is {}",
+                            status["task_id"]["value"].as_str().unwrap_or("?"),
+                            status["state"].as_str().unwrap_or("?")
+                        );
+                        if status["uuid"].is_string() {
+                            let acknowledge = json!({"type": "ACKNOWLEDGE", "framework_id": framework_id,
+                                "acknowledge": {"agent_id": status["agent_id"], "task_id": status["task_id"], "uuid": status["uuid"]}});
+                            http.post(&url)
+                                .header("Mesos-Stream-Id", &stream_id)
+                                .json(&acknowledge)
+                                .send()
+                                .await
+                                .context("ACKNOWLEDGE")?;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
     }
 }

@@ -1,0 +1,152 @@
+//! The agent's side of the agent-facing API: commands to whichever master leads, and the
+//! agent's own event stream from any master.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use corral_state::{AgentId, Command, Cursor, Outcome, Rejection};
+use serde::Deserialize;
+use serde_json::json;
+
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// What the log made of a command.
+#[derive(Debug)]
+pub enum CommandReply {
+    /// Committed (or a duplicate of a committed one): the outcome as the state saw it.
+    Committed(Outcome),
+    /// The state rejected it; retrying the same request id gives the same answer.
+    Rejected(Rejection),
+}
+
+#[derive(Deserialize)]
+struct CommandResult {
+    outcome: Outcome,
+}
+
+/// Why the event stream could not be opened.
+#[derive(Debug)]
+pub enum StreamRefused {
+    /// The journal no longer holds the cursor; this is the oldest it has.
+    Gone { oldest: Cursor },
+}
+
+pub struct MasterClient {
+    http: reqwest::Client,
+    streaming: reqwest::Client,
+    masters: Vec<String>,
+    /// The master tried first: the last one that answered.
+    preferred: AtomicUsize,
+}
+
+impl MasterClient {
+    pub fn new(masters: Vec<String>) -> MasterClient {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap_or_default();
+        // No overall timeout: the stream lives as long as the master serves it; heartbeat
+        // lines every 15 s let the read timeout notice a master that vanished.
+        let streaming = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(5))
+            .read_timeout(Duration::from_secs(40))
+            .build()
+            .unwrap_or_default();
+        MasterClient { http, streaming, masters, preferred: AtomicUsize::new(0) }
+    }
+
+    pub fn masters(&self) -> &[String] {
+        &self.masters
+    }
+
+    /// Sends the command until the log decides on it: through redirects, elections and
+    /// masters that are down. Safe to retry because the request id de-duplicates.
+    pub async fn send(
+        &self,
+        request_id: &str,
+        agent_id: Option<&AgentId>,
+        command: &Command,
+    ) -> CommandReply {
+        let body = json!({"request_id": request_id, "agent_id": agent_id, "command": command});
+        let mut backoff = Duration::from_millis(50);
+        let mut attempt = self.preferred.load(Ordering::Relaxed);
+        loop {
+            let master_index = attempt % self.masters.len();
+            attempt += 1;
+            let mut url = format!("http://{}/corral/v1/agent/commands", self.masters[master_index]);
+            for _ in 0..3 {
+                let response = match self.http.post(&url).json(&body).send().await {
+                    Ok(response) => response,
+                    Err(error) => {
+                        tracing::debug!(%url, %error, "master unreachable");
+                        break;
+                    }
+                };
+                let status = response.status();
+                if status == reqwest::StatusCode::TEMPORARY_REDIRECT {
+                    match response.headers().get("location").and_then(|l| l.to_str().ok()) {
+                        Some(location) => url = location.to_owned(),
+                        None => break,
+                    }
+                    continue;
+                }
+                if status.is_success() || status == reqwest::StatusCode::CONFLICT {
+                    let result = match response.json::<CommandResult>().await {
+                        Ok(result) => result,
+                        Err(error) => {
+                            tracing::warn!(%url, %error, "unreadable answer to an agent command");
+                            break;
+                        }
+                    };
+                    self.preferred.store(master_index, Ordering::Relaxed);
+                    return match result.outcome {
+                        Outcome::Rejected(rejection) => CommandReply::Rejected(rejection),
+                        Outcome::Duplicate(first) => match *first {
+                            Outcome::Rejected(rejection) => CommandReply::Rejected(rejection),
+                            other => CommandReply::Committed(other),
+                        },
+                        accepted => CommandReply::Committed(accepted),
+                    };
+                }
+                if status == reqwest::StatusCode::BAD_REQUEST {
+                    // A malformed command stays malformed: a bug, but never worth a hot loop.
+                    let text = response.text().await.unwrap_or_default();
+                    tracing::error!(%url, %text, "master refused an agent command as malformed");
+                }
+                break;
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// Opens the agent's event stream after `from` on the first master that serves it.
+    pub async fn open_events(
+        &self,
+        agent_id: &AgentId,
+        from: Cursor,
+    ) -> Result<reqwest::Response, StreamRefused> {
+        let mut backoff = Duration::from_millis(50);
+        let mut attempt = self.preferred.load(Ordering::Relaxed);
+        loop {
+            let master = &self.masters[attempt % self.masters.len()];
+            attempt += 1;
+            let url = format!("http://{master}/corral/v1/agent/{agent_id}/events?from={from}");
+            match self.streaming.get(&url).send().await {
+                Ok(response) if response.status().is_success() => return Ok(response),
+                Ok(response) if response.status() == reqwest::StatusCode::GONE => {
+                    let body: serde_json::Value = response.json().await.unwrap_or_default();
+                    if let Some(oldest) = body["oldest"].as_str().and_then(|c| c.parse().ok()) {
+                        return Err(StreamRefused::Gone { oldest });
+                    }
+                }
+                Ok(response) => tracing::debug!(%url, status = %response.status(), "no stream"),
+                Err(error) => tracing::debug!(%url, %error, "master unreachable"),
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+}
