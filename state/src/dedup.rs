@@ -13,8 +13,10 @@ type FixedHasher = std::hash::BuildHasherDefault<std::collections::hash_map::Def
 ///
 /// Looked up on every command, so the index is a hash map; its order never reaches an output:
 /// the record is encoded (and so digested) in log order. The index maps to a sequence number
-/// rather than holding the outcome, which keeps its slots small, and it is given room to spare
-/// once full, so that steady eviction does not keep rehashing it in place.
+/// rather than holding the outcome, which keeps its slots small. Forgetting does not touch the
+/// index (a random access into a large table per command); entries older than
+/// `first_sequence` are dead, and a sequential sweep drops them once they are as many as the
+/// live ones.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Dedup {
     /// Oldest first; `remembered[0]` has sequence number `first_sequence`.
@@ -38,6 +40,15 @@ impl Dedup {
         self.remembered.get(position).map(|(_, _, outcome)| outcome)
     }
 
+    fn sweep_if_mostly_dead(&mut self) {
+        let live = self.remembered.len();
+        if self.index.len() < 2 * live.max(1024) {
+            return;
+        }
+        let first_sequence = self.first_sequence;
+        self.index.retain(|_, sequence| *sequence >= first_sequence);
+    }
+
     /// Remembers a new request id, forgetting the oldest beyond `capacity`.
     pub(crate) fn remember(
         &mut self,
@@ -52,14 +63,11 @@ impl Dedup {
         while self.remembered.len() > capacity.max(1) {
             self.forget_oldest();
         }
-        if self.remembered.len() == capacity && self.index.capacity() < 2 * capacity {
-            self.index.reserve(capacity);
-        }
+        self.sweep_if_mostly_dead();
     }
 
     pub(crate) fn forget_oldest(&mut self) {
-        if let Some((_, request_id, _)) = self.remembered.pop_front() {
-            self.index.remove(&request_id);
+        if self.remembered.pop_front().is_some() {
             self.first_sequence += 1;
         }
     }
@@ -72,6 +80,7 @@ impl Dedup {
             }
             self.forget_oldest();
         }
+        self.sweep_if_mostly_dead();
     }
 }
 

@@ -145,3 +145,35 @@ fn request_ids_are_forgotten_after_the_window() {
     world.leader(Command::Tick);
     assert!(world.state.outcome_of(&RequestId::new("once")).is_none());
 }
+
+#[test]
+fn at_most_dedup_capacity_request_ids_are_remembered() {
+    let mut world = World::new();
+    world.operator(Command::UpdateSettings {
+        settings: Settings { dedup_capacity: 2, ..Settings::default() },
+    });
+    for name in ["a", "b", "c"] {
+        let entry = Entry {
+            request_id: RequestId::new(name),
+            actor: Actor::Leader,
+            at: world.clock,
+            command: Command::Tick,
+        };
+        world.state.apply(&entry);
+    }
+    assert!(world.state.outcome_of(&RequestId::new("a")).is_none());
+    assert!(world.state.outcome_of(&RequestId::new("b")).is_some());
+    assert!(world.state.outcome_of(&RequestId::new("c")).is_some());
+    // A forgotten id applies again; the snapshot keeps exactly what is remembered.
+    let again = Entry {
+        request_id: RequestId::new("a"),
+        actor: Actor::Leader,
+        at: world.clock,
+        command: Command::Tick,
+    };
+    assert!(matches!(world.state.apply(&again), corral_state::Outcome::Accepted(_)));
+    let restored = corral_state::ClusterState::from_snapshot(&world.state.snapshot()).unwrap();
+    assert_eq!(restored, world.state);
+    assert!(restored.outcome_of(&RequestId::new("a")).is_some());
+    assert!(restored.outcome_of(&RequestId::new("b")).is_none());
+}
