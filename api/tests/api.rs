@@ -3,6 +3,7 @@
 mod api {
     mod support;
 
+    mod agents;
     mod masters;
     mod mesos_json;
     mod metrics;

@@ -1,8 +1,10 @@
 //! Real masters as processes on loopback, a minimal in-test agent, and a pymesos framework.
 
 pub mod agent;
+pub mod agent_process;
 pub mod cluster;
 pub mod framework;
+pub mod scheduler;
 
 use std::time::{Duration, Instant};
 
