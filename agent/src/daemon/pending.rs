@@ -51,7 +51,7 @@ impl PendingStore {
         let mut all = Vec::new();
         for framework_dir in sorted_entries(&self.updates_dir)? {
             for path in sorted_entries(&framework_dir)? {
-                if !path.extension().is_some_and(|extension| extension == "json") {
+                if path.extension().is_none_or(|extension| extension != "json") {
                     continue;
                 }
                 if let Some(pending) = read_optional::<PendingUpdates>(&path)? {

@@ -158,6 +158,10 @@ async fn tasks_survive_an_agent_killed_with_sigkill_and_nothing_is_reported_twic
         );
     }
     assert!(!seen.contains_key(&("long".to_owned(), "TASK_LOST".to_owned())), "{seen:?}");
+    // The second agent process found both tasks through its checkpoints, not by luck.
+    let logs = agent.logs();
+    assert!(logs.contains("recovered a running task"), "{logs}");
+    assert!(logs.contains("task ended while the agent was down"), "{logs}");
     agent.kill();
 }
 
