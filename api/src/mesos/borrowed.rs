@@ -39,6 +39,65 @@ pub struct ResourceRef<'a> {
     pub allocation_role: Option<&'a Role>,
 }
 
+struct ScalarRef(f64);
+
+impl Serialize for ScalarRef {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(1))?;
+        map.serialize_entry("value", &self.0)?;
+        map.end()
+    }
+}
+
+struct RangesRef<'a>(&'a [(u64, u64)]);
+
+impl Serialize for RangesRef<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let range: Vec<Range> = self.0.iter().map(|&(begin, end)| Range(begin, end)).collect();
+        let mut map = serializer.serialize_map(Some(1))?;
+        map.serialize_entry("range", &range)?;
+        map.end()
+    }
+}
+
+struct SetRef<'a>(&'a std::collections::BTreeSet<String>);
+
+impl Serialize for SetRef<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(1))?;
+        map.serialize_entry("item", self.0)?;
+        map.end()
+    }
+}
+
+struct ReservationRef<'a> {
+    kind: &'static str,
+    role: &'a str,
+    principal: Option<&'a str>,
+}
+
+impl Serialize for ReservationRef<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("type", self.kind)?;
+        map.serialize_entry("role", self.role)?;
+        if let Some(principal) = self.principal {
+            map.serialize_entry("principal", principal)?;
+        }
+        map.end()
+    }
+}
+
+struct RoleRef<'a>(&'a str);
+
+impl Serialize for RoleRef<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(1))?;
+        map.serialize_entry("role", self.0)?;
+        map.end()
+    }
+}
+
 impl Serialize for ResourceRef<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let resource = self.resource;
@@ -47,20 +106,15 @@ impl Serialize for ResourceRef<'_> {
         match &resource.value {
             Value::Scalar(amount) => {
                 map.serialize_entry("type", "SCALAR")?;
-                map.serialize_entry("scalar", &serde_json::json!({"value": amount.as_f64()}))?;
+                map.serialize_entry("scalar", &ScalarRef(amount.as_f64()))?;
             }
             Value::Ranges(ranges) => {
                 map.serialize_entry("type", "RANGES")?;
-                let range: Vec<Range> =
-                    ranges.as_slice().iter().map(|&(b, e)| Range(b, e)).collect();
-                map.serialize_entry(
-                    "ranges",
-                    &serde_json::json!({"range": serde_json::to_value(&range).unwrap_or_default()}),
-                )?;
+                map.serialize_entry("ranges", &RangesRef(ranges.as_slice()))?;
             }
             Value::Set(items) => {
                 map.serialize_entry("type", "SET")?;
-                map.serialize_entry("set", &serde_json::json!({"item": items}))?;
+                map.serialize_entry("set", &SetRef(items))?;
             }
         }
         match &resource.reservation {
@@ -69,20 +123,21 @@ impl Serialize for ResourceRef<'_> {
                 map.serialize_entry("role", role.as_str())?;
                 map.serialize_entry(
                     "reservations",
-                    &serde_json::json!([{"type": "STATIC", "role": role.as_str()}]),
+                    &[ReservationRef { kind: "STATIC", role: role.as_str(), principal: None }],
                 )?;
             }
             Reservation::Dynamic { role, principal } => {
                 map.serialize_entry("role", role.as_str())?;
-                let mut reservation = serde_json::json!({"type": "DYNAMIC", "role": role.as_str()});
-                if let Some(principal) = principal {
-                    reservation["principal"] = serde_json::json!(principal);
-                }
+                let reservation = ReservationRef {
+                    kind: "DYNAMIC",
+                    role: role.as_str(),
+                    principal: principal.as_deref(),
+                };
                 map.serialize_entry("reservations", &[reservation])?;
             }
         }
         if let Some(role) = self.allocation_role {
-            map.serialize_entry("allocation_info", &serde_json::json!({"role": role.as_str()}))?;
+            map.serialize_entry("allocation_info", &RoleRef(role.as_str()))?;
         }
         map.end()
     }
