@@ -264,11 +264,25 @@ impl ClusterState {
     /// The state without what every command touches (clock, remembered request ids,
     /// command count): what a rejected command must leave exactly as it was.
     pub fn without_bookkeeping(&self) -> ClusterState {
+        // Field by field, so the (large) de-duplication record is never copied: big reads
+        // copy the state this way to render it outside the lock.
         ClusterState {
+            settings: self.settings.clone(),
             now: Timestamp::default(),
+            next_agent: self.next_agent,
+            next_framework: self.next_framework,
+            next_offer: self.next_offer,
+            agents: self.agents.clone(),
+            frameworks: self.frameworks.clone(),
+            completed_frameworks: self.completed_frameworks.clone(),
+            completed_framework_order: self.completed_framework_order.clone(),
+            offers: self.offers.clone(),
+            executors: self.executors.clone(),
+            roles: self.roles.clone(),
+            maintenance_windows: self.maintenance_windows.clone(),
+            machine_modes: self.machine_modes.clone(),
             dedup: Dedup::default(),
             applied_commands: 0,
-            ..self.clone()
         }
     }
 

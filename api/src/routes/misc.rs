@@ -89,11 +89,11 @@ pub async fn master_state(
         "start_time": master.inner.started_at.as_secs_f64(),
         "log_index": status.applied_index,
     });
-    // Copy the state (tasks are shared, so this is cheap) and render off the runtime and
+    // Copy the state without its request ids (tasks are shared, so this is cheap) and render off the runtime and
     // outside the lock: applying must not wait for the answer.
     let copy = master
         .node()
-        .read(consistency, corral_state::ClusterState::clone)
+        .read(consistency, corral_state::ClusterState::without_bookkeeping)
         .await
         .map_err(|error| master.log_error(error, "/master/state"))?;
     let body = tokio::task::spawn_blocking(move || master_state_bytes(&copy, &extra))

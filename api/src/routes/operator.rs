@@ -57,11 +57,11 @@ async fn answer(
     }
     let consistency = options.consistency(master, PATH)?;
     if matches!(query, OperatorQuery::State | OperatorQuery::Tasks) {
-        // Copy the state (tasks are shared, so this is cheap) and render off the runtime and
+        // Copy the state without its request ids (tasks are shared, so this is cheap) and render off the runtime and
         // outside the lock: applying must not wait for a 70 MB answer.
         let copy = master
             .node()
-            .read(consistency, ClusterState::clone)
+            .read(consistency, ClusterState::without_bookkeeping)
             .await
             .map_err(|error| master.log_error(error, PATH))?;
         let bytes = tokio::task::spawn_blocking(move || render_query_bytes(query, &copy))
