@@ -6,6 +6,8 @@ mod checkpoint;
 mod docker;
 #[path = "agent/health.rs"]
 mod health;
+#[path = "agent/pending.rs"]
+mod pending;
 #[path = "agent/process.rs"]
 mod process;
 #[path = "agent/recovery.rs"]

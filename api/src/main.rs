@@ -268,7 +268,8 @@ async fn main() -> anyhow::Result<()> {
             config.attributes = args.attributes;
             config.hostname = args.hostname;
             config.heartbeat_interval = seconds(args.heartbeat_interval, "heartbeat-interval")?;
-            corral_agent::daemon::run(config).await.context("corral agent")
+            // Agent errors already name their cause; anyhow's chain would say it twice.
+            corral_agent::daemon::run(config).await.map_err(|error| anyhow::anyhow!("{error}"))
         }
         CliCommand::Master(args) => {
             let peers = match &args.peers {
