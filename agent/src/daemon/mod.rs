@@ -28,7 +28,7 @@ use crate::process::ProcessContainerizer;
 use crate::resources::{agent_attributes, agent_resources, ResourcesError};
 use crate::transition::TaskTransition;
 
-pub use client::{CommandReply, MasterClient};
+pub use client::{CommandReply, MasterClient, StreamRefused};
 pub use pending::{PendingStore, PendingUpdates};
 
 /// Everything `corral agent` takes from its flags.
@@ -325,7 +325,7 @@ impl Agent {
             let from = cursor.unwrap_or(Cursor::START);
             let response = match self.client.open_events(&self.agent_id, from).await {
                 Ok(response) => response,
-                Err(client::StreamRefused::Gone { oldest }) => {
+                Err(StreamRefused::Gone { oldest }) => {
                     tracing::error!(%from, %oldest, "events before {oldest} are gone; resuming there and re-registering");
                     cursor = Some(oldest);
                     self.reregister().await;
