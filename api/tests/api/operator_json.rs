@@ -320,10 +320,12 @@ fn streamed_answers_equal_the_rendered_ones() {
     use corral_api::mesos::operator::render_query_bytes;
     let cluster = Cluster::busy();
     for query in [OperatorQuery::State, OperatorQuery::Tasks, OperatorQuery::Agents] {
-        let streamed: serde_json::Value = serde_json::from_slice(&render_query_bytes(query, &cluster.state)).unwrap();
+        let streamed: serde_json::Value =
+            serde_json::from_slice(&render_query_bytes(query, &cluster.state)).unwrap();
         assert_eq!(streamed, render_query(query, &cluster.state), "{query:?}");
     }
     let v0 = master_state(&cluster.state, json!({"hostname": "m"}));
-    let bytes = corral_api::mesos::v0::master_state_bytes(&cluster.state, &json!({"hostname": "m"}));
+    let bytes =
+        corral_api::mesos::v0::master_state_bytes(&cluster.state, &json!({"hostname": "m"}));
     assert_eq!(serde_json::from_slice::<serde_json::Value>(&bytes).unwrap(), v0);
 }
