@@ -3,7 +3,13 @@
 //! 1. launch throughput: 1,000 simulated agents (they report RUNNING as soon as a task is
 //!    theirs), one framework accepting every offer; tasks from first ACCEPT to RUNNING;
 //! 2. state reads: `/master/state` and operator `GET_STATE` at 10,000 agents and 100,000
-//!    running tasks.
+//!    running tasks;
+//! 3. one real `corral agent` with the process containerizer: `sleep 600` tasks launched per
+//!    second, the agent's memory per 1,000 running tasks, and the time from a SIGKILLed agent's
+//!    restart to all its tasks recovered.
+//!
+//! `CORRAL_BENCH_PHASES=launch,state,agent` picks phases (all by default);
+//! `CORRAL_BENCH_AGENT_TASKS` sizes the third.
 //!
 //! `cargo bench -p corral-api --bench cluster` (builds `corral` in release and runs it).
 //! Sizes can be lowered for a quick look: `CORRAL_BENCH_AGENTS`, `CORRAL_BENCH_TASKS`,
@@ -43,8 +49,12 @@ fn free_port() -> u16 {
 }
 
 fn start_masters() -> Masters {
+    start_masters_of(3)
+}
+
+fn start_masters_of(count: usize) -> Masters {
     let directory = tempfile::tempdir().expect("temp dir");
-    let addresses: Vec<String> = (0..3).map(|_| format!("127.0.0.1:{}", free_port())).collect();
+    let addresses: Vec<String> = (0..count).map(|_| format!("127.0.0.1:{}", free_port())).collect();
     let peers = addresses
         .iter()
         .enumerate()
@@ -348,6 +358,141 @@ async fn state_reads(http: &reqwest::Client) {
     }
 }
 
+fn spawn_agent(master: &str, work_dir: &std::path::Path, resources: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_corral"))
+        .args(["agent", "--master", master, "--listen", "127.0.0.1:5051", "--resources", resources])
+        .args(["--hostname", "bench-agent"])
+        .arg("--work-dir")
+        .arg(work_dir)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("corral agent")
+}
+
+fn resident_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Counts RUNNING updates and agent re-registrations on the master's native stream.
+fn count_events(
+    http: reqwest::Client,
+    master: String,
+    running: Arc<AtomicU64>,
+    reregistered: Arc<AtomicU64>,
+) {
+    tokio::spawn(async move {
+        let url = format!("http://{master}/corral/v1/events?topic=task,agent&format=ndjson");
+        let response = http.get(url).send().await.expect("events");
+        let mut body = response.bytes_stream();
+        let mut buffer = Vec::new();
+        while let Some(Ok(chunk)) = body.next().await {
+            buffer.extend_from_slice(&chunk);
+            while let Some(newline) = buffer.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = buffer.drain(..=newline).collect();
+                let Ok(value) = serde_json::from_slice::<Value>(&line) else { continue };
+                if value["event"]["TaskUpdated"]["status"]["state"] == "Running" {
+                    running.fetch_add(1, Ordering::Relaxed);
+                }
+                if value["kind"] == "agent_reregistered" {
+                    reregistered.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    });
+}
+
+async fn wait_until(what: &str, timeout: Duration, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn one_agent(http: &reqwest::Client) {
+    let tasks = env_or("CORRAL_BENCH_AGENT_TASKS", 1_000);
+    let masters = start_masters_of(1);
+    let leader = leader(http, &masters).await;
+    let work_dir = masters._directory.path().join("agent");
+    let cpus = (tasks as f64 * 0.1).ceil() as u64 + 1;
+    let resources = format!("cpus:{cpus};mem:{};disk:10000;ports:[31000-32000]", tasks * 32 + 1024);
+    let mut agent = spawn_agent(&leader, &work_dir, &resources);
+    let running = Arc::new(AtomicU64::new(0));
+    let reregistered = Arc::new(AtomicU64::new(0));
+    count_events(http.clone(), leader.clone(), running.clone(), reregistered.clone());
+    wait_until("the agent to register", Duration::from_secs(60), || {
+        std::fs::read_dir(work_dir.join("meta")).map(|mut d| d.next().is_some()).unwrap_or(false)
+    })
+    .await;
+    let idle_kib = resident_kib(agent.id());
+    let launched = Arc::new(AtomicU64::new(0));
+    let first_accept = Arc::new(tokio::sync::OnceCell::new());
+    tokio::spawn(run_framework(
+        http.clone(),
+        leader.clone(),
+        tasks,
+        launched,
+        first_accept.clone(),
+    ));
+    wait_until("every task RUNNING", Duration::from_secs(600), || {
+        running.load(Ordering::Relaxed) >= tasks
+    })
+    .await;
+    let elapsed = first_accept.get().expect("an ACCEPT was sent").elapsed();
+    let busy_kib = resident_kib(agent.id());
+    println!(
+        "agent: {tasks} `sleep 600` tasks on one agent (process containerizer), first ACCEPT to last RUNNING in {:.2} s = {:.0} launches/s",
+        elapsed.as_secs_f64(),
+        tasks as f64 / elapsed.as_secs_f64()
+    );
+    println!(
+        "agent: resident memory {:.1} MiB idle, {:.1} MiB with {tasks} tasks = {:.1} MiB per 1,000 running tasks",
+        idle_kib as f64 / 1024.0,
+        busy_kib as f64 / 1024.0,
+        busy_kib.saturating_sub(idle_kib) as f64 / 1024.0 * 1000.0 / tasks as f64
+    );
+    let _ = agent.kill();
+    let _ = agent.wait();
+    let restarted = Instant::now();
+    let mut agent = spawn_agent(&leader, &work_dir, &resources);
+    wait_until(
+        "the restarted agent to re-register with its tasks",
+        Duration::from_secs(300),
+        || reregistered.load(Ordering::Relaxed) >= 1,
+    )
+    .await;
+    println!(
+        "agent: SIGKILLed and restarted with {tasks} running tasks, recovered and re-registered in {:.2} s",
+        restarted.elapsed().as_secs_f64()
+    );
+    // The tasks outlive the agent by design: tear the framework down so the agent kills them
+    // (and cleans up after them), then stop the agent.
+    let teardown =
+        json!({"type": "TEARDOWN", "teardown": {"framework_id": {"value": "corral-0001"}}});
+    let _ = http.post(format!("http://{leader}/api/v1")).json(&teardown).send().await;
+    let sleeping = || {
+        Command::new("pgrep")
+            .args(["-f", "^sleep 600$"])
+            .output()
+            .map(|o| !o.stdout.is_empty())
+            .unwrap_or(false)
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while sleeping() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let _ = agent.kill();
+    let _ = agent.wait();
+    let _ = Command::new("pkill").args(["-KILL", "-f", "^sleep 600$"]).status();
+}
+
 #[tokio::main]
 async fn main() {
     // `cargo bench` passes `--bench`; this is not a criterion harness, so it is ignored.
@@ -356,6 +501,15 @@ async fn main() {
         .timeout(Duration::from_secs(120))
         .build()
         .expect("client");
-    launch_throughput(&http).await;
-    state_reads(&http).await;
+    let phases =
+        std::env::var("CORRAL_BENCH_PHASES").unwrap_or_else(|_| "launch,state,agent".to_owned());
+    if phases.contains("launch") {
+        launch_throughput(&http).await;
+    }
+    if phases.contains("state") {
+        state_reads(&http).await;
+    }
+    if phases.contains("agent") {
+        one_agent(&http).await;
+    }
 }
