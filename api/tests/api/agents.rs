@@ -209,3 +209,91 @@ fn a_malformed_resources_flag_stops_the_agent_at_start_up() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--resources") && stderr.contains("cpus"), "{stderr}");
 }
+
+fn resources(cpus: f64, mem: u32, port: Option<u16>) -> Value {
+    let mut list = vec![
+        json!({"name": "cpus", "type": "SCALAR", "scalar": {"value": cpus}}),
+        json!({"name": "mem", "type": "SCALAR", "scalar": {"value": mem}}),
+    ];
+    if let Some(port) = port {
+        list.push(json!({"name": "ports", "type": "RANGES", "ranges": {"range": [{"begin": port, "end": port}]}}));
+    }
+    json!(list)
+}
+
+/// Docker through the whole path (framework → log → agent → engine), a memory limit, and a
+/// failing health check whose task the framework replaces.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn docker_limits_and_health_checks_work_through_the_master() {
+    let build = std::process::Command::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../agent/tests/images/build.sh"
+    ))
+    .status()
+    .expect("image build script runs");
+    assert!(build.success(), "the test image builds locally");
+    let cluster = Cluster::start(1);
+    let leader = cluster.leader().await;
+    let directory = tempfile::tempdir().expect("temp dir");
+    let mut agent =
+        AgentProcess::start(directory.path(), "agent", &cluster.addresses(), &[RESOURCES]);
+    let framework =
+        RawFramework::subscribe(&cluster.http, &cluster.masters[leader].address, "checks").await;
+
+    let port = 31042;
+    let agent_id = framework
+        .launch(vec![
+            json!({"id": "web", "resources": resources(0.5, 96, Some(port)),
+                   "command": {"value": "trap 'exit 0' TERM; echo corral > /www/index.html; httpd -f -p 8080 -h /www & while true; do sleep 0.1; done"},
+                   "container": {"type": "DOCKER", "docker": {"image": "corral-test-busybox:latest", "network": "BRIDGE",
+                                 "port_mappings": [{"host_port": port, "container_port": 8080}]}},
+                   "health_check": {"type": "HTTP", "http": {"port": 8080, "path": "/index.html"},
+                                    "delay_seconds": 0, "interval_seconds": 0.2, "grace_period_seconds": 30}}),
+            json!({"id": "hungry", "resources": resources(0.1, 32, None),
+                   "command": {"value": "head -c 200000000 /dev/zero | tail -c 200000000 > /dev/null"}}),
+            json!({"id": "sickly", "command": {"value": "sleep 60"},
+                   "health_check": {"type": "COMMAND", "command": {"value": "false"},
+                                    "delay_seconds": 0, "interval_seconds": 0.2, "consecutive_failures": 2, "grace_period_seconds": 0}}),
+        ])
+        .await;
+
+    // The Docker task is reported healthy and is reachable on the host port.
+    framework
+        .wait_for_status("a healthy update for the web task", |status| {
+            status["task_id"]["value"] == "web"
+                && status["state"] == "TASK_RUNNING"
+                && status["healthy"] == true
+        })
+        .await;
+    let healthy = eventually(LONG, "web healthy", || async {
+        let response = reqwest::get(format!("http://127.0.0.1:{port}/index.html")).await.ok()?;
+        (response.status() == 200).then_some(response.text().await.ok()?)
+    })
+    .await;
+    assert_eq!(healthy.trim(), "corral");
+
+    // Exceeding the memory limit ends the task FAILED with Mesos's reason.
+    let oom = framework.wait_for("hungry", "TASK_FAILED").await;
+    assert_eq!(oom["reason"], "REASON_CONTAINER_LIMITATION_MEMORY", "{oom}");
+
+    // A failing health check gets the task killed; the framework launches a replacement.
+    let killed = framework.wait_for("sickly", "TASK_KILLED").await;
+    assert!(framework
+        .received()
+        .iter()
+        .any(|(task, state)| task == "sickly" && state == "TASK_RUNNING"));
+    framework
+        .wait_for_status("an unhealthy update for the sickly task", |status| {
+            status["task_id"]["value"] == "sickly" && status["healthy"] == false
+        })
+        .await;
+    assert_eq!(killed["task_id"]["value"], "sickly");
+    framework.launch(vec![shell("sickly-replacement", "sleep 60")]).await;
+    framework.wait_for("sickly-replacement", "TASK_RUNNING").await;
+
+    framework.kill("web", &agent_id, Duration::from_secs(5)).await;
+    framework.wait_for("web", "TASK_KILLED").await;
+    framework.kill("sickly-replacement", &agent_id, Duration::from_secs(1)).await;
+    framework.wait_for("sickly-replacement", "TASK_KILLED").await;
+    agent.kill();
+}

@@ -66,7 +66,8 @@ impl RawFramework {
         assert_eq!(response.status(), 202, "{body}");
     }
 
-    /// Launches `tasks` (each `{id, command, ...extra TaskInfo fields}`) on the next offer,
+    /// Launches `tasks` (each `{id, command, ...extra TaskInfo fields}`, `cpus:0.1;mem:32`
+    /// unless they name their own `resources`) on the next offer,
     /// declining nothing: the other offers stay outstanding.
     pub async fn launch(&self, tasks: Vec<Value>) -> String {
         let offer = eventually(LONG, "an offer", || async {
@@ -83,11 +84,11 @@ impl RawFramework {
                 object.insert("name".to_owned(), json!(id));
                 object.insert("task_id".to_owned(), json!({"value": id}));
                 object.insert("agent_id".to_owned(), agent_id.clone());
-                object.insert(
-                    "resources".to_owned(),
+                // Tasks that name their own resources (ports, more memory) keep them.
+                object.entry("resources").or_insert_with(|| {
                     json!([{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1}},
-                           {"name": "mem", "type": "SCALAR", "scalar": {"value": 32}}]),
-                );
+                           {"name": "mem", "type": "SCALAR", "scalar": {"value": 32}}])
+                });
                 task
             })
             .collect();
@@ -116,6 +117,15 @@ impl RawFramework {
                 .iter()
                 .find(|status| status["task_id"]["value"] == task_id && status["state"] == state)
                 .cloned()
+        })
+        .await
+    }
+
+    /// The first status `wanted` accepts, waiting for it.
+    pub async fn wait_for_status(&self, what: &str, wanted: impl Fn(&Value) -> bool) -> Value {
+        eventually(LONG, what, || async {
+            let updates = self.updates.lock().expect("updates");
+            updates.iter().find(|status| wanted(status)).cloned()
         })
         .await
     }
