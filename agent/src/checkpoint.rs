@@ -149,7 +149,8 @@ impl CheckpointStore {
     }
 }
 
-fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, CheckpointError> {
+/// The entries of `dir`, sorted; none when it does not exist.
+pub(crate) fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, CheckpointError> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),

@@ -9,7 +9,9 @@ use corral_state::model::TaskStatus;
 use corral_state::{FrameworkId, TaskId};
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::{file_name_for, read_optional, write_atomically, CheckpointError};
+use crate::checkpoint::{
+    file_name_for, read_optional, sorted_entries, write_atomically, CheckpointError,
+};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PendingUpdates {
@@ -121,20 +123,4 @@ impl PendingStore {
         };
         write_atomically(&path, &pending)
     }
-}
-
-fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, CheckpointError> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => return Err(CheckpointError::Read { path: dir.to_owned(), source }),
-    };
-    let mut paths = Vec::new();
-    for entry in entries {
-        let entry =
-            entry.map_err(|source| CheckpointError::Read { path: dir.to_owned(), source })?;
-        paths.push(entry.path());
-    }
-    paths.sort();
-    Ok(paths)
 }

@@ -195,7 +195,7 @@ impl ClusterState {
         Ok(())
     }
 
-    /// Checks that all offers exist, belong to the framework, and share one agent and role.
+    /// Checks that the offers are named once each, exist, and belong to the framework.
     fn owned_offers(
         &self,
         framework_id: &FrameworkId,
@@ -221,21 +221,32 @@ impl ClusterState {
                     claimed: framework_id.clone(),
                 });
             }
-            if let Some(first) = offers.first() {
-                if first.agent_id != offer.agent_id {
-                    return Err(Rejection::OffersOnDifferentAgents {
-                        first: first.id.clone(),
-                        second: offer_id.clone(),
-                    });
-                }
-                if first.role != offer.role {
-                    return Err(Rejection::invalid(
-                        "offer_ids",
-                        "offers for different roles cannot be accepted together",
-                    ));
-                }
-            }
             offers.push(offer.clone());
+        }
+        Ok(offers)
+    }
+
+    /// Owned offers that may be accepted together: one agent, one role.
+    fn offers_to_accept(
+        &self,
+        framework_id: &FrameworkId,
+        offer_ids: &[OfferId],
+    ) -> Result<Vec<Offer>, Rejection> {
+        let offers = self.owned_offers(framework_id, offer_ids)?;
+        let first = &offers[0];
+        for offer in &offers[1..] {
+            if first.agent_id != offer.agent_id {
+                return Err(Rejection::OffersOnDifferentAgents {
+                    first: first.id.clone(),
+                    second: offer.id.clone(),
+                });
+            }
+            if first.role != offer.role {
+                return Err(Rejection::invalid(
+                    "offer_ids",
+                    "offers for different roles cannot be accepted together",
+                ));
+            }
         }
         Ok(offers)
     }
@@ -251,7 +262,7 @@ impl ClusterState {
     ) -> Result<(), Rejection> {
         require_framework(entry, framework_id)?;
         self.connected_framework(framework_id)?;
-        let offers = self.owned_offers(framework_id, offer_ids)?;
+        let offers = self.offers_to_accept(framework_id, offer_ids)?;
         for operation in operations {
             if let Operation::Reserve { resources } | Operation::Unreserve { resources } = operation
             {
@@ -580,24 +591,7 @@ impl ClusterState {
     ) -> Result<(), Rejection> {
         require_framework(entry, framework_id)?;
         self.existing_framework(framework_id)?;
-        if offer_ids.is_empty() {
-            return Err(Rejection::invalid("offer_ids", "must name at least one offer"));
-        }
-        let mut offers = Vec::with_capacity(offer_ids.len());
-        for offer_id in offer_ids {
-            let offer = self
-                .offers
-                .get(offer_id)
-                .ok_or_else(|| Rejection::UnknownOffer(offer_id.clone()))?;
-            if &offer.framework_id != framework_id {
-                return Err(Rejection::OfferNotOwned {
-                    offer_id: offer_id.clone(),
-                    owner: offer.framework_id.clone(),
-                    claimed: framework_id.clone(),
-                });
-            }
-            offers.push(offer.clone());
-        }
+        let offers = self.owned_offers(framework_id, offer_ids)?;
         let mut refused: std::collections::BTreeMap<AgentId, Resources> =
             std::collections::BTreeMap::new();
         for offer in offers {

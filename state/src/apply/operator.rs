@@ -140,6 +140,24 @@ impl ClusterState {
         Ok(())
     }
 
+    /// Maintenance moves machines one mode at a time: every machine named must be in `mode`.
+    fn require_machines_in(
+        &self,
+        machines: &[MachineId],
+        mode: MachineMode,
+        otherwise: &str,
+    ) -> Result<(), Rejection> {
+        if machines.is_empty() {
+            return Err(Rejection::invalid("machines", "must not be empty"));
+        }
+        match machines.iter().find(|machine| self.machine_modes.get(*machine) != Some(&mode)) {
+            Some(machine) => {
+                Err(Rejection::invalid("machines", format!("machine {machine:?} {otherwise}")))
+            }
+            None => Ok(()),
+        }
+    }
+
     pub(crate) fn start_maintenance(
         &mut self,
         entry: &Entry,
@@ -147,17 +165,11 @@ impl ClusterState {
         events: &mut Vec<Event>,
     ) -> Result<(), Rejection> {
         require_operator(entry)?;
-        if machines.is_empty() {
-            return Err(Rejection::invalid("machines", "must not be empty"));
-        }
-        for machine in machines {
-            if self.machine_modes.get(machine) != Some(&MachineMode::Draining) {
-                return Err(Rejection::invalid(
-                    "machines",
-                    format!("machine {machine:?} is not scheduled for maintenance (DRAINING)"),
-                ));
-            }
-        }
+        self.require_machines_in(
+            machines,
+            MachineMode::Draining,
+            "is not scheduled for maintenance (DRAINING)",
+        )?;
         for machine in machines {
             self.machine_modes.insert(machine.clone(), MachineMode::Down);
         }
@@ -184,17 +196,7 @@ impl ClusterState {
         events: &mut Vec<Event>,
     ) -> Result<(), Rejection> {
         require_operator(entry)?;
-        if machines.is_empty() {
-            return Err(Rejection::invalid("machines", "must not be empty"));
-        }
-        for machine in machines {
-            if self.machine_modes.get(machine) != Some(&MachineMode::Down) {
-                return Err(Rejection::invalid(
-                    "machines",
-                    format!("machine {machine:?} is not DOWN"),
-                ));
-            }
-        }
+        self.require_machines_in(machines, MachineMode::Down, "is not DOWN")?;
         for machine in machines {
             self.machine_modes.remove(machine);
         }
