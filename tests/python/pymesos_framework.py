@@ -68,7 +68,7 @@ class TestScheduler(Scheduler):
                     "task_id": {"value": task_id},
                     "agent_id": {"value": offer["agent_id"]["value"]},
                     "name": task_id,
-                    "command": {"value": "sleep 600"},
+                    "command": {"value": "sleep 600 # corral-pymesos-test"},
                     "resources": [
                         {"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1}},
                         {"name": "mem", "type": "SCALAR", "scalar": {"value": 32}},

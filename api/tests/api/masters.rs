@@ -9,6 +9,7 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 
 use super::support::agent::{send_command, TestAgent};
+use super::support::agent_process::AgentProcess;
 use super::support::cluster::Cluster;
 use super::support::eventually;
 use super::support::framework::Framework;
@@ -23,13 +24,14 @@ fn blocking<T>(work: impl FnOnce() -> T) -> T {
 async fn a_pymesos_framework_runs_tasks_and_survives_a_leader_failover() {
     let mut cluster = Cluster::start(3);
     let leader = cluster.leader().await;
-    TestAgent::start(
-        cluster.http.clone(),
-        cluster.addresses(),
+    // The real agent: the tasks are real processes that must outlive the master failover.
+    let directory = tempfile::tempdir().expect("temp dir");
+    let mut agent = AgentProcess::start(
+        directory.path(),
         "agent-1",
-        "cpus:4;mem:4096;ports:[31000-32000]",
-    )
-    .await;
+        &cluster.addresses(),
+        &["--resources=cpus:4;mem:4096;ports:[31000-32000]"],
+    );
 
     // Pointed at a follower, the framework follows the 307 to the leader.
     let follower = cluster.follower_of(leader);
@@ -37,10 +39,23 @@ async fn a_pymesos_framework_runs_tasks_and_survives_a_leader_failover() {
     let mut held = BTreeSet::new();
     blocking(|| {
         framework.wait_for(LONG, "registration", |e| e["kind"] == "registered");
-        while held.len() < 3 {
-            let update =
+        // Every update (STARTING, then RUNNING) is held unacknowledged until all three tasks
+        // are RUNNING.
+        let mut running = BTreeSet::new();
+        while running.len() < 3 {
+            let held_ack =
                 framework.wait_for(LONG, "three RUNNING updates", |e| e["kind"] == "held_ack");
-            held.insert(update["uuid"].as_str().expect("uuid").to_owned());
+            held.insert(held_ack["uuid"].as_str().expect("uuid").to_owned());
+            let update = framework
+                .seen
+                .iter()
+                .rev()
+                .find(|e| e["kind"] == "update" && e["uuid"] == held_ack["uuid"])
+                .cloned()
+                .expect("the update before its held acknowledgement");
+            if update["state"] == "TASK_RUNNING" {
+                running.insert(update["task_id"].as_str().expect("task id").to_owned());
+            }
         }
     });
 
@@ -55,7 +70,7 @@ async fn a_pymesos_framework_runs_tasks_and_survives_a_leader_failover() {
         framework
             .wait_for(LONG, "re-registration with the new leader", |e| e["kind"] == "reregistered");
         let mut redelivered = BTreeSet::new();
-        while redelivered.len() < 3 {
+        while redelivered.len() < held.len() {
             let acknowledged =
                 framework.wait_for(LONG, "the held updates again", |e| e["kind"] == "acknowledged");
             let uuid = acknowledged["uuid"].as_str().expect("uuid").to_owned();
@@ -86,7 +101,24 @@ async fn a_pymesos_framework_runs_tasks_and_survives_a_leader_failover() {
         assert_eq!(task["state"], "TASK_RUNNING");
     }
     assert_eq!(state["frameworks"][0]["connected"], true);
+    // The tasks kept running as processes through the failover.
+    let running = std::process::Command::new("pgrep")
+        .args(["-f", "corral-pymesos-test"])
+        .output()
+        .expect("pgrep");
+    assert!(!running.stdout.is_empty(), "the tasks' processes are alive");
+
+    // Stopping the framework tears it down; the agent kills its tasks.
     blocking(|| framework.tell("stop"));
+    eventually(LONG, "the agent to kill the framework's tasks", || async {
+        let running = std::process::Command::new("pgrep")
+            .args(["-f", "corral-pymesos-test"])
+            .output()
+            .ok()?;
+        running.stdout.is_empty().then_some(())
+    })
+    .await;
+    agent.kill();
 }
 
 /// A RecordIO stream (scheduler or operator) read with raw HTTP, one event at a time.
