@@ -4,6 +4,7 @@
 
 pub mod error;
 pub mod leader;
+pub mod marathon;
 pub mod master;
 pub mod mesos;
 pub mod metrics;

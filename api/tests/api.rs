@@ -4,6 +4,7 @@ mod api {
     mod support;
 
     mod agents;
+    mod marathon_apps;
     mod masters;
     mod mesos_json;
     mod metrics;
