@@ -722,11 +722,15 @@ impl AppDefinition {
     ) -> Result<TaskInfo, LaunchError> {
         let host_ports = self.assign_host_ports(offer_ports)?;
         let mut resources = Resources::from_list(vec![
-            Resource::scalar("cpus", scalar(self.cpus)),
-            Resource::scalar("mem", scalar(self.mem)),
-            Resource::scalar("disk", scalar(self.disk)),
+            Resource::scalar("cpus", scalar("cpus", self.cpus)?),
+            Resource::scalar("mem", scalar("mem", self.mem)?),
+            Resource::scalar("disk", scalar("disk", self.disk)?),
         ])
         .map_err(LaunchError::Resources)?;
+        if self.gpus > 0 {
+            let gpus = Resource::scalar("gpus", scalar("gpus", self.gpus as f64)?);
+            resources.add(&Resources::from_list(vec![gpus]).map_err(LaunchError::Resources)?);
+        }
         let taken: Vec<u64> = host_ports.iter().flatten().map(|&port| u64::from(port)).collect();
         if !taken.is_empty() {
             let ranges = Ranges::new(taken.iter().map(|&port| (port, port)).collect())
@@ -785,7 +789,7 @@ impl AppDefinition {
             container: self.mesos_container(&host_ports),
             health_check,
             kill_policy: self.task_kill_grace_period_seconds.map(|seconds| KillPolicy {
-                grace_period: Some(Duration::from_secs_f64(seconds.max(0.0))),
+                grace_period: Duration::try_from_secs_f64(seconds).ok(),
             }),
             labels: self
                 .labels
@@ -928,7 +932,8 @@ impl AppDefinition {
         mesos.interval = seconds(check.interval_seconds);
         mesos.timeout = seconds(check.timeout_seconds);
         mesos.grace_period = seconds(check.grace_period_seconds);
-        mesos.consecutive_failures = check.max_consecutive_failures.max(0) as u32;
+        mesos.consecutive_failures =
+            u32::try_from(check.max_consecutive_failures.max(0)).unwrap_or(u32::MAX);
         Ok(mesos)
     }
 
@@ -956,8 +961,9 @@ impl AppDefinition {
     }
 }
 
-fn scalar(value: f64) -> Scalar {
-    Scalar::from_f64(value).unwrap_or_default()
+fn scalar(name: &str, value: f64) -> Result<Scalar, LaunchError> {
+    Scalar::from_f64(value)
+        .ok_or_else(|| LaunchError::Resources(format!("{name} {value} is out of range")))
 }
 
 fn seconds(value: i64) -> Duration {

@@ -489,3 +489,16 @@ fn health_checks_map_with_marathons_defaults() {
     assert_eq!(inner.value.as_deref(), Some("test -f /tmp/ok"));
     assert_eq!(check.http, None);
 }
+
+#[test]
+fn gpus_launch_and_out_of_range_resources_do_not() {
+    let ports = offer_ports("ports:[31000-31001]");
+    let huge = valid(json!({"id": "/web", "cmd": "x", "cpus": 1e300}));
+    assert!(matches!(
+        huge.task_info(AgentId::new("a"), TaskId::new("t"), &ports),
+        Err(LaunchError::Resources(_))
+    ));
+    let gpus = valid(json!({"id": "/web", "cmd": "x", "gpus": 2, "portDefinitions": []}));
+    let task = gpus.task_info(AgentId::new("a"), TaskId::new("t"), &ports).unwrap();
+    assert_eq!(task.resources, "cpus:1;mem:128;gpus:2".parse().unwrap());
+}
