@@ -311,6 +311,24 @@ impl ClusterState {
         });
     }
 
+    /// Replaces `take` with `give` in an agent's total — a reservation made or undone — and
+    /// records why and the agent's new shape.
+    pub(crate) fn reshape_agent(
+        &mut self,
+        agent_id: &AgentId,
+        take: &Resources,
+        give: &Resources,
+        why: Event,
+        events: &mut Vec<Event>,
+    ) {
+        let Some(agent) = self.agents.get_mut(agent_id) else { return };
+        agent.total = agent.total.saturating_sub(take);
+        agent.total.add(give);
+        let total = agent.total.clone();
+        events.push(why);
+        events.push(Event::AgentResourcesChanged { agent_id: agent_id.clone(), total });
+    }
+
     /// Tasks on an agent that are not terminal yet.
     pub(crate) fn live_tasks_on(&self, agent_id: &AgentId) -> Vec<(FrameworkId, TaskId)> {
         let Some(agent) = self.agents.get(agent_id) else { return Vec::new() };

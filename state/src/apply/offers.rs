@@ -347,18 +347,11 @@ impl ClusterState {
         let Ok(rest) = pool.available.checked_sub(&unreserved) else { return };
         pool.available = rest;
         pool.available.add(resources);
-        if let Some(agent) = self.agents.get_mut(&pool.agent_id) {
-            agent.total = agent.total.saturating_sub(&unreserved);
-            agent.total.add(resources);
-            events.push(Event::ResourcesReserved {
-                agent_id: pool.agent_id.clone(),
-                resources: resources.clone(),
-            });
-            events.push(Event::AgentResourcesChanged {
-                agent_id: pool.agent_id.clone(),
-                total: agent.total.clone(),
-            });
-        }
+        let reserved = Event::ResourcesReserved {
+            agent_id: pool.agent_id.clone(),
+            resources: resources.clone(),
+        };
+        self.reshape_agent(&pool.agent_id, &unreserved, resources, reserved, events);
     }
 
     fn unreserve_from_pool(
@@ -371,18 +364,11 @@ impl ClusterState {
         let unreserved = unreserved_equivalent(resources);
         pool.available = rest;
         pool.available.add(&unreserved);
-        if let Some(agent) = self.agents.get_mut(&pool.agent_id) {
-            agent.total = agent.total.saturating_sub(resources);
-            agent.total.add(&unreserved);
-            events.push(Event::ResourcesUnreserved {
-                agent_id: pool.agent_id.clone(),
-                resources: resources.clone(),
-            });
-            events.push(Event::AgentResourcesChanged {
-                agent_id: pool.agent_id.clone(),
-                total: agent.total.clone(),
-            });
-        }
+        let unreserved_event = Event::ResourcesUnreserved {
+            agent_id: pool.agent_id.clone(),
+            resources: resources.clone(),
+        };
+        self.reshape_agent(&pool.agent_id, resources, &unreserved, unreserved_event, events);
     }
 
     /// Why a task cannot be launched from the pool, or `None` when it can.

@@ -322,15 +322,9 @@ impl ClusterState {
         let agent = self.known_agent(agent_id)?;
         let unreserved = unreserved_equivalent(resources);
         agent.check_fits(&unreserved)?;
-        let Some(agent) = self.agents.get_mut(agent_id) else { return Ok(()) };
-        agent.total = agent.total.saturating_sub(&unreserved);
-        agent.total.add(resources);
-        let total = agent.total.clone();
-        events.push(Event::ResourcesReserved {
-            agent_id: agent_id.clone(),
-            resources: resources.clone(),
-        });
-        events.push(Event::AgentResourcesChanged { agent_id: agent_id.clone(), total });
+        let reserved =
+            Event::ResourcesReserved { agent_id: agent_id.clone(), resources: resources.clone() };
+        self.reshape_agent(agent_id, &unreserved, resources, reserved, events);
         Ok(())
     }
 
@@ -352,15 +346,9 @@ impl ClusterState {
         let agent = self.known_agent(agent_id)?;
         agent.check_fits(resources)?;
         let unreserved = unreserved_equivalent(resources);
-        let Some(agent) = self.agents.get_mut(agent_id) else { return Ok(()) };
-        agent.total = agent.total.saturating_sub(resources);
-        agent.total.add(&unreserved);
-        let total = agent.total.clone();
-        events.push(Event::ResourcesUnreserved {
-            agent_id: agent_id.clone(),
-            resources: resources.clone(),
-        });
-        events.push(Event::AgentResourcesChanged { agent_id: agent_id.clone(), total });
+        let unreserved_event =
+            Event::ResourcesUnreserved { agent_id: agent_id.clone(), resources: resources.clone() };
+        self.reshape_agent(agent_id, resources, &unreserved, unreserved_event, events);
         Ok(())
     }
 
