@@ -9,4 +9,5 @@ pub mod master;
 pub mod mesos;
 pub mod metrics;
 pub mod native;
+pub mod replay;
 pub mod routes;

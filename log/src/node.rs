@@ -336,6 +336,13 @@ impl LogNode {
         self.inner.state_machine.read().state.digest()
     }
 
+    /// The last applied index and the digest of the state at exactly that index, read
+    /// together so replicas (and `corral replay`) can be compared.
+    pub fn applied_digest(&self) -> (u64, Digest) {
+        let applied = self.inner.state_machine.read();
+        (applied.last_applied.map_or(0, |log_id| log_id.index), applied.state.digest())
+    }
+
     /// Reports how long each append and each fsync of the Raft log takes (set once).
     pub fn observe_storage(&self, observer: crate::store::StorageObserver) {
         self.inner.storage_observer.set(observer);

@@ -17,6 +17,7 @@ use crate::native::{ndjson_line, parse_topics, resume_cursor, sse_frame};
 
 pub async fn cluster(State(master): State<Master>) -> Response {
     let status = master.node().status();
+    let (digest_index, digest) = master.node().applied_digest();
     let members: Vec<serde_json::Value> = status
         .members
         .iter()
@@ -42,6 +43,8 @@ pub async fn cluster(State(master): State<Master>) -> Response {
         "applied_index": status.applied_index,
         "snapshot_index": status.snapshot_index,
         "purged_index": status.purged_index,
+        // Equal on every master that applied the same entries: compare replicas with it.
+        "state_digest": {"index": digest_index, "digest": digest.to_string()},
         "members": members,
     }))
     .into_response()

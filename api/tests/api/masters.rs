@@ -521,3 +521,57 @@ async fn a_cursor_older_than_the_journal_gets_410_naming_the_oldest() {
         .unwrap();
     assert_eq!(resumed.status(), 200, "resuming from the oldest retained cursor works");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stopped_masters_journal_replays_to_the_state_it_had() {
+    let mut cluster = Cluster::start(1);
+    cluster.leader().await;
+    let masters = cluster.addresses();
+    let mut cursors = Vec::new();
+    for index in 0..5 {
+        let command = json!({"RegisterAgent": {"info": {"hostname": format!("h{index}"), "address": "127.0.0.1:1", "attributes": []},
+                              "resources": [{"name": "cpus", "reservation": "Unreserved", "value": {"Scalar": 1000}}]}});
+        let result = send_command(
+            &cluster.http,
+            &masters,
+            &json!({"request_id": format!("r{index}"), "command": command}),
+        )
+        .await;
+        cursors.push(result["first_event"].as_str().expect("cursor").to_owned());
+    }
+    let status: Value = cluster
+        .http
+        .get(cluster.masters[0].url("/corral/v1/cluster"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    cluster.masters[0].kill();
+    let applied = status["state_digest"]["index"].as_u64().expect("digest index");
+    let digest = status["state_digest"]["digest"].as_str().expect("digest").to_owned();
+
+    let replay = |extra: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_corral"))
+            .arg("replay")
+            .arg("--data-dir")
+            .arg(cluster.masters[0].data_dir())
+            .args(extra)
+            .output()
+            .expect("corral replay runs");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).expect("utf-8")
+    };
+    let to_applied = replay(&["--to", &applied.to_string(), "--verify"]);
+    assert!(
+        to_applied.contains(&format!("digest {digest}")),
+        "replaying to index {applied} gives the digest the master reported:\n{to_applied}"
+    );
+    assert!(to_applied.contains("5 agents"), "{to_applied}");
+    assert!(to_applied.contains("verified:"), "{to_applied}");
+    // Replaying only up to the third registration gives the cluster as it was then.
+    let third: u64 = cursors[2].split('-').next().unwrap().parse().unwrap();
+    let earlier = replay(&["--to", &third.to_string()]);
+    assert!(earlier.contains("3 agents"), "{earlier}");
+}
