@@ -168,9 +168,30 @@ async fn run_master(
     let master = Master::new(node, listen.to_owned(), intervals, AllocatorConfig::default())?;
     tokio::spawn(corral_api::leader::run(master.clone()));
     tracing::info!(node_id, %listen, data_dir = %data_dir.display(), "master serving");
-    serve(master, listener, shutdown_signal()).await.context("server failed")?;
+    let (stopping, stop) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stopping.send(true);
+    });
+    let mut graceful = stop.clone();
+    let mut deadline = stop;
+    let server = serve(master, listener, async move {
+        let _ = graceful.wait_for(|stop| *stop).await;
+    });
+    // Event streams never end by themselves; past the grace period they are cut.
+    let grace = async move {
+        let _ = deadline.wait_for(|stop| *stop).await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        served = server => served.context("server failed")?,
+        () = grace => tracing::info!("closed the streams still open after {SHUTDOWN_GRACE:?}"),
+    }
     Ok(())
 }
+
+/// How long a stopping master lets open streams finish before it exits.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
 fn run_replay(args: &ReplayArgs) -> anyhow::Result<()> {
     use corral_api::replay::{replay, ReplayUntil, Verification};
