@@ -2,54 +2,14 @@ use std::io::Write;
 use std::process::{Command as Process, Stdio};
 
 use corral_api::metrics::Metrics;
-use corral_state::model::{AgentInfo, Attributes, FrameworkInfo};
-use corral_state::{Actor, ClusterState, Command, Entry, OfferSpec, RequestId, Role, Timestamp};
 
-fn state() -> ClusterState {
-    let mut state = ClusterState::default();
-    let mut entries = vec![
-        Command::RegisterAgent {
-            info: AgentInfo {
-                hostname: "h".into(),
-                address: "127.0.0.1:5051".into(),
-                attributes: Attributes::default(),
-            },
-            resources: "cpus:4;mem:1024;disk:2048".parse().unwrap(),
-        },
-        Command::Subscribe {
-            framework_id: None,
-            info: FrameworkInfo {
-                user: "u".into(),
-                name: "f".into(),
-                roles: vec![Role::parse("eng").unwrap()],
-                failover_timeout: std::time::Duration::from_secs(1),
-                checkpoint: false,
-                hostname: None,
-                principal: None,
-                webui_url: None,
-                capabilities: Default::default(),
-                labels: vec![],
-            },
-        },
-    ];
-    entries.push(Command::OfferResources {
-        offers: vec![OfferSpec {
-            framework_id: "corral-0001".into(),
-            agent_id: "corral-S1".into(),
-            role: Role::parse("eng").unwrap(),
-            resources: "cpus:2;mem:256".parse().unwrap(),
-        }],
-    });
-    for (index, command) in entries.into_iter().enumerate() {
-        let outcome = state.apply(&Entry {
-            request_id: RequestId::new(format!("r{index}")),
-            actor: Actor::Leader,
-            at: Timestamp::from_secs(1),
-            command,
-        });
-        assert!(!outcome.is_rejected(), "{outcome:?}");
-    }
-    state
+use super::support::state::StateBuilder;
+
+fn state() -> corral_state::ClusterState {
+    let mut cluster = StateBuilder::default();
+    cluster.agent("h", "", "cpus:4;mem:1024;disk:2048").framework("f", "eng");
+    cluster.offer("eng", "cpus:2;mem:256");
+    cluster.state
 }
 
 #[test]

@@ -5,15 +5,10 @@ use corral_api::mesos::operator::{
     operator_event, render_query, OperatorCall, OperatorCallJson, OperatorQuery,
 };
 use corral_api::mesos::v0::master_state;
-use corral_state::model::{
-    AgentInfo, Attributes, CommandInfo, Filters, FrameworkInfo, TaskInfo, TaskSource, TaskState,
-    TaskStatus,
-};
-use corral_state::{
-    Actor, ClusterState, Command, Entry, Event, OfferSpec, Operation, Outcome, RequestId, Role,
-    Timestamp,
-};
+use corral_state::{Actor, Event};
 use serde_json::json;
+
+use super::support::state::StateBuilder;
 
 fn parse(value: serde_json::Value) -> Result<OperatorCall, ApiError> {
     serde_json::from_value::<OperatorCallJson>(value).expect("call shape").into_call()
@@ -26,98 +21,15 @@ fn bad_field(value: serde_json::Value) -> String {
     }
 }
 
-struct Cluster {
-    state: ClusterState,
-    request: u64,
-}
-
-impl Cluster {
-    fn apply(&mut self, actor: Actor, command: Command) -> Outcome {
-        self.request += 1;
-        let entry = Entry {
-            request_id: RequestId::new(format!("r{}", self.request)),
-            actor,
-            at: Timestamp::from_secs(50),
-            command,
-        };
-        self.state.apply(&entry)
-    }
-
-    /// One agent, one framework, one running task, one outstanding offer.
-    fn busy() -> Cluster {
-        let mut cluster = Cluster { state: ClusterState::default(), request: 0 };
-        let info = AgentInfo {
-            hostname: "h1".into(),
-            address: "127.0.0.1:5051".into(),
-            attributes: Attributes::parse("rack:a").unwrap(),
-        };
-        cluster.apply(
-            Actor::Leader,
-            Command::RegisterAgent {
-                info,
-                resources: "cpus:4;mem:1024;disk(ops):10;ports:[31000-32000]".parse().unwrap(),
-            },
-        );
-        let info = FrameworkInfo {
-            user: "u".into(),
-            name: "web".into(),
-            roles: vec![Role::default_role()],
-            failover_timeout: std::time::Duration::from_secs(10),
-            checkpoint: true,
-            hostname: None,
-            principal: None,
-            webui_url: None,
-            capabilities: Default::default(),
-            labels: vec![],
-        };
-        cluster.apply(Actor::Leader, Command::Subscribe { framework_id: None, info });
-        let spec = |cpus: &str| OfferSpec {
-            framework_id: "corral-0001".into(),
-            agent_id: "corral-S1".into(),
-            role: Role::default_role(),
-            resources: cpus.parse().unwrap(),
-        };
-        cluster
-            .apply(Actor::Leader, Command::OfferResources { offers: vec![spec("cpus:1;mem:128")] });
-        let task = TaskInfo {
-            name: "t".into(),
-            task_id: "t1".into(),
-            agent_id: "corral-S1".into(),
-            resources: "cpus:1;mem:128".parse().unwrap(),
-            executor: None,
-            command: Some(CommandInfo { value: Some("sleep 9".into()), ..CommandInfo::default() }),
-            container: None,
-            health_check: None,
-            kill_policy: None,
-            labels: vec![],
-        };
-        let accept = Command::Accept {
-            framework_id: "corral-0001".into(),
-            offer_ids: vec!["corral-O1".into()],
-            operations: vec![Operation::Launch { task_infos: vec![task] }],
-            filters: Filters { refuse: std::time::Duration::ZERO },
-        };
-        assert!(!cluster.apply(Actor::Framework("corral-0001".into()), accept).is_rejected());
-        let status = TaskStatus {
-            task_id: "t1".into(),
-            state: TaskState::Running,
-            message: None,
-            source: TaskSource::Executor,
-            reason: None,
-            healthy: None,
-            agent_id: Some("corral-S1".into()),
-            executor_id: None,
-            timestamp: Timestamp::default(),
-            uuid: Some("dXVpZA==".into()),
-            exit_code: None,
-        };
-        cluster.apply(
-            Actor::Agent("corral-S1".into()),
-            Command::UpdateStatus { framework_id: "corral-0001".into(), status },
-        );
-        cluster.apply(Actor::Leader, Command::OfferResources { offers: vec![spec("cpus:2")] });
-        cluster
-    }
+/// One agent, one framework, one running task, one outstanding offer.
+fn busy() -> StateBuilder {
+    let mut cluster = StateBuilder::default();
+    cluster
+        .agent("h1", "rack:a", "cpus:4;mem:1024;disk(ops):10;ports:[31000-32000]")
+        .framework("web", "*");
+    cluster.launch("t1", "cpus:1;mem:128").running("t1", "dXVpZA==");
+    cluster.offer("*", "cpus:2");
+    cluster
 }
 
 #[test]
@@ -205,7 +117,7 @@ fn malformed_operator_calls_name_the_field() {
 
 #[test]
 fn get_state_renders_agents_frameworks_tasks_and_offers() {
-    let cluster = Cluster::busy();
+    let cluster = busy();
     let response = render_query(OperatorQuery::State, &cluster.state);
     assert_eq!(response["type"], "GET_STATE");
     let state = &response["get_state"];
@@ -230,7 +142,7 @@ fn get_state_renders_agents_frameworks_tasks_and_offers() {
 
 #[test]
 fn roles_weights_quota_and_maintenance_render_after_operator_commands() {
-    let mut cluster = Cluster::busy();
+    let mut cluster = busy();
     for call in [
         json!({"type": "UPDATE_WEIGHTS", "update_weights": {"weight_infos": [{"role": "eng", "weight": 2.5}]}}),
         json!({"type": "UPDATE_QUOTA", "update_quota": {"quota_configs": [{"role": "eng", "guarantees": {"cpus": {"value": 1}}, "limits": {"cpus": {"value": 2}}}]}}),
@@ -273,7 +185,7 @@ fn roles_weights_quota_and_maintenance_render_after_operator_commands() {
 
 #[test]
 fn the_v0_state_has_the_fields_dashboards_read() {
-    let cluster = Cluster::busy();
+    let cluster = busy();
     let state =
         master_state(&cluster.state, json!({"hostname": "m1", "leader": "master@127.0.0.1:5050"}));
     assert_eq!(state["hostname"], "m1");
@@ -295,7 +207,7 @@ fn the_v0_state_has_the_fields_dashboards_read() {
 
 #[test]
 fn operator_stream_events_follow_log_events() {
-    let cluster = Cluster::busy();
+    let cluster = busy();
     let task = cluster.state.task(&"corral-0001".into(), &"t1".into()).unwrap().clone();
     let added = operator_event(&Event::TaskAdded { task: std::sync::Arc::new(task) }).unwrap();
     assert_eq!(added["type"], "TASK_ADDED");
@@ -318,7 +230,7 @@ fn operator_stream_events_follow_log_events() {
 #[test]
 fn streamed_answers_equal_the_rendered_ones() {
     use corral_api::mesos::operator::render_query_bytes;
-    let cluster = Cluster::busy();
+    let cluster = busy();
     for query in [OperatorQuery::State, OperatorQuery::Tasks, OperatorQuery::Agents] {
         let streamed: serde_json::Value =
             serde_json::from_slice(&render_query_bytes(query, &cluster.state)).unwrap();

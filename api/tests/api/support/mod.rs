@@ -5,6 +5,7 @@ pub mod agent_process;
 pub mod cluster;
 pub mod framework;
 pub mod scheduler;
+pub mod state;
 
 use std::time::{Duration, Instant};
 
