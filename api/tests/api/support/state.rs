@@ -13,15 +13,10 @@ use corral_state::{
 pub const FRAMEWORK: &str = "corral-0001";
 pub const AGENT: &str = "corral-S1";
 
+#[derive(Default)]
 pub struct StateBuilder {
     pub state: ClusterState,
     request: u64,
-}
-
-impl Default for StateBuilder {
-    fn default() -> StateBuilder {
-        StateBuilder { state: ClusterState::default(), request: 0 }
-    }
 }
 
 impl StateBuilder {
