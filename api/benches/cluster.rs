@@ -264,9 +264,13 @@ async fn run_framework(
     }
 }
 
-async fn launch_throughput(http: &reqwest::Client) {
-    let agents = env_or("CORRAL_BENCH_AGENTS", 1_000);
-    let target = env_or("CORRAL_BENCH_TASKS", 50_000);
+/// Three masters, `agents` simulated agents, one framework launching `tasks` tasks; returns
+/// once all are RUNNING, with the time since the framework's first ACCEPT.
+async fn launch_on_simulated_agents(
+    http: &reqwest::Client,
+    agents: u64,
+    tasks: u64,
+) -> (Masters, String, Duration) {
     let masters = start_masters();
     let leader = leader(http, &masters).await;
     register_agents(http, &leader, agents, scalar_resources(64, 262_144)).await;
@@ -277,21 +281,22 @@ async fn launch_throughput(http: &reqwest::Client) {
     tokio::spawn(run_framework(
         http.clone(),
         leader.clone(),
-        target,
-        launched.clone(),
+        tasks,
+        launched,
         first_accept.clone(),
     ));
-    let deadline = Instant::now() + Duration::from_secs(600);
-    while running.load(Ordering::Relaxed) < target {
-        assert!(
-            Instant::now() < deadline,
-            "only {} of {target} tasks RUNNING",
-            running.load(Ordering::Relaxed)
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let started = *first_accept.get().expect("an ACCEPT was sent");
-    let elapsed = started.elapsed();
+    wait_until(&format!("{tasks} tasks RUNNING"), Duration::from_secs(900), || {
+        running.load(Ordering::Relaxed) >= tasks
+    })
+    .await;
+    let elapsed = first_accept.get().expect("an ACCEPT was sent").elapsed();
+    (masters, leader, elapsed)
+}
+
+async fn launch_throughput(http: &reqwest::Client) {
+    let agents = env_or("CORRAL_BENCH_AGENTS", 1_000);
+    let target = env_or("CORRAL_BENCH_TASKS", 50_000);
+    let (_masters, _, elapsed) = launch_on_simulated_agents(http, agents, target).await;
     println!(
         "launch: {target} tasks on {agents} agents, first ACCEPT to last RUNNING in {:.2} s = {:.0} tasks/s (3 masters, every command fsynced on a quorum)",
         elapsed.as_secs_f64(),
@@ -302,28 +307,7 @@ async fn launch_throughput(http: &reqwest::Client) {
 async fn state_reads(http: &reqwest::Client) {
     let agents = env_or("CORRAL_BENCH_STATE_AGENTS", 10_000);
     let tasks = env_or("CORRAL_BENCH_STATE_TASKS", 100_000);
-    let masters = start_masters();
-    let leader = leader(http, &masters).await;
-    register_agents(http, &leader, agents, scalar_resources(64, 262_144)).await;
-    let running = Arc::new(AtomicU64::new(0));
-    spawn_agent_simulator(http.clone(), leader.clone(), running.clone());
-    let launched = Arc::new(AtomicU64::new(0));
-    tokio::spawn(run_framework(
-        http.clone(),
-        leader.clone(),
-        tasks,
-        launched,
-        Arc::new(tokio::sync::OnceCell::new()),
-    ));
-    let deadline = Instant::now() + Duration::from_secs(900);
-    while running.load(Ordering::Relaxed) < tasks {
-        assert!(
-            Instant::now() < deadline,
-            "only {} of {tasks} tasks RUNNING",
-            running.load(Ordering::Relaxed)
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let (_masters, leader, _) = launch_on_simulated_agents(http, agents, tasks).await;
     for (name, request) in [
         ("/master/state", http.get(format!("http://{leader}/master/state"))),
         (
