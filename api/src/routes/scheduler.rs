@@ -79,7 +79,7 @@ async fn framework_call(
             .collect(),
         _ => Vec::new(),
     };
-    let kind = command.kind();
+    let is_kill = matches!(command, Command::Kill { .. });
 
     let committed = master
         .propose(new_request_id(), Actor::Framework(framework_id.clone()), command, PATH)
@@ -98,7 +98,8 @@ async fn framework_call(
     }
     // Mesos handles these calls asynchronously: the call is accepted and its failure shows up
     // on the stream, as TASK_DROPPED (or TASK_LOST) for tasks of an invalid ACCEPT.
-    if kind == "accept" && !launched_task_ids.is_empty() {
+    // Only an ACCEPT launches tasks.
+    if !launched_task_ids.is_empty() {
         let awareness = master
             .node()
             .read(ReadConsistency::Local, |state| {
@@ -120,7 +121,7 @@ async fn framework_call(
         }
     }
     // Mesos answers KILL of a task it does not know with an update rather than an error.
-    if let (true, Rejection::UnknownTask { task_id, .. }) = (kind == "kill", rejection) {
+    if let (true, Rejection::UnknownTask { task_id, .. }) = (is_kill, rejection) {
         let status = corral_state::model::TaskStatus {
             task_id: task_id.clone(),
             state: corral_state::model::TaskState::Lost,
