@@ -52,11 +52,6 @@ impl Serialize for ResourceMap<'_> {
     }
 }
 
-/// Backwards-compatible helper for callers that want a `Value`.
-pub fn resource_map(resources: &Resources) -> Json {
-    serde_json::to_value(ResourceMap(resources)).unwrap_or(Json::Null)
-}
-
 struct ReservedByRole<'a>(&'a Resources);
 
 impl Serialize for ReservedByRole<'_> {
