@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use crate::dedup::Dedup;
 
 use crate::model::{
-    Agent, CompletedFramework, ExecutorInfo, Framework, MachineId, MachineMode, MaintenanceWindow,
-    Offer, RoleConfig, Settings, Task,
+    Agent, CompletedFramework, ExecutorInfo, Framework, InstanceCounts, MachineId, MachineMode,
+    MaintenanceWindow, Offer, RoleConfig, ServiceApp, ServiceState, Settings, Task,
 };
 use crate::{
     AgentId, Command, Entry, Event, ExecutorId, FrameworkId, OfferId, Outcome, Rejection,
@@ -63,6 +63,7 @@ pub struct ClusterState {
     pub(crate) roles: BTreeMap<Role, RoleConfig>,
     pub(crate) maintenance_windows: Vec<MaintenanceWindow>,
     pub(crate) machine_modes: BTreeMap<MachineId, MachineMode>,
+    pub(crate) services: ServiceState,
     pub(crate) dedup: Dedup,
     /// Commands applied, duplicates and rejections included.
     pub(crate) applied_commands: u64,
@@ -164,6 +165,28 @@ impl ClusterState {
                 self.operator_unreserve(entry, agent_id, resources, events)
             }
             C::UpdateSettings { settings } => self.update_settings(entry, settings, events),
+            C::PutApp { app_id, spec, definition, mode, force, deployment_id } => {
+                self.put_app(entry, app_id, spec, definition, *mode, *force, deployment_id, events)
+            }
+            C::RestartApp { app_id, force, deployment_id } => {
+                self.restart_app(entry, app_id, *force, deployment_id, events)
+            }
+            C::RollBackApp { app_id, version, force, deployment_id } => {
+                self.roll_back_app(entry, app_id, *version, *force, deployment_id, events)
+            }
+            C::DeleteApp { app_id, force, deployment_id } => {
+                self.delete_app(entry, app_id, *force, deployment_id, events)
+            }
+            C::CancelDeployment { deployment_id, cancellation } => {
+                self.cancel_deployment(entry, deployment_id, cancellation, events)
+            }
+            C::KillServiceTasks { task_ids, scaling, force, deployment_id } => {
+                self.kill_service_tasks(entry, task_ids, *scaling, *force, deployment_id, events)
+            }
+            C::ResetLaunchDelay { app_id } => self.reset_launch_delay(entry, app_id, events),
+            C::LaunchServiceTasks { offer_ids, launches, filters } => {
+                self.launch_service_tasks(entry, offer_ids, launches, *filters, events)
+            }
         }
     }
 
@@ -178,6 +201,31 @@ impl ClusterState {
     }
 
     // Read access for the allocator, the API and tests. Nothing outside `apply` mutates.
+
+    /// Apps, deployments and instances of the built-in service scheduler.
+    pub fn services(&self) -> &ServiceState {
+        &self.services
+    }
+
+    /// The counts the launch limits are checked against (and the queue reports).
+    pub fn instance_counts(&self, app: &ServiceApp) -> InstanceCounts {
+        let framework_id = self.service_framework_id();
+        let mut counts = InstanceCounts::default();
+        for (task_id, instance) in self.services.instances_of(&app.id) {
+            counts.live += 1;
+            let killing =
+                self.task(&framework_id, task_id).is_none_or(|task| task.kill_requested.is_some());
+            if instance.config_version == app.config_version && !killing {
+                counts.current += 1;
+            }
+        }
+        counts
+    }
+
+    /// The id the built-in service framework has, or will have once an app exists.
+    pub fn service_framework_id(&self) -> FrameworkId {
+        FrameworkId(smol_str::format_smolstr!("{}-marathon", self.settings.cluster_id))
+    }
 
     pub fn settings(&self) -> &Settings {
         &self.settings
@@ -281,6 +329,7 @@ impl ClusterState {
             roles: self.roles.clone(),
             maintenance_windows: self.maintenance_windows.clone(),
             machine_modes: self.machine_modes.clone(),
+            services: self.services.clone(),
             dedup: Dedup::default(),
             applied_commands: 0,
         }

@@ -5,12 +5,12 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    AgentInfo, ExecutorInfo, Filters, FrameworkInfo, KillPolicy, MachineId, MaintenanceWindow,
-    QuotaConfig, ReportedTask, Settings, TaskInfo, TaskStatus,
+    AgentInfo, AppSpec, ExecutorInfo, Filters, FrameworkInfo, KillPolicy, MachineId,
+    MaintenanceWindow, QuotaConfig, ReportedTask, Settings, TaskInfo, TaskStatus,
 };
 use crate::{
-    AgentId, ExecutorId, FrameworkId, OfferId, RequestId, Resources, Role, Scalar, TaskId,
-    Timestamp,
+    AgentId, AppId, DeploymentId, ExecutorId, FrameworkId, OfferId, RequestId, Resources, Role,
+    Scalar, TaskId, Timestamp,
 };
 
 /// Who asked.
@@ -51,6 +51,47 @@ pub enum Operation {
     LaunchGroup { executor: Box<ExecutorInfo>, task_infos: Vec<TaskInfo> },
     Reserve { resources: Resources },
     Unreserve { resources: Resources },
+}
+
+/// Whether `PutApp` may replace an app that exists (`PUT`) or only create one (`POST`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PutMode {
+    Create,
+    CreateOrReplace,
+}
+
+/// Whether a change may take over an app that a deployment is still changing (`?force=`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Force {
+    No,
+    Yes,
+}
+
+/// What to do with a deployment that is stopped before it finished.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Cancellation {
+    /// Put the app back as it was, in a new deployment with this id.
+    RollBack { rollback_id: DeploymentId },
+    /// Forget the deployment and leave the instances as they are (`?force=true`).
+    Abandon,
+}
+
+/// Whether killing service tasks also lowers the app's instance count (`?scale=true`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KillScaling {
+    /// The killed instances are replaced.
+    Replace,
+    /// The app's instance count drops by the number killed.
+    ScaleDown,
+}
+
+/// One instance the built-in service scheduler launches from an offer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceLaunch {
+    pub app_id: AppId,
+    /// The app's `config_version` the task was built from; a stale one is refused.
+    pub config_version: Timestamp,
+    pub task_info: TaskInfo,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -192,6 +233,56 @@ pub enum Command {
     UpdateSettings {
         settings: Settings,
     },
+
+    // Long-running services (Marathon `/v2`).
+    /// Creates or changes an app; the state decides whether it is a start, a scale or a
+    /// replacement, and starts the deployment `deployment_id` for it.
+    PutApp {
+        app_id: AppId,
+        spec: AppSpec,
+        definition: String,
+        mode: PutMode,
+        force: Force,
+        deployment_id: DeploymentId,
+    },
+    /// Replaces every instance with a fresh one of the same configuration.
+    RestartApp {
+        app_id: AppId,
+        force: Force,
+        deployment_id: DeploymentId,
+    },
+    /// Puts an earlier version back (Marathon's `PUT /v2/apps/{id}` with `{"version": …}`).
+    RollBackApp {
+        app_id: AppId,
+        version: Timestamp,
+        force: Force,
+        deployment_id: DeploymentId,
+    },
+    DeleteApp {
+        app_id: AppId,
+        force: Force,
+        deployment_id: DeploymentId,
+    },
+    CancelDeployment {
+        deployment_id: DeploymentId,
+        cancellation: Cancellation,
+    },
+    /// Kills instances of service apps; with `ScaleDown`, as one scaling deployment per app.
+    KillServiceTasks {
+        task_ids: Vec<TaskId>,
+        scaling: KillScaling,
+        force: Force,
+        deployment_id: DeploymentId,
+    },
+    ResetLaunchDelay {
+        app_id: AppId,
+    },
+    /// The built-in service scheduler accepting one agent's offers (leader only).
+    LaunchServiceTasks {
+        offer_ids: Vec<OfferId>,
+        launches: Vec<ServiceLaunch>,
+        filters: Filters,
+    },
 }
 
 impl Command {
@@ -230,6 +321,14 @@ impl Command {
             Command::ReserveResources { .. } => "reserve_resources",
             Command::UnreserveResources { .. } => "unreserve_resources",
             Command::UpdateSettings { .. } => "update_settings",
+            Command::PutApp { .. } => "put_app",
+            Command::RestartApp { .. } => "restart_app",
+            Command::RollBackApp { .. } => "roll_back_app",
+            Command::DeleteApp { .. } => "delete_app",
+            Command::CancelDeployment { .. } => "cancel_deployment",
+            Command::KillServiceTasks { .. } => "kill_service_tasks",
+            Command::ResetLaunchDelay { .. } => "reset_launch_delay",
+            Command::LaunchServiceTasks { .. } => "launch_service_tasks",
         }
     }
 }

@@ -4,12 +4,13 @@
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    AgentInfo, DrainConfig, FrameworkInfo, KillPolicy, MachineId, MaintenanceWindow, Offer,
-    QuotaConfig, RemovalReason, RescindReason, Settings, Task, TaskState, TaskStatus,
+    AgentInfo, AppRevision, Deployment, DrainConfig, FrameworkInfo, KillPolicy, LaunchDelay,
+    MachineId, MaintenanceWindow, Offer, QuotaConfig, RemovalReason, RescindReason, Settings, Task,
+    TaskFailure, TaskState, TaskStatus,
 };
 use crate::{
-    AgentId, ExecutorId, FrameworkId, OfferId, Resources, Role, Scalar, TaskId, Timestamp,
-    UpdateUuid,
+    AgentId, AppId, DeploymentId, ExecutorId, FrameworkId, OfferId, Resources, Role, Scalar,
+    TaskId, Timestamp, UpdateUuid,
 };
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -187,6 +188,39 @@ pub enum Event {
     SettingsUpdated {
         settings: Settings,
     },
+
+    /// An app was created or changed; `revision` is what it now is.
+    AppUpdated {
+        app_id: AppId,
+        revision: Box<AppRevision>,
+        created: bool,
+    },
+    /// The app is gone from `/v2/apps`; a stop deployment ends its instances.
+    AppDeleted {
+        app_id: AppId,
+    },
+    DeploymentStarted {
+        deployment: Box<Deployment>,
+    },
+    /// Every instance runs the deployment's version, ready, and no other instance is left.
+    DeploymentSucceeded {
+        deployment_id: DeploymentId,
+        app_id: AppId,
+    },
+    /// Replaced by a forced change, cancelled, or rolled back.
+    DeploymentCanceled {
+        deployment_id: DeploymentId,
+        app_id: AppId,
+    },
+    /// An instance ended without being asked to: the next launch waits.
+    AppLaunchDelayed {
+        app_id: AppId,
+        delay: LaunchDelay,
+        failure: TaskFailure,
+    },
+    AppLaunchDelayReset {
+        app_id: AppId,
+    },
 }
 
 /// What a subscriber can filter on.
@@ -199,10 +233,12 @@ pub enum Topic {
     Role,
     Maintenance,
     Cluster,
+    /// Apps and deployments of the built-in service scheduler.
+    Service,
 }
 
 impl Topic {
-    pub const ALL: [Topic; 7] = [
+    pub const ALL: [Topic; 8] = [
         Topic::Agent,
         Topic::Framework,
         Topic::Offer,
@@ -210,6 +246,7 @@ impl Topic {
         Topic::Role,
         Topic::Maintenance,
         Topic::Cluster,
+        Topic::Service,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -221,6 +258,7 @@ impl Topic {
             Topic::Role => "role",
             Topic::Maintenance => "maintenance",
             Topic::Cluster => "cluster",
+            Topic::Service => "service",
         }
     }
 
@@ -228,7 +266,7 @@ impl Topic {
         Topic::ALL
             .into_iter()
             .find(|topic| topic.as_str() == text)
-            .ok_or_else(|| format!("unknown topic '{text}'; known: agent, framework, offer, task, role, maintenance, cluster"))
+            .ok_or_else(|| format!("unknown topic '{text}'; known: agent, framework, offer, task, role, maintenance, cluster, service"))
     }
 }
 
@@ -272,6 +310,13 @@ impl Event {
             | Event::MaintenanceStarted { .. }
             | Event::MaintenanceStopped { .. } => Topic::Maintenance,
             Event::SettingsUpdated { .. } => Topic::Cluster,
+            Event::AppUpdated { .. }
+            | Event::AppDeleted { .. }
+            | Event::DeploymentStarted { .. }
+            | Event::DeploymentSucceeded { .. }
+            | Event::DeploymentCanceled { .. }
+            | Event::AppLaunchDelayed { .. }
+            | Event::AppLaunchDelayReset { .. } => Topic::Service,
         }
     }
 
@@ -375,6 +420,13 @@ impl Event {
             Event::MaintenanceStarted { .. } => "maintenance_started",
             Event::MaintenanceStopped { .. } => "maintenance_stopped",
             Event::SettingsUpdated { .. } => "settings_updated",
+            Event::AppUpdated { .. } => "app_updated",
+            Event::AppDeleted { .. } => "app_deleted",
+            Event::DeploymentStarted { .. } => "deployment_started",
+            Event::DeploymentSucceeded { .. } => "deployment_succeeded",
+            Event::DeploymentCanceled { .. } => "deployment_canceled",
+            Event::AppLaunchDelayed { .. } => "app_launch_delayed",
+            Event::AppLaunchDelayReset { .. } => "app_launch_delay_reset",
         }
     }
 }

@@ -74,6 +74,14 @@ string_id!(
     RequestId
 );
 string_id!(
+    /// A Marathon app path: `/group/app`, absolute, normalised by the API.
+    AppId
+);
+string_id!(
+    /// Chosen by the API for each service deployment (a UUID).
+    DeploymentId
+);
+string_id!(
     /// A status update's uuid, as the agent chose it; acknowledgements name it.
     UpdateUuid
 );

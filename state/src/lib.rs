@@ -20,10 +20,14 @@ mod time;
 
 pub use cluster::{ClusterState, Executor};
 pub use codec::{CodecError, Digest, FORMAT_VERSION};
-pub use command::{Actor, Command, Entry, OfferSpec, Operation};
+pub use command::{
+    Actor, Cancellation, Command, Entry, Force, KillScaling, OfferSpec, Operation, PutMode,
+    ServiceLaunch,
+};
 pub use event::{Cursor, Event, Topic};
 pub use ids::{
-    AgentId, ExecutorId, FrameworkId, OfferId, OperationId, RequestId, Role, TaskId, UpdateUuid,
+    AgentId, AppId, DeploymentId, ExecutorId, FrameworkId, OfferId, OperationId, RequestId, Role,
+    TaskId, UpdateUuid,
 };
 pub use outcome::{Outcome, Rejection};
 pub use resources::{

@@ -4,7 +4,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::TaskState;
 use crate::resources::Shortfall;
-use crate::{AgentId, Event, ExecutorId, FrameworkId, OfferId, Role, TaskId, UpdateUuid};
+use crate::{
+    AgentId, AppId, DeploymentId, Event, ExecutorId, FrameworkId, OfferId, Role, TaskId, Timestamp,
+    UpdateUuid,
+};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outcome {
@@ -95,6 +98,18 @@ pub enum Rejection {
     Invalid { field: String, problem: String },
     #[error("machine {0} is in maintenance (DOWN)")]
     MachineDown(String),
+    #[error("app '{0}' does not exist")]
+    UnknownApp(AppId),
+    #[error("an app with id [{0}] already exists")]
+    AppExists(AppId),
+    #[error("app '{app_id}' is locked by one or more deployments: {}", .deployments.iter().map(|d| d.as_str()).collect::<Vec<_>>().join(", "))]
+    AppLocked { app_id: AppId, deployments: Vec<DeploymentId> },
+    #[error("deployment {0} does not exist")]
+    UnknownDeployment(DeploymentId),
+    #[error("app '{app_id}' has no version {version}")]
+    UnknownAppVersion { app_id: AppId, version: Timestamp },
+    #[error("app '{app_id}' may not launch before {until} (backoff after failures)")]
+    LaunchDelayed { app_id: AppId, until: Timestamp },
 }
 
 impl Rejection {

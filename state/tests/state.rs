@@ -11,6 +11,7 @@ mod state {
     mod operator;
     mod properties;
     mod resources;
+    mod services;
     mod tasks;
     mod tick;
 }

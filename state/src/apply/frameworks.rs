@@ -54,6 +54,7 @@ impl ClusterState {
             _ => {}
         }
         validate_framework_info(info)?;
+        self.not_service_framework(framework_id)?;
         let now = self.now;
         let Some(framework_id) = framework_id else {
             self.next_framework += 1;
@@ -106,6 +107,7 @@ impl ClusterState {
     ) -> Result<(), Rejection> {
         require_leader(entry)?;
         self.connected_framework(framework_id)?;
+        self.not_service_framework(Some(framework_id))?;
         let now = self.now;
         if let Some(framework) = self.frameworks.get_mut(framework_id) {
             framework.state = FrameworkState::Disconnected { since: now };
@@ -133,6 +135,7 @@ impl ClusterState {
             }
         };
         self.existing_framework(framework_id)?;
+        self.not_service_framework(Some(framework_id))?;
         self.remove_framework(framework_id, reason, events);
         Ok(())
     }
@@ -192,6 +195,18 @@ impl ClusterState {
             }
         }
         events.push(Event::FrameworkRemoved { framework_id: framework_id.clone(), reason });
+    }
+
+    /// The built-in service framework lives in the log: nobody subscribes as it, and it is
+    /// never disconnected or torn down (its apps are deleted instead).
+    fn not_service_framework(&self, framework_id: Option<&FrameworkId>) -> Result<(), Rejection> {
+        if framework_id.is_some() && self.services.framework_id.as_ref() == framework_id {
+            return Err(Rejection::invalid(
+                "framework_id",
+                "is the built-in service framework, which is driven by its apps",
+            ));
+        }
+        Ok(())
     }
 
     fn framework_roles_or_all(

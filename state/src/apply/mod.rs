@@ -7,6 +7,7 @@ mod agents;
 mod frameworks;
 mod offers;
 mod operator;
+mod services;
 mod tasks;
 mod tick;
 
@@ -237,19 +238,26 @@ impl ClusterState {
         let released = (!previous.is_terminal() && status.state.is_terminal()).then(|| {
             (task.resources().clone(), task.info.executor.as_ref().map(|e| e.executor_id.clone()))
         });
-        if status.uuid.is_some() {
+        let kill_requested = task.kill_requested.is_some();
+        // The built-in service framework takes each update as it is applied: nobody is
+        // there to acknowledge it later.
+        let service = self.services.framework_id.as_ref() == Some(framework_id);
+        if status.uuid.is_some() && !service {
             framework.pending_updates.entry(task_id.clone()).or_default().push_back(status.clone());
         }
         events.push(Event::TaskUpdated {
             framework_id: framework_id.clone(),
             agent_id: agent_id.clone(),
-            status,
+            status: status.clone(),
             previous,
         });
         if let Some((resources, executor_id)) = released {
             self.release_task_resources(framework_id, &agent_id, &resources, executor_id);
             self.complete_task_if_done(framework_id, &task_id, events);
             self.check_drained(&agent_id, events);
+        }
+        if service {
+            self.service_task_changed(&task_id, &status, kill_requested, events);
         }
     }
 

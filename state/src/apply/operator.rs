@@ -231,14 +231,7 @@ impl ClusterState {
         events.push(Event::AgentDraining { agent_id: agent_id.clone(), config });
         self.rescind_agent_offers(agent_id, RescindReason::AgentDrainingOrDeactivated, events);
         for (framework_id, task_id) in self.live_tasks_on(agent_id) {
-            let Some(task) = self
-                .frameworks
-                .get_mut(&framework_id)
-                .and_then(|f| f.tasks.get_mut(&task_id))
-                .map(std::sync::Arc::make_mut)
-            else {
-                continue;
-            };
+            let Some(task) = self.task(&framework_id, &task_id) else { continue };
             let own_grace = task.info.kill_policy.and_then(|p| p.grace_period);
             let grace = match (own_grace, max_grace_period) {
                 (Some(own), Some(cap)) => Some(own.min(cap)),
@@ -246,13 +239,7 @@ impl ClusterState {
                 (own, None) => own,
             };
             let policy = KillPolicy { grace_period: grace };
-            task.kill_requested = Some(policy);
-            events.push(Event::TaskKillRequested {
-                framework_id,
-                task_id,
-                agent_id: agent_id.clone(),
-                kill_policy: Some(policy),
-            });
+            self.request_task_kill(&framework_id, &task_id, Some(policy), events);
         }
         self.check_drained(agent_id, events);
         Ok(())

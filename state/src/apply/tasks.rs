@@ -185,22 +185,35 @@ impl ClusterState {
             });
         }
         let policy = kill_policy.or(task.info.kill_policy);
-        let agent_id = task.agent_id().clone();
-        if let Some(task) = self
+        self.request_task_kill(framework_id, task_id, policy, events);
+        Ok(())
+    }
+
+    /// Records that the task is to be killed with `policy` (its own when `None`) and tells
+    /// its agent. Every kill goes through here: a framework's KILL, a drain, the service
+    /// scheduler's.
+    pub(crate) fn request_task_kill(
+        &mut self,
+        framework_id: &FrameworkId,
+        task_id: &TaskId,
+        policy: Option<KillPolicy>,
+        events: &mut Vec<Event>,
+    ) {
+        let Some(task) = self
             .frameworks
             .get_mut(framework_id)
             .and_then(|f| f.tasks.get_mut(task_id))
             .map(std::sync::Arc::make_mut)
-        {
-            task.kill_requested = Some(policy.unwrap_or(KillPolicy { grace_period: None }));
-        }
+        else {
+            return;
+        };
+        task.kill_requested = Some(policy.unwrap_or(KillPolicy { grace_period: None }));
         events.push(Event::TaskKillRequested {
             framework_id: framework_id.clone(),
             task_id: task_id.clone(),
-            agent_id,
+            agent_id: task.agent_id().clone(),
             kill_policy: policy,
         });
-        Ok(())
     }
 
     pub(crate) fn reconcile(

@@ -7,6 +7,7 @@ mod framework;
 mod maintenance;
 mod offer;
 mod role;
+mod service;
 mod settings;
 mod task;
 
@@ -18,6 +19,10 @@ pub use framework::{
 pub use maintenance::{MachineId, MachineMode, MaintenanceWindow, Unavailability};
 pub use offer::{Filters, Offer, RescindReason};
 pub use role::{QuotaConfig, RoleConfig};
+pub use service::{
+    AppRevision, AppSpec, Backoff, Deployment, DeploymentAction, Instance, InstanceCounts,
+    LaunchDelay, ServiceApp, ServiceState, TaskFailure, UpgradeBounds, MAX_APP_VERSIONS,
+};
 pub use settings::Settings;
 pub use task::{
     CommandInfo, CommandUri, ContainerInfo, ContainerType, DockerInfo, DockerNetwork, ExecutorInfo,

@@ -376,6 +376,20 @@ impl Task {
     pub fn latest_status(&self) -> Option<&TaskStatus> {
         self.statuses.last()
     }
+
+    /// The health verdict of the latest status: agents send one with every status of a
+    /// health-checked task.
+    pub fn health(&self) -> Option<bool> {
+        self.latest_status().and_then(|status| status.healthy)
+    }
+
+    /// Counts towards an app's capacity: running, not being killed, and healthy when the app
+    /// has health checks. Deployments end, and rolling replacements proceed, on this.
+    pub fn is_ready(&self, health_checked: bool) -> bool {
+        self.kill_requested.is_none()
+            && self.state == TaskState::Running
+            && (!health_checked || self.health() == Some(true))
+    }
 }
 
 /// A task an agent reports on re-registration.

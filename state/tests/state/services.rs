@@ -1,0 +1,626 @@
+//! Long-running services: apps, deployments, the built-in framework's launches and kills.
+
+use std::time::Duration;
+
+use corral_state::model::{
+    AppSpec, Backoff, DeploymentAction, Filters, FrameworkCapability, TaskState, UpgradeBounds,
+};
+use corral_state::{
+    Actor, AgentId, AppId, Cancellation, Command, DeploymentId, Event, Force, KillScaling,
+    OfferSpec, PutMode, Rejection, ServiceLaunch, TaskId, Timestamp,
+};
+
+use super::support::{agent_status, res, role, task_info, World};
+
+fn spec(instances: u32) -> AppSpec {
+    AppSpec {
+        instances,
+        role: role("*"),
+        health_checked: false,
+        upgrade: UpgradeBounds {
+            minimum_health_capacity_permille: 1000,
+            maximum_over_capacity_permille: 1000,
+        },
+        backoff: Backoff {
+            initial: Duration::from_secs(1),
+            factor_permille: 2000,
+            maximum: Duration::from_secs(5),
+        },
+    }
+}
+
+fn app(text: &str) -> AppId {
+    AppId::new(text)
+}
+
+fn deployment(text: &str) -> DeploymentId {
+    DeploymentId::new(text)
+}
+
+fn put(app_id: &str, spec: AppSpec, definition: &str, force: Force, id: &str) -> Command {
+    Command::PutApp {
+        app_id: app(app_id),
+        spec,
+        definition: definition.to_owned(),
+        mode: PutMode::CreateOrReplace,
+        force,
+        deployment_id: deployment(id),
+    }
+}
+
+/// A world with one agent and the app `/web` created with `instances`.
+fn world_with_app(instances: u32) -> (World, AgentId) {
+    let mut world = World::new();
+    let agent_id = world.add_agent("host-a", "cpus:8;mem:8192;ports:[31000-31010]");
+    world.operator(put("/web", spec(instances), r#"{"cmd":"v1"}"#, Force::No, "d1"));
+    (world, agent_id)
+}
+
+/// Offers `resources` of the agent to the service framework and launches `task_ids` from
+/// it, at the app's current configuration.
+fn launch(world: &mut World, agent_id: &AgentId, task_ids: &[&str]) -> Vec<Event> {
+    let outcome = try_launch(world, agent_id, task_ids);
+    match outcome {
+        corral_state::Outcome::Accepted(events) => events,
+        other => panic!("launch refused: {other:?}"),
+    }
+}
+
+fn try_launch(world: &mut World, agent_id: &AgentId, task_ids: &[&str]) -> corral_state::Outcome {
+    let framework_id = world.state.service_framework_id();
+    let config_version = world.state.services().app(&app("/web")).unwrap().config_version;
+    let spec = OfferSpec {
+        framework_id,
+        agent_id: agent_id.clone(),
+        role: role("*"),
+        resources: res(&format!("cpus:{};mem:{}", task_ids.len(), 128 * task_ids.len())),
+    };
+    let offer_id = match &world.leader(Command::OfferResources { offers: vec![spec] })[..] {
+        [Event::OfferCreated { offer }] => offer.id.clone(),
+        other => panic!("no offer: {other:?}"),
+    };
+    let launches = task_ids
+        .iter()
+        .map(|task_id| ServiceLaunch {
+            app_id: app("/web"),
+            config_version,
+            task_info: task_info(task_id, agent_id, "cpus:1;mem:128"),
+        })
+        .collect();
+    world.apply(
+        Actor::Leader,
+        Command::LaunchServiceTasks {
+            offer_ids: vec![offer_id],
+            launches,
+            filters: Filters::default(),
+        },
+    )
+}
+
+fn report(world: &mut World, agent_id: &AgentId, task_id: &str, state: TaskState) -> Vec<Event> {
+    let framework_id = world.state.service_framework_id();
+    let uuid = format!("{task_id}-{}", world.state.applied_commands());
+    let status = agent_status(task_id, agent_id, state, &uuid);
+    world.as_agent(agent_id, Command::UpdateStatus { framework_id, status })
+}
+
+fn report_healthy(
+    world: &mut World,
+    agent_id: &AgentId,
+    task_id: &str,
+    healthy: bool,
+) -> Vec<Event> {
+    let framework_id = world.state.service_framework_id();
+    let uuid = format!("{task_id}-{}", world.state.applied_commands());
+    let mut status = agent_status(task_id, agent_id, TaskState::Running, &uuid);
+    status.healthy = Some(healthy);
+    world.as_agent(agent_id, Command::UpdateStatus { framework_id, status })
+}
+
+fn succeeded(events: &[Event]) -> Vec<DeploymentId> {
+    events
+        .iter()
+        .filter_map(|event| match event {
+            Event::DeploymentSucceeded { deployment_id, .. } => Some(deployment_id.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_first_app_creates_the_builtin_framework_and_a_start_deployment() {
+    let mut world = World::new();
+    let events = world.operator(put("/web", spec(2), r#"{"cmd":"v1"}"#, Force::No, "d1"));
+    let framework_id = world.state.service_framework_id();
+    let version = world.clock;
+    match &events[..] {
+        [Event::FrameworkAdded { framework_id: added, info }, Event::AppUpdated { app_id, revision, created: true }, Event::DeploymentStarted { deployment }] =>
+        {
+            assert_eq!(added, &framework_id);
+            assert_eq!(info.roles, vec![role("*")]);
+            assert!(info.capabilities.contains(&FrameworkCapability::MultiRole));
+            assert_eq!(app_id, &app("/web"));
+            assert_eq!((revision.version, revision.config_version), (version, version));
+            assert_eq!(deployment.id, deployment_id_of("d1"));
+            assert_eq!(deployment.action, DeploymentAction::StartApplication);
+            assert_eq!(deployment.previous, None);
+        }
+        other => panic!("unexpected events {other:?}"),
+    }
+    let web = world.state.services().app(&app("/web")).unwrap();
+    assert_eq!((web.version, web.config_version, web.versions.len()), (version, version, 1));
+    assert!(world.state.framework(&framework_id).unwrap().is_connected());
+}
+
+fn deployment_id_of(text: &str) -> DeploymentId {
+    deployment(text)
+}
+
+#[test]
+fn creating_an_existing_app_is_refused_and_changes_nothing() {
+    let (mut world, _) = world_with_app(1);
+    let command = Command::PutApp {
+        app_id: app("/web"),
+        spec: spec(3),
+        definition: r#"{"cmd":"v2"}"#.to_owned(),
+        mode: PutMode::Create,
+        force: Force::Yes,
+        deployment_id: deployment("d2"),
+    };
+    let rejection = world.rejected(Actor::Operator { principal: None }, command);
+    assert_eq!(rejection, Rejection::AppExists(app("/web")));
+}
+
+#[test]
+fn invalid_app_ids_and_specs_are_refused() {
+    let mut world = World::new();
+    for bad in ["web", "/", "/web/", "/Web", "/a//b", "/a_b"] {
+        let rejection = world
+            .rejected(Actor::Operator { principal: None }, put(bad, spec(1), "{}", Force::No, "d"));
+        assert!(
+            matches!(&rejection, Rejection::Invalid { field, .. } if field == "app_id"),
+            "{bad}: {rejection:?}"
+        );
+    }
+    let mut lenient = spec(1);
+    lenient.backoff.factor_permille = 500;
+    let rejection = world
+        .rejected(Actor::Operator { principal: None }, put("/web", lenient, "{}", Force::No, "d"));
+    assert!(
+        matches!(rejection, Rejection::Invalid { field, .. } if field == "spec.backoff.factor_permille")
+    );
+    let rejection = world.rejected(
+        Actor::Framework(corral_state::FrameworkId::new("f")),
+        put("/web", spec(1), "{}", Force::No, "d"),
+    );
+    assert!(matches!(rejection, Rejection::NotPermitted { .. }));
+}
+
+#[test]
+fn the_deployment_succeeds_when_every_instance_runs() {
+    let (mut world, agent_id) = world_with_app(2);
+    let events = launch(&mut world, &agent_id, &["web.1", "web.2"]);
+    assert_eq!(events.iter().filter(|e| matches!(e, Event::TaskAdded { .. })).count(), 2);
+    assert_eq!(world.state.services().instances_of(&app("/web")).count(), 2);
+    assert!(succeeded(&report(&mut world, &agent_id, "web.1", TaskState::Running)).is_empty());
+    assert_eq!(
+        succeeded(&report(&mut world, &agent_id, "web.2", TaskState::Running)),
+        vec![deployment("d1")]
+    );
+    assert!(world.state.services().deployments.is_empty());
+    // Nobody acknowledges the built-in framework's updates: nothing is left pending.
+    let framework = world.state.framework(&world.state.service_framework_id()).unwrap();
+    assert!(framework.pending_updates.is_empty());
+}
+
+#[test]
+fn a_health_checked_app_deploys_only_once_its_instances_are_healthy() {
+    let mut world = World::new();
+    let agent_id = world.add_agent("host-a", "cpus:8;mem:8192");
+    let mut checked = spec(1);
+    checked.health_checked = true;
+    world.operator(put("/web", checked, r#"{"cmd":"v1"}"#, Force::No, "d1"));
+    launch(&mut world, &agent_id, &["web.1"]);
+    assert!(succeeded(&report(&mut world, &agent_id, "web.1", TaskState::Running)).is_empty());
+    assert!(succeeded(&report_healthy(&mut world, &agent_id, "web.1", false)).is_empty());
+    assert_eq!(
+        succeeded(&report_healthy(&mut world, &agent_id, "web.1", true)),
+        vec![deployment("d1")]
+    );
+}
+
+#[test]
+fn launches_beyond_the_instance_count_are_refused_so_no_instance_starts_twice() {
+    let (mut world, agent_id) = world_with_app(2);
+    launch(&mut world, &agent_id, &["web.1", "web.2"]);
+    // A deposed leader's plan for the same instances arrives after its successor's.
+    let before = world.state.services().clone();
+    let outcome = try_launch(&mut world, &agent_id, &["web.3"]);
+    assert!(
+        matches!(outcome, corral_state::Outcome::Rejected(Rejection::Invalid { ref field, .. }) if field == "launches"),
+        "{outcome:?}"
+    );
+    assert_eq!(world.state.services(), &before);
+}
+
+#[test]
+fn a_launch_of_a_stale_configuration_is_refused() {
+    let (mut world, agent_id) = world_with_app(1);
+    let old = world.state.services().app(&app("/web")).unwrap().config_version;
+    world.advance(Duration::from_secs(1));
+    world.operator(put("/web", spec(1), r#"{"cmd":"v2"}"#, Force::Yes, "d2"));
+    let spec = OfferSpec {
+        framework_id: world.state.service_framework_id(),
+        agent_id: agent_id.clone(),
+        role: role("*"),
+        resources: res("cpus:1;mem:128"),
+    };
+    let offer_id = match &world.leader(Command::OfferResources { offers: vec![spec] })[..] {
+        [Event::OfferCreated { offer }] => offer.id.clone(),
+        other => panic!("{other:?}"),
+    };
+    let launches = vec![ServiceLaunch {
+        app_id: app("/web"),
+        config_version: old,
+        task_info: task_info("web.1", &agent_id, "cpus:1;mem:128"),
+    }];
+    let rejection = world.rejected(
+        Actor::Leader,
+        Command::LaunchServiceTasks {
+            offer_ids: vec![offer_id],
+            launches,
+            filters: Filters::default(),
+        },
+    );
+    assert!(
+        matches!(rejection, Rejection::Invalid { field, .. } if field == "launches[0].config_version")
+    );
+}
+
+#[test]
+fn task_ids_must_carry_the_app_prefix() {
+    let (mut world, agent_id) = world_with_app(1);
+    let outcome = try_launch(&mut world, &agent_id, &["other.1"]);
+    assert!(
+        matches!(outcome, corral_state::Outcome::Rejected(Rejection::Invalid { ref field, .. }) if field == "launches[0].task_info.task_id")
+    );
+}
+
+#[test]
+fn a_locked_app_changes_only_with_force_which_cancels_the_running_deployment() {
+    let (mut world, _) = world_with_app(2);
+    let rejection = world.rejected(
+        Actor::Operator { principal: None },
+        put("/web", spec(3), r#"{"cmd":"v1"}"#, Force::No, "d2"),
+    );
+    assert_eq!(
+        rejection,
+        Rejection::AppLocked { app_id: app("/web"), deployments: vec![deployment("d1")] }
+    );
+    let events = world.operator(put("/web", spec(3), r#"{"cmd":"v1"}"#, Force::Yes, "d2"));
+    assert!(
+        matches!(&events[0], Event::DeploymentCanceled { deployment_id, .. } if deployment_id == &deployment("d1"))
+    );
+    assert_eq!(
+        world.state.services().deployments.keys().collect::<Vec<_>>(),
+        vec![&deployment("d2")]
+    );
+}
+
+#[test]
+fn scaling_keeps_the_configuration_and_a_changed_definition_replaces_it() {
+    let (mut world, agent_id) = world_with_app(1);
+    launch(&mut world, &agent_id, &["web.1"]);
+    report(&mut world, &agent_id, "web.1", TaskState::Running);
+    let first = world.state.services().app(&app("/web")).unwrap().config_version;
+
+    world.advance(Duration::from_secs(1));
+    let events = world.operator(put("/web", spec(3), r#"{"cmd":"v1"}"#, Force::No, "d2"));
+    let scale = events.iter().find_map(|e| match e {
+        Event::DeploymentStarted { deployment } => Some(deployment.action),
+        _ => None,
+    });
+    assert_eq!(scale, Some(DeploymentAction::ScaleApplication));
+    let web = world.state.services().app(&app("/web")).unwrap();
+    assert_eq!((web.config_version, web.version), (first, world.clock));
+
+    launch(&mut world, &agent_id, &["web.2", "web.3"]);
+    report(&mut world, &agent_id, "web.2", TaskState::Running);
+    assert_eq!(
+        succeeded(&report(&mut world, &agent_id, "web.3", TaskState::Running)),
+        vec![deployment("d2")]
+    );
+
+    world.advance(Duration::from_secs(1));
+    let events = world.operator(put("/web", spec(3), r#"{"cmd":"v2"}"#, Force::No, "d3"));
+    let restart = events.iter().find_map(|e| match e {
+        Event::DeploymentStarted { deployment } => Some(deployment.action),
+        _ => None,
+    });
+    assert_eq!(restart, Some(DeploymentAction::RestartApplication));
+    assert_eq!(world.state.services().app(&app("/web")).unwrap().config_version, world.clock);
+}
+
+#[test]
+fn a_rolling_replacement_succeeds_once_only_new_instances_run() {
+    let (mut world, agent_id) = world_with_app(1);
+    launch(&mut world, &agent_id, &["web.1"]);
+    report(&mut world, &agent_id, "web.1", TaskState::Running);
+    world.advance(Duration::from_secs(1));
+    world.operator(put("/web", spec(1), r#"{"cmd":"v2"}"#, Force::No, "d2"));
+    // maximumOverCapacity 1.0: one new instance beside the old one.
+    launch(&mut world, &agent_id, &["web.2"]);
+    assert!(succeeded(&report(&mut world, &agent_id, "web.2", TaskState::Running)).is_empty());
+    let framework_id = world.state.service_framework_id();
+    world.leader(Command::Kill {
+        framework_id,
+        task_id: TaskId::new("web.1"),
+        agent_id: None,
+        kill_policy: None,
+    });
+    let events = report(&mut world, &agent_id, "web.1", TaskState::Killed);
+    assert_eq!(succeeded(&events), vec![deployment("d2")]);
+    // Killed on request: no backoff.
+    assert!(!events.iter().any(|e| matches!(e, Event::AppLaunchDelayed { .. })));
+    assert_eq!(world.state.services().instance(&TaskId::new("web.1")), None);
+}
+
+#[test]
+fn failures_delay_launches_by_the_backoff_and_a_reset_lifts_it() {
+    let (mut world, agent_id) = world_with_app(1);
+    launch(&mut world, &agent_id, &["web.1"]);
+    let events = report(&mut world, &agent_id, "web.1", TaskState::Failed);
+    let now = world.clock;
+    let delay = events.iter().find_map(|e| match e {
+        Event::AppLaunchDelayed { delay, failure, .. } => Some((delay.clone(), failure.clone())),
+        _ => None,
+    });
+    let (delay, failure) = delay.expect("a failure delays the next launch");
+    assert_eq!(
+        (delay.delay, delay.until),
+        (Duration::from_secs(1), now.plus(Duration::from_secs(1)))
+    );
+    assert_eq!((failure.task_id, failure.state), (TaskId::new("web.1"), TaskState::Failed));
+
+    let outcome = try_launch(&mut world, &agent_id, &["web.2"]);
+    assert!(
+        matches!(outcome, corral_state::Outcome::Rejected(Rejection::LaunchDelayed { .. })),
+        "{outcome:?}"
+    );
+
+    world.advance(Duration::from_secs(1));
+    launch(&mut world, &agent_id, &["web.3"]);
+    let events = report(&mut world, &agent_id, "web.3", TaskState::Failed);
+    let second = events.iter().find_map(|e| match e {
+        Event::AppLaunchDelayed { delay, .. } => Some(delay.delay),
+        _ => None,
+    });
+    assert_eq!(second, Some(Duration::from_secs(2)), "factor 2");
+
+    let events = world.operator(Command::ResetLaunchDelay { app_id: app("/web") });
+    assert_eq!(events, vec![Event::AppLaunchDelayReset { app_id: app("/web") }]);
+    launch(&mut world, &agent_id, &["web.4"]);
+}
+
+#[test]
+fn deleting_an_app_stops_its_instances_then_the_deployment_succeeds() {
+    let (mut world, agent_id) = world_with_app(1);
+    launch(&mut world, &agent_id, &["web.1"]);
+    report(&mut world, &agent_id, "web.1", TaskState::Running);
+    let events = world.operator(Command::DeleteApp {
+        app_id: app("/web"),
+        force: Force::No,
+        deployment_id: deployment("d2"),
+    });
+    match &events[..] {
+        [Event::AppDeleted { app_id }, Event::DeploymentStarted { deployment }] => {
+            assert_eq!(app_id, &app("/web"));
+            assert_eq!(deployment.action, DeploymentAction::StopApplication);
+            assert!(deployment.previous.is_some());
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(world.state.services().app(&app("/web")).is_none());
+    let framework_id = world.state.service_framework_id();
+    world.leader(Command::Kill {
+        framework_id,
+        task_id: TaskId::new("web.1"),
+        agent_id: None,
+        kill_policy: None,
+    });
+    let events = report(&mut world, &agent_id, "web.1", TaskState::Killed);
+    assert_eq!(succeeded(&events), vec![deployment("d2")]);
+    assert!(world.state.services().instances.is_empty());
+}
+
+#[test]
+fn rolling_back_a_deployment_makes_the_old_instances_current_again() {
+    let (mut world, agent_id) = world_with_app(1);
+    launch(&mut world, &agent_id, &["web.1"]);
+    report(&mut world, &agent_id, "web.1", TaskState::Running);
+    let first = world.state.services().app(&app("/web")).unwrap().config_version;
+    world.advance(Duration::from_secs(1));
+    world.operator(put("/web", spec(1), r#"{"cmd":"broken"}"#, Force::No, "d2"));
+    let events = world.operator(Command::CancelDeployment {
+        deployment_id: deployment("d2"),
+        cancellation: Cancellation::RollBack { rollback_id: deployment("d3") },
+    });
+    assert!(
+        matches!(&events[0], Event::DeploymentCanceled { deployment_id, .. } if deployment_id == &deployment("d2"))
+    );
+    // The old instance is current and running again: the rollback is done at once.
+    assert_eq!(succeeded(&events), vec![deployment("d3")]);
+    let web = world.state.services().app(&app("/web")).unwrap();
+    assert_eq!(web.config_version, first);
+    assert_eq!(web.definition, r#"{"cmd":"v1"}"#);
+    assert_eq!(web.versions.len(), 3);
+}
+
+#[test]
+fn rolling_back_a_start_removes_the_app_and_abandoning_leaves_it() {
+    let (mut world, _) = world_with_app(1);
+    let events = world.operator(Command::CancelDeployment {
+        deployment_id: deployment("d1"),
+        cancellation: Cancellation::Abandon,
+    });
+    assert_eq!(
+        events,
+        vec![Event::DeploymentCanceled { deployment_id: deployment("d1"), app_id: app("/web") }]
+    );
+    assert!(world.state.services().app(&app("/web")).is_some());
+
+    world.operator(put("/api", spec(1), "{}", Force::No, "d2"));
+    let events = world.operator(Command::CancelDeployment {
+        deployment_id: deployment("d2"),
+        cancellation: Cancellation::RollBack { rollback_id: deployment("d3") },
+    });
+    assert!(events.contains(&Event::AppDeleted { app_id: app("/api") }));
+    assert!(world.state.services().app(&app("/api")).is_none());
+    let rejection = world.rejected(
+        Actor::Operator { principal: None },
+        Command::CancelDeployment {
+            deployment_id: deployment("d9"),
+            cancellation: Cancellation::Abandon,
+        },
+    );
+    assert_eq!(rejection, Rejection::UnknownDeployment(deployment("d9")));
+}
+
+#[test]
+fn killing_with_scale_lowers_the_instance_count() {
+    let (mut world, agent_id) = world_with_app(2);
+    launch(&mut world, &agent_id, &["web.1", "web.2"]);
+    report(&mut world, &agent_id, "web.1", TaskState::Running);
+    report(&mut world, &agent_id, "web.2", TaskState::Running);
+    let events = world.operator(Command::KillServiceTasks {
+        task_ids: vec![TaskId::new("web.2")],
+        scaling: KillScaling::ScaleDown,
+        force: Force::No,
+        deployment_id: deployment("d2"),
+    });
+    assert!(
+        matches!(&events[0], Event::TaskKillRequested { task_id, .. } if task_id == &TaskId::new("web.2"))
+    );
+    assert_eq!(world.state.services().app(&app("/web")).unwrap().spec.instances, 1);
+    let events = report(&mut world, &agent_id, "web.2", TaskState::Killed);
+    assert_eq!(succeeded(&events), vec![deployment("d2")]);
+
+    let rejection = world.rejected(
+        Actor::Operator { principal: None },
+        Command::KillServiceTasks {
+            task_ids: vec![TaskId::new("nope.1")],
+            scaling: KillScaling::Replace,
+            force: Force::No,
+            deployment_id: deployment("d3"),
+        },
+    );
+    assert!(matches!(rejection, Rejection::UnknownTask { .. }));
+}
+
+#[test]
+fn versions_are_kept_and_an_earlier_one_can_be_put_back() {
+    let (mut world, _) = world_with_app(1);
+    let first = world.state.services().app(&app("/web")).unwrap().version;
+    world.advance(Duration::from_secs(1));
+    world.operator(put("/web", spec(1), r#"{"cmd":"v2"}"#, Force::Yes, "d2"));
+    world.advance(Duration::from_secs(1));
+    world.operator(Command::RollBackApp {
+        app_id: app("/web"),
+        version: first,
+        force: Force::Yes,
+        deployment_id: deployment("d3"),
+    });
+    let web = world.state.services().app(&app("/web")).unwrap();
+    assert_eq!(web.definition, r#"{"cmd":"v1"}"#);
+    assert_eq!(web.config_version, world.clock, "putting a version back is a new configuration");
+    let rejection = world.rejected(
+        Actor::Operator { principal: None },
+        Command::RollBackApp {
+            app_id: app("/web"),
+            version: Timestamp(7),
+            force: Force::Yes,
+            deployment_id: deployment("d4"),
+        },
+    );
+    assert_eq!(
+        rejection,
+        Rejection::UnknownAppVersion { app_id: app("/web"), version: Timestamp(7) }
+    );
+}
+
+#[test]
+fn two_changes_in_one_instant_get_two_versions() {
+    let (mut world, _) = world_with_app(1);
+    world.operator(put("/web", spec(2), r#"{"cmd":"v1"}"#, Force::Yes, "d2"));
+    let web = world.state.services().app(&app("/web")).unwrap();
+    assert_eq!(web.versions.len(), 2);
+    assert!(web.versions[0].version < web.versions[1].version);
+}
+
+#[test]
+fn the_builtin_framework_cannot_be_subscribed_as_or_torn_down() {
+    let (mut world, _) = world_with_app(1);
+    let framework_id = world.state.service_framework_id();
+    let rejection = world.rejected(
+        Actor::Operator { principal: None },
+        Command::Teardown { framework_id: framework_id.clone() },
+    );
+    assert!(matches!(rejection, Rejection::Invalid { field, .. } if field == "framework_id"));
+    let rejection = world.rejected(
+        Actor::Leader,
+        Command::Subscribe {
+            framework_id: Some(framework_id.clone()),
+            info: super::support::framework_info("impostor", &["*"]),
+        },
+    );
+    assert!(matches!(rejection, Rejection::Invalid { field, .. } if field == "framework_id"));
+    let rejection = world.rejected(Actor::Leader, Command::DisconnectFramework { framework_id });
+    assert!(matches!(rejection, Rejection::Invalid { field, .. } if field == "framework_id"));
+}
+
+#[test]
+fn the_framework_acts_for_every_role_its_apps_name() {
+    let (mut world, _) = world_with_app(1);
+    let mut analytics = spec(1);
+    analytics.role = role("analytics");
+    let events = world.operator(put("/batch", analytics, "{}", Force::No, "d2"));
+    let roles = events.iter().find_map(|e| match e {
+        Event::FrameworkResubscribed { info, .. } => Some(info.roles.clone()),
+        _ => None,
+    });
+    assert_eq!(roles, Some(vec![role("*"), role("analytics")]));
+}
+
+#[test]
+fn upgrade_bounds_and_backoff_arithmetic() {
+    let bounds = |min, over| UpgradeBounds {
+        minimum_health_capacity_permille: min,
+        maximum_over_capacity_permille: over,
+    };
+    assert_eq!(bounds(500, 0).minimum_healthy(4), 2);
+    assert_eq!(bounds(500, 0).minimum_healthy(3), 2, "rounded up");
+    assert_eq!(bounds(500, 0).maximum_live(4), 4);
+    assert_eq!(bounds(1000, 0).maximum_live(3), 4, "one extra so the replacement can progress");
+    assert_eq!(bounds(1000, 1000).maximum_live(3), 6);
+    assert_eq!(bounds(1000, 0).maximum_live(0), 0);
+    let backoff = Backoff {
+        initial: Duration::from_secs(1),
+        factor_permille: 1150,
+        maximum: Duration::from_secs(3),
+    };
+    assert_eq!(backoff.next(None), Duration::from_secs(1));
+    assert_eq!(backoff.next(Some(Duration::from_secs(2))), Duration::from_millis(2300));
+    assert_eq!(backoff.next(Some(Duration::from_secs(10))), Duration::from_secs(3));
+}
+
+#[test]
+fn replaying_service_commands_gives_the_same_state() {
+    let (mut world, agent_id) = world_with_app(2);
+    launch(&mut world, &agent_id, &["web.1", "web.2"]);
+    report(&mut world, &agent_id, "web.1", TaskState::Running);
+    report(&mut world, &agent_id, "web.2", TaskState::Failed);
+    let bytes = world.state.snapshot();
+    let decoded = corral_state::ClusterState::from_snapshot(&bytes).expect("decode");
+    assert_eq!(decoded.services(), world.state.services());
+    assert_eq!(decoded.digest(), world.state.digest());
+}
