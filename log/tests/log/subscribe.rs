@@ -68,10 +68,17 @@ async fn a_cursor_behind_retention_is_refused_naming_the_oldest() {
     let retention = JournalRetention { max_age: None, max_indexes: Some(5) };
     let cluster =
         TestCluster::start_with(3, test_tuning(), |config| config.retention = retention).await;
+    let mut last_index = 0;
     for number in 0..20 {
-        cluster.propose(number).await;
+        last_index = cluster.propose(number).await.index;
     }
     let node = cluster.node(1);
+    // Until node 1 has applied the last entry its journal is still being trimmed, and a
+    // cursor read from it now could be trimmed away before the subscription reads it.
+    eventually("node 1 to apply every proposal", || async {
+        (node.applied_index() >= last_index).then_some(())
+    })
+    .await;
     let oldest = eventually("the journal to be trimmed", || async {
         match node.subscribe(Cursor::START, EventFilter::all()) {
             Err(SubscriptionEnded::TooOld { oldest }) => Some(oldest),
