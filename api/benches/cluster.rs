@@ -8,7 +8,10 @@
 //!    second, the agent's memory per 1,000 running tasks, and the time from a SIGKILLed agent's
 //!    restart to all its tasks recovered.
 //!
-//! `CORRAL_BENCH_PHASES=launch,state,agent` picks phases (all by default);
+//! 4. Marathon `/v2`: one app of 1,000 instances deployed on simulated agents (POST to the
+//!    deployment's success), then `GET /v2/apps` with 1,000 apps and 10,000 tasks.
+//!
+//! `CORRAL_BENCH_PHASES=launch,state,agent,marathon` picks phases (all by default);
 //! `CORRAL_BENCH_AGENT_TASKS` sizes the third.
 //!
 //! `cargo bench -p corral-api --bench cluster` (builds `corral` in release and runs it).
@@ -78,9 +81,12 @@ fn start_masters_of(count: usize) -> Masters {
                 .arg("--data-dir")
                 .arg(directory.path().join(format!("m{index}")))
                 .args(["--allocation-interval", "0.1"])
-                .env("RUST_LOG", "warn")
+                .env(
+                    "RUST_LOG",
+                    std::env::var("CORRAL_BENCH_MASTER_LOG").unwrap_or_else(|_| "warn".to_owned()),
+                )
                 .stdout(Stdio::null())
-                .stderr(Stdio::null())
+                .stderr(master_log(index))
                 .spawn()
                 .expect("corral master")
         })
@@ -163,15 +169,33 @@ fn spawn_agent_simulator(http: reqwest::Client, leader: String, running: Arc<Ato
             while let Some(newline) = buffer.iter().position(|&b| b == b'\n') {
                 let line: Vec<u8> = buffer.drain(..=newline).collect();
                 let Ok(value) = serde_json::from_slice::<Value>(&line) else { continue };
-                let Some(task) = value["event"]["TaskAdded"]["task"].as_object() else { continue };
-                let agent_id = task["info"]["agent_id"].clone();
-                let task_id = task["info"]["task_id"].clone();
-                let framework_id = task["framework_id"].clone();
+                // A new task runs at once; a task asked to stop (a deleted or scaled-down
+                // service) is killed at once.
+                let event = &value["event"];
+                let (framework_id, agent_id, task_id, state) =
+                    if let Some(task) = event["TaskAdded"]["task"].as_object() {
+                        let info = &task["info"];
+                        (
+                            task["framework_id"].clone(),
+                            info["agent_id"].clone(),
+                            info["task_id"].clone(),
+                            "Running",
+                        )
+                    } else if let Some(kill) = event["TaskKillRequested"].as_object() {
+                        (
+                            kill["framework_id"].clone(),
+                            kill["agent_id"].clone(),
+                            kill["task_id"].clone(),
+                            "Killed",
+                        )
+                    } else {
+                        continue;
+                    };
                 let uuid = base64::engine::general_purpose::STANDARD
                     .encode(uuid::Uuid::new_v4().as_bytes());
                 let body = json!({"request_id": uuid, "agent_id": agent_id, "command": {"UpdateStatus": {
                     "framework_id": framework_id,
-                    "status": {"task_id": task_id, "state": "Running", "message": null, "source": "Executor", "reason": null,
+                    "status": {"task_id": task_id, "state": state, "message": null, "source": "Executor", "reason": null,
                                "healthy": null, "agent_id": agent_id, "executor_id": null, "timestamp": 0, "uuid": uuid, "exit_code": null}
                 }}});
                 let permit = reports.clone().acquire_owned().await.expect("semaphore");
@@ -180,7 +204,7 @@ fn spawn_agent_simulator(http: reqwest::Client, leader: String, running: Arc<Ato
                 let running = running.clone();
                 tokio::spawn(async move {
                     let result = agent_command(&http, &leader, body).await;
-                    if result["outcome"].get("Accepted").is_some() {
+                    if state == "Running" && result["outcome"].get("Accepted").is_some() {
                         running.fetch_add(1, Ordering::Relaxed);
                     }
                     drop(permit);
@@ -315,31 +339,146 @@ async fn state_reads(http: &reqwest::Client) {
             http.post(format!("http://{leader}/api/v1")).json(&json!({"type": "GET_STATE"})),
         ),
     ] {
-        let mut timings = Vec::new();
-        let mut bytes = 0;
-        for _ in 0..5 {
-            let started = Instant::now();
-            let body = request
-                .try_clone()
-                .expect("clonable")
-                .send()
-                .await
-                .expect("read")
-                .bytes()
-                .await
-                .expect("body");
-            timings.push(started.elapsed());
-            bytes = body.len();
-        }
-        timings.sort();
-        println!(
-            "{name}: {agents} agents, {tasks} tasks, {:.1} MiB: median {:.0} ms, min {:.0} ms, max {:.0} ms",
-            bytes as f64 / 1048576.0,
-            timings[2].as_secs_f64() * 1000.0,
-            timings[0].as_secs_f64() * 1000.0,
-            timings[4].as_secs_f64() * 1000.0
-        );
+        let read = time_read(request).await;
+        println!("{name}: {agents} agents, {tasks} tasks, {read}");
     }
+}
+
+/// Five reads of one request: its size and the median, fastest and slowest time.
+struct TimedRead {
+    bytes: usize,
+    timings: Vec<Duration>,
+}
+
+async fn time_read(request: reqwest::RequestBuilder) -> TimedRead {
+    let mut timings = Vec::new();
+    let mut bytes = 0;
+    for _ in 0..5 {
+        let started = Instant::now();
+        let body = request
+            .try_clone()
+            .expect("clonable")
+            .send()
+            .await
+            .expect("read")
+            .bytes()
+            .await
+            .expect("body");
+        timings.push(started.elapsed());
+        bytes = body.len();
+    }
+    timings.sort();
+    TimedRead { bytes, timings }
+}
+
+impl std::fmt::Display for TimedRead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let millis = |index: usize| self.timings[index].as_secs_f64() * 1000.0;
+        write!(
+            f,
+            "{:.1} MiB: median {:.0} ms, min {:.0} ms, max {:.0} ms",
+            self.bytes as f64 / 1048576.0,
+            millis(2),
+            millis(0),
+            millis(4)
+        )
+    }
+}
+
+async fn wait_for_no_deployments(http: &reqwest::Client, leader: &str, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let deployments: Value = http
+            .get(format!("http://{leader}/v2/deployments"))
+            .send()
+            .await
+            .expect("deployments")
+            .json()
+            .await
+            .expect("deployments json");
+        if deployments.as_array().is_some_and(Vec::is_empty) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "deployments still running: {deployments}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn bench_app(id: &str, instances: u64) -> Value {
+    // No ports: the simulated agents offer only cpus and mem.
+    json!({"id": id, "cmd": "sleep 600", "cpus": 0.01, "mem": 1, "instances": instances,
+           "portDefinitions": []})
+}
+
+async fn marathon(http: &reqwest::Client) {
+    let agents = env_or("CORRAL_BENCH_MARATHON_AGENTS", 100);
+    let instances = env_or("CORRAL_BENCH_MARATHON_INSTANCES", 1_000);
+    let apps = env_or("CORRAL_BENCH_MARATHON_APPS", 1_000);
+    let per_app = env_or("CORRAL_BENCH_MARATHON_APP_INSTANCES", 10);
+    let masters = start_masters();
+    let leader = leader(http, &masters).await;
+    register_agents(http, &leader, agents, scalar_resources(64, 262_144)).await;
+    let running = Arc::new(AtomicU64::new(0));
+    spawn_agent_simulator(http.clone(), leader.clone(), running.clone());
+
+    let started = Instant::now();
+    let response = http
+        .post(format!("http://{leader}/v2/apps"))
+        .json(&bench_app("/bench/big", instances))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(response.status().as_u16(), 201, "{}", response.text().await.unwrap_or_default());
+    wait_for_no_deployments(http, &leader, Duration::from_secs(600)).await;
+    let deployed = started.elapsed();
+    println!(
+        "marathon deploy: 1 app of {instances} instances on {agents} simulated agents, POST to deployment success in {:.2} s = {:.0} instances/s",
+        deployed.as_secs_f64(),
+        instances as f64 / deployed.as_secs_f64()
+    );
+    let response = http
+        .delete(format!("http://{leader}/v2/apps/bench/big?force=true"))
+        .send()
+        .await
+        .expect("delete");
+    assert!(response.status().is_success(), "{}", response.status());
+    wait_for_no_deployments(http, &leader, Duration::from_secs(600)).await;
+
+    let leader_address = leader.as_str();
+    let started = Instant::now();
+    futures::stream::iter(0..apps)
+        .map(|index| {
+            let body = bench_app(&format!("/bench/app-{index:04}"), per_app);
+            let leader = leader_address;
+            async move {
+                let response = http
+                    .post(format!("http://{leader}/v2/apps"))
+                    .json(&body)
+                    .send()
+                    .await
+                    .expect("create");
+                assert_eq!(response.status().as_u16(), 201);
+            }
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<()>>()
+        .await;
+    wait_for_no_deployments(http, &leader, Duration::from_secs(900)).await;
+    let deployed = started.elapsed();
+    println!(
+        "marathon deploy: {apps} apps of {per_app} instances (32 POSTs in flight), first POST to the last deployment's success in {:.2} s = {:.0} instances/s",
+        deployed.as_secs_f64(),
+        (apps * per_app) as f64 / deployed.as_secs_f64()
+    );
+    for (name, path) in [
+        ("GET /v2/apps", "/v2/apps"),
+        ("GET /v2/apps?embed=apps.tasks", "/v2/apps?embed=apps.tasks&embed=apps.counts"),
+        ("GET /v2/tasks", "/v2/tasks"),
+    ] {
+        let read = time_read(http.get(format!("http://{leader}{path}"))).await;
+        println!("{name}: {apps} apps, {} tasks, {read}", apps * per_app);
+    }
+    drop(masters);
 }
 
 fn spawn_agent(master: &str, work_dir: &std::path::Path, resources: &str) -> Child {
@@ -353,6 +492,15 @@ fn spawn_agent(master: &str, work_dir: &std::path::Path, resources: &str) -> Chi
         .stderr(Stdio::null())
         .spawn()
         .expect("corral agent")
+}
+
+/// Masters log to `CORRAL_BENCH_LOG_DIR/master-N.log` when it is set, for looking into a run.
+fn master_log(index: usize) -> Stdio {
+    let Ok(directory) = std::env::var("CORRAL_BENCH_LOG_DIR") else { return Stdio::null() };
+    match std::fs::File::create(format!("{directory}/master-{index}.log")) {
+        Ok(file) => Stdio::from(file),
+        Err(_) => Stdio::null(),
+    }
 }
 
 fn resident_kib(pid: u32) -> u64 {
@@ -485,8 +633,8 @@ async fn main() {
         .timeout(Duration::from_secs(120))
         .build()
         .expect("client");
-    let phases =
-        std::env::var("CORRAL_BENCH_PHASES").unwrap_or_else(|_| "launch,state,agent".to_owned());
+    let phases = std::env::var("CORRAL_BENCH_PHASES")
+        .unwrap_or_else(|_| "launch,state,agent,marathon".to_owned());
     if phases.contains("launch") {
         launch_throughput(&http).await;
     }
@@ -495,5 +643,8 @@ async fn main() {
     }
     if phases.contains("agent") {
         one_agent(&http).await;
+    }
+    if phases.contains("marathon") {
+        marathon(&http).await;
     }
 }

@@ -22,6 +22,9 @@ pub enum ApiError {
     NoLeader,
     #[error("internal error: {0}")]
     Internal(String),
+    /// A Marathon app definition that breaks its rules: 422 with Marathon's body.
+    #[error("{}", .0.message)]
+    Validation(crate::marathon::ValidationFailure),
 }
 
 impl ApiError {
@@ -37,6 +40,7 @@ impl ApiError {
             ApiError::NotLeader { .. } => StatusCode::TEMPORARY_REDIRECT,
             ApiError::NoLeader => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
         }
     }
 }
@@ -47,6 +51,13 @@ fn rejection_status(rejection: &Rejection) -> StatusCode {
     match rejection {
         Rejection::NotPermitted { .. } | Rejection::OfferNotOwned { .. } => StatusCode::FORBIDDEN,
         Rejection::FrameworkNotSubscribed(_) => StatusCode::FORBIDDEN,
+        // Marathon's statuses for its apps and deployments.
+        Rejection::AppExists(_) | Rejection::AppLocked { .. } | Rejection::LaunchDelayed { .. } => {
+            StatusCode::CONFLICT
+        }
+        Rejection::UnknownApp(_)
+        | Rejection::UnknownDeployment(_)
+        | Rejection::UnknownAppVersion { .. } => StatusCode::NOT_FOUND,
         _ => StatusCode::BAD_REQUEST,
     }
 }
@@ -67,12 +78,16 @@ fn error_kind(error: &ApiError) -> &'static str {
         ApiError::NotLeader { .. } => "not_leader",
         ApiError::NoLeader => "no_leader",
         ApiError::Internal(_) => "internal",
+        ApiError::Validation(_) => "invalid",
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
+        if let ApiError::Validation(failure) = self {
+            return (status, Json(failure)).into_response();
+        }
         let field = match &self {
             ApiError::BadRequest { field, .. } => Some(field.as_str()),
             ApiError::Rejected(Rejection::Invalid { field, .. }) => Some(field.as_str()),

@@ -1,5 +1,6 @@
-//! The leader's loops: allocation and ticks. Only the leader runs them; a master that
-//! becomes leader starts them at once, rebuilding the allocator from the state.
+//! The leader's loops: allocation, ticks and the built-in service scheduler. Only the leader
+//! runs them; a master that becomes leader starts them at once, rebuilding the allocator and
+//! the scheduler's plan from the state.
 
 use std::time::Instant;
 
@@ -48,6 +49,9 @@ async fn lead(master: Master) {
     let (explain_sender, mut explain_requests) = mpsc::channel::<ExplainRequest>(64);
     *master.inner.explain.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) =
         Some(explain_sender);
+    // Its own task, so that a slow allocation or tick never holds a scheduling round up; the
+    // guard ends it with this function, that is, when leadership is lost.
+    let _scheduler = AbortOnDrop(tokio::spawn(crate::marathon::scheduler::run(master.clone())));
     let intervals = master.inner.intervals.clone();
     let mut allocation = tokio::time::interval(intervals.allocation);
     let mut tick = tokio::time::interval(intervals.tick);
@@ -78,6 +82,14 @@ async fn lead(master: Master) {
                 let _ = request.reply.send(answer);
             }
         }
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

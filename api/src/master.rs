@@ -8,11 +8,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 use corral_allocator::AllocatorConfig;
-use corral_log::{Committed, LogError, LogNode};
-use corral_state::{Actor, Command, FrameworkId, RequestId, Role, Timestamp};
+use corral_log::{Committed, LogError, LogNode, ReadConsistency};
+use corral_state::{Actor, ClusterState, Command, FrameworkId, RequestId, Role, Timestamp};
 use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::error::ApiError;
@@ -143,6 +143,8 @@ pub struct MasterInner {
     pub allocation_wanted: Notify,
     pub address: String,
     pub started_at: Timestamp,
+    /// The built-in service scheduler's recent offer matching, for `/v2/queue` (leader).
+    pub service_offers: crate::marathon::offers::OfferReports,
 }
 
 /// Everything a handler needs. Cheap to clone.
@@ -185,6 +187,7 @@ impl Master {
                 allocation_wanted: Notify::new(),
                 address,
                 started_at: wall_clock(),
+                service_offers: crate::marathon::offers::OfferReports::default(),
             }),
         })
     }
@@ -210,6 +213,7 @@ impl Master {
                 | Command::Revive { .. }
                 | Command::Decline { .. }
                 | Command::Accept { .. }
+                | Command::LaunchServiceTasks { .. }
                 | Command::UpdateStatus { .. }
                 | Command::ReactivateAgent { .. }
         );
@@ -234,6 +238,32 @@ impl Master {
             LogError::NotLeader { .. } => ApiError::NoLeader,
             other => ApiError::Internal(other.to_string()),
         }
+    }
+
+    /// Reads the state; a read that needs the leader and is made on a follower becomes a
+    /// redirect to `path` on the leader.
+    pub async fn read_state<T>(
+        &self,
+        consistency: ReadConsistency,
+        path: &str,
+        reader: impl FnOnce(&ClusterState) -> T,
+    ) -> Result<T, ApiError> {
+        self.inner.node.read(consistency, reader).await.map_err(|error| self.log_error(error, path))
+    }
+
+    /// For answers of megabytes: copies the state without its request ids (tasks are shared,
+    /// so the copy is cheap) and renders the copy on a blocking thread, so applying never
+    /// waits for the answer to be built.
+    pub async fn render_off_lock<T: Send + 'static>(
+        &self,
+        consistency: ReadConsistency,
+        path: &str,
+        render: impl FnOnce(&ClusterState) -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let copy = self.read_state(consistency, path, ClusterState::without_bookkeeping).await?;
+        tokio::task::spawn_blocking(move || render(&copy))
+            .await
+            .map_err(|error| ApiError::Internal(error.to_string()))
     }
 
     /// The leader's URL for `path`, when this master is not the leader.
@@ -301,6 +331,31 @@ pub fn router(master: Master) -> Router {
         .route("/corral/v1/allocation/explain", get(routes::native::explain))
         .route("/corral/v1/agent/commands", post(routes::agent::command))
         .route("/corral/v1/agent/{agent_id}/events", get(routes::agent::events))
+        .route(
+            "/v2/apps",
+            get(routes::marathon_apps::list)
+                .post(routes::marathon_apps::create)
+                .put(routes::marathon_apps::update_many)
+                .patch(routes::marathon_apps::update_many),
+        )
+        .route(
+            "/v2/apps/{*rest}",
+            get(routes::marathon_apps::get_under)
+                .put(routes::marathon_apps::put_under)
+                .patch(routes::marathon_apps::put_under)
+                .post(routes::marathon_apps::post_under)
+                .delete(routes::marathon_apps::delete_under),
+        )
+        .route("/v2/tasks", get(routes::marathon::tasks))
+        .route("/v2/tasks/delete", post(routes::marathon::delete_tasks))
+        .route("/v2/deployments", get(routes::marathon::deployments))
+        .route("/v2/deployments/{deployment_id}", delete(routes::marathon::cancel_deployment))
+        .route("/v2/queue", get(routes::marathon::queue))
+        .route("/v2/queue/{*rest}", delete(routes::marathon::reset_delay))
+        .route("/v2/events", get(routes::marathon::events))
+        .route("/v2/info", get(routes::marathon::info))
+        .route("/v2/leader", get(routes::marathon::leader))
+        .route("/ping", get(routes::marathon::ping))
         .layer(axum::middleware::from_fn_with_state(master.clone(), track))
         .with_state(master)
         .merge(raft)

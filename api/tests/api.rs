@@ -5,6 +5,9 @@ mod api {
 
     mod agents;
     mod marathon_apps;
+    mod marathon_e2e;
+    mod marathon_planner;
+    mod marathon_routes;
     mod masters;
     mod mesos_json;
     mod metrics;

@@ -6,8 +6,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use corral_state::model::{self, CommandInfo, ContainerInfo, KillPolicy, Label, TaskInfo};
-use corral_state::{AgentId, Ranges, Resource, Resources, Scalar, TaskId};
+use corral_state::model::{
+    self, AppSpec, Backoff, CommandInfo, ContainerInfo, KillPolicy, Label, TaskInfo, UpgradeBounds,
+};
+use corral_state::{AgentId, Ranges, Resource, Resources, Role, Scalar, TaskId};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -455,6 +457,50 @@ impl AppDefinition {
         }
     }
 
+    /// What the state needs to know of this definition to enforce its rules. Call on a
+    /// validated definition: its numbers are in range.
+    pub fn spec(&self) -> AppSpec {
+        let role = self.role.as_deref().and_then(|role| Role::parse(role).ok());
+        AppSpec {
+            instances: u32::try_from(self.instances.max(0)).unwrap_or(u32::MAX),
+            role: role.unwrap_or_else(Role::default_role),
+            health_checked: !self.health_checks.is_empty(),
+            upgrade: UpgradeBounds {
+                minimum_health_capacity_permille: permille(
+                    self.upgrade_strategy.minimum_health_capacity,
+                ),
+                maximum_over_capacity_permille: permille(
+                    self.upgrade_strategy.maximum_over_capacity,
+                ),
+            },
+            backoff: Backoff {
+                initial: Duration::try_from_secs_f64(self.backoff_seconds).unwrap_or_default(),
+                factor_permille: permille(self.backoff_factor),
+                maximum: Duration::try_from_secs_f64(self.max_launch_delay_seconds)
+                    .unwrap_or_default(),
+            },
+        }
+    }
+
+    /// The definition as the log stores it: normalised JSON without `instances` (the state
+    /// keeps that in the spec, so scaling is not a configuration change) or `version`.
+    pub fn stored_definition(&self) -> String {
+        let mut value = serde_json::to_value(self).unwrap_or_default();
+        if let Some(object) = value.as_object_mut() {
+            object.remove("instances");
+            object.remove("version");
+        }
+        value.to_string()
+    }
+
+    /// Reads a stored definition back and gives it the instance count the state holds.
+    pub fn from_stored(definition: &str, instances: u32) -> Result<AppDefinition, String> {
+        let mut app: AppDefinition =
+            serde_json::from_str(definition).map_err(|error| error.to_string())?;
+        app.instances = i64::from(instances);
+        Ok(app)
+    }
+
     pub fn docker_image(&self) -> Option<&str> {
         let image = self.container.as_ref()?.docker.as_ref()?.image.as_str();
         if image.is_empty() {
@@ -622,13 +668,19 @@ impl AppDefinition {
                         violations.add(path, "MAX_PER requires a positive integer value");
                     }
                 }
-                // A regular expression in Marathon; not compiled here, as the `regex` crate
-                // is not a dependency of this crate.
-                ConstraintOperator::Like | ConstraintOperator::Unlike => {
-                    if value.is_none_or(str::is_empty) {
+                ConstraintOperator::Like | ConstraintOperator::Unlike => match value {
+                    None | Some("") => {
                         violations.add(path, "LIKE and UNLIKE require a regular expression value");
                     }
-                }
+                    Some(pattern) => {
+                        if let Err(error) = regex::Regex::new(pattern) {
+                            violations.add(
+                                path,
+                                format!("'{pattern}' is not a regular expression: {error}"),
+                            );
+                        }
+                    }
+                },
                 ConstraintOperator::Cluster | ConstraintOperator::Is => {
                     if value.is_none_or(str::is_empty) {
                         violations.add(path, "CLUSTER and IS require a value");
@@ -695,6 +747,17 @@ impl AppDefinition {
         }
         if self.max_launch_delay_seconds < 0.0 {
             violations.add("/maxLaunchDelaySeconds", "must be >= 0");
+        }
+        if self.instances > i64::from(MAX_INSTANCES) {
+            violations.add("/instances", format!("must be <= {MAX_INSTANCES}"));
+        }
+        if let Some(Err(problem)) = self.role.as_deref().map(Role::parse) {
+            violations.add("/role", problem);
+        }
+        for (index, role) in self.accepted_resource_roles.iter().enumerate() {
+            if let Err(problem) = Role::parse(role) {
+                violations.add(format!("/acceptedResourceRoles/{index}"), problem);
+            }
         }
         if let UnreachableStrategy::Enabled { inactive_after_seconds, expunge_after_seconds } =
             self.unreachable_strategy
@@ -959,6 +1022,13 @@ impl AppDefinition {
         }
         host_ports.get(index).copied().flatten().ok_or(LaunchError::NoHealthCheckPort)
     }
+}
+
+/// More instances than this in one app is a typo, not a plan.
+const MAX_INSTANCES: u32 = 100_000;
+
+fn permille(fraction: f64) -> u32 {
+    (fraction * 1000.0).round().clamp(0.0, f64::from(u32::MAX)) as u32
 }
 
 fn scalar(name: &str, value: f64) -> Result<Scalar, LaunchError> {

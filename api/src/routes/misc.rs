@@ -89,15 +89,10 @@ pub async fn master_state(
         "start_time": master.inner.started_at.as_secs_f64(),
         "log_index": status.applied_index,
     });
-    // Copy the state without its request ids (tasks are shared, so this is cheap) and render off the runtime and
-    // outside the lock: applying must not wait for the answer.
-    let copy = master
-        .node()
-        .read(consistency, corral_state::ClusterState::without_bookkeeping)
-        .await
-        .map_err(|error| master.log_error(error, "/master/state"))?;
-    let body = tokio::task::spawn_blocking(move || master_state_bytes(&copy, &extra))
-        .await
-        .map_err(|error| ApiError::Internal(error.to_string()))?;
+    let body = master
+        .render_off_lock(consistency, "/master/state", move |state| {
+            master_state_bytes(state, &extra)
+        })
+        .await?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }

@@ -6,7 +6,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use corral_log::{EventFilter, ReadConsistency};
-use corral_state::{Actor, ClusterState, Cursor, Event};
+use corral_state::{Actor, Cursor, Event};
 
 use super::misc::ReadOptions;
 use super::stream::{channel_body, leadership_lost, pump, Step};
@@ -57,16 +57,10 @@ async fn answer(
     }
     let consistency = options.consistency(master, PATH)?;
     if matches!(query, OperatorQuery::State | OperatorQuery::Tasks) {
-        // Copy the state without its request ids (tasks are shared, so this is cheap) and render off the runtime and
-        // outside the lock: applying must not wait for a 70 MB answer.
-        let copy = master
-            .node()
-            .read(consistency, ClusterState::without_bookkeeping)
-            .await
-            .map_err(|error| master.log_error(error, PATH))?;
-        let bytes = tokio::task::spawn_blocking(move || render_query_bytes(query, &copy))
-            .await
-            .map_err(|error| ApiError::Internal(error.to_string()))?;
+        // A 70 MB answer: applying must not wait for it.
+        let bytes = master
+            .render_off_lock(consistency, PATH, move |state| render_query_bytes(query, state))
+            .await?;
         return Ok(
             ([(axum::http::header::CONTENT_TYPE, "application/json")], bytes).into_response()
         );
