@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
+use crate::apply::KillHow;
 use crate::dedup::Dedup;
 
 use crate::model::{
@@ -180,8 +181,9 @@ impl ClusterState {
             C::CancelDeployment { deployment_id, cancellation } => {
                 self.cancel_deployment(entry, deployment_id, cancellation, events)
             }
-            C::KillServiceTasks { task_ids, scaling, force, deployment_id } => {
-                self.kill_service_tasks(entry, task_ids, *scaling, *force, deployment_id, events)
+            C::KillServiceTasks { task_ids, scaling, wipe, force, deployment_id } => {
+                let how = KillHow { scaling: *scaling, wipe: *wipe, force: *force };
+                self.kill_service_tasks(entry, task_ids, how, deployment_id, events)
             }
             C::ResetLaunchDelay { app_id } => self.reset_launch_delay(entry, app_id, events),
             C::LaunchServiceTasks { offer_ids, launches, filters } => {
@@ -212,6 +214,9 @@ impl ClusterState {
         let framework_id = self.service_framework_id();
         let mut counts = InstanceCounts::default();
         for (task_id, instance) in self.services.instances_of(&app.id) {
+            if instance.is_inactive(app.spec.unreachable, self.now) {
+                continue;
+            }
             counts.live += 1;
             let killing =
                 self.task(&framework_id, task_id).is_none_or(|task| task.kill_requested.is_some());

@@ -85,6 +85,16 @@ pub enum KillScaling {
     ScaleDown,
 }
 
+/// What becomes of killed service instances' records (`?wipe=true`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Wipe {
+    /// The instance counts for its app until its task has ended.
+    Keep,
+    /// The instance is expunged at once, as an unreachable one would be: it stops counting
+    /// (a replacement may start beside it) and its task is killed whenever it can be.
+    Expunge,
+}
+
 /// One instance the built-in service scheduler launches from an offer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceLaunch {
@@ -271,6 +281,7 @@ pub enum Command {
     KillServiceTasks {
         task_ids: Vec<TaskId>,
         scaling: KillScaling,
+        wipe: Wipe,
         force: Force,
         deployment_id: DeploymentId,
     },

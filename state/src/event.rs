@@ -221,6 +221,12 @@ pub enum Event {
     AppLaunchDelayReset {
         app_id: AppId,
     },
+    /// An instance that could not be reached (or killed) was forgotten: it no longer counts
+    /// for its app, and its task is killed should its agent come back.
+    AppInstanceExpunged {
+        app_id: AppId,
+        task_id: TaskId,
+    },
 }
 
 /// What a subscriber can filter on.
@@ -316,7 +322,8 @@ impl Event {
             | Event::DeploymentSucceeded { .. }
             | Event::DeploymentCanceled { .. }
             | Event::AppLaunchDelayed { .. }
-            | Event::AppLaunchDelayReset { .. } => Topic::Service,
+            | Event::AppLaunchDelayReset { .. }
+            | Event::AppInstanceExpunged { .. } => Topic::Service,
         }
     }
 
@@ -427,6 +434,7 @@ impl Event {
             Event::DeploymentCanceled { .. } => "deployment_canceled",
             Event::AppLaunchDelayed { .. } => "app_launch_delayed",
             Event::AppLaunchDelayReset { .. } => "app_launch_delay_reset",
+            Event::AppInstanceExpunged { .. } => "app_instance_expunged",
         }
     }
 }

@@ -22,7 +22,7 @@ pub use cluster::{ClusterState, Executor};
 pub use codec::{CodecError, Digest, FORMAT_VERSION};
 pub use command::{
     Actor, Cancellation, Command, Entry, Force, KillScaling, OfferSpec, Operation, PutMode,
-    ServiceLaunch,
+    ServiceLaunch, Wipe,
 };
 pub use event::{Cursor, Event, Topic};
 pub use ids::{

@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use corral_state::model::{
-    self, AppSpec, Backoff, CommandInfo, ContainerInfo, KillPolicy, Label, TaskInfo, UpgradeBounds,
+    self, AppSpec, Backoff, CommandInfo, ContainerInfo, KillPolicy, Label, TaskInfo,
+    UnreachablePolicy, UpgradeBounds,
 };
 use corral_state::{AgentId, Ranges, Resource, Resources, Role, Scalar, TaskId};
 use serde::{Deserialize, Serialize};
@@ -344,8 +345,9 @@ pub enum UnreachableDisabled {
 }
 
 impl Default for UnreachableStrategy {
+    /// Marathon's: a replacement after 5 minutes, expunged after 10.
     fn default() -> UnreachableStrategy {
-        UnreachableStrategy::Enabled { inactive_after_seconds: 0.0, expunge_after_seconds: 0.0 }
+        UnreachableStrategy::Enabled { inactive_after_seconds: 300.0, expunge_after_seconds: 600.0 }
     }
 }
 
@@ -478,6 +480,17 @@ impl AppDefinition {
                 factor_permille: permille(self.backoff_factor),
                 maximum: Duration::try_from_secs_f64(self.max_launch_delay_seconds)
                     .unwrap_or_default(),
+            },
+            unreachable: match self.unreachable_strategy {
+                UnreachableStrategy::Disabled(_) => UnreachablePolicy::Disabled,
+                UnreachableStrategy::Enabled { inactive_after_seconds, expunge_after_seconds } => {
+                    UnreachablePolicy::Enabled {
+                        inactive_after: Duration::try_from_secs_f64(inactive_after_seconds)
+                            .unwrap_or_default(),
+                        expunge_after: Duration::try_from_secs_f64(expunge_after_seconds)
+                            .unwrap_or_default(),
+                    }
+                }
             },
         }
     }

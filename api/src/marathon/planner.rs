@@ -191,10 +191,14 @@ impl<'a> Round<'a> {
             .collect()
     }
 
+    /// The instances that count for the app: inactive ones (unreachable for longer than the
+    /// app's strategy tolerates) wait apart for their agent or their expunge.
     fn live_instances(&self, app: &ServiceApp) -> Vec<LiveInstance<'a>> {
+        let now = self.state.now();
         self.state
             .services()
             .instances_of(&app.id)
+            .filter(|(_, instance)| !instance.is_inactive(app.spec.unreachable, now))
             .map(|(task_id, instance)| {
                 let task = self.state.task(self.framework_id, task_id);
                 let killing = task.is_none_or(|task| task.kill_requested.is_some());

@@ -13,7 +13,7 @@ use corral_log::{EventFilter, ReadConsistency};
 use corral_state::model::Filters;
 use corral_state::{
     Actor, AppId, ClusterState, Command, Cursor, DeploymentId, Event, Force, FrameworkId,
-    KillScaling, Outcome, TaskId, Timestamp, Topic,
+    KillScaling, Outcome, TaskId, Timestamp, Topic, Wipe,
 };
 use futures::FutureExt;
 
@@ -178,6 +178,7 @@ async fn carry_out(master: &Master, framework_id: &FrameworkId, plan: Plan) {
         let kill = Command::KillServiceTasks {
             task_ids: plan.kills,
             scaling: KillScaling::Replace,
+            wipe: Wipe::Keep,
             force: Force::Yes,
             deployment_id: DeploymentId::new(uuid::Uuid::new_v4().to_string()),
         };

@@ -14,6 +14,7 @@ use corral_log::ReadConsistency;
 use corral_state::model::{AppRevision, ServiceApp, Task};
 use corral_state::{
     Actor, AppId, ClusterState, Command, DeploymentId, Event, Force, KillScaling, PutMode, TaskId,
+    Wipe,
 };
 use serde_json::{json, Map, Value};
 
@@ -481,8 +482,8 @@ pub enum Many {
 }
 
 /// Kills rendered tasks; `scale=true` lowers the instance count instead of replacing them.
-/// `wipe` is accepted and means the same as a kill: Corral keeps no instance record beyond
-/// its task, so there is nothing more to wipe.
+/// `wipe=true` expunges the instances at once, so replacements need not wait for the tasks
+/// to end (the way to give up on an unreachable instance before its strategy does).
 pub async fn kill_rendered(
     master: &Master,
     tasks: Vec<Value>,
@@ -491,7 +492,7 @@ pub async fn kill_rendered(
     many: Many,
 ) -> Result<Response, ApiError> {
     let scale = flag(params, "scale")?;
-    flag(params, "wipe")?;
+    let wipe = if flag(params, "wipe")? { Wipe::Expunge } else { Wipe::Keep };
     let task_ids: Vec<TaskId> =
         tasks.iter().filter_map(|task| task["id"].as_str()).map(TaskId::new).collect();
     if task_ids.is_empty() {
@@ -500,6 +501,7 @@ pub async fn kill_rendered(
     let command = Command::KillServiceTasks {
         task_ids,
         scaling: if scale { KillScaling::ScaleDown } else { KillScaling::Replace },
+        wipe,
         force: force(params)?,
         deployment_id: new_deployment_id(),
     };

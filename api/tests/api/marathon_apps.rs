@@ -99,7 +99,7 @@ fn the_docs_example_parses_and_renders_with_defaults() {
     );
     assert_eq!(
         rendered["unreachableStrategy"],
-        json!({"inactiveAfterSeconds": 0.0, "expungeAfterSeconds": 0.0})
+        json!({"inactiveAfterSeconds": 300.0, "expungeAfterSeconds": 600.0})
     );
     // Bridged: the mappings are the ports, and no default port definition is invented.
     assert_eq!(rendered["portDefinitions"], json!([]));
@@ -149,7 +149,7 @@ fn a_minimal_app_gets_every_default() {
             "backoffFactor": 1.15,
             "maxLaunchDelaySeconds": 300.0,
             "killSelection": "YOUNGEST_FIRST",
-            "unreachableStrategy": {"inactiveAfterSeconds": 0.0, "expungeAfterSeconds": 0.0},
+            "unreachableStrategy": {"inactiveAfterSeconds": 300.0, "expungeAfterSeconds": 600.0},
             "acceptedResourceRoles": []
         })
     );

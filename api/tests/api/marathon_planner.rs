@@ -19,7 +19,7 @@ use corral_state::model::{
 use corral_state::{
     Actor, AgentId, AppId, ClusterState, Command, DeploymentId, Event, Force, KillScaling, OfferId,
     OfferSpec, Outcome, PutMode, Ranges, RequestId, Resources, Role, ServiceLaunch, TaskId,
-    Timestamp, UpdateUuid,
+    Timestamp, UpdateUuid, Wipe,
 };
 use serde_json::{json, Value};
 
@@ -155,6 +155,7 @@ impl World {
             let kill = Command::KillServiceTasks {
                 task_ids: plan.kills.clone(),
                 scaling: KillScaling::Replace,
+                wipe: Wipe::Keep,
                 force: Force::Yes,
                 deployment_id: DeploymentId::new(format!("kill{}", self.requests)),
             };
@@ -650,6 +651,57 @@ fn agents_in_maintenance_are_not_used() {
 }
 
 /// Three instances launched a second apart: web.1 oldest, web.3 youngest.
+#[test]
+fn an_unreachable_instance_is_replaced_once_inactive_and_killed_if_it_returns_in_excess() {
+    let mut world = World::new();
+    let a = world.agent("host-a", "");
+    let unreachable = json!({"inactiveAfterSeconds": 60, "expungeAfterSeconds": 120});
+    world.put(web(1, json!({"unreachableStrategy": unreachable})));
+    world.launch_round(&[&a], None);
+    world.advance(world.state.settings().agent_heartbeat_timeout);
+    world.ok(Actor::Leader, Command::Tick);
+    let b = world.agent("host-b", "");
+
+    // Unreachable but not yet inactive: web.1 still counts, so the offer is not needed.
+    let offer_b = world.offer_free(&b);
+    let plan = world.plan();
+    assert_eq!(plan, Plan { declines: vec![offer_b], suppress: vec![star()], ..Plan::default() });
+    world.carry_out(&plan);
+
+    world.advance(Duration::from_secs(60));
+    world.ok(Actor::Agent(b.clone()), Command::AgentHeartbeat { agent_id: b.clone() });
+    world.ok(Actor::Leader, Command::Tick);
+    // Inactive now: web.1 no longer counts, so the app wants offers again.
+    let plan = world.plan();
+    assert_eq!(plan, Plan { revive: vec![star()], ..Plan::default() });
+    world.carry_out(&plan);
+    let offer_b = world.offer_free(&b);
+    let plan = world.plan();
+    let expected = Plan {
+        launches: vec![agent_launch(&b, &offer_b, vec![world.launch("/web", &b, "web.2", 31000)])],
+        verdicts: vec![world.used("/web", &b, &offer_b)],
+        ..Plan::default()
+    };
+    assert_eq!(plan, expected);
+    world.carry_out(&plan);
+    world.running("web.2");
+
+    // web.1 comes back before it is expunged: one instance too many, and it is the one
+    // that goes (unready first, then the youngest: both are ready, web.2 is younger).
+    let info = world.state.agent(&a).expect("known agent").info.clone();
+    let resources = world.state.agent(&a).expect("known agent").total.clone();
+    let tasks = vec![corral_state::model::ReportedTask {
+        framework_id: world.framework_id(),
+        task_id: task("web.1"),
+        state: TaskState::Running,
+    }];
+    world.ok(
+        Actor::Agent(a.clone()),
+        Command::ReregisterAgent { agent_id: a.clone(), info, resources, tasks },
+    );
+    assert_eq!(world.plan(), Plan { kills: vec![task("web.2")], suppress: vec![star()], ..Plan::default() });
+}
+
 fn three_instances(kill_selection: &str) -> World {
     let mut world = World::new();
     let a = world.agent("host-a", "");

@@ -179,13 +179,19 @@ impl ClusterState {
             }
             let known = self
                 .task(&task.framework_id, &task.task_id)
-                .is_some_and(|known| !known.state.is_terminal() && known.agent_id() == agent_id);
-            if !known {
+                .filter(|known| !known.state.is_terminal() && known.agent_id() == agent_id);
+            // A kill asked for while the agent was away is asked again: the agent may have
+            // missed it.
+            let kill_policy = match known {
+                None => Some(None),
+                Some(known) => known.kill_requested.map(Some),
+            };
+            if let Some(kill_policy) = kill_policy {
                 events.push(Event::TaskKillRequested {
                     framework_id: task.framework_id.clone(),
                     task_id: task.task_id.clone(),
                     agent_id: agent_id.clone(),
-                    kill_policy: None,
+                    kill_policy,
                 });
             }
         }

@@ -8,6 +8,8 @@ mod frameworks;
 mod offers;
 mod operator;
 mod services;
+
+pub(crate) use services::KillHow;
 mod tasks;
 mod tick;
 

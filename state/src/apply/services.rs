@@ -12,11 +12,11 @@ use std::time::Duration;
 
 use super::{require_leader, require_operator};
 use crate::cluster::ClusterState;
-use crate::command::{Cancellation, Force, KillScaling, PutMode, ServiceLaunch};
+use crate::command::{Cancellation, Force, KillScaling, PutMode, ServiceLaunch, Wipe};
 use crate::model::{
     AppRevision, AppSpec, Deployment, DeploymentAction, Filters, Framework, FrameworkCapability,
     FrameworkInfo, FrameworkState, Instance, InstanceCounts, LaunchDelay, ServiceApp, TaskFailure,
-    TaskState, TaskStatus, MAX_APP_VERSIONS,
+    TaskState, TaskStatus, UnreachablePolicy, MAX_APP_VERSIONS,
 };
 use crate::{
     AppId, DeploymentId, Entry, Event, FrameworkId, OfferId, Operation, Rejection, Role, TaskId,
@@ -26,6 +26,14 @@ use crate::{
 /// How long the built-in framework's tasks survive without it: forever, in practice; it is
 /// never disconnected, since it lives in the log.
 const SERVICE_FAILOVER_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// How `KillServiceTasks` treats the instances it kills.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct KillHow {
+    pub(crate) scaling: KillScaling,
+    pub(crate) wipe: Wipe,
+    pub(crate) force: Force,
+}
 
 impl ClusterState {
     #[allow(clippy::too_many_arguments)]
@@ -185,11 +193,11 @@ impl ClusterState {
         &mut self,
         entry: &Entry,
         task_ids: &[TaskId],
-        scaling: KillScaling,
-        force: Force,
+        how: KillHow,
         deployment_id: &DeploymentId,
         events: &mut Vec<Event>,
     ) -> Result<(), Rejection> {
+        let KillHow { scaling, wipe, force } = how;
         require_operator(entry)?;
         let framework_id = self.service_framework_or_unknown(task_ids)?;
         let mut by_app: BTreeMap<AppId, BTreeSet<TaskId>> = BTreeMap::new();
@@ -212,10 +220,14 @@ impl ClusterState {
         }
         for killed in by_app.values() {
             for task_id in killed {
-                self.request_service_kill(&framework_id, task_id, events);
+                match wipe {
+                    Wipe::Keep => self.request_service_kill(&framework_id, task_id, events),
+                    Wipe::Expunge => self.expunge_instance(&framework_id, task_id, events),
+                }
             }
         }
         if scaling == KillScaling::Replace {
+            self.check_deployments(events);
             return Ok(());
         }
         for ((app_id, killed), deployment_id) in by_app.iter().zip(&deployment_ids) {
@@ -313,6 +325,7 @@ impl ClusterState {
                 config_version: launch.config_version,
                 agent_id,
                 launched_at: self.now,
+                unreachable_since: None,
             };
             self.services.instance_apps.insert(task_id.clone(), launch.app_id.clone());
             self.services
@@ -363,6 +376,7 @@ impl ClusterState {
         kill_requested: bool,
         events: &mut Vec<Event>,
     ) {
+        self.note_reachability(task_id, status.state, kill_requested, events);
         if status.state.is_terminal() {
             if let Some(app_id) = self.services.instance_apps.remove(task_id) {
                 let instance = self
@@ -434,6 +448,9 @@ impl ClusterState {
         };
         let mut ready = 0u32;
         for (task_id, instance) in self.services.instances_of(app_id) {
+            if instance.is_inactive(app.spec.unreachable, self.now) {
+                continue;
+            }
             if instance.config_version != app.config_version {
                 return false;
             }
@@ -590,18 +607,105 @@ impl ClusterState {
         }
     }
 
-    /// A service instance is killed once: asking again, or after it ended, does nothing.
+    /// A service instance is killed once: asking again, or after it ended, does nothing. An
+    /// unreachable one cannot be killed now, so it is expunged (as Marathon does): waiting for
+    /// its agent would hold up the scaling, deletion or replacement that asked for the kill.
     fn request_service_kill(
         &mut self,
         framework_id: &FrameworkId,
         task_id: &TaskId,
         events: &mut Vec<Event>,
     ) {
+        if self.services.instance(task_id).is_some_and(|i| i.unreachable_since.is_some()) {
+            self.expunge_instance(framework_id, task_id, events);
+            return;
+        }
         let Some(task) = self.task(framework_id, task_id) else { return };
         if task.state.is_terminal() || task.kill_requested.is_some() {
             return;
         }
         self.request_task_kill(framework_id, task_id, None, events);
+    }
+
+    /// Forgets an instance: it leaves the index (so it no longer counts for its app) and its
+    /// task is asked to die, which an unreachable agent hears when it comes back.
+    fn expunge_instance(
+        &mut self,
+        framework_id: &FrameworkId,
+        task_id: &TaskId,
+        events: &mut Vec<Event>,
+    ) {
+        let Some(app_id) = self.services.instance_apps.remove(task_id) else { return };
+        if let Some(instances) = self.services.instances.get_mut(&app_id) {
+            instances.remove(task_id);
+            if instances.is_empty() {
+                self.services.instances.remove(&app_id);
+            }
+        }
+        let killable = self
+            .task(framework_id, task_id)
+            .is_some_and(|task| !task.state.is_terminal() && task.kill_requested.is_none());
+        if killable {
+            self.request_task_kill(framework_id, task_id, None, events);
+        }
+        events.push(Event::AppInstanceExpunged { app_id, task_id: task_id.clone() });
+    }
+
+    /// Keeps an instance's `unreachable_since` in step with its task. A task that was being
+    /// killed when it became unreachable is expunged at once: nobody wants it back.
+    fn note_reachability(
+        &mut self,
+        task_id: &TaskId,
+        state: TaskState,
+        kill_requested: bool,
+        events: &mut Vec<Event>,
+    ) {
+        let now = self.now;
+        let Some(app_id) = self.services.instance_apps.get(task_id) else { return };
+        let Some(instance) = self
+            .services
+            .instances
+            .get_mut(app_id)
+            .and_then(|instances| instances.get_mut(task_id))
+        else {
+            return;
+        };
+        if state != TaskState::Unreachable {
+            instance.unreachable_since = None;
+            return;
+        }
+        instance.unreachable_since.get_or_insert(now);
+        if kill_requested {
+            let framework_id = self.service_framework_id();
+            self.expunge_instance(&framework_id, task_id, events);
+        }
+    }
+
+    /// Expunges the instances unreachable for longer than their app's policy allows, and
+    /// those of deleted apps at once (decided on a Tick, at its time).
+    pub(crate) fn expunge_unreachable_instances(&mut self, events: &mut Vec<Event>) {
+        let now = self.now;
+        let services = &self.services;
+        let due: Vec<TaskId> = services
+            .instances
+            .iter()
+            .flat_map(|(app_id, instances)| {
+                let policy = services.apps.get(app_id).map(|app| app.spec.unreachable);
+                instances.iter().filter(move |(_, instance)| match policy {
+                    Some(policy) => instance.is_due_for_expunge(policy, now),
+                    None => instance.unreachable_since.is_some(),
+                })
+            })
+            .map(|(task_id, _)| task_id.clone())
+            .collect();
+        if due.is_empty() {
+            return;
+        }
+        let framework_id = self.service_framework_id();
+        for task_id in due {
+            self.expunge_instance(&framework_id, &task_id, events);
+        }
+        self.check_deployments(events);
     }
 
     /// The built-in framework exists from the first app on, acting for every app's role.
@@ -619,9 +723,15 @@ impl ClusterState {
             hostname: None,
             principal: None,
             webui_url: None,
-            capabilities: [FrameworkCapability::MultiRole, FrameworkCapability::TaskKillingState]
-                .into_iter()
-                .collect(),
+            // Partition-aware: a task on an agent that stops answering is UNREACHABLE, not
+            // LOST, so each app's unreachable strategy decides when to replace it.
+            capabilities: [
+                FrameworkCapability::MultiRole,
+                FrameworkCapability::TaskKillingState,
+                FrameworkCapability::PartitionAware,
+            ]
+            .into_iter()
+            .collect(),
             labels: Vec::new(),
         };
         self.frameworks.insert(
@@ -729,6 +839,14 @@ fn validate_spec(spec: &AppSpec) -> Result<(), Rejection> {
     }
     if spec.backoff.factor_permille < 1000 {
         return Err(Rejection::invalid("spec.backoff.factor_permille", "must be at least 1000"));
+    }
+    if let UnreachablePolicy::Enabled { inactive_after, expunge_after } = spec.unreachable {
+        if expunge_after < inactive_after {
+            return Err(Rejection::invalid(
+                "spec.unreachable.expunge_after",
+                "must not be shorter than inactive_after",
+            ));
+        }
     }
     Ok(())
 }

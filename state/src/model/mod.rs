@@ -21,7 +21,8 @@ pub use offer::{Filters, Offer, RescindReason};
 pub use role::{QuotaConfig, RoleConfig};
 pub use service::{
     AppRevision, AppSpec, Backoff, Deployment, DeploymentAction, Instance, InstanceCounts,
-    LaunchDelay, ServiceApp, ServiceState, TaskFailure, UpgradeBounds, MAX_APP_VERSIONS,
+    LaunchDelay, ServiceApp, ServiceState, TaskFailure, UnreachablePolicy, UpgradeBounds,
+    MAX_APP_VERSIONS,
 };
 pub use settings::Settings;
 pub use task::{

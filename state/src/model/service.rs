@@ -31,6 +31,48 @@ pub struct AppSpec {
     pub health_checked: bool,
     pub upgrade: UpgradeBounds,
     pub backoff: Backoff,
+    pub unreachable: UnreachablePolicy,
+}
+
+/// Marathon's `unreachableStrategy`: what becomes of an instance whose agent stops answering.
+/// Its task is then `TASK_UNREACHABLE`, not ended: the agent may come back with it running.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum UnreachablePolicy {
+    /// The instance keeps its place until its agent comes back or is gone for good.
+    Disabled,
+    Enabled {
+        /// Unreachable this long, the instance stops counting and a replacement is launched.
+        inactive_after: Duration,
+        /// Unreachable this long, the instance is forgotten; it is killed if it comes back.
+        /// Never shorter than `inactive_after`.
+        expunge_after: Duration,
+    },
+}
+
+impl UnreachablePolicy {
+    /// Marathon's defaults: a replacement after 5 minutes, forgotten after 10.
+    pub const MARATHON_DEFAULT: UnreachablePolicy = UnreachablePolicy::Enabled {
+        inactive_after: Duration::from_secs(300),
+        expunge_after: Duration::from_secs(600),
+    };
+
+    fn is_inactive(self, unreachable_since: Timestamp, now: Timestamp) -> bool {
+        match self {
+            UnreachablePolicy::Disabled => false,
+            UnreachablePolicy::Enabled { inactive_after, .. } => {
+                unreachable_since.plus(inactive_after) <= now
+            }
+        }
+    }
+
+    fn is_expunged(self, unreachable_since: Timestamp, now: Timestamp) -> bool {
+        match self {
+            UnreachablePolicy::Disabled => false,
+            UnreachablePolicy::Enabled { expunge_after, .. } => {
+                unreachable_since.plus(expunge_after) <= now
+            }
+        }
+    }
 }
 
 /// Marathon's `upgradeStrategy`, in thousandths so it compares and hashes exactly.
@@ -171,6 +213,21 @@ pub struct Instance {
     pub config_version: Timestamp,
     pub agent_id: AgentId,
     pub launched_at: Timestamp,
+    /// Set while its task is `TASK_UNREACHABLE`, to when it became so.
+    pub unreachable_since: Option<Timestamp>,
+}
+
+impl Instance {
+    /// Unreachable for longer than the app's policy tolerates: it no longer counts towards
+    /// the app's instances, so a replacement may be launched beside it.
+    pub fn is_inactive(&self, policy: UnreachablePolicy, now: Timestamp) -> bool {
+        self.unreachable_since.is_some_and(|since| policy.is_inactive(since, now))
+    }
+
+    /// Unreachable for so long that the app forgets it.
+    pub fn is_due_for_expunge(&self, policy: UnreachablePolicy, now: Timestamp) -> bool {
+        self.unreachable_since.is_some_and(|since| policy.is_expunged(since, now))
+    }
 }
 
 /// How many of an app's instances are live, and how many of those run the current
@@ -178,7 +235,7 @@ pub struct Instance {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct InstanceCounts {
     /// Every instance not ended yet, those being killed included: they hold their place
-    /// until they end.
+    /// until they end. Inactive ones (unreachable past their app's tolerance) do not.
     pub live: u32,
     pub current: u32,
 }

@@ -3,11 +3,12 @@
 use std::time::Duration;
 
 use corral_state::model::{
-    AppSpec, Backoff, DeploymentAction, Filters, FrameworkCapability, TaskState, UpgradeBounds,
+    AppSpec, Backoff, DeploymentAction, Filters, FrameworkCapability, InstanceCounts, ReportedTask,
+    TaskState, UnreachablePolicy, UpgradeBounds,
 };
 use corral_state::{
     Actor, AgentId, AppId, Cancellation, Command, DeploymentId, Event, Force, KillScaling,
-    OfferSpec, PutMode, Rejection, ServiceLaunch, TaskId, Timestamp,
+    OfferSpec, PutMode, Rejection, ServiceLaunch, TaskId, Timestamp, Wipe,
 };
 
 use super::support::{agent_status, res, role, task_info, World};
@@ -26,6 +27,7 @@ fn spec(instances: u32) -> AppSpec {
             factor_permille: 2000,
             maximum: Duration::from_secs(5),
         },
+        unreachable: UnreachablePolicy::MARATHON_DEFAULT,
     }
 }
 
@@ -495,6 +497,7 @@ fn killing_with_scale_lowers_the_instance_count() {
     let events = world.operator(Command::KillServiceTasks {
         task_ids: vec![TaskId::new("web.2")],
         scaling: KillScaling::ScaleDown,
+        wipe: Wipe::Keep,
         force: Force::No,
         deployment_id: deployment("d2"),
     });
@@ -510,6 +513,7 @@ fn killing_with_scale_lowers_the_instance_count() {
         Command::KillServiceTasks {
             task_ids: vec![TaskId::new("nope.1")],
             scaling: KillScaling::Replace,
+            wipe: Wipe::Keep,
             force: Force::No,
             deployment_id: deployment("d3"),
         },
@@ -623,4 +627,182 @@ fn replaying_service_commands_gives_the_same_state() {
     let decoded = corral_state::ClusterState::from_snapshot(&bytes).expect("decode");
     assert_eq!(decoded.services(), world.state.services());
     assert_eq!(decoded.digest(), world.state.digest());
+}
+
+/// `/web` with one running instance `web.1` and the given unreachable strategy, its start
+/// deployment done.
+fn world_with_running_instance(unreachable: UnreachablePolicy) -> (World, AgentId) {
+    let mut world = World::new();
+    let agent_id = world.add_agent("host-a", "cpus:8;mem:8192");
+    let spec = AppSpec { unreachable, ..spec(1) };
+    world.operator(put("/web", spec, r#"{"cmd":"v1"}"#, Force::No, "d1"));
+    launch(&mut world, &agent_id, &["web.1"]);
+    let events = report(&mut world, &agent_id, "web.1", TaskState::Running);
+    assert_eq!(succeeded(&events), vec![deployment("d1")]);
+    (world, agent_id)
+}
+
+/// Lets the agent miss its heartbeats until a Tick marks it unreachable.
+fn partition(world: &mut World, agent_id: &AgentId) {
+    world.advance(world.state.settings().agent_heartbeat_timeout);
+    world.leader(Command::Tick);
+    let task = world.state.task(&world.state.service_framework_id(), &TaskId::new("web.1"));
+    assert_eq!(task.unwrap().state, TaskState::Unreachable, "on {agent_id}");
+}
+
+fn reregister_with_web_1_running(world: &mut World, agent_id: &AgentId) -> Vec<Event> {
+    let info = world.state.agent(agent_id).unwrap().info.clone();
+    let tasks = vec![ReportedTask {
+        framework_id: world.state.service_framework_id(),
+        task_id: TaskId::new("web.1"),
+        state: TaskState::Running,
+    }];
+    let resources = world.state.agent(agent_id).unwrap().total.clone();
+    world.as_agent(
+        agent_id,
+        Command::ReregisterAgent { agent_id: agent_id.clone(), info, resources, tasks },
+    )
+}
+
+fn counts(world: &World) -> InstanceCounts {
+    world.state.instance_counts(world.state.services().app(&app("/web")).unwrap())
+}
+
+fn kill_requested_and_expunged(task_id: &str) -> impl Fn(&[Event]) -> bool + '_ {
+    move |events: &[Event]| {
+        matches!(events, [Event::TaskKillRequested { task_id: killed, .. }, Event::AppInstanceExpunged { app_id, task_id: expunged }]
+            if killed.as_str() == task_id && expunged.as_str() == task_id && app_id == &app("/web"))
+    }
+}
+
+#[test]
+fn an_unreachable_instance_holds_its_place_until_inactive_and_is_expunged_later() {
+    let policy = UnreachablePolicy::Enabled {
+        inactive_after: Duration::from_secs(100),
+        expunge_after: Duration::from_secs(200),
+    };
+    let (mut world, agent_a) = world_with_running_instance(policy);
+    partition(&mut world, &agent_a);
+    let agent_b = world.add_agent("host-b", "cpus:8;mem:8192");
+    let became_unreachable = world.state.now();
+    let instance = world.state.services().instance(&TaskId::new("web.1")).unwrap();
+    assert_eq!(instance.unreachable_since, Some(became_unreachable));
+    assert_eq!(counts(&world), InstanceCounts { live: 1, current: 1 });
+    assert!(matches!(
+        try_launch(&mut world, &agent_b, &["web.2"]),
+        corral_state::Outcome::Rejected(_)
+    ));
+
+    world.advance(Duration::from_secs(99));
+    world.as_agent(&agent_b, Command::AgentHeartbeat { agent_id: agent_b.clone() });
+    assert_eq!(counts(&world), InstanceCounts { live: 1, current: 1 });
+    world.advance(Duration::from_secs(1));
+    world.as_agent(&agent_b, Command::AgentHeartbeat { agent_id: agent_b.clone() });
+    assert_eq!(world.leader(Command::Tick), vec![]);
+    assert_eq!(counts(&world), InstanceCounts { live: 0, current: 0 });
+    launch(&mut world, &agent_b, &["web.2"]);
+    report(&mut world, &agent_b, "web.2", TaskState::Running);
+    assert_eq!(counts(&world), InstanceCounts { live: 1, current: 1 });
+
+    world.advance(Duration::from_secs(100));
+    world.as_agent(&agent_b, Command::AgentHeartbeat { agent_id: agent_b.clone() });
+    let events = world.leader(Command::Tick);
+    assert!(kill_requested_and_expunged("web.1")(&events), "{events:#?}");
+    assert!(world.state.services().instance(&TaskId::new("web.1")).is_none());
+
+    // It comes back running: it is told again to die, and its end delays nothing.
+    let events = reregister_with_web_1_running(&mut world, &agent_a);
+    assert!(events.iter().any(|event| matches!(event, Event::TaskKillRequested { task_id, .. } if task_id.as_str() == "web.1")), "{events:#?}");
+    let events = report(&mut world, &agent_a, "web.1", TaskState::Killed);
+    assert!(!events.iter().any(|event| matches!(event, Event::AppLaunchDelayed { .. })));
+    assert_eq!(world.state.services().app(&app("/web")).unwrap().launch_delay, None);
+}
+
+#[test]
+fn an_instance_back_before_it_is_inactive_counts_again_and_needs_no_replacement() {
+    let (mut world, agent_id) = world_with_running_instance(UnreachablePolicy::MARATHON_DEFAULT);
+    partition(&mut world, &agent_id);
+    world.advance(Duration::from_secs(60));
+    let events = reregister_with_web_1_running(&mut world, &agent_id);
+    assert!(!events.iter().any(|event| matches!(event, Event::TaskKillRequested { .. })));
+    let instance = world.state.services().instance(&TaskId::new("web.1")).unwrap();
+    assert_eq!(instance.unreachable_since, None);
+    assert_eq!(counts(&world), InstanceCounts { live: 1, current: 1 });
+}
+
+#[test]
+fn with_the_strategy_disabled_an_unreachable_instance_is_never_replaced() {
+    let (mut world, agent_id) = world_with_running_instance(UnreachablePolicy::Disabled);
+    partition(&mut world, &agent_id);
+    world.advance(Duration::from_secs(24 * 3600));
+    assert_eq!(world.leader(Command::Tick), vec![]);
+    assert_eq!(counts(&world), InstanceCounts { live: 1, current: 1 });
+}
+
+#[test]
+fn killing_an_unreachable_instance_expunges_it_so_scaling_down_completes() {
+    let (mut world, agent_id) = world_with_running_instance(UnreachablePolicy::MARATHON_DEFAULT);
+    partition(&mut world, &agent_id);
+    let events = world.operator(Command::KillServiceTasks {
+        task_ids: vec![TaskId::new("web.1")],
+        scaling: KillScaling::ScaleDown,
+        wipe: Wipe::Keep,
+        force: Force::No,
+        deployment_id: deployment("d2"),
+    });
+    assert!(kill_requested_and_expunged("web.1")(&events[..2]), "{events:#?}");
+    assert_eq!(succeeded(&events), vec![deployment("d2")]);
+    assert_eq!(world.state.services().app(&app("/web")).unwrap().spec.instances, 0);
+}
+
+#[test]
+fn a_task_being_killed_when_its_agent_goes_silent_is_expunged() {
+    let (mut world, _agent_id) = world_with_running_instance(UnreachablePolicy::MARATHON_DEFAULT);
+    world.operator(Command::DeleteApp {
+        app_id: app("/web"),
+        force: Force::No,
+        deployment_id: deployment("d2"),
+    });
+    world.advance(world.state.settings().agent_heartbeat_timeout);
+    let events = world.leader(Command::Tick);
+    assert!(
+        events.iter().any(|event| matches!(event, Event::AppInstanceExpunged { task_id, .. } if task_id.as_str() == "web.1")),
+        "{events:#?}"
+    );
+    assert_eq!(succeeded(&events), vec![deployment("d2")]);
+    assert!(world.state.services().instances.is_empty());
+}
+
+#[test]
+fn wiping_a_running_instance_expunges_it_and_frees_its_place_at_once() {
+    let (mut world, agent_id) = world_with_running_instance(UnreachablePolicy::MARATHON_DEFAULT);
+    let events = world.operator(Command::KillServiceTasks {
+        task_ids: vec![TaskId::new("web.1")],
+        scaling: KillScaling::Replace,
+        wipe: Wipe::Expunge,
+        force: Force::No,
+        deployment_id: deployment("d2"),
+    });
+    assert!(kill_requested_and_expunged("web.1")(&events), "{events:#?}");
+    assert_eq!(counts(&world), InstanceCounts { live: 0, current: 0 });
+    launch(&mut world, &agent_id, &["web.2"]);
+    let events = report(&mut world, &agent_id, "web.1", TaskState::Killed);
+    assert!(!events.iter().any(|event| matches!(event, Event::AppLaunchDelayed { .. })));
+}
+
+#[test]
+fn an_expunge_shorter_than_the_inactive_time_is_refused() {
+    let mut world = World::new();
+    let unreachable = UnreachablePolicy::Enabled {
+        inactive_after: Duration::from_secs(10),
+        expunge_after: Duration::from_secs(5),
+    };
+    let spec = AppSpec { unreachable, ..spec(1) };
+    let rejection = world
+        .rejected(Actor::Operator { principal: None }, put("/web", spec, "{}", Force::No, "d1"));
+    assert!(
+        matches!(rejection, Rejection::Invalid { ref field, .. } if field == "spec.unreachable.expunge_after"),
+        "{rejection:?}"
+    );
+    assert!(world.state.services().apps.is_empty());
 }
