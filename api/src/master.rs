@@ -329,6 +329,10 @@ pub fn router(master: Master) -> Router {
         .route("/corral/v1/cluster", get(routes::native::cluster))
         .route("/corral/v1/events", get(routes::native::events))
         .route("/corral/v1/allocation/explain", get(routes::native::explain))
+        .route(
+            "/corral/v1/settings",
+            get(routes::settings::get_settings).patch(routes::settings::patch_settings),
+        )
         .route("/corral/v1/agent/commands", post(routes::agent::command))
         .route("/corral/v1/agent/{agent_id}/events", get(routes::agent::events))
         .route(

@@ -189,6 +189,10 @@ impl ClusterState {
             C::LaunchServiceTasks { offer_ids, launches, filters } => {
                 self.launch_service_tasks(entry, offer_ids, launches, *filters, events)
             }
+            C::ChangeSettings { change } => {
+                let settings = self.settings.changed(change);
+                self.update_settings(entry, &settings, events)
+            }
         }
     }
 

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{
     AgentInfo, AppSpec, ExecutorInfo, Filters, FrameworkInfo, KillPolicy, MachineId,
-    MaintenanceWindow, QuotaConfig, ReportedTask, Settings, TaskInfo, TaskStatus,
+    MaintenanceWindow, QuotaConfig, ReportedTask, Settings, SettingsChange, TaskInfo, TaskStatus,
 };
 use crate::{
     AgentId, AppId, DeploymentId, ExecutorId, FrameworkId, OfferId, RequestId, Resources, Role,
@@ -294,6 +294,10 @@ pub enum Command {
         launches: Vec<ServiceLaunch>,
         filters: Filters,
     },
+    /// Changes some settings, keeping the rest (operator only).
+    ChangeSettings {
+        change: SettingsChange,
+    },
 }
 
 impl Command {
@@ -340,6 +344,7 @@ impl Command {
             Command::KillServiceTasks { .. } => "kill_service_tasks",
             Command::ResetLaunchDelay { .. } => "reset_launch_delay",
             Command::LaunchServiceTasks { .. } => "launch_service_tasks",
+            Command::ChangeSettings { .. } => "change_settings",
         }
     }
 }

@@ -7,4 +7,5 @@ pub mod misc;
 pub mod native;
 pub mod operator;
 pub mod scheduler;
+pub mod settings;
 pub mod stream;

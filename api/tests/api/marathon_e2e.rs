@@ -273,3 +273,188 @@ async fn launches_until_deployment_succeeded(
     }
     panic!("the stream ended before deployment {deployment_id} succeeded");
 }
+
+/// `/corral/v1/settings` on a real cluster: a bad change is refused naming its field and
+/// changes nothing; a good one is in force at once.
+async fn shorten_agent_timeout(cluster: &Cluster, leader: usize) {
+    let url = cluster.masters[leader].url("/corral/v1/settings");
+    let before: Value = cluster.http.get(&url).send().await.unwrap().json().await.unwrap();
+    for (body, field) in [
+        (
+            serde_json::json!({"agent_heartbeat_timeout_seconds": -1}),
+            "agent_heartbeat_timeout_seconds",
+        ),
+        (
+            serde_json::json!({"agent_heartbeat_timeout_seconds": 0}),
+            "settings.agent_heartbeat_timeout",
+        ),
+        (serde_json::json!({"cluster_id": "other"}), "cluster_id"),
+        (serde_json::json!({"max_statuses_per_task": 8, "heartbeat": 3}), "heartbeat"),
+    ] {
+        let response = cluster.http.patch(&url).json(&body).send().await.unwrap();
+        assert_eq!(response.status(), 400, "{body}");
+        let error: Value = response.json().await.unwrap();
+        assert!(error.to_string().contains(field), "{body} → {error}");
+    }
+    let unchanged: Value = cluster.http.get(&url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(unchanged, before);
+
+    let body = serde_json::json!({"agent_heartbeat_timeout_seconds": 3});
+    let response = cluster.http.patch(&url).json(&body).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let after: Value = response.json().await.unwrap();
+    assert_eq!(after["agent_heartbeat_timeout_seconds"], 3.0);
+    assert_eq!(after["max_statuses_per_task"], before["max_statuses_per_task"]);
+}
+
+/// The app's tasks as `/v2/apps/{id}/tasks` shows them: (id, host, state).
+async fn app_tasks(
+    cluster: &Cluster,
+    leader: usize,
+    app: &str,
+) -> Option<Vec<(String, String, String)>> {
+    let url = cluster.masters[leader].url(&format!("/v2/apps{app}/tasks"));
+    let body: Value = cluster.http.get(url).send().await.ok()?.json().await.ok()?;
+    let field = |task: &Value, name: &str| task[name].as_str().unwrap_or_default().to_owned();
+    Some(
+        body["tasks"]
+            .as_array()?
+            .iter()
+            .map(|task| (field(task, "id"), field(task, "host"), field(task, "state")))
+            .collect(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_instance_is_replaced_after_its_inactive_time_and_killed_when_it_returns() {
+    let (cluster, agents, _directory) = cluster_with_agents().await;
+    let leader = cluster.leader().await;
+    shorten_agent_timeout(&cluster, leader).await;
+    let app = serde_json::json!({
+        "id": "/partitioned", "cmd": "sleep 1000", "cpus": 0.1, "mem": 32, "instances": 1,
+        "portDefinitions": [],
+        "unreachableStrategy": {"inactiveAfterSeconds": 2, "expungeAfterSeconds": 4},
+    });
+    let response =
+        cluster.http.post(cluster.masters[leader].url("/v2/apps")).json(&app).send().await.unwrap();
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap_or_default());
+
+    let (original, host) = eventually(Duration::from_secs(60), "the instance running", || async {
+        let tasks = app_tasks(&cluster, leader, "/partitioned").await?;
+        match &tasks[..] {
+            [(id, host, state)] if state == "TASK_RUNNING" => Some((id.clone(), host.clone())),
+            _ => None,
+        }
+    })
+    .await;
+    let partitioned = &agents[HOSTS.iter().position(|known| *known == host).expect("a known host")];
+    partitioned.pause();
+
+    // The instance shows UNREACHABLE, is replaced on another host, then is expunged.
+    let seen_unreachable = std::sync::atomic::AtomicBool::new(false);
+    let replacement =
+        eventually(Duration::from_secs(60), "a replacement running elsewhere", || async {
+            let tasks = app_tasks(&cluster, leader, "/partitioned").await?;
+            if tasks.iter().any(|(id, _, state)| id == &original && state == "TASK_UNREACHABLE") {
+                seen_unreachable.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            match &tasks[..] {
+                [(id, other_host, state)] if id != &original && state == "TASK_RUNNING" => {
+                    assert_ne!(other_host, &host);
+                    Some(id.clone())
+                }
+                _ => None,
+            }
+        })
+        .await;
+    assert!(
+        seen_unreachable.load(std::sync::atomic::Ordering::Relaxed),
+        "/v2 never showed the instance UNREACHABLE"
+    );
+
+    // The partition heals: the expunged task is killed, the replacement stays the only one.
+    partitioned.resume();
+    let history = task_history(&cluster, leader, &original, "TASK_KILLED").await;
+    let unreachable_at = history
+        .iter()
+        .find(|(task, state, _)| task == &original && state == "TASK_UNREACHABLE")
+        .map(|(_, _, at)| *at)
+        .expect("the original went UNREACHABLE");
+    let replaced_at = history
+        .iter()
+        .find(|(task, state, _)| task == &replacement && state == "added")
+        .map(|(_, _, at)| *at)
+        .expect("the replacement was added");
+    assert!(
+        replaced_at >= unreachable_at + 2_000_000_000,
+        "replaced {} ns after going unreachable, before inactiveAfterSeconds",
+        replaced_at - unreachable_at
+    );
+    let position = |task: &str, what: &str| {
+        history.iter().position(|(id, state, _)| id == task && state == what)
+    };
+    let expunged = position(&original, "expunged").expect("the original was expunged");
+    assert!(position(&replacement, "added").is_some_and(|added| added < expunged), "{history:?}");
+    let tasks = app_tasks(&cluster, leader, "/partitioned").await.expect("the app's tasks");
+    assert_eq!(tasks.len(), 1, "{tasks:?}");
+    assert_eq!(tasks[0].0, replacement);
+}
+
+/// The log's task and service events from the start, as (task id, state or what happened,
+/// log time in ns), up to `task_id` reaching `final_state`.
+async fn task_history(
+    cluster: &Cluster,
+    master: usize,
+    task_id: &str,
+    final_state: &str,
+) -> Vec<(String, String, u64)> {
+    let response = cluster
+        .http
+        .get(cluster.masters[master].url("/corral/v1/events?format=ndjson&topic=task,service"))
+        .timeout(Duration::from_secs(120))
+        .send()
+        .await
+        .expect("event stream");
+    let mut body = response.bytes_stream();
+    let mut buffer = Vec::new();
+    let mut history = Vec::new();
+    while let Some(chunk) = body.next().await {
+        buffer.extend_from_slice(&chunk.expect("stream chunk"));
+        while let Some(end) = buffer.iter().position(|&byte| byte == b'\n') {
+            let line: Vec<u8> = buffer.drain(..=end).collect();
+            let event: Value = serde_json::from_slice(&line).expect("an NDJSON event");
+            let event = &event["event"];
+            let entry = if let Some(update) = event.get("TaskUpdated") {
+                let status = &update["status"];
+                let state = status["state"].as_str().unwrap_or_default();
+                let state = format!("TASK_{}", state.to_uppercase());
+                (
+                    status["task_id"].as_str().unwrap_or_default().to_owned(),
+                    state,
+                    status["timestamp"].as_u64().unwrap_or_default(),
+                )
+            } else if let Some(added) = event.get("TaskAdded") {
+                let task = &added["task"];
+                (
+                    task["info"]["task_id"].as_str().unwrap_or_default().to_owned(),
+                    "added".to_owned(),
+                    task["launched_at"].as_u64().unwrap_or_default(),
+                )
+            } else if let Some(expunged) = event.get("AppInstanceExpunged") {
+                (
+                    expunged["task_id"].as_str().unwrap_or_default().to_owned(),
+                    "expunged".to_owned(),
+                    0,
+                )
+            } else {
+                continue;
+            };
+            let done = entry.0 == task_id && entry.1 == final_state;
+            history.push(entry);
+            if done {
+                return history;
+            }
+        }
+    }
+    panic!("the stream ended before {task_id} reached {final_state}: {history:?}");
+}

@@ -699,7 +699,10 @@ fn an_unreachable_instance_is_replaced_once_inactive_and_killed_if_it_returns_in
         Actor::Agent(a.clone()),
         Command::ReregisterAgent { agent_id: a.clone(), info, resources, tasks },
     );
-    assert_eq!(world.plan(), Plan { kills: vec![task("web.2")], suppress: vec![star()], ..Plan::default() });
+    assert_eq!(
+        world.plan(),
+        Plan { kills: vec![task("web.2")], suppress: vec![star()], ..Plan::default() }
+    );
 }
 
 fn three_instances(kill_selection: &str) -> World {

@@ -24,7 +24,7 @@ pub use service::{
     LaunchDelay, ServiceApp, ServiceState, TaskFailure, UnreachablePolicy, UpgradeBounds,
     MAX_APP_VERSIONS,
 };
-pub use settings::Settings;
+pub use settings::{Settings, SettingsChange};
 pub use task::{
     CommandInfo, CommandUri, ContainerInfo, ContainerType, DockerInfo, DockerNetwork, ExecutorInfo,
     HealthCheck, HealthCheckKind, HttpCheck, KillPolicy, Label, PortMapping, ReportedTask, Task,

@@ -26,6 +26,50 @@ pub struct Settings {
     pub max_statuses_per_task: u32,
 }
 
+/// The settings an operator changes, each left as it is when `None`. Applied as one command,
+/// so two operators changing different settings at once both get their change.
+/// `cluster_id` is not among them: ids already handed out carry it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettingsChange {
+    /// `Some(None)` turns the offer timeout off.
+    pub offer_timeout: Option<Option<Duration>>,
+    pub agent_heartbeat_timeout: Option<Duration>,
+    pub agent_unreachable_to_gone: Option<Duration>,
+    pub dedup_window: Option<Duration>,
+    pub dedup_capacity: Option<u32>,
+    pub max_completed_tasks_per_framework: Option<u32>,
+    pub max_completed_frameworks: Option<u32>,
+    pub max_statuses_per_task: Option<u32>,
+}
+
+impl Settings {
+    /// These settings with `change` made.
+    pub fn changed(&self, change: &SettingsChange) -> Settings {
+        let current = self.clone();
+        Settings {
+            cluster_id: current.cluster_id,
+            offer_timeout: change.offer_timeout.unwrap_or(current.offer_timeout),
+            agent_heartbeat_timeout: change
+                .agent_heartbeat_timeout
+                .unwrap_or(current.agent_heartbeat_timeout),
+            agent_unreachable_to_gone: change
+                .agent_unreachable_to_gone
+                .unwrap_or(current.agent_unreachable_to_gone),
+            dedup_window: change.dedup_window.unwrap_or(current.dedup_window),
+            dedup_capacity: change.dedup_capacity.unwrap_or(current.dedup_capacity),
+            max_completed_tasks_per_framework: change
+                .max_completed_tasks_per_framework
+                .unwrap_or(current.max_completed_tasks_per_framework),
+            max_completed_frameworks: change
+                .max_completed_frameworks
+                .unwrap_or(current.max_completed_frameworks),
+            max_statuses_per_task: change
+                .max_statuses_per_task
+                .unwrap_or(current.max_statuses_per_task),
+        }
+    }
+}
+
 impl Default for Settings {
     fn default() -> Settings {
         Settings {

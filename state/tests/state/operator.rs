@@ -1,8 +1,8 @@
 use std::time::Duration;
 
 use corral_state::model::{
-    AgentMode, Liveness, MachineId, MachineMode, MaintenanceWindow, QuotaConfig, TaskState,
-    Unavailability,
+    AgentMode, Liveness, MachineId, MachineMode, MaintenanceWindow, QuotaConfig, Settings,
+    SettingsChange, TaskState, Unavailability,
 };
 use corral_state::{Actor, Command, Event, Quantities, Rejection, Scalar, TaskId};
 
@@ -220,4 +220,31 @@ fn settings_are_validated() {
     settings.cluster_id = "prod".to_owned();
     world.operator(Command::UpdateSettings { settings });
     assert_eq!(world.add_agent("h", "cpus:1").as_str(), "prod-S1");
+}
+
+#[test]
+fn a_settings_change_keeps_what_it_does_not_name_and_a_bad_one_changes_nothing() {
+    let mut world = World::new();
+    let change = SettingsChange {
+        agent_heartbeat_timeout: Some(Duration::from_secs(3)),
+        offer_timeout: Some(Some(Duration::from_secs(30))),
+        ..SettingsChange::default()
+    };
+    let events = world.operator(Command::ChangeSettings { change });
+    let expected = Settings {
+        agent_heartbeat_timeout: Duration::from_secs(3),
+        offer_timeout: Some(Duration::from_secs(30)),
+        ..Settings::default()
+    };
+    assert_eq!(events, vec![Event::SettingsUpdated { settings: expected.clone() }]);
+    assert_eq!(world.state.settings(), &expected);
+
+    let change = SettingsChange {
+        agent_heartbeat_timeout: Some(Duration::ZERO),
+        max_statuses_per_task: Some(4),
+        ..SettingsChange::default()
+    };
+    let rejection = world.rejected(ops(), Command::ChangeSettings { change });
+    assert!(rejection.to_string().starts_with("settings.agent_heartbeat_timeout"), "{rejection}");
+    assert_eq!(world.state.settings(), &expected);
 }

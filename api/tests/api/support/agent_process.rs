@@ -60,6 +60,26 @@ impl AgentProcess {
         }
     }
 
+    /// SIGSTOP: the agent stops answering, as behind a network partition, while its tasks
+    /// (its children, not stopped) keep running.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// SIGCONT: the partition heals.
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("the agent runs");
+        let status = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill {signal} {}", child.id());
+    }
+
     pub fn restart(&mut self) {
         self.kill();
         self.spawn();
