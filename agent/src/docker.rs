@@ -155,6 +155,10 @@ impl DockerContainerizer {
             host_config: Some(host_config),
             ..Config::default()
         };
+        // A container by this name outlives whatever agent started it (a wiped work dir, a
+        // crash before the checkpoint): it is an orphan, as Mesos would call it, and would
+        // hold the name and its host ports. This agent launches each task once, so it goes.
+        let _ = self.docker.remove_container(&name, Some(force_remove())).await;
         let created = self
             .docker
             .create_container(

@@ -125,6 +125,55 @@ async fn a_bridged_docker_task_is_reachable_limited_health_checked_and_killed() 
     }
 }
 
+/// Force-removes a container made outside the agent when the test ends, passed or not.
+struct RemoveContainer(String);
+
+impl Drop for RemoveContainer {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("docker")
+            .args(["rm", "-f", &self.0])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
+#[tokio::test]
+async fn an_orphan_container_holding_the_tasks_name_and_port_is_replaced() {
+    let agent = DockerAgent::new("docker-orphan").await;
+    let host_port = free_port();
+    let name =
+        corral_agent::environment::container_name(&agent.agent_id, &framework(), &"web".into());
+    // What a crashed agent with a wiped work dir leaves: a running container by the name
+    // this task's container will want, bound to its host port.
+    let planted = std::process::Command::new("docker")
+        .args(["run", "-d", "--name", &name, "-p", &format!("{host_port}:8080"), TEST_IMAGE])
+        .args(["sleep", "600"])
+        .output()
+        .expect("docker runs");
+    assert!(planted.status.success(), "{}", String::from_utf8_lossy(&planted.stderr));
+    let _remove_even_on_failure = RemoveContainer(name.clone());
+    let task = docker_task(
+        "web",
+        &format!("cpus:0.2;mem:64;ports:[{host_port}-{host_port}]"),
+        "trap 'exit 0' TERM; httpd -f -p 8080 -h /www & while true; do sleep 0.1; done",
+        DockerNetwork::Bridge,
+        vec![PortMapping { host_port: u32::from(host_port), container_port: 8080, protocol: None }],
+    );
+    let mut handle = agent.runner.launch(task, framework());
+    crate::support::events_until(&mut handle, |event| {
+        matches!(event, TaskEvent::Transition(TaskTransition::Running))
+    })
+    .await;
+
+    let orphan_id = String::from_utf8_lossy(&planted.stdout).trim().to_owned();
+    let docker = agent.containerizer.docker().expect("docker").docker().clone();
+    let inspect = docker.inspect_container(&name, None).await.expect("inspect");
+    assert_ne!(inspect.id.as_deref(), Some(orphan_id.as_str()), "the orphan still holds the name");
+    handle.kill(None);
+    assert!(matches!(terminal(&run_to_end(&mut handle).await), TaskTransition::Killed { .. }));
+}
+
 #[tokio::test]
 async fn a_docker_task_that_ignores_sigterm_is_killed_after_the_grace_period() {
     let agent = DockerAgent::new("docker-stubborn").await;
