@@ -244,34 +244,47 @@ async fn launches_until_deployment_succeeded(
     master: usize,
     deployment_id: &str,
 ) -> usize {
+    let mut launched = 0;
+    read_logged_events(cluster, master, |event| match event["kind"].as_str() {
+        Some("task_added") if event["event"].to_string().contains("# v2") => {
+            launched += 1;
+            false
+        }
+        Some("deployment_succeeded") => event["event"].to_string().contains(deployment_id),
+        _ => false,
+    })
+    .await;
+    launched
+}
+
+/// Hands each task and service event in the log, from the start, to `visit` until it says
+/// it has seen enough; panics if the stream ends first.
+async fn read_logged_events(
+    cluster: &Cluster,
+    master: usize,
+    mut visit: impl FnMut(&Value) -> bool,
+) {
     let response = cluster
         .http
         .get(cluster.masters[master].url("/corral/v1/events?format=ndjson&topic=task,service"))
-        .timeout(Duration::from_secs(60))
+        .timeout(Duration::from_secs(120))
         .send()
         .await
         .expect("event stream");
     assert!(response.status().is_success(), "{}", response.status());
     let mut body = response.bytes_stream();
     let mut buffer = Vec::new();
-    let mut launched = 0;
     while let Some(chunk) = body.next().await {
         buffer.extend_from_slice(&chunk.expect("stream chunk"));
         while let Some(end) = buffer.iter().position(|&byte| byte == b'\n') {
             let line: Vec<u8> = buffer.drain(..=end).collect();
             let event: Value = serde_json::from_slice(&line).expect("an NDJSON event");
-            match event["kind"].as_str() {
-                Some("task_added") if event["event"].to_string().contains("# v2") => launched += 1,
-                Some("deployment_succeeded")
-                    if event["event"].to_string().contains(deployment_id) =>
-                {
-                    return launched;
-                }
-                _ => {}
+            if visit(&event) {
+                return;
             }
         }
     }
-    panic!("the stream ended before deployment {deployment_id} succeeded");
+    panic!("the event stream ended early");
 }
 
 /// `/corral/v1/settings` on a real cluster: a bad change is refused naming its field and
@@ -408,53 +421,27 @@ async fn task_history(
     task_id: &str,
     final_state: &str,
 ) -> Vec<(String, String, u64)> {
-    let response = cluster
-        .http
-        .get(cluster.masters[master].url("/corral/v1/events?format=ndjson&topic=task,service"))
-        .timeout(Duration::from_secs(120))
-        .send()
-        .await
-        .expect("event stream");
-    let mut body = response.bytes_stream();
-    let mut buffer = Vec::new();
+    let text = |value: &Value| value.as_str().unwrap_or_default().to_owned();
     let mut history = Vec::new();
-    while let Some(chunk) = body.next().await {
-        buffer.extend_from_slice(&chunk.expect("stream chunk"));
-        while let Some(end) = buffer.iter().position(|&byte| byte == b'\n') {
-            let line: Vec<u8> = buffer.drain(..=end).collect();
-            let event: Value = serde_json::from_slice(&line).expect("an NDJSON event");
-            let event = &event["event"];
-            let entry = if let Some(update) = event.get("TaskUpdated") {
-                let status = &update["status"];
-                let state = status["state"].as_str().unwrap_or_default();
-                let state = format!("TASK_{}", state.to_uppercase());
-                (
-                    status["task_id"].as_str().unwrap_or_default().to_owned(),
-                    state,
-                    status["timestamp"].as_u64().unwrap_or_default(),
-                )
-            } else if let Some(added) = event.get("TaskAdded") {
-                let task = &added["task"];
-                (
-                    task["info"]["task_id"].as_str().unwrap_or_default().to_owned(),
-                    "added".to_owned(),
-                    task["launched_at"].as_u64().unwrap_or_default(),
-                )
-            } else if let Some(expunged) = event.get("AppInstanceExpunged") {
-                (
-                    expunged["task_id"].as_str().unwrap_or_default().to_owned(),
-                    "expunged".to_owned(),
-                    0,
-                )
-            } else {
-                continue;
-            };
-            let done = entry.0 == task_id && entry.1 == final_state;
-            history.push(entry);
-            if done {
-                return history;
-            }
-        }
-    }
-    panic!("the stream ended before {task_id} reached {final_state}: {history:?}");
+    read_logged_events(cluster, master, |event| {
+        let event = &event["event"];
+        let entry = if let Some(update) = event.get("TaskUpdated") {
+            let status = &update["status"];
+            let state = format!("TASK_{}", text(&status["state"]).to_uppercase());
+            (text(&status["task_id"]), state, status["timestamp"].as_u64().unwrap_or_default())
+        } else if let Some(added) = event.get("TaskAdded") {
+            let task = &added["task"];
+            let at = task["launched_at"].as_u64().unwrap_or_default();
+            (text(&task["info"]["task_id"]), "added".to_owned(), at)
+        } else if let Some(expunged) = event.get("AppInstanceExpunged") {
+            (text(&expunged["task_id"]), "expunged".to_owned(), 0)
+        } else {
+            return false;
+        };
+        let done = entry.0 == task_id && entry.1 == final_state;
+        history.push(entry);
+        done
+    })
+    .await;
+    history
 }
