@@ -83,9 +83,8 @@ impl ClusterState {
         events: &mut Vec<Event>,
     ) -> Result<(), Rejection> {
         require_operator(entry)?;
-        self.unused_deployment_id(deployment_id)?;
         // A restart puts the current version back: a new configuration, every instance
-        // replaced.
+        // replaced. The rollback checks the deployment id.
         let version = self.known_app(app_id)?.version;
         self.roll_back_app(entry, app_id, version, force, deployment_id, events)
     }
@@ -378,19 +377,10 @@ impl ClusterState {
     ) {
         self.note_reachability(task_id, status.state, kill_requested, events);
         if status.state.is_terminal() {
-            if let Some(app_id) = self.services.instance_apps.remove(task_id) {
-                let instance = self
-                    .services
-                    .instances
-                    .get_mut(&app_id)
-                    .and_then(|instances| instances.remove(task_id));
-                if self.services.instances.get(&app_id).is_some_and(|i| i.is_empty()) {
-                    self.services.instances.remove(&app_id);
-                }
-                let failed = !kill_requested && status.state != TaskState::Killed;
-                if let (true, Some(instance)) = (failed, instance) {
-                    self.delay_launches(&app_id, task_id, &instance, status, events);
-                }
+            let instance = self.services.remove_instance(task_id);
+            let failed = !kill_requested && status.state != TaskState::Killed;
+            if let (true, Some(instance)) = (failed, instance) {
+                self.delay_launches(&instance.app_id, task_id, &instance, status, events);
             }
         }
         self.check_deployments(events);
@@ -635,20 +625,11 @@ impl ClusterState {
         task_id: &TaskId,
         events: &mut Vec<Event>,
     ) {
-        let Some(app_id) = self.services.instance_apps.remove(task_id) else { return };
-        if let Some(instances) = self.services.instances.get_mut(&app_id) {
-            instances.remove(task_id);
-            if instances.is_empty() {
-                self.services.instances.remove(&app_id);
-            }
-        }
-        let killable = self
-            .task(framework_id, task_id)
-            .is_some_and(|task| !task.state.is_terminal() && task.kill_requested.is_none());
-        if killable {
-            self.request_task_kill(framework_id, task_id, None, events);
-        }
-        events.push(Event::AppInstanceExpunged { app_id, task_id: task_id.clone() });
+        let Some(instance) = self.services.remove_instance(task_id) else { return };
+        // Out of the index, the instance is killed like any other: once, unless it ended.
+        self.request_service_kill(framework_id, task_id, events);
+        events
+            .push(Event::AppInstanceExpunged { app_id: instance.app_id, task_id: task_id.clone() });
     }
 
     /// Keeps an instance's `unreachable_since` in step with its task. A task that was being
@@ -661,15 +642,7 @@ impl ClusterState {
         events: &mut Vec<Event>,
     ) {
         let now = self.now;
-        let Some(app_id) = self.services.instance_apps.get(task_id) else { return };
-        let Some(instance) = self
-            .services
-            .instances
-            .get_mut(app_id)
-            .and_then(|instances| instances.get_mut(task_id))
-        else {
-            return;
-        };
+        let Some(instance) = self.services.instance_mut(task_id) else { return };
         if state != TaskState::Unreachable {
             instance.unreachable_since = None;
             return;

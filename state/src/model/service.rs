@@ -267,6 +267,22 @@ impl ServiceState {
         self.instances.get(app_id)?.get(task_id)
     }
 
+    pub(crate) fn instance_mut(&mut self, task_id: &TaskId) -> Option<&mut Instance> {
+        let app_id = self.instance_apps.get(task_id)?;
+        self.instances.get_mut(app_id)?.get_mut(task_id)
+    }
+
+    /// Takes the instance out of the index (an app without instances leaves it too).
+    pub(crate) fn remove_instance(&mut self, task_id: &TaskId) -> Option<Instance> {
+        let app_id = self.instance_apps.remove(task_id)?;
+        let instances = self.instances.get_mut(&app_id)?;
+        let instance = instances.remove(task_id);
+        if instances.is_empty() {
+            self.instances.remove(&app_id);
+        }
+        instance
+    }
+
     /// The deployment under way for an app, if any (at most one, unless forced).
     pub fn deployments_of<'a>(
         &'a self,
