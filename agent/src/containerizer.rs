@@ -76,7 +76,7 @@ impl Containerizer {
     pub async fn recover(&self, checkpoint: &TaskCheckpoint) -> Result<Container, Termination> {
         match &checkpoint.runtime {
             RuntimeCheckpoint::Process { .. } => {
-                self.process.recover(checkpoint).map(Container::Process)
+                self.process.recover(checkpoint).await.map(Container::Process)
             }
             RuntimeCheckpoint::Docker { .. } => match &self.docker {
                 Some(docker) => docker.recover(checkpoint).await.map(Container::Docker),
