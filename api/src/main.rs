@@ -60,9 +60,12 @@ struct AgentArgs {
     /// Comma-separated masters, `127.0.0.1:5050,127.0.0.1:5052`.
     #[arg(long, default_value = "127.0.0.1:5050")]
     master: String,
-    /// The address this agent advertises.
+    /// Where the agent's HTTP API listens (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:5051")]
     listen: String,
+    /// The address masters are told; defaults to the address listened on.
+    #[arg(long)]
+    advertise: Option<String>,
     /// Sandboxes and checkpoints; an agent restarted with the same dir recovers its tasks.
     #[arg(long)]
     work_dir: PathBuf,
@@ -345,6 +348,7 @@ async fn main() -> anyhow::Result<()> {
                 .collect();
             let mut config = AgentConfig::new(masters, args.work_dir);
             config.listen = args.listen;
+            config.advertise = args.advertise;
             config.resources = args.resources;
             config.attributes = args.attributes;
             config.hostname = args.hostname;

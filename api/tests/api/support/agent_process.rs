@@ -42,6 +42,8 @@ impl AgentProcess {
             .arg("--work-dir")
             .arg(&self.work_dir)
             .args(["--heartbeat-interval", "1"])
+            // Each agent serves its API on a port of its own: tests run many at once.
+            .args(["--listen", "127.0.0.1:0"])
             .args(&self.extra_args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
