@@ -27,6 +27,8 @@ mod running;
 mod stop;
 #[path = "agent/support.rs"]
 mod support;
+#[path = "agent/tables.rs"]
+mod tables;
 #[path = "agent/transition.rs"]
 mod transition;
 #[path = "agent/usage.rs"]

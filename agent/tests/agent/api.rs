@@ -2,7 +2,7 @@
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use corral_agent::daemon::OnStop;
+use corral_agent::daemon::{AgentConfig, AgentError, OnStop};
 use corral_state::model::TaskState;
 use serde_json::json;
 
@@ -192,4 +192,66 @@ async fn errors_name_the_parameter() {
         assert_eq!(body["error"], "bad_request", "{uri}: {body}");
         assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{uri}: {body}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_answers_while_the_agent_waits_for_a_master() {
+    let work_dir = tempfile::tempdir().expect("temp dir");
+    let port = crate::support::free_port();
+    // Nothing answers on port 1: registration waits.
+    let mut config = AgentConfig::new(vec!["127.0.0.1:1".to_owned()], work_dir.path().to_owned());
+    config.listen = format!("127.0.0.1:{port}");
+    config.resources = Some(crate::running::RESOURCES.to_owned());
+    let starting = tokio::spawn(corral_agent::daemon::start(config));
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + crate::support::DEADLINE;
+    while client.get(format!("{base}/health")).send().await.is_err() {
+        assert!(tokio::time::Instant::now() < deadline, "the API never listened");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    let state = client.get(format!("{base}/state")).send().await.expect("state");
+    assert_eq!(state.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
+    let error: serde_json::Value = state.json().await.expect("JSON error");
+    assert_eq!(error["error"], "unavailable", "{error}");
+    let snapshot: serde_json::Value = client
+        .get(format!("{base}/metrics/snapshot"))
+        .send()
+        .await
+        .expect("snapshot")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(snapshot["slave/registered"], 0.0);
+    let metrics = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(metrics.contains("\ncorral_agent_registered 0\n"), "{metrics}");
+
+    // An abandoned start-up leaves nothing listening.
+    starting.abort();
+    let _ = starting.await;
+    crate::support::eventually("the port to be released", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_address_that_cannot_be_listened_on_stops_start_up() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = taken.local_addr().expect("address").to_string();
+    let work_dir = tempfile::tempdir().expect("temp dir");
+    let mut config = AgentConfig::new(vec!["127.0.0.1:1".to_owned()], work_dir.path().to_owned());
+    config.listen = address.clone();
+    config.resources = Some(crate::running::RESOURCES.to_owned());
+    let error = corral_agent::daemon::start(config).await.err().expect("start-up fails");
+    assert!(matches!(error, AgentError::Listen { .. }), "{error}");
+    assert!(error.to_string().contains(&address), "{error}");
 }
