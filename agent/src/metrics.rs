@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use corral_state::model::TaskState;
+use corral_state::model::{TaskReason, TaskState};
 use prometheus::{
     CounterVec, Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -137,7 +137,32 @@ impl AgentMetrics {
                 latency_buckets(),
             )?,
             registry,
-        })
+        }
+        .with_known_series())
+    }
+
+    /// Every series a dashboard or alert expects, at zero before anything happened: a
+    /// missing series reads as "no data", not as "none yet".
+    fn with_known_series(self) -> AgentMetrics {
+        for kind in ContainerizerKind::ALL {
+            self.launches.with_label_values(&[kind.as_str()]);
+            self.launch_seconds.with_label_values(&[kind.as_str()]);
+            for reason in [TaskReason::ContainerLaunchFailed, TaskReason::TaskInvalid] {
+                self.launch_failures.with_label_values(&[kind.as_str(), reason.as_mesos_str()]);
+            }
+        }
+        for kind in ["COMMAND", "HTTP", "TCP"] {
+            for outcome in ["passed", "failed", "timed_out"] {
+                self.health_checks.with_label_values(&[kind, outcome]);
+            }
+        }
+        for state in TaskState::ALL.into_iter().filter(|state| state.is_terminal()) {
+            self.tasks_completed.with_label_values(&[state.as_mesos_str()]);
+        }
+        for outcome in ["committed", "rejected"] {
+            self.status_updates.with_label_values(&[outcome]);
+        }
+        self
     }
 
     /// The Prometheus text exposition: the fed metrics, then what the task table says now.
