@@ -351,7 +351,8 @@ pub async fn download(
         Ok((file, metadata.len(), name))
     })
     .await?;
-    let file = tokio::fs::File::from_std(file);
+    // A log still being written grows while it is sent: send what `Content-Length` says.
+    let file = tokio::io::AsyncReadExt::take(tokio::fs::File::from_std(file), size);
     // The stream ends after the first error: the client sees a cut body, not a loop.
     let chunks = futures::stream::unfold(Some(file), |file| async move {
         use tokio::io::AsyncReadExt;
