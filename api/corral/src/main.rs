@@ -8,7 +8,7 @@ use std::io::IsTerminal;
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
-use corral_agent::daemon::AgentConfig;
+use corral_agent::daemon::{AgentConfig, OnStop};
 use corral_log::{JournalRetention, LogConfig, NodeId};
 use corral_master::LoopIntervals;
 use corral_state::model::Settings;
@@ -72,9 +72,12 @@ struct AgentArgs {
     /// Comma-separated masters, `127.0.0.1:5050,127.0.0.1:5052`.
     #[arg(long, default_value = "127.0.0.1:5050")]
     master: String,
-    /// The address this agent advertises.
+    /// Where the agent's HTTP API listens (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:5051")]
     listen: String,
+    /// The address masters are told; defaults to the address listened on.
+    #[arg(long)]
+    advertise: Option<String>,
     /// Sandboxes and checkpoints; an agent restarted with the same dir recovers its tasks.
     #[arg(long)]
     work_dir: PathBuf,
@@ -91,6 +94,16 @@ struct AgentArgs {
     /// Seconds between heartbeats (the masters' agent timeout is 75 s by default).
     #[arg(long, default_value_t = 5.0)]
     heartbeat_interval: f64,
+    /// What stopping the agent (SIGINT, SIGTERM) does to its tasks: `leave-tasks` (as Mesos:
+    /// they run on, and a restarted agent finds them) or `kill-tasks`.
+    #[arg(long, value_enum, default_value_t = OnStopArg::LeaveTasks)]
+    on_stop: OnStopArg,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum OnStopArg {
+    LeaveTasks,
+    KillTasks,
 }
 
 #[derive(Args)]
@@ -196,12 +209,19 @@ async fn main() -> anyhow::Result<()> {
                 .collect();
             let mut config = AgentConfig::new(masters, args.work_dir);
             config.listen = args.listen;
+            config.advertise = args.advertise;
             config.resources = args.resources;
             config.attributes = args.attributes;
             config.hostname = args.hostname;
             config.heartbeat_interval = seconds(args.heartbeat_interval, "heartbeat-interval")?;
+            config.on_stop = match args.on_stop {
+                OnStopArg::LeaveTasks => OnStop::LeaveTasksRunning,
+                OnStopArg::KillTasks => OnStop::KillTasks,
+            };
             // Agent errors already name their cause; anyhow's chain would say it twice.
-            corral_agent::daemon::run(config).await.map_err(|error| anyhow::anyhow!("{error}"))
+            corral_agent::daemon::run_until(config, shutdown_signal())
+                .await
+                .map_err(|error| anyhow::anyhow!("{error}"))
         }
         CliCommand::Master(args) => {
             let peers = match &args.peers {
@@ -242,12 +262,15 @@ async fn main() -> anyhow::Result<()> {
 }
 
 /// `corral dev`: one master (a single-member Raft cluster) and one agent in this process.
+/// Stopping it (Ctrl-C, SIGTERM) kills the tasks it ran, and removes its data unless
+/// `--data-dir` named where to keep it.
 async fn dev(args: DevArgs) -> anyhow::Result<()> {
-    let data_dir = match args.data_dir {
-        Some(directory) => directory,
-        None => std::env::temp_dir().join(format!("corral-dev-{}", std::process::id())),
+    let (data_dir, keep_data) = match args.data_dir {
+        Some(directory) => (directory, true),
+        None => (std::env::temp_dir().join(format!("corral-dev-{}", std::process::id())), false),
     };
     let agent_work_dir = data_dir.join("agent");
+    let sandboxes = agent_work_dir.join("sandboxes");
     println!(
         "corral dev: master on http://{} and one agent, data in {}",
         args.listen,
@@ -255,14 +278,16 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
     );
     println!("corral dev: state:  curl http://{}/master/state", args.listen);
     println!("corral dev: events: curl 'http://{}/corral/v1/events?format=ndjson'", args.listen);
-    println!(
-        "corral dev: task sandboxes (stdout, stderr) under {}",
-        agent_work_dir.join("sandboxes").display()
-    );
+    println!("corral dev: task sandboxes (stdout, stderr) under {}", sandboxes.display());
     let mut agent_config = AgentConfig::new(vec![args.listen.clone()], agent_work_dir);
     agent_config.listen = args.agent_listen.clone();
-    tokio::spawn(async move {
-        if let Err(error) = corral_agent::daemon::run(agent_config).await {
+    agent_config.on_stop = OnStop::KillTasks;
+    let (stop_agent, agent_stop) = tokio::sync::oneshot::channel::<()>();
+    let agent = tokio::spawn(async move {
+        let stop = async move {
+            let _ = agent_stop.await;
+        };
+        if let Err(error) = corral_agent::daemon::run_until(agent_config, stop).await {
             tracing::error!(%error, "the dev agent stopped");
         }
     });
@@ -274,14 +299,35 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
             }
         });
     }
+    // The agent stops first, while its master still runs to hear the tasks end.
+    let stop = async move {
+        shutdown_signal().await;
+        println!("corral dev: stopping: killing the tasks it started");
+        let _ = stop_agent.send(());
+        if let Err(error) = agent.await {
+            tracing::error!(%error, "the dev agent did not stop cleanly");
+        }
+    };
     let setup = MasterSetup {
         node_id: 1,
         listen: args.listen.clone(),
-        data_dir,
+        data_dir: data_dir.clone(),
         peers: BTreeMap::from([(1, args.listen)]),
         cluster_id: cluster_id(args.cluster_id)?,
         intervals: LoopIntervals::default(),
         retention: JournalRetention::KEEP_ALL,
     };
-    run_master(setup, shutdown_signal()).await
+    run_master(setup, stop).await?;
+    if keep_data {
+        println!("corral dev: stopped; data and sandboxes kept in {}", data_dir.display());
+        return Ok(());
+    }
+    std::fs::remove_dir_all(&data_dir)
+        .with_context(|| format!("cannot remove {}", data_dir.display()))?;
+    println!(
+        "corral dev: stopped; removed {} (the sandboxes were under {})",
+        data_dir.display(),
+        sandboxes.display()
+    );
+    Ok(())
 }

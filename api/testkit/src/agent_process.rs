@@ -42,6 +42,10 @@ impl AgentProcess {
             .arg("--work-dir")
             .arg(&self.work_dir)
             .args(["--heartbeat-interval", "1"])
+            // Each agent serves its API on a port of its own: tests run many at once.
+            .args(["--listen", "127.0.0.1:0"])
+            // So that a test's tasks end with it (see `Drop`).
+            .args(["--on-stop", "kill-tasks"])
             .args(&self.extra_args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -98,7 +102,24 @@ impl AgentProcess {
 }
 
 impl Drop for AgentProcess {
+    /// A graceful stop: started with `--on-stop kill-tasks`, the agent kills its tasks (and
+    /// containers) before it exits, so no test leaves them running. One that does not exit
+    /// in time is killed.
     fn drop(&mut self) {
-        self.kill();
+        let Some(mut child) = self.child.take() else { return };
+        let pid = child.id().to_string();
+        // A paused agent handles SIGTERM only once it runs again.
+        for signal in ["-CONT", "-TERM"] {
+            let _ = Command::new("kill").args([signal, &pid]).status();
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }
