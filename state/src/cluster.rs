@@ -13,8 +13,8 @@ use crate::model::{
     MaintenanceWindow, Offer, RoleConfig, ServiceApp, ServiceState, Settings, Task,
 };
 use crate::{
-    AgentId, AppPut, Command, Entry, Event, ExecutorId, FrameworkId, OfferId, Outcome, Rejection,
-    RequestId, Role, TaskId, Timestamp,
+    Actor, AgentId, AppPut, Command, Entry, Event, ExecutorId, FrameworkId, OfferId, Outcome,
+    Rejection, RequestId, Role, TaskId, Timestamp,
 };
 
 /// An executor the master knows of, with the resources it holds once for all its tasks.
@@ -78,6 +78,20 @@ impl ClusterState {
     /// Applies one command at its place in the log. Validation happens here, against the
     /// state as the log has made it, so every replica decides the same way. A rejected
     /// command changes nothing but the de-duplication record and the clock.
+    /// The built-in service framework is driven by the leader's scheduler alone: a task it
+    /// launched outside its instance index would be a service instance nobody counts.
+    fn refuse_acting_as_the_service_framework(&self, entry: &Entry) -> Result<(), Rejection> {
+        match (&entry.actor, &self.services.framework_id) {
+            (Actor::Framework(actor), Some(service)) if actor == service => {
+                Err(Rejection::NotPermitted {
+                    command: entry.command.kind().to_owned(),
+                    why: format!("only the leader acts for the built-in framework {service}"),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
     pub fn apply(&mut self, entry: &Entry) -> Outcome {
         self.applied_commands += 1;
         if let Some(first) = self.dedup.get(&entry.request_id) {
@@ -95,6 +109,7 @@ impl ClusterState {
 
     fn dispatch(&mut self, entry: &Entry, events: &mut Vec<Event>) -> Result<(), Rejection> {
         use Command as C;
+        self.refuse_acting_as_the_service_framework(entry)?;
         match &entry.command {
             C::RegisterAgent { info, resources } => {
                 self.register_agent(entry, info, resources, events)
@@ -117,6 +132,13 @@ impl ClusterState {
             }
             C::Teardown { framework_id } => self.teardown(entry, framework_id, events),
             C::Accept { framework_id, offer_ids, operations, filters } => {
+                if Some(framework_id) == self.services.framework_id.as_ref() {
+                    return Err(Rejection::NotPermitted {
+                        command: entry.command.kind().to_owned(),
+                        why: "the built-in service framework launches only its apps' instances"
+                            .to_owned(),
+                    });
+                }
                 self.accept(entry, framework_id, offer_ids, operations, *filters, events)
             }
             C::Decline { framework_id, offer_ids, filters } => {

@@ -2,6 +2,8 @@
 //! a Mesos v1 scheduler client (a framework over the raw scheduler API) and the native
 //! event stream. Every failure is an `Error` naming what was asked and what came back.
 
+#![warn(unreachable_pub)]
+
 mod error;
 mod events;
 mod scheduler;

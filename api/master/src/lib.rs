@@ -4,6 +4,8 @@
 //! over a `corral_log::LogNode`. Domain rules live in `corral-state`; wire formats in
 //! `corral-mesos` and `corral-marathon`. This crate parses, proposes and renders.
 
+#![warn(unreachable_pub)]
+
 mod error;
 mod http;
 mod leader;

@@ -146,12 +146,12 @@ pub struct Master {
     pub inner: Arc<MasterInner>,
 }
 
-pub fn wall_clock() -> Timestamp {
+pub(crate) fn wall_clock() -> Timestamp {
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     Timestamp(u64::try_from(nanos).unwrap_or(u64::MAX))
 }
 
-pub fn new_request_id() -> RequestId {
+pub(crate) fn new_request_id() -> RequestId {
     RequestId::new(uuid::Uuid::new_v4().to_string())
 }
 

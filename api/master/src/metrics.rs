@@ -231,7 +231,7 @@ impl Metrics {
 
 /// Resources of one kind (total, offered, allocated) and role, in base units.
 #[derive(Debug, PartialEq)]
-pub struct ResourceAmounts {
+pub(crate) struct ResourceAmounts {
     kind: &'static str,
     role: String,
     cpus: f64,

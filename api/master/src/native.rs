@@ -9,7 +9,7 @@ use crate::error::ApiError;
 use corral_state::{Cursor, Event, Topic};
 
 /// One event as the native stream shows it.
-pub fn event_json(cursor: Cursor, event: &Event) -> Json {
+pub(crate) fn event_json(cursor: Cursor, event: &Event) -> Json {
     json!({
         "cursor": cursor.to_string(),
         "topic": event.topic().as_str(),
@@ -18,16 +18,16 @@ pub fn event_json(cursor: Cursor, event: &Event) -> Json {
     })
 }
 
-pub fn sse_frame(cursor: Cursor, event: &Event) -> String {
+pub(crate) fn sse_frame(cursor: Cursor, event: &Event) -> String {
     format!("id: {cursor}\nevent: {}\ndata: {}\n\n", event.kind(), event_json(cursor, event))
 }
 
-pub fn ndjson_line(cursor: Cursor, event: &Event) -> String {
+pub(crate) fn ndjson_line(cursor: Cursor, event: &Event) -> String {
     format!("{}\n", event_json(cursor, event))
 }
 
 /// `?topic=task,agent`; empty or absent means every topic.
-pub fn parse_topics(text: Option<&str>) -> Result<BTreeSet<Topic>, ApiError> {
+pub(crate) fn parse_topics(text: Option<&str>) -> Result<BTreeSet<Topic>, ApiError> {
     let Some(text) = text.filter(|text| !text.trim().is_empty()) else {
         return Ok(Topic::ALL.into_iter().collect());
     };
@@ -40,7 +40,10 @@ pub fn parse_topics(text: Option<&str>) -> Result<BTreeSet<Topic>, ApiError> {
 
 /// Where to resume: `Last-Event-ID` wins over `?from=`, as EventSource clients send it on
 /// reconnect; neither means from the beginning.
-pub fn resume_cursor(last_event_id: Option<&str>, from: Option<&str>) -> Result<Cursor, ApiError> {
+pub(crate) fn resume_cursor(
+    last_event_id: Option<&str>,
+    from: Option<&str>,
+) -> Result<Cursor, ApiError> {
     match (last_event_id, from) {
         (Some(id), _) => {
             id.parse().map_err(|problem| ApiError::bad_request("Last-Event-ID", problem))

@@ -33,7 +33,7 @@ const ROUND_INTERVAL: Duration = Duration::from_secs(1);
 const DECLINE_FILTERS: Filters = Filters { refuse: Duration::from_secs(1) };
 
 /// Runs rounds until the future is dropped (when leadership is lost).
-pub async fn run(master: Master) {
+pub(crate) async fn run(master: Master) {
     master.inner.service_offers.clear();
     let mut definitions = Definitions::default();
     let mut subscription = None;

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 /// What one log event becomes on the wire.
-pub enum Step {
+pub(crate) enum Step {
     Send(Vec<Bytes>),
     /// Send, then end the stream.
     SendAndEnd(Vec<Bytes>),
@@ -21,7 +21,7 @@ pub enum Step {
 
 /// Why a pump stopped, for the caller's clean-up.
 #[derive(Debug, PartialEq, Eq)]
-pub enum PumpEnd {
+pub(crate) enum PumpEnd {
     ClientGone,
     /// The mapping asked to end, or something outside did (`stop`).
     Ended,
@@ -31,7 +31,7 @@ pub enum PumpEnd {
 /// Chunks buffered between the pump and a slow client before the pump waits.
 const BODY_BUFFER: usize = 256;
 
-pub fn channel_body() -> (mpsc::Sender<Bytes>, Body) {
+pub(crate) fn channel_body() -> (mpsc::Sender<Bytes>, Body) {
     let (sender, receiver) = mpsc::channel::<Bytes>(BODY_BUFFER);
     let body = Body::from_stream(ReceiverStream::new(receiver).map(Ok::<Bytes, Infallible>));
     (sender, body)
@@ -40,7 +40,7 @@ pub fn channel_body() -> (mpsc::Sender<Bytes>, Body) {
 /// Sends `first`, then every event of `subscription` through `map`, with `heartbeat` every
 /// `interval`, until the client leaves, `map` ends it, the subscription ends, or `stop`
 /// resolves. `on_end` gets the final frame for a subscription that ended (e.g. "too slow").
-pub async fn pump(
+pub(crate) async fn pump(
     sender: mpsc::Sender<Bytes>,
     first: Vec<Bytes>,
     mut subscription: Subscription,
@@ -99,7 +99,7 @@ pub async fn pump(
 }
 
 /// Resolves when this master stops being the leader.
-pub async fn leadership_lost(node: corral_log::LogNode) {
+pub(crate) async fn leadership_lost(node: corral_log::LogNode) {
     let mut metrics = node.metrics();
     while node.is_leader() {
         if metrics.changed().await.is_err() {

@@ -6,12 +6,14 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use corral_state::model::{
-    AgentInfo, Attributes, Filters, FrameworkCapability, KillPolicy, TaskSource, TaskState,
-    TaskStatus,
+    AgentInfo, AppSpec, Attributes, Backoff, Deployment, Filters, FrameworkCapability, KillPolicy,
+    MachineId, MaintenanceWindow, QuotaConfig, SettingsChange, TaskSource, TaskState, TaskStatus,
+    Unavailability, UnreachablePolicy, UpgradeBounds,
 };
 use corral_state::{
-    Actor, AgentId, ClusterState, Command, Entry, Event, FrameworkId, OfferId, OfferSpec,
-    Operation, Outcome, RequestId, Role, Scalar, TaskId, Timestamp, UpdateUuid,
+    Actor, AgentId, AppId, AppPut, Cancellation, ClusterState, Command, DeploymentId, Entry, Event,
+    Force, FrameworkId, KillScaling, OfferId, OfferSpec, Operation, Outcome, PutMode, Quantities,
+    RequestId, Role, Scalar, ServiceLaunch, TaskId, Timestamp, UpdateUuid, Wipe,
 };
 use proptest::prelude::*;
 
@@ -42,7 +44,28 @@ enum Op {
     Reserve { agent: u8, cpus: u8 },
     Retry { back: u8 },
     Garbage { which: u8, text: String, amount: u16 },
+    // Long-running services (the built-in Marathon framework).
+    PutApp { app: u8, instances: u8, health: bool, over: u16, under: u16, config: u8, force: bool },
+    PutApps { first: u8, second: u8, instances: u8, force: bool },
+    OfferService { agent: u8, percent: u8 },
+    LaunchService { app: u8, offer: u8, count: u8, stale: bool },
+    Health { task: u8, healthy: bool },
+    KillService { task: u8, scale: bool, wipe: bool, force: bool },
+    RestartApp { app: u8, force: bool },
+    DeleteApp { app: u8, force: bool },
+    CancelDeployment { which: u8, roll_back: bool },
+    ResetDelay { app: u8 },
+    // Operator settings of roles, machines and the cluster.
+    Weight { role: u8, weight: u8 },
+    Quota { role: u8, cpus: u8 },
+    Maintenance { agent: u8, start: u8 },
+    StartMaintenance { agent: u8 },
+    StopMaintenance { agent: u8 },
+    Settings { which: u8, seconds: u16 },
 }
+
+const APPS: [&str; 3] = ["/web", "/api", "/db/main"];
+const ROLES: [&str; 3] = ["*", "eng", "ops"];
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
@@ -70,7 +93,56 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (any::<u8>(), 1..8u8).prop_map(|(agent, cpus)| Op::Reserve { agent, cpus }),
         2 => any::<u8>().prop_map(|back| Op::Retry { back }),
         2 => (any::<u8>(), ".{0,12}", any::<u16>()).prop_map(|(which, text, amount)| Op::Garbage { which, text, amount }),
+        3 => (any::<u8>(), 0..5u8, any::<bool>(), 0..=1000u16, 0..=1000u16, 0..3u8, any::<bool>())
+            .prop_map(|(app, instances, health, over, under, config, force)| Op::PutApp { app, instances, health, over, under, config, force }),
+        1 => (any::<u8>(), any::<u8>(), 0..4u8, any::<bool>())
+            .prop_map(|(first, second, instances, force)| Op::PutApps { first, second, instances, force }),
+        6 => (any::<u8>(), 10..=100u8).prop_map(|(agent, percent)| Op::OfferService { agent, percent }),
+        10 => (any::<u8>(), any::<u8>(), 1..4u8, prop::bool::weighted(0.1))
+            .prop_map(|(app, offer, count, stale)| Op::LaunchService { app, offer, count, stale }),
+        2 => (any::<u8>(), any::<bool>()).prop_map(|(task, healthy)| Op::Health { task, healthy }),
+        1 => (any::<u8>(), any::<bool>(), any::<bool>(), any::<bool>())
+            .prop_map(|(task, scale, wipe, force)| Op::KillService { task, scale, wipe, force }),
+        1 => (any::<u8>(), any::<bool>()).prop_map(|(app, force)| Op::RestartApp { app, force }),
+        1 => (any::<u8>(), any::<bool>()).prop_map(|(app, force)| Op::DeleteApp { app, force }),
+        1 => (any::<u8>(), any::<bool>()).prop_map(|(which, roll_back)| Op::CancelDeployment { which, roll_back }),
+        1 => any::<u8>().prop_map(|app| Op::ResetDelay { app }),
+        1 => (any::<u8>(), 0..10u8).prop_map(|(role, weight)| Op::Weight { role, weight }),
+        1 => (any::<u8>(), 0..8u8).prop_map(|(role, cpus)| Op::Quota { role, cpus }),
+        1 => (any::<u8>(), 0..100u8).prop_map(|(agent, start)| Op::Maintenance { agent, start }),
+        1 => any::<u8>().prop_map(|agent| Op::StartMaintenance { agent }),
+        1 => any::<u8>().prop_map(|agent| Op::StopMaintenance { agent }),
+        1 => (any::<u8>(), 0..400u16).prop_map(|(which, seconds)| Op::Settings { which, seconds }),
     ]
+}
+
+fn app_spec(instances: u8, health: bool, over: u16, under: u16) -> AppSpec {
+    AppSpec {
+        instances: u32::from(instances),
+        role: Role::default_role(),
+        health_checked: health,
+        upgrade: UpgradeBounds {
+            minimum_health_capacity_permille: u32::from(under),
+            maximum_over_capacity_permille: u32::from(over),
+        },
+        backoff: Backoff {
+            initial: Duration::from_secs(1),
+            factor_permille: 2000,
+            maximum: Duration::from_secs(30),
+        },
+        unreachable: UnreachablePolicy::Enabled {
+            inactive_after: Duration::from_secs(30),
+            expunge_after: Duration::from_secs(90),
+        },
+    }
+}
+
+fn operator() -> Actor {
+    Actor::Operator { principal: None }
+}
+
+fn machine_of(agent: &corral_state::model::Agent) -> MachineId {
+    MachineId { hostname: Some(agent.info.hostname.clone()), ip: None }
 }
 
 fn pick<T: Clone>(items: &[T], index: u8) -> Option<T> {
@@ -327,6 +399,213 @@ impl Driver {
                     None,
                 )
             }
+            Op::PutApp { app, instances, health, over, under, config, force } => {
+                let app_id = AppId::new(pick(&APPS, app)?);
+                self.next_uuid += 1;
+                let command = Command::PutApp {
+                    app_id,
+                    spec: app_spec(instances, health, over, under),
+                    definition: format!("{{\"cmd\":\"v{config}\"}}"),
+                    mode: PutMode::CreateOrReplace,
+                    force: if force { Force::Yes } else { Force::No },
+                    deployment_id: DeploymentId::new(format!("d{}", self.next_uuid)),
+                };
+                (operator(), command, None)
+            }
+            Op::PutApps { first, second, instances, force } => {
+                let mut apps = Vec::new();
+                for (app, config) in [(first, 0), (second, 1)] {
+                    self.next_uuid += 1;
+                    apps.push(AppPut {
+                        app_id: AppId::new(pick(&APPS, app)?),
+                        spec: app_spec(instances, false, 1000, 500),
+                        definition: format!("{{\"cmd\":\"v{config}\"}}"),
+                        mode: PutMode::CreateOrReplace,
+                        force: if force { Force::Yes } else { Force::No },
+                        deployment_id: DeploymentId::new(format!("d{}", self.next_uuid)),
+                    });
+                }
+                (operator(), Command::PutApps { apps }, None)
+            }
+            Op::OfferService { agent, percent } => {
+                let framework_id = self.state.services().framework_id.clone()?;
+                let agent_id = pick(&self.agents(), agent)?;
+                let free = self.state.agent(&agent_id)?.free();
+                let cpus =
+                    Scalar::from_milli(free.scalar("cpus").milli() * i64::from(percent) / 100);
+                let mem = Scalar::from_milli(free.scalar("mem").milli() * i64::from(percent) / 100);
+                let resources = res(&format!("cpus:{cpus};mem:{mem}"));
+                let spec =
+                    OfferSpec { framework_id, agent_id, role: Role::default_role(), resources };
+                (leader, Command::OfferResources { offers: vec![spec] }, None)
+            }
+            Op::LaunchService { app, offer, count, stale } => {
+                let service = self.state.services().framework_id.clone()?;
+                let offers: Vec<OfferId> = self
+                    .state
+                    .offers()
+                    .values()
+                    .filter(|offer| offer.framework_id == service)
+                    .map(|offer| offer.id.clone())
+                    .collect();
+                let offer_id = pick(&offers, offer)?;
+                let agent_id = self.state.offer(&offer_id)?.agent_id.clone();
+                let app_id = AppId::new(pick(&APPS, app)?);
+                let current = self.state.services().app(&app_id)?.config_version;
+                let config_version =
+                    if stale { current.plus(Duration::from_secs(1)) } else { current };
+                let launches = (0..count)
+                    .map(|_| {
+                        self.next_uuid += 1;
+                        let task_id = format!("{}.{}", app_id.safe_name(), self.next_uuid);
+                        ServiceLaunch {
+                            app_id: app_id.clone(),
+                            config_version,
+                            task_info: task_info(&task_id, &agent_id, "cpus:0.25;mem:16"),
+                        }
+                    })
+                    .collect();
+                let command = Command::LaunchServiceTasks {
+                    offer_ids: vec![offer_id],
+                    launches,
+                    filters: Filters::default(),
+                };
+                (leader, command, None)
+            }
+            Op::Health { task, healthy } => {
+                let (framework_id, task_id, agent_id) = pick(&self.tasks(), task)?;
+                self.next_uuid += 1;
+                let uuid = format!("u{}", self.next_uuid);
+                let status = TaskStatus {
+                    task_id,
+                    state: TaskState::Running,
+                    message: None,
+                    source: TaskSource::Executor,
+                    reason: None,
+                    healthy: Some(healthy),
+                    agent_id: Some(agent_id.clone()),
+                    executor_id: None,
+                    timestamp: Timestamp::default(),
+                    uuid: Some(UpdateUuid::new(&uuid)),
+                    exit_code: None,
+                };
+                (
+                    Actor::Agent(agent_id),
+                    Command::UpdateStatus { framework_id, status },
+                    Some(RequestId::new(uuid)),
+                )
+            }
+            Op::KillService { task, scale, wipe, force } => {
+                let service = self.state.services().framework_id.clone()?;
+                let tasks: Vec<TaskId> = self
+                    .tasks()
+                    .into_iter()
+                    .filter(|(framework_id, _, _)| *framework_id == service)
+                    .map(|(_, task_id, _)| task_id)
+                    .collect();
+                self.next_uuid += 1;
+                let command = Command::KillServiceTasks {
+                    task_ids: vec![pick(&tasks, task)?],
+                    scaling: if scale { KillScaling::ScaleDown } else { KillScaling::Replace },
+                    wipe: if wipe { Wipe::Expunge } else { Wipe::Keep },
+                    force: if force { Force::Yes } else { Force::No },
+                    deployment_id: DeploymentId::new(format!("d{}", self.next_uuid)),
+                };
+                (operator(), command, None)
+            }
+            Op::RestartApp { app, force } => {
+                self.next_uuid += 1;
+                let command = Command::RestartApp {
+                    app_id: AppId::new(pick(&APPS, app)?),
+                    force: if force { Force::Yes } else { Force::No },
+                    deployment_id: DeploymentId::new(format!("d{}", self.next_uuid)),
+                };
+                (operator(), command, None)
+            }
+            Op::DeleteApp { app, force } => {
+                self.next_uuid += 1;
+                let command = Command::DeleteApp {
+                    app_id: AppId::new(pick(&APPS, app)?),
+                    force: if force { Force::Yes } else { Force::No },
+                    deployment_id: DeploymentId::new(format!("d{}", self.next_uuid)),
+                };
+                (operator(), command, None)
+            }
+            Op::CancelDeployment { which, roll_back } => {
+                let deployments: Vec<DeploymentId> =
+                    self.state.services().deployments.keys().cloned().collect();
+                self.next_uuid += 1;
+                let cancellation = if roll_back {
+                    Cancellation::RollBack {
+                        rollback_id: DeploymentId::new(format!("d{}", self.next_uuid)),
+                    }
+                } else {
+                    Cancellation::Abandon
+                };
+                let command = Command::CancelDeployment {
+                    deployment_id: pick(&deployments, which)?,
+                    cancellation,
+                };
+                (operator(), command, None)
+            }
+            Op::ResetDelay { app } => (
+                operator(),
+                Command::ResetLaunchDelay { app_id: AppId::new(pick(&APPS, app)?) },
+                None,
+            ),
+            Op::Weight { role, weight } => {
+                let role = Role::parse(pick(&ROLES, role)?).ok()?;
+                let command = Command::UpdateWeights {
+                    weights: vec![(role, Scalar::from_units(i64::from(weight)))],
+                };
+                (operator(), command, None)
+            }
+            Op::Quota { role, cpus } => {
+                let role = Role::parse(pick(&ROLES, role)?).ok()?;
+                let amount = Scalar::from_units(i64::from(cpus));
+                let config = QuotaConfig {
+                    role,
+                    guarantees: Quantities::from_pairs(&[("cpus", amount)]),
+                    limits: Quantities::from_pairs(&[("cpus", amount)]),
+                };
+                (operator(), Command::UpdateQuota { configs: vec![config] }, None)
+            }
+            Op::Maintenance { agent, start } => {
+                let agents: Vec<corral_state::model::Agent> =
+                    self.state.agents().values().cloned().collect();
+                let agent = pick(&agents, agent)?;
+                let window = MaintenanceWindow {
+                    machine_ids: vec![machine_of(&agent)],
+                    unavailability: Unavailability {
+                        start: self.clock.plus(Duration::from_secs(u64::from(start))),
+                        duration: Some(Duration::from_secs(600)),
+                    },
+                };
+                (operator(), Command::UpdateMaintenanceSchedule { windows: vec![window] }, None)
+            }
+            Op::StartMaintenance { agent } => {
+                let agents: Vec<corral_state::model::Agent> =
+                    self.state.agents().values().cloned().collect();
+                let machines = vec![machine_of(&pick(&agents, agent)?)];
+                (operator(), Command::StartMaintenance { machines }, None)
+            }
+            Op::StopMaintenance { agent } => {
+                let agents: Vec<corral_state::model::Agent> =
+                    self.state.agents().values().cloned().collect();
+                let machines = vec![machine_of(&pick(&agents, agent)?)];
+                (operator(), Command::StopMaintenance { machines }, None)
+            }
+            Op::Settings { which, seconds } => {
+                let seconds = Duration::from_secs(u64::from(seconds));
+                let mut change = SettingsChange::default();
+                match which % 4 {
+                    0 => change.agent_heartbeat_timeout = Some(seconds),
+                    1 => change.offer_timeout = Some((!seconds.is_zero()).then_some(seconds)),
+                    2 => change.max_statuses_per_task = Some(u32::from(which)),
+                    _ => change.dedup_window = Some(seconds),
+                }
+                (operator(), Command::ChangeSettings { change }, None)
+            }
             Op::Retry { .. } => return None,
             Op::Garbage { which, text, amount } => garbage(which, &text, amount),
         })
@@ -353,6 +632,7 @@ impl Driver {
         }
         check_terminal_states_stay(outcome.events());
         assert_not_overcommitted(&self.state);
+        check_services(&before, &self.state, &entry.command);
         self.entries.push(entry);
         self.outcomes.push(outcome);
     }
@@ -443,6 +723,101 @@ fn garbage(which: u8, text: &str, amount: u16) -> (Actor, Command, Option<Reques
     };
     let actor = if which % 3 == 0 { Actor::Framework(framework_id) } else { Actor::Leader };
     (actor, command, None)
+}
+
+/// The service invariants, after every step:
+/// - a launch never takes an app past its instances of the current configuration, nor past
+///   what its upgrade strategy allows in all (counts above a limit, after a scale down, only
+///   fall);
+/// - the instance index and the service framework's tasks agree;
+/// - no deployment outlives its met target.
+fn check_services(before: &ClusterState, after: &ClusterState, command: &Command) {
+    for app in after.services().apps.values() {
+        let now = after.instance_counts(app);
+        let then = before.services().app(&app.id).map(|old| (old, before.instance_counts(old)));
+        let instances = app.spec.instances;
+        let maximum = app.spec.upgrade.maximum_live(instances);
+        let (current_then, live_then) = match then {
+            Some((old, counts)) if old.config_version == app.config_version => {
+                (counts.current, counts.live)
+            }
+            Some((_, counts)) => (0, counts.live),
+            None => (0, 0),
+        };
+        assert!(
+            now.current <= instances.max(current_then),
+            "{} has {} instances of its configuration, {} asked, after {}",
+            app.id,
+            now.current,
+            instances,
+            command.kind()
+        );
+        assert!(
+            now.live <= maximum.max(live_then),
+            "{} has {} live instances, its strategy allows {}, after {}",
+            app.id,
+            now.live,
+            maximum,
+            command.kind()
+        );
+    }
+    let services = after.services();
+    let framework_id = after.service_framework_id();
+    for (app_id, instances) in &services.instances {
+        for (task_id, instance) in instances {
+            assert_eq!(services.instance_apps.get(task_id), Some(app_id), "index of {task_id}");
+            let task = after.task(&framework_id, task_id);
+            let task = task.unwrap_or_else(|| panic!("instance {task_id} has no task"));
+            assert!(!task.state.is_terminal(), "instance {task_id} is {:?}", task.state);
+            assert_eq!(task.agent_id(), &instance.agent_id, "agent of {task_id}");
+        }
+    }
+    assert_eq!(
+        services.instance_apps.len(),
+        services.instances.values().map(|instances| instances.len()).sum::<usize>(),
+        "every indexed task is an instance"
+    );
+    for task in after.tasks().filter(|task| task.framework_id == framework_id) {
+        if !task.state.is_terminal() && services.instance(task.id()).is_none() {
+            assert!(
+                task.kill_requested.is_some(),
+                "{} runs outside the index without being killed",
+                task.id()
+            );
+        }
+    }
+    for deployment in services.deployments.values() {
+        assert!(
+            !deployment_met(after, deployment),
+            "deployment {} of {} is met but still open after {}",
+            deployment.id,
+            deployment.app_id,
+            command.kind()
+        );
+    }
+}
+
+/// The target of a deployment, as the state defines it: every active instance runs the
+/// app's configuration and is ready, and there are `instances` of them (none for a stop).
+fn deployment_met(state: &ClusterState, deployment: &Deployment) -> bool {
+    let services = state.services();
+    let Some(app) = services.app(&deployment.app_id) else {
+        return services.instances_of(&deployment.app_id).next().is_none();
+    };
+    let framework_id = state.service_framework_id();
+    let mut ready = 0;
+    for (task_id, instance) in services.instances_of(&app.id) {
+        if instance.is_inactive(app.spec.unreachable, state.now()) {
+            continue;
+        }
+        let Some(task) = state.task(&framework_id, task_id) else { return false };
+        if instance.config_version != app.config_version || !task.is_ready(app.spec.health_checked)
+        {
+            return false;
+        }
+        ready += 1;
+    }
+    ready == app.spec.instances
 }
 
 /// Invariant 4: a terminal state never changes (LOST may be followed by the true end).

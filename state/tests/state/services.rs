@@ -887,3 +887,44 @@ fn one_refused_app_refuses_them_all_and_changes_nothing() {
         world.rejected(Actor::Operator { principal: None }, Command::PutApps { apps: vec![] });
     assert_eq!(none, Rejection::invalid("apps", "must name at least one app"));
 }
+
+#[test]
+fn nobody_but_the_leader_acts_for_the_built_in_framework() {
+    let (mut world, agent_id) = world_with_app(1);
+    let framework_id = world.state.service_framework_id();
+    let spec = OfferSpec {
+        framework_id: framework_id.clone(),
+        agent_id: agent_id.clone(),
+        role: role("*"),
+        resources: res("cpus:1;mem:128"),
+    };
+    let offer_id = match &world.leader(Command::OfferResources { offers: vec![spec] })[..] {
+        [Event::OfferCreated { offer }] => offer.id.clone(),
+        other => panic!("no offer: {other:?}"),
+    };
+    // A plain ACCEPT would start a task outside the instance index, counted by no app.
+    let accept = Command::Accept {
+        framework_id: framework_id.clone(),
+        offer_ids: vec![offer_id],
+        operations: vec![corral_state::Operation::Launch {
+            task_infos: vec![task_info("web.stray", &agent_id, "cpus:1;mem:128")],
+        }],
+        filters: Filters::default(),
+    };
+    let by_leader = world.rejected(Actor::Leader, accept.clone());
+    assert_eq!(
+        by_leader,
+        Rejection::NotPermitted {
+            command: "accept".to_owned(),
+            why: "the built-in service framework launches only its apps' instances".to_owned(),
+        }
+    );
+    let as_itself = world.rejected(Actor::Framework(framework_id.clone()), accept);
+    assert_eq!(
+        as_itself,
+        Rejection::NotPermitted {
+            command: "accept".to_owned(),
+            why: format!("only the leader acts for the built-in framework {framework_id}"),
+        }
+    );
+}

@@ -20,7 +20,7 @@ use axum::Router;
 /// One agent command. The request id makes retries safe: agents use a status update's
 /// uuid, so an update retried after a leader change is applied once.
 #[derive(Debug, Deserialize)]
-pub struct AgentCommand {
+pub(crate) struct AgentCommand {
     pub request_id: String,
     /// Absent only on first registration.
     pub agent_id: Option<AgentId>,
@@ -28,13 +28,13 @@ pub struct AgentCommand {
 }
 
 #[derive(Debug, Serialize)]
-pub struct AgentCommandResult {
+pub(crate) struct AgentCommandResult {
     pub index: u64,
     pub first_event: String,
     pub outcome: corral_state::Outcome,
 }
 
-pub async fn command(
+pub(crate) async fn command(
     State(master): State<Master>,
     Json(request): Json<AgentCommand>,
 ) -> Result<Response, ApiError> {
@@ -74,12 +74,12 @@ pub async fn command(
 }
 
 #[derive(Debug, Default, Deserialize)]
-pub struct AgentEventsQuery {
+pub(crate) struct AgentEventsQuery {
     from: Option<String>,
 }
 
 /// NDJSON of the agent's own events after `from`; any master serves it.
-pub async fn events(
+pub(crate) async fn events(
     State(master): State<Master>,
     Path(agent_id): Path<String>,
     Query(query): Query<AgentEventsQuery>,

@@ -23,11 +23,11 @@ use axum::Router;
 use corral_marathon::events::{marathon_event, EVENT_TYPES};
 use corral_marathon::render::{deployment_json, ServiceView};
 
-pub async fn ping() -> Response {
+pub(crate) async fn ping() -> Response {
     ([(header::CONTENT_TYPE, "text/plain")], "pong").into_response()
 }
 
-pub async fn info(State(master): State<Master>) -> Result<Response, ApiError> {
+pub(crate) async fn info(State(master): State<Master>) -> Result<Response, ApiError> {
     let framework_id = master
         .read_state(ReadConsistency::Local, |state| {
             state.services().framework_id.as_ref().map(|id| id.as_str().to_owned())
@@ -59,14 +59,14 @@ pub async fn info(State(master): State<Master>) -> Result<Response, ApiError> {
     .into_response())
 }
 
-pub async fn leader(State(master): State<Master>) -> Result<Response, ApiError> {
+pub(crate) async fn leader(State(master): State<Master>) -> Result<Response, ApiError> {
     match master.node().status().leader_address {
         Some(address) => Ok(Json(json!({"leader": address})).into_response()),
         None => Err(ApiError::NotFound("there is no leader".to_owned())),
     }
 }
 
-pub async fn tasks(
+pub(crate) async fn tasks(
     State(master): State<Master>,
     Query(params): Params,
 ) -> Result<Response, ApiError> {
@@ -97,7 +97,7 @@ pub async fn tasks(
 
 /// `POST /v2/tasks/delete` with `{"ids": [...]}`: tasks of any app. An id that is no live
 /// task of an app is refused before anything is killed.
-pub async fn delete_tasks(
+pub(crate) async fn delete_tasks(
     State(master): State<Master>,
     Query(params): Params,
     body: Bytes,
@@ -131,7 +131,7 @@ pub async fn delete_tasks(
     kill_rendered(&master, tasks, &params, Many::List).await
 }
 
-pub async fn deployments(State(master): State<Master>) -> Result<Response, ApiError> {
+pub(crate) async fn deployments(State(master): State<Master>) -> Result<Response, ApiError> {
     let deployments = master
         .read_state(ReadConsistency::Local, |state| {
             state.services().deployments.values().map(deployment_json).collect::<Vec<Value>>()
@@ -142,7 +142,7 @@ pub async fn deployments(State(master): State<Master>) -> Result<Response, ApiEr
 
 /// Without `force`, the app goes back to how it was before the deployment, in a new
 /// deployment; with it, the deployment is forgotten and the instances stay as they are.
-pub async fn cancel_deployment(
+pub(crate) async fn cancel_deployment(
     State(master): State<Master>,
     Path(deployment_id): Path<String>,
     Query(params): Params,
@@ -162,7 +162,7 @@ pub async fn cancel_deployment(
 
 /// What waits to be launched, and why the offers seen lately were not used. The leader's
 /// scheduler keeps those reasons, so a follower sends the client there.
-pub async fn queue(
+pub(crate) async fn queue(
     State(master): State<Master>,
     Query(params): Params,
 ) -> Result<Response, ApiError> {
@@ -187,7 +187,7 @@ pub async fn queue(
 }
 
 /// `DELETE /v2/queue/{app id}/delay`: launch again at once.
-pub async fn reset_delay(
+pub(crate) async fn reset_delay(
     State(master): State<Master>,
     uri: Uri,
     Path(rest): Path<String>,
@@ -202,7 +202,7 @@ pub async fn reset_delay(
 
 /// Server-sent events, Marathon's names and shapes, with each event's log cursor as its
 /// `id`: a client that reconnects with `Last-Event-ID` continues exactly after it.
-pub async fn events(
+pub(crate) async fn events(
     State(master): State<Master>,
     headers: HeaderMap,
     Query(params): Params,

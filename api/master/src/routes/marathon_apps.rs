@@ -24,15 +24,15 @@ use corral_marathon::render::{iso8601, revision_json, AppEmbeds, ServiceView};
 use corral_marathon::{parse_app, AppDefinition, ValidationDetail, ValidationFailure};
 
 /// The query parameters, repeated keys kept (`embed=a&embed=b`).
-pub type Params = Query<Vec<(String, String)>>;
+pub(crate) type Params = Query<Vec<(String, String)>>;
 
-pub fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+pub(crate) fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
     params.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
 }
 
 /// Every value of a list parameter, repeated (`embed=a&embed=b`) or comma-separated
 /// (`embed=a,b`), trimmed, empty ones left out.
-pub fn param_values<'a>(
+pub(crate) fn param_values<'a>(
     params: &'a [(String, String)],
     name: &'a str,
 ) -> impl Iterator<Item = &'a str> + 'a {
@@ -45,7 +45,7 @@ pub fn param_values<'a>(
 }
 
 /// Marathon's boolean flags; Python clients send `True`/`False`.
-pub fn flag(params: &[(String, String)], name: &str) -> Result<bool, ApiError> {
+pub(crate) fn flag(params: &[(String, String)], name: &str) -> Result<bool, ApiError> {
     match param(params, name).map(str::to_ascii_lowercase).as_deref() {
         None | Some("false") | Some("0") | Some("") => Ok(false),
         Some("true") | Some("1") => Ok(true),
@@ -53,21 +53,21 @@ pub fn flag(params: &[(String, String)], name: &str) -> Result<bool, ApiError> {
     }
 }
 
-pub fn force(params: &[(String, String)]) -> Result<Force, ApiError> {
+pub(crate) fn force(params: &[(String, String)]) -> Result<Force, ApiError> {
     Ok(if flag(params, "force")? { Force::Yes } else { Force::No })
 }
 
-pub fn new_deployment_id() -> DeploymentId {
+pub(crate) fn new_deployment_id() -> DeploymentId {
     DeploymentId::new(uuid::Uuid::new_v4().to_string())
 }
 
 /// Proposes as an operator and turns a refusal into its Marathon status.
 /// The request's path and query, as error messages quote it.
-pub fn path_and_query(uri: &Uri) -> String {
+pub(crate) fn path_and_query(uri: &Uri) -> String {
     uri.path_and_query().map_or_else(|| uri.path().to_owned(), |p| p.as_str().to_owned())
 }
 
-pub async fn propose(master: &Master, command: Command) -> Result<Vec<Event>, ApiError> {
+pub(crate) async fn propose(master: &Master, command: Command) -> Result<Vec<Event>, ApiError> {
     let actor = Actor::Operator { principal: None };
     let committed = master.propose(new_request_id(), actor, command).await?;
     if let Some(rejection) = committed.outcome.rejection() {
@@ -77,7 +77,7 @@ pub async fn propose(master: &Master, command: Command) -> Result<Vec<Event>, Ap
 }
 
 /// Marathon's answer to a change: the deployment it started and the version it made.
-pub fn deployment_answer(events: &[Event]) -> Value {
+pub(crate) fn deployment_answer(events: &[Event]) -> Value {
     let started = events.iter().find_map(|event| match event {
         Event::DeploymentStarted { deployment } => Some(deployment),
         _ => None,
@@ -93,7 +93,7 @@ pub fn deployment_answer(events: &[Event]) -> Value {
 
 /// `/group/app` from a path tail that may start with extra slashes (clients build
 /// `/v2/apps//group/app` from absolute ids).
-pub fn app_id_from_path(text: &str) -> Result<AppId, ApiError> {
+pub(crate) fn app_id_from_path(text: &str) -> Result<AppId, ApiError> {
     let trimmed = text.trim_matches('/');
     if trimmed.is_empty() {
         return Err(ApiError::NotFound("no app id in the path".to_owned()));
@@ -148,7 +148,7 @@ fn unknown_app(app_id: &AppId) -> ApiError {
     ApiError::Rejected(corral_state::Rejection::UnknownApp(app_id.clone()))
 }
 
-pub async fn list(
+pub(crate) async fn list(
     State(master): State<Master>,
     Query(params): Params,
 ) -> Result<Response, ApiError> {
@@ -186,7 +186,7 @@ fn has_label(app: &Value, wanted: &str) -> bool {
     }
 }
 
-pub async fn create(
+pub(crate) async fn create(
     State(master): State<Master>,
     Query(params): Params,
     body: Bytes,
@@ -214,7 +214,7 @@ pub async fn create(
 
 /// `PUT /v2/apps` and `PATCH /v2/apps`: several apps at once. Every update is checked before
 /// any is proposed, so a bad one changes nothing.
-pub async fn update_many(
+pub(crate) async fn update_many(
     State(master): State<Master>,
     Query(params): Params,
     body: Bytes,
@@ -289,7 +289,7 @@ fn merged_put(
     })
 }
 
-pub async fn get_under(
+pub(crate) async fn get_under(
     State(master): State<Master>,
     Path(rest): Path<String>,
 ) -> Result<Response, ApiError> {
@@ -371,7 +371,7 @@ fn app_tasks(
         .collect())
 }
 
-pub async fn put_under(
+pub(crate) async fn put_under(
     State(master): State<Master>,
     uri: Uri,
     Path(rest): Path<String>,
@@ -422,7 +422,7 @@ pub async fn put_under(
     Ok((status, Json(deployment_answer(&events))).into_response())
 }
 
-pub async fn post_under(
+pub(crate) async fn post_under(
     State(master): State<Master>,
     uri: Uri,
     Path(rest): Path<String>,
@@ -438,7 +438,7 @@ pub async fn post_under(
     Ok(Json(deployment_answer(&events)).into_response())
 }
 
-pub async fn delete_under(
+pub(crate) async fn delete_under(
     State(master): State<Master>,
     uri: Uri,
     Path(rest): Path<String>,
@@ -483,7 +483,7 @@ pub async fn delete_under(
 
 /// Whether the answer lists the killed tasks (`{"tasks": […]}`) or names one (`{"task": …}`).
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Many {
+pub(crate) enum Many {
     List,
     One,
 }
@@ -491,7 +491,7 @@ pub enum Many {
 /// Kills rendered tasks; `scale=true` lowers the instance count instead of replacing them.
 /// `wipe=true` expunges the instances at once, so replacements need not wait for the tasks
 /// to end (the way to give up on an unreachable instance before its strategy does).
-pub async fn kill_rendered(
+pub(crate) async fn kill_rendered(
     master: &Master,
     tasks: Vec<Value>,
     params: &[(String, String)],

@@ -18,13 +18,13 @@ use corral_mesos::v0::master_state_bytes;
 /// `?consistency=local` lets any master answer a read from what it has applied;
 /// `linearizable` confirms leadership with a quorum first. Without it, reads go to the leader.
 #[derive(Debug, Default, Deserialize)]
-pub struct ReadOptions {
+pub(crate) struct ReadOptions {
     pub consistency: Option<String>,
 }
 
 impl ReadOptions {
     /// Redirects to the leader unless the client settled for local reads.
-    pub fn consistency(&self, master: &Master) -> Result<ReadConsistency, ApiError> {
+    pub(crate) fn consistency(&self, master: &Master) -> Result<ReadConsistency, ApiError> {
         match self.consistency.as_deref() {
             Some("local") => Ok(ReadConsistency::Local),
             Some("linearizable") => {
@@ -43,11 +43,11 @@ impl ReadOptions {
     }
 }
 
-pub async fn health() -> impl IntoResponse {
+pub(crate) async fn health() -> impl IntoResponse {
     Json(serde_json::json!({"healthy": true}))
 }
 
-pub async fn version() -> impl IntoResponse {
+pub(crate) async fn version() -> impl IntoResponse {
     let info = version_json();
     Json(serde_json::json!({
         "version": info["version_info"]["version"],
@@ -56,7 +56,7 @@ pub async fn version() -> impl IntoResponse {
     }))
 }
 
-pub async fn metrics(State(master): State<Master>) -> Result<Response, ApiError> {
+pub(crate) async fn metrics(State(master): State<Master>) -> Result<Response, ApiError> {
     let text = scrape(&master).await?;
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }
@@ -79,7 +79,7 @@ pub(crate) async fn scrape(master: &Master) -> Result<String, ApiError> {
     metrics.render().map_err(|error| ApiError::Internal(format!("metrics do not render: {error}")))
 }
 
-pub async fn master_state(
+pub(crate) async fn master_state(
     State(master): State<Master>,
     Query(options): Query<ReadOptions>,
 ) -> Result<Response, ApiError> {

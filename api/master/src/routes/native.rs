@@ -17,7 +17,7 @@ use crate::stream::{channel_body, pump, Step};
 use axum::routing::get;
 use axum::Router;
 
-pub async fn cluster(State(master): State<Master>) -> Response {
+pub(crate) async fn cluster(State(master): State<Master>) -> Response {
     let status = master.node().status();
     let (digest_index, digest) = master.node().applied_digest();
     let members: Vec<serde_json::Value> = status
@@ -53,7 +53,7 @@ pub async fn cluster(State(master): State<Master>) -> Response {
 }
 
 #[derive(Debug, Default, Deserialize)]
-pub struct EventsQuery {
+pub(crate) struct EventsQuery {
     from: Option<String>,
     topic: Option<String>,
     /// `sse` or `ndjson`; otherwise the `Accept` header decides (SSE for `text/event-stream`).
@@ -66,7 +66,7 @@ enum Format {
     Ndjson,
 }
 
-pub async fn events(
+pub(crate) async fn events(
     State(master): State<Master>,
     headers: HeaderMap,
     Query(query): Query<EventsQuery>,
@@ -157,12 +157,12 @@ pub async fn events(
 }
 
 #[derive(Debug, Default, Deserialize)]
-pub struct ExplainParams {
+pub(crate) struct ExplainParams {
     framework_id: Option<String>,
     role: Option<String>,
 }
 
-pub async fn explain(
+pub(crate) async fn explain(
     State(master): State<Master>,
     Query(params): Query<ExplainParams>,
 ) -> Result<Response, ApiError> {

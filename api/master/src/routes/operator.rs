@@ -24,7 +24,7 @@ fn record(json: &serde_json::Value) -> Bytes {
     encode_record(json.to_string().as_bytes())
 }
 
-pub async fn call(
+pub(crate) async fn call(
     State(master): State<Master>,
     Query(options): Query<ReadOptions>,
     body: Bytes,

@@ -26,7 +26,11 @@ fn record(json: &serde_json::Value) -> Bytes {
     encode_record(json.to_string().as_bytes())
 }
 
-pub async fn call(State(master): State<Master>, headers: HeaderMap, body: Bytes) -> Response {
+pub(crate) async fn call(
+    State(master): State<Master>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let call: CallJson = match serde_json::from_slice(&body) {
         Ok(call) => call,
         Err(error) => {

@@ -18,14 +18,14 @@ use crate::master::{new_request_id, Master};
 use axum::routing::get;
 use axum::Router;
 
-pub async fn get_settings(State(master): State<Master>) -> Result<Response, ApiError> {
+pub(crate) async fn get_settings(State(master): State<Master>) -> Result<Response, ApiError> {
     let settings =
         master.read_state(ReadConsistency::Local, |state| state.settings().clone()).await?;
     Ok(Json(render(&settings)).into_response())
 }
 
 /// Changes the settings the body names and keeps the rest; answers with all of them.
-pub async fn patch_settings(
+pub(crate) async fn patch_settings(
     State(master): State<Master>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
