@@ -134,11 +134,11 @@ pub fn terminal(events: &[TaskEvent]) -> TaskTransition {
 
 /// Polls `condition` until it holds or the deadline passes.
 pub async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + DEADLINE;
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    corral_testkit::eventually(DEADLINE, what, || {
+        let met = condition();
+        async move { met.then_some(()) }
+    })
+    .await
 }
 
 pub fn file_text(path: &Path) -> String {

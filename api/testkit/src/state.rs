@@ -1,34 +1,101 @@
-//! A `ClusterState` built through real commands, for tests of what the API renders from it.
+//! A `ClusterState` built through real commands at a clock the test moves, for tests of what
+//! the API renders from a state and of the pure planners that read one.
 
 use corral_state::model::{
     AgentInfo, Attributes, CommandInfo, Filters, FrameworkInfo, TaskInfo, TaskSource, TaskState,
     TaskStatus,
 };
 use corral_state::{
-    Actor, ClusterState, Command, Entry, Event, OfferSpec, Operation, Outcome, RequestId, Role,
-    Timestamp,
+    Actor, AgentId, ClusterState, Command, Entry, Event, FrameworkId, OfferId, OfferSpec,
+    Operation, Outcome, RequestId, Resources, Role, TaskId, Timestamp, UpdateUuid,
 };
 
 /// The ids a fresh cluster hands out first.
 pub const FRAMEWORK: &str = "corral-0001";
 pub const AGENT: &str = "corral-S1";
 
-#[derive(Default)]
 pub struct StateBuilder {
     pub state: ClusterState,
+    /// What the next command is stamped with.
+    pub clock: Timestamp,
     request: u64,
+}
+
+impl Default for StateBuilder {
+    fn default() -> StateBuilder {
+        StateBuilder { state: ClusterState::default(), clock: Timestamp::from_secs(50), request: 0 }
+    }
 }
 
 impl StateBuilder {
     pub fn apply(&mut self, actor: Actor, command: Command) -> Outcome {
-        self.request += 1;
         let entry = Entry {
-            request_id: RequestId::new(format!("r{}", self.request)),
+            request_id: RequestId::new(format!("r{}", self.next_number())),
             actor,
-            at: Timestamp::from_secs(50),
+            at: self.clock,
             command,
         };
         self.state.apply(&entry)
+    }
+
+    /// A number no earlier call gave, for ids the test makes up (deployments, uuids).
+    pub fn next_number(&mut self) -> u64 {
+        self.request += 1;
+        self.request
+    }
+
+    pub fn advance(&mut self, duration: std::time::Duration) {
+        self.clock = self.clock.plus(duration);
+    }
+
+    pub fn register_agent(&mut self, info: AgentInfo, resources: Resources) -> AgentId {
+        let events = self.accepted(Actor::Leader, Command::RegisterAgent { info, resources });
+        match &events[..] {
+            [Event::AgentAdded { agent_id, .. }] => agent_id.clone(),
+            other => panic!("agent not added: {other:?}"),
+        }
+    }
+
+    /// Offers `resources` of `agent_id` to `framework_id` for `role`.
+    pub fn offer_to(
+        &mut self,
+        framework_id: FrameworkId,
+        agent_id: &AgentId,
+        role: Role,
+        resources: Resources,
+    ) -> OfferId {
+        let spec = OfferSpec { framework_id, agent_id: agent_id.clone(), role, resources };
+        let events = self.accepted(Actor::Leader, Command::OfferResources { offers: vec![spec] });
+        match &events[..] {
+            [Event::OfferCreated { offer }] => offer.id.clone(),
+            other => panic!("offer not created: {other:?}"),
+        }
+    }
+
+    /// The task's agent reports `state` (and health), with a fresh uuid.
+    pub fn report(
+        &mut self,
+        framework_id: FrameworkId,
+        task_id: &TaskId,
+        state: TaskState,
+        healthy: Option<bool>,
+    ) {
+        let task = self.state.task(&framework_id, task_id).expect("a known task");
+        let agent_id = task.agent_id().clone();
+        let status = TaskStatus {
+            task_id: task_id.clone(),
+            state,
+            message: None,
+            source: TaskSource::Executor,
+            reason: None,
+            healthy,
+            agent_id: Some(agent_id.clone()),
+            executor_id: None,
+            timestamp: self.clock,
+            uuid: Some(UpdateUuid::new(format!("u{}", self.next_number()))),
+            exit_code: None,
+        };
+        self.accepted(Actor::Agent(agent_id), Command::UpdateStatus { framework_id, status });
     }
 
     /// Applies and insists the command was accepted.

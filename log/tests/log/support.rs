@@ -26,20 +26,12 @@ pub fn register_agent(number: u64) -> (RequestId, Actor, Command) {
 }
 
 /// Polls `probe` until it returns `Some`, failing the test at the deadline.
-pub async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
+pub async fn eventually<T, F, Fut>(what: &str, probe: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        // Polling interval, not synchronisation: the condition is re-checked each time.
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    corral_testkit::eventually(DEADLINE, what, probe).await
 }
 
 pub fn test_tuning() -> LogTuning {

@@ -10,55 +10,46 @@ use corral_marathon::offers::NoMatchReason;
 use corral_marathon::planner::{self, AgentLaunch, OfferVerdict, Plan, Verdict};
 use corral_marathon::{parse_app, AppDefinition, Constraint};
 use corral_state::model::{
-    AgentInfo, Attributes, Filters, MachineId, MaintenanceWindow, TaskSource, TaskState,
-    TaskStatus, Unavailability,
+    AgentInfo, Attributes, Filters, MachineId, MaintenanceWindow, TaskState, Unavailability,
 };
 use corral_state::{
-    Actor, AgentId, AppId, ClusterState, Command, DeploymentId, Event, Force, KillScaling, OfferId,
-    OfferSpec, Outcome, PutMode, Ranges, RequestId, Resources, Role, ServiceLaunch, TaskId,
-    Timestamp, UpdateUuid, Wipe,
+    Actor, AgentId, AppId, Command, DeploymentId, Event, Force, KillScaling, OfferId, PutMode,
+    Ranges, Resources, Role, ServiceLaunch, TaskId, Timestamp, Wipe,
 };
+use corral_testkit::state::StateBuilder;
 use serde_json::{json, Value};
 
 const AGENT_RESOURCES: &str = "cpus:4;mem:4096;disk:1000;ports:[31000-31009]";
 
+/// The shared state builder, plus what planning needs: definitions, the planner's task ids,
+/// carrying a plan out as the scheduler would.
 struct World {
-    state: ClusterState,
-    clock: Timestamp,
-    requests: u64,
+    builder: StateBuilder,
     task_ids: u64,
+}
+
+impl std::ops::Deref for World {
+    type Target = StateBuilder;
+    fn deref(&self) -> &StateBuilder {
+        &self.builder
+    }
+}
+
+impl std::ops::DerefMut for World {
+    fn deref_mut(&mut self) -> &mut StateBuilder {
+        &mut self.builder
+    }
 }
 
 impl World {
     fn new() -> World {
-        World {
-            state: ClusterState::default(),
-            clock: Timestamp::from_secs(1_000),
-            requests: 0,
-            task_ids: 0,
-        }
-    }
-
-    fn apply(&mut self, actor: Actor, command: Command) -> Outcome {
-        self.requests += 1;
-        let entry = corral_state::Entry {
-            request_id: RequestId::new(format!("r{}", self.requests)),
-            actor,
-            at: self.clock,
-            command,
-        };
-        self.state.apply(&entry)
+        let mut builder = StateBuilder::default();
+        builder.clock = Timestamp::from_secs(1_000);
+        World { builder, task_ids: 0 }
     }
 
     fn ok(&mut self, actor: Actor, command: Command) -> Vec<Event> {
-        match self.apply(actor, command) {
-            Outcome::Accepted(events) => events,
-            other => panic!("expected acceptance, got {other:?}"),
-        }
-    }
-
-    fn advance(&mut self, duration: Duration) {
-        self.clock = self.clock.plus(duration);
+        self.builder.accepted(actor, command)
     }
 
     fn agent(&mut self, hostname: &str, attributes: &str) -> AgentId {
@@ -68,24 +59,20 @@ impl World {
             attributes: Attributes::parse(attributes).expect("test attributes parse"),
         };
         let resources = AGENT_RESOURCES.parse().expect("test resources parse");
-        let events = self.ok(Actor::Leader, Command::RegisterAgent { info, resources });
-        match &events[..] {
-            [Event::AgentAdded { agent_id, .. }] => agent_id.clone(),
-            other => panic!("agent not added: {other:?}"),
-        }
+        self.builder.register_agent(info, resources)
     }
 
     /// Creates or replaces an app from its Marathon JSON.
     fn put(&mut self, app: Value) {
         let definition = parse_app(app.to_string().as_bytes()).expect("test app is valid");
-        self.requests += 1;
+        let number = self.next_number();
         let command = Command::PutApp {
             app_id: AppId::new(&definition.id),
             spec: definition.spec(),
             definition: definition.stored_definition(),
             mode: PutMode::CreateOrReplace,
             force: Force::Yes,
-            deployment_id: DeploymentId::new(format!("d{}", self.requests)),
+            deployment_id: DeploymentId::new(format!("d{number}")),
         };
         self.ok(operator(), command);
     }
@@ -100,17 +87,9 @@ impl World {
     }
 
     fn offer_resources(&mut self, agent_id: &AgentId, role: &str, resources: Resources) -> OfferId {
-        let spec = OfferSpec {
-            framework_id: self.framework_id(),
-            agent_id: agent_id.clone(),
-            role: Role::parse(role).expect("test role"),
-            resources,
-        };
-        let events = self.ok(Actor::Leader, Command::OfferResources { offers: vec![spec] });
-        match &events[..] {
-            [Event::OfferCreated { offer }] => offer.id.clone(),
-            other => panic!("offer not created: {other:?}"),
-        }
+        let framework_id = self.framework_id();
+        let role = Role::parse(role).expect("test role");
+        self.builder.offer_to(framework_id, agent_id, role, resources)
     }
 
     /// Offers whatever of the agent is free, unreserved, for role `*`.
@@ -136,7 +115,7 @@ impl World {
     fn plan(&mut self) -> Plan {
         let definitions = self.definitions();
         let task_ids = &mut self.task_ids;
-        planner::plan(&self.state, &definitions, self.clock, &mut |app_id| {
+        planner::plan(&self.builder.state, &definitions, self.builder.clock, &mut |app_id| {
             *task_ids += 1;
             TaskId::new(format!("{}.{}", app_id.safe_name(), task_ids))
         })
@@ -146,13 +125,13 @@ impl World {
     fn carry_out(&mut self, plan: &Plan) {
         let framework_id = self.framework_id();
         if !plan.kills.is_empty() {
-            self.requests += 1;
+            let number = self.next_number();
             let kill = Command::KillServiceTasks {
                 task_ids: plan.kills.clone(),
                 scaling: KillScaling::Replace,
                 wipe: Wipe::Keep,
                 force: Force::Yes,
-                deployment_id: DeploymentId::new(format!("kill{}", self.requests)),
+                deployment_id: DeploymentId::new(format!("kill{number}")),
             };
             self.ok(Actor::Leader, kill);
         }
@@ -185,23 +164,7 @@ impl World {
 
     fn report(&mut self, task_id: &str, state: TaskState, healthy: Option<bool>) {
         let framework_id = self.framework_id();
-        let task = self.state.task(&framework_id, &TaskId::new(task_id)).expect("known task");
-        let agent_id = task.agent_id().clone();
-        self.requests += 1;
-        let status = TaskStatus {
-            task_id: TaskId::new(task_id),
-            state,
-            message: None,
-            source: TaskSource::Executor,
-            reason: None,
-            healthy,
-            agent_id: Some(agent_id.clone()),
-            executor_id: None,
-            timestamp: self.clock,
-            uuid: Some(UpdateUuid::new(format!("u{}", self.requests))),
-            exit_code: None,
-        };
-        self.ok(Actor::Agent(agent_id), Command::UpdateStatus { framework_id, status });
+        self.builder.report(framework_id, &TaskId::new(task_id), state, healthy);
     }
 
     fn running(&mut self, task_id: &str) {
@@ -653,7 +616,8 @@ fn an_unreachable_instance_is_replaced_once_inactive_and_killed_if_it_returns_in
     let unreachable = json!({"inactiveAfterSeconds": 60, "expungeAfterSeconds": 120});
     world.put(web(1, json!({"unreachableStrategy": unreachable})));
     world.launch_round(&[&a], None);
-    world.advance(world.state.settings().agent_heartbeat_timeout);
+    let timeout = world.state.settings().agent_heartbeat_timeout;
+    world.advance(timeout);
     world.ok(Actor::Leader, Command::Tick);
     let b = world.agent("host-b", "");
 
@@ -859,7 +823,6 @@ fn a_deleted_apps_instances_are_killed_once() {
     let a = world.agent("host-a", "");
     world.put(web(2, json!({})));
     world.launch_round(&[&a], None);
-    world.requests += 1;
     let delete = Command::DeleteApp {
         app_id: AppId::new("/web"),
         force: Force::No,
