@@ -476,19 +476,16 @@ impl AppDefinition {
                 ),
             },
             backoff: Backoff {
-                initial: Duration::try_from_secs_f64(self.backoff_seconds).unwrap_or_default(),
+                initial: validated_seconds(self.backoff_seconds),
                 factor_permille: permille(self.backoff_factor),
-                maximum: Duration::try_from_secs_f64(self.max_launch_delay_seconds)
-                    .unwrap_or_default(),
+                maximum: validated_seconds(self.max_launch_delay_seconds),
             },
             unreachable: match self.unreachable_strategy {
                 UnreachableStrategy::Disabled(_) => UnreachablePolicy::Disabled,
                 UnreachableStrategy::Enabled { inactive_after_seconds, expunge_after_seconds } => {
                     UnreachablePolicy::Enabled {
-                        inactive_after: Duration::try_from_secs_f64(inactive_after_seconds)
-                            .unwrap_or_default(),
-                        expunge_after: Duration::try_from_secs_f64(expunge_after_seconds)
-                            .unwrap_or_default(),
+                        inactive_after: validated_seconds(inactive_after_seconds),
+                        expunge_after: validated_seconds(expunge_after_seconds),
                     }
                 }
             },
@@ -498,7 +495,9 @@ impl AppDefinition {
     /// The definition as the log stores it: normalised JSON without `instances` (the state
     /// keeps that in the spec, so scaling is not a configuration change) or `version`.
     pub fn stored_definition(&self) -> String {
-        let mut value = serde_json::to_value(self).unwrap_or_default();
+        let mut value = serde_json::to_value(self).expect(
+            "an AppDefinition always renders to JSON: string-keyed maps and finite numbers only",
+        );
         if let Some(object) = value.as_object_mut() {
             object.remove("instances");
             object.remove("version");
@@ -752,14 +751,14 @@ impl AppDefinition {
                 violations.add(path, "must be within [0, 1]");
             }
         }
-        if self.backoff_seconds < 0.0 {
-            violations.add("/backoffSeconds", "must be >= 0");
+        if !seconds_in_range(self.backoff_seconds) {
+            violations.add("/backoffSeconds", SECONDS_RANGE);
         }
         if self.backoff_factor < 1.0 {
             violations.add("/backoffFactor", "must be >= 1");
         }
-        if self.max_launch_delay_seconds < 0.0 {
-            violations.add("/maxLaunchDelaySeconds", "must be >= 0");
+        if !seconds_in_range(self.max_launch_delay_seconds) {
+            violations.add("/maxLaunchDelaySeconds", SECONDS_RANGE);
         }
         if self.instances > i64::from(MAX_INSTANCES) {
             violations.add("/instances", format!("must be <= {MAX_INSTANCES}"));
@@ -775,8 +774,11 @@ impl AppDefinition {
         if let UnreachableStrategy::Enabled { inactive_after_seconds, expunge_after_seconds } =
             self.unreachable_strategy
         {
-            if inactive_after_seconds < 0.0 {
-                violations.add("/unreachableStrategy/inactiveAfterSeconds", "must be >= 0");
+            if !seconds_in_range(inactive_after_seconds) {
+                violations.add("/unreachableStrategy/inactiveAfterSeconds", SECONDS_RANGE);
+            }
+            if !seconds_in_range(expunge_after_seconds) {
+                violations.add("/unreachableStrategy/expungeAfterSeconds", SECONDS_RANGE);
             }
             if expunge_after_seconds < inactive_after_seconds {
                 violations.add(
@@ -1063,4 +1065,17 @@ pub enum LaunchError {
     NoHealthCheckPort,
     #[error("invalid resources: {0}")]
     Resources(String),
+}
+
+/// The longest time any app setting may name: ten years.
+const MAX_SECONDS: f64 = 10.0 * 365.0 * 24.0 * 3600.0;
+const SECONDS_RANGE: &str = "must be between 0 and 315360000 seconds (ten years)";
+
+fn seconds_in_range(seconds: f64) -> bool {
+    (0.0..=MAX_SECONDS).contains(&seconds)
+}
+
+fn validated_seconds(seconds: f64) -> Duration {
+    Duration::try_from_secs_f64(seconds)
+        .expect("validated definitions name seconds between 0 and ten years")
 }

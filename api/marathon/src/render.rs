@@ -325,7 +325,9 @@ pub fn deployment_json(deployment: &Deployment) -> Value {
 
 fn definition_object(definition: &str, instances: u32) -> Map<String, Value> {
     let value = match AppDefinition::from_stored(definition, instances) {
-        Ok(app) => serde_json::to_value(app).unwrap_or_default(),
+        Ok(app) => serde_json::to_value(app).expect(
+            "an AppDefinition always renders to JSON: string-keyed maps and finite numbers",
+        ),
         // A definition this version cannot read is shown as stored rather than hidden.
         Err(_) => serde_json::from_str(definition).unwrap_or_default(),
     };

@@ -79,14 +79,18 @@ pub struct HttpNetwork {
 }
 
 impl HttpNetwork {
-    pub fn new(node_id: NodeId) -> HttpNetwork {
+    /// Fails when no HTTP client can be built (no TLS roots, say): a master that cannot
+    /// talk to its peers must not start as if it could.
+    pub fn new(node_id: NodeId) -> Result<HttpNetwork, crate::LogError> {
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(1))
             .tcp_nodelay(true)
             .pool_max_idle_per_host(4)
             .build()
-            .unwrap_or_default();
-        HttpNetwork { client, node_id }
+            .map_err(|error| {
+                crate::LogError::Config(format!("no HTTP client for peers: {error}"))
+            })?;
+        Ok(HttpNetwork { client, node_id })
     }
 }
 

@@ -328,6 +328,23 @@ fn all_errors_are_reported_at_once_in_marathons_shape() {
     assert_eq!(broken.details[0].path, "/");
 }
 
+#[test]
+fn times_that_fit_no_clock_are_refused_not_read_as_zero() {
+    let failure = parse(json!({"id": "/slow", "cmd": "x", "backoffSeconds": 1e30,
+        "maxLaunchDelaySeconds": -1,
+        "unreachableStrategy": {"inactiveAfterSeconds": 1, "expungeAfterSeconds": 1e12}}))
+    .unwrap_err();
+    let paths: Vec<&str> = failure.details.iter().map(|detail| detail.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/backoffSeconds",
+            "/maxLaunchDelaySeconds",
+            "/unreachableStrategy/expungeAfterSeconds"
+        ]
+    );
+}
+
 fn offer_ports(text: &str) -> Ranges {
     text.parse::<Resources>().expect("offer parses").ranges("ports")
 }
