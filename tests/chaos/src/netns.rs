@@ -7,6 +7,10 @@
 //! - a one-way cut "`a` cannot reach `b`" drops, at `b`, the packets of connections `a`
 //!   opened (conntrack's ORIGINAL direction), while connections `b` opens to `a` still work.
 //!
+//! Hosts with Docker set `bridge-nf-call-iptables` and a FORWARD policy of DROP, which would
+//! drop traffic between two namespaces on our bridge: a FORWARD rule lets our bridge's
+//! traffic through, and goes with the bridge.
+//!
 //! Names carry the driver's pid (`crl<pid>-m1`, bridge `crl<pid>br`): [`remove_stale`] deletes
 //! those of runs whose driver is gone, so concurrent runs never touch each other's.
 
@@ -47,6 +51,11 @@ fn run(program: &str, args: &[&str]) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
+/// Lets traffic between the namespaces on `bridge` through the host's FORWARD chain.
+fn forward_rule<'a>(action: &'a str, bridge: &'a str) -> Vec<&'a str> {
+    vec!["-w", action, "FORWARD", "-i", bridge, "-o", bridge, "-j", "ACCEPT"]
+}
+
 fn prefix_of(pid: u32) -> String {
     format!("10.{}.{}", 100 + (pid / 256) % 150, pid % 256)
 }
@@ -75,6 +84,18 @@ pub fn remove_stale() -> anyhow::Result<Vec<String>> {
                 let _ = run("ip", &["netns", "del", name]);
                 removed.push(name.to_owned());
             }
+        }
+    }
+    for line in run("iptables", &["-w", "-S", "FORWARD"])?.lines() {
+        let Some(bridge) = line.split_whitespace().skip_while(|word| *word != "-i").nth(1) else {
+            continue;
+        };
+        if parse_pid(bridge, 'b').is_some_and(|pid| !alive_driver(pid)) {
+            let rule: Vec<&str> = line.split_whitespace().skip(2).collect();
+            let mut delete = vec!["-w", "-D", "FORWARD"];
+            delete.extend(rule);
+            let _ = run("iptables", &delete);
+            removed.push(format!("FORWARD rule for {bridge}"));
         }
     }
     for line in run("ip", &["-o", "link", "show", "type", "bridge"])?.lines() {
@@ -120,6 +141,7 @@ impl Net {
         run("ip", &["link", "add", &bridge, "type", "bridge"])?;
         run("ip", &["addr", "add", &format!("{gateway}/24"), "dev", &bridge])?;
         run("ip", &["link", "set", &bridge, "up"])?;
+        run("iptables", &forward_rule("-I", &bridge))?;
         for (number, name) in names.iter().enumerate() {
             let namespace = format!("crl{pid}-{name}");
             let veth = format!("crl{pid}{name}");
@@ -238,6 +260,7 @@ impl Net {
             let _ = run("ip", &["netns", "del", &host.namespace]);
             let _ = run("ip", &["link", "del", &host.veth]);
         }
+        let _ = run("iptables", &forward_rule("-D", &self.bridge));
         let _ = run("ip", &["link", "del", &self.bridge]);
         let _ = self.pid;
     }
