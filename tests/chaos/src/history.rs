@@ -121,6 +121,19 @@ impl History {
         }
     }
 
+    /// Records the completion, with the masters the request went through (redirects).
+    pub fn complete_via(
+        &self,
+        mut pending: Pending,
+        outcome: Outcome,
+        value: Option<Value>,
+        error: Option<String>,
+        path: String,
+    ) {
+        pending.node = path;
+        self.complete(pending, outcome, value, error);
+    }
+
     /// Records the completion. For a read, `value` is what it returned.
     pub fn complete(
         &self,

@@ -10,6 +10,7 @@ use anyhow::{bail, Context};
 use clap::Parser;
 use corral_chaos::nemesis::FaultKind;
 use corral_chaos::run::{run, Options, Report};
+use corral_chaos::workload::Redirects;
 
 #[derive(Parser)]
 #[command(
@@ -39,6 +40,11 @@ struct Cli {
     /// Where masters' data, logs and the history go (default: a new directory under /tmp).
     #[arg(long)]
     run_dir: Option<PathBuf>,
+    /// How the register client follows a 307: `as-given` (as client libraries do) or
+    /// `keep-query` (puts back a `?consistency=linearizable` the redirect dropped, to look past
+    /// that known bug).
+    #[arg(long, default_value = "as-given")]
+    redirects: String,
     /// The JSON report (default: report.json in the run directory).
     #[arg(long)]
     report: Option<PathBuf>,
@@ -140,6 +146,11 @@ async fn main_with(cli: Cli) -> anyhow::Result<ExitCode> {
         bail!("--agents must be at least 1");
     }
     let faults = FaultKind::parse_list(&cli.faults).map_err(anyhow::Error::msg)?;
+    let redirects = match cli.redirects.as_str() {
+        "as-given" => Redirects::AsGiven,
+        "keep-query" => Redirects::KeepQuery,
+        other => bail!("--redirects must be as-given or keep-query, got {other}"),
+    };
     let corral = match cli.corral {
         Some(path) => path,
         None => default_corral()?,
@@ -156,6 +167,7 @@ async fn main_with(cli: Cli) -> anyhow::Result<ExitCode> {
         faults,
         corral,
         run_dir,
+        redirects,
     };
     let report = tokio::select! {
         report = run(options) => report?,

@@ -23,7 +23,7 @@ use crate::nemesis::{FaultKind, FaultRecord, Nemesis, AGENT_TIMEOUT};
 use crate::netns::{self, Net};
 use crate::report::{self, Counts, FaultSummary};
 use crate::rng::Rng;
-use crate::workload::{self, Shared, SET_PREFIX};
+use crate::workload::{self, Redirects, Shared, SET_PREFIX};
 
 pub struct Options {
     pub masters: usize,
@@ -33,6 +33,7 @@ pub struct Options {
     pub faults: Vec<FaultKind>,
     pub corral: PathBuf,
     pub run_dir: PathBuf,
+    pub redirects: Redirects,
 }
 
 #[derive(Debug, Serialize)]
@@ -43,6 +44,7 @@ pub struct Report {
     pub seconds: u64,
     pub corral: String,
     pub run_dir: String,
+    pub redirects: Redirects,
     pub elapsed_s: f64,
     pub verdict: &'static str,
     pub faults_required: Vec<FaultKind>,
@@ -127,6 +129,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         history: history.clone(),
         stop,
         processes: Arc::new(AtomicU64::new(1)),
+        redirects: options.redirects,
     };
     let values = Arc::new(AtomicU64::new(2));
     let mut simple = Vec::new();
@@ -305,6 +308,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         agents: options.agents,
         seconds: options.seconds,
         corral: options.corral.display().to_string(),
+        redirects: options.redirects,
         run_dir: options.run_dir.display().to_string(),
         elapsed_s,
         verdict,

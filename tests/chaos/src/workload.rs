@@ -30,6 +30,73 @@ pub struct Shared {
     pub stop: watch::Receiver<bool>,
     /// Unique process ids (a fresh one after every `info`).
     pub processes: Arc<AtomicU64>,
+    pub redirects: Redirects,
+}
+
+/// How the register client follows a follower's 307.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Redirects {
+    /// To the `Location` as given, as HTTP client libraries do.
+    AsGiven,
+    /// Puts back a query string the `Location` lost (`?consistency=linearizable`): works
+    /// around a master that drops it, to look for other bugs past that one.
+    KeepQuery,
+}
+
+/// Sends a POST, following up to four 307s by hand so the path it took is known (recorded
+/// as `first→…→last`).
+async fn post_following(
+    http: &reqwest::Client,
+    master: &str,
+    path_and_query: &str,
+    body: &Value,
+    redirects: Redirects,
+) -> (Reply, String) {
+    let query = path_and_query.split_once('?').map(|(_, query)| query.to_owned());
+    let mut url = format!("http://{master}{path_and_query}");
+    let mut hops = vec![master.to_owned()];
+    for _ in 0..4 {
+        let response = match http.post(&url).json(body).send().await {
+            Ok(response) => response,
+            Err(error) => {
+                let reply = if error.is_connect() && hops.len() == 1 {
+                    Reply::NotSent(error.to_string())
+                } else if error.is_connect() {
+                    // The follower only redirected; the leader it named could not be reached.
+                    Reply::NotSent(format!("redirected, then: {error}"))
+                } else {
+                    Reply::Unknown(error.to_string())
+                };
+                return (reply, hops.join("→"));
+            }
+        };
+        let location = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        match (response.status().as_u16(), location) {
+            (307, Some(location)) => {
+                url = match (&query, redirects) {
+                    (Some(query), Redirects::KeepQuery) if !location.contains('?') => {
+                        format!("{location}?{query}")
+                    }
+                    _ => location,
+                };
+                let host = url.trim_start_matches("http://").split('/').next().unwrap_or_default();
+                hops.push(host.to_owned());
+            }
+            (status, _) => {
+                let bytes = response.bytes().await.unwrap_or_default();
+                let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+                    Value::String(String::from_utf8_lossy(&bytes).into_owned())
+                });
+                return (Reply::Status(status, body), hops.join("→"));
+            }
+        }
+    }
+    (Reply::Status(307, Value::String("too many redirects".to_owned())), hops.join("→"))
 }
 
 impl Shared {
@@ -57,7 +124,7 @@ pub fn register_key(epoch: u64, key: u64) -> String {
 /// Writes unique weights and reads them back with `?consistency=linearizable`, on masters
 /// picked at random.
 pub async fn register_client(shared: Shared, mut rng: Rng, values: Arc<AtomicU64>) {
-    let http = client::following(Duration::from_secs(1));
+    let http = client::direct(Duration::from_secs(1));
     let started = Instant::now();
     let mut process = shared.next_process();
     while !shared.stopped() {
@@ -70,9 +137,10 @@ pub async fn register_client(shared: Shared, mut rng: Rng, values: Arc<AtomicU64
                 shared.history.invoke(process, "register", "write", &key, json!(value), &master);
             let body = json!({"type": "UPDATE_WEIGHTS", "update_weights": {"weight_infos": [
                 {"role": key, "weight": value as f64}]}});
-            let reply = send(http.post(format!("http://{master}/api/v1")).json(&body)).await;
+            let (reply, path) =
+                post_following(&http, &master, "/api/v1", &body, shared.redirects).await;
             let (outcome, error) = write_outcome(&reply);
-            shared.history.complete(pending, outcome, None, error);
+            shared.history.complete_via(pending, outcome, None, error, path);
             if outcome == Outcome::Info {
                 process = shared.next_process();
             }
@@ -80,8 +148,14 @@ pub async fn register_client(shared: Shared, mut rng: Rng, values: Arc<AtomicU64
             let pending =
                 shared.history.invoke(process, "register", "read", &key, Value::Null, &master);
             let body = json!({"type": "GET_WEIGHTS"});
-            let url = format!("http://{master}/api/v1?consistency=linearizable");
-            let reply = send(http.post(url).json(&body)).await;
+            let (reply, path) = post_following(
+                &http,
+                &master,
+                "/api/v1?consistency=linearizable",
+                &body,
+                shared.redirects,
+            )
+            .await;
             match reply {
                 Reply::Status(200, answer) => {
                     let weight = answer["get_weights"]["weight_infos"]
@@ -89,12 +163,24 @@ pub async fn register_client(shared: Shared, mut rng: Rng, values: Arc<AtomicU64
                         .and_then(|infos| infos.iter().find(|info| info["role"] == key.as_str()))
                         .and_then(|info| info["weight"].as_f64())
                         .map_or(0, |weight| weight.round() as u64);
-                    shared.history.complete(pending, Outcome::Ok, Some(json!(weight)), None);
+                    shared.history.complete_via(
+                        pending,
+                        Outcome::Ok,
+                        Some(json!(weight)),
+                        None,
+                        path,
+                    );
                 }
                 other => {
                     // A read has no effect: one that did not answer is simply dropped.
                     let error = format!("{other:?}");
-                    shared.history.complete(pending, Outcome::Fail, Some(Value::Null), Some(error));
+                    shared.history.complete_via(
+                        pending,
+                        Outcome::Fail,
+                        Some(Value::Null),
+                        Some(error),
+                        path,
+                    );
                 }
             }
         }
