@@ -26,6 +26,10 @@ struct Cli {
     /// How long faults are injected (setup and the final checks come on top).
     #[arg(long, default_value_t = 120)]
     seconds: u64,
+    /// Stop after this many rounds of every fault kind (each round applies each kind once,
+    /// in an order drawn from the seed), even before --seconds.
+    #[arg(long)]
+    rounds: Option<u64>,
     /// Draws the fault schedule and every workload choice: the same seed, the same run.
     #[arg(long, default_value_t = 7)]
     seed: u64,
@@ -88,9 +92,12 @@ fn print_summary(report: &Report, report_path: &std::path::Path) {
                 let back = summary.agent_back_ms.as_ref().map_or(String::new(), |p| {
                     format!(" agent back p50 {} ms max {} ms", p.p50, p.max)
                 });
+                let service = summary.service_ms.as_ref().map_or(String::new(), |p| {
+                    format!(" app task running p50 {} ms max {} ms", p.p50, p.max)
+                });
                 let t = &summary.throughput;
                 println!(
-                    "  {:<16} applied {:>3}{recovery}{kept}{back}; ok/s before {:.0} during {:.0} after {:.0}",
+                    "  {:<16} applied {:>3}{recovery}{service}{kept}{back}; ok/s before {:.0} during {:.0} after {:.0}",
                     kind.name(), summary.applied, t.before, t.during, t.after
                 );
             }
@@ -168,6 +175,7 @@ async fn main_with(cli: Cli) -> anyhow::Result<ExitCode> {
         corral,
         run_dir,
         redirects,
+        rounds: cli.rounds,
     };
     let report = tokio::select! {
         report = run(options) => report?,

@@ -100,6 +100,10 @@ pub struct FaultRecord {
     pub leader_kept: Option<bool>,
     /// For agent faults: from healing to the agent being reachable again.
     pub agent_back_ms: Option<u64>,
+    /// For leader faults: from the fault to a new Marathon app's task running, created once
+    /// a write was acknowledged — the built-in scheduler, the allocator and an agent all
+    /// working through the new leader.
+    pub service_ms: Option<u64>,
 }
 
 pub struct Nemesis<'a> {
@@ -151,6 +155,7 @@ impl Nemesis<'_> {
             recovery_ms: None,
             leader_kept: None,
             agent_back_ms: None,
+            service_ms: None,
         };
         let Some((leader, term)) = self.settle(Duration::from_secs(20)).await else {
             record.note = Some("no settled leader to aim at".to_owned());
@@ -294,10 +299,18 @@ impl Nemesis<'_> {
             }
         }
         record.applied = true;
+        let app_number = self.rng.next_u64() % 1_000_000;
         let probe = probe_targets.map(|targets| {
             let addresses: Vec<String> =
                 targets.iter().map(|index| self.cluster.masters[*index].address.clone()).collect();
-            tokio::spawn(first_write(addresses, started))
+            tokio::spawn(async move {
+                let written = first_write(addresses.clone(), started).await;
+                let service = match written {
+                    Some(_) => service_running(&addresses[0], app_number, started).await,
+                    None => None,
+                };
+                (written, service)
+            })
         });
         let hold = if kind == FaultKind::AgentTimeout {
             AGENT_TIMEOUT * 2 + Duration::from_secs(1)
@@ -307,7 +320,7 @@ impl Nemesis<'_> {
         tokio::time::sleep_until(started + hold).await;
 
         // Heal.
-        let mut restart_probe = None;
+        let mut restart_probe: Option<tokio::task::JoinHandle<Option<u64>>> = None;
         match kind {
             FaultKind::KillLeader => self.cluster.start_master(leader)?,
             FaultKind::KillFollower | FaultKind::KillAll | FaultKind::AgentKill => {
@@ -323,8 +336,14 @@ impl Nemesis<'_> {
         }
         record.end_s = self.seconds();
         let healed = Instant::now();
-        if let Some(probe) = probe.or(restart_probe) {
+        if let Some(probe) = restart_probe {
             record.recovery_ms = probe.await.ok().flatten();
+        }
+        if let Some(probe) = probe {
+            if let Ok((written, service)) = probe.await {
+                record.recovery_ms = written;
+                record.service_ms = service;
+            }
         }
         let settled = self.settle(Duration::from_secs(30)).await;
         record.settled_s = settled.map(|_| self.seconds());
@@ -395,6 +414,35 @@ impl Nemesis<'_> {
         }
         None
     }
+}
+
+/// Creates a one-instance Marathon app through `master` (following redirects) and waits for
+/// its task to run; the time from `since`. The app is deleted afterwards.
+async fn service_running(master: &str, number: u64, since: Instant) -> Option<u64> {
+    let http = client::following(Duration::from_secs(2));
+    let id = format!("/chaos-probe/app-{number}");
+    let body = json!({"id": id, "cmd": "sleep 3600", "instances": 1, "cpus": 0.01, "mem": 8});
+    let deadline = since + Duration::from_secs(30);
+    let mut created = false;
+    let mut running = None;
+    while Instant::now() < deadline {
+        if !created {
+            let reply =
+                client::send(http.post(format!("http://{master}/v2/apps")).json(&body)).await;
+            created = matches!(reply, client::Reply::Status(201 | 409, _));
+        } else {
+            let url = format!("http://{master}/v2/apps{id}");
+            if let client::Reply::Status(200, app) = client::send(http.get(url)).await {
+                if app["app"]["tasksRunning"].as_u64().unwrap_or(0) >= 1 {
+                    running = Some(since.elapsed().as_millis() as u64);
+                    break;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = http.delete(format!("http://{master}/v2/apps{id}?force=true")).send().await;
+    running
 }
 
 /// Writes to each of `masters` (directly, no redirects), each every 20 ms, until one

@@ -79,6 +79,7 @@ pub struct FaultSummary {
     pub recovery_ms: Option<Percentiles>,
     pub leader_kept: Option<String>,
     pub agent_back_ms: Option<Percentiles>,
+    pub service_ms: Option<Percentiles>,
     pub throughput: Throughput,
 }
 
@@ -98,6 +99,7 @@ pub fn summarize_faults(faults: &[FaultRecord], ops: &[Op]) -> BTreeMap<FaultKin
         }
         let recoveries: Vec<u64> = applied.iter().filter_map(|fault| fault.recovery_ms).collect();
         let agent_back: Vec<u64> = applied.iter().filter_map(|fault| fault.agent_back_ms).collect();
+        let service: Vec<u64> = applied.iter().filter_map(|fault| fault.service_ms).collect();
         let kept: Vec<bool> = applied.iter().filter_map(|fault| fault.leader_kept).collect();
         let mut throughput = Throughput::default();
         for fault in &applied {
@@ -119,6 +121,7 @@ pub fn summarize_faults(faults: &[FaultRecord], ops: &[Op]) -> BTreeMap<FaultKin
                     format!("{} of {}", kept.iter().filter(|kept| **kept).count(), kept.len())
                 }),
                 agent_back_ms: (!agent_back.is_empty()).then(|| percentiles(&agent_back)),
+                service_ms: (!service.is_empty()).then(|| percentiles(&service)),
                 throughput,
             },
         );

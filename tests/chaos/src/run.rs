@@ -34,6 +34,8 @@ pub struct Options {
     pub corral: PathBuf,
     pub run_dir: PathBuf,
     pub redirects: Redirects,
+    /// Stop after this many rounds of every fault kind, even before `seconds`.
+    pub rounds: Option<u64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -160,7 +162,12 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         Nemesis { cluster: &mut cluster, monitor: monitor.clone(), clock, rng: rng.fork(1) };
     tokio::time::sleep(Duration::from_secs(3)).await;
     let mut order = options.faults.clone();
+    let mut round = 0;
     'campaign: loop {
+        if options.rounds.is_some_and(|rounds| round >= rounds) {
+            break;
+        }
+        round += 1;
         nemesis.rng.shuffle(&mut order);
         for kind in order.clone() {
             if Instant::now() >= deadline {
