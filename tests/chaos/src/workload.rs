@@ -63,8 +63,10 @@ async fn post_following(
                 let reply = if error.is_connect() && hops.len() == 1 {
                     Reply::NotSent(error.to_string())
                 } else if error.is_connect() {
-                    // The follower only redirected; the leader it named could not be reached.
-                    Reply::NotSent(format!("redirected, then: {error}"))
+                    // A master answers 307 also after proposing, when leadership moved while
+                    // the command was in flight (`LogError::NotLeader` with a hint): the
+                    // command may still commit, so a redirect that leads nowhere is unknown.
+                    Reply::Unknown(format!("redirected, then: {error}"))
                 } else {
                     Reply::Unknown(error.to_string())
                 };
