@@ -505,8 +505,7 @@ pub async fn framework(
 /// Splits complete RecordIO records (`<length>\n<bytes>`) off the front of `buffer`.
 pub fn decode_records(buffer: &mut Vec<u8>) -> Vec<Vec<u8>> {
     let mut records = Vec::new();
-    loop {
-        let Some(newline) = buffer.iter().position(|byte| *byte == b'\n') else { break };
+    while let Some(newline) = buffer.iter().position(|byte| *byte == b'\n') {
         let Ok(length) =
             std::str::from_utf8(&buffer[..newline]).unwrap_or("x").trim().parse::<usize>()
         else {
