@@ -126,6 +126,11 @@ fn print_summary(report: &Report, report_path: &std::path::Path) {
             resubscribe.count, resubscribe.p50, resubscribe.max
         );
     }
+    println!(
+        "elections no leader fault explains: {} {:?}",
+        report.unprovoked_elections.len(),
+        report.unprovoked_elections
+    );
     for violation in &report.violations {
         println!("VIOLATION [{}] {}", violation.checker, violation.what);
     }

@@ -64,6 +64,9 @@ pub struct Report {
     pub converged: Option<(u64, String)>,
     pub replay_digest: Option<String>,
     pub terms_seen: usize,
+    /// Leaderships that began while no fault aimed at the leader was under way (seconds into
+    /// the run, master, term): what the election timing costs in stability.
+    pub unprovoked_elections: Vec<(f64, String, u64)>,
     pub violations: Vec<Violation>,
 }
 
@@ -161,6 +164,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     let mut nemesis =
         Nemesis { cluster: &mut cluster, monitor: monitor.clone(), clock, rng: rng.fork(1) };
     tokio::time::sleep(Duration::from_secs(3)).await;
+    let campaign_started_ns = clock.now_ns();
     let mut order = options.faults.clone();
     let mut round = 0;
     'campaign: loop {
@@ -306,6 +310,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     } else {
         "passed"
     };
+    let unprovoked_elections = unprovoked_elections(&monitor, &faults, campaign_started_ns);
     let history_path = options.run_dir.join("history.jsonl");
     let lines: Vec<String> = jepsen_events(&ops).iter().map(Value::to_string).collect();
     std::fs::write(&history_path, lines.join("\n") + "\n")?;
@@ -339,8 +344,33 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         converged,
         replay_digest,
         terms_seen: monitor.terms_seen(),
+        unprovoked_elections,
         violations,
     })
+}
+
+/// Elections after the campaign began that no leader fault explains: one counts as explained
+/// when it began between a leader fault's start and one second after the cluster settled.
+fn unprovoked_elections(
+    monitor: &Monitor,
+    faults: &[FaultRecord],
+    from_ns: u64,
+) -> Vec<(f64, String, u64)> {
+    let explained = |at_s: f64| {
+        faults.iter().any(|fault| {
+            let aimed_at_leader = fault.recovery_ms.is_some()
+                || fault.kind == FaultKind::KillAll
+                || fault.leader_kept.is_none();
+            let until = fault.settled_s.unwrap_or(f64::MAX) + 1.0;
+            aimed_at_leader && fault.start_s <= at_s && at_s <= until
+        })
+    };
+    monitor
+        .elections_between(from_ns, u64::MAX)
+        .into_iter()
+        .map(|(at_ns, master, term)| (at_ns as f64 / 1e9, format!("m{}", master + 1), term))
+        .filter(|(at_s, _, _)| !explained(*at_s))
+        .collect()
 }
 
 /// Sends the request until it is answered with 2xx (or 409: already there), for setup steps.
