@@ -282,7 +282,9 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
 
     // The checkers.
     let ops = history.ops();
-    let (register_violations, register_summary) = check::register::check(&ops);
+    let register_ops = ops.clone();
+    let (register_violations, register_summary) =
+        tokio::task::spawn_blocking(move || check::register::check(&register_ops)).await?;
     violations.extend(register_violations);
     let present: BTreeMap<String, BTreeSet<String>> = facts
         .iter()

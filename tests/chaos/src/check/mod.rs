@@ -5,6 +5,7 @@ pub mod register;
 pub mod set;
 pub mod stream;
 pub mod tasks;
+pub mod wgl;
 
 use serde::Serialize;
 

@@ -1,17 +1,13 @@
-//! Per-key linearizability of the role-weight registers, with stateright's
-//! `LinearizabilityTester`.
+//! Per-key linearizability of the role-weight registers, with a Wing–Gong/Lowe search
+//! (`wgl.rs`, checked against stateright's `LinearizabilityTester` in its tests).
 //!
-//! Real-time order comes from the order of the tester's calls, so the history is replayed in
-//! time order (an invocation before a completion at the same instant, which is the permissive
-//! choice). `ok` → invoke and return; `fail` → neither (it had no effect); `info` → invoke
-//! only: the write may take effect at any later point or never. Each key is checked on its
-//! own (P-compositionality); a key's history is kept short by the workload (keys rotate).
+//! `ok` → call and return; `fail` → neither (it had no effect); `info` → call only: the write
+//! may take effect at any later point or never. Each key is checked on its own
+//! (P-compositionality); a key's history is kept short by the workload (keys rotate).
 
 use std::collections::BTreeMap;
 
-use stateright::semantics::register::{Register, RegisterOp, RegisterRet};
-use stateright::semantics::{ConsistencyTester, LinearizabilityTester};
-
+use super::wgl::{linearizable, RegisterOp, Timed};
 use super::Violation;
 use crate::history::{Op, Outcome};
 
@@ -52,58 +48,26 @@ pub fn check(ops: &[Op]) -> (Vec<Violation>, RegisterSummary) {
     (violations, summary)
 }
 
-enum Step<'a> {
-    Invoke(&'a Op),
-    Return(&'a Op),
-}
-
 fn check_key(ops: &[&Op]) -> Result<(), String> {
-    let mut steps: Vec<(u64, u8, Step<'_>)> = Vec::new();
+    let mut timed = Vec::with_capacity(ops.len());
     for op in ops {
-        match op.outcome {
-            Outcome::Fail => {}
-            Outcome::Info => {
-                // A read that did not complete tells nothing.
-                if op.f == "write" {
-                    steps.push((op.invoke_ns, 0, Step::Invoke(op)));
-                }
+        let value = value_of(op).ok_or_else(|| format!("{} without a value", op.f))?;
+        let operation = match op.f {
+            "write" => RegisterOp::Write(value),
+            _ => RegisterOp::Read(value),
+        };
+        match (op.outcome, operation) {
+            // A failed operation had no effect; a read that did not answer tells nothing.
+            (Outcome::Fail, _) | (Outcome::Info, RegisterOp::Read(_)) => {}
+            (Outcome::Info, _) => {
+                timed.push(Timed { op: operation, call: op.invoke_ns, ret: None })
             }
-            Outcome::Ok => {
-                steps.push((op.invoke_ns, 0, Step::Invoke(op)));
-                steps.push((op.complete_ns, 1, Step::Return(op)));
-            }
-        }
-    }
-    steps.sort_by_key(|(time, order, _)| (*time, *order));
-    let mut tester = LinearizabilityTester::new(Register(0u64));
-    for (_, _, step) in steps {
-        match step {
-            Step::Invoke(op) => {
-                let call = match op.f {
-                    "write" => RegisterOp::Write(value_of(op).ok_or("a write without a value")?),
-                    _ => RegisterOp::Read,
-                };
-                tester.on_invoke(op.process, call)?;
-            }
-            Step::Return(op) => {
-                let answer = match op.f {
-                    "write" => RegisterRet::WriteOk,
-                    _ => RegisterRet::ReadOk(value_of(op).ok_or("a read without a value")?),
-                };
-                tester.on_return(op.process, answer)?;
+            (Outcome::Ok, _) => {
+                timed.push(Timed { op: operation, call: op.invoke_ns, ret: Some(op.complete_ns) })
             }
         }
     }
-    // The search is recursive: give it a deep stack.
-    let consistent = std::thread::scope(|scope| {
-        std::thread::Builder::new()
-            .stack_size(512 * 1024 * 1024)
-            .spawn_scoped(scope, || tester.is_consistent())
-            .map_err(|error| format!("cannot start the checker thread: {error}"))?
-            .join()
-            .map_err(|_| "the checker thread panicked".to_owned())
-    })?;
-    if consistent {
+    if linearizable(0, &timed) {
         Ok(())
     } else {
         Err("not linearizable".to_owned())
