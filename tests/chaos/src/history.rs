@@ -189,3 +189,90 @@ pub fn jepsen_events(ops: &[Op]) -> Vec<Value> {
     events.sort_by_key(|(time, order, _)| (*time, *order));
     events.into_iter().map(|(_, _, event)| event).collect()
 }
+
+/// Reads back what [`jepsen_events`] wrote (one JSON event per line): each invocation paired
+/// with its completion. For checking an old run again after a checker fix.
+pub fn ops_from_events(lines: &str) -> Result<Vec<Op>, String> {
+    let mut open: std::collections::BTreeMap<u64, Value> = std::collections::BTreeMap::new();
+    let mut ops = Vec::new();
+    let leak = |text: &str| -> &'static str {
+        match text {
+            "register" => "register",
+            "set" => "set",
+            "tasks" => "tasks",
+            "write" => "write",
+            "read" => "read",
+            "create" => "create",
+            "launch" => "launch",
+            _ => "other",
+        }
+    };
+    for (number, line) in lines.lines().enumerate().filter(|(_, line)| !line.trim().is_empty()) {
+        let event: Value =
+            serde_json::from_str(line).map_err(|error| format!("line {}: {error}", number + 1))?;
+        let process =
+            event["process"].as_u64().ok_or(format!("line {}: no process", number + 1))?;
+        let kind = event["type"].as_str().unwrap_or_default();
+        if kind == "invoke" {
+            open.insert(process, event);
+            continue;
+        }
+        let invoke =
+            open.remove(&process).ok_or(format!("line {}: completes nothing", number + 1))?;
+        let outcome = match kind {
+            "ok" => Outcome::Ok,
+            "fail" => Outcome::Fail,
+            "info" => Outcome::Info,
+            other => return Err(format!("line {}: unknown type {other}", number + 1)),
+        };
+        ops.push(Op {
+            process,
+            workload: leak(invoke["workload"].as_str().unwrap_or_default()),
+            f: leak(invoke["f"].as_str().unwrap_or_default()),
+            key: invoke["key"].as_str().unwrap_or_default().to_owned(),
+            value: event["value"].clone(),
+            outcome,
+            invoke_ns: invoke["time"].as_u64().unwrap_or(0),
+            complete_ns: event["time"].as_u64().unwrap_or(0),
+            invoke_wall_ms: invoke["wall_ms"].as_u64().unwrap_or(0),
+            complete_wall_ms: event["wall_ms"].as_u64().unwrap_or(0),
+            node: event["node"].as_str().unwrap_or_default().to_owned(),
+            error: event["error"].as_str().map(str::to_owned),
+        });
+    }
+    Ok(ops)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::{jepsen_events, ops_from_events, Op, Outcome};
+
+    #[test]
+    fn a_history_reads_back_as_it_was_written() {
+        let op = Op {
+            process: 4,
+            workload: "register",
+            f: "write",
+            key: "k".to_owned(),
+            value: json!(7),
+            outcome: Outcome::Info,
+            invoke_ns: 10,
+            complete_ns: 20,
+            invoke_wall_ms: 1,
+            complete_wall_ms: 2,
+            node: "m1→m2".to_owned(),
+            error: Some("timeout".to_owned()),
+        };
+        let text: Vec<String> =
+            jepsen_events(std::slice::from_ref(&op)).iter().map(|e| e.to_string()).collect();
+        let back = ops_from_events(&text.join("\n")).unwrap();
+        assert_eq!(back.len(), 1);
+        assert_eq!((back[0].process, back[0].f, back[0].outcome), (4, "write", Outcome::Info));
+        assert_eq!(
+            (back[0].invoke_ns, back[0].complete_ns, back[0].value.clone()),
+            (10, 20, json!(7))
+        );
+    }
+}

@@ -49,6 +49,10 @@ struct Cli {
     /// that known bug).
     #[arg(long, default_value = "as-given")]
     redirects: String,
+    /// Only check the register history of an earlier run again (its `history.jsonl`), e.g.
+    /// after a checker fix; nothing is started.
+    #[arg(long)]
+    recheck: Option<PathBuf>,
     /// The JSON report (default: report.json in the run directory).
     #[arg(long)]
     report: Option<PathBuf>,
@@ -151,6 +155,21 @@ async fn main() -> ExitCode {
 }
 
 async fn main_with(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Some(history) = &cli.recheck {
+        let text = std::fs::read_to_string(history)
+            .with_context(|| format!("cannot read {}", history.display()))?;
+        let ops = corral_chaos::history::ops_from_events(&text).map_err(anyhow::Error::msg)?;
+        let (violations, summary) = corral_chaos::check::register::check(&ops);
+        println!(
+            "register: {} keys (largest {} ops) checked in {} ms",
+            summary.keys, summary.largest_key_ops, summary.check_millis
+        );
+        for violation in &violations {
+            println!("VIOLATION [{}] {}", violation.checker, violation.what);
+        }
+        println!("verdict: {}", if violations.is_empty() { "passed" } else { "violations" });
+        return Ok(if violations.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) });
+    }
     if cli.masters != 3 && cli.masters != 5 {
         bail!("--masters must be 3 or 5, got {}", cli.masters);
     }
