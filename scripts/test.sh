@@ -19,21 +19,32 @@ fi
 # The pinned Python client libraries (pymesos, marathon) the compatibility tests drive.
 ./scripts/python-env.sh >/dev/null
 
-echo "== format"
+echo "== format (after $SECONDS s)"
 cargo fmt --all -- --check
 
-echo "== lint"
+echo "== lint (after $SECONDS s)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-echo "== test"
+echo "== test (after $SECONDS s)"
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
+started=$(date +%s)
 set +e
 cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
+finished=$(date +%s)
+# Each test binary's own time (cargo prints it after the binary runs), then one closing
+# line for the whole run, summed over every binary.
+echo "== time per test binary"
+awk '/^     Running / { source = ($2 == "unittests" ? "unit tests" : $2); match($0, /deps\/[^)]*/); binary = substr($0, RSTART + 5, RLENGTH - 5);
+                       sub(/-[0-9a-f]+$/, "", binary); binary = binary " (" source ")" }
+     /^   Doc-tests / { binary = "doc-tests " $2 }
+     /^test result:/ { for (i = 1; i <= NF; i++) if ($i == "finished") t = $(i+2);
+                       sub(/s$/, "", t); if (t + 0 >= 0.05) printf "%8.2f s  %s\n", t, binary }' "$log"
+echo "cargo test took $((finished - started)) s in all (building included)"
 
-echo "== chaos"
+echo "== chaos (after $SECONDS s)"
 # A short fixed-seed fault campaign (every fault kind once) against the debug corral binary
 # the test build produced: real masters and agents in network namespaces (needs root).
 chaos_status=0
@@ -53,8 +64,8 @@ else
   echo "chaos: skipped, needs root for network namespaces"
 fi
 
-# One closing line for the whole run, summed over every test binary.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+echo "== done in $SECONDS s"
 if [ "$status" != 0 ]; then exit "$status"; fi
 exit "$chaos_status"

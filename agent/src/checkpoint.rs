@@ -229,6 +229,11 @@ pub struct ProcessStat {
     pub state: char,
     pub process_group: i32,
     pub start_time: u64,
+    /// CPU time in user mode of the process and of its children it has waited for, in
+    /// clock ticks (`utime + cutime`).
+    pub user_ticks: u64,
+    /// Likewise in kernel mode (`stime + cstime`).
+    pub system_ticks: u64,
 }
 
 impl ProcessStat {
@@ -239,10 +244,15 @@ impl ProcessStat {
         let after_name = &text[text.rfind(')')? + 1..];
         let fields: Vec<&str> = after_name.split_whitespace().collect();
         // `fields[0]` is field 3 (state); field N is at index N - 3.
+        let field = |number: usize| -> Option<u64> { fields.get(number - 3)?.parse().ok() };
         Some(ProcessStat {
             state: fields.first()?.chars().next()?,
             process_group: fields.get(2)?.parse().ok()?,
-            start_time: fields.get(19)?.parse().ok()?,
+            start_time: field(22)?,
+            // utime, stime, cutime, cstime are fields 14 to 17; the children's are signed
+            // in the kernel's format but never negative.
+            user_ticks: field(14)? + field(16)?,
+            system_ticks: field(15)? + field(17)?,
         })
     }
 

@@ -76,7 +76,7 @@ impl Containerizer {
     pub async fn recover(&self, checkpoint: &TaskCheckpoint) -> Result<Container, Termination> {
         match &checkpoint.runtime {
             RuntimeCheckpoint::Process { .. } => {
-                self.process.recover(checkpoint).map(Container::Process)
+                self.process.recover(checkpoint).await.map(Container::Process)
             }
             RuntimeCheckpoint::Docker { .. } => match &self.docker {
                 Some(docker) => docker.recover(checkpoint).await.map(Container::Docker),
@@ -232,6 +232,7 @@ pub struct TaskRunner {
     containerizer: Arc<Containerizer>,
     checkpoints: CheckpointStore,
     unhealthy_policy: UnhealthyPolicy,
+    health_results: Option<prometheus::IntCounterVec>,
 }
 
 impl TaskRunner {
@@ -240,7 +241,12 @@ impl TaskRunner {
         checkpoints: CheckpointStore,
         unhealthy_policy: UnhealthyPolicy,
     ) -> TaskRunner {
-        TaskRunner { containerizer, checkpoints, unhealthy_policy }
+        TaskRunner { containerizer, checkpoints, unhealthy_policy, health_results: None }
+    }
+
+    /// Counts every health check result of the tasks it runs (labels: kind, outcome).
+    pub fn counting_health_checks(self, results: prometheus::IntCounterVec) -> TaskRunner {
+        TaskRunner { health_results: Some(results), ..self }
     }
 
     /// Launches the task and drives it to its end in a background task.
@@ -327,7 +333,12 @@ impl TaskRunner {
         let (health_sender, mut health_events) = mpsc::unbounded_channel();
         let health_task = task.health_check.clone().map(|check| {
             let target = self.containerizer.health_target(&task, &framework_id, &container);
-            tokio::spawn(HealthChecker::new(check, target).run(launched_at, health_sender))
+            let checker = HealthChecker::new(check, target);
+            let checker = match &self.health_results {
+                Some(results) => checker.counting(results.clone()),
+                None => checker,
+            };
+            tokio::spawn(checker.run(launched_at, health_sender))
         });
         let default_grace =
             task.kill_policy.and_then(|policy| policy.grace_period).unwrap_or(DEFAULT_KILL_GRACE);

@@ -135,11 +135,33 @@ impl HealthTarget {
 pub struct HealthChecker {
     check: HealthCheck,
     target: HealthTarget,
+    /// Counts every result by check kind and outcome, when the agent exports metrics.
+    results: Option<prometheus::IntCounterVec>,
 }
 
 impl HealthChecker {
     pub fn new(check: HealthCheck, target: HealthTarget) -> HealthChecker {
-        HealthChecker { check, target }
+        HealthChecker { check, target, results: None }
+    }
+
+    /// Counts each result in `results` (labels: kind, outcome).
+    pub fn counting(self, results: prometheus::IntCounterVec) -> HealthChecker {
+        HealthChecker { results: Some(results), ..self }
+    }
+
+    fn count(&self, outcome: &CheckOutcome, timed_out: bool) {
+        let Some(results) = &self.results else { return };
+        let kind = match self.check.kind {
+            HealthCheckKind::Command => "COMMAND",
+            HealthCheckKind::Http => "HTTP",
+            HealthCheckKind::Tcp => "TCP",
+        };
+        let label = match outcome {
+            CheckOutcome::Passed => "passed",
+            CheckOutcome::Failed { .. } if timed_out => "timed_out",
+            CheckOutcome::Failed { .. } => "failed",
+        };
+        results.with_label_values(&[kind, label]).inc();
     }
 
     /// Checks until the receiver goes away; `launched_at` starts the grace period.
@@ -162,12 +184,17 @@ impl HealthChecker {
     /// One check, bounded by the check's timeout.
     pub async fn check_once(&self) -> CheckOutcome {
         let timeout = self.check.timeout;
-        match tokio::time::timeout(timeout, self.perform()).await {
-            Ok(outcome) => outcome,
-            Err(_) => CheckOutcome::Failed {
-                message: format!("health check timed out after {timeout:?}"),
-            },
-        }
+        let (outcome, timed_out) = match tokio::time::timeout(timeout, self.perform()).await {
+            Ok(outcome) => (outcome, false),
+            Err(_) => (
+                CheckOutcome::Failed {
+                    message: format!("health check timed out after {timeout:?}"),
+                },
+                true,
+            ),
+        };
+        self.count(&outcome, timed_out);
+        outcome
     }
 
     async fn perform(&self) -> CheckOutcome {

@@ -11,6 +11,8 @@
 //! - [`daemon`]: the `corral agent` process: registration, heartbeats, the reconciler that
 //!   follows the agent's events, status updates delivered exactly once, recovery.
 //! - [`limits`]: cgroup v2, cgroup v1 or rlimits for process tasks.
+//! - [`tasks`]: what the agent shows of its tasks; [`usage`]: their CPU and memory, sampled;
+//!   [`metrics`]: Prometheus; [`http`]: the agent's own HTTP API on `--listen`.
 
 pub mod checkpoint;
 pub mod containerizer;
@@ -18,7 +20,11 @@ pub mod daemon;
 pub mod docker;
 pub mod environment;
 pub mod health;
+pub mod http;
 pub mod limits;
+pub mod metrics;
 pub mod process;
 pub mod resources;
+pub mod tasks;
 pub mod transition;
+pub mod usage;

@@ -3,13 +3,15 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 /// The CFS period cgroups measure CPU quotas against, in microseconds.
 const CPU_PERIOD_MICROS: u64 = 100_000;
-/// How often removing a cgroup whose last process is still exiting is tried.
-const CGROUP_REMOVE_ATTEMPTS: u32 = 20;
+/// How long removing a cgroup whose last process is still exiting is retried, and how often.
+const CGROUP_REMOVE_DEADLINE: Duration = Duration::from_millis(200);
+const CGROUP_REMOVE_RETRY: Duration = Duration::from_millis(10);
 /// The folder under each cgroup hierarchy that holds one cgroup per task.
 const CORRAL_CGROUP: &str = "corral";
 
@@ -18,8 +20,14 @@ const CORRAL_CGROUP: &str = "corral";
 pub enum LimitMode {
     /// A unified hierarchy with the memory and cpu controllers enabled under `root`.
     CgroupV2 { root: PathBuf },
-    /// Separate v1 hierarchies for memory and cpu.
-    CgroupV1 { memory_root: PathBuf, cpu_root: PathBuf },
+    /// Separate v1 hierarchies for memory and cpu, and for cpuacct (CPU time used) when the
+    /// machine has it; it may be the cpu hierarchy itself (`cpu,cpuacct`).
+    CgroupV1 {
+        memory_root: PathBuf,
+        cpu_root: PathBuf,
+        #[serde(default)]
+        cpuacct_root: Option<PathBuf>,
+    },
     /// `ulimit -v` in the task's wrapper: address space only, no CPU limit, and a breach
     /// shows as a failed allocation inside the task, not as a kill the agent can see.
     Rlimit,
@@ -29,12 +37,18 @@ impl fmt::Display for LimitMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             LimitMode::CgroupV2 { root } => write!(f, "cgroup v2 at {}", root.display()),
-            LimitMode::CgroupV1 { memory_root, cpu_root } => write!(
-                f,
-                "cgroup v1 (memory at {}, cpu at {})",
-                memory_root.display(),
-                cpu_root.display()
-            ),
+            LimitMode::CgroupV1 { memory_root, cpu_root, cpuacct_root } => {
+                write!(
+                    f,
+                    "cgroup v1 (memory at {}, cpu at {}",
+                    memory_root.display(),
+                    cpu_root.display()
+                )?;
+                match cpuacct_root {
+                    Some(root) => write!(f, ", cpuacct at {})", root.display()),
+                    None => f.write_str(", no cpuacct: CPU time is read from /proc)"),
+                }
+            }
             LimitMode::Rlimit => {
                 f.write_str("rlimits (address space only; cgroups are not writable here)")
             }
@@ -101,7 +115,12 @@ fn detect_v1(mount_table: &str) -> Option<LimitMode> {
     let cpu_root = Path::new(cpu.path).join(CORRAL_CGROUP);
     std::fs::create_dir_all(&memory_root).ok()?;
     std::fs::create_dir_all(&cpu_root).ok()?;
-    Some(LimitMode::CgroupV1 { memory_root, cpu_root })
+    // Only usage statistics need cpuacct: without it limits still apply.
+    let cpuacct_root = mounts(mount_table)
+        .find(|mount| mount.fs_type == "cgroup" && has_option(mount, "cpuacct"))
+        .map(|mount| Path::new(mount.path).join(CORRAL_CGROUP))
+        .filter(|root| std::fs::create_dir_all(root).is_ok());
+    Some(LimitMode::CgroupV1 { memory_root, cpu_root, cpuacct_root })
 }
 
 /// What one task may use, from its `cpus` and `mem` resources.
@@ -133,8 +152,17 @@ impl TaskLimits {
 /// The cgroup(s) of one task, recorded in its checkpoint so recovery can read them back.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TaskCgroup {
-    V2 { dir: PathBuf },
-    V1 { memory_dir: PathBuf, cpu_dir: PathBuf },
+    V2 {
+        dir: PathBuf,
+    },
+    V1 {
+        memory_dir: PathBuf,
+        cpu_dir: PathBuf,
+        /// Absent in checkpoints written before the agent read CPU time from cgroups, and on
+        /// machines without a cpuacct hierarchy.
+        #[serde(default)]
+        cpuacct_dir: Option<PathBuf>,
+    },
 }
 
 impl TaskCgroup {
@@ -147,9 +175,11 @@ impl TaskCgroup {
         let cgroup = match mode {
             LimitMode::Rlimit => return Ok(None),
             LimitMode::CgroupV2 { root } => TaskCgroup::V2 { dir: root.join(name) },
-            LimitMode::CgroupV1 { memory_root, cpu_root } => {
-                TaskCgroup::V1 { memory_dir: memory_root.join(name), cpu_dir: cpu_root.join(name) }
-            }
+            LimitMode::CgroupV1 { memory_root, cpu_root, cpuacct_root } => TaskCgroup::V1 {
+                memory_dir: memory_root.join(name),
+                cpu_dir: cpu_root.join(name),
+                cpuacct_dir: cpuacct_root.as_ref().map(|root| root.join(name)),
+            },
         };
         for dir in cgroup.dirs() {
             std::fs::create_dir_all(dir)?;
@@ -158,10 +188,17 @@ impl TaskCgroup {
         Ok(Some(cgroup))
     }
 
+    /// Every folder of the cgroup, once each (cpuacct may share the cpu hierarchy).
     fn dirs(&self) -> Vec<&Path> {
         match self {
             TaskCgroup::V2 { dir } => vec![dir],
-            TaskCgroup::V1 { memory_dir, cpu_dir } => vec![memory_dir, cpu_dir],
+            TaskCgroup::V1 { memory_dir, cpu_dir, cpuacct_dir } => {
+                let mut dirs: Vec<&Path> = vec![memory_dir, cpu_dir];
+                if let Some(cpuacct_dir) = cpuacct_dir.as_deref().filter(|dir| dir != cpu_dir) {
+                    dirs.push(cpuacct_dir);
+                }
+                dirs
+            }
         }
     }
 
@@ -179,7 +216,11 @@ impl TaskCgroup {
                     std::fs::write(dir.join("cpu.max"), format!("{quota} {CPU_PERIOD_MICROS}"))?;
                 }
             }
-            TaskCgroup::V1 { memory_dir, cpu_dir } => {
+            TaskCgroup::V1 { memory_dir, cpu_dir, .. } => {
+                // v1 leaves a process's pages charged where they were when it moves in:
+                // without this the wrapper's memory would count nowhere in the task. Older
+                // and newer kernels may lack the file; the limit still applies.
+                let _ = std::fs::write(memory_dir.join("memory.move_charge_at_immigrate"), "1");
                 if let Some(bytes) = memory_bytes {
                     std::fs::write(memory_dir.join("memory.limit_in_bytes"), bytes.to_string())?;
                     let swap_limit = memory_dir.join("memory.memsw.limit_in_bytes");
@@ -263,19 +304,19 @@ impl TaskCgroup {
         }
     }
 
-    /// Removes the cgroup once it is empty; a leftover is logged, not fatal.
-    pub fn remove(&self) {
+    /// Removes the cgroup once it is empty; a leftover is logged, not fatal. A process
+    /// killed a moment ago may still be leaving the cgroup, so removal is retried for a
+    /// while, without holding the runtime's thread.
+    pub async fn remove(&self) {
+        let deadline = tokio::time::Instant::now() + CGROUP_REMOVE_DEADLINE;
         for dir in self.dirs() {
-            // A process killed a moment ago may still be leaving the cgroup.
-            let mut attempts = 0;
             loop {
                 match std::fs::remove_dir(dir) {
                     Ok(()) => break,
                     Err(error) if error.kind() == std::io::ErrorKind::NotFound => break,
-                    Err(error) if attempts < CGROUP_REMOVE_ATTEMPTS => {
+                    Err(error) if tokio::time::Instant::now() < deadline => {
                         tracing::debug!(cgroup = %dir.display(), %error, "task cgroup busy");
-                        attempts += 1;
-                        std::thread::sleep(std::time::Duration::from_millis(10));
+                        tokio::time::sleep(CGROUP_REMOVE_RETRY).await;
                     }
                     Err(error) => {
                         tracing::warn!(cgroup = %dir.display(), %error, "cannot remove task cgroup");

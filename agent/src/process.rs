@@ -154,7 +154,7 @@ impl ProcessContainerizer {
             Ok(child) => child,
             Err(error) => {
                 if let Some(cgroup) = &cgroup {
-                    cgroup.remove();
+                    cgroup.remove().await;
                 }
                 return Err(launch_failed(format!("cannot start task wrapper /bin/sh: {error}")));
             }
@@ -167,7 +167,7 @@ impl ProcessContainerizer {
             if let Err(error) = cgroup.add_process(pid) {
                 let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
                 let _ = child.wait().await;
-                cgroup.remove();
+                cgroup.remove().await;
                 return Err(launch_failed(format!("cannot move task into its cgroup: {error}")));
             }
         }
@@ -188,12 +188,16 @@ impl ProcessContainerizer {
             limits,
             child: Some(child),
             ended: None,
+            cleaned_up: false,
         })
     }
 
     /// Finds a task again from its checkpoint, in a new agent process: still running
     /// (same pid, same start time, same boot), or how it ended while nobody watched.
-    pub fn recover(&self, checkpoint: &TaskCheckpoint) -> Result<ProcessContainer, Termination> {
+    pub async fn recover(
+        &self,
+        checkpoint: &TaskCheckpoint,
+    ) -> Result<ProcessContainer, Termination> {
         let RuntimeCheckpoint::Process { pid, start_time, exit_status_file, cgroup } =
             &checkpoint.runtime
         else {
@@ -210,12 +214,17 @@ impl ProcessContainerizer {
             limits: TaskLimits::from_resources(&checkpoint.task.resources),
             child: None,
             ended: None,
+            cleaned_up: false,
         };
         if checkpoint.boot_id != boot_id() {
-            return Err(container.ended_while_down("the machine rebooted since the task started"));
+            return Err(container
+                .ended_while_down("the machine rebooted since the task started")
+                .await);
         }
         if !container.is_same_process_alive() {
-            return Err(container.ended_while_down("the task ended while the agent was down"));
+            return Err(container
+                .ended_while_down("the task ended while the agent was down")
+                .await);
         }
         Ok(container)
     }
@@ -278,6 +287,7 @@ pub struct ProcessContainer {
     /// `None` after recovery: the task is another process's child now.
     child: Option<tokio::process::Child>,
     ended: Option<Termination>,
+    cleaned_up: bool,
 }
 
 impl ProcessContainer {
@@ -311,12 +321,12 @@ impl ProcessContainer {
         std::fs::read_to_string(&self.exit_status_file).ok()?.trim().parse().ok()
     }
 
-    fn ended_while_down(&self, context: &str) -> Termination {
+    async fn ended_while_down(&self, context: &str) -> Termination {
         let termination = match self.recorded_exit_code() {
             Some(code) => self.judge_wrapper_code(code),
             None => Termination::Unknown { message: format!("{context}; it left no exit status") },
         };
-        self.clean_up();
+        self.clean_up().await;
         termination
     }
 
@@ -337,11 +347,22 @@ impl ProcessContainer {
     }
 
     /// Waits for the task to end. Cancel-safe: a `select!` may drop it and call it again.
+    /// The verdict is kept before the clean-up, which removes the cgroup it is read from.
     pub async fn wait(&mut self) -> Termination {
-        if let Some(ended) = &self.ended {
-            return ended.clone();
+        let termination = match &self.ended {
+            Some(ended) => ended.clone(),
+            None => self.judge_end().await,
+        };
+        self.ended = Some(termination.clone());
+        if !self.cleaned_up {
+            self.clean_up().await;
+            self.cleaned_up = true;
         }
-        let termination = match self.child.as_mut() {
+        termination
+    }
+
+    async fn judge_end(&mut self) -> Termination {
+        match self.child.as_mut() {
             Some(child) => match child.wait().await {
                 Ok(status) => match (status.code(), status.signal()) {
                     (Some(code), _) => self.judge_wrapper_code(code),
@@ -371,23 +392,20 @@ impl ProcessContainer {
                     },
                 }
             }
-        };
-        self.clean_up();
-        self.ended = Some(termination.clone());
-        termination
+        }
     }
 
     /// Whatever the task left behind (daemons, orphans) ends with it, as it would with a
     /// container: its cgroup's members, and its process group while the agent is the
     /// parent. A recovered task's group is left alone: once its leader is gone, the group
     /// id could in time name someone else's processes.
-    fn clean_up(&self) {
+    async fn clean_up(&self) {
         if self.child.is_some() {
             let _ = killpg(Pid::from_raw(self.pid as i32), Signal::SIGKILL);
         }
         if let Some(cgroup) = &self.cgroup {
             cgroup.kill_all();
-            cgroup.remove();
+            cgroup.remove().await;
         }
     }
 

@@ -311,8 +311,10 @@ async fn benchmark() {
         assert!(Instant::now() < deadline, "the leader never purged its log");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let state_bytes =
-        leader.read(ReadConsistency::Local, |state| state.snapshot().len()).await.expect("read");
+    let state_bytes = leader
+        .read(ReadConsistency::Local, |state| state.snapshot().expect("the state encodes").len())
+        .await
+        .expect("read");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let newcomer_address = listener.local_addr().expect("address").to_string();
     let newcomer_config = LogConfig::new(4, newcomer_address.clone(), base.path().join("master-4"));

@@ -23,6 +23,9 @@ pub enum LogError {
     Membership(String),
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The command cannot be written to the log; it was not proposed.
+    #[error("cannot encode the command: {0}")]
+    Encode(#[from] corral_state::codec::CodecError),
 }
 
 fn leader_hint_text(leader_hint: &Option<(NodeId, String)>) -> String {

@@ -70,7 +70,12 @@ pub(crate) struct JournalBatch {
 }
 
 impl JournalBatch {
-    pub(crate) fn record(&mut self, index: u64, batch: &Batch, events: &[Event]) {
+    pub(crate) fn record(
+        &mut self,
+        index: u64,
+        batch: &Batch,
+        events: &[Event],
+    ) -> Result<(), codec::CodecError> {
         let at = batch.entries().iter().map(|entry| entry.at).max().unwrap_or_default();
         let encoded = batch.encoded();
         let mut row = Vec::with_capacity(8 + encoded.len());
@@ -78,9 +83,10 @@ impl JournalBatch {
         row.extend_from_slice(encoded);
         self.commands.insert(&index.to_be_bytes(), row);
         if !events.is_empty() {
-            self.events.insert(&index.to_be_bytes(), codec::encode_events(events));
+            self.events.insert(&index.to_be_bytes(), codec::encode_events(events)?);
         }
         self.newest = Some((index, at));
+        Ok(())
     }
 }
 
@@ -315,7 +321,8 @@ mod tests {
         };
         let event = Event::AgentRemoved { agent_id: "agent-1".into(), by_operator: false };
         let mut batch = JournalBatch::default();
-        batch.record(index, &Batch::new(vec![entry]), &vec![event; event_count]);
+        let entries = Batch::encode(vec![entry]).expect("a test entry encodes");
+        batch.record(index, &entries, &vec![event; event_count]).expect("test events encode");
         journal.write(batch).unwrap();
     }
 

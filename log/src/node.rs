@@ -250,10 +250,11 @@ impl LogNode {
         let directory = config.data_dir.clone();
         let settings = config.settings.clone();
         let retention = config.retention;
-        let (log_store, state_machine) =
-            tokio::task::spawn_blocking(move || store::open(&directory, settings, retention))
-                .await
-                .map_err(|error| LogError::Raft(error.to_string()))??;
+        let (log_store, state_machine) = tokio::task::spawn_blocking(move || {
+            store::open(&directory, store::InitialSettings::Given(settings), retention)
+        })
+        .await
+        .map_err(|error| LogError::Raft(error.to_string()))??;
         let committed = log_store.committed_index();
         let storage_observer = log_store.observer_slot();
         let raft = Raft::new(
@@ -351,6 +352,24 @@ impl LogNode {
             self.ensure_linearizable().await?;
         }
         Ok(read(&self.inner.state_machine.read().state))
+    }
+
+    /// Runs `read` against the applied state and returns its value with the cursor that
+    /// state stands at: every event up to the cursor is in the state, none after it. Whatever
+    /// starts from "the state, then the events after it" subscribes from this cursor, so it
+    /// sees each event exactly once (reading the applied index and the state apart lets the
+    /// state move on between the two, and the events in that gap arrive twice).
+    pub async fn read_with_cursor<T>(
+        &self,
+        consistency: ReadConsistency,
+        read: impl FnOnce(&ClusterState) -> T,
+    ) -> Result<(T, Cursor), LogError> {
+        if consistency == ReadConsistency::Linearizable {
+            self.ensure_linearizable().await?;
+        }
+        let applied = self.inner.state_machine.read();
+        let index = applied.last_applied.map_or(0, |log_id| log_id.index);
+        Ok((read(&applied.state), Cursor::new(index, u32::MAX)))
     }
 
     /// Confirms leadership with a quorum and waits until everything committed before this

@@ -125,7 +125,8 @@ impl Proposer {
     ) -> Result<Committed, LogError> {
         // The proposer stamps the time when the batch is formed; this is a placeholder.
         let entry = Entry { request_id, actor, at: Timestamp(0), command };
-        let encoded_len = codec::encode_entry(&entry).len();
+        // An entry that cannot be encoded is refused here, alone, before it can spoil a batch.
+        let encoded_len = codec::encode_entry(&entry)?.len();
         let (reply, receiver) = oneshot::channel();
         self.queue
             .send(Proposal { entry, encoded_len, reply })
@@ -162,7 +163,21 @@ async fn run(
         let raft = raft.clone();
         let counters = counters.clone();
         tokio::spawn(async move {
-            let result = raft.client_write(Batch::new(entries)).await;
+            let batch = match Batch::encode(entries) {
+                Ok(batch) => batch,
+                Err(error) => {
+                    drop(permit);
+                    // Each entry encoded alone when proposed; a batch of them failing is a bug
+                    // in the codec, reported to every caller rather than written to the log.
+                    tracing::error!(%error, "a batch of encodable entries failed to encode");
+                    for reply in replies {
+                        let _ =
+                            reply.send(Err(LogError::Raft(format!("batch not encoded: {error}"))));
+                    }
+                    return;
+                }
+            };
+            let result = raft.client_write(batch).await;
             drop(permit);
             match result {
                 Ok(response) => {

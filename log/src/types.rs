@@ -1,7 +1,7 @@
 //! The openraft type configuration: what a Raft entry carries and what applying it returns.
 
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 // The default snapshot data type of `declare_raft_types!` names `Cursor` unqualified.
 use std::io::Cursor;
 
@@ -25,15 +25,18 @@ openraft::declare_raft_types!(
 /// on-disk form of commands is owned by `corral-state` whatever openraft's own encoding is.
 /// The encoding is kept once made (or received): the same bytes go to the Raft log, to every
 /// follower and into the journal without encoding the commands again.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Batch {
     entries: Vec<Entry>,
-    encoded: OnceLock<Arc<[u8]>>,
+    encoded: Arc<[u8]>,
 }
 
 impl Batch {
-    pub fn new(entries: Vec<Entry>) -> Batch {
-        Batch { entries, encoded: OnceLock::new() }
+    /// Encodes the entries once, in the proposer, where a failure reaches the callers: a
+    /// batch that exists always has bytes that decode.
+    pub fn encode(entries: Vec<Entry>) -> Result<Batch, codec::CodecError> {
+        let encoded = codec::encode_entries(&entries)?.into();
+        Ok(Batch { entries, encoded })
     }
 
     pub fn entries(&self) -> &[Entry] {
@@ -46,7 +49,7 @@ impl Batch {
 
     /// The versioned encoding of the entries, as `codec::decode_entries` reads it.
     pub fn encoded(&self) -> &[u8] {
-        self.encoded.get_or_init(|| codec::encode_entries(&self.entries).into())
+        &self.encoded
     }
 }
 
@@ -81,7 +84,7 @@ impl<'de> Visitor<'de> for BatchVisitor {
 
     fn visit_bytes<E: de::Error>(self, bytes: &[u8]) -> Result<Batch, E> {
         let entries = codec::decode_entries(bytes).map_err(E::custom)?;
-        Ok(Batch { entries, encoded: OnceLock::from(Arc::from(bytes)) })
+        Ok(Batch { entries, encoded: Arc::from(bytes) })
     }
 
     fn visit_byte_buf<E: de::Error>(self, bytes: Vec<u8>) -> Result<Batch, E> {
@@ -149,7 +152,8 @@ mod tests {
             at: Timestamp(7),
             command,
         };
-        Batch::new(vec![entry.clone(), Entry { request_id: RequestId::new("r-2"), ..entry }])
+        Batch::encode(vec![entry.clone(), Entry { request_id: RequestId::new("r-2"), ..entry }])
+            .expect("test entries encode")
     }
 
     #[test]

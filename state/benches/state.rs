@@ -266,17 +266,20 @@ fn benches(c: &mut Criterion) {
     });
     group.finish();
 
-    let snapshot = base.state.snapshot();
+    let snapshot = base.state.snapshot().expect("the state encodes");
     eprintln!(
         "snapshot of {tasks} tasks: {} bytes ({:.1} MiB)",
         snapshot.len(),
         snapshot.len() as f64 / 1048576.0
     );
-    eprintln!("without bookkeeping: {} bytes", base.state.without_bookkeeping().snapshot().len());
+    eprintln!(
+        "without bookkeeping: {} bytes",
+        base.state.without_bookkeeping().snapshot().expect("the state encodes").len()
+    );
     let mut group = c.benchmark_group("snapshot");
     group.sample_size(10).measurement_time(Duration::from_secs(10));
     group.bench_function("encode_100k_tasks", |b| {
-        b.iter(|| std::hint::black_box(base.state.snapshot()))
+        b.iter(|| std::hint::black_box(base.state.snapshot().expect("the state encodes")))
     });
     group.bench_function("decode_100k_tasks", |b| {
         b.iter(|| std::hint::black_box(ClusterState::from_snapshot(&snapshot).expect("decodes")))

@@ -13,7 +13,7 @@ use crate::model::{
     MaintenanceWindow, Offer, RoleConfig, ServiceApp, ServiceState, Settings, Task,
 };
 use crate::{
-    AgentId, Command, Entry, Event, ExecutorId, FrameworkId, OfferId, Outcome, Rejection,
+    AgentId, AppPut, Command, Entry, Event, ExecutorId, FrameworkId, OfferId, Outcome, Rejection,
     RequestId, Role, TaskId, Timestamp,
 };
 
@@ -167,8 +167,17 @@ impl ClusterState {
             }
             C::UpdateSettings { settings } => self.update_settings(entry, settings, events),
             C::PutApp { app_id, spec, definition, mode, force, deployment_id } => {
-                self.put_app(entry, app_id, spec, definition, *mode, *force, deployment_id, events)
+                let put = AppPut {
+                    app_id: app_id.clone(),
+                    spec: spec.clone(),
+                    definition: definition.clone(),
+                    mode: *mode,
+                    force: *force,
+                    deployment_id: deployment_id.clone(),
+                };
+                self.put_app(entry, &put, events)
             }
+            C::PutApps { apps } => self.put_apps(entry, apps, events),
             C::RestartApp { app_id, force, deployment_id } => {
                 self.restart_app(entry, app_id, *force, deployment_id, events)
             }

@@ -60,6 +60,17 @@ pub enum PutMode {
     CreateOrReplace,
 }
 
+/// One app of a `PutApps`: what a `PutApp` carries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppPut {
+    pub app_id: AppId,
+    pub spec: AppSpec,
+    pub definition: String,
+    pub mode: PutMode,
+    pub force: Force,
+    pub deployment_id: DeploymentId,
+}
+
 /// Whether a change may take over an app that a deployment is still changing (`?force=`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Force {
@@ -298,6 +309,11 @@ pub enum Command {
     ChangeSettings {
         change: SettingsChange,
     },
+    /// Creates or changes several apps at once (Marathon's `PUT /v2/apps` with a list):
+    /// every one of them, or none when any is refused.
+    PutApps {
+        apps: Vec<AppPut>,
+    },
 }
 
 impl Command {
@@ -345,6 +361,7 @@ impl Command {
             Command::ResetLaunchDelay { .. } => "reset_launch_delay",
             Command::LaunchServiceTasks { .. } => "launch_service_tasks",
             Command::ChangeSettings { .. } => "change_settings",
+            Command::PutApps { .. } => "put_apps",
         }
     }
 }

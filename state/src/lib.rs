@@ -21,7 +21,7 @@ mod time;
 pub use cluster::{ClusterState, Executor};
 pub use codec::{CodecError, Digest, FORMAT_VERSION};
 pub use command::{
-    Actor, Cancellation, Command, Entry, Force, KillScaling, OfferSpec, Operation, PutMode,
+    Actor, AppPut, Cancellation, Command, Entry, Force, KillScaling, OfferSpec, Operation, PutMode,
     ServiceLaunch, Wipe,
 };
 pub use event::{Cursor, Event, Topic};

@@ -1,7 +1,7 @@
 //! The agent's side of the agent-facing API: commands to whichever master leads, and the
 //! agent's own event stream from any master.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use corral_state::{AgentId, Command, Cursor, Outcome, Rejection};
@@ -37,28 +37,49 @@ pub struct MasterClient {
     masters: Vec<String>,
     /// The master tried first: the last one that answered.
     preferred: AtomicUsize,
+    /// Whether any master has answered yet.
+    answered: AtomicBool,
 }
 
 impl MasterClient {
-    pub fn new(masters: Vec<String>) -> MasterClient {
+    /// Fails only when the HTTP client cannot be built (no TLS backend, say).
+    pub fn new(masters: Vec<String>) -> Result<MasterClient, reqwest::Error> {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(10))
-            .build()
-            .unwrap_or_default();
+            .build()?;
         // No overall timeout: the stream lives as long as the master serves it; heartbeat
         // lines every 15 s let the read timeout notice a master that vanished.
         let streaming = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(5))
             .read_timeout(Duration::from_secs(40))
-            .build()
-            .unwrap_or_default();
-        MasterClient { http, streaming, masters, preferred: AtomicUsize::new(0) }
+            .build()?;
+        Ok(MasterClient {
+            http,
+            streaming,
+            masters,
+            preferred: AtomicUsize::new(0),
+            answered: AtomicBool::new(false),
+        })
     }
 
     pub fn masters(&self) -> &[String] {
         &self.masters
+    }
+
+    /// The master that answered last; `None` until one has.
+    pub fn current_master(&self) -> Option<&str> {
+        if !self.answered.load(Ordering::Relaxed) {
+            return None;
+        }
+        let index = self.preferred.load(Ordering::Relaxed) % self.masters.len();
+        Some(&self.masters[index])
+    }
+
+    fn note_answer(&self, master_index: usize) {
+        self.preferred.store(master_index, Ordering::Relaxed);
+        self.answered.store(true, Ordering::Relaxed);
     }
 
     /// Sends the command until the log decides on it: through redirects, elections and
@@ -100,7 +121,7 @@ impl MasterClient {
                             break;
                         }
                     };
-                    self.preferred.store(master_index, Ordering::Relaxed);
+                    self.note_answer(master_index);
                     return match result.outcome {
                         Outcome::Rejected(rejection) => CommandReply::Rejected(rejection),
                         Outcome::Duplicate(first) => match *first {

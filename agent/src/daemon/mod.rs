@@ -1,12 +1,16 @@
 //! The `corral agent` process: it registers with the masters (or re-registers with the id it
 //! checkpointed), heartbeats, follows its own event stream from a checkpointed cursor and
 //! makes the machine match it (launch, kill), and turns every task transition into a status
-//! update that reaches the log exactly once, across agent restarts and master failovers.
+//! update that reaches the log exactly once, across agent restarts and master failovers. It
+//! serves its own HTTP API on `--listen` from start-up, and stops when asked, leaving its
+//! tasks running or killing them as [`OnStop`] says.
 
 mod client;
 mod pending;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -18,26 +22,62 @@ use corral_state::{
     TaskId, Timestamp, UpdateUuid,
 };
 use futures::StreamExt;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::{JoinHandle, JoinSet};
 
 use crate::checkpoint::{boot_id, AgentCheckpoint, CheckpointError, CheckpointStore};
 use crate::containerizer::{Containerizer, TaskEvent, TaskHandle, TaskRunner, UnhealthyPolicy};
 use crate::docker::DockerContainerizer;
+use crate::environment::sandbox_dir;
+use crate::http::{AgentApi, AgentIdentity};
 use crate::limits::LimitMode;
+use crate::metrics::AgentMetrics;
 use crate::process::ProcessContainerizer;
 use crate::resources::{agent_attributes, agent_resources, ResourcesError};
+use crate::tasks::{ContainerizerKind, StatusRecord, TaskKey, TaskRecord, TaskTable};
 use crate::transition::TaskTransition;
+use crate::usage::UsageSampler;
 
 pub use client::{CommandReply, MasterClient, StreamRefused};
 pub use pending::{PendingStore, PendingUpdates};
+
+/// How often each task's usage is read by default ("every few seconds").
+pub const DEFAULT_USAGE_INTERVAL: Duration = Duration::from_secs(5);
+/// How long a stopping agent lets HTTP requests in flight (a download, say) finish.
+const HTTP_DRAIN: Duration = Duration::from_secs(3);
+
+/// What happens to the tasks when the agent stops.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OnStop {
+    /// As Mesos: tasks keep running without the agent, and an agent restarted on the same
+    /// work dir finds them again. Production's choice.
+    #[default]
+    LeaveTasksRunning,
+    /// Every task is killed (process groups and containers, each with its kill policy) and
+    /// the agent waits for them to end before it returns: `corral dev`'s choice, so stopping
+    /// it leaves nothing behind.
+    KillTasks,
+}
+
+impl OnStop {
+    fn as_flag(self) -> &'static str {
+        match self {
+            OnStop::LeaveTasksRunning => "leave_tasks_running",
+            OnStop::KillTasks => "kill_tasks",
+        }
+    }
+}
 
 /// Everything `corral agent` takes from its flags.
 #[derive(Clone, Debug)]
 pub struct AgentConfig {
     /// `host:port` of every master; commands follow the leader's redirects.
     pub masters: Vec<String>,
-    /// The address the agent advertises as its own.
+    /// Where the agent's HTTP API listens; port 0 picks a free one.
     pub listen: String,
+    /// The address masters are told; defaults to the address actually listened on (with
+    /// the host name when listening on every interface).
+    pub advertise: Option<String>,
     pub work_dir: PathBuf,
     /// Mesos `--resources`; replaces the detected value of every resource it names.
     pub resources: Option<String>,
@@ -47,6 +87,9 @@ pub struct AgentConfig {
     pub hostname: Option<String>,
     /// Well under the state's agent timeout (75 s by default).
     pub heartbeat_interval: Duration,
+    /// How often each task's CPU and memory usage is read.
+    pub usage_interval: Duration,
+    pub on_stop: OnStop,
 }
 
 impl AgentConfig {
@@ -54,12 +97,39 @@ impl AgentConfig {
         AgentConfig {
             masters,
             listen: "127.0.0.1:5051".to_owned(),
+            advertise: None,
             work_dir,
             resources: None,
             attributes: None,
             hostname: None,
             heartbeat_interval: Duration::from_secs(5),
+            usage_interval: DEFAULT_USAGE_INTERVAL,
+            on_stop: OnStop::default(),
         }
+    }
+
+    /// Mesos's `flags` object in `/state`.
+    fn flags(&self) -> BTreeMap<String, String> {
+        let mut flags = BTreeMap::from([
+            ("master".to_owned(), self.masters.join(",")),
+            ("listen".to_owned(), self.listen.clone()),
+            ("work_dir".to_owned(), self.work_dir.display().to_string()),
+            ("heartbeat_interval".to_owned(), format!("{:?}", self.heartbeat_interval)),
+            ("usage_interval".to_owned(), format!("{:?}", self.usage_interval)),
+            ("on_stop".to_owned(), self.on_stop.as_flag().to_owned()),
+        ]);
+        let optional = [
+            ("advertise", &self.advertise),
+            ("resources", &self.resources),
+            ("attributes", &self.attributes),
+            ("hostname", &self.hostname),
+        ];
+        for (name, value) in optional {
+            if let Some(value) = value {
+                flags.insert(name.to_owned(), value.clone());
+            }
+        }
+        flags
     }
 }
 
@@ -73,6 +143,12 @@ pub enum AgentError {
     WorkDir { path: PathBuf, source: std::io::Error },
     #[error("no --master given")]
     NoMaster,
+    #[error("cannot listen on --listen {address}: {source}")]
+    Listen { address: String, source: std::io::Error },
+    #[error("cannot build the HTTP client for the masters: {0}")]
+    HttpClient(#[from] reqwest::Error),
+    #[error("cannot set up metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
     #[error("the master refused to register this agent: {0:?}")]
     RegistrationRefused(Rejection),
 }
@@ -86,39 +162,135 @@ struct KnownTask {
     kills: Option<mpsc::UnboundedSender<Option<KillPolicy>>>,
 }
 
-type TaskKey = (FrameworkId, TaskId);
-
 struct Agent {
     agent_id: AgentId,
     info: AgentInfo,
     resources: Resources,
     boot_id: String,
-    client: MasterClient,
+    work_dir: PathBuf,
+    client: Arc<MasterClient>,
     checkpoints: CheckpointStore,
     pending: PendingStore,
     runner: TaskRunner,
     tasks: Mutex<BTreeMap<TaskKey, KnownTask>>,
     /// Tasks whose end the master committed: a replayed TaskAdded must not launch them again.
     ended: Mutex<BTreeSet<TaskKey>>,
+    /// What the API shows of every task.
+    table: Arc<TaskTable>,
+    metrics: Arc<AgentMetrics>,
+    /// The loops that act on the masters' word (events, heartbeats) and the usage sampler:
+    /// a stopping agent ends them first.
+    loops: Mutex<JoinSet<()>>,
+    /// Per-task supervisors and status deliveries: they end last.
+    workers: Mutex<JoinSet<()>>,
 }
 
 /// Runs the agent until the process ends. Returns early only for start-up errors
-/// (malformed flags, unusable work dir, registration refused).
+/// (malformed flags, unusable work dir or listen address, registration refused).
 pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
+    run_until(config, std::future::pending()).await
+}
+
+/// Runs the agent until `shutdown` resolves, then stops it as `config.on_stop` says.
+pub async fn run_until(
+    config: AgentConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), AgentError> {
+    let mut shutdown = std::pin::pin!(shutdown);
+    let agent = tokio::select! {
+        started = start(config) => started?,
+        () = &mut shutdown => {
+            tracing::info!("asked to stop before the agent had started");
+            return Ok(());
+        }
+    };
+    shutdown.await;
+    agent.stop().await;
+    Ok(())
+}
+
+/// A started agent: registered, its API served, its loops running. Dropping it without
+/// [`RunningAgent::stop`] ends the agent's work at once (tasks keep running).
+pub struct RunningAgent {
+    agent: Arc<Agent>,
+    api: AgentApi,
+    http_address: SocketAddr,
+    server: Option<JoinHandle<std::io::Result<()>>>,
+    stop_server: Option<oneshot::Sender<()>>,
+    on_stop: OnStop,
+}
+
+impl Drop for RunningAgent {
+    fn drop(&mut self) {
+        self.agent.loops.lock().unwrap_or_else(|p| p.into_inner()).abort_all();
+        self.agent.workers.lock().unwrap_or_else(|p| p.into_inner()).abort_all();
+        if let Some(server) = &self.server {
+            server.abort();
+        }
+    }
+}
+
+/// Aborts the server when a start-up fails half-way, so nothing keeps holding the port.
+struct AbortOnDrop(Option<JoinHandle<std::io::Result<()>>>);
+
+impl AbortOnDrop {
+    fn disarm(mut self) -> Option<JoinHandle<std::io::Result<()>>> {
+        self.0.take()
+    }
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(handle) = &self.0 {
+            handle.abort();
+        }
+    }
+}
+
+/// Starts the agent: detects resources, listens, registers (or recovers), and starts its
+/// loops. Returns once it is registered and its checkpointed tasks are found again.
+pub async fn start(config: AgentConfig) -> Result<RunningAgent, AgentError> {
     if config.masters.is_empty() {
         return Err(AgentError::NoMaster);
     }
-    std::fs::create_dir_all(&config.work_dir)
-        .map_err(|source| AgentError::WorkDir { path: config.work_dir.clone(), source })?;
-    let resources = agent_resources(&config.work_dir, config.resources.as_deref())?;
+    let work_dir_error = |source| AgentError::WorkDir { path: config.work_dir.clone(), source };
+    // Sandbox paths are shown to clients and read back from them: they must be absolute.
+    let work_dir = std::path::absolute(&config.work_dir).map_err(work_dir_error)?;
+    std::fs::create_dir_all(&work_dir).map_err(work_dir_error)?;
+    let resources = agent_resources(&work_dir, config.resources.as_deref())?;
     let attributes = agent_attributes(config.attributes.as_deref())?;
     let limit_mode = LimitMode::detect();
     tracing::info!(limits = %limit_mode, resources = %resources, "agent starting");
     let hostname = config.hostname.clone().unwrap_or_else(machine_hostname);
-    let info = AgentInfo { hostname, address: config.listen.clone(), attributes };
 
-    let checkpoints = CheckpointStore::new(&config.work_dir);
-    let client = MasterClient::new(config.masters.clone());
+    let listen_error = |source| AgentError::Listen { address: config.listen.clone(), source };
+    let listener = tokio::net::TcpListener::bind(&config.listen).await.map_err(listen_error)?;
+    let http_address = listener.local_addr().map_err(listen_error)?;
+    let address =
+        config.advertise.clone().unwrap_or_else(|| advertised_address(http_address, &hostname));
+    let info = AgentInfo { hostname, address, attributes };
+
+    let metrics = Arc::new(AgentMetrics::new()?);
+    let table = Arc::new(TaskTable::new());
+    let client = Arc::new(MasterClient::new(config.masters.clone())?);
+    let mut flags = config.flags();
+    flags.insert("work_dir".to_owned(), work_dir.display().to_string());
+    let identity = AgentIdentity {
+        hostname: info.hostname.clone(),
+        address: info.address.clone(),
+        resources: resources.clone(),
+        attributes: info.attributes.clone(),
+        flags,
+    };
+    let api = AgentApi::new(identity, table.clone(), metrics.clone(), client.clone());
+    let (stop_server, server_stopped) = oneshot::channel::<()>();
+    let server =
+        AbortOnDrop(Some(tokio::spawn(crate::http::serve(listener, api.clone(), async {
+            let _ = server_stopped.await;
+        }))));
+    tracing::info!(listen = %http_address, advertise = %info.address, "agent API listening");
+
+    let checkpoints = CheckpointStore::new(&work_dir);
     let previous = checkpoints.load_agent()?;
     let (agent_id, cursor, restarted) = match previous {
         Some(previous) => (previous.agent_id, previous.cursor, true),
@@ -131,39 +303,127 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
         }
     };
     tracing::info!(%agent_id, restarted, "agent registered");
+    api.set_agent_id(agent_id.clone());
 
-    let docker = match DockerContainerizer::connect(config.work_dir.clone(), agent_id.clone()).await
-    {
+    let docker = match DockerContainerizer::connect(work_dir.clone(), agent_id.clone()).await {
         Ok(docker) => Some(docker),
         Err(error) => {
             tracing::warn!(%error, "no Docker engine: DOCKER tasks will fail");
             None
         }
     };
-    let process = ProcessContainerizer::new(config.work_dir.clone(), agent_id.clone(), limit_mode);
+    let engine = docker.as_ref().map(|docker| docker.docker().clone());
+    let process = ProcessContainerizer::new(work_dir.clone(), agent_id.clone(), limit_mode);
     let containerizer = Arc::new(Containerizer::new(process, docker));
     let runner =
-        TaskRunner::new(containerizer.clone(), checkpoints.clone(), UnhealthyPolicy::KillTask);
+        TaskRunner::new(containerizer.clone(), checkpoints.clone(), UnhealthyPolicy::KillTask)
+            .counting_health_checks(metrics.health_checks.clone());
     let agent = Arc::new(Agent {
         agent_id,
         info,
         resources,
         boot_id: boot_id(),
+        work_dir,
         client,
         pending: PendingStore::new(checkpoints.meta_dir()),
         checkpoints,
         runner,
         tasks: Mutex::default(),
         ended: Mutex::default(),
+        table: table.clone(),
+        metrics,
+        loops: Mutex::default(),
+        workers: Mutex::default(),
     });
 
     agent.recover(&containerizer).await?;
     if restarted {
         agent.reregister().await;
     }
-    tokio::spawn(agent.clone().heartbeats(config.heartbeat_interval));
-    agent.follow_events(cursor).await;
-    Ok(())
+    agent.spawn_loop(agent.clone().heartbeats(config.heartbeat_interval));
+    agent.spawn_loop(UsageSampler::new(table, engine, config.usage_interval).run());
+    let reconciler = agent.clone();
+    agent.spawn_loop(async move { reconciler.follow_events(cursor).await });
+    Ok(RunningAgent {
+        agent,
+        api,
+        http_address,
+        server: server.disarm(),
+        stop_server: Some(stop_server),
+        on_stop: config.on_stop,
+    })
+}
+
+impl RunningAgent {
+    /// What the HTTP API serves; `crate::http::router(api)` answers in-process.
+    pub fn api(&self) -> &AgentApi {
+        &self.api
+    }
+
+    /// The address the API listens on (the port picked, when `--listen` said 0).
+    pub fn http_address(&self) -> SocketAddr {
+        self.http_address
+    }
+
+    pub fn agent_id(&self) -> &AgentId {
+        &self.agent.agent_id
+    }
+
+    /// Runs until `shutdown` resolves, then stops.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) {
+        shutdown.await;
+        self.stop().await;
+    }
+
+    /// Stops the agent: it stops following its events and heartbeating; with
+    /// [`OnStop::KillTasks`] it kills every task and waits for each to end; then it stops
+    /// delivering updates and serving HTTP. Updates not yet delivered stay on disk for the
+    /// next start.
+    pub async fn stop(mut self) {
+        let agent = self.agent.clone();
+        let loops = std::mem::take(&mut *agent.loops.lock().unwrap_or_else(|p| p.into_inner()));
+        shut_down(loops).await;
+        match self.on_stop {
+            OnStop::LeaveTasksRunning => {
+                let tasks = agent.table.live_count();
+                tracing::info!(tasks, "agent stopping; its tasks keep running");
+            }
+            OnStop::KillTasks => {
+                let killed = agent.kill_all();
+                tracing::info!(tasks = killed, "agent stopping; killing its tasks");
+                agent.table.wait_until_no_live_tasks().await;
+                tracing::info!("every task has ended");
+            }
+        }
+        let workers = std::mem::take(&mut *agent.workers.lock().unwrap_or_else(|p| p.into_inner()));
+        shut_down(workers).await;
+        if let Some(stop_server) = self.stop_server.take() {
+            let _ = stop_server.send(());
+        }
+        let Some(mut server) = self.server.take() else { return };
+        match tokio::time::timeout(HTTP_DRAIN, &mut server).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(error))) => tracing::error!(%error, "the agent API failed"),
+            Ok(Err(error)) => tracing::error!(%error, "the agent API task failed"),
+            Err(_) => {
+                tracing::warn!(?HTTP_DRAIN, "requests still open; closing the agent API");
+                server.abort();
+            }
+        }
+    }
+}
+
+async fn shut_down(mut set: JoinSet<()>) {
+    set.shutdown().await;
+}
+
+/// `ip:port` of the listener; the host name instead of an unspecified address (0.0.0.0),
+/// which masters could not reach.
+fn advertised_address(bound: SocketAddr, hostname: &str) -> String {
+    if bound.ip().is_unspecified() {
+        return format!("{hostname}:{}", bound.port());
+    }
+    bound.to_string()
 }
 
 fn machine_hostname() -> String {
@@ -240,6 +500,14 @@ impl Agent {
                     continue;
                 }
                 tracing::info!(task = %key.1, "recovered an ended task with updates to send");
+                let state = pending.last().map(|status| status.state).unwrap_or(TaskState::Lost);
+                self.table.insert(TaskRecord::new(
+                    key.0.clone(),
+                    checkpoint.task.clone(),
+                    None,
+                    checkpoint.sandbox.clone(),
+                    state,
+                ));
                 self.deliver_only(key, checkpoint.task.executor_id(), pending);
                 continue;
             }
@@ -256,8 +524,17 @@ impl Agent {
                 .or(checkpoint.last_reported)
                 .unwrap_or(TaskState::Running);
             let executor_id = checkpoint.task.executor_id();
+            let mut record = TaskRecord::new(
+                key.0.clone(),
+                checkpoint.task.clone(),
+                None,
+                checkpoint.sandbox.clone(),
+                state,
+            );
+            record.runtime = Some(checkpoint.runtime.clone());
+            self.table.insert(record);
             let handle = self.runner.adopt(checkpoint, recovered);
-            self.supervise(key, executor_id, state, handle, pending);
+            self.supervise(key, executor_id, state, handle, pending, None);
         }
         for (key, pending) in pending_by_task {
             tracing::info!(task = %key.1, "recovered updates of a task that never ran");
@@ -379,6 +656,16 @@ impl Agent {
                     return;
                 }
                 tracing::info!(task = %key.1, framework = %key.0, "launching");
+                let kind = ContainerizerKind::of(&task.info);
+                self.metrics.launches.with_label_values(&[kind.as_str()]).inc();
+                let launch = LaunchAsked { at: tokio::time::Instant::now(), kind };
+                self.table.insert(TaskRecord::new(
+                    key.0.clone(),
+                    task.info.clone(),
+                    Some(task.role.clone()),
+                    sandbox_dir(&self.work_dir, &key.0, &key.1),
+                    TaskState::Staging,
+                ));
                 let handle = self.runner.launch(task.info.clone(), task.framework_id.clone());
                 self.supervise(
                     key,
@@ -386,6 +673,7 @@ impl Agent {
                     TaskState::Staging,
                     handle,
                     Vec::new(),
+                    Some(launch),
                 );
             }
             Event::TaskKillRequested { framework_id, task_id, agent_id, kill_policy } => {
@@ -433,6 +721,7 @@ impl Agent {
 
     /// Watches one task: each transition and health change becomes a pending update,
     /// delivered in order by the task's own delivery loop; kills reach the runner.
+    /// `launch` is when the launch was asked, for a task launched (not recovered) here.
     fn supervise(
         self: &Arc<Self>,
         key: TaskKey,
@@ -440,6 +729,7 @@ impl Agent {
         state: TaskState,
         mut handle: TaskHandle,
         already_pending: Vec<TaskStatus>,
+        mut launch: Option<LaunchAsked>,
     ) {
         let (kills, mut kill_requests) = mpsc::unbounded_channel();
         self.tasks
@@ -448,7 +738,7 @@ impl Agent {
             .insert(key.clone(), KnownTask { executor_id, state, kills: Some(kills) });
         let deliveries = self.start_delivery(key.clone(), already_pending);
         let agent = self.clone();
-        tokio::spawn(async move {
+        self.spawn_worker(async move {
             let mut healthy = None;
             loop {
                 tokio::select! {
@@ -473,15 +763,72 @@ impl Agent {
                             healthy,
                         );
                         agent.note_state(&key, status.state);
+                        agent.observe(&key, &status, &mut launch);
                         if let Err(error) = agent.pending.push(&key.0, &status) {
                             tracing::error!(task = %key.1, %error, "cannot checkpoint a status update");
                         }
+                        agent.metrics.status_updates_pending.inc();
                         let _ = deliveries.send(status);
                     }
                     Some(policy) = kill_requests.recv() => handle.kill(policy),
                 }
             }
         });
+    }
+
+    /// What a transition tells the API and the metrics.
+    fn observe(&self, key: &TaskKey, status: &TaskStatus, launch: &mut Option<LaunchAsked>) {
+        self.table.record_status(
+            key,
+            StatusRecord {
+                state: status.state,
+                timestamp: status.timestamp,
+                healthy: status.healthy,
+            },
+        );
+        if status.state == TaskState::Running {
+            if let Some(asked) = launch.take() {
+                self.metrics
+                    .launch_seconds
+                    .with_label_values(&[asked.kind.as_str()])
+                    .observe(asked.at.elapsed().as_secs_f64());
+                // The runner checkpointed how to find the container before RUNNING.
+                match self.checkpoints.load_task(&key.0, &key.1) {
+                    Ok(Some(checkpoint)) => self.table.set_runtime(key, checkpoint.runtime),
+                    Ok(None) => tracing::warn!(task = %key.1, "running task has no checkpoint"),
+                    Err(error) => {
+                        tracing::warn!(task = %key.1, %error, "cannot read task checkpoint")
+                    }
+                }
+            }
+        }
+        if !status.state.is_terminal() {
+            return;
+        }
+        self.metrics.tasks_completed.with_label_values(&[status.state.as_mesos_str()]).inc();
+        let failed_to_start = matches!(status.state, TaskState::Failed | TaskState::Error);
+        if let (Some(asked), true) = (launch.take(), failed_to_start) {
+            let reason = status.reason.map_or("none", |reason| reason.as_mesos_str());
+            self.metrics.launch_failures.with_label_values(&[asked.kind.as_str(), reason]).inc();
+        }
+    }
+
+    /// Asks every running task to end (each with its own kill policy); how many were asked.
+    fn kill_all(&self) -> usize {
+        let tasks = self.tasks.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        tasks
+            .values()
+            .filter_map(|known| known.kills.as_ref())
+            .filter(|kills| kills.send(None).is_ok())
+            .count()
+    }
+
+    fn spawn_loop(&self, work: impl Future<Output = ()> + Send + 'static) {
+        spawn_into(&self.loops, work);
+    }
+
+    fn spawn_worker(&self, work: impl Future<Output = ()> + Send + 'static) {
+        spawn_into(&self.workers, work);
     }
 
     /// A task that ended while the agent was down and whose end is still to be delivered.
@@ -514,10 +861,11 @@ impl Agent {
     ) -> mpsc::UnboundedSender<TaskStatus> {
         let (sender, mut statuses) = mpsc::unbounded_channel();
         for status in already_pending {
+            self.metrics.status_updates_pending.inc();
             let _ = sender.send(status);
         }
         let agent = self.clone();
-        tokio::spawn(async move {
+        self.spawn_worker(async move {
             while let Some(status) = statuses.recv().await {
                 let terminal = status.state.is_terminal();
                 agent.deliver(&key.0, status).await;
@@ -543,6 +891,7 @@ impl Agent {
             match self.client.send(&request_id, Some(&self.agent_id), &command).await {
                 CommandReply::Committed(_) => {
                     tracing::info!(task = %status.task_id, state = ?status.state, "status committed");
+                    self.metrics.status_updates.with_label_values(&["committed"]).inc();
                     break;
                 }
                 CommandReply::Rejected(Rejection::AgentUnreachable(_)) => {
@@ -558,10 +907,12 @@ impl Agent {
                 }
                 CommandReply::Rejected(rejection) => {
                     tracing::error!(task = %status.task_id, state = ?status.state, ?rejection, "status update rejected");
+                    self.metrics.status_updates.with_label_values(&["rejected"]).inc();
                     break;
                 }
             }
         }
+        self.metrics.status_updates_pending.dec();
         if let Err(error) = self.pending.remove(framework_id, &status) {
             tracing::error!(%error, "cannot forget a delivered status update");
         }
@@ -592,6 +943,25 @@ impl Agent {
         self.ended.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(key.clone());
         self.tasks.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(key);
     }
+}
+
+/// When a launch was asked of the agent, and of which containerizer.
+struct LaunchAsked {
+    at: tokio::time::Instant,
+    kind: ContainerizerKind,
+}
+
+/// Spawns into `set`, first reaping what has finished so the set stays small.
+fn spawn_into(set: &Mutex<JoinSet<()>>, work: impl Future<Output = ()> + Send + 'static) {
+    let mut set = set.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    while let Some(finished) = set.try_join_next() {
+        if let Err(error) = finished {
+            if error.is_panic() {
+                tracing::error!(%error, "an agent task panicked");
+            }
+        }
+    }
+    set.spawn(work);
 }
 
 /// One NDJSON line of the agent stream: an event with its cursor, or `None` for heartbeats,

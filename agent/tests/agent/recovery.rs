@@ -56,18 +56,14 @@ async fn tasks_survive_a_sigkilled_agent_and_are_found_again() {
 
     // The released task ends a moment later; recovery then reports its real exit code.
     let ended = checkpoint_of("ends-later");
-    let mut recovered_end = None;
-    eventually("the released task to end", || {
-        let outcome = futures::executor::block_on(containerizer.recover(&ended));
-        match outcome {
-            Ok(_) => false,
-            Err(termination) => {
-                recovered_end = Some(termination);
-                true
-            }
+    let deadline = tokio::time::Instant::now() + crate::support::DEADLINE;
+    let recovered_end = loop {
+        if let Err(termination) = containerizer.recover(&ended).await {
+            break Some(termination);
         }
-    })
-    .await;
+        assert!(tokio::time::Instant::now() < deadline, "the released task did not end");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(recovered_end, Some(Termination::Exited { code: 7 }));
 
     let survivor = checkpoint_of("survivor");

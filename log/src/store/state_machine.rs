@@ -40,6 +40,8 @@ struct Shared {
     /// The last applied log index, for subscribers waiting on new events.
     applied_index: watch::Sender<u64>,
     snapshots_built: AtomicU64,
+    /// What the state was before the first entry: where a replay of the journal starts.
+    initial_settings: Settings,
 }
 
 /// Cheap to clone; clones share the state.
@@ -68,7 +70,7 @@ impl StateMachineStore {
                 }
             }
             None => Applied {
-                state: ClusterState::new(settings),
+                state: ClusterState::new(settings.clone()),
                 last_applied: None,
                 membership: StoredMembership::default(),
             },
@@ -82,8 +84,15 @@ impl StateMachineStore {
                 applied: RwLock::new(applied),
                 applied_index: watch::Sender::new(last_index),
                 snapshots_built: AtomicU64::new(0),
+                initial_settings: settings,
             }),
         })
+    }
+
+    /// The state before the first entry of the log; replaying the journal from its first
+    /// index onto it gives the state at any later index.
+    pub fn initial_state(&self) -> ClusterState {
+        ClusterState::new(self.shared.initial_settings.clone())
     }
 
     /// Read access to the applied state; hold it briefly, applying waits for it.
@@ -123,6 +132,9 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
         // The journal rows behind this snapshot must be on disk before the snapshot is:
         // once it is, openraft may purge the Raft log they were derived from.
         self.shared.db.flush_async().await.map_err(write)?;
+        let data = data.map_err(|error| -> StorageError {
+            StorageIOError::write_snapshot(Some(meta.signature()), &io_error(error)).into()
+        })?;
         let stored = StoredSnapshot { meta: meta.clone(), data };
         self.persist_snapshot(&stored).map_err(write)?;
         self.shared.db.flush_async().await.map_err(write)?;
@@ -167,7 +179,11 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                                 outcome
                             })
                             .collect();
-                        journal.record(index, &batch, &events);
+                        // Events that cannot be journaled stop this master (a fatal storage
+                        // error) rather than leave a gap in every stream.
+                        journal.record(index, &batch, &events).map_err(|error| {
+                            StorageIOError::write_state_machine(&io_error(error))
+                        })?;
                         responses.push(BatchResponse { index, outcomes });
                     }
                     EntryPayload::Membership(membership) => {

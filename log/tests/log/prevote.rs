@@ -53,6 +53,9 @@ async fn a_follower_that_hears_the_leader_refuses_a_pre_vote_and_one_that_does_n
     let leader = cluster.leader().await;
     let follower = *cluster.nodes.keys().find(|id| **id != leader).unwrap();
     let candidate = *cluster.nodes.keys().find(|id| **id != leader && **id != follower).unwrap();
+    // Once every node has applied everything, the applied log id is every node's last one.
+    let all: Vec<u64> = cluster.nodes.keys().copied().collect();
+    cluster.converged(&all).await;
     let up_to_date = cluster.node(candidate).raft().metrics().borrow().last_applied;
     let request = |last_log_id| PreVoteRequest { candidate, term: 99, last_log_id };
 

@@ -150,3 +150,59 @@ async fn filters_select_topics_and_agents() {
     assert!(nothing.is_err(), "a task subscriber received agent events");
     cluster.shutdown().await;
 }
+
+/// Whatever starts from "the state, then the events after it" (the allocator, operator
+/// SUBSCRIBE, the service scheduler) must read both at one position. While a writer keeps
+/// changing a role's weight, every (state, cursor) pair read must be followed by exactly the
+/// next change: never one the state already holds (seen twice), never a later one (missed).
+/// Reading the applied index and then the state apart fails this within a few rounds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_read_with_its_cursor_is_followed_by_exactly_the_next_event() {
+    use corral_log::ReadConsistency;
+    use corral_state::{Actor, Command, RequestId, Role, Scalar};
+
+    let cluster = TestCluster::start(1).await;
+    cluster.leader().await;
+    let node = cluster.node(1).clone();
+    let role = Role::parse("eng").expect("role");
+    const CHANGES: u64 = 400;
+    let writer = {
+        let node = node.clone();
+        let role = role.clone();
+        tokio::spawn(async move {
+            for weight in 2..=CHANGES + 1 {
+                let command = Command::UpdateWeights {
+                    weights: vec![(role.clone(), Scalar::from_units(weight as i64))],
+                };
+                let actor = Actor::Operator { principal: None };
+                node.propose(RequestId::new(format!("w{weight}")), actor, command)
+                    .await
+                    .expect("weight change committed");
+            }
+        })
+    };
+    let mut checked = 0;
+    while !writer.is_finished() {
+        let (weight, cursor) = node
+            .read_with_cursor(ReadConsistency::Local, |state| state.role_config(&role).weight)
+            .await
+            .expect("read");
+        if weight == Scalar::from_units(CHANGES as i64 + 1) {
+            break;
+        }
+        let mut after = node.subscribe(cursor, EventFilter::topics([Topic::Role])).unwrap();
+        let next = take(&mut after, 1).await.remove(0);
+        match next.event {
+            Event::WeightUpdated { weight: next_weight, .. } => assert_eq!(
+                next_weight,
+                weight + Scalar::from_units(1),
+                "the first event after the state read at {cursor} must be the next change"
+            ),
+            other => panic!("unexpected event {other:?}"),
+        }
+        checked += 1;
+    }
+    writer.await.expect("writer");
+    assert!(checked > 10, "too few reads overlapped the writer ({checked}) to prove anything");
+    cluster.shutdown().await;
+}

@@ -11,9 +11,12 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, tempfile::TempDir> fo
         &self,
     ) -> Result<(tempfile::TempDir, LogStore, StateMachineStore), typ::StorageError> {
         let directory = tempfile::tempdir().map_err(|error| typ::StorageIOError::write(&error))?;
-        let (log_store, state_machine) =
-            store::open(directory.path(), Default::default(), JournalRetention::KEEP_ALL)
-                .map_err(|error| typ::StorageIOError::write(&error))?;
+        let (log_store, state_machine) = store::open(
+            directory.path(),
+            store::InitialSettings::Recorded,
+            JournalRetention::KEEP_ALL,
+        )
+        .map_err(|error| typ::StorageIOError::write(&error))?;
         Ok((directory, log_store, state_machine))
     }
 }

@@ -346,16 +346,8 @@ impl ClusterState {
         events: &mut Vec<Event>,
     ) -> Result<(), Rejection> {
         require_operator(entry)?;
-        let id_ok = !settings.cluster_id.is_empty()
-            && settings
-                .cluster_id
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-        if !id_ok {
-            return Err(Rejection::invalid(
-                "settings.cluster_id",
-                "must be non-empty letters, digits, '-' or '_'",
-            ));
+        if let Err(problem) = Settings::check_cluster_id(&settings.cluster_id) {
+            return Err(Rejection::invalid("settings.cluster_id", problem));
         }
         if settings.dedup_capacity == 0 {
             return Err(Rejection::invalid("settings.dedup_capacity", "must be at least 1"));

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use super::{require_leader, require_operator};
 use crate::cluster::ClusterState;
-use crate::command::{Cancellation, Force, KillScaling, PutMode, ServiceLaunch, Wipe};
+use crate::command::{AppPut, Cancellation, Force, KillScaling, PutMode, ServiceLaunch, Wipe};
 use crate::model::{
     AppRevision, AppSpec, Deployment, DeploymentAction, Filters, Framework, FrameworkCapability,
     FrameworkInfo, FrameworkState, Instance, InstanceCounts, LaunchDelay, ServiceApp, TaskFailure,
@@ -40,26 +40,69 @@ impl ClusterState {
     pub(crate) fn put_app(
         &mut self,
         entry: &Entry,
-        app_id: &AppId,
-        spec: &AppSpec,
-        definition: &str,
-        mode: PutMode,
-        force: Force,
-        deployment_id: &DeploymentId,
+        put: &AppPut,
         events: &mut Vec<Event>,
     ) -> Result<(), Rejection> {
+        let (action, config, revision) = self.check_put(entry, put)?;
+        self.install_app(&put.app_id, revision, action, config, &put.deployment_id, events);
+        Ok(())
+    }
+
+    /// Every app checked against the state before any is installed: all or nothing.
+    pub(crate) fn put_apps(
+        &mut self,
+        entry: &Entry,
+        puts: &[AppPut],
+        events: &mut Vec<Event>,
+    ) -> Result<(), Rejection> {
+        if puts.is_empty() {
+            return Err(Rejection::invalid("apps", "must name at least one app"));
+        }
+        let mut app_ids = BTreeSet::new();
+        let mut deployment_ids = BTreeSet::new();
+        let mut installs = Vec::with_capacity(puts.len());
+        for (index, put) in puts.iter().enumerate() {
+            if !app_ids.insert(&put.app_id) {
+                return Err(Rejection::invalid(
+                    &format!("apps[{index}].app_id"),
+                    format!("{} is named twice", put.app_id),
+                ));
+            }
+            if !deployment_ids.insert(&put.deployment_id) {
+                return Err(Rejection::invalid(
+                    &format!("apps[{index}].deployment_id"),
+                    "is used twice",
+                ));
+            }
+            installs.push(self.check_put(entry, put)?);
+        }
+        // Each app's checks read only its own app and deployment id, distinct above, so
+        // installing one cannot invalidate another's.
+        for (put, (action, config, revision)) in puts.iter().zip(installs) {
+            self.install_app(&put.app_id, revision, action, config, &put.deployment_id, events);
+        }
+        Ok(())
+    }
+
+    /// What putting `put` would do, or why it may not; changes nothing.
+    fn check_put(
+        &self,
+        entry: &Entry,
+        put: &AppPut,
+    ) -> Result<(DeploymentAction, Configuration, AppRevision), Rejection> {
+        let AppPut { app_id, spec, definition, mode, force, deployment_id } = put;
         require_operator(entry)?;
         validate_app_id(app_id)?;
         validate_spec(spec)?;
         self.unused_deployment_id(deployment_id)?;
         let existing = self.services.apps.get(app_id);
-        if mode == PutMode::Create && existing.is_some() {
+        if *mode == PutMode::Create && existing.is_some() {
             return Err(Rejection::AppExists(app_id.clone()));
         }
-        self.unlocked(app_id, force)?;
+        self.unlocked(app_id, *force)?;
         let (action, config) = match existing {
             None => (DeploymentAction::StartApplication, Configuration::New),
-            Some(app) if app.definition == definition && same_config(&app.spec, spec) => {
+            Some(app) if app.definition == *definition && same_config(&app.spec, spec) => {
                 (DeploymentAction::ScaleApplication, Configuration::Keep(app.config_version))
             }
             Some(_) => (DeploymentAction::RestartApplication, Configuration::New),
@@ -68,10 +111,9 @@ impl ClusterState {
             version: Timestamp::default(),
             config_version: Timestamp::default(),
             spec: spec.clone(),
-            definition: definition.to_owned(),
+            definition: definition.clone(),
         };
-        self.install_app(app_id, revision, action, config, deployment_id, events);
-        Ok(())
+        Ok((action, config, revision))
     }
 
     pub(crate) fn restart_app(

@@ -43,6 +43,16 @@ pub struct SettingsChange {
 }
 
 impl Settings {
+    /// A cluster id prefixes every id the master hands out (agents, frameworks, offers) and
+    /// through them container names, so it must be safe in all of those.
+    pub fn check_cluster_id(id: &str) -> Result<(), &'static str> {
+        let safe = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+        if id.is_empty() || !id.chars().all(safe) {
+            return Err("must be non-empty letters, digits, '-' or '_'");
+        }
+        Ok(())
+    }
+
     /// These settings with `change` made.
     pub fn changed(&self, change: &SettingsChange) -> Settings {
         let current = self.clone();

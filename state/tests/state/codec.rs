@@ -20,7 +20,7 @@ fn busy_world() -> World {
 #[test]
 fn a_snapshot_decodes_to_an_equal_state_with_an_equal_digest() {
     let world = busy_world();
-    let bytes = world.state.snapshot();
+    let bytes = world.state.snapshot().expect("the state encodes");
     assert_eq!(u16::from_le_bytes([bytes[0], bytes[1]]), FORMAT_VERSION);
     let restored = ClusterState::from_snapshot(&bytes).unwrap();
     assert_eq!(restored, world.state);
@@ -37,9 +37,9 @@ fn entries_and_events_round_trip() {
         at: Timestamp::from_secs(5),
         command: Command::Tick,
     };
-    assert_eq!(decode_entry(&encode_entry(&entry)).unwrap(), entry);
+    assert_eq!(decode_entry(&encode_entry(&entry).unwrap()).unwrap(), entry);
     let batch = vec![entry.clone(), entry];
-    assert_eq!(decode_entries(&encode_entries(&batch)).unwrap(), batch);
+    assert_eq!(decode_entries(&encode_entries(&batch).unwrap()).unwrap(), batch);
     let mut world = World::new();
     let events = world.leader(Command::RegisterAgent {
         info: corral_state::model::AgentInfo {
@@ -49,13 +49,13 @@ fn entries_and_events_round_trip() {
         },
         resources: "cpus:1".parse().unwrap(),
     });
-    assert_eq!(decode_events(&encode_events(&events)).unwrap(), events);
+    assert_eq!(decode_events(&encode_events(&events).unwrap()).unwrap(), events);
 }
 
 #[test]
 fn bad_bytes_get_precise_errors() {
     assert!(matches!(ClusterState::from_snapshot(&[]), Err(CodecError::Truncated)));
-    let mut future = busy_world().state.snapshot();
+    let mut future = busy_world().state.snapshot().expect("the state encodes");
     future[0..2].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
     let error = ClusterState::from_snapshot(&future).unwrap_err();
     assert_eq!(

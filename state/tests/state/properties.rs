@@ -500,7 +500,7 @@ proptest! {
         let driver = run(&ops);
         let cut = cut.index(driver.entries.len() + 1);
         let (head, _) = replay(&driver.entries[..cut]);
-        let mut restored = ClusterState::from_snapshot(&head.snapshot()).unwrap();
+        let mut restored = ClusterState::from_snapshot(&head.snapshot().expect("the state encodes")).unwrap();
         let tail_outcomes: Vec<Outcome> = driver.entries[cut..].iter().map(|entry| restored.apply(entry)).collect();
         prop_assert_eq!(restored.digest(), driver.state.digest());
         prop_assert_eq!(&tail_outcomes[..], &driver.outcomes[cut..]);
@@ -585,7 +585,7 @@ proptest! {
         let driver = run(&ops);
         prop_assume!(!driver.entries.is_empty());
         let entry = &driver.entries[pick_entry.index(driver.entries.len())];
-        let mut bytes = corral_state::codec::encode_entry(entry);
+        let mut bytes = corral_state::codec::encode_entry(entry).expect("generated entries encode");
         for (position, value) in flips {
             let position = 2 + position.index(bytes.len() - 2);
             bytes[position] = value;

@@ -7,11 +7,11 @@ use corral_state::model::{
     TaskState, UnreachablePolicy, UpgradeBounds,
 };
 use corral_state::{
-    Actor, AgentId, AppId, Cancellation, Command, DeploymentId, Event, Force, KillScaling,
+    Actor, AgentId, AppId, AppPut, Cancellation, Command, DeploymentId, Event, Force, KillScaling,
     OfferSpec, PutMode, Rejection, ServiceLaunch, TaskId, Timestamp, Wipe,
 };
 
-use super::support::{agent_status, res, role, task_info, World};
+use super::support::{agent_status, comparable, res, role, task_info, World};
 
 fn spec(instances: u32) -> AppSpec {
     AppSpec {
@@ -623,7 +623,7 @@ fn replaying_service_commands_gives_the_same_state() {
     launch(&mut world, &agent_id, &["web.1", "web.2"]);
     report(&mut world, &agent_id, "web.1", TaskState::Running);
     report(&mut world, &agent_id, "web.2", TaskState::Failed);
-    let bytes = world.state.snapshot();
+    let bytes = world.state.snapshot().expect("the state encodes");
     let decoded = corral_state::ClusterState::from_snapshot(&bytes).expect("decode");
     assert_eq!(decoded.services(), world.state.services());
     assert_eq!(decoded.digest(), world.state.digest());
@@ -805,4 +805,85 @@ fn an_expunge_shorter_than_the_inactive_time_is_refused() {
         "{rejection:?}"
     );
     assert!(world.state.services().apps.is_empty());
+}
+
+fn app_put(app_id: &str, spec: AppSpec, definition: &str, force: Force, id: &str) -> AppPut {
+    AppPut {
+        app_id: app(app_id),
+        spec,
+        definition: definition.to_owned(),
+        mode: PutMode::CreateOrReplace,
+        force,
+        deployment_id: deployment(id),
+    }
+}
+
+#[test]
+fn apps_put_together_give_exactly_the_events_of_putting_them_one_by_one() {
+    let (mut together, _) = world_with_app(1);
+    let mut one_by_one = together.clone();
+    let puts = vec![
+        app_put("/web", spec(3), r#"{"cmd":"v1"}"#, Force::Yes, "d2"),
+        app_put("/api", spec(2), r#"{"cmd":"api"}"#, Force::No, "d3"),
+    ];
+    let events = together.operator(Command::PutApps { apps: puts.clone() });
+    let mut expected = Vec::new();
+    for put in puts {
+        expected.extend(one_by_one.operator(Command::PutApp {
+            app_id: put.app_id,
+            spec: put.spec,
+            definition: put.definition,
+            mode: put.mode,
+            force: put.force,
+            deployment_id: put.deployment_id,
+        }));
+    }
+    assert_eq!(events, expected);
+    assert_eq!(comparable(&together.state), comparable(&one_by_one.state));
+    assert_eq!(together.state.services().app(&app("/api")).unwrap().spec.instances, 2);
+}
+
+#[test]
+fn one_refused_app_refuses_them_all_and_changes_nothing() {
+    // `/web` is still deploying (d1), so changing it without force is refused, and `/api`
+    // with it.
+    let (mut world, _) = world_with_app(1);
+    let locked = world.rejected(
+        Actor::Operator { principal: None },
+        Command::PutApps {
+            apps: vec![
+                app_put("/api", spec(2), r#"{"cmd":"api"}"#, Force::No, "d2"),
+                app_put("/web", spec(3), r#"{"cmd":"v2"}"#, Force::No, "d3"),
+            ],
+        },
+    );
+    assert_eq!(
+        locked,
+        Rejection::AppLocked { app_id: app("/web"), deployments: vec![deployment("d1")] }
+    );
+    assert!(world.state.services().app(&app("/api")).is_none());
+
+    let twice = world.rejected(
+        Actor::Operator { principal: None },
+        Command::PutApps {
+            apps: vec![
+                app_put("/api", spec(2), r#"{"cmd":"api"}"#, Force::No, "d4"),
+                app_put("/api", spec(3), r#"{"cmd":"api"}"#, Force::No, "d5"),
+            ],
+        },
+    );
+    assert_eq!(twice, Rejection::invalid("apps[1].app_id", "/api is named twice"));
+    let shared_deployment = world.rejected(
+        Actor::Operator { principal: None },
+        Command::PutApps {
+            apps: vec![
+                app_put("/api", spec(2), r#"{"cmd":"api"}"#, Force::No, "d6"),
+                app_put("/db", spec(1), r#"{"cmd":"db"}"#, Force::No, "d6"),
+            ],
+        },
+    );
+    assert_eq!(shared_deployment, Rejection::invalid("apps[1].deployment_id", "is used twice"));
+    let none =
+        world.rejected(Actor::Operator { principal: None }, Command::PutApps { apps: vec![] });
+    assert_eq!(none, Rejection::invalid("apps", "must name at least one app"));
 }

@@ -11,6 +11,7 @@ use corral_state::{
     RequestId, Resources, Role, TaskId, Timestamp, UpdateUuid,
 };
 
+#[derive(Clone)]
 pub struct World {
     pub state: ClusterState,
     pub clock: Timestamp,

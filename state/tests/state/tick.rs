@@ -172,7 +172,10 @@ fn at_most_dedup_capacity_request_ids_are_remembered() {
         command: Command::Tick,
     };
     assert!(matches!(world.state.apply(&again), corral_state::Outcome::Accepted(_)));
-    let restored = corral_state::ClusterState::from_snapshot(&world.state.snapshot()).unwrap();
+    let restored = corral_state::ClusterState::from_snapshot(
+        &world.state.snapshot().expect("the state encodes"),
+    )
+    .unwrap();
     assert_eq!(restored, world.state);
     assert!(restored.outcome_of(&RequestId::new("a")).is_some());
     assert!(restored.outcome_of(&RequestId::new("b")).is_none());

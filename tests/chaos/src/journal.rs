@@ -48,8 +48,11 @@ pub fn analyse(
     set_prefix: &str,
     digest_at: &BTreeSet<u64>,
 ) -> anyhow::Result<JournalFacts> {
-    let (_, state_machine) = store::open(data_dir, Default::default(), JournalRetention::KEEP_ALL)
-        .with_context(|| format!("cannot open {} (is its master stopped?)", data_dir.display()))?;
+    let (_, state_machine) =
+        store::open(data_dir, store::InitialSettings::Recorded, JournalRetention::KEEP_ALL)
+            .with_context(|| {
+                format!("cannot open {} (is its master stopped?)", data_dir.display())
+            })?;
     let journal = state_machine.journal();
     let Some((first, last)) = journal.bounds()? else {
         anyhow::bail!("the journal in {} is empty", data_dir.display())

@@ -72,7 +72,7 @@ fn default_corral() -> anyhow::Result<PathBuf> {
         }
     }
     bail!(
-        "no corral binary beside {}; build it with `cargo build -p corral-api` or pass --corral",
+        "no corral binary beside {}; build it with `cargo build -p corral` or pass --corral",
         me.display()
     )
 }

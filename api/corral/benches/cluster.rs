@@ -1,0 +1,650 @@
+//! Load generator for a 3-master cluster on loopback, through the replicated log:
+//!
+//! 1. launch throughput: 1,000 simulated agents (they report RUNNING as soon as a task is
+//!    theirs), one framework accepting every offer; tasks from first ACCEPT to RUNNING;
+//! 2. state reads: `/master/state` and operator `GET_STATE` at 10,000 agents and 100,000
+//!    running tasks;
+//! 3. one real `corral agent` with the process containerizer: `sleep 600` tasks launched per
+//!    second, the agent's memory per 1,000 running tasks, and the time from a SIGKILLed agent's
+//!    restart to all its tasks recovered.
+//!
+//! 4. Marathon `/v2`: one app of 1,000 instances deployed on simulated agents (POST to the
+//!    deployment's success), then `GET /v2/apps` with 1,000 apps and 10,000 tasks.
+//!
+//! `CORRAL_BENCH_PHASES=launch,state,agent,marathon` picks phases (all by default);
+//! `CORRAL_BENCH_AGENT_TASKS` sizes the third.
+//!
+//! `cargo bench -p corral --bench cluster` (builds `corral` in release and runs it).
+//! Sizes can be lowered for a quick look: `CORRAL_BENCH_AGENTS`, `CORRAL_BENCH_TASKS`,
+//! `CORRAL_BENCH_STATE_AGENTS`, `CORRAL_BENCH_STATE_TASKS`.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use corral_mesos::recordio::decode_records;
+use futures::StreamExt;
+use serde_json::{json, Value};
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+struct Masters {
+    children: Vec<Child>,
+    addresses: Vec<String>,
+    _directory: tempfile::TempDir,
+}
+
+impl Drop for Masters {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("address").port()
+}
+
+fn start_masters() -> Masters {
+    start_masters_of(3)
+}
+
+fn start_masters_of(count: usize) -> Masters {
+    let directory = tempfile::tempdir().expect("temp dir");
+    let addresses: Vec<String> = (0..count).map(|_| format!("127.0.0.1:{}", free_port())).collect();
+    let peers = addresses
+        .iter()
+        .enumerate()
+        .map(|(i, a)| format!("{}={a}", i + 1))
+        .collect::<Vec<_>>()
+        .join(",");
+    let children = addresses
+        .iter()
+        .enumerate()
+        .map(|(index, address)| {
+            Command::new(env!("CARGO_BIN_EXE_corral"))
+                .args([
+                    "master",
+                    "--node-id",
+                    &(index + 1).to_string(),
+                    "--listen",
+                    address,
+                    "--peers",
+                    &peers,
+                ])
+                .arg("--data-dir")
+                .arg(directory.path().join(format!("m{index}")))
+                .args(["--allocation-interval", "0.1"])
+                .env(
+                    "RUST_LOG",
+                    std::env::var("CORRAL_BENCH_MASTER_LOG").unwrap_or_else(|_| "warn".to_owned()),
+                )
+                .stdout(Stdio::null())
+                .stderr(master_log(index))
+                .spawn()
+                .expect("corral master")
+        })
+        .collect();
+    Masters { children, addresses, _directory: directory }
+}
+
+async fn leader(http: &reqwest::Client, masters: &Masters) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        for address in &masters.addresses {
+            if let Ok(response) =
+                http.get(format!("http://{address}/corral/v1/cluster")).send().await
+            {
+                if let Ok(status) = response.json::<Value>().await {
+                    if status["role"] == "leader" {
+                        return address.clone();
+                    }
+                }
+            }
+        }
+        assert!(Instant::now() < deadline, "no leader");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn agent_command(http: &reqwest::Client, leader: &str, body: Value) -> Value {
+    let response = http
+        .post(format!("http://{leader}/corral/v1/agent/commands"))
+        .json(&body)
+        .send()
+        .await
+        .expect("agent command");
+    response.json().await.expect("command result")
+}
+
+/// Registers `count` agents, `concurrency` at a time; returns their ids.
+async fn register_agents(
+    http: &reqwest::Client,
+    leader: &str,
+    count: u64,
+    resources: Value,
+) -> Vec<String> {
+    futures::stream::iter(0..count)
+        .map(|index| {
+            let body = json!({"request_id": format!("register-{index}"), "command": {"RegisterAgent": {
+                "info": {"hostname": format!("agent-{index:05}"), "address": format!("10.0.{}.{}:5051", index / 256, index % 256), "attributes": []},
+                "resources": resources.clone()
+            }}});
+            async move {
+                let result = agent_command(http, leader, body).await;
+                result["outcome"]["Accepted"][0]["AgentAdded"]["agent_id"].as_str().expect("agent id").to_owned()
+            }
+        })
+        .buffer_unordered(64)
+        .collect()
+        .await
+}
+
+fn scalar_resources(cpus: u64, mem: u64) -> Value {
+    json!([
+        {"name": "cpus", "reservation": "Unreserved", "value": {"Scalar": cpus * 1000}},
+        {"name": "mem", "reservation": "Unreserved", "value": {"Scalar": mem * 1000}}
+    ])
+}
+
+/// Simulated agents: every task added to the log is reported RUNNING by its agent at once.
+fn spawn_agent_simulator(http: reqwest::Client, leader: String, running: Arc<AtomicU64>) {
+    tokio::spawn(async move {
+        let response = http
+            .get(format!("http://{leader}/corral/v1/events?topic=task&format=ndjson"))
+            .send()
+            .await
+            .expect("events");
+        let mut body = response.bytes_stream();
+        let mut buffer = Vec::new();
+        let reports = Arc::new(tokio::sync::Semaphore::new(512));
+        while let Some(Ok(chunk)) = body.next().await {
+            buffer.extend_from_slice(&chunk);
+            while let Some(newline) = buffer.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = buffer.drain(..=newline).collect();
+                let Ok(value) = serde_json::from_slice::<Value>(&line) else { continue };
+                // A new task runs at once; a task asked to stop (a deleted or scaled-down
+                // service) is killed at once.
+                let event = &value["event"];
+                let (framework_id, agent_id, task_id, state) =
+                    if let Some(task) = event["TaskAdded"]["task"].as_object() {
+                        let info = &task["info"];
+                        (
+                            task["framework_id"].clone(),
+                            info["agent_id"].clone(),
+                            info["task_id"].clone(),
+                            "Running",
+                        )
+                    } else if let Some(kill) = event["TaskKillRequested"].as_object() {
+                        (
+                            kill["framework_id"].clone(),
+                            kill["agent_id"].clone(),
+                            kill["task_id"].clone(),
+                            "Killed",
+                        )
+                    } else {
+                        continue;
+                    };
+                let uuid = base64::engine::general_purpose::STANDARD
+                    .encode(uuid::Uuid::new_v4().as_bytes());
+                let body = json!({"request_id": uuid, "agent_id": agent_id, "command": {"UpdateStatus": {
+                    "framework_id": framework_id,
+                    "status": {"task_id": task_id, "state": state, "message": null, "source": "Executor", "reason": null,
+                               "healthy": null, "agent_id": agent_id, "executor_id": null, "timestamp": 0, "uuid": uuid, "exit_code": null}
+                }}});
+                let permit = reports.clone().acquire_owned().await.expect("semaphore");
+                let http = http.clone();
+                let leader = leader.clone();
+                let running = running.clone();
+                tokio::spawn(async move {
+                    let result = agent_command(&http, &leader, body).await;
+                    if state == "Running" && result["outcome"].get("Accepted").is_some() {
+                        running.fetch_add(1, Ordering::Relaxed);
+                    }
+                    drop(permit);
+                });
+            }
+        }
+    });
+}
+
+/// A framework that accepts every offer with as many small tasks as fit, until `target`.
+async fn run_framework(
+    http: reqwest::Client,
+    leader: String,
+    target: u64,
+    launched: Arc<AtomicU64>,
+    first_accept: Arc<tokio::sync::OnceCell<Instant>>,
+) {
+    let url = format!("http://{leader}/api/v1/scheduler");
+    let call = json!({"type": "SUBSCRIBE", "subscribe": {"framework_info": {"user": "bench", "name": "bench", "failover_timeout": 600.0}}});
+    let response = http.post(&url).json(&call).send().await.expect("subscribe");
+    let stream_id = response.headers()["mesos-stream-id"].to_str().expect("stream id").to_owned();
+    let mut body = response.bytes_stream();
+    let mut buffer = Vec::new();
+    let mut framework_id = String::new();
+    let accepts = Arc::new(tokio::sync::Semaphore::new(128));
+    while let Some(Ok(chunk)) = body.next().await {
+        buffer.extend_from_slice(&chunk);
+        for record in decode_records(&mut buffer).expect("RecordIO") {
+            let event: Value = serde_json::from_slice(&record).expect("event");
+            match event["type"].as_str() {
+                Some("SUBSCRIBED") => {
+                    framework_id = event["subscribed"]["framework_id"]["value"]
+                        .as_str()
+                        .expect("id")
+                        .to_owned()
+                }
+                Some("OFFERS") => {
+                    for offer in event["offers"]["offers"].as_array().expect("offers") {
+                        let cpus: f64 = offer["resources"]
+                            .as_array()
+                            .expect("resources")
+                            .iter()
+                            .filter(|r| r["name"] == "cpus")
+                            .map(|r| r["scalar"]["value"].as_f64().unwrap_or(0.0))
+                            .sum();
+                        let wanted = ((cpus / 0.1).floor() as u64)
+                            .min(target.saturating_sub(launched.load(Ordering::Relaxed)));
+                        let tasks: Vec<Value> = (0..wanted)
+                            .map(|n| {
+                                let id = format!("t-{}-{n}", offer["id"]["value"].as_str().unwrap_or("o"));
+                                json!({"name": id, "task_id": {"value": id}, "agent_id": offer["agent_id"], "command": {"value": "sleep 600"},
+                                       "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1}}, {"name": "mem", "type": "SCALAR", "scalar": {"value": 32}}]})
+                            })
+                            .collect();
+                        launched.fetch_add(tasks.len() as u64, Ordering::Relaxed);
+                        let body = if tasks.is_empty() {
+                            json!({"type": "DECLINE", "framework_id": {"value": framework_id}, "decline": {"offer_ids": [offer["id"]], "filters": {"refuse_seconds": 600}}})
+                        } else {
+                            let _ = first_accept.set(Instant::now());
+                            json!({"type": "ACCEPT", "framework_id": {"value": framework_id}, "accept": {"offer_ids": [offer["id"]],
+                                   "operations": [{"type": "LAUNCH", "launch": {"task_infos": tasks}}], "filters": {"refuse_seconds": 0}}})
+                        };
+                        let permit = accepts.clone().acquire_owned().await.expect("semaphore");
+                        let http = http.clone();
+                        let url = url.clone();
+                        let stream_id = stream_id.clone();
+                        tokio::spawn(async move {
+                            let _ = http
+                                .post(&url)
+                                .header("Mesos-Stream-Id", stream_id)
+                                .json(&body)
+                                .send()
+                                .await;
+                            drop(permit);
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Three masters, `agents` simulated agents, one framework launching `tasks` tasks; returns
+/// once all are RUNNING, with the time since the framework's first ACCEPT.
+async fn launch_on_simulated_agents(
+    http: &reqwest::Client,
+    agents: u64,
+    tasks: u64,
+) -> (Masters, String, Duration) {
+    let masters = start_masters();
+    let leader = leader(http, &masters).await;
+    register_agents(http, &leader, agents, scalar_resources(64, 262_144)).await;
+    let running = Arc::new(AtomicU64::new(0));
+    spawn_agent_simulator(http.clone(), leader.clone(), running.clone());
+    let launched = Arc::new(AtomicU64::new(0));
+    let first_accept = Arc::new(tokio::sync::OnceCell::new());
+    tokio::spawn(run_framework(
+        http.clone(),
+        leader.clone(),
+        tasks,
+        launched,
+        first_accept.clone(),
+    ));
+    wait_until(&format!("{tasks} tasks RUNNING"), Duration::from_secs(900), || {
+        running.load(Ordering::Relaxed) >= tasks
+    })
+    .await;
+    let elapsed = first_accept.get().expect("an ACCEPT was sent").elapsed();
+    (masters, leader, elapsed)
+}
+
+async fn launch_throughput(http: &reqwest::Client) {
+    let agents = env_or("CORRAL_BENCH_AGENTS", 1_000);
+    let target = env_or("CORRAL_BENCH_TASKS", 50_000);
+    let (_masters, _, elapsed) = launch_on_simulated_agents(http, agents, target).await;
+    println!(
+        "launch: {target} tasks on {agents} agents, first ACCEPT to last RUNNING in {:.2} s = {:.0} tasks/s (3 masters, every command fsynced on a quorum)",
+        elapsed.as_secs_f64(),
+        target as f64 / elapsed.as_secs_f64()
+    );
+}
+
+async fn state_reads(http: &reqwest::Client) {
+    let agents = env_or("CORRAL_BENCH_STATE_AGENTS", 10_000);
+    let tasks = env_or("CORRAL_BENCH_STATE_TASKS", 100_000);
+    let (_masters, leader, _) = launch_on_simulated_agents(http, agents, tasks).await;
+    for (name, request) in [
+        ("/master/state", http.get(format!("http://{leader}/master/state"))),
+        (
+            "GET_STATE",
+            http.post(format!("http://{leader}/api/v1")).json(&json!({"type": "GET_STATE"})),
+        ),
+    ] {
+        let read = time_read(request).await;
+        println!("{name}: {agents} agents, {tasks} tasks, {read}");
+    }
+}
+
+/// Five reads of one request: its size and the median, fastest and slowest time.
+struct TimedRead {
+    bytes: usize,
+    timings: Vec<Duration>,
+}
+
+async fn time_read(request: reqwest::RequestBuilder) -> TimedRead {
+    let mut timings = Vec::new();
+    let mut bytes = 0;
+    for _ in 0..5 {
+        let started = Instant::now();
+        let body = request
+            .try_clone()
+            .expect("clonable")
+            .send()
+            .await
+            .expect("read")
+            .bytes()
+            .await
+            .expect("body");
+        timings.push(started.elapsed());
+        bytes = body.len();
+    }
+    timings.sort();
+    TimedRead { bytes, timings }
+}
+
+impl std::fmt::Display for TimedRead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let millis = |index: usize| self.timings[index].as_secs_f64() * 1000.0;
+        write!(
+            f,
+            "{:.1} MiB: median {:.0} ms, min {:.0} ms, max {:.0} ms",
+            self.bytes as f64 / 1048576.0,
+            millis(2),
+            millis(0),
+            millis(4)
+        )
+    }
+}
+
+async fn wait_for_no_deployments(http: &reqwest::Client, leader: &str, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let deployments: Value = http
+            .get(format!("http://{leader}/v2/deployments"))
+            .send()
+            .await
+            .expect("deployments")
+            .json()
+            .await
+            .expect("deployments json");
+        if deployments.as_array().is_some_and(Vec::is_empty) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "deployments still running: {deployments}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn bench_app(id: &str, instances: u64) -> Value {
+    // No ports: the simulated agents offer only cpus and mem.
+    json!({"id": id, "cmd": "sleep 600", "cpus": 0.01, "mem": 1, "instances": instances,
+           "portDefinitions": []})
+}
+
+async fn marathon(http: &reqwest::Client) {
+    let agents = env_or("CORRAL_BENCH_MARATHON_AGENTS", 100);
+    let instances = env_or("CORRAL_BENCH_MARATHON_INSTANCES", 1_000);
+    let apps = env_or("CORRAL_BENCH_MARATHON_APPS", 1_000);
+    let per_app = env_or("CORRAL_BENCH_MARATHON_APP_INSTANCES", 10);
+    let masters = start_masters();
+    let leader = leader(http, &masters).await;
+    register_agents(http, &leader, agents, scalar_resources(64, 262_144)).await;
+    let running = Arc::new(AtomicU64::new(0));
+    spawn_agent_simulator(http.clone(), leader.clone(), running.clone());
+
+    let started = Instant::now();
+    let response = http
+        .post(format!("http://{leader}/v2/apps"))
+        .json(&bench_app("/bench/big", instances))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(response.status().as_u16(), 201, "{}", response.text().await.unwrap_or_default());
+    wait_for_no_deployments(http, &leader, Duration::from_secs(600)).await;
+    let deployed = started.elapsed();
+    println!(
+        "marathon deploy: 1 app of {instances} instances on {agents} simulated agents, POST to deployment success in {:.2} s = {:.0} instances/s",
+        deployed.as_secs_f64(),
+        instances as f64 / deployed.as_secs_f64()
+    );
+    let response = http
+        .delete(format!("http://{leader}/v2/apps/bench/big?force=true"))
+        .send()
+        .await
+        .expect("delete");
+    assert!(response.status().is_success(), "{}", response.status());
+    wait_for_no_deployments(http, &leader, Duration::from_secs(600)).await;
+
+    let leader_address = leader.as_str();
+    let started = Instant::now();
+    futures::stream::iter(0..apps)
+        .map(|index| {
+            let body = bench_app(&format!("/bench/app-{index:04}"), per_app);
+            let leader = leader_address;
+            async move {
+                let response = http
+                    .post(format!("http://{leader}/v2/apps"))
+                    .json(&body)
+                    .send()
+                    .await
+                    .expect("create");
+                assert_eq!(response.status().as_u16(), 201);
+            }
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<()>>()
+        .await;
+    wait_for_no_deployments(http, &leader, Duration::from_secs(900)).await;
+    let deployed = started.elapsed();
+    println!(
+        "marathon deploy: {apps} apps of {per_app} instances (32 POSTs in flight), first POST to the last deployment's success in {:.2} s = {:.0} instances/s",
+        deployed.as_secs_f64(),
+        (apps * per_app) as f64 / deployed.as_secs_f64()
+    );
+    for (name, path) in [
+        ("GET /v2/apps", "/v2/apps"),
+        ("GET /v2/apps?embed=apps.tasks", "/v2/apps?embed=apps.tasks&embed=apps.counts"),
+        ("GET /v2/tasks", "/v2/tasks"),
+    ] {
+        let read = time_read(http.get(format!("http://{leader}{path}"))).await;
+        println!("{name}: {apps} apps, {} tasks, {read}", apps * per_app);
+    }
+    drop(masters);
+}
+
+fn spawn_agent(master: &str, work_dir: &std::path::Path, resources: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_corral"))
+        .args(["agent", "--master", master, "--listen", "127.0.0.1:5051", "--resources", resources])
+        .args(["--hostname", "bench-agent"])
+        .arg("--work-dir")
+        .arg(work_dir)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("corral agent")
+}
+
+/// Masters log to `CORRAL_BENCH_LOG_DIR/master-N.log` when it is set, for looking into a run.
+fn master_log(index: usize) -> Stdio {
+    let Ok(directory) = std::env::var("CORRAL_BENCH_LOG_DIR") else { return Stdio::null() };
+    match std::fs::File::create(format!("{directory}/master-{index}.log")) {
+        Ok(file) => Stdio::from(file),
+        Err(_) => Stdio::null(),
+    }
+}
+
+fn resident_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Counts RUNNING updates and agent re-registrations on the master's native stream.
+fn count_events(
+    http: reqwest::Client,
+    master: String,
+    running: Arc<AtomicU64>,
+    reregistered: Arc<AtomicU64>,
+) {
+    tokio::spawn(async move {
+        let url = format!("http://{master}/corral/v1/events?topic=task,agent&format=ndjson");
+        let response = http.get(url).send().await.expect("events");
+        let mut body = response.bytes_stream();
+        let mut buffer = Vec::new();
+        while let Some(Ok(chunk)) = body.next().await {
+            buffer.extend_from_slice(&chunk);
+            while let Some(newline) = buffer.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = buffer.drain(..=newline).collect();
+                let Ok(value) = serde_json::from_slice::<Value>(&line) else { continue };
+                if value["event"]["TaskUpdated"]["status"]["state"] == "Running" {
+                    running.fetch_add(1, Ordering::Relaxed);
+                }
+                if value["kind"] == "agent_reregistered" {
+                    reregistered.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    });
+}
+
+async fn wait_until(what: &str, timeout: Duration, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn one_agent(http: &reqwest::Client) {
+    let tasks = env_or("CORRAL_BENCH_AGENT_TASKS", 1_000);
+    let masters = start_masters_of(1);
+    let leader = leader(http, &masters).await;
+    let work_dir = masters._directory.path().join("agent");
+    let cpus = (tasks as f64 * 0.1).ceil() as u64 + 1;
+    let resources = format!("cpus:{cpus};mem:{};disk:10000;ports:[31000-32000]", tasks * 32 + 1024);
+    let mut agent = spawn_agent(&leader, &work_dir, &resources);
+    let running = Arc::new(AtomicU64::new(0));
+    let reregistered = Arc::new(AtomicU64::new(0));
+    count_events(http.clone(), leader.clone(), running.clone(), reregistered.clone());
+    wait_until("the agent to register", Duration::from_secs(60), || {
+        std::fs::read_dir(work_dir.join("meta")).map(|mut d| d.next().is_some()).unwrap_or(false)
+    })
+    .await;
+    let idle_kib = resident_kib(agent.id());
+    let launched = Arc::new(AtomicU64::new(0));
+    let first_accept = Arc::new(tokio::sync::OnceCell::new());
+    tokio::spawn(run_framework(
+        http.clone(),
+        leader.clone(),
+        tasks,
+        launched,
+        first_accept.clone(),
+    ));
+    wait_until("every task RUNNING", Duration::from_secs(600), || {
+        running.load(Ordering::Relaxed) >= tasks
+    })
+    .await;
+    let elapsed = first_accept.get().expect("an ACCEPT was sent").elapsed();
+    let busy_kib = resident_kib(agent.id());
+    println!(
+        "agent: {tasks} `sleep 600` tasks on one agent (process containerizer), first ACCEPT to last RUNNING in {:.2} s = {:.0} launches/s",
+        elapsed.as_secs_f64(),
+        tasks as f64 / elapsed.as_secs_f64()
+    );
+    println!(
+        "agent: resident memory {:.1} MiB idle, {:.1} MiB with {tasks} tasks = {:.1} MiB per 1,000 running tasks",
+        idle_kib as f64 / 1024.0,
+        busy_kib as f64 / 1024.0,
+        busy_kib.saturating_sub(idle_kib) as f64 / 1024.0 * 1000.0 / tasks as f64
+    );
+    let _ = agent.kill();
+    let _ = agent.wait();
+    let restarted = Instant::now();
+    let mut agent = spawn_agent(&leader, &work_dir, &resources);
+    wait_until(
+        "the restarted agent to re-register with its tasks",
+        Duration::from_secs(300),
+        || reregistered.load(Ordering::Relaxed) >= 1,
+    )
+    .await;
+    println!(
+        "agent: SIGKILLed and restarted with {tasks} running tasks, recovered and re-registered in {:.2} s",
+        restarted.elapsed().as_secs_f64()
+    );
+    // The tasks outlive the agent by design: tear the framework down so the agent kills them
+    // (and cleans up after them), then stop the agent.
+    let teardown =
+        json!({"type": "TEARDOWN", "teardown": {"framework_id": {"value": "corral-0001"}}});
+    let _ = http.post(format!("http://{leader}/api/v1")).json(&teardown).send().await;
+    let sleeping = || {
+        Command::new("pgrep")
+            .args(["-f", "^sleep 600$"])
+            .output()
+            .map(|o| !o.stdout.is_empty())
+            .unwrap_or(false)
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while sleeping() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let _ = agent.kill();
+    let _ = agent.wait();
+    let _ = Command::new("pkill").args(["-KILL", "-f", "^sleep 600$"]).status();
+}
+
+#[tokio::main]
+async fn main() {
+    // `cargo bench` passes `--bench`; this is not a criterion harness, so it is ignored.
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(512)
+        .timeout(Duration::from_secs(120))
+        .build()
+        .expect("client");
+    let phases = std::env::var("CORRAL_BENCH_PHASES")
+        .unwrap_or_else(|_| "launch,state,agent,marathon".to_owned());
+    if phases.contains("launch") {
+        launch_throughput(&http).await;
+    }
+    if phases.contains("state") {
+        state_reads(&http).await;
+    }
+    if phases.contains("agent") {
+        one_agent(&http).await;
+    }
+    if phases.contains("marathon") {
+        marathon(&http).await;
+    }
+}

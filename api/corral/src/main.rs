@@ -1,0 +1,333 @@
+//! The `corral` binary.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use std::io::IsTerminal;
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+use corral_agent::daemon::{AgentConfig, OnStop};
+use corral_log::{JournalRetention, LogConfig, NodeId};
+use corral_master::LoopIntervals;
+use corral_state::model::Settings;
+
+use crate::serve::{run_master, shutdown_signal, MasterSetup};
+
+mod demo;
+mod events;
+mod replay;
+mod serve;
+
+#[derive(Parser)]
+#[command(
+    name = "corral",
+    version,
+    about = "A cluster resource manager in the family of Apache Mesos"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: CliCommand,
+}
+
+#[derive(Subcommand)]
+enum CliCommand {
+    /// One master and one agent in one process, every API on http://127.0.0.1:5050, data in
+    /// a fresh directory.
+    Dev(DevArgs),
+    /// A master of a 3- or 5-master cluster.
+    Master(MasterArgs),
+    /// An agent: runs the tasks the masters give it and reports their status.
+    Agent(AgentArgs),
+    /// Rebuilds the cluster state from a stopped master's journal.
+    Replay(ReplayArgs),
+    /// Event streams.
+    Events {
+        #[command(subcommand)]
+        command: EventsCommand,
+    },
+}
+
+#[derive(Args)]
+struct DevArgs {
+    #[arg(long, default_value = "127.0.0.1:5050")]
+    listen: String,
+    /// Where to keep the data; a new temporary directory when absent.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Where the agent's own address is advertised.
+    #[arg(long, default_value = "127.0.0.1:5051")]
+    agent_listen: String,
+    /// Also launch three `echo hello; sleep 30` tasks from a small built-in framework.
+    #[arg(long)]
+    demo: bool,
+    /// Prefix of every id the master hands out.
+    #[arg(long, default_value = "corral")]
+    cluster_id: String,
+}
+
+#[derive(Args)]
+struct AgentArgs {
+    /// Comma-separated masters, `127.0.0.1:5050,127.0.0.1:5052`.
+    #[arg(long, default_value = "127.0.0.1:5050")]
+    master: String,
+    /// Where the agent's HTTP API listens (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:5051")]
+    listen: String,
+    /// The address masters are told; defaults to the address listened on.
+    #[arg(long)]
+    advertise: Option<String>,
+    /// Sandboxes and checkpoints; an agent restarted with the same dir recovers its tasks.
+    #[arg(long)]
+    work_dir: PathBuf,
+    /// Mesos syntax, `cpus:4;mem:8192;disk:10000;ports:[31000-32000]`; replaces the detected
+    /// value of each resource named.
+    #[arg(long)]
+    resources: Option<String>,
+    /// Mesos syntax, `rack:a;zone:2`.
+    #[arg(long)]
+    attributes: Option<String>,
+    /// Defaults to the machine's host name.
+    #[arg(long)]
+    hostname: Option<String>,
+    /// Seconds between heartbeats (the masters' agent timeout is 75 s by default).
+    #[arg(long, default_value_t = 5.0)]
+    heartbeat_interval: f64,
+    /// What stopping the agent (SIGINT, SIGTERM) does to its tasks: `leave-tasks` (as Mesos:
+    /// they run on, and a restarted agent finds them) or `kill-tasks`.
+    #[arg(long, value_enum, default_value_t = OnStopArg::LeaveTasks)]
+    on_stop: OnStopArg,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum OnStopArg {
+    LeaveTasks,
+    KillTasks,
+}
+
+#[derive(Args)]
+struct MasterArgs {
+    #[arg(long)]
+    node_id: NodeId,
+    #[arg(long, default_value = "127.0.0.1:5050")]
+    listen: String,
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// Initial members, `1=127.0.0.1:5050,2=127.0.0.1:5052,3=127.0.0.1:5054`. Omit to start
+    /// empty and wait to be added to a running cluster.
+    #[arg(long)]
+    peers: Option<String>,
+    /// Prefix of every id the cluster hands out (agents, frameworks, offers, and through
+    /// them container names); every master of a cluster must be given the same one. Read
+    /// when the cluster's log starts, ignored afterwards.
+    #[arg(long, default_value = "corral")]
+    cluster_id: String,
+    /// Mesos `--allocation_interval`, in seconds.
+    #[arg(long, default_value_t = 1.0)]
+    allocation_interval: f64,
+    /// How often the leader decides time-based transitions, in seconds.
+    #[arg(long, default_value_t = 1.0)]
+    tick_interval: f64,
+    /// Seconds between HEARTBEAT events on scheduler streams (Mesos: 15).
+    #[arg(long, default_value_t = 15.0)]
+    heartbeat_interval: f64,
+    /// Keep at most this many log entries in the event journal (default: keep everything).
+    #[arg(long)]
+    journal_max_entries: Option<u64>,
+    /// Drop journal entries older than this many seconds (default: keep everything).
+    #[arg(long)]
+    journal_max_age: Option<f64>,
+}
+
+#[derive(Args)]
+struct ReplayArgs {
+    /// A master's --data-dir (the master must be stopped: sled locks its files).
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// Stop after this log index.
+    #[arg(long, conflicts_with = "at")]
+    to: Option<u64>,
+    /// Stop after the last entry stamped at or before this time (seconds since the epoch).
+    #[arg(long)]
+    at: Option<f64>,
+    /// Also replay to the master's snapshot and require the same state digest.
+    #[arg(long)]
+    verify: bool,
+}
+
+#[derive(Subcommand)]
+enum EventsCommand {
+    /// Prints the event stream as NDJSON, from a cursor, following new events.
+    Tail {
+        #[arg(long, default_value = "127.0.0.1:5050")]
+        master: String,
+        /// Resume after this cursor (`index-seq`).
+        #[arg(long)]
+        from: Option<String>,
+        /// Comma-separated topics: agent, framework, offer, task, role, maintenance, cluster.
+        #[arg(long)]
+        topic: Option<String>,
+    },
+}
+
+fn seconds(value: f64, flag: &str) -> anyhow::Result<Duration> {
+    if !value.is_finite() || value <= 0.0 {
+        bail!("--{flag} must be a positive number of seconds, got {value}");
+    }
+    Ok(Duration::from_secs_f64(value))
+}
+
+fn cluster_id(id: String) -> anyhow::Result<String> {
+    match Settings::check_cluster_id(&id) {
+        Ok(()) => Ok(id),
+        Err(problem) => bail!("--cluster-id {problem}, got '{id}'"),
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    // Colour only for a terminal: logs sent to a file or a pipe stay plain text.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,openraft=warn".into()),
+        )
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        CliCommand::Dev(args) => dev(args).await,
+        CliCommand::Agent(args) => {
+            let masters: Vec<String> = args
+                .master
+                .split(',')
+                .map(str::trim)
+                .filter(|master| !master.is_empty())
+                .map(str::to_owned)
+                .collect();
+            let mut config = AgentConfig::new(masters, args.work_dir);
+            config.listen = args.listen;
+            config.advertise = args.advertise;
+            config.resources = args.resources;
+            config.attributes = args.attributes;
+            config.hostname = args.hostname;
+            config.heartbeat_interval = seconds(args.heartbeat_interval, "heartbeat-interval")?;
+            config.on_stop = match args.on_stop {
+                OnStopArg::LeaveTasks => OnStop::LeaveTasksRunning,
+                OnStopArg::KillTasks => OnStop::KillTasks,
+            };
+            // Agent errors already name their cause; anyhow's chain would say it twice.
+            corral_agent::daemon::run_until(config, shutdown_signal())
+                .await
+                .map_err(|error| anyhow::anyhow!("{error}"))
+        }
+        CliCommand::Master(args) => {
+            let peers = match &args.peers {
+                Some(text) => LogConfig::parse_peers(text).context("--peers")?,
+                None => BTreeMap::new(),
+            };
+            if !peers.is_empty() && !peers.contains_key(&args.node_id) {
+                bail!("--peers does not list this master's --node-id {}", args.node_id);
+            }
+            let intervals = LoopIntervals {
+                allocation: seconds(args.allocation_interval, "allocation-interval")?,
+                tick: seconds(args.tick_interval, "tick-interval")?,
+                stream_heartbeat: seconds(args.heartbeat_interval, "heartbeat-interval")?,
+            };
+            let retention = JournalRetention {
+                max_age: args
+                    .journal_max_age
+                    .map(|age| seconds(age, "journal-max-age"))
+                    .transpose()?,
+                max_indexes: args.journal_max_entries,
+            };
+            let setup = MasterSetup {
+                node_id: args.node_id,
+                listen: args.listen,
+                data_dir: args.data_dir,
+                peers,
+                cluster_id: cluster_id(args.cluster_id)?,
+                intervals,
+                retention,
+            };
+            run_master(setup, shutdown_signal()).await
+        }
+        CliCommand::Replay(args) => replay::run(&args),
+        CliCommand::Events { command: EventsCommand::Tail { master, from, topic } } => {
+            events::tail(&master, from.as_deref(), topic.as_deref()).await
+        }
+    }
+}
+
+/// `corral dev`: one master (a single-member Raft cluster) and one agent in this process.
+/// Stopping it (Ctrl-C, SIGTERM) kills the tasks it ran, and removes its data unless
+/// `--data-dir` named where to keep it.
+async fn dev(args: DevArgs) -> anyhow::Result<()> {
+    let (data_dir, keep_data) = match args.data_dir {
+        Some(directory) => (directory, true),
+        None => (std::env::temp_dir().join(format!("corral-dev-{}", std::process::id())), false),
+    };
+    let agent_work_dir = data_dir.join("agent");
+    let sandboxes = agent_work_dir.join("sandboxes");
+    println!(
+        "corral dev: master on http://{} and one agent, data in {}",
+        args.listen,
+        data_dir.display()
+    );
+    println!("corral dev: state:  curl http://{}/master/state", args.listen);
+    println!("corral dev: events: curl 'http://{}/corral/v1/events?format=ndjson'", args.listen);
+    println!("corral dev: task sandboxes (stdout, stderr) under {}", sandboxes.display());
+    let mut agent_config = AgentConfig::new(vec![args.listen.clone()], agent_work_dir);
+    agent_config.listen = args.agent_listen.clone();
+    agent_config.on_stop = OnStop::KillTasks;
+    let (stop_agent, agent_stop) = tokio::sync::oneshot::channel::<()>();
+    let agent = tokio::spawn(async move {
+        let stop = async move {
+            let _ = agent_stop.await;
+        };
+        if let Err(error) = corral_agent::daemon::run_until(agent_config, stop).await {
+            tracing::error!(%error, "the dev agent stopped");
+        }
+    });
+    if args.demo {
+        let master = args.listen.clone();
+        tokio::spawn(async move {
+            if let Err(error) = demo::run(&master).await {
+                tracing::error!(error = format!("{error:#}"), "the demo framework stopped");
+            }
+        });
+    }
+    // The agent stops first, while its master still runs to hear the tasks end.
+    let stop = async move {
+        shutdown_signal().await;
+        println!("corral dev: stopping: killing the tasks it started");
+        let _ = stop_agent.send(());
+        if let Err(error) = agent.await {
+            tracing::error!(%error, "the dev agent did not stop cleanly");
+        }
+    };
+    let setup = MasterSetup {
+        node_id: 1,
+        listen: args.listen.clone(),
+        data_dir: data_dir.clone(),
+        peers: BTreeMap::from([(1, args.listen)]),
+        cluster_id: cluster_id(args.cluster_id)?,
+        intervals: LoopIntervals::default(),
+        retention: JournalRetention::KEEP_ALL,
+    };
+    run_master(setup, stop).await?;
+    if keep_data {
+        println!("corral dev: stopped; data and sandboxes kept in {}", data_dir.display());
+        return Ok(());
+    }
+    std::fs::remove_dir_all(&data_dir)
+        .with_context(|| format!("cannot remove {}", data_dir.display()))?;
+    println!(
+        "corral dev: stopped; removed {} (the sandboxes were under {})",
+        data_dir.display(),
+        sandboxes.display()
+    );
+    Ok(())
+}

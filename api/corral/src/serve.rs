@@ -1,0 +1,84 @@
+//! Running a master process: open the log, start the leader's loops, serve every API until
+//! SIGINT or SIGTERM, then give open event streams a moment before exiting.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use corral_allocator::AllocatorConfig;
+use corral_log::{JournalRetention, LogConfig, LogNode, NodeId};
+use corral_master::{LoopIntervals, Master};
+
+/// How long a stopping master lets open streams finish before it exits.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// What one master process is started with.
+pub(crate) struct MasterSetup {
+    pub(crate) node_id: NodeId,
+    pub(crate) listen: String,
+    pub(crate) data_dir: PathBuf,
+    pub(crate) peers: BTreeMap<NodeId, String>,
+    pub(crate) cluster_id: String,
+    pub(crate) intervals: LoopIntervals,
+    pub(crate) retention: JournalRetention,
+}
+
+/// Serves until `stop` resolves (or a signal arrives).
+pub(crate) async fn run_master(
+    setup: MasterSetup,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let MasterSetup { node_id, listen, data_dir, peers, cluster_id, intervals, retention } = setup;
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create --data-dir {}", data_dir.display()))?;
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let mut config = LogConfig::new(node_id, &listen, &data_dir);
+    config.peers = peers;
+    config.retention = retention;
+    config.settings.cluster_id = cluster_id;
+    let node = LogNode::open(config).await.context("cannot open the log")?;
+    let master = Master::new(node, listen.clone(), intervals, AllocatorConfig::default())?;
+    tokio::spawn(corral_master::run_leader_loops(master.clone()));
+    tracing::info!(node_id, %listen, data_dir = %data_dir.display(), "master serving");
+    let (stopping, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        stop.await;
+        let _ = stopping.send(true);
+    });
+    let mut graceful = stopped.clone();
+    let mut deadline = stopped;
+    let server = corral_master::serve(master, listener, async move {
+        let _ = graceful.wait_for(|stop| *stop).await;
+    });
+    // Event streams never end by themselves; past the grace period they are cut.
+    let grace = async move {
+        let _ = deadline.wait_for(|stop| *stop).await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        served = server => served.context("server failed")?,
+        () = grace => tracing::info!("closed the streams still open after {SHUTDOWN_GRACE:?}"),
+    }
+    Ok(())
+}
+
+/// SIGINT (Ctrl-C) or SIGTERM.
+pub(crate) async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    let mut terminate =
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(error) => {
+                tracing::warn!(%error, "cannot watch for SIGTERM; only Ctrl-C stops this");
+                let _ = interrupt.await;
+                return;
+            }
+        };
+    tokio::select! {
+        _ = interrupt => {},
+        _ = terminate.recv() => {},
+    }
+}

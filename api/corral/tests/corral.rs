@@ -1,0 +1,10 @@
+//! Process-level tests of the `corral` binary: real `corral master` and `corral agent`
+//! processes on loopback with real sled directories, real Docker containers, and the
+//! unmodified pymesos and marathon clients.
+
+mod corral {
+    mod agents;
+    mod dev;
+    mod marathon_e2e;
+    mod masters;
+}

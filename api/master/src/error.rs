@@ -1,0 +1,154 @@
+//! The API's one error type. Every variant maps to an HTTP status and a JSON body that names
+//! the field and the problem, so a client can act on it.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use corral_state::Rejection;
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{field}: {problem}")]
+    BadRequest { field: String, problem: String },
+    /// The log refused the command when it was applied.
+    #[error(transparent)]
+    Rejected(#[from] Rejection),
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// A 307 to the same path and query on the leader; the request middleware, which
+    /// knows the request, writes the `Location`.
+    #[error("this master is not the leader; the leader is {leader_address}")]
+    NotLeader { leader_address: String },
+    #[error("no leader is elected yet")]
+    NoLeader,
+    #[error("internal error: {0}")]
+    Internal(String),
+    /// A Marathon app definition that breaks its rules: 422 with Marathon's body.
+    #[error("{}", .0.message)]
+    Validation(corral_marathon::ValidationFailure),
+}
+
+impl From<corral_mesos::FieldError> for ApiError {
+    fn from(error: corral_mesos::FieldError) -> ApiError {
+        ApiError::BadRequest { field: error.field, problem: error.problem }
+    }
+}
+
+/// A 307 whose `Location` is the leader at this address with the request's own path and
+/// query, so `?consistency=linearizable` or `?force=true` reach the leader as they were sent.
+#[derive(Clone, Debug)]
+pub(crate) struct RedirectToLeader(pub(crate) String);
+
+/// Why a request failed on the server's side. The client gets a generic message; the
+/// request middleware logs this with the route.
+#[derive(Clone, Debug)]
+pub(crate) struct ServerErrorCause(pub(crate) String);
+
+impl ApiError {
+    pub fn bad_request(field: &str, problem: impl Into<String>) -> ApiError {
+        ApiError::BadRequest { field: field.to_owned(), problem: problem.into() }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Rejected(rejection) => rejection_status(rejection),
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::NotLeader { .. } => StatusCode::TEMPORARY_REDIRECT,
+            ApiError::NoLeader => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        }
+    }
+}
+
+/// Mesos answers calls about things that do not exist or are not the caller's with 400
+/// (scheduler API) and refuses a framework acting for another with 403.
+fn rejection_status(rejection: &Rejection) -> StatusCode {
+    match rejection {
+        Rejection::NotPermitted { .. } | Rejection::OfferNotOwned { .. } => StatusCode::FORBIDDEN,
+        Rejection::FrameworkNotSubscribed(_) => StatusCode::FORBIDDEN,
+        // Marathon's statuses for its apps and deployments.
+        Rejection::AppExists(_) | Rejection::AppLocked { .. } | Rejection::LaunchDelayed { .. } => {
+            StatusCode::CONFLICT
+        }
+        Rejection::UnknownApp(_)
+        | Rejection::UnknownDeployment(_)
+        | Rejection::UnknownAppVersion { .. } => StatusCode::NOT_FOUND,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+    message: String,
+}
+
+fn error_kind(error: &ApiError) -> &'static str {
+    match error {
+        ApiError::BadRequest { .. } => "bad_request",
+        ApiError::Rejected(_) => "rejected",
+        ApiError::NotFound(_) => "not_found",
+        ApiError::NotLeader { .. } => "not_leader",
+        ApiError::NoLeader => "no_leader",
+        ApiError::Internal(_) => "internal",
+        ApiError::Validation(_) => "invalid",
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if let ApiError::Validation(failure) = self {
+            return (status, Json(failure)).into_response();
+        }
+        let field = match &self {
+            ApiError::BadRequest { field, .. } => Some(field.as_str()),
+            ApiError::Rejected(Rejection::Invalid { field, .. }) => Some(field.as_str()),
+            _ => None,
+        };
+        let message = match &self {
+            ApiError::Internal(_) => "internal error; the master's log has the cause".to_owned(),
+            other => other.to_string(),
+        };
+        let body = ErrorBody { error: error_kind(&self), field, message };
+        let mut response = (status, Json(body)).into_response();
+        if status.is_server_error() {
+            response.extensions_mut().insert(ServerErrorCause(self.to_string()));
+        }
+        if let ApiError::NotLeader { leader_address } = self {
+            response.extensions_mut().insert(RedirectToLeader(leader_address));
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::response::IntoResponse;
+
+    use super::ApiError;
+
+    #[test]
+    fn errors_render_as_json_with_the_field() {
+        let response =
+            ApiError::bad_request("accept.offer_ids", "must not be empty").into_response();
+        assert_eq!(response.status(), 400);
+        let response =
+            ApiError::NotLeader { leader_address: "127.0.0.1:5052".to_owned() }.into_response();
+        assert_eq!(response.status(), 307);
+        // The request middleware turns this into the Location (tests/master/routes.rs).
+        let redirect = response.extensions().get::<super::RedirectToLeader>().expect("redirect");
+        assert_eq!(redirect.0, "127.0.0.1:5052");
+        let response = ApiError::Rejected(corral_state::Rejection::NotPermitted {
+            command: "kill".into(),
+            why: "x".into(),
+        })
+        .into_response();
+        assert_eq!(response.status(), 403);
+    }
+}

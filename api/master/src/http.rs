@@ -1,0 +1,132 @@
+//! The master's HTTP surface: every API's router composed into one, the request metrics and
+//! the logging of server errors around them, and serving until shutdown.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::Router;
+
+use crate::error::{ApiError, RedirectToLeader, ServerErrorCause};
+use crate::master::Master;
+use crate::routes;
+
+/// Every HTTP route a master serves, Raft's included; tests call this directly.
+pub fn router(master: Master) -> Router {
+    let raft = master.node().raft_router();
+    Router::new()
+        .merge(routes::scheduler::router())
+        .merge(routes::operator::router())
+        .merge(routes::misc::router())
+        .merge(routes::native::router())
+        .merge(routes::settings::router())
+        .merge(routes::agent::router())
+        .merge(routes::marathon::router())
+        .fallback(no_route)
+        .layer(axum::middleware::from_fn_with_state(master.clone(), track))
+        .with_state(master)
+        .merge(raft)
+}
+
+/// Serves until `shutdown` resolves.
+pub async fn serve(
+    master: Master,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(master);
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Counts and times every request by its matched route, never by its raw path, so ids in
+/// paths do not explode the label set; points redirects to the leader at the request's own
+/// path and query; logs every server error with the cause the client was not shown.
+async fn track(
+    State(master): State<Master>,
+    matched: Option<MatchedPath>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let route = matched.map(|m| m.as_str().to_owned()).unwrap_or_else(|| "unmatched".to_owned());
+    let method = request.method().clone();
+    let target = request.uri().path_and_query().map_or("/", |target| target.as_str()).to_owned();
+    let started = Instant::now();
+    let mut response = next.run(request).await;
+    if let Some(RedirectToLeader(leader)) = response.extensions_mut().remove::<RedirectToLeader>() {
+        let location = format!("http://{leader}{target}");
+        match HeaderValue::try_from(location) {
+            Ok(location) => {
+                response.headers_mut().insert(header::LOCATION, location);
+            }
+            Err(error) => {
+                tracing::error!(%leader, %error, "the leader's address makes no Location");
+                *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+            }
+        }
+    }
+    if response.status().is_client_error() && !is_json(&response) {
+        response = json_client_error(response).await;
+    }
+    let status = response.status();
+    if status.is_server_error() {
+        let cause = response
+            .extensions()
+            .get::<ServerErrorCause>()
+            .map_or("(no cause recorded)", |cause| cause.0.as_str());
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(%route, %method, %status, cause, "request failed");
+        } else {
+            tracing::warn!(%route, %method, %status, cause, "request not served");
+        }
+    }
+    let metrics = &master.inner.metrics;
+    metrics.http_requests.with_label_values(&[&route, method.as_str(), status.as_str()]).inc();
+    metrics
+        .http_request_seconds
+        .with_label_values(&[&route, method.as_str()])
+        .observe(started.elapsed().as_secs_f64());
+    response
+}
+
+async fn no_route(uri: axum::http::Uri) -> ApiError {
+    ApiError::NotFound(format!("no route for {}", uri.path()))
+}
+
+fn is_json(response: &Response) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/json"))
+}
+
+/// axum's own refusals (a body over the limit, a malformed query or JSON body, a wrong
+/// method) are plain text; clients of every API here expect the JSON error body.
+async fn json_client_error(response: Response) -> Response {
+    let (mut parts, body) = response.into_parts();
+    let text = match axum::body::to_bytes(body, 64 * 1024).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).trim().to_owned(),
+        Err(error) => format!("(the refusal could not be read: {error})"),
+    };
+    let kind = match parts.status {
+        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        _ => "bad_request",
+    };
+    let message = if text.is_empty() {
+        parts.status.canonical_reason().unwrap_or("refused").to_owned()
+    } else {
+        text
+    };
+    let body = serde_json::json!({"error": kind, "message": message}).to_string();
+    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(body))
+}

@@ -1,0 +1,135 @@
+//! The leader's loops: allocation, ticks and the built-in service scheduler. Only the leader
+//! runs them; a master that becomes leader starts them at once, rebuilding the allocator and
+//! the scheduler's plan from the state.
+
+use std::time::Instant;
+
+use corral_allocator::Allocator;
+use corral_log::{EventFilter, ReadConsistency};
+use corral_state::{Actor, Command, Event};
+use tokio::sync::mpsc;
+
+use crate::master::{new_request_id, wall_clock, ExplainQuery, ExplainRequest, Master};
+use crate::stream::leadership_lost;
+
+/// Runs forever: waits to lead, leads until deposed, repeats.
+pub async fn run(master: Master) {
+    let mut metrics = master.node().metrics();
+    loop {
+        while !master.node().is_leader() {
+            if metrics.changed().await.is_err() {
+                return;
+            }
+        }
+        tracing::info!(node_id = master.node().node_id(), "leading: starting allocation and ticks");
+        tokio::select! {
+            () = lead(master.clone()) => {},
+            () = leadership_lost(master.node().clone()) => {},
+        }
+        *master.inner.explain.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
+        tracing::info!(node_id = master.node().node_id(), "no longer leading");
+    }
+}
+
+async fn lead(master: Master) {
+    let config = master.inner.allocator_config.clone();
+    // The allocator is built from the state and then fed the events after it: read at one
+    // cursor, or the events in between are counted twice.
+    let Ok((mut allocator, built_at)) = master
+        .node()
+        .read_with_cursor(ReadConsistency::Local, |state| Allocator::from_state(config, state))
+        .await
+    else {
+        return;
+    };
+    let Ok(mut subscription) = master.node().subscribe(built_at, EventFilter::all()) else {
+        return;
+    };
+    let (explain_sender, mut explain_requests) = mpsc::channel::<ExplainRequest>(64);
+    *master.inner.explain.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) =
+        Some(explain_sender);
+    // Its own task, so that a slow allocation or tick never holds a scheduling round up; the
+    // guard ends it with this function, that is, when leadership is lost.
+    let _scheduler = AbortOnDrop(tokio::spawn(crate::service_scheduler::run(master.clone())));
+    let intervals = master.inner.intervals.clone();
+    let mut allocation = tokio::time::interval(intervals.allocation);
+    let mut tick = tokio::time::interval(intervals.tick);
+    allocation.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                if let Err(error) = master.propose(new_request_id(), Actor::Leader, Command::Tick).await {
+                    tracing::debug!(%error, "tick not committed");
+                }
+            }
+            _ = allocation.tick() => allocate(&master, &mut allocator).await,
+            () = master.inner.allocation_wanted.notified() => allocate(&master, &mut allocator).await,
+            next = subscription.next() => match next {
+                Some(Ok(journal_event)) => observe(&master, &mut allocator, &journal_event.event),
+                Some(Err(ended)) => {
+                    tracing::warn!(%ended, "allocator lost its event feed; rebuilding");
+                    return;
+                }
+                None => return,
+            },
+            Some(request) = explain_requests.recv() => {
+                let answer = match &request.query {
+                    ExplainQuery::Framework(framework_id) => allocator.explain_framework(framework_id).and_then(|e| serde_json::to_value(e).ok()),
+                    ExplainQuery::Role(role) => allocator.explain_role(role).and_then(|e| serde_json::to_value(e).ok()),
+                };
+                let _ = request.reply.send(answer);
+            }
+        }
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn observe(master: &Master, allocator: &mut Allocator, event: &Event) {
+    match event {
+        Event::OfferDeclined { .. } => master.inner.metrics.offers_declined.inc(),
+        Event::OfferRescinded { .. } => master.inner.metrics.offers_rescinded.inc(),
+        _ => {}
+    }
+    allocator.observe(event);
+}
+
+async fn allocate(master: &Master, allocator: &mut Allocator) {
+    let started = Instant::now();
+    let now = wall_clock();
+    let Ok(allocation) =
+        master.node().read(ReadConsistency::Local, |state| allocator.allocate(state, now)).await
+    else {
+        return;
+    };
+    master.inner.metrics.allocator_cycle_seconds.observe(started.elapsed().as_secs_f64());
+    if allocation.offers.is_empty() {
+        return;
+    }
+    match master
+        .propose(
+            new_request_id(),
+            Actor::Leader,
+            Command::OfferResources { offers: allocation.offers },
+        )
+        .await
+    {
+        Ok(committed) => {
+            let made = committed
+                .outcome
+                .events()
+                .iter()
+                .filter(|event| matches!(event, Event::OfferCreated { .. }))
+                .count();
+            master.inner.metrics.offers_made.inc_by(made as u64);
+        }
+        Err(error) => tracing::debug!(%error, "offers not committed"),
+    }
+}

@@ -1,0 +1,19 @@
+//! A Corral master's shell: one router per API (Mesos v1 scheduler and operator, v0 reads,
+//! Marathon `/v2`, the native `/corral/v1`, the agent-facing API) composed in `http`, the
+//! leader's loops (allocation, ticks, the service scheduler), event streams and metrics, all
+//! over a `corral_log::LogNode`. Domain rules live in `corral-state`; wire formats in
+//! `corral-mesos` and `corral-marathon`. This crate parses, proposes and renders.
+
+mod error;
+mod http;
+mod leader;
+mod master;
+mod metrics;
+mod native;
+mod routes;
+mod service_scheduler;
+mod stream;
+
+pub use http::{router, serve};
+pub use leader::run as run_leader_loops;
+pub use master::{LoopIntervals, Master};

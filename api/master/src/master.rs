@@ -1,0 +1,282 @@
+//! One master process: its shared state, its router and how it serves.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use corral_allocator::AllocatorConfig;
+use corral_log::{Committed, LogError, LogNode, ReadConsistency};
+use corral_state::{Actor, ClusterState, Command, FrameworkId, RequestId, Role, Timestamp};
+use tokio::sync::{mpsc, oneshot, Notify};
+
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+
+/// How often the leader's loops run.
+#[derive(Clone, Debug)]
+pub struct LoopIntervals {
+    /// Mesos `--allocation_interval`.
+    pub allocation: Duration,
+    /// How often the leader proposes a `Tick` (time-based transitions).
+    pub tick: Duration,
+    /// HEARTBEAT events on scheduler and operator streams.
+    pub stream_heartbeat: Duration,
+}
+
+impl Default for LoopIntervals {
+    fn default() -> LoopIntervals {
+        LoopIntervals {
+            allocation: Duration::from_secs(1),
+            tick: Duration::from_secs(1),
+            stream_heartbeat: Duration::from_secs(15),
+        }
+    }
+}
+
+/// What `/corral/v1/allocation/explain` asks the leader's allocator.
+#[derive(Clone, Debug)]
+pub enum ExplainQuery {
+    Framework(FrameworkId),
+    Role(Role),
+}
+
+pub struct ExplainRequest {
+    pub query: ExplainQuery,
+    pub reply: oneshot::Sender<Option<serde_json::Value>>,
+}
+
+/// Messages for a framework's stream that are not in the log (what Mesos sends for an
+/// invalid ACCEPT). Bounded: a framework that does not read them loses them, as in Mesos.
+const DIRECT_EVENTS: usize = 1024;
+
+struct StreamEntry {
+    stream_id: String,
+    close: oneshot::Sender<()>,
+    direct: mpsc::Sender<serde_json::Value>,
+    direct_receiver: Option<mpsc::Receiver<serde_json::Value>>,
+}
+
+/// The current scheduler stream of each framework: one at a time, a new SUBSCRIBE closes
+/// the old one.
+#[derive(Default)]
+pub struct SchedulerStreams {
+    streams: Mutex<HashMap<FrameworkId, StreamEntry>>,
+}
+
+impl SchedulerStreams {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<FrameworkId, StreamEntry>> {
+        self.streams.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Makes `stream_id` the framework's stream; the previous one is told to close.
+    pub fn replace(&self, framework_id: &FrameworkId, stream_id: &str) -> oneshot::Receiver<()> {
+        let (close, closed) = oneshot::channel();
+        let (direct, direct_receiver) = mpsc::channel(DIRECT_EVENTS);
+        let entry = StreamEntry {
+            stream_id: stream_id.to_owned(),
+            close,
+            direct,
+            direct_receiver: Some(direct_receiver),
+        };
+        if let Some(previous) = self.lock().insert(framework_id.clone(), entry) {
+            let _ = previous.close.send(());
+        }
+        closed
+    }
+
+    /// The receiving end of the stream's direct messages (once); a closed one otherwise.
+    pub fn direct_receiver(
+        &self,
+        framework_id: &FrameworkId,
+        stream_id: &str,
+    ) -> mpsc::Receiver<serde_json::Value> {
+        let taken = self
+            .lock()
+            .get_mut(framework_id)
+            .filter(|entry| entry.stream_id == stream_id)
+            .and_then(|entry| entry.direct_receiver.take());
+        taken.unwrap_or_else(|| mpsc::channel(1).1)
+    }
+
+    pub fn send_direct(&self, framework_id: &FrameworkId, event: serde_json::Value) {
+        if let Some(entry) = self.lock().get(framework_id) {
+            let _ = entry.direct.try_send(event);
+        }
+    }
+
+    pub fn is_current(&self, framework_id: &FrameworkId, stream_id: &str) -> bool {
+        self.lock().get(framework_id).is_some_and(|entry| entry.stream_id == stream_id)
+    }
+
+    /// Forgets the stream if it is still the framework's current one; true if it was.
+    pub fn remove_if_current(&self, framework_id: &FrameworkId, stream_id: &str) -> bool {
+        let mut streams = self.lock();
+        if streams.get(framework_id).is_some_and(|entry| entry.stream_id == stream_id) {
+            streams.remove(framework_id);
+            return true;
+        }
+        false
+    }
+
+    pub fn count(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+pub struct MasterInner {
+    pub node: LogNode,
+    pub metrics: Metrics,
+    pub intervals: LoopIntervals,
+    pub allocator_config: AllocatorConfig,
+    /// Set while this master's allocator runs (it is the leader).
+    pub explain: Mutex<Option<mpsc::Sender<ExplainRequest>>>,
+    pub scheduler_streams: SchedulerStreams,
+    /// Woken when something may make new offers possible, so the allocator runs before its
+    /// interval is up.
+    pub allocation_wanted: Notify,
+    pub address: String,
+    pub started_at: Timestamp,
+    /// The built-in service scheduler's recent offer matching, for `/v2/queue` (leader).
+    pub service_offers: crate::service_scheduler::OfferReports,
+}
+
+/// Everything a handler needs. Cheap to clone.
+#[derive(Clone)]
+pub struct Master {
+    pub inner: Arc<MasterInner>,
+}
+
+pub fn wall_clock() -> Timestamp {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    Timestamp(u64::try_from(nanos).unwrap_or(u64::MAX))
+}
+
+pub fn new_request_id() -> RequestId {
+    RequestId::new(uuid::Uuid::new_v4().to_string())
+}
+
+impl Master {
+    pub fn new(
+        node: LogNode,
+        address: String,
+        intervals: LoopIntervals,
+        allocator_config: AllocatorConfig,
+    ) -> Result<Master, prometheus::Error> {
+        let metrics = Metrics::new()?;
+        let append_seconds = metrics.raft_append_seconds.clone();
+        let flush_seconds = metrics.raft_flush_seconds.clone();
+        node.observe_storage(std::sync::Arc::new(move |operation, took| match operation {
+            corral_log::StorageOperation::Append => append_seconds.observe(took.as_secs_f64()),
+            corral_log::StorageOperation::Flush => flush_seconds.observe(took.as_secs_f64()),
+        }));
+        Ok(Master {
+            inner: Arc::new(MasterInner {
+                node,
+                metrics,
+                intervals,
+                allocator_config,
+                explain: Mutex::new(None),
+                scheduler_streams: SchedulerStreams::default(),
+                allocation_wanted: Notify::new(),
+                address,
+                started_at: wall_clock(),
+                service_offers: crate::service_scheduler::OfferReports::default(),
+            }),
+        })
+    }
+
+    pub fn node(&self) -> &LogNode {
+        &self.inner.node
+    }
+
+    /// Proposes a command and waits for its outcome; on a follower, a redirect to the leader.
+    pub async fn propose(
+        &self,
+        request_id: RequestId,
+        actor: Actor,
+        command: Command,
+    ) -> Result<Committed, ApiError> {
+        let wakes_allocator = matches!(
+            command,
+            Command::RegisterAgent { .. }
+                | Command::ReregisterAgent { .. }
+                | Command::Subscribe { .. }
+                | Command::Revive { .. }
+                | Command::Decline { .. }
+                | Command::Accept { .. }
+                | Command::LaunchServiceTasks { .. }
+                | Command::UpdateStatus { .. }
+                | Command::ReactivateAgent { .. }
+        );
+        let committed = self
+            .inner
+            .node
+            .propose(request_id, actor, command)
+            .await
+            .map_err(|error| self.log_error(error))?;
+        if wakes_allocator {
+            self.inner.allocation_wanted.notify_one();
+        }
+        Ok(committed)
+    }
+
+    /// Turns a log error into what the client should see: "not leader" becomes a redirect.
+    pub fn log_error(&self, error: LogError) -> ApiError {
+        match error {
+            LogError::NotLeader { leader_hint: Some((_, address)) } if !address.is_empty() => {
+                ApiError::NotLeader { leader_address: address }
+            }
+            LogError::NotLeader { .. } => ApiError::NoLeader,
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+
+    /// Reads the state; a read that needs the leader and is made on a follower becomes a
+    /// redirect to the leader.
+    pub async fn read_state<T>(
+        &self,
+        consistency: ReadConsistency,
+        reader: impl FnOnce(&ClusterState) -> T,
+    ) -> Result<T, ApiError> {
+        self.inner.node.read(consistency, reader).await.map_err(|error| self.log_error(error))
+    }
+
+    /// For answers of megabytes: copies the state without its request ids (tasks are shared,
+    /// so the copy is cheap) and renders the copy on a blocking thread, so applying never
+    /// waits for the answer to be built.
+    pub async fn render_off_lock<T: Send + 'static>(
+        &self,
+        consistency: ReadConsistency,
+        render: impl FnOnce(&ClusterState) -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let copy = self.read_state(consistency, ClusterState::without_bookkeeping).await?;
+        tokio::task::spawn_blocking(move || render(&copy))
+            .await
+            .map_err(|error| ApiError::Internal(error.to_string()))
+    }
+
+    /// A redirect to the leader, when this master is not the leader.
+    pub fn redirect_if_follower(&self) -> Result<(), ApiError> {
+        if self.inner.node.is_leader() {
+            return Ok(());
+        }
+        match self.inner.node.status().leader_address {
+            Some(address) => Err(ApiError::NotLeader { leader_address: address }),
+            None => Err(ApiError::NoLeader),
+        }
+    }
+
+    /// What SUBSCRIBED and the v0 state say about this master.
+    pub fn master_info(&self) -> serde_json::Value {
+        let (ip, port) =
+            self.inner.address.rsplit_once(':').unwrap_or((self.inner.address.as_str(), "5050"));
+        serde_json::json!({
+            "id": format!("corral-master-{}", self.inner.node.node_id()),
+            "ip": 0,
+            "port": port.parse::<u32>().unwrap_or(5050),
+            "hostname": ip,
+            "version": corral_mesos::operator::MESOS_API_VERSION,
+            "address": {"ip": ip, "port": port.parse::<u32>().unwrap_or(5050)},
+        })
+    }
+}

@@ -1,0 +1,130 @@
+//! The agent-facing API: agents send commands (register, re-register, heartbeat, status
+//! updates, executor messages) and follow their own events from a cursor.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bytes::Bytes;
+use corral_log::{EventFilter, SubscriptionEnded};
+use corral_state::{Actor, AgentId, Command, Event, RequestId};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+use crate::master::Master;
+use crate::native::{ndjson_line, resume_cursor};
+use crate::stream::{channel_body, pump, Step};
+use axum::routing::{get, post};
+use axum::Router;
+
+/// One agent command. The request id makes retries safe: agents use a status update's
+/// uuid, so an update retried after a leader change is applied once.
+#[derive(Debug, Deserialize)]
+pub struct AgentCommand {
+    pub request_id: String,
+    /// Absent only on first registration.
+    pub agent_id: Option<AgentId>,
+    pub command: Command,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AgentCommandResult {
+    pub index: u64,
+    pub first_event: String,
+    pub outcome: corral_state::Outcome,
+}
+
+pub async fn command(
+    State(master): State<Master>,
+    Json(request): Json<AgentCommand>,
+) -> Result<Response, ApiError> {
+    if request.request_id.trim().is_empty() {
+        return Err(ApiError::bad_request("request_id", "must not be empty"));
+    }
+    let allowed = matches!(
+        request.command,
+        Command::RegisterAgent { .. }
+            | Command::ReregisterAgent { .. }
+            | Command::AgentHeartbeat { .. }
+            | Command::UpdateStatus { .. }
+            | Command::ExecutorMessage { .. }
+    );
+    if !allowed {
+        return Err(ApiError::bad_request(
+            "command",
+            format!("{} is not an agent command", request.command.kind()),
+        ));
+    }
+    let actor = match request.agent_id {
+        Some(agent_id) => Actor::Agent(agent_id),
+        // A new agent has no id yet; the master registers it.
+        None => Actor::Leader,
+    };
+    master.redirect_if_follower()?;
+    let committed =
+        master.propose(RequestId::new(request.request_id), actor, request.command).await?;
+    let status =
+        if committed.outcome.is_rejected() { StatusCode::CONFLICT } else { StatusCode::OK };
+    let result = AgentCommandResult {
+        index: committed.index,
+        first_event: committed.first_event.to_string(),
+        outcome: committed.outcome,
+    };
+    Ok((status, Json(result)).into_response())
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct AgentEventsQuery {
+    from: Option<String>,
+}
+
+/// NDJSON of the agent's own events after `from`; any master serves it.
+pub async fn events(
+    State(master): State<Master>,
+    Path(agent_id): Path<String>,
+    Query(query): Query<AgentEventsQuery>,
+) -> Result<Response, ApiError> {
+    let from = resume_cursor(None, query.from.as_deref())?;
+    let filter = EventFilter { agent_id: Some(AgentId::from(agent_id)), ..EventFilter::default() };
+    let subscription = match master.node().subscribe(from, filter) {
+        Ok(subscription) => subscription,
+        Err(SubscriptionEnded::TooOld { oldest }) => {
+            let body = serde_json::json!({"error": "gone", "field": "from", "oldest": oldest.to_string(), "message": format!("resume from {oldest} or re-register")});
+            return Ok((StatusCode::GONE, Json(body)).into_response());
+        }
+        Err(other) => return Err(ApiError::Internal(other.to_string())),
+    };
+    let (sender, body) = channel_body();
+    tokio::spawn(async move {
+        pump(
+            sender,
+            Vec::new(),
+            subscription,
+            |event: &Event, cursor| Step::Send(vec![Bytes::from(ndjson_line(cursor, event))]),
+            Some((
+                std::time::Duration::from_secs(15),
+                Bytes::from_static(b"{\"heartbeat\":true}\n"),
+            )),
+            std::future::pending::<()>(),
+            |ended| {
+                Some(Bytes::from(format!(
+                    "{}\n",
+                    serde_json::json!({"disconnected": ended.to_string()})
+                )))
+            },
+        )
+        .await;
+    });
+    let mut response = Response::new(body);
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
+    Ok(response)
+}
+
+/// The agent-facing API: commands in, each agent's events out.
+pub(crate) fn router() -> Router<Master> {
+    Router::new()
+        .route("/corral/v1/agent/commands", post(command))
+        .route("/corral/v1/agent/{agent_id}/events", get(events))
+}

@@ -1,0 +1,112 @@
+//! `/health`, `/version`, `/metrics`, `/master/state`.
+
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use corral_log::ReadConsistency;
+use serde::Deserialize;
+
+use crate::error::ApiError;
+use crate::master::Master;
+use crate::metrics::StateGauges;
+use axum::routing::get;
+use axum::Router;
+use corral_mesos::operator::version_json;
+use corral_mesos::v0::master_state_bytes;
+
+/// `?consistency=local` lets any master answer a read from what it has applied;
+/// `linearizable` confirms leadership with a quorum first. Without it, reads go to the leader.
+#[derive(Debug, Default, Deserialize)]
+pub struct ReadOptions {
+    pub consistency: Option<String>,
+}
+
+impl ReadOptions {
+    /// Redirects to the leader unless the client settled for local reads.
+    pub fn consistency(&self, master: &Master) -> Result<ReadConsistency, ApiError> {
+        match self.consistency.as_deref() {
+            Some("local") => Ok(ReadConsistency::Local),
+            Some("linearizable") => {
+                master.redirect_if_follower()?;
+                Ok(ReadConsistency::Linearizable)
+            }
+            None => {
+                master.redirect_if_follower()?;
+                Ok(ReadConsistency::Local)
+            }
+            Some(other) => Err(ApiError::bad_request(
+                "consistency",
+                format!("'{other}' is not 'local' or 'linearizable'"),
+            )),
+        }
+    }
+}
+
+pub async fn health() -> impl IntoResponse {
+    Json(serde_json::json!({"healthy": true}))
+}
+
+pub async fn version() -> impl IntoResponse {
+    let info = version_json();
+    Json(serde_json::json!({
+        "version": info["version_info"]["version"],
+        "corral_version": info["version_info"]["corral_version"],
+        "build_user": "corral",
+    }))
+}
+
+pub async fn metrics(State(master): State<Master>) -> Result<Response, ApiError> {
+    let text = scrape(&master).await?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
+}
+
+/// Brings every gauge up to date and renders the exposition. The scan of the whole state
+/// runs on a copy, off the apply lock.
+pub(crate) async fn scrape(master: &Master) -> Result<String, ApiError> {
+    let metrics = &master.inner.metrics;
+    let gauges = master.render_off_lock(ReadConsistency::Local, StateGauges::compute).await?;
+    metrics.set_state(&gauges);
+    let status = master.node().status();
+    metrics.raft_term.set(i64::try_from(status.term).unwrap_or(i64::MAX));
+    metrics.raft_is_leader.set(i64::from(master.node().is_leader()));
+    metrics.raft_commit_index.set(status.committed_index.unwrap_or(0) as i64);
+    metrics.raft_applied_index.set(status.applied_index.unwrap_or(0) as i64);
+    metrics
+        .stream_subscribers
+        .with_label_values(&["framework"])
+        .set(master.inner.scheduler_streams.count() as i64);
+    metrics.render().map_err(|error| ApiError::Internal(format!("metrics do not render: {error}")))
+}
+
+pub async fn master_state(
+    State(master): State<Master>,
+    Query(options): Query<ReadOptions>,
+) -> Result<Response, ApiError> {
+    let consistency = options.consistency(&master)?;
+    let status = master.node().status();
+    let info = master.master_info();
+    let leader = status.leader_address.clone().unwrap_or_default();
+    let extra = serde_json::json!({
+        "id": info["id"],
+        "pid": format!("master@{}", master.inner.address),
+        "hostname": info["hostname"],
+        "leader": format!("master@{leader}"),
+        "leader_info": {"address": leader},
+        "start_time": master.inner.started_at.as_secs_f64(),
+        "log_index": status.applied_index,
+    });
+    let body =
+        master.render_off_lock(consistency, move |state| master_state_bytes(state, &extra)).await?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// `/health`, `/version`, `/metrics`, and the v0 state under both of Mesos's names.
+pub(crate) fn router() -> Router<Master> {
+    Router::new()
+        .route("/master/state", get(master_state))
+        .route("/state", get(master_state))
+        .route("/health", get(health))
+        .route("/version", get(version))
+        .route("/metrics", get(metrics))
+}

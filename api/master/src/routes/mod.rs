@@ -1,0 +1,11 @@
+//! One module per API, each with its own `router()`; `crate::http::router` composes them.
+//! Routes use the shell (`Master`, streams, errors); the shell never uses a route.
+
+pub(crate) mod agent;
+pub(crate) mod marathon;
+pub(crate) mod marathon_apps;
+pub(crate) mod misc;
+pub(crate) mod native;
+pub(crate) mod operator;
+pub(crate) mod scheduler;
+pub(crate) mod settings;

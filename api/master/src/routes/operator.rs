@@ -1,0 +1,159 @@
+//! `POST /api/v1`: the Mesos v1 operator API.
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use corral_log::{EventFilter, ReadConsistency};
+use corral_state::{Actor, Event};
+
+use super::misc::ReadOptions;
+use crate::error::ApiError;
+use crate::master::{new_request_id, Master};
+use crate::stream::{channel_body, leadership_lost, pump, Step};
+use axum::routing::post;
+use axum::Router;
+use corral_mesos::operator::{
+    get_state, operator_event, render_query, render_query_bytes, OperatorCall, OperatorCallJson,
+    OperatorQuery,
+};
+use corral_mesos::recordio::encode_record;
+
+fn record(json: &serde_json::Value) -> Bytes {
+    encode_record(json.to_string().as_bytes())
+}
+
+pub async fn call(
+    State(master): State<Master>,
+    Query(options): Query<ReadOptions>,
+    body: Bytes,
+) -> Response {
+    let call: OperatorCallJson = match serde_json::from_slice(&body) {
+        Ok(call) => call,
+        Err(error) => {
+            return ApiError::bad_request("body", format!("not a valid operator call: {error}"))
+                .into_response()
+        }
+    };
+    let result = match call.into_call() {
+        Err(error) => Err(error.into()),
+        Ok(OperatorCall::Query(query)) => answer(&master, query, &options).await,
+        Ok(OperatorCall::Command(command)) => apply(&master, *command).await,
+        Ok(OperatorCall::Subscribe) => subscribe(&master).await,
+    };
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn answer(
+    master: &Master,
+    query: OperatorQuery,
+    options: &ReadOptions,
+) -> Result<Response, ApiError> {
+    if query == OperatorQuery::Health {
+        return Ok(
+            Json(render_query(query, &corral_state::ClusterState::default())).into_response()
+        );
+    }
+    let consistency = options.consistency(master)?;
+    if matches!(query, OperatorQuery::State | OperatorQuery::Tasks) {
+        // A 70 MB answer: applying must not wait for it.
+        let bytes = master
+            .render_off_lock(consistency, move |state| render_query_bytes(query, state))
+            .await?;
+        return Ok(
+            ([(axum::http::header::CONTENT_TYPE, "application/json")], bytes).into_response()
+        );
+    }
+    let mut body = master
+        .node()
+        .read(consistency, |state| render_query(query, state))
+        .await
+        .map_err(|error| master.log_error(error))?;
+    match query {
+        OperatorQuery::Flags => {
+            body["get_flags"]["flags"] = serde_json::json!([
+                {"name": "allocation_interval", "value": format!("{}secs", master.inner.intervals.allocation.as_secs_f64())},
+                {"name": "tick_interval", "value": format!("{}secs", master.inner.intervals.tick.as_secs_f64())},
+                {"name": "hostname", "value": master.inner.address},
+            ]);
+        }
+        OperatorQuery::Metrics => {
+            let text = super::misc::scrape(master).await?;
+            let metrics: Vec<serde_json::Value> = text
+                .lines()
+                .filter(|line| !line.starts_with('#') && !line.is_empty())
+                .filter_map(|line| line.rsplit_once(' '))
+                .filter_map(|(name, value)| {
+                    value
+                        .parse::<f64>()
+                        .ok()
+                        .map(|value| serde_json::json!({"name": name, "value": value}))
+                })
+                .collect();
+            body["get_metrics"]["metrics"] = serde_json::json!(metrics);
+        }
+        _ => {}
+    }
+    Ok(Json(body).into_response())
+}
+
+async fn apply(master: &Master, command: corral_state::Command) -> Result<Response, ApiError> {
+    master.redirect_if_follower()?;
+    let committed =
+        master.propose(new_request_id(), Actor::Operator { principal: None }, command).await?;
+    if let Some(rejection) = committed.outcome.rejection() {
+        return Err(ApiError::Rejected(rejection.clone()));
+    }
+    Ok(StatusCode::OK.into_response())
+}
+
+async fn subscribe(master: &Master) -> Result<Response, ApiError> {
+    master.redirect_if_follower()?;
+    let (first, subscription) = {
+        // GET_STATE, then the events after exactly that state: none missed, none twice.
+        let (state_json, applied) = master
+            .node()
+            .read_with_cursor(ReadConsistency::Local, get_state)
+            .await
+            .map_err(|error| master.log_error(error))?;
+        let heartbeat_seconds = master.inner.intervals.stream_heartbeat.as_secs_f64();
+        let subscribed = serde_json::json!({
+            "type": "SUBSCRIBED",
+            "subscribed": {"get_state": state_json, "heartbeat_interval_seconds": heartbeat_seconds}
+        });
+        let subscription = master
+            .node()
+            .subscribe(applied, EventFilter::all())
+            .map_err(|ended| ApiError::Internal(format!("cannot follow the log: {ended}")))?;
+        (vec![record(&subscribed)], subscription)
+    };
+    let (sender, body) = channel_body();
+    let heartbeat = Some((
+        master.inner.intervals.stream_heartbeat,
+        record(&serde_json::json!({"type": "HEARTBEAT"})),
+    ));
+    let node = master.node().clone();
+    tokio::spawn(async move {
+        pump(
+            sender,
+            first,
+            subscription,
+            |event: &Event, _| Step::Send(operator_event(event).iter().map(record).collect()),
+            heartbeat,
+            leadership_lost(node),
+            |_| None,
+        )
+        .await;
+    });
+    let mut response = Response::new(body);
+    response
+        .headers_mut()
+        .insert(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(response)
+}
+
+/// `POST /api/v1`.
+pub(crate) fn router() -> Router<Master> {
+    Router::new().route("/api/v1", post(call))
+}

@@ -1,0 +1,8 @@
+//! Tests of corral-master through its router, called in-process with `oneshot` against
+//! masters on a real replicated log (sled files, an in-process network between them).
+
+mod master {
+    mod marathon_routes;
+    mod routes;
+    mod support;
+}

@@ -1,0 +1,190 @@
+//! Masters in this process: real sled directories, a real replicated log over an in-process
+//! network, the real router, called with `oneshot` (no socket, no child process).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use axum::Router;
+use corral_allocator::AllocatorConfig;
+use corral_log::network::LocalNetwork;
+use corral_log::{LogConfig, LogNode, LogTuning};
+use corral_master::{router, run_leader_loops, LoopIntervals, Master};
+use corral_testkit::eventually;
+use futures::StreamExt;
+use serde_json::Value;
+use tower::ServiceExt;
+
+pub const LONG: Duration = Duration::from_secs(30);
+
+/// What a request was answered with.
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    /// The body as JSON, or as a JSON string when it is not JSON.
+    pub body: Value,
+}
+
+pub struct TestMaster {
+    pub master: Master,
+    pub router: Router,
+    pub address: String,
+    leading: tokio::task::JoinHandle<()>,
+}
+
+/// One, three or five masters of one cluster, in this process.
+pub struct TestMasters {
+    pub masters: Vec<TestMaster>,
+    _directory: tempfile::TempDir,
+}
+
+impl TestMasters {
+    pub async fn start(size: u64) -> TestMasters {
+        let directory = tempfile::tempdir().expect("temp dir");
+        let network = LocalNetwork::new();
+        let address = |node_id: u64| format!("master-{node_id}:5050");
+        let peers: BTreeMap<u64, String> = (1..=size).map(|id| (id, address(id))).collect();
+        let cluster_id = corral_testkit::unique_cluster_id();
+        let mut masters = Vec::new();
+        for node_id in 1..=size {
+            let mut config = LogConfig::new(
+                node_id,
+                address(node_id),
+                directory.path().join(node_id.to_string()),
+            );
+            config.peers = peers.clone();
+            config.settings.cluster_id = cluster_id.clone();
+            config.tuning = LogTuning {
+                heartbeat_interval: Duration::from_millis(50),
+                election_timeout_min: Duration::from_millis(300),
+                election_timeout_max: Duration::from_millis(600),
+                ..LogTuning::default()
+            };
+            let node = LogNode::open_with_network(config, network.factory(node_id))
+                .await
+                .expect("log opens");
+            network.register(node_id, node.endpoint());
+            let intervals = LoopIntervals {
+                allocation: Duration::from_millis(100),
+                tick: Duration::from_secs(1),
+                stream_heartbeat: Duration::from_secs(1),
+            };
+            let master = Master::new(node, address(node_id), intervals, AllocatorConfig::default())
+                .expect("master");
+            let leading = tokio::spawn(run_leader_loops(master.clone()));
+            masters.push(TestMaster {
+                router: router(master.clone()),
+                master,
+                address: address(node_id),
+                leading,
+            });
+        }
+        let masters = TestMasters { masters, _directory: directory };
+        masters.leader().await;
+        masters
+    }
+
+    /// The index of the master every master agrees leads.
+    pub async fn leader(&self) -> usize {
+        eventually(LONG, "a leader every master follows", || async {
+            let leaders: Vec<usize> = (0..self.masters.len())
+                .filter(|index| self.masters[*index].master.node().is_leader())
+                .collect();
+            let [leader] = leaders[..] else { return None };
+            let leader_id = self.masters[leader].master.node().node_id();
+            let followed = self
+                .masters
+                .iter()
+                .all(|test| test.master.node().status().leader == Some(leader_id));
+            followed.then_some(leader)
+        })
+        .await
+    }
+
+    pub fn follower_of(&self, leader: usize) -> usize {
+        (leader + 1) % self.masters.len()
+    }
+
+    /// Sends a request to master `index` and reads the whole answer.
+    pub async fn send(
+        &self,
+        index: usize,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Answer {
+        let response = self.respond(index, request(method, path, body, &[])).await;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("body");
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Answer { status, headers, body }
+    }
+
+    /// Sends a request and returns the response as it starts (for streams).
+    pub async fn respond(&self, index: usize, request: Request<Body>) -> axum::response::Response {
+        self.masters[index].router.clone().oneshot(request).await.expect("routers are infallible")
+    }
+}
+
+impl Drop for TestMasters {
+    fn drop(&mut self) {
+        for test in &self.masters {
+            test.leading.abort();
+        }
+    }
+}
+
+/// A request with a JSON body when given and extra headers.
+pub fn request(
+    method: Method,
+    path: &str,
+    body: Option<&Value>,
+    headers: &[(&str, &str)],
+) -> Request<Body> {
+    let mut builder = Request::builder().method(method).uri(path);
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    let body = match body {
+        Some(json) => {
+            builder = builder.header("content-type", "application/json");
+            Body::from(json.to_string())
+        }
+        None => Body::empty(),
+    };
+    builder.body(body).expect("a well-formed request")
+}
+
+/// Reads a streaming body until `enough` says so, splitting it with `split` into items.
+pub async fn read_stream<T>(
+    response: axum::response::Response,
+    split: impl Fn(&mut String) -> Option<T>,
+    mut enough: impl FnMut(&[T]) -> bool,
+) -> Vec<T> {
+    let mut items = Vec::new();
+    let mut buffer = String::new();
+    let mut stream = response.into_body().into_data_stream();
+    let deadline = tokio::time::Instant::now() + LONG;
+    while !enough(&items) {
+        let chunk = tokio::time::timeout_at(deadline, stream.next())
+            .await
+            .expect("the stream sends in time")
+            .expect("the stream stays open")
+            .expect("a chunk");
+        buffer.push_str(std::str::from_utf8(&chunk).expect("utf-8"));
+        while let Some(item) = split(&mut buffer) {
+            items.push(item);
+        }
+    }
+    items
+}
+
+/// One NDJSON line off the front of `buffer`, parsed.
+pub fn ndjson_line(buffer: &mut String) -> Option<Value> {
+    let end = buffer.find('\n')?;
+    let line: String = buffer.drain(..=end).collect();
+    Some(serde_json::from_str(line.trim_end()).expect("each line is JSON"))
+}
