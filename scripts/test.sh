@@ -43,7 +43,29 @@ awk '/^     Running / { source = ($2 == "unittests" ? "unit tests" : $2); match(
      /^test result:/ { for (i = 1; i <= NF; i++) if ($i == "finished") t = $(i+2);
                        sub(/s$/, "", t); if (t + 0 >= 0.05) printf "%8.2f s  %s\n", t, binary }' "$log"
 echo "cargo test took $((finished - started)) s in all (building included)"
+
+echo "== chaos (after $SECONDS s)"
+# A short fixed-seed fault campaign (every fault kind once) against the debug corral binary
+# the test build produced: real masters and agents in network namespaces (needs root).
+chaos_status=0
+if [ "$(id -u)" = 0 ]; then
+  cargo build --locked -p corral-chaos
+  chaos_started=$(date +%s)
+  set +e
+  "$CARGO_TARGET_DIR/debug/corral-chaos" --corral "$CARGO_TARGET_DIR/debug/corral" \
+    --masters 3 --seconds 150 --rounds 1 --seed 7 --faults all 2>&1 | tee -a "$log"
+  chaos_status=${PIPESTATUS[0]}
+  set -e
+  echo "chaos: $(( $(date +%s) - chaos_started )) s wall time, exit $chaos_status"
+  # Counted as one test in the closing line.
+  if [ "$chaos_status" = 0 ]; then echo "test result: ok. 1 passed; 0 failed" >> "$log";
+  else echo "test result: FAILED. 0 passed; 1 failed" >> "$log"; fi
+else
+  echo "chaos: skipped, needs root for network namespaces"
+fi
+
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
 echo "== done in $SECONDS s"
-exit "$status"
+if [ "$status" != 0 ]; then exit "$status"; fi
+exit "$chaos_status"

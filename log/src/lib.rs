@@ -8,6 +8,7 @@
 //!
 //! This is the only crate that knows openraft and sled. The master talks to [`LogNode`].
 
+pub mod election;
 mod error;
 pub mod journal;
 pub mod network;
@@ -20,8 +21,8 @@ mod types;
 pub use error::LogError;
 pub use journal::JournalRetention;
 pub use node::{
-    ClusterStatus, Committed, LogConfig, LogNode, LogTuning, MemberStatus, ProposerCounters,
-    ReadConsistency,
+    ClusterStatus, Committed, Endpoint, LogConfig, LogNode, LogTuning, MemberStatus,
+    ProposerCounters, ReadConsistency,
 };
 pub use proposer::ProposerConfig;
 pub use store::{StorageObserver, StorageOperation};

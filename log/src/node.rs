@@ -11,6 +11,7 @@ use openraft::error::{CheckIsLeaderError, ClientWriteError, InitializeError, Raf
 use openraft::{BasicNode, ChangeMembers, Config, RaftNetworkFactory, ServerState, SnapshotPolicy};
 use tokio::sync::watch;
 
+use crate::election::{self, ElectionTiming, PreVoteNetwork, PreVoteResponder};
 use crate::journal::{Journal, JournalRetention};
 use crate::network::{raft_router, HttpNetwork};
 use crate::proposer::Proposer;
@@ -23,7 +24,12 @@ use crate::{LogError, NodeId, ProposerConfig, TypeConfig};
 /// Raft timing and snapshot settings.
 #[derive(Clone, Debug)]
 pub struct LogTuning {
+    /// openraft sends heartbeats on a tick of 1.5 × this, so a follower hears from an idle
+    /// leader every 1.5 × `heartbeat_interval`.
     pub heartbeat_interval: Duration,
+    /// A follower that has heard nothing from a leader for a random time between these two
+    /// asks for a pre-vote (see `election.rs`); voters that heard from a leader within the
+    /// minimum refuse it.
     pub election_timeout_min: Duration,
     pub election_timeout_max: Duration,
     /// Build a snapshot after this many entries since the last one. An entry is a batch of
@@ -45,9 +51,9 @@ pub struct LogTuning {
 impl Default for LogTuning {
     fn default() -> LogTuning {
         LogTuning {
-            heartbeat_interval: Duration::from_millis(100),
-            election_timeout_min: Duration::from_millis(400),
-            election_timeout_max: Duration::from_millis(800),
+            heartbeat_interval: Duration::from_millis(50),
+            election_timeout_min: Duration::from_millis(300),
+            election_timeout_max: Duration::from_millis(500),
             snapshot_every_entries: 5_000,
             entries_kept_after_snapshot: 1_000,
             snapshot_chunk_bytes: 4 * 1024 * 1024,
@@ -61,11 +67,32 @@ impl Default for LogTuning {
 impl LogTuning {
     fn raft_config(&self) -> Result<Config, LogError> {
         let millis = |duration: Duration| u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
+        if self.election_timeout_min >= self.election_timeout_max {
+            return Err(LogError::Config(format!(
+                "election_timeout_min {:?} must be below election_timeout_max {:?}",
+                self.election_timeout_min, self.election_timeout_max
+            )));
+        }
+        let (heartbeat, lease) =
+            (millis(self.heartbeat_interval), millis(self.election_timeout_min));
+        if lease <= heartbeat.saturating_mul(3) / 2 + 1 {
+            return Err(LogError::Config(format!(
+                "election_timeout_min {:?} must exceed 1.5 × heartbeat_interval {:?} (the heartbeat tick)",
+                self.election_timeout_min, self.heartbeat_interval
+            )));
+        }
         let config = Config {
             cluster_name: "corral".to_owned(),
-            heartbeat_interval: millis(self.heartbeat_interval),
-            election_timeout_min: millis(self.election_timeout_min),
-            election_timeout_max: millis(self.election_timeout_max),
+            heartbeat_interval: heartbeat,
+            // Our timer (election.rs) stands for election; openraft's would stand without a
+            // pre-vote and only after `leader_lease + election_timeout`.
+            enable_elect: false,
+            // openraft's leader lease is its `election_timeout_max`: a voter that heard from
+            // the leader within it refuses to vote. It equals our minimum, the bound the
+            // pre-vote uses, so a candidate that won the pre-vote is not refused by the lease.
+            // openraft's own election timeout (unused) only has to lie between.
+            election_timeout_min: (heartbeat + lease) / 2,
+            election_timeout_max: lease,
             install_snapshot_timeout: millis(self.install_snapshot_timeout),
             snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snapshot_every_entries),
             max_in_snapshot_log_to_keep: self.entries_kept_after_snapshot,
@@ -170,6 +197,23 @@ pub struct ClusterStatus {
     pub members: Vec<MemberStatus>,
 }
 
+/// One node as other nodes reach it: its Raft RPCs and its pre-vote answers.
+#[derive(Clone)]
+pub struct Endpoint {
+    pub(crate) raft: Raft,
+    pub(crate) pre_vote: PreVoteResponder,
+}
+
+impl Endpoint {
+    /// What this node answers a candidate's pre-vote (also served over HTTP).
+    pub async fn answer_pre_vote(
+        &self,
+        request: &election::PreVoteRequest,
+    ) -> election::PreVoteResponse {
+        self.pre_vote.answer(request).await
+    }
+}
+
 struct NodeInner {
     node_id: NodeId,
     raft: Raft,
@@ -177,6 +221,7 @@ struct NodeInner {
     committed: crate::store::CommittedIndex,
     storage_observer: crate::store::StorageObserverSlot,
     proposer: Proposer,
+    pre_vote: PreVoteResponder,
     subscription_limits: SubscriptionLimits,
     closing: watch::Sender<bool>,
 }
@@ -199,7 +244,7 @@ impl LogNode {
     /// [`LocalNetwork`](crate::network::LocalNetwork)).
     pub async fn open_with_network<N>(config: LogConfig, network: N) -> Result<LogNode, LogError>
     where
-        N: RaftNetworkFactory<TypeConfig>,
+        N: RaftNetworkFactory<TypeConfig> + PreVoteNetwork,
     {
         let raft_config = Arc::new(config.tuning.raft_config()?);
         let directory = config.data_dir.clone();
@@ -212,10 +257,28 @@ impl LogNode {
         .map_err(|error| LogError::Raft(error.to_string()))??;
         let committed = log_store.committed_index();
         let storage_observer = log_store.observer_slot();
-        let raft =
-            Raft::new(config.node_id, raft_config, network, log_store, state_machine.clone())
-                .await
-                .map_err(|error| LogError::Raft(error.to_string()))?;
+        let raft = Raft::new(
+            config.node_id,
+            raft_config,
+            network.clone(),
+            log_store.clone(),
+            state_machine.clone(),
+        )
+        .await
+        .map_err(|error| LogError::Raft(error.to_string()))?;
+        let pre_vote = PreVoteResponder::new(
+            config.node_id,
+            raft.clone(),
+            log_store,
+            config.tuning.election_timeout_min,
+        );
+        let closing = watch::Sender::new(false);
+        let timing = ElectionTiming {
+            heartbeat: config.tuning.heartbeat_interval,
+            min: config.tuning.election_timeout_min,
+            max: config.tuning.election_timeout_max,
+        };
+        tokio::spawn(election::run_timer(pre_vote.clone(), network, timing, closing.subscribe()));
         let proposer = Proposer::spawn(raft.clone(), config.proposer);
         let node = LogNode {
             inner: Arc::new(NodeInner {
@@ -225,8 +288,9 @@ impl LogNode {
                 committed,
                 storage_observer,
                 proposer,
+                pre_vote,
                 subscription_limits: config.subscription,
-                closing: watch::Sender::new(false),
+                closing,
             }),
         };
         if config.peers.contains_key(&config.node_id) {
@@ -252,7 +316,12 @@ impl LogNode {
 
     /// The Raft RPC routes (under `/corral/raft`), to merge into the master's router.
     pub fn raft_router(&self) -> axum::Router {
-        raft_router(self.inner.raft.clone())
+        raft_router(self.inner.raft.clone(), self.inner.pre_vote.clone())
+    }
+
+    /// What an in-process transport delivers to: Raft RPCs and pre-votes.
+    pub fn endpoint(&self) -> Endpoint {
+        Endpoint { raft: self.inner.raft.clone(), pre_vote: self.inner.pre_vote.clone() }
     }
 
     /// The openraft handle, for what this type does not cover.

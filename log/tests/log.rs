@@ -4,6 +4,7 @@ mod log {
     mod cluster;
     mod crash;
     mod membership;
+    mod prevote;
     mod subscribe;
     mod suite;
     pub mod support;

@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::RAFT_ROUTE_PREFIX;
+use crate::election::{PreVoteNetwork, PreVoteRequest, PreVoteResponder, PreVoteResponse};
 use crate::typ::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotError, InstallSnapshotRequest,
     InstallSnapshotResponse, Node, Raft, RaftError, VoteRequest, VoteResponse,
@@ -23,7 +24,10 @@ use crate::{NodeId, TypeConfig};
 
 /// The routes other masters call, under [`RAFT_ROUTE_PREFIX`]. Merge it into the master's
 /// router.
-pub fn raft_router(raft: Raft) -> Router {
+pub fn raft_router(raft: Raft, pre_vote: PreVoteResponder) -> Router {
+    let pre_vote_route = Router::new()
+        .route(&format!("{RAFT_ROUTE_PREFIX}/prevote"), post(answer_pre_vote))
+        .with_state(pre_vote);
     Router::new()
         .route(&format!("{RAFT_ROUTE_PREFIX}/append"), post(append_entries))
         .route(&format!("{RAFT_ROUTE_PREFIX}/vote"), post(vote))
@@ -32,6 +36,14 @@ pub fn raft_router(raft: Raft) -> Router {
         // snapshot chunk is larger, and a refused one would be retried forever.
         .layer(DefaultBodyLimit::max(RAFT_BODY_LIMIT))
         .with_state(raft)
+        .merge(pre_vote_route)
+}
+
+async fn answer_pre_vote(State(responder): State<PreVoteResponder>, body: Bytes) -> Response {
+    match postcard::from_bytes::<PreVoteRequest>(&body) {
+        Ok(request) => encoded(&responder.answer(&request).await),
+        Err(error) => malformed(error),
+    }
 }
 
 /// Bounds one Raft request: `max_payload_entries` batches of at most `max_batch_bytes`
@@ -91,6 +103,32 @@ impl HttpNetwork {
                 crate::LogError::Config(format!("no HTTP client for peers: {error}"))
             })?;
         Ok(HttpNetwork { client, node_id })
+    }
+}
+
+impl PreVoteNetwork for HttpNetwork {
+    async fn pre_vote(
+        &self,
+        _target: NodeId,
+        address: &str,
+        request: PreVoteRequest,
+        timeout: Duration,
+    ) -> Result<PreVoteResponse, String> {
+        let body = postcard::to_allocvec(&request).map_err(|error| error.to_string())?;
+        let response = self
+            .client
+            .post(format!("http://{address}{RAFT_ROUTE_PREFIX}/prevote"))
+            .timeout(timeout)
+            .body(body)
+            .send()
+            .await
+            .map_err(|error| error.to_string())?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(|error| error.to_string())?;
+        if !status.is_success() {
+            return Err(format!("{status}: {}", String::from_utf8_lossy(&bytes)));
+        }
+        postcard::from_bytes(&bytes).map_err(|error| error.to_string())
     }
 }
 

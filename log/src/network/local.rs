@@ -8,15 +8,17 @@ use std::time::Duration;
 use openraft::error::{NetworkError, RPCError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 
+use crate::election::{PreVoteNetwork, PreVoteRequest, PreVoteResponse};
+use crate::node::Endpoint;
 use crate::typ::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotError, InstallSnapshotRequest,
-    InstallSnapshotResponse, Node, Raft, RaftError, VoteRequest, VoteResponse,
+    InstallSnapshotResponse, Node, RaftError, VoteRequest, VoteResponse,
 };
 use crate::{NodeId, TypeConfig};
 
 #[derive(Default)]
 struct Fabric {
-    nodes: BTreeMap<NodeId, Raft>,
+    nodes: BTreeMap<NodeId, Endpoint>,
     isolated: BTreeSet<NodeId>,
     /// Unordered pairs, smaller id first.
     cut_links: BTreeSet<(NodeId, NodeId)>,
@@ -44,7 +46,7 @@ pub struct LocalNetwork {
 struct Fault(&'static str);
 
 enum Delivery {
-    To(Raft),
+    To(Endpoint),
     Unreachable,
     Dropped,
 }
@@ -63,8 +65,10 @@ impl LocalNetwork {
         LocalNetworkFactory { network: self.clone(), from }
     }
 
-    pub fn register(&self, node_id: NodeId, raft: Raft) {
-        self.fabric().nodes.insert(node_id, raft);
+    /// Makes a node reachable: its Raft RPCs and its pre-vote answers
+    /// ([`LogNode::endpoint`](crate::LogNode::endpoint)).
+    pub fn register(&self, node_id: NodeId, endpoint: Endpoint) {
+        self.fabric().nodes.insert(node_id, endpoint);
     }
 
     /// A crashed or stopped node: messages to it fail as unreachable.
@@ -119,7 +123,7 @@ impl LocalNetwork {
             return (Delivery::Dropped, delay);
         }
         match fabric.nodes.get(&to) {
-            Some(raft) => (Delivery::To(raft.clone()), delay),
+            Some(endpoint) => (Delivery::To(endpoint.clone()), delay),
             None => (Delivery::Unreachable, delay),
         }
     }
@@ -134,6 +138,31 @@ impl LocalNetwork {
 pub struct LocalNetworkFactory {
     network: LocalNetwork,
     from: NodeId,
+}
+
+impl PreVoteNetwork for LocalNetworkFactory {
+    async fn pre_vote(
+        &self,
+        target: NodeId,
+        _address: &str,
+        request: PreVoteRequest,
+        _timeout: Duration,
+    ) -> Result<PreVoteResponse, String> {
+        let connection =
+            LocalConnection { network: self.network.clone(), from: self.from, to: target };
+        let reply = connection
+            .deliver(|endpoint| async move {
+                Ok::<_, RaftError>(endpoint.pre_vote.answer(&request).await)
+            })
+            .await;
+        reply.map_err(|error| error.to_string())
+    }
+}
+
+impl Clone for LocalNetworkFactory {
+    fn clone(&self) -> LocalNetworkFactory {
+        LocalNetworkFactory { network: self.network.clone(), from: self.from }
+    }
 }
 
 impl RaftNetworkFactory<TypeConfig> for LocalNetworkFactory {
@@ -157,7 +186,7 @@ impl LocalConnection {
     ) -> Result<Reply, RPCError<NodeId, Node, RaftError<E>>>
     where
         E: std::error::Error,
-        Call: FnOnce(Raft) -> Fut,
+        Call: FnOnce(Endpoint) -> Fut,
         Fut: std::future::Future<Output = Result<Reply, RaftError<E>>>,
     {
         let (delivery, delay) = self.network.route(self.from, self.to);
@@ -165,8 +194,8 @@ impl LocalConnection {
             // Injected latency, not synchronisation.
             tokio::time::sleep(delay).await;
         }
-        let raft = match delivery {
-            Delivery::To(raft) => raft,
+        let endpoint = match delivery {
+            Delivery::To(endpoint) => endpoint,
             Delivery::Unreachable => {
                 return Err(RPCError::Unreachable(Unreachable::new(&Fault("unreachable"))))
             }
@@ -174,7 +203,7 @@ impl LocalConnection {
                 return Err(RPCError::Network(NetworkError::new(&Fault("message dropped"))))
             }
         };
-        let reply = call(raft).await;
+        let reply = call(endpoint).await;
         if !self.network.reply_reaches(self.from, self.to) {
             return Err(RPCError::Unreachable(Unreachable::new(&Fault(
                 "reply lost in a partition",
@@ -190,7 +219,7 @@ impl RaftNetwork<TypeConfig> for LocalConnection {
         request: AppendEntriesRequest,
         _option: RPCOption,
     ) -> Result<AppendEntriesResponse, RPCError<NodeId, Node, RaftError>> {
-        self.deliver(|raft| async move { raft.append_entries(request).await }).await
+        self.deliver(|endpoint| async move { endpoint.raft.append_entries(request).await }).await
     }
 
     async fn install_snapshot(
@@ -199,7 +228,7 @@ impl RaftNetwork<TypeConfig> for LocalConnection {
         _option: RPCOption,
     ) -> Result<InstallSnapshotResponse, RPCError<NodeId, Node, RaftError<InstallSnapshotError>>>
     {
-        self.deliver(|raft| async move { raft.install_snapshot(request).await }).await
+        self.deliver(|endpoint| async move { endpoint.raft.install_snapshot(request).await }).await
     }
 
     async fn vote(
@@ -207,6 +236,6 @@ impl RaftNetwork<TypeConfig> for LocalConnection {
         request: VoteRequest,
         _option: RPCOption,
     ) -> Result<VoteResponse, RPCError<NodeId, Node, RaftError>> {
-        self.deliver(|raft| async move { raft.vote(request).await }).await
+        self.deliver(|endpoint| async move { endpoint.raft.vote(request).await }).await
     }
 }

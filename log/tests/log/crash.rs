@@ -116,7 +116,7 @@ async fn masters_killed_while_writing_lose_nothing_acknowledged() {
         let node_id = index as u64 + 1;
         let config = LogConfig::new(node_id, addresses[index].clone(), directory.path());
         let node = LogNode::open_with_network(config, network.factory(node_id)).await.unwrap();
-        network.register(node_id, node.raft().clone());
+        network.register(node_id, node.endpoint());
         nodes.push(node);
     }
     let marker = register_agent(u64::MAX);

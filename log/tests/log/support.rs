@@ -89,7 +89,7 @@ impl TestCluster {
     pub async fn open(&mut self, config: LogConfig) -> LogNode {
         let node_id = config.node_id;
         let node = LogNode::open_with_network(config, self.network.factory(node_id)).await.unwrap();
-        self.network.register(node_id, node.raft().clone());
+        self.network.register(node_id, node.endpoint());
         self.nodes.insert(node_id, node.clone());
         node
     }

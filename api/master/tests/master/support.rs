@@ -64,7 +64,7 @@ impl TestMasters {
             let node = LogNode::open_with_network(config, network.factory(node_id))
                 .await
                 .expect("log opens");
-            network.register(node_id, node.raft().clone());
+            network.register(node_id, node.endpoint());
             let intervals = LoopIntervals {
                 allocation: Duration::from_millis(100),
                 tick: Duration::from_secs(1),
