@@ -337,11 +337,7 @@ fn times_that_fit_no_clock_are_refused_not_read_as_zero() {
     let paths: Vec<&str> = failure.details.iter().map(|detail| detail.path.as_str()).collect();
     assert_eq!(
         paths,
-        [
-            "/backoffSeconds",
-            "/maxLaunchDelaySeconds",
-            "/unreachableStrategy/expungeAfterSeconds"
-        ]
+        ["/backoffSeconds", "/maxLaunchDelaySeconds", "/unreachableStrategy/expungeAfterSeconds"]
     );
 }
 
