@@ -44,16 +44,19 @@ pub struct MasterClient {
 impl MasterClient {
     /// Fails only when the HTTP client cannot be built (no TLS backend, say).
     pub fn new(masters: Vec<String>) -> Result<MasterClient, reqwest::Error> {
+        // A command commits in milliseconds; one unanswered for seconds went to a master that
+        // is paused or cut off, and is sent to the next (its request id makes that safe).
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(10))
+            .connect_timeout(Duration::from_secs(1))
+            .timeout(Duration::from_secs(3))
             .build()?;
-        // No overall timeout: the stream lives as long as the master serves it; heartbeat
-        // lines every 15 s let the read timeout notice a master that vanished.
+        // No overall timeout: the stream lives as long as the master serves it; its heartbeat
+        // lines every second let the read timeout notice a master gone quiet.
         let streaming = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(5))
-            .read_timeout(Duration::from_secs(40))
+            .connect_timeout(Duration::from_secs(1))
+            .read_timeout(Duration::from_secs(4))
             .build()?;
         Ok(MasterClient {
             http,

@@ -314,7 +314,13 @@ impl Stream {
             if !self.queued.is_empty() {
                 continue;
             }
-            self.changes.changed().await.ok()?;
+            // Heartbeats as the masters send them: the agent gives up on a silent stream.
+            match tokio::time::timeout(std::time::Duration::from_secs(1), self.changes.changed())
+                .await
+            {
+                Ok(changed) => changed.ok()?,
+                Err(_) => return Some("{\"kind\":\"heartbeat\"}\n".to_owned()),
+            }
         }
     }
 }

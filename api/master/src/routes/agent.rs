@@ -73,6 +73,10 @@ pub(crate) async fn command(
     Ok((status, Json(result)).into_response())
 }
 
+/// How often an agent's event stream says it is alive; agents give up on a stream silent
+/// for a few of these (`corral_agent::daemon`'s stream read timeout).
+const AGENT_STREAM_HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(1);
+
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct AgentEventsQuery {
     from: Option<String>,
@@ -101,10 +105,9 @@ pub(crate) async fn events(
             Vec::new(),
             subscription,
             |event: &Event, cursor| Step::Send(vec![Bytes::from(ndjson_line(cursor, event))]),
-            Some((
-                std::time::Duration::from_secs(15),
-                Bytes::from_static(b"{\"heartbeat\":true}\n"),
-            )),
+            // Often, so an agent whose master went quiet (paused, cut off) notices within
+            // seconds and follows another master from its cursor.
+            Some((AGENT_STREAM_HEARTBEAT, Bytes::from_static(b"{\"kind\":\"heartbeat\"}\n"))),
             std::future::pending::<()>(),
             |ended| {
                 Some(Bytes::from(format!(
