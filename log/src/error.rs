@@ -23,6 +23,11 @@ pub enum LogError {
     Membership(String),
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The command may or may not have been committed: this master lost the lead while it
+    /// was in flight and could not learn which in time. Retrying with the same request id is
+    /// safe; retrying without it may apply it twice.
+    #[error("the command's outcome is unknown: leadership changed while it was in flight")]
+    OutcomeUnknown,
     /// The command cannot be written to the log; it was not proposed.
     #[error("cannot encode the command: {0}")]
     Encode(#[from] corral_state::codec::CodecError),

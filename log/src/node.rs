@@ -21,6 +21,10 @@ use crate::subscribe::{self, EventFilter, Subscription, SubscriptionEnded, Subsc
 use crate::typ::{Raft, RaftMetrics};
 use crate::{LogError, NodeId, ProposerConfig, TypeConfig};
 
+/// How long a proposal refused with "not leader" waits to learn whether it was committed
+/// anyway; past it the outcome is unknown.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// Raft timing and snapshot settings.
 #[derive(Clone, Debug)]
 pub struct LogTuning {
@@ -339,7 +343,56 @@ impl LogNode {
         actor: Actor,
         command: Command,
     ) -> Result<Committed, LogError> {
-        self.inner.proposer.propose(request_id, actor, command).await
+        match self.inner.proposer.propose(request_id.clone(), actor, command).await {
+            Err(LogError::NotLeader { leader_hint }) => self.settle(&request_id, leader_hint).await,
+            other => other,
+        }
+    }
+
+    /// A proposal refused with "not leader" may have reached the log before this master
+    /// lost the lead, and be committed by its successor: answering "ask the leader" then
+    /// would have a client apply it twice. It is decided once this master has applied an
+    /// entry of the newest term it knows: the successor commits what it kept before that
+    /// entry, and drops the rest for good. Either the request id is in the state then (its
+    /// first outcome is the answer, as a retry would get it) or it never will be.
+    async fn settle(
+        &self,
+        request_id: &RequestId,
+        leader_hint: Option<(NodeId, String)>,
+    ) -> Result<Committed, LogError> {
+        let mut metrics = self.inner.raft.metrics();
+        let settled = tokio::time::timeout(SETTLE_TIMEOUT, async {
+            loop {
+                let applied_in_term = {
+                    let metrics = metrics.borrow_and_update();
+                    metrics
+                        .last_applied
+                        .is_some_and(|log_id| log_id.leader_id.term >= metrics.current_term)
+                };
+                if applied_in_term {
+                    return true;
+                }
+                if metrics.changed().await.is_err() {
+                    return false;
+                }
+            }
+        })
+        .await;
+        if settled != Ok(true) {
+            return Err(LogError::OutcomeUnknown);
+        }
+        let applied = self.inner.state_machine.read();
+        match applied.state.outcome_of(request_id) {
+            Some(first) => {
+                let index = applied.last_applied.map_or(0, |log_id| log_id.index);
+                Ok(Committed {
+                    index,
+                    first_event: Cursor::new(index, u32::MAX),
+                    outcome: corral_state::Outcome::Duplicate(Box::new(first.clone())),
+                })
+            }
+            None => Err(LogError::NotLeader { leader_hint }),
+        }
     }
 
     /// Runs `read` against the applied state with the given consistency.

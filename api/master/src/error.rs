@@ -22,6 +22,10 @@ pub enum ApiError {
     NotLeader { leader_address: String },
     #[error("no leader is elected yet")]
     NoLeader,
+    /// Leadership changed while the command was in flight and this master could not learn
+    /// in time whether it was committed.
+    #[error("the command may or may not have been applied: leadership changed while it was in flight; check before retrying")]
+    OutcomeUnknown,
     #[error("internal error: {0}")]
     Internal(String),
     /// A Marathon app definition that breaks its rules: 422 with Marathon's body.
@@ -56,7 +60,7 @@ impl ApiError {
             ApiError::Rejected(rejection) => rejection_status(rejection),
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::NotLeader { .. } => StatusCode::TEMPORARY_REDIRECT,
-            ApiError::NoLeader => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::NoLeader | ApiError::OutcomeUnknown => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
         }
@@ -95,6 +99,7 @@ fn error_kind(error: &ApiError) -> &'static str {
         ApiError::NotFound(_) => "not_found",
         ApiError::NotLeader { .. } => "not_leader",
         ApiError::NoLeader => "no_leader",
+        ApiError::OutcomeUnknown => "outcome_unknown",
         ApiError::Internal(_) => "internal",
         ApiError::Validation(_) => "invalid",
     }

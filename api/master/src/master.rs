@@ -227,6 +227,7 @@ impl Master {
                 ApiError::NotLeader { leader_address: address }
             }
             LogError::NotLeader { .. } => ApiError::NoLeader,
+            LogError::OutcomeUnknown => ApiError::OutcomeUnknown,
             other => ApiError::Internal(other.to_string()),
         }
     }

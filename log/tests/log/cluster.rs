@@ -237,3 +237,34 @@ async fn followers_refuse_writes_and_linearizable_reads_with_a_leader_hint() {
     assert!(status.members.iter().all(|member| member.voter && member.lag.is_some()));
     cluster.shutdown().await;
 }
+
+/// A proposal refused with "not leader" is answered with "ask the leader" only once this
+/// master knows the command is not in the log: had it been committed (a leader that lost
+/// the lead with the command in flight), redirecting would have a client apply it twice.
+/// Here the command is committed through the leader, then proposed again with its request
+/// id on a follower: the follower answers with the first outcome, not a redirect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_proposal_already_in_the_log_answers_with_its_outcome() {
+    let cluster = TestCluster::start(3).await;
+    let committed = cluster.propose(7).await;
+    assert!(!committed.outcome.is_rejected());
+    let leader = cluster.leader().await;
+    let follower = if leader == 1 { 2 } else { 1 };
+    cluster.converged(&[leader, follower]).await;
+    let (request_id, actor, command) = register_agent(7);
+    let again = cluster.node(follower).propose(request_id, actor, command).await;
+    match again {
+        Ok(answer) => assert_eq!(
+            answer.outcome,
+            corral_state::Outcome::Duplicate(Box::new(committed.outcome.original().clone()))
+        ),
+        Err(error) => panic!("the follower should have found the command in its log: {error}"),
+    }
+    let (request_id, actor, command) = register_agent(8);
+    let fresh = cluster.node(follower).propose(request_id, actor, command).await;
+    assert!(
+        matches!(fresh, Err(corral_log::LogError::NotLeader { leader_hint: Some(_) })),
+        "a command not in the log is sent to the leader: {fresh:?}"
+    );
+    cluster.shutdown().await;
+}
