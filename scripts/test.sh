@@ -5,6 +5,8 @@ cd "$(dirname "$0")/.."
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# One build from scratch (CI) gains nothing from incremental data, and it costs gigabytes.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 echo "== setup"
 # promtool lints the metrics exposition in the API tests (Debian's prometheus package).
