@@ -16,6 +16,9 @@ pub enum ApiError {
     Rejected(#[from] Rejection),
     #[error("not found: {0}")]
     NotFound(String),
+    /// A 404 naming the parameter whose value names nothing known (an unknown agent id).
+    #[error("{field}: {problem}")]
+    UnknownId { field: String, problem: String },
     /// A 307 to the same path and query on the leader; the request middleware, which
     /// knows the request, writes the `Location`.
     #[error("this master is not the leader; the leader is {leader_address}")]
@@ -28,6 +31,13 @@ pub enum ApiError {
     OutcomeUnknown,
     #[error("internal error: {0}")]
     Internal(String),
+    /// The master's proxy could not get an answer from an agent (`cause` is logged, not
+    /// shown).
+    #[error("agent {agent_id} at {address} did not answer: {cause}")]
+    AgentUnreachable { agent_id: String, address: String, cause: String },
+    /// The agent took longer than the proxy waits.
+    #[error("agent {agent_id} at {address} did not answer in time: {cause}")]
+    AgentTimeout { agent_id: String, address: String, cause: String },
     /// A Marathon app definition that breaks its rules: 422 with Marathon's body.
     #[error("{}", .0.message)]
     Validation(corral_marathon::ValidationFailure),
@@ -58,10 +68,12 @@ impl ApiError {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Rejected(rejection) => rejection_status(rejection),
-            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::NotFound(_) | ApiError::UnknownId { .. } => StatusCode::NOT_FOUND,
             ApiError::NotLeader { .. } => StatusCode::TEMPORARY_REDIRECT,
             ApiError::NoLeader | ApiError::OutcomeUnknown => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::AgentUnreachable { .. } => StatusCode::BAD_GATEWAY,
+            ApiError::AgentTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
         }
     }
@@ -96,11 +108,13 @@ fn error_kind(error: &ApiError) -> &'static str {
     match error {
         ApiError::BadRequest { .. } => "bad_request",
         ApiError::Rejected(_) => "rejected",
-        ApiError::NotFound(_) => "not_found",
+        ApiError::NotFound(_) | ApiError::UnknownId { .. } => "not_found",
         ApiError::NotLeader { .. } => "not_leader",
         ApiError::NoLeader => "no_leader",
         ApiError::OutcomeUnknown => "outcome_unknown",
         ApiError::Internal(_) => "internal",
+        ApiError::AgentUnreachable { .. } => "agent_unreachable",
+        ApiError::AgentTimeout { .. } => "agent_timeout",
         ApiError::Validation(_) => "invalid",
     }
 }
@@ -112,12 +126,20 @@ impl IntoResponse for ApiError {
             return (status, Json(failure)).into_response();
         }
         let field = match &self {
-            ApiError::BadRequest { field, .. } => Some(field.as_str()),
+            ApiError::BadRequest { field, .. } | ApiError::UnknownId { field, .. } => {
+                Some(field.as_str())
+            }
             ApiError::Rejected(Rejection::Invalid { field, .. }) => Some(field.as_str()),
             _ => None,
         };
         let message = match &self {
             ApiError::Internal(_) => "internal error; the master's log has the cause".to_owned(),
+            ApiError::AgentUnreachable { agent_id, .. } => {
+                format!("agent {agent_id} could not be reached; the master's log has the cause")
+            }
+            ApiError::AgentTimeout { agent_id, .. } => {
+                format!("agent {agent_id} did not answer in time; the master's log has the cause")
+            }
             other => other.to_string(),
         };
         let body = ErrorBody { error: error_kind(&self), field, message };

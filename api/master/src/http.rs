@@ -24,6 +24,8 @@ pub fn router(master: Master) -> Router {
         .merge(routes::native::router())
         .merge(routes::settings::router())
         .merge(routes::agent::router())
+        .merge(routes::agent_proxy::router())
+        .merge(routes::v0::router())
         .merge(routes::marathon::router())
         .fallback(no_route)
         .layer(axum::middleware::from_fn_with_state(master.clone(), track))

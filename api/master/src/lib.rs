@@ -15,6 +15,7 @@ mod native;
 mod routes;
 mod service_scheduler;
 mod stream;
+mod written;
 
 pub use http::{router, serve};
 pub use leader::run as run_leader_loops;

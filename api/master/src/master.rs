@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+use crate::written::BodyWriter;
 
 /// How often the leader's loops run.
 #[derive(Clone, Debug)]
@@ -138,6 +139,8 @@ pub struct MasterInner {
     pub started_at: Timestamp,
     /// The built-in service scheduler's recent offer matching, for `/v2/queue` (leader).
     pub service_offers: crate::service_scheduler::OfferReports,
+    /// Talks to agents for the `/agent/{id}/...` proxy.
+    pub agent_http: reqwest::Client,
 }
 
 /// Everything a handler needs. Cheap to clone.
@@ -181,6 +184,7 @@ impl Master {
                 address,
                 started_at: wall_clock(),
                 service_offers: crate::service_scheduler::OfferReports::default(),
+                agent_http: crate::routes::agent_proxy::client(),
             }),
         })
     }
@@ -254,6 +258,36 @@ impl Master {
         tokio::task::spawn_blocking(move || render(&copy))
             .await
             .map_err(|error| ApiError::Internal(error.to_string()))
+    }
+
+    /// For answers that grow with the cluster: copies the state as `render_off_lock` does and
+    /// writes the answer from the copy straight into the response body, so the client gets
+    /// its first bytes while the rest is written.
+    pub(crate) async fn respond_off_lock(
+        &self,
+        consistency: ReadConsistency,
+        what: &'static str,
+        write: impl FnOnce(&ClusterState, &mut BodyWriter) -> serde_json::Result<()> + Send + 'static,
+    ) -> Result<axum::response::Response, ApiError> {
+        let copy = self.read_state(consistency, ClusterState::without_bookkeeping).await?;
+        Ok(crate::written::json_response(what, copy, write))
+    }
+
+    /// The flags a master reports (`/master/flags`, `GET_FLAGS`), as Mesos does: by name,
+    /// values as text.
+    pub(crate) fn flags(&self) -> Vec<(&'static str, String)> {
+        let intervals = &self.inner.intervals;
+        vec![
+            ("allocation_interval", format!("{}secs", intervals.allocation.as_secs_f64())),
+            ("hostname", self.inner.address.clone()),
+            ("port", self.port().to_string()),
+            ("tick_interval", format!("{}secs", intervals.tick.as_secs_f64())),
+            ("version", corral_mesos::operator::MESOS_API_VERSION.to_owned()),
+        ]
+    }
+
+    fn port(&self) -> u32 {
+        self.inner.address.rsplit_once(':').and_then(|(_, port)| port.parse().ok()).unwrap_or(5050)
     }
 
     /// A redirect to the leader, when this master is not the leader.

@@ -5,4 +5,5 @@ mod master {
     mod marathon_routes;
     mod routes;
     mod support;
+    mod v0_routes;
 }

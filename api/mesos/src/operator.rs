@@ -12,6 +12,7 @@ use super::convert::{
     task_status_to_json,
 };
 use super::json::{DurationInfoJson, IdJson, ResourceJson};
+use super::v0::Sequence;
 use crate::error::FieldError;
 use corral_state::model::{
     Agent, AgentMode, Framework, Liveness, MachineId, MachineMode, MaintenanceWindow, QuotaConfig,
@@ -422,39 +423,32 @@ pub fn task_json(task: &Task) -> Json {
     serde_json::to_value(TaskRef(task)).unwrap_or(Json::Null)
 }
 
-/// GET_TASKS, written straight from the state.
+/// GET_TASKS, written straight from the state. Tasks of frameworks that were torn down stay
+/// visible under `completed_tasks`, as Mesos shows them.
 struct TasksRef<'a>(&'a ClusterState);
 
 impl serde::Serialize for TasksRef<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use corral_state::model::TaskState;
         use serde::ser::SerializeMap;
         let frameworks = self.0.frameworks().values();
-        let live = |task: &&std::sync::Arc<Task>| {
-            !task.state.is_terminal() && task.state != corral_state::model::TaskState::Unreachable
-        };
-        let tasks: Vec<TaskRef<'_>> = frameworks
+        let tracked = || frameworks.clone().flat_map(|f| f.tasks.values());
+        let live = tracked()
+            .filter(|task| !task.state.is_terminal() && task.state != TaskState::Unreachable);
+        let unreachable = tracked().filter(|task| task.state == TaskState::Unreachable);
+        let completed = frameworks
             .clone()
-            .flat_map(|f| f.tasks.values())
-            .filter(live)
-            .map(|t| TaskRef(t))
-            .collect();
-        let unreachable: Vec<TaskRef<'_>> = frameworks
-            .clone()
-            .flat_map(|f| f.tasks.values())
-            .filter(|t| t.state == corral_state::model::TaskState::Unreachable)
-            .map(|t| TaskRef(t))
-            .collect();
-        let completed: Vec<TaskRef<'_>> = frameworks
             .flat_map(|f| {
                 f.tasks.values().filter(|t| t.state.is_terminal()).chain(f.completed_tasks.iter())
             })
-            .map(|t| TaskRef(t))
-            .collect();
+            .chain(self.0.completed_frameworks().values().flat_map(|c| {
+                c.framework.tasks.values().chain(c.framework.completed_tasks.iter())
+            }));
         let mut map = serializer.serialize_map(Some(5))?;
         map.serialize_entry("pending_tasks", &[(); 0])?;
-        map.serialize_entry("tasks", &tasks)?;
-        map.serialize_entry("unreachable_tasks", &unreachable)?;
-        map.serialize_entry("completed_tasks", &completed)?;
+        map.serialize_entry("tasks", &Sequence::new(live.map(|t| TaskRef(t))))?;
+        map.serialize_entry("unreachable_tasks", &Sequence::new(unreachable.map(|t| TaskRef(t))))?;
+        map.serialize_entry("completed_tasks", &Sequence::new(completed.map(|t| TaskRef(t))))?;
         map.serialize_entry("orphan_tasks", &[(); 0])?;
         map.end()
     }
@@ -533,7 +527,7 @@ fn get_executors(state: &ClusterState) -> Json {
 }
 
 fn get_tasks(state: &ClusterState) -> Json {
-    serde_json::to_value(TasksRef(state)).unwrap_or(Json::Null)
+    serde_json::to_value(TasksRef(state)).expect("tasks render as JSON")
 }
 
 fn quantities_json(quantities: &Quantities) -> Json {
@@ -677,30 +671,47 @@ pub fn render_query(query: OperatorQuery, state: &ClusterState) -> Json {
     json!({"type": kind, key: body})
 }
 
-/// Renders a read-only call's response as JSON bytes. GET_STATE and GET_TASKS, which grow
-/// with the number of tasks, are written straight from the state.
-pub fn render_query_bytes(query: OperatorQuery, state: &ClusterState) -> Vec<u8> {
-    let streamed = match query {
-        OperatorQuery::Tasks => serde_json::to_vec(&TypedAnswer {
-            kind: "GET_TASKS",
-            key: "get_tasks",
-            body: TasksRef(state),
-        })
-        .ok(),
-        OperatorQuery::State => serde_json::to_vec(&TypedAnswer {
-            kind: "GET_STATE",
-            key: "get_state",
-            body: StateRef {
-                tasks: TasksRef(state),
-                executors: get_executors(state),
-                frameworks: get_frameworks(state),
-                agents: get_agents(state),
+/// Writes a read-only call's response as JSON into `out`. GET_STATE and GET_TASKS, which
+/// grow with the number of tasks, are written straight from the state, one record at a time.
+pub fn write_query(
+    query: OperatorQuery,
+    state: &ClusterState,
+    out: impl std::io::Write,
+) -> serde_json::Result<()> {
+    match query {
+        OperatorQuery::Tasks => serde_json::to_writer(
+            out,
+            &TypedAnswer { kind: "GET_TASKS", key: "get_tasks", body: TasksRef(state) },
+        ),
+        OperatorQuery::State => serde_json::to_writer(
+            out,
+            &TypedAnswer {
+                kind: "GET_STATE",
+                key: "get_state",
+                body: StateRef {
+                    tasks: TasksRef(state),
+                    executors: get_executors(state),
+                    frameworks: get_frameworks(state),
+                    agents: AgentsRef(state),
+                },
             },
-        })
-        .ok(),
-        _ => None,
-    };
-    streamed.unwrap_or_else(|| serde_json::to_vec(&render_query(query, state)).unwrap_or_default())
+        ),
+        _ => serde_json::to_writer(out, &render_query(query, state)),
+    }
+}
+
+/// GET_AGENTS, one agent's JSON at a time.
+struct AgentsRef<'a>(&'a ClusterState);
+
+impl serde::Serialize for AgentsRef<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let agents = self.0.agents().values().filter(|agent| !agent.is_gone()).map(agent_json);
+        let mut map = serializer.serialize_map(Some(2))?;
+        map.serialize_entry("agents", &Sequence::new(agents))?;
+        map.serialize_entry("recovered_agents", &[(); 0])?;
+        map.end()
+    }
 }
 
 struct TypedAnswer<T> {
@@ -723,7 +734,7 @@ struct StateRef<'a> {
     tasks: TasksRef<'a>,
     executors: Json,
     frameworks: Json,
-    agents: Json,
+    agents: AgentsRef<'a>,
 }
 
 impl serde::Serialize for StateRef<'_> {

@@ -4,4 +4,5 @@ mod mesos {
     mod json;
     mod operator;
     mod session;
+    mod v0;
 }

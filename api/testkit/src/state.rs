@@ -144,9 +144,21 @@ impl StateBuilder {
         self.accepted(Actor::Leader, Command::OfferResources { offers: vec![spec] })
     }
 
-    /// Offers exactly `resources` and launches one task on all of it.
+    /// Offers exactly `resources` and launches one task on all of it, as the first framework.
     pub fn launch(&mut self, task_id: &str, resources: &str) -> &mut Self {
-        let events = self.offer("*", resources);
+        self.launch_for(FRAMEWORK, task_id, resources)
+    }
+
+    /// Offers exactly `resources` of the first agent to `framework_id` and launches one task
+    /// on all of it.
+    pub fn launch_for(&mut self, framework_id: &str, task_id: &str, resources: &str) -> &mut Self {
+        let spec = OfferSpec {
+            framework_id: framework_id.into(),
+            agent_id: AGENT.into(),
+            role: Role::parse("*").expect("role"),
+            resources: resources.parse().expect("resources"),
+        };
+        let events = self.accepted(Actor::Leader, Command::OfferResources { offers: vec![spec] });
         let [Event::OfferCreated { offer }] = &events[..] else { panic!("no offer: {events:?}") };
         let task = TaskInfo {
             name: task_id.into(),
@@ -161,12 +173,12 @@ impl StateBuilder {
             labels: vec![],
         };
         let accept = Command::Accept {
-            framework_id: FRAMEWORK.into(),
+            framework_id: framework_id.into(),
             offer_ids: vec![offer.id.clone()],
             operations: vec![Operation::Launch { task_infos: vec![task] }],
             filters: Filters { refuse: std::time::Duration::ZERO },
         };
-        self.accepted(Actor::Framework(FRAMEWORK.into()), accept);
+        self.accepted(Actor::Framework(framework_id.into()), accept);
         self
     }
 

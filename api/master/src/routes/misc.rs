@@ -1,6 +1,6 @@
-//! `/health`, `/version`, `/metrics`, `/master/state`.
+//! `/health`, `/version`, `/metrics`, and the read options every read shares.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -13,7 +13,6 @@ use crate::metrics::StateGauges;
 use axum::routing::get;
 use axum::Router;
 use corral_mesos::operator::version_json;
-use corral_mesos::v0::master_state_bytes;
 
 /// `?consistency=local` lets any master answer a read from what it has applied;
 /// `linearizable` confirms leadership with a quorum first. Without it, reads go to the leader.
@@ -79,33 +78,9 @@ pub(crate) async fn scrape(master: &Master) -> Result<String, ApiError> {
     metrics.render().map_err(|error| ApiError::Internal(format!("metrics do not render: {error}")))
 }
 
-pub(crate) async fn master_state(
-    State(master): State<Master>,
-    Query(options): Query<ReadOptions>,
-) -> Result<Response, ApiError> {
-    let consistency = options.consistency(&master)?;
-    let status = master.node().status();
-    let info = master.master_info();
-    let leader = status.leader_address.clone().unwrap_or_default();
-    let extra = serde_json::json!({
-        "id": info["id"],
-        "pid": format!("master@{}", master.inner.address),
-        "hostname": info["hostname"],
-        "leader": format!("master@{leader}"),
-        "leader_info": {"address": leader},
-        "start_time": master.inner.started_at.as_secs_f64(),
-        "log_index": status.applied_index,
-    });
-    let body =
-        master.render_off_lock(consistency, move |state| master_state_bytes(state, &extra)).await?;
-    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
-}
-
-/// `/health`, `/version`, `/metrics`, and the v0 state under both of Mesos's names.
+/// `/health`, `/version`, `/metrics`.
 pub(crate) fn router() -> Router<Master> {
     Router::new()
-        .route("/master/state", get(master_state))
-        .route("/state", get(master_state))
         .route("/health", get(health))
         .route("/version", get(version))
         .route("/metrics", get(metrics))

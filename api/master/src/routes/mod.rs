@@ -2,6 +2,7 @@
 //! Routes use the shell (`Master`, streams, errors); the shell never uses a route.
 
 pub(crate) mod agent;
+pub(crate) mod agent_proxy;
 pub(crate) mod marathon;
 pub(crate) mod marathon_apps;
 pub(crate) mod misc;
@@ -9,3 +10,4 @@ pub(crate) mod native;
 pub(crate) mod operator;
 pub(crate) mod scheduler;
 pub(crate) mod settings;
+pub(crate) mod v0;

@@ -15,7 +15,7 @@ use crate::stream::{channel_body, leadership_lost, pump, Step};
 use axum::routing::post;
 use axum::Router;
 use corral_mesos::operator::{
-    get_state, operator_event, render_query, render_query_bytes, OperatorCall, OperatorCallJson,
+    get_state, operator_event, render_query, write_query, OperatorCall, OperatorCallJson,
     OperatorQuery,
 };
 use corral_mesos::recordio::encode_record;
@@ -57,13 +57,12 @@ async fn answer(
     }
     let consistency = options.consistency(master)?;
     if matches!(query, OperatorQuery::State | OperatorQuery::Tasks) {
-        // A 70 MB answer: applying must not wait for it.
-        let bytes = master
-            .render_off_lock(consistency, move |state| render_query_bytes(query, state))
-            .await?;
-        return Ok(
-            ([(axum::http::header::CONTENT_TYPE, "application/json")], bytes).into_response()
-        );
+        // A 70 MB answer: applying must not wait for it, nor the client for all of it.
+        return master
+            .respond_off_lock(consistency, "operator read", move |state, out| {
+                write_query(query, state, out)
+            })
+            .await;
     }
     let mut body = master
         .node()
@@ -72,11 +71,12 @@ async fn answer(
         .map_err(|error| master.log_error(error))?;
     match query {
         OperatorQuery::Flags => {
-            body["get_flags"]["flags"] = serde_json::json!([
-                {"name": "allocation_interval", "value": format!("{}secs", master.inner.intervals.allocation.as_secs_f64())},
-                {"name": "tick_interval", "value": format!("{}secs", master.inner.intervals.tick.as_secs_f64())},
-                {"name": "hostname", "value": master.inner.address},
-            ]);
+            let flags: Vec<serde_json::Value> = master
+                .flags()
+                .into_iter()
+                .map(|(name, value)| serde_json::json!({"name": name, "value": value}))
+                .collect();
+            body["get_flags"]["flags"] = serde_json::json!(flags);
         }
         OperatorQuery::Metrics => {
             let text = super::misc::scrape(master).await?;

@@ -10,6 +10,10 @@ use serde_json::json;
 use corral_mesos::FieldError;
 use corral_testkit::state::StateBuilder;
 
+fn about(value: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+    value.as_object().expect("an object").clone()
+}
+
 fn parse(value: serde_json::Value) -> Result<OperatorCall, FieldError> {
     serde_json::from_value::<OperatorCallJson>(value).expect("call shape").into_call()
 }
@@ -186,8 +190,10 @@ fn roles_weights_quota_and_maintenance_render_after_operator_commands() {
 #[test]
 fn the_v0_state_has_the_fields_dashboards_read() {
     let cluster = busy();
-    let state =
-        master_state(&cluster.state, json!({"hostname": "m1", "leader": "master@127.0.0.1:5050"}));
+    let state = master_state(
+        &cluster.state,
+        &about(json!({"hostname": "m1", "leader": "master@127.0.0.1:5050"})),
+    );
     assert_eq!(state["hostname"], "m1");
     assert_eq!(state["activated_slaves"], 1);
     let agent = &state["slaves"][0];
@@ -229,14 +235,21 @@ fn operator_stream_events_follow_log_events() {
 
 #[test]
 fn streamed_answers_equal_the_rendered_ones() {
-    use corral_mesos::operator::render_query_bytes;
+    use corral_mesos::operator::write_query;
     let cluster = busy();
     for query in [OperatorQuery::State, OperatorQuery::Tasks, OperatorQuery::Agents] {
-        let streamed: serde_json::Value =
-            serde_json::from_slice(&render_query_bytes(query, &cluster.state)).unwrap();
+        let mut bytes = Vec::new();
+        write_query(query, &cluster.state, &mut bytes).unwrap();
+        let streamed: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(streamed, render_query(query, &cluster.state), "{query:?}");
     }
-    let v0 = master_state(&cluster.state, json!({"hostname": "m"}));
-    let bytes = corral_mesos::v0::master_state_bytes(&cluster.state, &json!({"hostname": "m"}));
+    let v0 = master_state(&cluster.state, &about(json!({"hostname": "m"})));
+    let mut bytes = Vec::new();
+    corral_mesos::v0::write_master_state(
+        &cluster.state,
+        &about(json!({"hostname": "m"})),
+        &mut bytes,
+    )
+    .unwrap();
     assert_eq!(serde_json::from_slice::<serde_json::Value>(&bytes).unwrap(), v0);
 }

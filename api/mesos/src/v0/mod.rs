@@ -1,9 +1,15 @@
-//! `GET /master/state`: the v0 JSON that dashboards and scripts read. Resources here are
-//! flat maps (`{"cpus": 4.0, "ports": "[31000-32000]"}`), ids are plain strings, times are
-//! seconds.
+//! Mesos's v0 master JSON that dashboards, scripts and command-line tools read:
+//! `/master/state` here, the smaller reads (`/master/slaves`, `/master/frameworks`,
+//! `/master/roles`, `/master/state-summary`, maintenance) in `reads.rs`, `/master/tasks`
+//! with its paging in `tasks.rs`. Resources are flat maps (`{"cpus": 4.0, "ports":
+//! "[31000-32000]"}`), ids are plain strings, times are seconds.
 //!
-//! Rendered straight from borrowed state into bytes: at 100,000 tasks, building a
-//! `serde_json::Value` tree first costs more than the whole answer is allowed to take.
+//! Written straight from borrowed state into a writer: at 100,000 tasks, building a
+//! `serde_json::Value` tree first costs more than the whole answer is allowed to take, and a
+//! writer lets the master send the first bytes while the rest is still being written.
+
+pub mod reads;
+pub mod tasks;
 
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde::Serialize;
@@ -52,7 +58,7 @@ impl Serialize for ResourceMap<'_> {
     }
 }
 
-struct ReservedByRole<'a>(&'a Resources);
+pub(crate) struct ReservedByRole<'a>(pub(crate) &'a Resources);
 
 impl Serialize for ReservedByRole<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -86,7 +92,7 @@ struct LabelV0<'a> {
 }
 
 #[derive(Serialize)]
-struct TaskV0<'a> {
+pub(crate) struct TaskV0<'a> {
     id: &'a str,
     name: &'a str,
     framework_id: &'a str,
@@ -99,7 +105,7 @@ struct TaskV0<'a> {
     labels: Vec<LabelV0<'a>>,
 }
 
-fn task_v0(task: &Task) -> TaskV0<'_> {
+pub(crate) fn task_v0(task: &Task) -> TaskV0<'_> {
     TaskV0 {
         id: task.id().as_str(),
         name: &task.info.name,
@@ -132,10 +138,10 @@ fn task_v0(task: &Task) -> TaskV0<'_> {
 }
 
 /// A sequence serialized from an iterator, without collecting it first.
-struct Sequence<I>(std::cell::Cell<Option<I>>);
+pub(crate) struct Sequence<I>(std::cell::Cell<Option<I>>);
 
 impl<I> Sequence<I> {
-    fn new(items: I) -> Sequence<I> {
+    pub(crate) fn new(items: I) -> Sequence<I> {
         Sequence(std::cell::Cell::new(Some(items)))
     }
 }
@@ -164,9 +170,9 @@ struct OfferV0<'a> {
     resources: ResourceMap<'a>,
 }
 
-struct FrameworkV0<'a> {
-    framework: &'a Framework,
-    state: &'a ClusterState,
+pub(crate) struct FrameworkV0<'a> {
+    pub(crate) framework: &'a Framework,
+    pub(crate) state: &'a ClusterState,
 }
 
 impl Serialize for FrameworkV0<'_> {
@@ -247,7 +253,7 @@ impl Serialize for FrameworkV0<'_> {
     }
 }
 
-struct AgentV0<'a>(&'a Agent);
+pub(crate) struct AgentV0<'a>(pub(crate) &'a Agent);
 
 impl Serialize for AgentV0<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -328,15 +334,18 @@ impl Serialize for MasterState<'_> {
     }
 }
 
-/// The whole v0 state as JSON bytes. `master` describes the answering master: id, pid,
-/// hostname, leader, start time.
-pub fn master_state_bytes(state: &ClusterState, master: &Json) -> Vec<u8> {
-    let empty = serde_json::Map::new();
-    let master = master.as_object().unwrap_or(&empty);
-    serde_json::to_vec(&MasterState { state, master }).unwrap_or_default()
+/// The whole v0 state, written as JSON into `out`. `master` describes the answering master:
+/// id, pid, hostname, leader, start time.
+pub fn write_master_state(
+    state: &ClusterState,
+    master: &serde_json::Map<String, Json>,
+    out: impl std::io::Write,
+) -> serde_json::Result<()> {
+    serde_json::to_writer(out, &MasterState { state, master })
 }
 
 /// The v0 state as a `Value`, for tests and callers that inspect it.
-pub fn master_state(state: &ClusterState, master: Json) -> Json {
-    serde_json::from_slice(&master_state_bytes(state, &master)).unwrap_or(Json::Null)
+pub fn master_state(state: &ClusterState, master: &serde_json::Map<String, Json>) -> Json {
+    serde_json::to_value(MasterState { state, master })
+        .expect("the v0 state has string keys and finite numbers")
 }
