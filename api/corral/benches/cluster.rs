@@ -332,55 +332,125 @@ async fn state_reads(http: &reqwest::Client) {
     let agents = env_or("CORRAL_BENCH_STATE_AGENTS", 10_000);
     let tasks = env_or("CORRAL_BENCH_STATE_TASKS", 100_000);
     let (_masters, leader, _) = launch_on_simulated_agents(http, agents, tasks).await;
+    let some_task: Value = http
+        .get(format!("http://{leader}/master/tasks?limit=1"))
+        .send()
+        .await
+        .expect("a task")
+        .json()
+        .await
+        .expect("tasks json");
+    let agent_id = some_task["tasks"][0]["slave_id"].as_str().expect("an agent id").to_owned();
+    let idle =
+        heartbeats_while(http, &leader, &agent_id, tokio::time::sleep(Duration::from_secs(3)))
+            .await;
+    println!("heartbeat commit latency, no reads: {idle}");
     for (name, request) in [
         ("/master/state", http.get(format!("http://{leader}/master/state"))),
         (
             "GET_STATE",
             http.post(format!("http://{leader}/api/v1")).json(&json!({"type": "GET_STATE"})),
         ),
+        ("/master/tasks?limit=100", http.get(format!("http://{leader}/master/tasks?limit=100"))),
+        ("/master/tasks?limit=-1", http.get(format!("http://{leader}/master/tasks?limit=-1"))),
     ] {
-        let read = time_read(request).await;
-        println!("{name}: {agents} agents, {tasks} tasks, {read}");
+        let reading = time_read(request);
+        let mut reading = std::pin::pin!(reading);
+        let mut read = None;
+        let during = heartbeats_while(http, &leader, &agent_id, async {
+            read = Some((&mut reading).await);
+        })
+        .await;
+        let read = read.expect("the reads finished");
+        println!("{name}: {agents} agents, {tasks} tasks, {read}; heartbeats meanwhile: {during}");
     }
 }
 
-/// Five reads of one request: its size and the median, fastest and slowest time.
+/// Commit latencies of agent heartbeats sent one after another while `until` runs: whether a
+/// read holds up applying.
+struct Latencies(Vec<Duration>);
+
+impl std::fmt::Display for Latencies {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut sorted = self.0.clone();
+        sorted.sort();
+        let millis = |d: Duration| d.as_secs_f64() * 1000.0;
+        match (sorted.get(sorted.len() / 2), sorted.last()) {
+            (Some(median), Some(max)) => write!(
+                f,
+                "{} commits, median {:.1} ms, max {:.1} ms",
+                sorted.len(),
+                millis(*median),
+                millis(*max)
+            ),
+            _ => write!(f, "no commits"),
+        }
+    }
+}
+
+async fn heartbeats_while(
+    http: &reqwest::Client,
+    leader: &str,
+    agent_id: &str,
+    until: impl std::future::Future<Output = ()>,
+) -> Latencies {
+    let mut latencies = Vec::new();
+    let mut until = std::pin::pin!(until);
+    let mut number = 0u64;
+    loop {
+        number += 1;
+        let body = json!({"request_id": format!("bench-heartbeat-{}-{number}", std::process::id()),
+                          "agent_id": agent_id, "command": {"AgentHeartbeat": {"agent_id": agent_id}}});
+        let started = Instant::now();
+        tokio::select! {
+            () = &mut until => return Latencies(latencies),
+            _ = agent_command(http, leader, body) => latencies.push(started.elapsed()),
+        }
+    }
+}
+
+/// Five reads of one request: its size, the median, fastest and slowest time to the whole
+/// body, and the median time to its first byte.
 struct TimedRead {
     bytes: usize,
     timings: Vec<Duration>,
+    first_bytes: Vec<Duration>,
 }
 
 async fn time_read(request: reqwest::RequestBuilder) -> TimedRead {
     let mut timings = Vec::new();
+    let mut first_bytes = Vec::new();
     let mut bytes = 0;
     for _ in 0..5 {
         let started = Instant::now();
-        let body = request
-            .try_clone()
-            .expect("clonable")
-            .send()
-            .await
-            .expect("read")
-            .bytes()
-            .await
-            .expect("body");
+        let mut response = request.try_clone().expect("clonable").send().await.expect("read");
+        assert!(response.status().is_success(), "{}", response.status());
+        let mut first = None;
+        let mut size = 0;
+        while let Some(chunk) = response.chunk().await.expect("body") {
+            first.get_or_insert_with(|| started.elapsed());
+            size += chunk.len();
+        }
         timings.push(started.elapsed());
-        bytes = body.len();
+        first_bytes.push(first.expect("a body"));
+        bytes = size;
     }
     timings.sort();
-    TimedRead { bytes, timings }
+    first_bytes.sort();
+    TimedRead { bytes, timings, first_bytes }
 }
 
 impl std::fmt::Display for TimedRead {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let millis = |index: usize| self.timings[index].as_secs_f64() * 1000.0;
+        let millis = |d: Duration| d.as_secs_f64() * 1000.0;
         write!(
             f,
-            "{:.1} MiB: median {:.0} ms, min {:.0} ms, max {:.0} ms",
+            "{:.1} MiB: median {:.0} ms, min {:.0} ms, max {:.0} ms, first byte median {:.1} ms",
             self.bytes as f64 / 1048576.0,
-            millis(2),
-            millis(0),
-            millis(4)
+            millis(self.timings[2]),
+            millis(self.timings[0]),
+            millis(self.timings[4]),
+            millis(self.first_bytes[2]),
         )
     }
 }

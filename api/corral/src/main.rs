@@ -9,6 +9,7 @@ use std::io::IsTerminal;
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use corral_agent::daemon::{AgentConfig, OnStop};
+use corral_client::{Follow, LogFile};
 use corral_log::{JournalRetention, LogConfig, NodeId};
 use corral_master::LoopIntervals;
 use corral_state::model::Settings;
@@ -19,6 +20,7 @@ mod demo;
 mod events;
 mod replay;
 mod serve;
+mod task_log;
 
 #[derive(Parser)]
 #[command(
@@ -46,6 +48,28 @@ enum CliCommand {
     Events {
         #[command(subcommand)]
         command: EventsCommand,
+    },
+    /// Tasks.
+    Task {
+        #[command(subcommand)]
+        command: TaskCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TaskCommand {
+    /// A task's stdout (or stderr) from its sandbox, read through a master.
+    Log {
+        /// The task's id (the newest task with it, when several frameworks used it).
+        task_id: String,
+        #[arg(long, default_value = "127.0.0.1:5050")]
+        master: String,
+        /// Keep printing as the file grows, until the task has ended.
+        #[arg(long)]
+        follow: bool,
+        /// stderr instead of stdout.
+        #[arg(long)]
+        stderr: bool,
     },
 }
 
@@ -257,6 +281,15 @@ async fn main() -> anyhow::Result<()> {
         CliCommand::Replay(args) => replay::run(&args),
         CliCommand::Events { command: EventsCommand::Tail { master, from, topic } } => {
             events::tail(&master, from.as_deref(), topic.as_deref()).await
+        }
+        CliCommand::Task { command: TaskCommand::Log { task_id, master, follow, stderr } } => {
+            let file = if stderr { LogFile::Stderr } else { LogFile::Stdout };
+            let follow = if follow {
+                Follow::UntilTaskEnds { poll: Duration::from_millis(500) }
+            } else {
+                Follow::No
+            };
+            task_log::print(&master, &task_id, file, follow).await
         }
     }
 }
