@@ -158,6 +158,7 @@ fn spawn_agent_simulator(http: reqwest::Client, leader: String, running: Arc<Ato
     tokio::spawn(async move {
         let response = http
             .get(format!("http://{leader}/corral/v1/events?topic=task&format=ndjson"))
+            .timeout(STREAM_TIMEOUT)
             .send()
             .await
             .expect("events");
@@ -215,6 +216,10 @@ fn spawn_agent_simulator(http: reqwest::Client, leader: String, running: Arc<Ato
 }
 
 /// A framework that accepts every offer with as many small tasks as fit, until `target`.
+/// Streams that must outlive a whole phase: the client's 120 s timeout covers a whole
+/// request, body included, and a loaded machine can take longer than that to launch.
+const STREAM_TIMEOUT: Duration = Duration::from_secs(3600);
+
 async fn run_framework(
     http: reqwest::Client,
     leader: String,
@@ -224,7 +229,8 @@ async fn run_framework(
 ) {
     let url = format!("http://{leader}/api/v1/scheduler");
     let call = json!({"type": "SUBSCRIBE", "subscribe": {"framework_info": {"user": "bench", "name": "bench", "failover_timeout": 600.0}}});
-    let response = http.post(&url).json(&call).send().await.expect("subscribe");
+    let response =
+        http.post(&url).json(&call).timeout(STREAM_TIMEOUT).send().await.expect("subscribe");
     let stream_id = response.headers()["mesos-stream-id"].to_str().expect("stream id").to_owned();
     let mut body = response.bytes_stream();
     let mut buffer = Vec::new();
@@ -297,6 +303,16 @@ async fn launch_on_simulated_agents(
 ) -> (Masters, String, Duration) {
     let masters = start_masters();
     let leader = leader(http, &masters).await;
+    // The simulated agents never heartbeat: on a loaded machine, registering 10,000 of them
+    // and launching 100,000 tasks can outlast the default timeout, which would mark them
+    // unreachable and their tasks lost half-way.
+    let response = http
+        .patch(format!("http://{leader}/corral/v1/settings"))
+        .json(&json!({"agent_heartbeat_timeout_seconds": 86_400}))
+        .send()
+        .await
+        .expect("settings");
+    assert!(response.status().is_success(), "settings: {}", response.status());
     register_agents(http, &leader, agents, scalar_resources(64, 262_144)).await;
     let running = Arc::new(AtomicU64::new(0));
     spawn_agent_simulator(http.clone(), leader.clone(), running.clone());
@@ -487,6 +503,16 @@ async fn marathon(http: &reqwest::Client) {
     let per_app = env_or("CORRAL_BENCH_MARATHON_APP_INSTANCES", 10);
     let masters = start_masters();
     let leader = leader(http, &masters).await;
+    // The simulated agents never heartbeat: on a loaded machine, registering 10,000 of them
+    // and launching 100,000 tasks can outlast the default timeout, which would mark them
+    // unreachable and their tasks lost half-way.
+    let response = http
+        .patch(format!("http://{leader}/corral/v1/settings"))
+        .json(&json!({"agent_heartbeat_timeout_seconds": 86_400}))
+        .send()
+        .await
+        .expect("settings");
+    assert!(response.status().is_success(), "settings: {}", response.status());
     register_agents(http, &leader, agents, scalar_resources(64, 262_144)).await;
     let running = Arc::new(AtomicU64::new(0));
     spawn_agent_simulator(http.clone(), leader.clone(), running.clone());
