@@ -8,18 +8,22 @@
 //!
 //! This is the only crate that knows openraft and sled. The master talks to [`LogNode`].
 
+pub mod backup;
 pub mod election;
 mod error;
 pub mod journal;
+pub mod membership;
 pub mod network;
 mod node;
 mod proposer;
 pub mod store;
 pub mod subscribe;
+pub mod transfer;
 mod types;
 
 pub use error::LogError;
 pub use journal::JournalRetention;
+pub use membership::{ChangeError, Member, MemberRole, Refusal};
 pub use node::{
     ClusterStatus, Committed, Endpoint, LogConfig, LogNode, LogTuning, MemberStatus,
     ProposerCounters, ReadConsistency,
@@ -29,6 +33,7 @@ pub use store::{StorageObserver, StorageOperation};
 pub use subscribe::{
     EventFilter, JournalEvent, Subscription, SubscriptionEnded, SubscriptionLimits,
 };
+pub use transfer::TransferOutcome;
 pub use types::{typ, Batch, BatchResponse, NodeId, TypeConfig};
 
 /// Re-exported so the master can build a router and name node addresses without depending

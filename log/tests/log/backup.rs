@@ -1,0 +1,56 @@
+//! A backup taken from a running cluster seeds a new one: same state, same digest, and the
+//! new cluster takes writes and grows.
+
+use corral_log::backup::{restore, Backup, BackupError};
+use corral_log::ReadConsistency;
+
+use super::support::{address_of, eventually, TestCluster};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_restored_into_an_empty_directory_starts_a_new_cluster() {
+    let old = TestCluster::start(3).await;
+    for number in 0..30 {
+        old.propose(number).await;
+    }
+    let leader = old.leader().await;
+    let backup = old.node(leader).backup(ReadConsistency::Linearizable).await.unwrap();
+    assert!(backup.index() >= 30);
+    let bytes = backup.encode().unwrap();
+    old.shutdown().await;
+
+    let mut corrupted = bytes.clone();
+    let last = corrupted.len() / 2;
+    corrupted[last] ^= 0xff;
+    assert!(Backup::decode(&corrupted).is_err());
+    assert!(matches!(Backup::decode(b"not a backup"), Err(BackupError::NotABackup)));
+
+    let decoded = Backup::decode(&bytes).unwrap();
+    let mut new = TestCluster::start(0).await;
+    let config = new.config(1);
+    std::fs::write(config.data_dir.join("stray"), b"x").unwrap();
+    assert!(matches!(
+        restore(&decoded, &config.data_dir, 1, &address_of(1)).await,
+        Err(BackupError::NotEmpty(_))
+    ));
+    std::fs::remove_file(config.data_dir.join("stray")).unwrap();
+    let restored = restore(&decoded, &config.data_dir, 1, &address_of(1)).await.unwrap();
+    assert_eq!((restored.index, restored.digest), (backup.index(), backup.digest()));
+
+    let node = new.open(config).await;
+    assert_eq!(node.applied_digest(), (backup.index(), backup.digest()));
+    eventually("the restored master to lead", || async { node.is_leader().then_some(()) }).await;
+    assert!(node.status().term > backup.term());
+    let agents = node.read(ReadConsistency::Linearizable, |state| state.agents().len()).await;
+    assert_eq!(agents.unwrap(), 30);
+    new.propose(100).await;
+    // The journal tail came along; nothing before it is claimed.
+    let lost = node.journal().lost_through().expect("a restored journal starts after a gap");
+    assert!(lost.index < backup.index());
+
+    let config = new.config(2);
+    new.open(config).await;
+    node.add_member(2, address_of(2)).await.unwrap();
+    new.propose(101).await;
+    new.converged(&[1, 2]).await;
+    new.shutdown().await;
+}
