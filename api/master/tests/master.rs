@@ -3,6 +3,7 @@
 
 mod master {
     mod marathon_routes;
+    mod members;
     mod routes;
     mod support;
 }

@@ -4,8 +4,10 @@
 pub(crate) mod agent;
 pub(crate) mod marathon;
 pub(crate) mod marathon_apps;
+pub(crate) mod members;
 pub(crate) mod misc;
 pub(crate) mod native;
 pub(crate) mod operator;
 pub(crate) mod scheduler;
 pub(crate) mod settings;
+pub(crate) mod snapshot;
