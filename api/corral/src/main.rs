@@ -13,12 +13,15 @@ use corral_log::{JournalRetention, LogConfig, NodeId};
 use corral_master::LoopIntervals;
 use corral_state::model::Settings;
 
+use crate::members::Output;
 use crate::serve::{run_master, shutdown_signal, MasterSetup};
 
 mod demo;
 mod events;
+mod members;
 mod replay;
 mod serve;
+mod snapshot;
 
 #[derive(Parser)]
 #[command(
@@ -46,6 +49,97 @@ enum CliCommand {
     Events {
         #[command(subcommand)]
         command: EventsCommand,
+    },
+    /// The masters of the cluster: list them, add one, remove one.
+    Members {
+        #[command(subcommand)]
+        command: MembersCommand,
+    },
+    /// Leadership: hand it to another master.
+    Leader {
+        #[command(subcommand)]
+        command: LeaderCommand,
+    },
+    /// Backups: save the cluster state to a file, seed a new cluster from one.
+    Snapshot {
+        #[command(subcommand)]
+        command: SnapshotCommand,
+    },
+}
+
+/// Which masters to ask, and how to print the answer.
+#[derive(Args)]
+struct MasterTarget {
+    /// Comma-separated masters, tried in turn; a follower redirects to the leader.
+    #[arg(long, default_value = "127.0.0.1:5050")]
+    master: String,
+    /// Print the answer as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+impl MasterTarget {
+    fn output(&self) -> Output {
+        if self.json {
+            return Output::Json;
+        }
+        Output::Table
+    }
+}
+
+#[derive(Subcommand)]
+enum MembersCommand {
+    /// Every master: role, address, whether the leader hears it, how far behind it is.
+    List {
+        #[command(flatten)]
+        target: MasterTarget,
+    },
+    /// Adds the master NODE_ID at ADDRESS (started with an empty --data-dir and no --peers):
+    /// it catches up as a learner, then votes.
+    Add {
+        node_id: NodeId,
+        address: String,
+        #[command(flatten)]
+        target: MasterTarget,
+    },
+    /// Removes master NODE_ID; refused if the voters left up could not form a majority.
+    Remove {
+        node_id: NodeId,
+        #[command(flatten)]
+        target: MasterTarget,
+    },
+}
+
+#[derive(Subcommand)]
+enum LeaderCommand {
+    /// Hands leadership to master --to once it has caught up.
+    Transfer {
+        #[arg(long)]
+        to: NodeId,
+        #[command(flatten)]
+        target: MasterTarget,
+    },
+}
+
+#[derive(Subcommand)]
+enum SnapshotCommand {
+    /// Saves a consistent backup of the cluster state (with its index, term and digest).
+    Save {
+        file: PathBuf,
+        /// Comma-separated masters, tried in turn.
+        #[arg(long, default_value = "127.0.0.1:5050")]
+        master: String,
+    },
+    /// Seeds an empty --data-dir from a backup as the only master of a new cluster.
+    Restore {
+        file: PathBuf,
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        node_id: NodeId,
+        /// The address the restored master will listen on (its `corral master --listen`).
+        #[arg(long, default_value = "127.0.0.1:5050")]
+        listen: String,
     },
 }
 
@@ -258,6 +352,24 @@ async fn main() -> anyhow::Result<()> {
         CliCommand::Events { command: EventsCommand::Tail { master, from, topic } } => {
             events::tail(&master, from.as_deref(), topic.as_deref()).await
         }
+        CliCommand::Members { command } => match command {
+            MembersCommand::List { target } => members::list(&target.master, target.output()).await,
+            MembersCommand::Add { node_id, address, target } => {
+                members::add(&target.master, node_id, &address, target.output()).await
+            }
+            MembersCommand::Remove { node_id, target } => {
+                members::remove(&target.master, node_id, target.output()).await
+            }
+        },
+        CliCommand::Leader { command: LeaderCommand::Transfer { to, target } } => {
+            members::transfer(&target.master, to, target.output()).await
+        }
+        CliCommand::Snapshot { command } => match command {
+            SnapshotCommand::Save { file, master } => snapshot::save(&master, &file).await,
+            SnapshotCommand::Restore { file, data_dir, node_id, listen } => {
+                snapshot::restore(&file, &data_dir, node_id, &listen).await
+            }
+        },
     }
 }
 

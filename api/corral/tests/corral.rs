@@ -7,4 +7,5 @@ mod corral {
     mod dev;
     mod marathon_e2e;
     mod masters;
+    mod members;
 }
