@@ -7,9 +7,16 @@
 //! just before the backup stays readable after a restore.
 //!
 //! [`restore`] seeds an empty data directory as the only voter of a new cluster: the state
-//! becomes its snapshot at the backup's log id, the journal restarts after the tail's start
-//! (nothing older is claimed), and its vote is set to the backup's term so its first
-//! election continues the term numbering. Other masters then join with `members add`.
+//! becomes its snapshot, the journal restarts with the tail (nothing older is claimed), and
+//! its vote is set to the backup's term so its first election continues the term numbering.
+//! Other masters then join with `members add`.
+//!
+//! The new log resumes [`RESTORE_INDEX_GAP`] indexes after the backup's. The lost cluster
+//! went on past the backup, and agents and stream subscribers hold cursors from that lost
+//! stretch: had the new log reused those indexes, a cursor would name different events
+//! there and its holder would skip new ones in silence. After the gap every new event lies
+//! beyond any cursor of the lost cluster, so resuming from one misses nothing that still
+//! exists.
 //!
 //! The file is `CORRALBK`, then a postcard [`BackupFile`] starting with its format version.
 
@@ -27,6 +34,10 @@ use crate::typ::{LogId, Vote};
 use crate::{Batch, LogError, LogNode, NodeId, ReadConsistency};
 
 const MAGIC: &[u8; 8] = b"CORRALBK";
+
+/// How far past the backup's index a restored log resumes: more entries than a lost cluster
+/// writes between its last backup and its loss (a billion is days at full speed).
+pub const RESTORE_INDEX_GAP: u64 = 1_000_000_000;
 const FORMAT_VERSION: u32 = 1;
 
 /// One journal row of the tail: a Raft entry's commands and the events they produced.
@@ -191,11 +202,15 @@ impl LogNode {
     }
 }
 
-/// What [`restore`] made.
+/// What [`restore`] made, read back from the data directory.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Restored {
+    /// The backup's index.
     pub index: u64,
+    /// The index the restored state stands at: the new log continues after it.
+    pub resumes_after: u64,
     pub term: u64,
+    /// The digest of the state the data directory now holds (equal to the backup's).
     pub digest: Digest,
     pub journal_rows: usize,
 }
@@ -221,7 +236,10 @@ pub async fn restore(
         JournalRetention::KEEP_ALL,
     )
     .map_err(|error| storage(&error))?;
-    let log_id = LogId::new(CommittedLeaderId::new(file.term, node_id), file.index);
+    let resumes_after = file.index.checked_add(RESTORE_INDEX_GAP).ok_or_else(|| {
+        BackupError::Corrupt(format!("index {} leaves no room for a new log", file.index))
+    })?;
+    let log_id = LogId::new(CommittedLeaderId::new(file.term, node_id), resumes_after);
     let membership = Membership::new(
         vec![std::collections::BTreeSet::from([node_id])],
         std::collections::BTreeMap::from([(node_id, BasicNode::new(address))]),
@@ -235,7 +253,8 @@ pub async fn restore(
     // The journal says honestly what it lacks: everything before the tail.
     let journal = state_machine.journal();
     let first = file.tail.first().map_or(file.index + 1, |row| row.index);
-    journal.restart_after(first - 1).map_err(|error| storage(&error))?;
+    let lost_through = first - 1;
+    journal.restart_after(lost_through).map_err(|error| storage(&error))?;
     let mut rows = JournalBatch::default();
     for row in &file.tail {
         let entries = codec::decode_entries(&row.commands)
@@ -249,10 +268,28 @@ pub async fn restore(
     // Its first election then stands in the term after the backup's.
     log_store.save_vote(&Vote::new(file.term, node_id)).await.map_err(|error| storage(&error))?;
     state_machine.flush().await.map_err(|error| storage(&error))?;
+    drop((log_store, state_machine));
+    // Read back what a master starting on this directory will find.
+    let (_, state_machine) =
+        store::open(data_dir, InitialSettings::Recorded, JournalRetention::KEEP_ALL)
+            .map_err(|error| storage(&error))?;
+    let (found_index, digest) = {
+        let applied = state_machine.read();
+        (applied.last_applied.map(|log_id| log_id.index), applied.state.digest())
+    };
+    if digest != file.digest {
+        return Err(BackupError::DigestMismatch { recorded: file.digest, actual: digest });
+    }
+    if found_index != Some(resumes_after) {
+        return Err(BackupError::Storage(format!(
+            "the restored directory stands at index {found_index:?}, not {resumes_after}"
+        )));
+    }
     Ok(Restored {
         index: file.index,
+        resumes_after,
         term: file.term,
-        digest: file.digest,
+        digest,
         journal_rows: file.tail.len(),
     })
 }

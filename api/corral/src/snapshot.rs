@@ -63,12 +63,13 @@ pub(crate) async fn restore(
         .with_context(|| format!("cannot create --data-dir {}", data_dir.display()))?;
     let restored = backup::restore(&backup, data_dir, node_id, listen).await?;
     println!(
-        "restored the state at log index {} (term {}), digest {}, with {} journal entries into {}",
+        "restored the state at log index {} (term {}), digest {}, with {} journal entries into {}; the new log resumes after index {}",
         restored.index,
         restored.term,
         restored.digest,
         restored.journal_rows,
-        data_dir.display()
+        data_dir.display(),
+        restored.resumes_after
     );
     println!(
         "start it, the only master of a new cluster:  corral master --node-id {node_id} --listen {listen} --data-dir {}",

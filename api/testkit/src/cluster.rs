@@ -202,9 +202,8 @@ impl Cluster {
                 leader = Some(said);
             }
             let leader = leader?;
-            let index = self.masters.iter().position(|m| m.node_id == leader)?;
-            self.masters[index].child.as_ref()?;
-            Some(index)
+            // A replaced master's old process may share the node id; the live one counts.
+            self.masters.iter().position(|m| m.node_id == leader && m.child.is_some())
         })
         .await
     }

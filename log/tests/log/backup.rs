@@ -1,7 +1,7 @@
 //! A backup taken from a running cluster seeds a new one: same state, same digest, and the
 //! new cluster takes writes and grows.
 
-use corral_log::backup::{restore, Backup, BackupError};
+use corral_log::backup::{restore, Backup, BackupError, RESTORE_INDEX_GAP};
 use corral_log::ReadConsistency;
 
 use super::support::{address_of, eventually, TestCluster};
@@ -35,14 +35,17 @@ async fn a_backup_restored_into_an_empty_directory_starts_a_new_cluster() {
     std::fs::remove_file(config.data_dir.join("stray")).unwrap();
     let restored = restore(&decoded, &config.data_dir, 1, &address_of(1)).await.unwrap();
     assert_eq!((restored.index, restored.digest), (backup.index(), backup.digest()));
+    let resumed = backup.index() + RESTORE_INDEX_GAP;
+    assert_eq!(restored.resumes_after, resumed);
 
     let node = new.open(config).await;
-    assert_eq!(node.applied_digest(), (backup.index(), backup.digest()));
+    assert_eq!(node.applied_digest(), (resumed, backup.digest()));
     eventually("the restored master to lead", || async { node.is_leader().then_some(()) }).await;
     assert!(node.status().term > backup.term());
     let agents = node.read(ReadConsistency::Linearizable, |state| state.agents().len()).await;
     assert_eq!(agents.unwrap(), 30);
-    new.propose(100).await;
+    // New entries lie past every cursor the lost cluster could have handed out.
+    assert!(new.propose(100).await.index > resumed);
     // The journal tail came along; nothing before it is claimed.
     let lost = node.journal().lost_through().expect("a restored journal starts after a gap");
     assert!(lost.index < backup.index());
