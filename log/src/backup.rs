@@ -1,15 +1,18 @@
 //! Backups of the cluster state and seeding a new cluster from one.
 //!
-//! A [`Backup`] is the applied state at one log index, read atomically with that index (under
-//! the state machine's lock), with the index's term, the state's digest, the settings the
-//! cluster's log started from, and the journal tail: every journaled command and its events
-//! after the last Raft snapshot (this log's checkpoint) up to the index, so what happened
-//! just before the backup stays readable after a restore.
+//! A [`Backup`] holds the cluster state at one applied index `N` as the journal's newest
+//! checkpoint at or before `N` plus the journal tail after it up to `N` (the commands, with
+//! the leader's stamps), and what replaying that tail onto the checkpoint must give: the
+//! digest of the state at `N` and the journal's hash chain at `N`, both read atomically with
+//! `N` under the state machine's lock. [`Backup::decode`] replays the tail and checks both,
+//! so a file that decodes is the state at `N`. Without a usable checkpoint the state at `N`
+//! itself is the base and the tail is empty.
 //!
-//! [`restore`] seeds an empty data directory as the only voter of a new cluster: the state
-//! becomes its snapshot, the journal restarts with the tail (nothing older is claimed), and
-//! its vote is set to the backup's term so its first election continues the term numbering.
-//! Other masters then join with `members add`.
+//! [`restore`] seeds an empty data directory as the only voter of a new cluster: its
+//! journal restarts at the checkpoint and journals the tail again (the same rows, so the
+//! same hash chain, verdicts and entity index as the lost cluster had), the state at `N`
+//! becomes its snapshot, and its vote is set to the backup's term so its first election
+//! continues the term numbering. Other masters then join with `members add`.
 //!
 //! The new log resumes [`RESTORE_INDEX_GAP`] indexes after the backup's. The lost cluster
 //! went on past the backup, and agents and stream subscribers hold cursors from that lost
@@ -28,7 +31,7 @@ use openraft::storage::RaftLogStorage;
 use openraft::{BasicNode, CommittedLeaderId, Membership, SnapshotMeta, StoredMembership};
 use serde::{Deserialize, Serialize};
 
-use crate::journal::{JournalBatch, JournalRetention};
+use crate::journal::{ChainHead, JournalBatch, JournalRetention};
 use crate::store::{self, InitialSettings};
 use crate::typ::{LogId, Vote};
 use crate::{Batch, LogError, LogNode, NodeId, ReadConsistency};
@@ -40,26 +43,30 @@ const MAGIC: &[u8; 8] = b"CORRALBK";
 pub const RESTORE_INDEX_GAP: u64 = 1_000_000_000;
 const FORMAT_VERSION: u32 = 1;
 
-/// One journal row of the tail: a Raft entry's commands and the events they produced.
+/// One journal row of the tail: a Raft entry's commands.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct TailRow {
     index: u64,
-    /// `codec::encode_entries` of the entry's commands.
+    /// `codec::encode_entries` of the entry's commands (each with the leader's stamp).
     commands: Vec<u8>,
-    /// `codec::encode_events` of its events (empty list when it had none).
-    events: Vec<u8>,
 }
 
 /// The file's body. Append new fields only at the end, with a format version bump.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct BackupFile {
     format: u32,
+    /// `N`: the applied index the backup stands at.
     index: u64,
     term: u64,
+    /// The digest of the state at `N`.
     digest: Digest,
+    /// The journal's hash chain at `N`.
+    chain: ChainHead,
     initial_settings: Settings,
-    /// `ClusterState::snapshot()` at `index`.
-    state: Vec<u8>,
+    /// The checkpoint the tail starts from: its index, the chain there, the state there.
+    base_index: u64,
+    base_chain: ChainHead,
+    base_state: Vec<u8>,
     tail: Vec<TailRow>,
 }
 
@@ -79,6 +86,8 @@ pub enum BackupError {
     Corrupt(String),
     #[error("the backup's state has digest {actual}, not the {recorded} it records")]
     DigestMismatch { recorded: Digest, actual: Digest },
+    #[error("the backup's journal tail chains to {actual}, not the {recorded} it records")]
+    ChainMismatch { recorded: ChainHead, actual: ChainHead },
     #[error("{0} is not empty: restore only seeds a new data directory")]
     NotEmpty(String),
     #[error("{0}")]
@@ -98,9 +107,14 @@ impl Backup {
         self.file.digest
     }
 
-    /// The first and last log index of the journal tail it carries.
-    pub fn tail_bounds(&self) -> Option<(u64, u64)> {
-        Some((self.file.tail.first()?.index, self.file.tail.last()?.index))
+    /// The journal's hash chain at the backup's index.
+    pub fn chain(&self) -> ChainHead {
+        self.file.chain
+    }
+
+    /// The checkpoint index the journal tail starts after, and the tail's last index.
+    pub fn tail_bounds(&self) -> (u64, u64) {
+        (self.file.base_index, self.file.index)
     }
 
     pub fn encode(&self) -> Result<Vec<u8>, BackupError> {
@@ -111,7 +125,8 @@ impl Backup {
         Ok(bytes)
     }
 
-    /// Decodes a backup and checks that its state has the digest it records.
+    /// Decodes a backup, replays its tail onto its checkpoint and checks that this gives the
+    /// digest and the hash chain it records.
     pub fn decode(bytes: &[u8]) -> Result<Backup, BackupError> {
         let body = bytes.strip_prefix(MAGIC.as_slice()).ok_or(BackupError::NotABackup)?;
         let format: u32 = postcard::take_from_bytes(body)
@@ -122,83 +137,109 @@ impl Backup {
         }
         let file: BackupFile =
             postcard::from_bytes(body).map_err(|error| BackupError::Corrupt(error.to_string()))?;
-        let actual = Backup::state_of(&file)?.digest();
+        let mut state = ClusterState::from_snapshot(&file.base_state)
+            .map_err(|error| BackupError::Corrupt(format!("the checkpoint: {error}")))?;
+        let mut chain = file.base_chain;
+        for row in &file.tail {
+            let (batch, at) = row.batch()?;
+            for entry in batch.entries() {
+                state.apply(entry);
+            }
+            chain = chain.link(row.index, &journal_row(at, &batch));
+        }
+        let actual = state.digest();
         if actual != file.digest {
             return Err(BackupError::DigestMismatch { recorded: file.digest, actual });
         }
+        if chain.hash != file.chain.hash {
+            return Err(BackupError::ChainMismatch { recorded: file.chain, actual: chain });
+        }
         Ok(Backup { file })
-    }
-
-    fn state_of(file: &BackupFile) -> Result<ClusterState, BackupError> {
-        ClusterState::from_snapshot(&file.state)
-            .map_err(|error| BackupError::Corrupt(format!("the state: {error}")))
     }
 }
 
+impl TailRow {
+    fn batch(&self) -> Result<(Batch, u64), BackupError> {
+        let entries = codec::decode_entries(&self.commands)
+            .map_err(|error| BackupError::Corrupt(format!("tail row {}: {error}", self.index)))?;
+        let at = entries.iter().map(|entry| entry.at.0).max().unwrap_or_default();
+        let batch = Batch::encode(entries)
+            .map_err(|error| BackupError::Corrupt(format!("tail row {}: {error}", self.index)))?;
+        Ok((batch, at))
+    }
+}
+
+/// The bytes the journal stores and chains for one entry: the leader's stamp, then the batch.
+fn journal_row(at: u64, batch: &Batch) -> Vec<u8> {
+    let mut row = Vec::with_capacity(8 + batch.encoded().len());
+    row.extend_from_slice(&at.to_be_bytes());
+    row.extend_from_slice(batch.encoded());
+    row
+}
+
 impl LogNode {
-    /// The applied state at one index with its term and digest, and the journal after the
-    /// last snapshot up to it. With [`ReadConsistency::Linearizable`] (leader only) the
-    /// index includes everything committed before the call.
+    /// The applied state at one index `N` with its term, digest and hash chain, as the newest
+    /// checkpoint at or before `N` and the journal after it. With
+    /// [`ReadConsistency::Linearizable`] (leader only) `N` includes everything committed
+    /// before the call.
     pub async fn backup(&self, consistency: ReadConsistency) -> Result<Backup, LogError> {
         if consistency == ReadConsistency::Linearizable {
             self.ensure_linearizable().await?;
         }
         let state_machine = self.state_machine();
-        // Copied under the lock so the state and its log id belong together; encoded after.
-        let (state, last_applied) = {
+        // Read together under the lock; the journal rows up to `last_applied` are written
+        // before it is released.
+        let (state, last_applied, chain) = {
             let applied = state_machine.read();
-            (applied.state.clone(), applied.last_applied)
+            (applied.state.clone(), applied.last_applied, applied.chain)
         };
         let index = last_applied.map_or(0, |log_id| log_id.index);
         let term = last_applied.map_or(0, |log_id| log_id.leader_id.term);
         let initial_settings = state_machine.initial_state().settings().clone();
-        let (state, digest) = tokio::task::spawn_blocking(move || {
-            state.snapshot().map(|bytes| (bytes, state.digest()))
+        let journal = self.journal().clone();
+        let file = tokio::task::spawn_blocking(move || -> Result<BackupFile, LogError> {
+            let digest = state.digest();
+            let usable = |at: u64| {
+                at >= journal.chain_base().index
+                    && journal.trimmed_through().is_none_or(|trimmed| trimmed <= at)
+            };
+            let complete = journal.chain_base().index == 0 && journal.trimmed_through().is_none();
+            let (base_index, base_chain, base_state) =
+                match journal.checkpoint_at_or_before(index)? {
+                    Some((at, checkpoint)) if usable(at) => (at, journal.chain_at(at)?, checkpoint),
+                    // Before the first checkpoint, a journal kept from the first entry
+                    // starts from the state before it.
+                    _ if complete => {
+                        (0, journal.chain_at(0)?, ClusterState::new(initial_settings.clone()))
+                    }
+                    _ => (index, chain, state),
+                };
+            let mut tail = Vec::new();
+            if base_index < index {
+                for row in journal.commands(base_index + 1..=index) {
+                    let (row_index, _, entries) = row?;
+                    tail.push(TailRow {
+                        index: row_index,
+                        commands: codec::encode_entries(&entries)?,
+                    });
+                }
+            }
+            Ok(BackupFile {
+                format: FORMAT_VERSION,
+                index,
+                term,
+                digest,
+                chain,
+                initial_settings,
+                base_index,
+                base_chain,
+                base_state: base_state.snapshot()?,
+                tail,
+            })
         })
         .await
         .map_err(|error| LogError::Raft(error.to_string()))??;
-        // The journal rows of `index` are written just after the state moves past it; the
-        // applied-index watch moves once they are.
-        let mut applied_index = state_machine.applied_index();
-        applied_index
-            .wait_for(|applied| *applied >= index)
-            .await
-            .map_err(|_| LogError::ShuttingDown)?;
-        let snapshot_index =
-            self.raft().metrics().borrow().snapshot.map_or(0, |log_id| log_id.index);
-        let tail = self.journal_tail(snapshot_index + 1, index)?;
-        let file = BackupFile {
-            format: FORMAT_VERSION,
-            index,
-            term,
-            digest,
-            initial_settings,
-            state,
-            tail,
-        };
         Ok(Backup { file })
-    }
-
-    fn journal_tail(&self, from: u64, to: u64) -> Result<Vec<TailRow>, LogError> {
-        if from > to {
-            return Ok(Vec::new());
-        }
-        let journal = self.journal();
-        let mut events: std::collections::BTreeMap<u64, Vec<u8>> = journal
-            .events(from..=to, usize::MAX)?
-            .into_iter()
-            .map(|(index, events)| codec::encode_events(&events).map(|bytes| (index, bytes)))
-            .collect::<Result<_, _>>()?;
-        let mut tail = Vec::new();
-        for row in journal.commands(from..=to) {
-            let (index, _, entries) = row?;
-            let events = match events.remove(&index) {
-                Some(bytes) => bytes,
-                None => codec::encode_events(&[])?,
-            };
-            tail.push(TailRow { index, commands: codec::encode_entries(&entries)?, events });
-        }
-        Ok(tail)
     }
 }
 
@@ -239,32 +280,38 @@ pub async fn restore(
     let resumes_after = file.index.checked_add(RESTORE_INDEX_GAP).ok_or_else(|| {
         BackupError::Corrupt(format!("index {} leaves no room for a new log", file.index))
     })?;
+    // The journal restarts at the checkpoint and journals the tail again.
+    let journal = state_machine.journal();
+    let base_state = ClusterState::from_snapshot(&file.base_state)
+        .map_err(|error| BackupError::Corrupt(format!("the checkpoint: {error}")))?;
+    journal
+        .restart_after(file.base_index, file.base_chain, &base_state)
+        .map_err(|error| storage(&error))?;
+    let mut state = base_state;
+    let mut rows = JournalBatch::new(file.base_chain, journal);
+    for row in &file.tail {
+        let (batch, _) = row.batch()?;
+        let outcomes: Vec<_> = batch.entries().iter().map(|entry| state.apply(entry)).collect();
+        rows.record(row.index, &batch, &outcomes).map_err(|error| storage(&error))?;
+    }
+    if rows.head().hash != file.chain.hash {
+        return Err(BackupError::ChainMismatch { recorded: file.chain, actual: rows.head() });
+    }
+    journal.write(rows).map_err(|error| storage(&error))?;
+    let state_bytes = state.snapshot().map_err(|error| storage(&error))?;
     let log_id = LogId::new(CommittedLeaderId::new(file.term, node_id), resumes_after);
     let membership = Membership::new(
         vec![std::collections::BTreeSet::from([node_id])],
         std::collections::BTreeMap::from([(node_id, BasicNode::new(address))]),
     );
+    // The id carries the chain, as every snapshot's does: a master that installs it from
+    // this one continues the same chain.
     let meta = SnapshotMeta {
         last_log_id: Some(log_id),
         last_membership: StoredMembership::new(Some(log_id), membership),
-        snapshot_id: format!("restored-{}-{}", file.term, file.index),
+        snapshot_id: format!("restored-{}-{}-{}", file.term, file.index, file.chain.to_tag()),
     };
-    state_machine.seed_snapshot(meta, file.state.clone()).map_err(|error| storage(&error))?;
-    // The journal says honestly what it lacks: everything before the tail.
-    let journal = state_machine.journal();
-    let first = file.tail.first().map_or(file.index + 1, |row| row.index);
-    let lost_through = first - 1;
-    journal.restart_after(lost_through).map_err(|error| storage(&error))?;
-    let mut rows = JournalBatch::default();
-    for row in &file.tail {
-        let entries = codec::decode_entries(&row.commands)
-            .map_err(|error| BackupError::Corrupt(format!("tail row {}: {error}", row.index)))?;
-        let events = codec::decode_events(&row.events)
-            .map_err(|error| BackupError::Corrupt(format!("tail row {}: {error}", row.index)))?;
-        let batch = Batch::encode(entries).map_err(|error| storage(&error))?;
-        rows.record(row.index, &batch, &events).map_err(|error| storage(&error))?;
-    }
-    journal.write(rows).map_err(|error| storage(&error))?;
+    state_machine.seed_snapshot(meta, state_bytes).map_err(|error| storage(&error))?;
     // Its first election then stands in the term after the backup's.
     log_store.save_vote(&Vote::new(file.term, node_id)).await.map_err(|error| storage(&error))?;
     state_machine.flush().await.map_err(|error| storage(&error))?;

@@ -22,7 +22,10 @@ pub mod transfer;
 mod types;
 
 pub use error::LogError;
-pub use journal::JournalRetention;
+pub use journal::audit::{
+    ActorFilter, AuditError, AuditFootprint, CommandRecord, DiffRecord, TrailFilter,
+};
+pub use journal::{ChainHead, CheckpointPolicy, JournalRetention};
 pub use membership::{ChangeError, Member, MemberRole, Refusal};
 pub use node::{
     ClusterStatus, Committed, Endpoint, LogConfig, LogNode, LogTuning, MemberStatus,

@@ -36,16 +36,14 @@ pub(crate) async fn save(masters: &str, file: &Path) -> anyhow::Result<()> {
             .and_then(|directory| directory.sync_all())
             .with_context(|| format!("cannot sync {}", directory.display()))?;
     }
+    let (checkpoint, last) = backup.tail_bounds();
     println!(
-        "saved the state at log index {} (term {}), digest {}, {} bytes{} to {}",
+        "saved the state at log index {} (term {}), digest {}, journal chain {}: the checkpoint at index {checkpoint} and the journal after it to {last}, {} bytes, to {}",
         backup.index(),
         backup.term(),
         backup.digest(),
+        backup.chain().hex(),
         download.bytes.len(),
-        backup
-            .tail_bounds()
-            .map(|(first, last)| format!(", journal {first}..={last}"))
-            .unwrap_or_default(),
         file.display()
     );
     Ok(())

@@ -13,8 +13,26 @@ async fn a_backup_restored_into_an_empty_directory_starts_a_new_cluster() {
         old.propose(number).await;
     }
     let leader = old.leader().await;
+    // Without a checkpoint the tail is the whole journal, from the first entry.
+    let whole = old.node(leader).backup(ReadConsistency::Linearizable).await.unwrap();
+    assert_eq!(whole.tail_bounds(), (0, whole.index()));
+    // With one, the tail starts there.
+    let (state, cursor) = old
+        .node(leader)
+        .read_with_cursor(ReadConsistency::Linearizable, |state| state.clone())
+        .await
+        .unwrap();
+    old.node(leader).journal().write_checkpoint(cursor.index, &state).unwrap();
+    for number in 30..40 {
+        old.propose(number).await;
+    }
+    let leader = old.leader().await;
     let backup = old.node(leader).backup(ReadConsistency::Linearizable).await.unwrap();
-    assert!(backup.index() >= 30);
+    assert!(backup.index() >= 40);
+    if old.node(leader).journal().checkpoint_at_or_before(backup.index()).unwrap().is_some() {
+        assert_eq!(backup.tail_bounds(), (cursor.index, backup.index()));
+    }
+    assert_eq!(backup.chain(), old.node(leader).journal().chain_at(backup.index()).unwrap());
     let bytes = backup.encode().unwrap();
     old.shutdown().await;
 
@@ -43,12 +61,15 @@ async fn a_backup_restored_into_an_empty_directory_starts_a_new_cluster() {
     eventually("the restored master to lead", || async { node.is_leader().then_some(()) }).await;
     assert!(node.status().term > backup.term());
     let agents = node.read(ReadConsistency::Linearizable, |state| state.agents().len()).await;
-    assert_eq!(agents.unwrap(), 30);
+    assert_eq!(agents.unwrap(), 40);
+    // The restored journal continues the lost cluster's hash chain.
+    assert_eq!(node.journal().chain_at(backup.index()).unwrap().hash, backup.chain().hash);
+    assert_eq!(node.journal().verify_chain().unwrap().map(drop), Ok(()));
     // New entries lie past every cursor the lost cluster could have handed out.
     assert!(new.propose(100).await.index > resumed);
     // The journal tail came along; nothing before it is claimed.
     let lost = node.journal().lost_through().expect("a restored journal starts after a gap");
-    assert!(lost.index < backup.index());
+    assert_eq!(lost.index, backup.tail_bounds().0);
 
     let config = new.config(2);
     new.open(config).await;
