@@ -20,7 +20,10 @@ pub mod subscribe;
 mod types;
 
 pub use error::LogError;
-pub use journal::JournalRetention;
+pub use journal::audit::{
+    ActorFilter, AuditError, AuditFootprint, CommandRecord, DiffRecord, TrailFilter,
+};
+pub use journal::{ChainHead, CheckpointPolicy, JournalRetention};
 pub use node::{
     ClusterStatus, Committed, Endpoint, LogConfig, LogNode, LogTuning, MemberStatus,
     ProposerCounters, ReadConsistency,

@@ -12,7 +12,8 @@ use openraft::{BasicNode, ChangeMembers, Config, RaftNetworkFactory, ServerState
 use tokio::sync::watch;
 
 use crate::election::{self, ElectionTiming, PreVoteNetwork, PreVoteResponder};
-use crate::journal::{Journal, JournalRetention};
+use crate::journal::audit::{AuditError, DiffRecord};
+use crate::journal::{ChainHead, Journal, JournalRetention};
 use crate::network::{raft_router, HttpNetwork};
 use crate::proposer::Proposer;
 pub use crate::proposer::{Committed, ProposerCounters};
@@ -461,6 +462,45 @@ impl LogNode {
 
     pub fn journal(&self) -> &Journal {
         self.inner.state_machine.journal()
+    }
+
+    /// The journal's hash chain as of the last applied index.
+    pub fn chain_head(&self) -> ChainHead {
+        self.inner.state_machine.read().chain
+    }
+
+    /// The state right after the entry at `index`, rebuilt from the nearest checkpoint and
+    /// the journal on a blocking thread; nothing else waits for it. An index past the last
+    /// journaled row but applied here (a blank or membership entry) has that row's state.
+    pub async fn state_at(&self, index: u64) -> Result<ClusterState, AuditError> {
+        let applied = self.applied_index();
+        if index > applied {
+            return Err(AuditError::Beyond { asked: index, last: applied });
+        }
+        let journal = self.journal().clone();
+        let initial = self.inner.state_machine.initial_state();
+        tokio::task::spawn_blocking(move || {
+            let last = journal.bounds()?.map_or(0, |(_, last)| last);
+            journal.state_at(index.min(last), initial)
+        })
+        .await
+        .map_err(|error| AuditError::Failed(format!("rebuilding the state stopped: {error}")))?
+    }
+
+    /// What changed between right after `from` and right after `to`.
+    pub async fn diff(&self, from: u64, to: u64) -> Result<Vec<DiffRecord>, AuditError> {
+        let applied = self.applied_index();
+        if to > applied {
+            return Err(AuditError::Beyond { asked: to, last: applied });
+        }
+        let journal = self.journal().clone();
+        let initial = self.inner.state_machine.initial_state();
+        tokio::task::spawn_blocking(move || {
+            let last = journal.bounds()?.map_or(0, |(_, last)| last);
+            journal.diff(from.min(last), to.min(last), initial)
+        })
+        .await
+        .map_err(|error| AuditError::Failed(format!("the diff stopped: {error}")))?
     }
 
     /// The last log index applied here.

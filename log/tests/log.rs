@@ -1,6 +1,7 @@
 //! The crate's one integration-test binary; each area is a submodule under `tests/log/`.
 
 mod log {
+    mod audit;
     mod cluster;
     mod crash;
     mod membership;

@@ -11,12 +11,15 @@ mod cluster;
 pub mod codec;
 mod command;
 mod dedup;
+mod diff;
+mod entity;
 mod event;
 mod ids;
 pub mod model;
 mod outcome;
 pub mod resources;
 mod time;
+mod verdict;
 
 pub use cluster::{ClusterState, Executor};
 pub use codec::{CodecError, Digest, FORMAT_VERSION};
@@ -24,6 +27,8 @@ pub use command::{
     Actor, AppPut, Cancellation, Command, Entry, Force, KillScaling, OfferSpec, Operation, PutMode,
     ServiceLaunch, Wipe,
 };
+pub use diff::{diff, Change, EntityChange};
+pub use entity::{Entity, EntityKind, ANONYMOUS_OPERATOR};
 pub use event::{Cursor, Event, Topic};
 pub use ids::{
     AgentId, AppId, DeploymentId, ExecutorId, FrameworkId, OfferId, OperationId, RequestId, Role,
@@ -34,3 +39,4 @@ pub use resources::{
     parse_resources, Quantities, Ranges, Reservation, Resource, Resources, Scalar, Value,
 };
 pub use time::Timestamp;
+pub use verdict::Verdict;

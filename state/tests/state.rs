@@ -5,6 +5,7 @@ mod state {
     pub mod support;
 
     mod agents;
+    mod audit;
     mod codec;
     mod frameworks;
     mod offers;

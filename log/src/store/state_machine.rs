@@ -6,13 +6,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 
 use corral_state::model::Settings;
-use corral_state::{ClusterState, Event};
+use corral_state::ClusterState;
 use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder, SnapshotMeta, StoredMembership};
 use tokio::sync::watch;
 
 use super::{io_error, postcard_decode, postcard_encode, StoreError};
-use crate::journal::{Journal, JournalBatch};
+use crate::journal::{ChainHead, Journal, JournalBatch};
 use crate::observe::{Observation, ObserverSlot};
 use crate::typ::{Entry, LogId, Snapshot, StorageError, StorageIOError};
 use crate::{BatchResponse, TypeConfig};
@@ -25,6 +25,8 @@ pub struct Applied {
     pub state: ClusterState,
     pub last_applied: Option<LogId>,
     pub membership: StoredMembership<u64, openraft::BasicNode>,
+    /// The journal's hash chain as of `last_applied`, read with it: what a snapshot carries.
+    pub chain: ChainHead,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -66,16 +68,19 @@ impl StateMachineStore {
                 let state = ClusterState::from_snapshot(&stored.data).map_err(|error| {
                     StoreError::Corrupt { what: "snapshot state", reason: error.to_string() }
                 })?;
+                let index = stored.meta.last_log_id.map_or(0, |log_id| log_id.index);
                 Applied {
                     state,
                     last_applied: stored.meta.last_log_id,
                     membership: stored.meta.last_membership,
+                    chain: journal.chain_at(index)?,
                 }
             }
             None => Applied {
                 state: ClusterState::new(settings.clone()),
                 last_applied: None,
                 membership: StoredMembership::default(),
+                chain: journal.chain_at(0)?,
             },
         };
         let last_index = applied.last_applied.map_or(0, |log_id| log_id.index);
@@ -121,14 +126,23 @@ impl StateMachineStore {
 impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
     async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
         let started = std::time::Instant::now();
-        let (data, last_log_id, last_membership) = {
+        let (data, last_log_id, last_membership, chain) = {
             let applied = self.read();
-            (applied.state.snapshot(), applied.last_applied, applied.membership.clone())
+            (
+                applied.state.snapshot(),
+                applied.last_applied,
+                applied.membership.clone(),
+                applied.chain,
+            )
         };
         let built = self.shared.snapshots_built.fetch_add(1, Ordering::Relaxed) + 1;
+        // The id carries the journal's chain as of the snapshot: a master that installs it
+        // continues the same chain as the others.
         let snapshot_id = match last_log_id {
-            Some(log_id) => format!("{}-{}-{built}", log_id.leader_id, log_id.index),
-            None => format!("none-{built}"),
+            Some(log_id) => {
+                format!("{}-{}-{built}-{}", log_id.leader_id, log_id.index, chain.to_tag())
+            }
+            None => format!("none-{built}-{}", chain.to_tag()),
         };
         let meta = SnapshotMeta { last_log_id, last_membership, snapshot_id };
         let write = |error: sled::Error| -> StorageError {
@@ -168,9 +182,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     {
         let started = std::time::Instant::now();
         let mut responses = Vec::new();
-        let mut journal = JournalBatch::default();
         let last_index = {
             let mut applied = self.shared.applied.write().unwrap_or_else(PoisonError::into_inner);
+            let mut journal = JournalBatch::new(applied.chain, &self.shared.journal);
             for entry in entries {
                 let index = entry.log_id.index;
                 applied.last_applied = Some(entry.log_id);
@@ -179,21 +193,22 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                         responses.push(BatchResponse { index, outcomes: Vec::new() })
                     }
                     EntryPayload::Normal(batch) => {
-                        let mut events: Vec<Event> = Vec::new();
-                        let outcomes = batch
+                        let commands_before = applied.state.applied_commands();
+                        let outcomes: Vec<_> = batch
                             .entries()
                             .iter()
-                            .map(|command| {
-                                let outcome = applied.state.apply(command);
-                                events.extend_from_slice(outcome.events());
-                                outcome
-                            })
+                            .map(|command| applied.state.apply(command))
                             .collect();
                         // Events that cannot be journaled stop this master (a fatal storage
                         // error) rather than leave a gap in every stream.
-                        journal.record(index, &batch, &events).map_err(|error| {
+                        journal.record(index, &batch, &outcomes).map_err(|error| {
                             StorageIOError::write_state_machine(&io_error(error))
                         })?;
+                        self.shared.journal.offer_checkpoint(
+                            index,
+                            commands_before,
+                            &applied.state,
+                        );
                         responses.push(BatchResponse { index, outcomes });
                     }
                     EntryPayload::Membership(membership) => {
@@ -202,12 +217,15 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                     }
                 }
             }
+            applied.chain = journal.head();
+            // Written before the lock is released, so a snapshot built with this chain head
+            // never precedes the rows it covers.
+            self.shared
+                .journal
+                .write(journal)
+                .map_err(|error| StorageIOError::write_state_machine(&io_error(error)))?;
             applied.last_applied.map_or(0, |log_id| log_id.index)
         };
-        self.shared
-            .journal
-            .write(journal)
-            .map_err(|error| StorageIOError::write_state_machine(&io_error(error)))?;
         // After the journal rows exist, so a woken subscriber finds them.
         self.shared.applied_index.send_replace(last_index);
         self.shared
@@ -243,7 +261,18 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let stored = StoredSnapshot { meta: meta.clone(), data };
         self.persist_snapshot(&stored).map_err(io_error).map_err(write)?;
         let snapshot_index = meta.last_log_id.map_or(0, |log_id| log_id.index);
-        self.shared.journal.restart_after(snapshot_index).map_err(io_error).map_err(write)?;
+        let chain = ChainHead::from_snapshot_id(&meta.snapshot_id).unwrap_or_else(|| {
+            tracing::warn!(
+                snapshot = %meta.snapshot_id,
+                "the installed snapshot carries no journal chain (made by an older build): this master's chain restarts from zeroes"
+            );
+            ChainHead { index: snapshot_index, hash: ChainHead::GENESIS.hash }
+        });
+        self.shared
+            .journal
+            .restart_after(snapshot_index, chain, &state)
+            .map_err(io_error)
+            .map_err(write)?;
         self.shared.db.flush_async().await.map_err(io_error).map_err(write)?;
         {
             let mut applied = self.shared.applied.write().unwrap_or_else(PoisonError::into_inner);
@@ -251,6 +280,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 state,
                 last_applied: meta.last_log_id,
                 membership: meta.last_membership.clone(),
+                chain,
             };
         }
         self.shared.applied_index.send_replace(snapshot_index);

@@ -6,14 +6,35 @@
 //! flush of their own because the Raft log they are derived from is durable and is
 //! re-applied on restart, and the journal is flushed before any snapshot lets Raft purge
 //! that log.
+//!
+//! Beside each row, written in the same pass: its link in the hash chain ([`chain`],
+//! tree `journal_chain`), each command's verdict and event count (`journal_verdicts`), and
+//! its keys in the entity index ([`index`], `journal_entities`). Every so many commands a
+//! checkpoint of the whole state is written (`journal_checkpoints`, [`checkpoint`]), so the
+//! state at any index is a checkpoint plus a short replay ([`audit`]).
+//!
+//! Upgrade: a data directory journaled by an older build has rows but no chain. Its chain
+//! starts after its last row (recorded as the chain's base, `journal_meta/chain_base`), and
+//! audit queries before that answer "too old" naming the first audited index.
+
+pub mod audit;
+mod chain;
+mod checkpoint;
+mod index;
+
+pub use chain::ChainHead;
+pub use checkpoint::CheckpointPolicy;
 
 use std::ops::RangeInclusive;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use corral_state::{codec, ClusterState, CodecError, Cursor, Entry, Event, Timestamp};
+use corral_state::{
+    codec, ClusterState, CodecError, Cursor, Entity, Entry, Event, Outcome, Timestamp, Verdict,
+};
 
 use crate::Batch;
+use checkpoint::Checkpoints;
 
 /// How much of the journal to keep. The default keeps everything.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -39,9 +60,19 @@ pub enum JournalError {
     Storage(#[from] sled::Error),
     #[error("journal row at index {index} does not decode: {source}")]
     Corrupt { index: u64, source: CodecError },
+    #[error("journal {what} at index {index} does not decode: {reason}")]
+    CorruptAudit { what: &'static str, index: u64, reason: String },
 }
 
 const LOST_THROUGH_KEY: &[u8] = b"lost_through";
+/// The chain's base: rows at or before its index are not in the chain, the entity index or
+/// the verdicts (trimmed, before an installed snapshot, or journaled by an older build).
+const CHAIN_BASE_KEY: &[u8] = b"chain_base";
+/// The last index whose row is gone or was never audited: state and history before it
+/// cannot be rebuilt here. Absent while the journal holds every entry from the first.
+const TRIMMED_THROUGH_KEY: &[u8] = b"trimmed_through";
+/// Version byte of a `journal_verdicts` row.
+const VERDICTS_VERSION: u8 = 1;
 
 /// Rows removed from the journal in one retention pass, at most; the rest waits for the next
 /// applied entry so that applying never stalls on a large trim.
@@ -55,39 +86,114 @@ pub struct Journal {
     /// index → encoded events; only indexes that produced events have a row.
     events: sled::Tree,
     meta: sled::Tree,
+    /// index → the row's chain hash (32 bytes).
+    chain: sled::Tree,
+    /// index → each command's verdict and event count, in batch order.
+    verdicts: sled::Tree,
+    /// (entity, index) → nothing: see [`index`].
+    entities: sled::Tree,
+    checkpoints: Checkpoints,
     retention: JournalRetention,
     /// The greatest cursor of an event no longer in the journal: a subscriber at or after it
     /// has missed nothing.
     lost_through: Arc<Mutex<Option<Cursor>>>,
+    bases: Arc<Mutex<Bases>>,
+}
+
+/// Where the chain and the audit trail start.
+#[derive(Clone, Copy, Debug)]
+struct Bases {
+    chain: ChainHead,
+    trimmed_through: Option<u64>,
+}
+
+/// One command's verdict and how many events it produced, as `journal_verdicts` keeps it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Recorded {
+    verdict: Verdict,
+    events: u32,
 }
 
 /// The journal rows produced by applying some Raft entries, written together.
-#[derive(Default)]
 pub(crate) struct JournalBatch {
     commands: sled::Batch,
     events: sled::Batch,
+    chain: sled::Batch,
+    verdicts: sled::Batch,
+    entities: sled::Batch,
+    head: ChainHead,
+    /// Rows at or before this index are already behind the chain's base: not linked again.
+    base_index: u64,
     newest: Option<(u64, Timestamp)>,
 }
 
 impl JournalBatch {
+    /// The head is the chain as of the entry before the first one recorded.
+    pub(crate) fn new(head: ChainHead, journal: &Journal) -> JournalBatch {
+        JournalBatch {
+            commands: sled::Batch::default(),
+            events: sled::Batch::default(),
+            chain: sled::Batch::default(),
+            verdicts: sled::Batch::default(),
+            entities: sled::Batch::default(),
+            head,
+            base_index: journal.chain_base().index,
+            newest: None,
+        }
+    }
+
+    /// The chain after every row recorded so far.
+    pub(crate) fn head(&self) -> ChainHead {
+        self.head
+    }
+
     pub(crate) fn record(
         &mut self,
         index: u64,
         batch: &Batch,
-        events: &[Event],
+        outcomes: &[Outcome],
     ) -> Result<(), codec::CodecError> {
         let at = batch.entries().iter().map(|entry| entry.at).max().unwrap_or_default();
         let encoded = batch.encoded();
         let mut row = Vec::with_capacity(8 + encoded.len());
         row.extend_from_slice(&at.0.to_be_bytes());
         row.extend_from_slice(encoded);
-        self.commands.insert(&index.to_be_bytes(), row);
+        let key = index.to_be_bytes();
+        let events: Vec<Event> = outcomes.iter().flat_map(|o| o.events()).cloned().collect();
         if !events.is_empty() {
-            self.events.insert(&index.to_be_bytes(), codec::encode_events(events)?);
+            self.events.insert(&key, codec::encode_events(&events)?);
         }
+        if index > self.base_index {
+            self.head = self.head.link(index, &row);
+            self.chain.insert(&key, &self.head.hash);
+            let recorded: Vec<Recorded> = outcomes
+                .iter()
+                .map(|outcome| Recorded {
+                    verdict: Verdict::of(outcome),
+                    events: u32::try_from(outcome.events().len()).unwrap_or(u32::MAX),
+                })
+                .collect();
+            let mut value = vec![VERDICTS_VERSION];
+            value = postcard::to_extend(&recorded, value)
+                .map_err(|error| CodecError::Unencodable(error.to_string()))?;
+            self.verdicts.insert(&key, value);
+            for entity in entities_of(batch.entries(), &events) {
+                self.entities.insert(index::key(&entity, index), &[]);
+            }
+        }
+        self.commands.insert(&key, row);
         self.newest = Some((index, at));
         Ok(())
     }
+}
+
+/// Every entity the commands of one row name or their events concern, once each.
+fn entities_of(entries: &[Entry], events: &[Event]) -> std::collections::BTreeSet<Entity> {
+    entries
+        .iter()
+        .flat_map(Entry::entities)
+        .chain(events.iter().flat_map(Event::concerns))
+        .collect()
 }
 
 impl Journal {
@@ -97,12 +203,42 @@ impl Journal {
     ) -> Result<Journal, JournalError> {
         let meta = db.open_tree("journal_meta")?;
         let lost_through = meta.get(LOST_THROUGH_KEY)?.map(|bytes| decode_cursor(&bytes));
+        let commands = db.open_tree("journal")?;
+        let chain = db.open_tree("journal_chain")?;
+        let base = match meta.get(CHAIN_BASE_KEY)? {
+            Some(bytes) => ChainHead::decode(&bytes).ok_or_else(|| JournalError::CorruptAudit {
+                what: "chain base",
+                index: 0,
+                reason: format!("{} bytes, expected 40", bytes.len()),
+            })?,
+            None => {
+                // A journal written by an older build has rows but no chain: the chain (and
+                // the audit trail) start after its last row.
+                let last = commands.last()?.map_or(0, |(key, _)| decode_index(&key));
+                let base = ChainHead { index: last, hash: chain::GENESIS };
+                meta.insert(CHAIN_BASE_KEY, base.encode().to_vec())?;
+                if last > 0 {
+                    meta.insert(TRIMMED_THROUGH_KEY, last.to_be_bytes().to_vec())?;
+                    tracing::warn!(
+                        last_index = last,
+                        "this journal was written by an older build: history, state and the hash chain start after index {last}"
+                    );
+                }
+                base
+            }
+        };
+        let trimmed_through = meta.get(TRIMMED_THROUGH_KEY)?.map(|bytes| decode_index(&bytes));
         Ok(Journal {
-            commands: db.open_tree("journal")?,
+            commands,
             events: db.open_tree("journal_events")?,
             meta,
+            chain,
+            verdicts: db.open_tree("journal_verdicts")?,
+            entities: db.open_tree("journal_entities")?,
+            checkpoints: Checkpoints::open(db)?,
             retention,
             lost_through: Arc::new(Mutex::new(lost_through)),
+            bases: Arc::new(Mutex::new(Bases { chain: base, trimmed_through })),
         })
     }
 
@@ -110,10 +246,76 @@ impl Journal {
         let Some((newest_index, newest_at)) = batch.newest else { return Ok(()) };
         self.commands.apply_batch(batch.commands)?;
         self.events.apply_batch(batch.events)?;
+        self.chain.apply_batch(batch.chain)?;
+        self.verdicts.apply_batch(batch.verdicts)?;
+        self.entities.apply_batch(batch.entities)?;
         if !self.retention.keeps_everything() {
             self.enforce_retention(newest_index, newest_at)?;
         }
         Ok(())
+    }
+
+    /// Rows at or before the base's index are outside the chain and the audit trail.
+    pub fn chain_base(&self) -> ChainHead {
+        self.bases.lock().unwrap_or_else(PoisonError::into_inner).chain
+    }
+
+    /// The last index whose row is gone (or was never audited); `None` while the journal
+    /// holds every entry from the first.
+    pub fn trimmed_through(&self) -> Option<u64> {
+        self.bases.lock().unwrap_or_else(PoisonError::into_inner).trimmed_through
+    }
+
+    /// The chain as of `index`: the hash of the last row at or before it.
+    pub fn chain_at(&self, index: u64) -> Result<ChainHead, JournalError> {
+        let base = self.chain_base();
+        if index <= base.index {
+            return Ok(base);
+        }
+        match self.chain.range(..=index.to_be_bytes()).next_back().transpose()? {
+            Some((key, hash)) => {
+                let index = decode_index(&key);
+                let hash = hash.as_ref().try_into().map_err(|_| JournalError::CorruptAudit {
+                    what: "chain hash",
+                    index,
+                    reason: format!("{} bytes, expected 32", hash.len()),
+                })?;
+                Ok(ChainHead { index, hash })
+            }
+            None => Ok(base),
+        }
+    }
+
+    /// The newest link of the chain.
+    pub fn chain_head(&self) -> Result<ChainHead, JournalError> {
+        self.chain_at(u64::MAX)
+    }
+
+    /// Recomputes the chain from its base over every row and compares it with the hashes
+    /// recorded as the rows were applied. `Err(index)` names the first row that is not what
+    /// was journaled (altered, missing or moved).
+    pub fn verify_chain(&self) -> Result<Result<ChainHead, u64>, JournalError> {
+        let base = self.chain_base();
+        let mut head = base;
+        let mut recorded = self.chain.range((base.index + 1).to_be_bytes()..);
+        for row in self.commands.range((base.index + 1).to_be_bytes()..) {
+            let (key, value) = row?;
+            let index = decode_index(&key);
+            head = head.link(index, &value);
+            match recorded.next().transpose()? {
+                Some((recorded_key, hash))
+                    if decode_index(&recorded_key) == index && hash.as_ref() == head.hash =>
+                {
+                    continue
+                }
+                _ => return Ok(Err(index)),
+            }
+        }
+        match recorded.next().transpose()? {
+            // A link without its row: the row was removed.
+            Some((key, _)) => Ok(Err(decode_index(&key))),
+            None => Ok(Ok(head)),
+        }
     }
 
     /// Events after `lost_through()` are all still here.
@@ -207,12 +409,51 @@ impl Journal {
     /// A snapshot installed from another master skips the entries between this master's last
     /// applied index and the snapshot's: the journal restarts after the snapshot and says
     /// everything up to it is unavailable here.
-    pub(crate) fn restart_after(&self, snapshot_index: u64) -> Result<(), JournalError> {
+    ///
+    /// The chain continues from `head`, the chain as of the snapshot (carried in its id), so
+    /// this master's chain stays the same as every other's.
+    pub(crate) fn restart_after(
+        &self,
+        snapshot_index: u64,
+        head: ChainHead,
+        state: &ClusterState,
+    ) -> Result<(), JournalError> {
         let lost = Cursor::new(snapshot_index, u32::MAX);
         self.record_lost_through(lost)?;
+        self.set_bases(ChainHead { index: snapshot_index, hash: head.hash }, snapshot_index)?;
         self.commands.clear()?;
         self.events.clear()?;
+        self.chain.clear()?;
+        self.verdicts.clear()?;
+        self.entities.clear()?;
+        self.checkpoints.clear()?;
+        self.checkpoints.write(snapshot_index, state)?;
         Ok(())
+    }
+
+    fn set_bases(&self, chain: ChainHead, trimmed_through: u64) -> Result<(), JournalError> {
+        let mut bases = self.bases.lock().unwrap_or_else(PoisonError::into_inner);
+        // Persisted before any row goes, like `lost_through`.
+        self.meta.insert(CHAIN_BASE_KEY, chain.encode().to_vec())?;
+        self.meta.insert(TRIMMED_THROUGH_KEY, trimmed_through.to_be_bytes().to_vec())?;
+        *bases = Bases { chain, trimmed_through: Some(trimmed_through) };
+        Ok(())
+    }
+
+    /// Writes a checkpoint of `state` (the state right after `index`) if the policy says one
+    /// is due, on the checkpoint thread: applying never waits for it.
+    pub(crate) fn offer_checkpoint(&self, index: u64, commands_before: u64, state: &ClusterState) {
+        self.checkpoints.offer(index, commands_before, state);
+    }
+
+    /// How often checkpoints are written (tests and benchmarks choose theirs).
+    pub fn set_checkpoint_policy(&self, policy: CheckpointPolicy) {
+        self.checkpoints.set_policy(policy);
+    }
+
+    /// Writes a checkpoint now, on this thread.
+    pub fn write_checkpoint(&self, index: u64, state: &ClusterState) -> Result<(), JournalError> {
+        self.checkpoints.write(index, state)
     }
 
     fn record_lost_through(&self, cursor: Cursor) -> Result<(), JournalError> {
@@ -264,14 +505,37 @@ impl Journal {
         if let Some(cursor) = last_lost_event {
             self.record_lost_through(cursor)?;
         }
+        let base = self.chain_at(last_doomed)?;
+        self.set_bases(ChainHead { index: last_doomed, hash: base.hash }, last_doomed)?;
         let mut commands = sled::Batch::default();
         let mut events = sled::Batch::default();
+        let mut chain = sled::Batch::default();
+        let mut verdicts = sled::Batch::default();
+        let mut entities = sled::Batch::default();
         for index in doomed {
-            commands.remove(&index.to_be_bytes());
-            events.remove(&index.to_be_bytes());
+            let key = index.to_be_bytes();
+            // The index keys of a row are found again from the row itself.
+            if let Some(Ok((_, _, entries))) = self.commands(index..=index).next() {
+                let row_events = self
+                    .events(index..=index, 1)?
+                    .into_iter()
+                    .flat_map(|(_, events)| events)
+                    .collect::<Vec<_>>();
+                for entity in entities_of(&entries, &row_events) {
+                    entities.remove(index::key(&entity, index));
+                }
+            }
+            commands.remove(&key);
+            events.remove(&key);
+            chain.remove(&key);
+            verdicts.remove(&key);
         }
         self.commands.apply_batch(commands)?;
         self.events.apply_batch(events)?;
+        self.chain.apply_batch(chain)?;
+        self.verdicts.apply_batch(verdicts)?;
+        self.entities.apply_batch(entities)?;
+        self.checkpoints.trim_before(last_doomed)?;
         Ok(())
     }
 }
@@ -320,9 +584,11 @@ mod tests {
             command,
         };
         let event = Event::AgentRemoved { agent_id: "agent-1".into(), by_operator: false };
-        let mut batch = JournalBatch::default();
+        let head = journal.chain_at(index - 1).unwrap();
+        let mut batch = JournalBatch::new(head, journal);
         let entries = Batch::encode(vec![entry]).expect("a test entry encodes");
-        batch.record(index, &entries, &vec![event; event_count]).expect("test events encode");
+        let outcome = corral_state::Outcome::Accepted(vec![event; event_count]);
+        batch.record(index, &entries, &[outcome]).expect("test events encode");
         journal.write(batch).unwrap();
     }
 

@@ -1,0 +1,156 @@
+//! Checkpoints: the whole state, encoded, every so many commands (tree
+//! `journal_checkpoints`, index → `ClusterState::snapshot` bytes). The state at any index is
+//! the nearest checkpoint at or before it plus a replay of the rows between.
+//!
+//! They are a local cache, not part of what the masters agree on: a checkpoint is written on
+//! its own thread from a copy of the state, so applying never waits for an encoding, and a
+//! checkpoint skipped because the previous one is still being written only makes one
+//! replay longer.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use corral_state::ClusterState;
+
+use super::JournalError;
+
+/// How often a checkpoint is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CheckpointPolicy {
+    Never,
+    /// Whenever the number of commands applied crosses a multiple of this.
+    EveryCommands(u64),
+}
+
+impl CheckpointPolicy {
+    /// Chosen by measurement (BENCHMARKS.md, "Audit"): decoding a checkpoint of 100,000
+    /// tasks and replaying this many commands after it each take about half of the 1 s
+    /// budget of `state_at`.
+    pub const DEFAULT: CheckpointPolicy = CheckpointPolicy::EveryCommands(50_000);
+
+    fn as_number(self) -> u64 {
+        match self {
+            CheckpointPolicy::Never => 0,
+            CheckpointPolicy::EveryCommands(every) => every,
+        }
+    }
+}
+
+/// What the checkpoint thread is handed: the index and a copy of the state right after it.
+type Pending = (u64, Box<ClusterState>);
+
+#[derive(Clone)]
+pub(crate) struct Checkpoints {
+    tree: sled::Tree,
+    /// 0 for never.
+    every: Arc<AtomicU64>,
+    writer: Arc<Mutex<Option<SyncSender<Pending>>>>,
+}
+
+impl Checkpoints {
+    pub(crate) fn open(db: &sled::Db) -> Result<Checkpoints, JournalError> {
+        Ok(Checkpoints {
+            tree: db.open_tree("journal_checkpoints")?,
+            every: Arc::new(AtomicU64::new(CheckpointPolicy::DEFAULT.as_number())),
+            writer: Arc::new(Mutex::new(None)),
+        })
+    }
+
+    pub(crate) fn set_policy(&self, policy: CheckpointPolicy) {
+        self.every.store(policy.as_number(), Ordering::Relaxed);
+    }
+
+    pub(crate) fn offer(&self, index: u64, commands_before: u64, state: &ClusterState) {
+        let every = self.every.load(Ordering::Relaxed);
+        if every == 0 || state.applied_commands() / every == commands_before / every {
+            return;
+        }
+        let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let sender = writer.get_or_insert_with(|| self.spawn_writer());
+        match sender.try_send((index, Box::new(state.clone()))) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                tracing::debug!(
+                    index,
+                    "checkpoint skipped: the previous one is still being written"
+                )
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                tracing::warn!(index, "the checkpoint writer stopped; starting another");
+                *writer = None;
+            }
+        }
+    }
+
+    fn spawn_writer(&self) -> SyncSender<Pending> {
+        let (sender, receiver) = sync_channel::<Pending>(1);
+        let checkpoints = self.clone();
+        std::thread::Builder::new()
+            .name("journal-checkpoints".to_owned())
+            .spawn(move || {
+                for (index, state) in receiver {
+                    if let Err(error) = checkpoints.write(index, &state) {
+                        tracing::warn!(index, %error, "cannot write a journal checkpoint");
+                    }
+                }
+            })
+            .expect("a thread can be started: the process is not out of threads at this size");
+        sender
+    }
+
+    pub(crate) fn write(&self, index: u64, state: &ClusterState) -> Result<(), JournalError> {
+        let bytes = state.snapshot().map_err(|source| JournalError::Corrupt { index, source })?;
+        self.tree.insert(index.to_be_bytes(), bytes)?;
+        Ok(())
+    }
+
+    /// The newest checkpoint at or before `index`.
+    pub(crate) fn at_or_before(
+        &self,
+        index: u64,
+    ) -> Result<Option<(u64, sled::IVec)>, JournalError> {
+        Ok(self
+            .tree
+            .range(..=index.to_be_bytes())
+            .next_back()
+            .transpose()?
+            .map(|(key, value)| (super::decode_index(&key), value)))
+    }
+
+    /// The oldest checkpoint at or after `index`.
+    pub(crate) fn at_or_after(&self, index: u64) -> Result<Option<u64>, JournalError> {
+        Ok(self
+            .tree
+            .range(index.to_be_bytes()..)
+            .next()
+            .transpose()?
+            .map(|(key, _)| super::decode_index(&key)))
+    }
+
+    /// Drops checkpoints older than `index`: no retained row follows them.
+    pub(crate) fn trim_before(&self, index: u64) -> Result<(), JournalError> {
+        let mut batch = sled::Batch::default();
+        for row in self.tree.range(..index.to_be_bytes()) {
+            batch.remove(row?.0);
+        }
+        self.tree.apply_batch(batch)?;
+        Ok(())
+    }
+
+    pub(crate) fn clear(&self) -> Result<(), JournalError> {
+        self.tree.clear()?;
+        Ok(())
+    }
+
+    /// Count and bytes, for the benchmark's cost report.
+    pub(crate) fn footprint(&self) -> Result<(usize, u64), JournalError> {
+        let mut bytes = 0u64;
+        let mut count = 0;
+        for row in self.tree.iter() {
+            bytes += row?.1.len() as u64;
+            count += 1;
+        }
+        Ok((count, bytes))
+    }
+}

@@ -1,0 +1,142 @@
+//! What changed between two states: agents, frameworks, tasks, apps and roles added, removed
+//! and changed. Pure; the journal adds the cursor that made each change.
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Agent, Framework, Task};
+use crate::{ClusterState, Entity, FrameworkId, TaskId};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Change {
+    Added,
+    Removed,
+    Changed,
+}
+
+impl Change {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Change::Added => "added",
+            Change::Removed => "removed",
+            Change::Changed => "changed",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntityChange {
+    pub entity: Entity,
+    pub change: Change,
+}
+
+/// Every entity that differs between `before` and `after`, ordered by kind then id.
+///
+/// What every heartbeat or offer cycle touches is left out, or a diff would list every
+/// agent and framework: an agent's heartbeat and offered resources; a framework's offers,
+/// filters, tasks and pending updates (tasks have their own section).
+pub fn diff(before: &ClusterState, after: &ClusterState) -> Vec<EntityChange> {
+    let mut changes = Vec::new();
+    merge(&before.agents, &after.agents, same_agent, |id, change| {
+        changes.push(EntityChange { entity: Entity::agent(id), change })
+    });
+    merge(&before.frameworks, &after.frameworks, same_framework, |id, change| {
+        changes.push(EntityChange { entity: Entity::framework(id), change })
+    });
+    let (tasks_before, tasks_after) = (tasks_of(before), tasks_of(after));
+    let mut tasks = Vec::new();
+    merge(
+        &tasks_before,
+        &tasks_after,
+        |a, b| a == b,
+        |(_, task_id), change| tasks.push(EntityChange { entity: Entity::task(task_id), change }),
+    );
+    // Keyed by framework first; the output is ordered by task id like every other section.
+    tasks.sort_by(|a, b| a.entity.cmp(&b.entity));
+    changes.extend(tasks);
+    merge(
+        &before.services.apps,
+        &after.services.apps,
+        |a, b| a == b,
+        |id, change| changes.push(EntityChange { entity: Entity::app(id), change }),
+    );
+    merge(
+        &before.roles,
+        &after.roles,
+        |a, b| a == b,
+        |role, change| changes.push(EntityChange { entity: Entity::role(role), change }),
+    );
+    changes
+}
+
+fn tasks_of(state: &ClusterState) -> BTreeMap<(&FrameworkId, &TaskId), &Task> {
+    state
+        .frameworks
+        .values()
+        .flat_map(|framework| {
+            framework.tasks.iter().map(|(task_id, task)| ((&framework.id, task_id), &**task))
+        })
+        .collect()
+}
+
+fn same_agent(a: &Agent, b: &Agent) -> bool {
+    a.info == b.info
+        && a.total == b.total
+        && a.allocated == b.allocated
+        && a.liveness == b.liveness
+        && a.mode == b.mode
+        && a.registered_at == b.registered_at
+        && a.reregistered_at == b.reregistered_at
+}
+
+fn same_framework(a: &Framework, b: &Framework) -> bool {
+    a.info == b.info
+        && a.state == b.state
+        && a.registered_at == b.registered_at
+        && a.reregistered_at == b.reregistered_at
+        && a.suppressed_roles == b.suppressed_roles
+}
+
+/// Walks two ordered maps together: linear, no lookups.
+fn merge<K: Ord, V>(
+    before: &BTreeMap<K, V>,
+    after: &BTreeMap<K, V>,
+    same: impl Fn(&V, &V) -> bool,
+    mut report: impl FnMut(&K, Change),
+) {
+    let (mut old, mut new) = (before.iter().peekable(), after.iter().peekable());
+    loop {
+        match (old.peek(), new.peek()) {
+            (None, None) => return,
+            (Some((key, _)), None) => {
+                report(key, Change::Removed);
+                old.next();
+            }
+            (None, Some((key, _))) => {
+                report(key, Change::Added);
+                new.next();
+            }
+            (Some((old_key, old_value)), Some((new_key, new_value))) => {
+                match old_key.cmp(new_key) {
+                    Ordering::Less => {
+                        report(old_key, Change::Removed);
+                        old.next();
+                    }
+                    Ordering::Greater => {
+                        report(new_key, Change::Added);
+                        new.next();
+                    }
+                    Ordering::Equal => {
+                        if !same(old_value, new_value) {
+                            report(old_key, Change::Changed);
+                        }
+                        old.next();
+                        new.next();
+                    }
+                }
+            }
+        }
+    }
+}
