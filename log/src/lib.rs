@@ -13,6 +13,7 @@ mod error;
 pub mod journal;
 pub mod network;
 mod node;
+pub mod observe;
 mod proposer;
 pub mod store;
 pub mod subscribe;
@@ -27,10 +28,11 @@ pub use node::{
     ClusterStatus, Committed, Endpoint, LogConfig, LogNode, LogTuning, MemberStatus,
     ProposerCounters, ReadConsistency,
 };
+pub use observe::{LogObserver, Observation};
 pub use proposer::ProposerConfig;
-pub use store::{StorageObserver, StorageOperation};
 pub use subscribe::{
     EventFilter, JournalEvent, Subscription, SubscriptionEnded, SubscriptionLimits,
+    SubscriptionProgress,
 };
 pub use types::{typ, Batch, BatchResponse, NodeId, TypeConfig};
 

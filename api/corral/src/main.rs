@@ -17,6 +17,7 @@ use crate::serve::{run_master, shutdown_signal, MasterSetup};
 
 mod demo;
 mod events;
+mod prometheus;
 mod replay;
 mod serve;
 
@@ -65,6 +66,10 @@ struct DevArgs {
     /// Prefix of every id the master hands out.
     #[arg(long, default_value = "corral")]
     cluster_id: String,
+    /// Also start Prometheus (the `prometheus` binary) scraping the master and the agent,
+    /// with grafana/alerts loaded, listening here.
+    #[arg(long, num_args = 0..=1, default_missing_value = "127.0.0.1:9090", value_name = "LISTEN")]
+    prometheus: Option<String>,
 }
 
 #[derive(Args)]
@@ -291,6 +296,22 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
             tracing::error!(%error, "the dev agent stopped");
         }
     });
+    let prometheus = match &args.prometheus {
+        Some(listen) => {
+            let child = prometheus::start(
+                &data_dir.join("prometheus"),
+                listen,
+                &args.listen,
+                &args.agent_listen,
+                &args.cluster_id,
+            )?;
+            println!(
+                "corral dev: prometheus on http://{listen} (dashboards: grafana/, see README)"
+            );
+            Some(child)
+        }
+        None => None,
+    };
     if args.demo {
         let master = args.listen.clone();
         tokio::spawn(async move {
@@ -318,6 +339,9 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
         retention: JournalRetention::KEEP_ALL,
     };
     run_master(setup, stop).await?;
+    if let Some(mut child) = prometheus {
+        child.kill().await.context("cannot stop prometheus")?;
+    }
     if keep_data {
         println!("corral dev: stopped; data and sandboxes kept in {}", data_dir.display());
         return Ok(());

@@ -5,6 +5,7 @@
 mod corral {
     mod agents;
     mod dev;
+    mod grafana;
     mod marathon_e2e;
     mod masters;
 }

@@ -3,6 +3,7 @@
 
 mod master {
     mod marathon_routes;
+    mod metrics;
     mod routes;
     mod support;
 }
