@@ -4,6 +4,7 @@
 
 mod corral {
     mod agents;
+    mod audit;
     mod dev;
     mod marathon_e2e;
     mod masters;
