@@ -15,6 +15,7 @@ use corral_state::model::Settings;
 
 use crate::serve::{run_master, shutdown_signal, MasterSetup};
 
+mod audit;
 mod demo;
 mod events;
 mod prometheus;
@@ -48,6 +49,72 @@ enum CliCommand {
         #[command(subcommand)]
         command: EventsCommand,
     },
+    /// Every command that touched a task, agent, framework, app, role or operator, oldest
+    /// first, with who sent it and what the log decided.
+    History(HistoryArgs),
+    /// The cluster as it stood right after an index or at a time.
+    State(StateArgs),
+    /// What changed between two points: agents, frameworks, tasks, apps and roles.
+    Diff(DiffArgs),
+    /// Why a task or a deployment is where it is.
+    Explain(ExplainArgs),
+}
+
+/// Where to ask, and how to print the answer.
+#[derive(Args)]
+struct AuditOptions {
+    /// The master to ask (any master answers from its own journal).
+    #[arg(long, default_value = "127.0.0.1:5050")]
+    master: String,
+    /// Print the JSON the master answered instead of tables.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct HistoryArgs {
+    /// task, agent, framework, app, role or operator.
+    #[arg(value_parser = ["task", "agent", "framework", "app", "role", "operator"])]
+    kind: String,
+    id: String,
+    /// From this cursor (`INDEX[-SEQ]`) or RFC 3339 time.
+    #[arg(long)]
+    from: Option<String>,
+    /// Up to this cursor or time.
+    #[arg(long)]
+    to: Option<String>,
+    #[command(flatten)]
+    options: AuditOptions,
+}
+
+#[derive(Args)]
+struct StateArgs {
+    /// A log index, or a time (RFC 3339, e.g. 2026-11-30T03:12:00Z); the latest without it.
+    #[arg(long)]
+    at: Option<String>,
+    #[command(flatten)]
+    options: AuditOptions,
+}
+
+#[derive(Args)]
+struct DiffArgs {
+    /// A log index or an RFC 3339 time.
+    #[arg(long)]
+    from: String,
+    #[arg(long)]
+    to: String,
+    #[command(flatten)]
+    options: AuditOptions,
+}
+
+#[derive(Args)]
+struct ExplainArgs {
+    /// task or deployment.
+    #[arg(value_parser = ["task", "deployment"])]
+    kind: String,
+    id: String,
+    #[command(flatten)]
+    options: AuditOptions,
 }
 
 #[derive(Args)]
@@ -153,12 +220,18 @@ struct ReplayArgs {
     /// Stop after this log index.
     #[arg(long, conflicts_with = "at")]
     to: Option<u64>,
-    /// Stop after the last entry stamped at or before this time (seconds since the epoch).
+    /// Stop after the last entry stamped at or before this time (RFC 3339 or seconds since
+    /// the epoch).
     #[arg(long)]
-    at: Option<f64>,
-    /// Also replay to the master's snapshot and require the same state digest.
+    at: Option<String>,
+    /// Also check the journal's hash chain (naming the first altered index) and replay to
+    /// the master's snapshot, requiring the same state digest.
     #[arg(long)]
     verify: bool,
+    /// Print the state document (the v0 `/master/state` shape, as `GET /corral/v1/state`
+    /// answers) instead of a summary.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -174,6 +247,17 @@ enum EventsCommand {
         #[arg(long)]
         topic: Option<String>,
     },
+}
+
+fn audit_client(
+    options: &AuditOptions,
+) -> anyhow::Result<(corral_client::AuditClient, audit::Output)> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .context("building the HTTP client")?;
+    let output = if options.json { audit::Output::Json } else { audit::Output::Table };
+    Ok((corral_client::AuditClient::new(http, &options.master), output))
 }
 
 fn seconds(value: f64, flag: &str) -> anyhow::Result<Duration> {
@@ -262,6 +346,27 @@ async fn main() -> anyhow::Result<()> {
         CliCommand::Replay(args) => replay::run(&args),
         CliCommand::Events { command: EventsCommand::Tail { master, from, topic } } => {
             events::tail(&master, from.as_deref(), topic.as_deref()).await
+        }
+        CliCommand::History(args) => {
+            let (client, output) = audit_client(&args.options)?;
+            let range = (args.from.as_deref(), args.to.as_deref());
+            audit::history(&client, &args.kind, &args.id, range, output).await
+        }
+        CliCommand::State(args) => {
+            let (client, output) = audit_client(&args.options)?;
+            audit::state(&client, args.at.as_deref(), output).await
+        }
+        CliCommand::Diff(args) => {
+            let (client, output) = audit_client(&args.options)?;
+            audit::diff(&client, &args.from, &args.to, output).await
+        }
+        CliCommand::Explain(args) => {
+            let (client, output) = audit_client(&args.options)?;
+            let what = match args.kind.as_str() {
+                "task" => audit::ExplainWhat::Task(&args.id),
+                _ => audit::ExplainWhat::Deployment(&args.id),
+            };
+            audit::explain(&client, what, output).await
         }
     }
 }

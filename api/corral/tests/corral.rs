@@ -4,6 +4,7 @@
 
 mod corral {
     mod agents;
+    mod audit;
     mod dev;
     mod grafana;
     mod marathon_e2e;

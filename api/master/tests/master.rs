@@ -2,6 +2,7 @@
 //! masters on a real replicated log (sled files, an in-process network between them).
 
 mod master {
+    mod audit;
     mod marathon_routes;
     mod metrics;
     mod routes;
