@@ -24,6 +24,8 @@ pub fn router(master: Master) -> Router {
         .merge(routes::native::router())
         .merge(routes::audit::router())
         .merge(routes::settings::router())
+        .merge(routes::members::router())
+        .merge(routes::snapshot::router())
         .merge(routes::agent::router())
         .merge(routes::marathon::router())
         .fallback(no_route)
