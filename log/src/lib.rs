@@ -15,6 +15,7 @@ pub mod journal;
 pub mod membership;
 pub mod network;
 mod node;
+pub mod observe;
 mod proposer;
 pub mod store;
 pub mod subscribe;
@@ -31,10 +32,11 @@ pub use node::{
     ClusterStatus, Committed, Endpoint, LogConfig, LogNode, LogTuning, MemberStatus,
     ProposerCounters, ReadConsistency,
 };
+pub use observe::{LogObserver, Observation};
 pub use proposer::ProposerConfig;
-pub use store::{StorageObserver, StorageOperation};
 pub use subscribe::{
     EventFilter, JournalEvent, Subscription, SubscriptionEnded, SubscriptionLimits,
+    SubscriptionProgress,
 };
 pub use transfer::TransferOutcome;
 pub use types::{typ, Batch, BatchResponse, NodeId, TypeConfig};

@@ -225,7 +225,7 @@ struct NodeInner {
     raft: Raft,
     state_machine: StateMachineStore,
     committed: crate::store::CommittedIndex,
-    storage_observer: crate::store::StorageObserverSlot,
+    observer: crate::observe::ObserverSlot,
     proposer: Proposer,
     pre_vote: PreVoteResponder,
     subscription_limits: SubscriptionLimits,
@@ -271,7 +271,7 @@ impl LogNode {
         .await
         .map_err(|error| LogError::Raft(error.to_string()))??;
         let committed = log_store.committed_index();
-        let storage_observer = log_store.observer_slot();
+        let observer = log_store.observer_slot();
         let raft = Raft::new(
             config.node_id,
             raft_config,
@@ -294,14 +294,14 @@ impl LogNode {
             max: config.tuning.election_timeout_max,
         };
         tokio::spawn(election::run_timer(pre_vote.clone(), network, timing, closing.subscribe()));
-        let proposer = Proposer::spawn(raft.clone(), config.proposer);
+        let proposer = Proposer::spawn(raft.clone(), config.proposer, observer.clone());
         let node = LogNode {
             inner: Arc::new(NodeInner {
                 node_id: config.node_id,
                 raft,
                 state_machine,
                 committed,
-                storage_observer,
+                observer,
                 proposer,
                 pre_vote,
                 subscription_limits: config.subscription,
@@ -543,9 +543,10 @@ impl LogNode {
         (applied.last_applied.map_or(0, |log_id| log_id.index), applied.state.digest())
     }
 
-    /// Reports how long each append and each fsync of the Raft log takes (set once).
-    pub fn observe_storage(&self, observer: crate::store::StorageObserver) {
-        self.inner.storage_observer.set(observer);
+    /// Reports the log's work (appends, fsyncs, applies, commits, snapshots) to `observer`
+    /// (set once; later calls are ignored).
+    pub fn observe(&self, observer: Arc<dyn crate::observe::LogObserver>) {
+        self.inner.observer.set(observer);
     }
 
     /// openraft's metrics, for the master's Prometheus exporter.

@@ -3,12 +3,7 @@
 
 use corral_client::{ClusterClient, Members};
 
-/// How a command prints its answer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Output {
-    Table,
-    Json,
-}
+use crate::Output;
 
 fn client(masters: &str) -> ClusterClient {
     ClusterClient::new(reqwest::Client::new(), masters)

@@ -22,6 +22,7 @@ pub fn router(master: Master) -> Router {
         .merge(routes::operator::router())
         .merge(routes::misc::router())
         .merge(routes::native::router())
+        .merge(routes::audit::router())
         .merge(routes::settings::router())
         .merge(routes::members::router())
         .merge(routes::snapshot::router())

@@ -178,3 +178,23 @@ fn a_diff_lists_added_changed_and_removed_by_kind() {
     );
     assert_eq!(diff(&world.state, &world.state), vec![]);
 }
+
+#[test]
+fn times_read_and_write_as_rfc_3339_or_epoch_seconds() {
+    use corral_state::Timestamp;
+    let at = Timestamp::from_secs(1_764_472_320);
+    assert_eq!(at.to_rfc3339(), "2025-11-30T03:12:00Z");
+    assert_eq!(Timestamp::parse("2025-11-30T03:12:00Z"), Ok(at));
+    assert_eq!(Timestamp::parse("2025-11-30T04:12:00+01:00"), Ok(at));
+    assert_eq!(Timestamp::parse("1764472320"), Ok(at));
+    let later = Timestamp(at.0 + 250_000_000);
+    assert_eq!(later.to_rfc3339(), "2025-11-30T03:12:00.250Z");
+    assert_eq!(Timestamp::parse("2025-11-30T03:12:00.25Z"), Ok(later));
+    assert_eq!(Timestamp::parse("1764472320.25"), Ok(later));
+    assert_eq!(Timestamp(1).to_rfc3339(), "1970-01-01T00:00:00.000000001Z");
+    assert_eq!(Timestamp::parse("2000-02-29T00:00:00Z"), Ok(Timestamp::from_secs(951_782_400)));
+    assert!(Timestamp::parse("yesterday").unwrap_err().contains("RFC 3339"));
+    assert!(Timestamp::parse("2025-13-30T03:12:00Z").is_err());
+    assert!(Timestamp::parse("2025-11-30T03:12:00").is_err());
+    assert!(Timestamp::parse("-5").is_err());
+}

@@ -2,6 +2,7 @@
 //! Routes use the shell (`Master`, streams, errors); the shell never uses a route.
 
 pub(crate) mod agent;
+pub(crate) mod audit;
 pub(crate) mod marathon;
 pub(crate) mod marathon_apps;
 pub(crate) mod members;
