@@ -243,6 +243,11 @@ async fn removals_that_would_lose_the_quorum_are_refused() {
             .map(drop)
     })
     .await;
+    // Leadership is not handed to a master the leader cannot hear.
+    assert!(matches!(
+        node.transfer_leadership(others[0]).await,
+        Err(ChangeError::Refused(Refusal::Unreachable(id))) if id == others[0]
+    ));
     // Removing the other live voter would leave one of two up.
     assert!(matches!(
         node.leave(others[1]).await,
