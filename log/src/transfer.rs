@@ -4,13 +4,15 @@
 //! that heard from the leader within the lease (`election_timeout_min`, see `election.rs`)
 //! refuses to vote. So the leader makes room for its successor:
 //!
+//! 0. it waits until the target's log is at least every other voter's (within 10 s);
 //! 1. it keeps replicating to the target only ([`Links`] holds the others back: their
 //!    appends fail at once, without the back-off openraft applies to unreachable nodes), so
 //!    writes go on wherever the leader and the target are a majority;
 //! 2. it tells the voters held back to stand aside for the target ([`DeferRequest`]) for
 //!    three leases: meanwhile they do not campaign and refuse any other candidate's pre-vote;
-//! 3. once the target's log is at least every other voter's, it waits out the lease on the
-//!    voters held back (they have heard nothing since);
+//! 3. once the target's log is again at least every other voter's (appends in flight when
+//!    the hold began have landed), it waits out the lease on the voters held back (they have
+//!    heard nothing since);
 //! 4. it asks the target to stand now ([`CampaignRequest`]); the target calls
 //!    `raft.trigger().elect()`, the one election that skips the pre-vote: the voters held
 //!    back grant it (lease over, the target's log at least theirs), and the old leader steps
@@ -385,9 +387,17 @@ impl LogNode {
         let term = metrics.current_term;
         let others: Vec<NodeId> =
             membership.voter_ids().filter(|voter| *voter != own && *voter != to).collect();
+        // Caught up first, while everyone is still replicated to: a target far behind would
+        // otherwise hold the others back for as long as it takes.
+        if !self.level_with_others(to, &others, CATCH_UP_DEADLINE).await {
+            return Err(ChangeError::Unfinished(format!(
+                "master {to} did not catch up with the other voters within {CATCH_UP_DEADLINE:?}; leadership stays with master {own}"
+            )));
+        }
         let hold = links.replicate_only_to(to);
         // The others stand aside for the hand-over (best effort: one that does not hear of it
-        // may only win the election first, see the module docs).
+        // may only win the election first, see the module docs). Three leases cover the
+        // settling below, the lease and the election.
         let span = links.lease * 3 + links.heartbeat;
         let notices = others.iter().filter_map(|other| {
             let address = membership.get_node(other)?.addr.clone();
@@ -402,33 +412,11 @@ impl LogNode {
         let answers = futures::future::join_all(notices).await;
         let deferring = answers.iter().filter(|answer| matches!(answer, Ok(true))).count();
         tracing::info!(to, deferring, of = others.len(), "handing leadership over");
-        let mut watch = self.raft().metrics();
-        let caught_up = tokio::time::timeout(CATCH_UP_DEADLINE, async {
-            loop {
-                let ready = {
-                    let metrics = watch.borrow_and_update();
-                    let matched = |node_id: NodeId| {
-                        metrics
-                            .replication
-                            .as_ref()
-                            .and_then(|replication| replication.get(&node_id).copied())
-                            .flatten()
-                    };
-                    metrics.state == ServerState::Leader
-                        && others.iter().all(|other| matched(to) >= matched(*other))
-                };
-                if ready {
-                    return true;
-                }
-                if watch.changed().await.is_err() {
-                    return false;
-                }
-            }
-        })
-        .await;
-        if caught_up != Ok(true) {
+        // Appends already on their way to the others may land after the hold: the target
+        // must have at least what they got.
+        if !self.level_with_others(to, &others, links.lease).await {
             return Err(ChangeError::Unfinished(format!(
-                "master {to} did not catch up with the other voters within {CATCH_UP_DEADLINE:?}; leadership stays with master {own}"
+                "master {to} fell behind the other voters during the hand-over; leadership stays with master {own}"
             )));
         }
         // A protocol timer, not synchronisation: the voters held back must stop honouring
@@ -451,6 +439,41 @@ impl LogNode {
         let outcome = self.settled_elsewhere(to).await;
         drop(hold);
         outcome
+    }
+
+    /// Waits until this leader's log reaches at least as far on `to` as on every one of
+    /// `others` (false past `deadline`, or if this master stops leading).
+    async fn level_with_others(&self, to: NodeId, others: &[NodeId], deadline: Duration) -> bool {
+        let mut watch = self.raft().metrics();
+        let level = tokio::time::timeout(deadline, async {
+            loop {
+                let (leading, ready) = {
+                    let metrics = watch.borrow_and_update();
+                    let matched = |node_id: NodeId| {
+                        metrics
+                            .replication
+                            .as_ref()
+                            .and_then(|replication| replication.get(&node_id).copied())
+                            .flatten()
+                    };
+                    (
+                        metrics.state == ServerState::Leader,
+                        others.iter().all(|other| matched(to) >= matched(*other)),
+                    )
+                };
+                if !leading {
+                    return false;
+                }
+                if ready {
+                    return true;
+                }
+                if watch.changed().await.is_err() {
+                    return false;
+                }
+            }
+        })
+        .await;
+        level == Ok(true)
     }
 
     /// Waits for a leader other than this master and reports who it is.
