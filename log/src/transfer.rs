@@ -278,7 +278,12 @@ impl<N: PreVoteNetwork> PreVoteNetwork for GatedNetwork<N> {
         request: PreVoteRequest,
         timeout: Duration,
     ) -> Result<PreVoteResponse, String> {
-        self.inner.pre_vote(target, address, request, timeout).await
+        let reply = self.inner.pre_vote(target, address, request, timeout).await;
+        // A new leader won its pre-vote moments ago: what answered it is up.
+        if reply.is_ok() {
+            self.links.answered(target);
+        }
+        reply
     }
 }
 
