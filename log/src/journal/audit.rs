@@ -108,12 +108,13 @@ impl Journal {
         Ok(())
     }
 
-    /// The indexes in `range` whose commands name `entity` or whose events concern it.
+    /// The indexes in `range` whose commands name `entity` or whose events concern it, in
+    /// log order (`.rev()` walks back from the newest).
     pub fn indexes_of(
         &self,
         entity: &Entity,
         range: RangeInclusive<u64>,
-    ) -> impl Iterator<Item = Result<u64, JournalError>> + '_ {
+    ) -> impl DoubleEndedIterator<Item = Result<u64, JournalError>> + '_ {
         let (start, end) = (index::key(entity, *range.start()), index::key(entity, *range.end()));
         self.entities.range(start..=end).map(|row| {
             let (key, _) = row?;

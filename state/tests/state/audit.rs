@@ -84,6 +84,8 @@ fn an_operator_is_an_entity_by_principal() {
             Entity::new(EntityKind::App, "/db"),
             Entity::new(EntityKind::App, "/web"),
             Entity::new(EntityKind::Operator, "alice"),
+            Entity::new(EntityKind::Deployment, "d/db"),
+            Entity::new(EntityKind::Deployment, "d/web"),
         ]
     );
     let anonymous = world.entry(Actor::Operator { principal: None }, Command::Tick);
