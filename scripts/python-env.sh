@@ -26,6 +26,6 @@ sed -i 's/^    run_setup(not IS_PYPY)$/    run_setup(False)/' "$work/http-parser
 grep -q 'run_setup(False)' "$work/http-parser-0.9.0/setup.py"
 pip install "$work/http-parser-0.9.0" >&2
 pip install -r "$requirements" >&2
-"$venv/bin/python" -c 'import pymesos, marathon, http_parser.http' >&2
+"$venv/bin/python" -c 'import pymesos, marathon, http_parser.http, yaml' >&2
 cp "$requirements" "$stamp"
 echo "$venv/bin/python"

@@ -5,6 +5,8 @@ use anyhow::Context;
 use corral_client::AuditClient;
 use serde_json::Value;
 
+use crate::Output;
+
 /// Lines of left-aligned columns, two spaces apart.
 pub(crate) fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|header| header.len()).collect();
@@ -38,13 +40,6 @@ fn actor(value: &Value) -> String {
         Some(id) => format!("{} {id}", text(&value["kind"])),
         None => text(&value["kind"]),
     }
-}
-
-/// What `--json` or a table prints.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Output {
-    Table,
-    Json,
 }
 
 fn print_json(value: &Value) -> anyhow::Result<()> {

@@ -18,8 +18,11 @@ use crate::serve::{run_master, shutdown_signal, MasterSetup};
 mod audit;
 mod demo;
 mod events;
+mod members;
+mod prometheus;
 mod replay;
 mod serve;
+mod snapshot;
 
 #[derive(Parser)]
 #[command(
@@ -57,6 +60,28 @@ enum CliCommand {
     Diff(DiffArgs),
     /// Why a task or a deployment is where it is.
     Explain(ExplainArgs),
+    /// The masters of the cluster: list them, add one, remove one.
+    Members {
+        #[command(subcommand)]
+        command: MembersCommand,
+    },
+    /// Leadership: hand it to another master.
+    Leader {
+        #[command(subcommand)]
+        command: LeaderCommand,
+    },
+    /// Backups: save the cluster state to a file, seed a new cluster from one.
+    Snapshot {
+        #[command(subcommand)]
+        command: SnapshotCommand,
+    },
+}
+
+/// How a command prints its answer: a table for people, JSON for scripts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Output {
+    Table,
+    Json,
 }
 
 /// Where to ask, and how to print the answer.
@@ -66,6 +91,17 @@ struct AuditOptions {
     #[arg(long, default_value = "127.0.0.1:5050")]
     master: String,
     /// Print the JSON the master answered instead of tables.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Which masters to ask, and how to print the answer.
+#[derive(Args)]
+struct MasterTarget {
+    /// Comma-separated masters, tried in turn; a follower redirects to the leader.
+    #[arg(long, default_value = "127.0.0.1:5050")]
+    master: String,
+    /// Print the answer as JSON instead of a table.
     #[arg(long)]
     json: bool,
 }
@@ -116,6 +152,71 @@ struct ExplainArgs {
     options: AuditOptions,
 }
 
+impl MasterTarget {
+    fn output(&self) -> Output {
+        if self.json {
+            return Output::Json;
+        }
+        Output::Table
+    }
+}
+
+#[derive(Subcommand)]
+enum MembersCommand {
+    /// Every master: role, address, whether the leader hears it, how far behind it is.
+    List {
+        #[command(flatten)]
+        target: MasterTarget,
+    },
+    /// Adds the master NODE_ID at ADDRESS (started with an empty --data-dir and no --peers):
+    /// it catches up as a learner, then votes.
+    Add {
+        node_id: NodeId,
+        address: String,
+        #[command(flatten)]
+        target: MasterTarget,
+    },
+    /// Removes master NODE_ID; refused if the voters left up could not form a majority.
+    Remove {
+        node_id: NodeId,
+        #[command(flatten)]
+        target: MasterTarget,
+    },
+}
+
+#[derive(Subcommand)]
+enum LeaderCommand {
+    /// Hands leadership to master --to once it has caught up.
+    Transfer {
+        #[arg(long)]
+        to: NodeId,
+        #[command(flatten)]
+        target: MasterTarget,
+    },
+}
+
+#[derive(Subcommand)]
+enum SnapshotCommand {
+    /// Saves a consistent backup of the cluster state (with its index, term and digest).
+    Save {
+        file: PathBuf,
+        /// Comma-separated masters, tried in turn.
+        #[arg(long, default_value = "127.0.0.1:5050")]
+        master: String,
+    },
+    /// Seeds an empty --data-dir from a backup as the only master of a new cluster.
+    Restore {
+        file: PathBuf,
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        node_id: NodeId,
+        /// The address the restored master will listen on (its `corral master --listen`).
+        #[arg(long, default_value = "127.0.0.1:5050")]
+        listen: String,
+    },
+}
+
 #[derive(Args)]
 struct DevArgs {
     #[arg(long, default_value = "127.0.0.1:5050")]
@@ -132,6 +233,10 @@ struct DevArgs {
     /// Prefix of every id the master hands out.
     #[arg(long, default_value = "corral")]
     cluster_id: String,
+    /// Also start Prometheus (the `prometheus` binary) scraping the master and the agent,
+    /// with grafana/alerts loaded, listening here.
+    #[arg(long, num_args = 0..=1, default_missing_value = "127.0.0.1:9090", value_name = "LISTEN")]
+    prometheus: Option<String>,
 }
 
 #[derive(Args)]
@@ -244,14 +349,12 @@ enum EventsCommand {
     },
 }
 
-fn audit_client(
-    options: &AuditOptions,
-) -> anyhow::Result<(corral_client::AuditClient, audit::Output)> {
+fn audit_client(options: &AuditOptions) -> anyhow::Result<(corral_client::AuditClient, Output)> {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
         .build()
         .context("building the HTTP client")?;
-    let output = if options.json { audit::Output::Json } else { audit::Output::Table };
+    let output = if options.json { Output::Json } else { Output::Table };
     Ok((corral_client::AuditClient::new(http, &options.master), output))
 }
 
@@ -363,6 +466,24 @@ async fn main() -> anyhow::Result<()> {
             };
             audit::explain(&client, what, output).await
         }
+        CliCommand::Members { command } => match command {
+            MembersCommand::List { target } => members::list(&target.master, target.output()).await,
+            MembersCommand::Add { node_id, address, target } => {
+                members::add(&target.master, node_id, &address, target.output()).await
+            }
+            MembersCommand::Remove { node_id, target } => {
+                members::remove(&target.master, node_id, target.output()).await
+            }
+        },
+        CliCommand::Leader { command: LeaderCommand::Transfer { to, target } } => {
+            members::transfer(&target.master, to, target.output()).await
+        }
+        CliCommand::Snapshot { command } => match command {
+            SnapshotCommand::Save { file, master } => snapshot::save(&master, &file).await,
+            SnapshotCommand::Restore { file, data_dir, node_id, listen } => {
+                snapshot::restore(&file, &data_dir, node_id, &listen).await
+            }
+        },
     }
 }
 
@@ -396,6 +517,22 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
             tracing::error!(%error, "the dev agent stopped");
         }
     });
+    let prometheus = match &args.prometheus {
+        Some(listen) => {
+            let child = prometheus::start(
+                &data_dir.join("prometheus"),
+                listen,
+                &args.listen,
+                &args.agent_listen,
+                &args.cluster_id,
+            )?;
+            println!(
+                "corral dev: prometheus on http://{listen} (dashboards: grafana/, see README)"
+            );
+            Some(child)
+        }
+        None => None,
+    };
     if args.demo {
         let master = args.listen.clone();
         tokio::spawn(async move {
@@ -423,6 +560,9 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
         retention: JournalRetention::KEEP_ALL,
     };
     run_master(setup, stop).await?;
+    if let Some(mut child) = prometheus {
+        child.kill().await.context("cannot stop prometheus")?;
+    }
     if keep_data {
         println!("corral dev: stopped; data and sandboxes kept in {}", data_dir.display());
         return Ok(());

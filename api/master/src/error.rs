@@ -38,6 +38,15 @@ pub enum ApiError {
     /// A Marathon app definition that breaks its rules: 422 with Marathon's body.
     #[error("{}", .0.message)]
     Validation(corral_marathon::ValidationFailure),
+    /// The request names something that does not exist (404 naming the parameter).
+    #[error("{field}: {problem}")]
+    Unknown { field: String, problem: String },
+    /// The request is well formed but would break the cluster as it stands (409).
+    #[error("{field}: {problem}")]
+    Conflict { field: String, problem: String },
+    /// Begun but not finished in time; nothing unsafe is left and asking again is safe.
+    #[error("{0}")]
+    Unfinished(String),
 }
 
 impl From<corral_mesos::FieldError> for ApiError {
@@ -71,6 +80,9 @@ impl ApiError {
             ApiError::NoLeader | ApiError::OutcomeUnknown => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unknown { .. } => StatusCode::NOT_FOUND,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::Unfinished(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
@@ -113,6 +125,9 @@ fn error_kind(error: &ApiError) -> &'static str {
         ApiError::OutcomeUnknown => "outcome_unknown",
         ApiError::Internal(_) => "internal",
         ApiError::Validation(_) => "invalid",
+        ApiError::Unknown { .. } => "not_found",
+        ApiError::Conflict { .. } => "conflict",
+        ApiError::Unfinished(_) => "unfinished",
     }
 }
 
@@ -127,6 +142,9 @@ impl IntoResponse for ApiError {
             | ApiError::Missing { field, .. }
             | ApiError::Gone { field, .. } => Some(field.as_str()),
             ApiError::Rejected(Rejection::Invalid { field, .. }) => Some(field.as_str()),
+            ApiError::Unknown { field, .. } | ApiError::Conflict { field, .. } => {
+                Some(field.as_str())
+            }
             _ => None,
         };
         let oldest = match &self {

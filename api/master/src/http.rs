@@ -25,6 +25,8 @@ pub fn router(master: Master) -> Router {
         .merge(routes::audit::router())
         .merge(routes::explain::router())
         .merge(routes::settings::router())
+        .merge(routes::members::router())
+        .merge(routes::snapshot::router())
         .merge(routes::agent::router())
         .merge(routes::marathon::router())
         .fallback(no_route)

@@ -4,6 +4,8 @@
 mod master {
     mod audit;
     mod marathon_routes;
+    mod members;
+    mod metrics;
     mod routes;
     mod support;
 }

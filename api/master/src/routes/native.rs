@@ -108,7 +108,9 @@ pub(crate) async fn events(
     };
     let (sender, body) = channel_body();
     let master_for_metrics = master.clone();
+    let open = master.inner.event_streams.open("events", subscription.progress());
     tokio::spawn(async move {
+        let _counted_while_open = open;
         let end = pump(
             sender,
             Vec::new(),
