@@ -280,6 +280,15 @@ pub(crate) async fn benchmark() {
     );
 
     let start = Instant::now();
+    let read = journal.trail(0..=last, TrailFilter::default()).expect("trail").count();
+    let reading = start.elapsed();
+    println!(
+        "audit: read the trail (decoded, with verdicts): {read} commands in {:.2} s = {:.0} commands/s",
+        reading.as_secs_f64(),
+        read as f64 / reading.as_secs_f64()
+    );
+
+    let start = Instant::now();
     let mut exported = 0u64;
     let mut bytes = 0usize;
     for record in journal.trail(0..=last, TrailFilter::default()).expect("trail") {
