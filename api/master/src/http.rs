@@ -23,6 +23,7 @@ pub fn router(master: Master) -> Router {
         .merge(routes::misc::router())
         .merge(routes::native::router())
         .merge(routes::audit::router())
+        .merge(routes::explain::router())
         .merge(routes::settings::router())
         .merge(routes::members::router())
         .merge(routes::snapshot::router())

@@ -84,6 +84,8 @@ fn an_operator_is_an_entity_by_principal() {
             Entity::new(EntityKind::App, "/db"),
             Entity::new(EntityKind::App, "/web"),
             Entity::new(EntityKind::Operator, "alice"),
+            Entity::new(EntityKind::Deployment, "d/db"),
+            Entity::new(EntityKind::Deployment, "d/web"),
         ]
     );
     let anonymous = world.entry(Actor::Operator { principal: None }, Command::Tick);
@@ -199,4 +201,22 @@ fn times_read_and_write_as_rfc_3339_or_epoch_seconds() {
     assert!(Timestamp::parse("2025-13-30T03:12:00Z").is_err());
     assert!(Timestamp::parse("2025-11-30T03:12:00").is_err());
     assert!(Timestamp::parse("-5").is_err());
+}
+
+#[test]
+fn a_diff_of_excerpts_agrees_with_the_diff_of_whole_states() {
+    let (mut world, agent_id, framework_id) = running_world();
+    let before = world.state.clone();
+    world.launch(&framework_id, &agent_id, "t2", "cpus:1;mem:128");
+    world.report(&framework_id, &agent_id, "t1", TaskState::Finished, "u9");
+    let touched = [task("t1"), task("t2"), agent(&agent_id), framework(&framework_id)];
+    let by_excerpt = corral_state::diff_excerpts(
+        &before.excerpt(touched.iter()),
+        &world.state.excerpt(touched.iter()),
+    );
+    assert_eq!(by_excerpt, diff(&before, &world.state));
+    assert_eq!(
+        by_excerpt,
+        vec![change(task("t1"), Change::Changed), change(task("t2"), Change::Added)]
+    );
 }

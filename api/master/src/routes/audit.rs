@@ -2,7 +2,7 @@
 //! redirect: every master journals the same entries):
 //!
 //! - `GET /corral/v1/history?task=ID` (or `agent=`, `framework=`, `app=`, `role=`,
-//!   `operator=`), optional `from=`/`to=` (a cursor `INDEX[-SEQ]` or an RFC 3339 time),
+//!   `operator=`, `deployment=`), optional `from=`/`to=` (a cursor `INDEX[-SEQ]` or an RFC 3339 time),
 //!   `limit=` (default 10,000), `format=ndjson`: every command that touched the entity and
 //!   the events about it, oldest first. 404 naming the parameter for an entity the journal
 //!   never saw; 410 naming the oldest cursor for a `from` older than the journal keeps.
@@ -161,6 +161,7 @@ pub(crate) struct HistoryQuery {
     app: Option<String>,
     role: Option<String>,
     operator: Option<String>,
+    deployment: Option<String>,
     from: Option<String>,
     to: Option<String>,
     limit: Option<String>,
@@ -192,6 +193,7 @@ impl HistoryQuery {
             (EntityKind::App, &self.app),
             (EntityKind::Role, &self.role),
             (EntityKind::Operator, &self.operator),
+            (EntityKind::Deployment, &self.deployment),
         ]
         .into_iter()
         .filter_map(|(kind, id)| id.as_ref().map(|id| (kind, id)))
@@ -201,7 +203,7 @@ impl HistoryQuery {
             [(kind, _)] => Err(ApiError::bad_request(kind.as_str(), "must not be empty")),
             _ => Err(ApiError::bad_request(
                 "task",
-                "give exactly one of task, agent, framework, app, role or operator",
+                "give exactly one of task, agent, framework, app, role, operator or deployment",
             )),
         }
     }

@@ -3,6 +3,7 @@
 
 pub(crate) mod agent;
 pub(crate) mod audit;
+pub(crate) mod explain;
 pub(crate) mod marathon;
 pub(crate) mod marathon_apps;
 pub(crate) mod members;

@@ -11,8 +11,8 @@ use serde_json::{json, Value};
 use super::support::{ndjson_line, read_stream, request, TestMasters, LONG};
 
 /// An agent (registered by hand: nothing runs tasks here), then app `/web` with one
-/// instance. Returns the instance's task id.
-async fn one_instance(cluster: &TestMasters, leader: usize) -> String {
+/// instance. Returns the instance's task id and the app's deployment id.
+async fn one_instance(cluster: &TestMasters, leader: usize) -> (String, String) {
     let info = AgentInfo {
         hostname: "host-a".to_owned(),
         address: "10.0.0.1:5051".to_owned(),
@@ -27,11 +27,14 @@ async fn one_instance(cluster: &TestMasters, leader: usize) -> String {
     let app = json!({"id": "/web", "cmd": "sleep 100", "cpus": 0.1, "mem": 32, "instances": 1});
     let created = cluster.send(leader, Method::POST, "/v2/apps", Some(&app)).await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
-    eventually(LONG, "the instance to launch", || async {
+    let deployment =
+        created.body["deployments"][0]["id"].as_str().expect("a deployment").to_owned();
+    let task_id = eventually(LONG, "the instance to launch", || async {
         let tasks = cluster.send(leader, Method::GET, "/v2/apps/web/tasks", None).await;
         tasks.body["tasks"][0]["id"].as_str().map(str::to_owned)
     })
-    .await
+    .await;
+    (task_id, deployment)
 }
 
 async fn applied_everywhere(cluster: &TestMasters, index: u64) {
@@ -46,7 +49,7 @@ async fn any_master_answers_history_state_diff_and_trail() {
     let cluster = TestMasters::start(3).await;
     let leader = cluster.leader().await;
     let follower = cluster.follower_of(leader);
-    let task_id = one_instance(&cluster, leader).await;
+    let (task_id, created_deployment) = one_instance(&cluster, leader).await;
     let before_kill = cluster.masters[leader].master.node().applied_index();
     let kill = json!({"ids": [task_id]});
     let killed = cluster.send(leader, Method::POST, "/v2/tasks/delete", Some(&kill)).await;
@@ -132,6 +135,41 @@ async fn any_master_answers_history_state_diff_and_trail() {
     let lines = read_stream(response, ndjson_line, |lines| lines.len() >= 2).await;
     let trail: Vec<&str> = lines.iter().map(|line| line["command"].as_str().unwrap()).collect();
     assert_eq!(trail, vec!["put_app", "kill_service_tasks"]);
+
+    // Why the task ran where it did, and who killed it.
+    let why = cluster
+        .send(follower, Method::GET, &format!("/corral/v1/explain/task/{task_id}"), None)
+        .await;
+    assert_eq!(why.status, StatusCode::OK, "{}", why.body);
+    assert_eq!(why.body["offer"]["hostname"], "host-a", "{}", why.body);
+    assert_eq!(why.body["offer"]["allocator"]["reproduced"], true, "{}", why.body);
+    assert!(why.body["offer"]["allocator"]["framework"]["reasons"].is_array(), "{}", why.body);
+    assert_eq!(why.body["launch"]["command"], "launch_service_tasks");
+    assert_eq!(why.body["launch"]["actor"], json!({"kind": "leader"}));
+    assert_eq!(why.body["kills"][0]["actor"], json!({"kind": "operator", "id": "anonymous"}));
+    let steps: Vec<&str> =
+        why.body["steps"].as_array().unwrap().iter().map(|s| s["step"].as_str().unwrap()).collect();
+    assert_eq!(steps[..3], ["offered", "launched", "kill requested"], "{steps:?}");
+    let unknown = cluster.send(follower, Method::GET, "/corral/v1/explain/task/nobody", None).await;
+    assert_eq!(
+        (unknown.status, unknown.body["field"].clone()),
+        (StatusCode::NOT_FOUND, json!("id"))
+    );
+
+    // The app's deployment: its plan steps and how it ended.
+    let deployment = created_deployment.as_str();
+    let plan = cluster
+        .send(follower, Method::GET, &format!("/corral/v1/explain/deployment/{deployment}"), None)
+        .await;
+    assert_eq!(plan.status, StatusCode::OK, "{}", plan.body);
+    assert_eq!(plan.body["app_id"], "/web");
+    let kinds: Vec<&str> = plan.body["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds[..2], ["put_app", "launch_service_tasks"], "{}", plan.body);
 
     // The same chain head on every master once they have applied the same entries.
     let leader_node = cluster.masters[leader].master.node();
