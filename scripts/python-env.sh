@@ -29,6 +29,6 @@ pip install -r "$requirements" >&2
 # The Apache Mesos CLI (AVENTER's release of Mesos's own `mesos` command): without its
 # declared build and test tools, which it never imports (see requirements.txt).
 pip install --no-deps avmesos-cli==1.0.0 >&2
-"$venv/bin/python" -c 'import pymesos, marathon, http_parser.http, avmesos.cli.mesos' >&2
+"$venv/bin/python" -c 'import pymesos, marathon, http_parser.http, yaml, avmesos.cli.mesos' >&2
 cp "$requirements" "$stamp"
 echo "$venv/bin/python"

@@ -19,6 +19,7 @@ use crate::proposer::Proposer;
 pub use crate::proposer::{Committed, ProposerCounters};
 use crate::store::{self, StateMachineStore};
 use crate::subscribe::{self, EventFilter, Subscription, SubscriptionEnded, SubscriptionLimits};
+use crate::transfer::{GatedNetwork, Links, TransferNetwork};
 use crate::typ::{Raft, RaftMetrics};
 use crate::{LogError, NodeId, ProposerConfig, TypeConfig};
 
@@ -224,11 +225,12 @@ struct NodeInner {
     raft: Raft,
     state_machine: StateMachineStore,
     committed: crate::store::CommittedIndex,
-    storage_observer: crate::store::StorageObserverSlot,
+    observer: crate::observe::ObserverSlot,
     proposer: Proposer,
     pre_vote: PreVoteResponder,
     subscription_limits: SubscriptionLimits,
     closing: watch::Sender<bool>,
+    links: Links,
 }
 
 /// One master's handle on the replicated log. Cheap to clone.
@@ -249,9 +251,17 @@ impl LogNode {
     /// [`LocalNetwork`](crate::network::LocalNetwork)).
     pub async fn open_with_network<N>(config: LogConfig, network: N) -> Result<LogNode, LogError>
     where
-        N: RaftNetworkFactory<TypeConfig> + PreVoteNetwork,
+        N: RaftNetworkFactory<TypeConfig> + PreVoteNetwork + TransferNetwork,
     {
         let raft_config = Arc::new(config.tuning.raft_config()?);
+        let tuning = &config.tuning;
+        let links = Links::new(
+            tuning.election_timeout_min,
+            tuning.heartbeat_interval,
+            tuning.election_timeout_max * 2,
+        );
+        links.set_campaigner(network.clone());
+        let network = GatedNetwork::new(network, links.clone());
         let directory = config.data_dir.clone();
         let settings = config.settings.clone();
         let retention = config.retention;
@@ -261,7 +271,7 @@ impl LogNode {
         .await
         .map_err(|error| LogError::Raft(error.to_string()))??;
         let committed = log_store.committed_index();
-        let storage_observer = log_store.observer_slot();
+        let observer = log_store.observer_slot();
         let raft = Raft::new(
             config.node_id,
             raft_config,
@@ -284,18 +294,19 @@ impl LogNode {
             max: config.tuning.election_timeout_max,
         };
         tokio::spawn(election::run_timer(pre_vote.clone(), network, timing, closing.subscribe()));
-        let proposer = Proposer::spawn(raft.clone(), config.proposer);
+        let proposer = Proposer::spawn(raft.clone(), config.proposer, observer.clone());
         let node = LogNode {
             inner: Arc::new(NodeInner {
                 node_id: config.node_id,
                 raft,
                 state_machine,
                 committed,
-                storage_observer,
+                observer,
                 proposer,
                 pre_vote,
                 subscription_limits: config.subscription,
                 closing,
+                links,
             }),
         };
         if config.peers.contains_key(&config.node_id) {
@@ -317,6 +328,14 @@ impl LogNode {
 
     pub fn node_id(&self) -> NodeId {
         self.inner.node_id
+    }
+
+    pub(crate) fn links(&self) -> &Links {
+        &self.inner.links
+    }
+
+    pub(crate) fn state_machine(&self) -> &StateMachineStore {
+        &self.inner.state_machine
     }
 
     /// The Raft RPC routes (under `/corral/raft`), to merge into the master's router.
@@ -524,9 +543,10 @@ impl LogNode {
         (applied.last_applied.map_or(0, |log_id| log_id.index), applied.state.digest())
     }
 
-    /// Reports how long each append and each fsync of the Raft log takes (set once).
-    pub fn observe_storage(&self, observer: crate::store::StorageObserver) {
-        self.inner.storage_observer.set(observer);
+    /// Reports the log's work (appends, fsyncs, applies, commits, snapshots) to `observer`
+    /// (set once; later calls are ignored).
+    pub fn observe(&self, observer: Arc<dyn crate::observe::LogObserver>) {
+        self.inner.observer.set(observer);
     }
 
     /// openraft's metrics, for the master's Prometheus exporter.

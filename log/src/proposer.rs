@@ -16,6 +16,7 @@ use corral_state::{codec, Actor, Command, Cursor, Entry, Outcome, RequestId, Tim
 use openraft::error::{ClientWriteError, RaftError};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
+use crate::observe::{Observation, ObserverSlot};
 use crate::typ::Raft;
 use crate::{Batch, LogError, NodeId};
 
@@ -82,6 +83,8 @@ impl Counters {
 struct Proposal {
     entry: Entry,
     encoded_len: usize,
+    /// When the caller handed it over: commit latency counts the time queued too.
+    queued_at: std::time::Instant,
     reply: oneshot::Sender<Result<Committed, LogError>>,
 }
 
@@ -110,10 +113,10 @@ impl From<BatchFailure> for LogError {
 }
 
 impl Proposer {
-    pub(crate) fn spawn(raft: Raft, config: ProposerConfig) -> Proposer {
+    pub(crate) fn spawn(raft: Raft, config: ProposerConfig, observer: ObserverSlot) -> Proposer {
         let (queue, receiver) = mpsc::channel(config.queue_capacity.max(1));
         let counters = Arc::new(Counters::default());
-        tokio::spawn(run(raft, config, receiver, counters.clone()));
+        tokio::spawn(run(raft, config, receiver, counters.clone(), observer));
         Proposer { queue, counters }
     }
 
@@ -129,7 +132,7 @@ impl Proposer {
         let encoded_len = codec::encode_entry(&entry)?.len();
         let (reply, receiver) = oneshot::channel();
         self.queue
-            .send(Proposal { entry, encoded_len, reply })
+            .send(Proposal { entry, encoded_len, queued_at: std::time::Instant::now(), reply })
             .await
             .map_err(|_| LogError::ShuttingDown)?;
         receiver.await.map_err(|_| LogError::ShuttingDown)?
@@ -141,6 +144,7 @@ async fn run(
     config: ProposerConfig,
     mut queue: mpsc::Receiver<Proposal>,
     counters: Arc<Counters>,
+    observer: ObserverSlot,
 ) {
     let in_flight = Arc::new(Semaphore::new(config.max_batches_in_flight.max(1)));
     while let Some(first) = queue.recv().await {
@@ -148,9 +152,12 @@ async fn run(
         // previous ones replicate.
         let Ok(permit) = in_flight.clone().acquire_owned().await else { return };
         let mut bytes = first.encoded_len;
+        let first_queued_at = first.queued_at;
         let mut batch = vec![first];
         gather(&mut queue, &mut batch, &mut bytes, &config).await;
         let at = now();
+        // The oldest command of the batch: its wait is the one the latency reports.
+        let oldest = first_queued_at;
         let mut replies = Vec::with_capacity(batch.len());
         let mut entries = Vec::with_capacity(batch.len());
         for mut proposal in batch {
@@ -162,6 +169,7 @@ async fn run(
         counters.commands.fetch_add(entries.len() as u64, Ordering::Relaxed);
         let raft = raft.clone();
         let counters = counters.clone();
+        let observer = observer.clone();
         tokio::spawn(async move {
             let batch = match Batch::encode(entries) {
                 Ok(batch) => batch,
@@ -181,6 +189,10 @@ async fn run(
             drop(permit);
             match result {
                 Ok(response) => {
+                    observer.record(Observation::Commit {
+                        commands: replies.len(),
+                        took: oldest.elapsed(),
+                    });
                     let index = response.data.index;
                     let mut next_seq = 0u32;
                     for (reply, outcome) in replies.into_iter().zip(response.data.outcomes) {

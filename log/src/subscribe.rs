@@ -10,6 +10,8 @@
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use corral_state::{AgentId, Cursor, Event, FrameworkId, Topic};
@@ -93,9 +95,31 @@ pub enum SubscriptionEnded {
 pub struct Subscription {
     events: mpsc::Receiver<JournalEvent>,
     ended: Option<oneshot::Receiver<SubscriptionEnded>>,
+    progress: SubscriptionProgress,
+}
+
+/// How far a subscription has read the log: every entry up to [`SubscriptionProgress::index`]
+/// has been handed to the subscriber or filtered out. The applied index minus this is how
+/// far the subscriber lags (it stops moving while a slow subscriber's buffer is full).
+#[derive(Clone, Debug, Default)]
+pub struct SubscriptionProgress(Arc<AtomicU64>);
+
+impl SubscriptionProgress {
+    pub fn index(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn set(&self, index: u64) {
+        self.0.store(index, Ordering::Relaxed);
+    }
 }
 
 impl Subscription {
+    /// A handle on how far this subscription has read, for lag metrics.
+    pub fn progress(&self) -> SubscriptionProgress {
+        self.progress.clone()
+    }
+
     /// The next event, or why there will be no more (once), or `None` after that.
     pub async fn next(&mut self) -> Option<Result<JournalEvent, SubscriptionEnded>> {
         futures::StreamExt::next(self).await
@@ -136,14 +160,24 @@ pub(crate) fn subscribe(
     }
     let (events, receiver) = mpsc::channel(limits.buffer_events.max(1));
     let (ended, ended_receiver) = oneshot::channel();
-    let follower =
-        Follower { journal, applied_index, closing, position: from, filter, limits, events };
+    let progress = SubscriptionProgress::default();
+    progress.set(from.index);
+    let follower = Follower {
+        journal,
+        applied_index,
+        closing,
+        position: from,
+        filter,
+        limits,
+        events,
+        progress: progress.clone(),
+    };
     tokio::spawn(async move {
         if let Some(reason) = follower.run().await {
             let _ = ended.send(reason);
         }
     });
-    Ok(Subscription { events: receiver, ended: Some(ended_receiver) })
+    Ok(Subscription { events: receiver, ended: Some(ended_receiver), progress })
 }
 
 struct Follower {
@@ -155,6 +189,7 @@ struct Follower {
     filter: EventFilter,
     limits: SubscriptionLimits,
     events: mpsc::Sender<JournalEvent>,
+    progress: SubscriptionProgress,
 }
 
 impl Follower {
@@ -191,6 +226,7 @@ impl Follower {
                         self.position = cursor;
                     }
                 }
+                self.progress.set(next_index - 1);
                 if !caught_up {
                     continue;
                 }

@@ -1,14 +1,20 @@
 //! HTTP clients of a Corral cluster, for the `corral` command, `corral dev --demo` and tests:
-//! a Mesos v1 scheduler client (a framework over the raw scheduler API) and the native
-//! event stream, and a task's logs read through a master. Every failure is an `Error` naming what was asked and what came back.
+//! a Mesos v1 scheduler client (a framework over the raw scheduler API), the native event
+//! stream, the audit API, the operator's calls on the cluster (members, leadership,
+//! backups), and a task's logs read through a master. Every failure is an `Error` naming
+//! what was asked and what came back.
 
 #![warn(unreachable_pub)]
 
+mod audit;
+mod cluster;
 mod error;
 mod events;
 mod scheduler;
 mod task_log;
 
+pub use audit::{point_parameter, AuditClient};
+pub use cluster::{ClusterClient, MemberView, Members, SnapshotDownload, Transferred};
 pub use error::Error;
 pub use events::follow_events;
 pub use scheduler::{SchedulerClient, SchedulerEvents};

@@ -10,10 +10,16 @@ use corral_state::{Actor, Command, Event};
 use tokio::sync::mpsc;
 
 use crate::master::{new_request_id, wall_clock, ExplainQuery, ExplainRequest, Master};
+use crate::metrics::EventMetrics;
 use crate::stream::leadership_lost;
 
 /// Runs forever: waits to lead, leads until deposed, repeats.
 pub async fn run(master: Master) {
+    // Every master counts the leader changes it sees, leading or not.
+    let _leader_changes = AbortOnDrop(tokio::spawn(crate::metrics::follow_raft(
+        master.node().clone(),
+        master.inner.metrics.raft_leader_changes.clone(),
+    )));
     let mut metrics = master.node().metrics();
     loop {
         while !master.node().is_leader() {
@@ -52,6 +58,7 @@ async fn lead(master: Master) {
     // guard ends it with this function, that is, when leadership is lost.
     let _scheduler = AbortOnDrop(tokio::spawn(crate::service_scheduler::run(master.clone())));
     let intervals = master.inner.intervals.clone();
+    let mut event_metrics = EventMetrics::default();
     let mut allocation = tokio::time::interval(intervals.allocation);
     let mut tick = tokio::time::interval(intervals.tick);
     allocation.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -66,7 +73,10 @@ async fn lead(master: Master) {
             _ = allocation.tick() => allocate(&master, &mut allocator).await,
             () = master.inner.allocation_wanted.notified() => allocate(&master, &mut allocator).await,
             next = subscription.next() => match next {
-                Some(Ok(journal_event)) => observe(&master, &mut allocator, &journal_event.event),
+                Some(Ok(journal_event)) => {
+                    event_metrics.observe(&master.inner.metrics, &journal_event.event, wall_clock());
+                    allocator.observe(&journal_event.event);
+                }
                 Some(Err(ended)) => {
                     tracing::warn!(%ended, "allocator lost its event feed; rebuilding");
                     return;
@@ -90,15 +100,6 @@ impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
     }
-}
-
-fn observe(master: &Master, allocator: &mut Allocator, event: &Event) {
-    match event {
-        Event::OfferDeclined { .. } => master.inner.metrics.offers_declined.inc(),
-        Event::OfferRescinded { .. } => master.inner.metrics.offers_rescinded.inc(),
-        _ => {}
-    }
-    allocator.observe(event);
 }
 
 async fn allocate(master: &Master, allocator: &mut Allocator) {

@@ -132,6 +132,8 @@ pub struct MasterInner {
     /// Set while this master's allocator runs (it is the leader).
     pub explain: Mutex<Option<mpsc::Sender<ExplainRequest>>>,
     pub scheduler_streams: SchedulerStreams,
+    /// Native and operator event streams, for the subscriber and lag metrics.
+    pub event_streams: crate::stream::OpenStreams,
     /// Woken when something may make new offers possible, so the allocator runs before its
     /// interval is up.
     pub allocation_wanted: Notify,
@@ -166,12 +168,7 @@ impl Master {
         allocator_config: AllocatorConfig,
     ) -> Result<Master, prometheus::Error> {
         let metrics = Metrics::new()?;
-        let append_seconds = metrics.raft_append_seconds.clone();
-        let flush_seconds = metrics.raft_flush_seconds.clone();
-        node.observe_storage(std::sync::Arc::new(move |operation, took| match operation {
-            corral_log::StorageOperation::Append => append_seconds.observe(took.as_secs_f64()),
-            corral_log::StorageOperation::Flush => flush_seconds.observe(took.as_secs_f64()),
-        }));
+        node.observe(Arc::new(crate::metrics::LogMetrics::new(&metrics)));
         Ok(Master {
             inner: Arc::new(MasterInner {
                 node,
@@ -180,6 +177,7 @@ impl Master {
                 allocator_config,
                 explain: Mutex::new(None),
                 scheduler_streams: SchedulerStreams::default(),
+                event_streams: crate::stream::OpenStreams::default(),
                 allocation_wanted: Notify::new(),
                 address,
                 started_at: wall_clock(),

@@ -1,12 +1,15 @@
 //! Streaming responses: a task pumps events into a bounded channel that the response body
 //! drains. When the client goes away the channel closes and the task stops.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::body::Body;
 use bytes::Bytes;
-use corral_log::{Subscription, SubscriptionEnded};
+use corral_log::{Subscription, SubscriptionEnded, SubscriptionProgress};
 use corral_state::Event;
 use futures::StreamExt;
 use tokio::sync::mpsc;
@@ -104,6 +107,63 @@ pub(crate) async fn leadership_lost(node: corral_log::LogNode) {
     while node.is_leader() {
         if metrics.changed().await.is_err() {
             return;
+        }
+    }
+}
+
+/// Kinds of subscriber counted by [`OpenStreams`] (the scheduler streams are counted by
+/// `SchedulerStreams`).
+pub(crate) const STREAM_KINDS: [&str; 2] = ["events", "operator"];
+
+/// The open event streams by kind and how far each has read the log, for the subscriber and
+/// lag metrics. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct OpenStreams {
+    streams: Arc<Mutex<BTreeMap<u64, (&'static str, SubscriptionProgress)>>>,
+    next_id: Arc<AtomicU64>,
+}
+
+/// Removes its stream from [`OpenStreams`] when dropped, however the stream ends.
+pub(crate) struct OpenStream {
+    streams: OpenStreams,
+    id: u64,
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.streams.lock().remove(&self.id);
+    }
+}
+
+impl OpenStreams {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, BTreeMap<u64, (&'static str, SubscriptionProgress)>> {
+        self.streams.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Counts a stream of `kind` (one of [`STREAM_KINDS`]) until the guard is dropped.
+    pub(crate) fn open(&self, kind: &'static str, progress: SubscriptionProgress) -> OpenStream {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.lock().insert(id, (kind, progress));
+        OpenStream { streams: self.clone(), id }
+    }
+
+    /// Sets the subscriber count and the slowest subscriber's lag of every kind.
+    pub(crate) fn set_metrics(&self, metrics: &crate::metrics::Metrics, applied: u64) {
+        let mut by_kind: BTreeMap<&'static str, (i64, u64)> =
+            STREAM_KINDS.iter().map(|kind| (*kind, (0, 0))).collect();
+        for (kind, progress) in self.lock().values() {
+            let entry = by_kind.entry(kind).or_default();
+            entry.0 += 1;
+            entry.1 = entry.1.max(applied.saturating_sub(progress.index()));
+        }
+        for (kind, (count, lag)) in by_kind {
+            metrics.stream_subscribers.with_label_values(&[kind]).set(count);
+            metrics
+                .stream_lag_events
+                .with_label_values(&[kind])
+                .set(i64::try_from(lag).unwrap_or(i64::MAX));
         }
     }
 }

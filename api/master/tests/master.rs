@@ -2,7 +2,10 @@
 //! masters on a real replicated log (sled files, an in-process network between them).
 
 mod master {
+    mod audit;
     mod marathon_routes;
+    mod members;
+    mod metrics;
     mod routes;
     mod support;
     mod v0_routes;

@@ -9,6 +9,7 @@ use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{OptionalSend, RaftLogReader};
 
 use super::{io_error, postcard_decode, postcard_encode, read_error, write_error, StoreError};
+use crate::observe::{Observation, ObserverSlot};
 use crate::typ::{Entry, LogId, StorageError, StorageIOError, Vote};
 use crate::TypeConfig;
 
@@ -24,36 +25,7 @@ pub struct LogStore {
     log: sled::Tree,
     meta: sled::Tree,
     committed: CommittedIndex,
-    observer: StorageObserverSlot,
-}
-
-/// What the log store spends time on, for the master's latency metrics.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StorageOperation {
-    /// Writing an append's entries into sled (no fsync).
-    Append,
-    /// The fsync that makes them durable.
-    Flush,
-}
-
-/// Told how long each append and flush took.
-pub type StorageObserver = Arc<dyn Fn(StorageOperation, std::time::Duration) + Send + Sync>;
-
-/// Where the master plugs its observer in once the store is running inside openraft.
-#[derive(Clone, Default)]
-pub struct StorageObserverSlot(Arc<std::sync::OnceLock<StorageObserver>>);
-
-impl StorageObserverSlot {
-    /// Installs the observer; later calls are ignored.
-    pub fn set(&self, observer: StorageObserver) {
-        let _ = self.0.set(observer);
-    }
-
-    fn record(&self, operation: StorageOperation, started: std::time::Instant) {
-        if let Some(observer) = self.0.get() {
-            observer(operation, started.elapsed());
-        }
-    }
+    observer: ObserverSlot,
 }
 
 /// The last committed index openraft reported, for status pages.
@@ -72,13 +44,13 @@ impl CommittedIndex {
 }
 
 impl LogStore {
-    pub(super) fn open(db: sled::Db) -> Result<LogStore, StoreError> {
+    pub(super) fn open(db: sled::Db, observer: ObserverSlot) -> Result<LogStore, StoreError> {
         Ok(LogStore {
             log: db.open_tree("log")?,
             meta: db.open_tree("raft_meta")?,
             db,
             committed: CommittedIndex::default(),
-            observer: StorageObserverSlot::default(),
+            observer,
         })
     }
 
@@ -86,7 +58,7 @@ impl LogStore {
         self.committed.clone()
     }
 
-    pub fn observer_slot(&self) -> StorageObserverSlot {
+    pub(crate) fn observer_slot(&self) -> ObserverSlot {
         self.observer.clone()
     }
 
@@ -197,7 +169,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             batch.insert(&entry.log_id.index.to_be_bytes(), postcard_encode(&entry));
         }
         let applied = self.log.apply_batch(batch);
-        self.observer.record(StorageOperation::Append, appending);
+        self.observer.record(Observation::Append { took: appending.elapsed() });
         if let Err(error) = applied {
             let error = io_error(error);
             let storage_error = StorageIOError::write_logs(&error).into();
@@ -208,7 +180,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // commands they carry; only then may openraft count them towards a quorum.
         let flushing = std::time::Instant::now();
         let flushed = self.flush().await;
-        self.observer.record(StorageOperation::Flush, flushing);
+        self.observer.record(Observation::Flush { took: flushing.elapsed() });
         callback.log_io_completed(flushed);
         Ok(())
     }

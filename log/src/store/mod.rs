@@ -12,12 +12,11 @@ use std::path::Path;
 
 use corral_state::model::Settings;
 
-pub use log_store::{
-    CommittedIndex, LogStore, StorageObserver, StorageObserverSlot, StorageOperation,
-};
+pub use log_store::{CommittedIndex, LogStore};
 pub use state_machine::{Applied, StateMachineStore};
 
 use crate::journal::{Journal, JournalError, JournalRetention};
+use crate::observe::ObserverSlot;
 use crate::typ;
 
 #[derive(Debug, thiserror::Error)]
@@ -54,8 +53,10 @@ pub fn open(
         .open()?;
     let settings = initial_settings(&db, settings)?;
     let journal = Journal::open(&db, retention)?;
-    let log_store = LogStore::open(db.clone())?;
-    let state_machine = StateMachineStore::open(db, journal, settings)?;
+    // One observer for both stores: the master installs it once the node runs.
+    let observer = ObserverSlot::default();
+    let log_store = LogStore::open(db.clone(), observer.clone())?;
+    let state_machine = StateMachineStore::open(db, journal, settings, observer)?;
     Ok((log_store, state_machine))
 }
 

@@ -13,6 +13,7 @@ use tokio::sync::watch;
 
 use super::{io_error, postcard_decode, postcard_encode, StoreError};
 use crate::journal::{ChainHead, Journal, JournalBatch};
+use crate::observe::{Observation, ObserverSlot};
 use crate::typ::{Entry, LogId, Snapshot, StorageError, StorageIOError};
 use crate::{BatchResponse, TypeConfig};
 
@@ -44,6 +45,7 @@ struct Shared {
     snapshots_built: AtomicU64,
     /// What the state was before the first entry: where a replay of the journal starts.
     initial_settings: Settings,
+    observer: ObserverSlot,
 }
 
 /// Cheap to clone; clones share the state.
@@ -57,6 +59,7 @@ impl StateMachineStore {
         db: sled::Db,
         journal: Journal,
         settings: Settings,
+        observer: ObserverSlot,
     ) -> Result<StateMachineStore, StoreError> {
         let snapshots = db.open_tree("snapshot")?;
         let applied = match snapshots.get(CURRENT_SNAPSHOT_KEY)? {
@@ -90,6 +93,7 @@ impl StateMachineStore {
                 applied_index: watch::Sender::new(last_index),
                 snapshots_built: AtomicU64::new(0),
                 initial_settings: settings,
+                observer,
             }),
         })
     }
@@ -114,6 +118,20 @@ impl StateMachineStore {
         self.shared.applied_index.subscribe()
     }
 
+    /// Records `data` as the current snapshot at `meta`: a backup seeding a new data
+    /// directory, before any Raft runs on it (`backup::restore`).
+    pub(crate) fn seed_snapshot(
+        &self,
+        meta: SnapshotMeta<u64, openraft::BasicNode>,
+        data: Vec<u8>,
+    ) -> Result<(), sled::Error> {
+        self.persist_snapshot(&StoredSnapshot { meta, data })
+    }
+
+    pub(crate) async fn flush(&self) -> Result<usize, sled::Error> {
+        self.shared.db.flush_async().await
+    }
+
     fn persist_snapshot(&self, stored: &StoredSnapshot) -> Result<(), sled::Error> {
         self.shared.snapshots.insert(CURRENT_SNAPSHOT_KEY, postcard_encode(stored)).map(drop)
     }
@@ -121,6 +139,7 @@ impl StateMachineStore {
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
     async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
+        let started = std::time::Instant::now();
         let (data, last_log_id, last_membership, chain) = {
             let applied = self.read();
             (
@@ -152,6 +171,10 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
         let stored = StoredSnapshot { meta: meta.clone(), data };
         self.persist_snapshot(&stored).map_err(write)?;
         self.shared.db.flush_async().await.map_err(write)?;
+        self.shared.observer.record(Observation::SnapshotBuild {
+            bytes: stored.data.len() as u64,
+            took: started.elapsed(),
+        });
         Ok(Snapshot { meta, snapshot: Box::new(IoCursor::new(stored.data)) })
     }
 }
@@ -171,6 +194,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
+        let started = std::time::Instant::now();
         let mut responses = Vec::new();
         let last_index = {
             let mut applied = self.shared.applied.write().unwrap_or_else(PoisonError::into_inner);
@@ -218,6 +242,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         };
         // After the journal rows exist, so a woken subscriber finds them.
         self.shared.applied_index.send_replace(last_index);
+        self.shared
+            .observer
+            .record(Observation::Apply { entries: responses.len(), took: started.elapsed() });
         Ok(responses)
     }
 
@@ -241,7 +268,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let write = |error: std::io::Error| -> StorageError {
             StorageIOError::write_snapshot(signature.clone(), &error).into()
         };
+        let started = std::time::Instant::now();
         let data = snapshot.into_inner();
+        let bytes = data.len() as u64;
         let state = ClusterState::from_snapshot(&data).map_err(io_error).map_err(read)?;
         let stored = StoredSnapshot { meta: meta.clone(), data };
         self.persist_snapshot(&stored).map_err(io_error).map_err(write)?;
@@ -269,6 +298,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             };
         }
         self.shared.applied_index.send_replace(snapshot_index);
+        self.shared
+            .observer
+            .record(Observation::SnapshotInstall { bytes, took: started.elapsed() });
         Ok(())
     }
 

@@ -91,3 +91,58 @@ async fn stopping_corral_dev_kills_its_tasks_and_removes_its_data() {
         .await;
     assert!(!data_dir.exists(), "the temporary data dir is removed: {}", data_dir.display());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn corral_dev_with_prometheus_has_both_processes_scraped_and_stops_prometheus_with_it() {
+    let temporary = tempfile::tempdir().expect("temp dir");
+    let listen = format!("127.0.0.1:{}", free_port());
+    let agent_listen = format!("127.0.0.1:{}", free_port());
+    let prometheus = format!("127.0.0.1:{}", free_port());
+    let dev = Command::new(corral_testkit::corral_bin())
+        .args(["dev", "--listen", &listen, "--agent-listen", &agent_listen])
+        .args(["--cluster-id", &corral_testkit::unique_cluster_id()])
+        .args(["--prometheus", &prometheus])
+        .env("TMPDIR", temporary.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("corral dev starts");
+
+    // Both targets up, and the alert rules shipped in grafana/ loaded.
+    eventually(LONG, "the master and the agent scraped", || async {
+        let answer: serde_json::Value = reqwest::get(format!("http://{prometheus}/api/v1/targets"))
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        let active = answer["data"]["activeTargets"].as_array()?;
+        let up: Vec<&str> = active
+            .iter()
+            .filter(|target| target["health"] == "up")
+            .filter_map(|target| target["labels"]["job"].as_str())
+            .collect();
+        (up.contains(&"corral-master") && up.contains(&"corral-agent")).then_some(())
+    })
+    .await;
+    let rules: serde_json::Value = reqwest::get(format!("http://{prometheus}/api/v1/rules"))
+        .await
+        .expect("rules answered")
+        .json()
+        .await
+        .expect("rules JSON");
+    let groups = rules["data"]["groups"].as_array().expect("rule groups");
+    assert!(groups.iter().any(|group| group["name"] == "corral-log"), "{rules}");
+
+    let status = Command::new("kill").args(["-TERM", &dev.id().to_string()]).status();
+    assert!(status.expect("kill runs").success());
+    let exited = tokio::task::spawn_blocking(move || dev.wait_with_output().expect("exits"));
+    let output =
+        tokio::time::timeout(LONG, exited).await.expect("it stops in time").expect("joined");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stdout));
+    eventually(LONG, "prometheus stopped", || async {
+        reqwest::get(format!("http://{prometheus}/-/ready")).await.is_err().then_some(())
+    })
+    .await;
+}

@@ -60,7 +60,13 @@ async fn v0_reads_the_agent_proxy_and_task_logs_work_on_real_processes() {
         &[RESOURCES, HOSTNAME],
     );
     let http = &cluster.http;
-    let framework = RawFramework::subscribe(http, &leader, "operations").await;
+    // Set up the Python venv first: a first run installs it, which takes longer than any
+    // other step here.
+    let python = corral_testkit::framework::python();
+    // The cluster's client ends every request after 10 s, body included; the framework's
+    // stream must outlive the whole test, or the framework shows as inactive.
+    let streams = reqwest::Client::new();
+    let framework = RawFramework::subscribe(&streams, &leader, "operations").await;
     let agent_id = framework
         .launch(vec![
             shell("talker", "echo line-1; echo line-2; echo oops >&2; sleep 600"),
@@ -179,7 +185,7 @@ async fn v0_reads_the_agent_proxy_and_task_logs_work_on_real_processes() {
     assert_eq!(quick, "done\n");
 
     // The unmodified Apache Mesos CLI reads agents, frameworks and tasks, through a follower.
-    mesos_cli_lists(&follower, &agent_id, &framework.framework_id).await;
+    mesos_cli_lists(python, &follower, &agent_id, &framework.framework_id).await;
 
     // A torn-down framework's tasks stay visible: v0 completed_frameworks, v1 completed_tasks.
     let teardown = json!({"type": "TEARDOWN", "teardown": {"framework_id": {"value": framework.framework_id}}});
@@ -213,8 +219,7 @@ async fn v0_reads_the_agent_proxy_and_task_logs_work_on_real_processes() {
 
 /// `mesos agent list`, `mesos framework list`, `mesos task list --all` of the Apache Mesos
 /// CLI against `master`.
-async fn mesos_cli_lists(master: &str, agent_id: &str, framework_id: &str) {
-    let python = corral_testkit::framework::python();
+async fn mesos_cli_lists(python: String, master: &str, agent_id: &str, framework_id: &str) {
     let config = tempfile::NamedTempFile::new().expect("config file");
     std::fs::write(config.path(), format!("[master]\naddress = \"{master}\"\n")).expect("config");
     let config_path = config.path().to_owned();

@@ -54,7 +54,7 @@ async fn proxy(
                 .map(|agent| agent.info.address.clone())
         })
         .await?
-        .ok_or_else(|| ApiError::UnknownId {
+        .ok_or_else(|| ApiError::Missing {
             field: "agent_id".to_owned(),
             problem: format!("no agent '{agent_id}' is registered"),
         })?;

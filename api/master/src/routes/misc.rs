@@ -1,4 +1,7 @@
-//! `/health`, `/version`, `/metrics`, and the read options every read shares.
+//! `/health`, `/version`, `/metrics` (Prometheus), `/metrics/snapshot` (Mesos's keys),
+//! and the read options every read shares.
+
+use std::collections::BTreeMap;
 
 use axum::extract::State;
 use axum::http::header;
@@ -8,8 +11,9 @@ use corral_log::ReadConsistency;
 use serde::Deserialize;
 
 use crate::error::ApiError;
+use crate::master::wall_clock;
 use crate::master::Master;
-use crate::metrics::StateGauges;
+use crate::metrics::{mesos_snapshot, MasterFacts, StateGauges};
 use axum::routing::get;
 use axum::Router;
 use corral_mesos::operator::version_json;
@@ -66,22 +70,43 @@ pub(crate) async fn scrape(master: &Master) -> Result<String, ApiError> {
     let metrics = &master.inner.metrics;
     let gauges = master.render_off_lock(ReadConsistency::Local, StateGauges::compute).await?;
     metrics.set_state(&gauges);
-    let status = master.node().status();
-    metrics.raft_term.set(i64::try_from(status.term).unwrap_or(i64::MAX));
-    metrics.raft_is_leader.set(i64::from(master.node().is_leader()));
-    metrics.raft_commit_index.set(status.committed_index.unwrap_or(0) as i64);
-    metrics.raft_applied_index.set(status.applied_index.unwrap_or(0) as i64);
+    let journal_bounds = master
+        .node()
+        .journal()
+        .bounds()
+        .map_err(|error| ApiError::Internal(format!("journal bounds unreadable: {error}")))?;
+    metrics.set_raft_status(&master.node().status(), master.node().is_leader(), journal_bounds);
     metrics
         .stream_subscribers
         .with_label_values(&["framework"])
         .set(master.inner.scheduler_streams.count() as i64);
+    master.inner.event_streams.set_metrics(metrics, master.node().applied_index());
     metrics.render().map_err(|error| ApiError::Internal(format!("metrics do not render: {error}")))
 }
 
-/// `/health`, `/version`, `/metrics`.
+/// Mesos's metric keys and values, for `/metrics/snapshot` and the operator's `GET_METRICS`.
+pub(crate) async fn mesos_metrics(master: &Master) -> Result<BTreeMap<String, f64>, ApiError> {
+    let gauges = master.render_off_lock(ReadConsistency::Local, StateGauges::compute).await?;
+    let facts = MasterFacts {
+        elected: master.node().is_leader(),
+        uptime_secs: wall_clock().since(master.inner.started_at).as_secs_f64(),
+    };
+    Ok(mesos_snapshot(&gauges, &facts, &master.inner.metrics))
+}
+
+/// `GET /metrics/snapshot`: this master's numbers under Mesos's keys. Any master answers
+/// for itself, as each Mesos master does.
+pub(crate) async fn metrics_snapshot(
+    State(master): State<Master>,
+) -> Result<Json<BTreeMap<String, f64>>, ApiError> {
+    Ok(Json(mesos_metrics(&master).await?))
+}
+
+/// `/health`, `/version`, `/metrics`, `/metrics/snapshot`.
 pub(crate) fn router() -> Router<Master> {
     Router::new()
         .route("/health", get(health))
         .route("/version", get(version))
         .route("/metrics", get(metrics))
+        .route("/metrics/snapshot", get(metrics_snapshot))
 }

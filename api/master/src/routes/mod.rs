@@ -3,11 +3,15 @@
 
 pub(crate) mod agent;
 pub(crate) mod agent_proxy;
+pub(crate) mod audit;
+pub(crate) mod explain;
 pub(crate) mod marathon;
 pub(crate) mod marathon_apps;
+pub(crate) mod members;
 pub(crate) mod misc;
 pub(crate) mod native;
 pub(crate) mod operator;
 pub(crate) mod scheduler;
 pub(crate) mod settings;
+pub(crate) mod snapshot;
 pub(crate) mod v0;

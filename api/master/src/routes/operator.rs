@@ -79,17 +79,10 @@ async fn answer(
             body["get_flags"]["flags"] = serde_json::json!(flags);
         }
         OperatorQuery::Metrics => {
-            let text = super::misc::scrape(master).await?;
-            let metrics: Vec<serde_json::Value> = text
-                .lines()
-                .filter(|line| !line.starts_with('#') && !line.is_empty())
-                .filter_map(|line| line.rsplit_once(' '))
-                .filter_map(|(name, value)| {
-                    value
-                        .parse::<f64>()
-                        .ok()
-                        .map(|value| serde_json::json!({"name": name, "value": value}))
-                })
+            let metrics: Vec<serde_json::Value> = super::misc::mesos_metrics(master)
+                .await?
+                .into_iter()
+                .map(|(name, value)| serde_json::json!({"name": name, "value": value}))
                 .collect();
             body["get_metrics"]["metrics"] = serde_json::json!(metrics);
         }
@@ -134,7 +127,9 @@ async fn subscribe(master: &Master) -> Result<Response, ApiError> {
         record(&serde_json::json!({"type": "HEARTBEAT"})),
     ));
     let node = master.node().clone();
+    let open = master.inner.event_streams.open("operator", subscription.progress());
     tokio::spawn(async move {
+        let _counted_while_open = open;
         pump(
             sender,
             first,

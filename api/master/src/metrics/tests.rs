@@ -1,0 +1,86 @@
+//! The exposition's content and promtool's verdict on it.
+
+use std::io::Write;
+use std::process::{Command as Process, Stdio};
+
+use corral_testkit::state::StateBuilder;
+
+use std::time::Duration;
+
+use corral_log::{LogObserver, Observation};
+
+use super::{EventMetrics, LogMetrics, Metrics, StateGauges};
+
+fn state() -> corral_state::ClusterState {
+    let mut cluster = StateBuilder::default();
+    cluster.agent("h", "", "cpus:4;mem:1024;disk:2048").framework("f", "eng");
+    cluster.offer("eng", "cpus:2;mem:256");
+    cluster.state
+}
+
+#[test]
+fn cluster_gauges_follow_the_state() {
+    let metrics = Metrics::new().unwrap();
+    metrics.set_state(&StateGauges::compute(&state()));
+    let text = metrics.render().unwrap();
+    for expected in [
+        "corral_agents{state=\"active\"} 1",
+        "corral_frameworks{state=\"connected\"} 1",
+        "corral_tasks{state=\"TASK_RUNNING\"} 0",
+        "corral_resource_cpus{kind=\"total\",role=\"*\"} 4",
+        "corral_resource_cpus{kind=\"offered\",role=\"eng\"} 2",
+        "corral_resource_memory_bytes{kind=\"total\",role=\"*\"} 1073741824",
+        "corral_role_dominant_share{role=\"eng\"} 0.5",
+        "corral_offers_outstanding 1",
+        ",name=\"f\"} 0.5",
+        "corral_frameworks_without_offers 0",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+    }
+}
+
+/// promtool (Debian's `prometheus` package, installed by ./scripts/test.sh) finds nothing
+/// wrong with the exposition.
+#[test]
+fn promtool_finds_no_problem() {
+    let metrics = Metrics::new().unwrap();
+    metrics.set_state(&StateGauges::compute(&state()));
+    metrics.http_requests.with_label_values(&["/api/v1/scheduler", "POST", "202"]).inc();
+    metrics.http_request_seconds.with_label_values(&["/api/v1/scheduler", "POST"]).observe(0.003);
+    // Every log observation and the leader's event metrics, so every family has samples.
+    let log = LogMetrics::new(&metrics);
+    let took = Duration::from_micros(300);
+    for observation in [
+        Observation::Append { took },
+        Observation::Flush { took },
+        Observation::Apply { entries: 3, took },
+        Observation::Commit { commands: 17, took },
+        Observation::SnapshotBuild { bytes: 4096, took },
+        Observation::SnapshotInstall { bytes: 4096, took },
+    ] {
+        log.observe(observation);
+    }
+    let mut events = EventMetrics::default();
+    let mut cluster = StateBuilder::default();
+    cluster.agent("h", "", "cpus:4;mem:1024;disk:2048").framework("f", "eng");
+    for event in cluster.offer("eng", "cpus:2;mem:256") {
+        events.observe(&metrics, &event, cluster.state.now());
+    }
+    metrics.stream_disconnects.with_label_values(&["too_slow"]).inc();
+    metrics.stream_subscribers.with_label_values(&["framework"]).set(1);
+    let mut promtool = Process::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool is installed (./scripts/test.sh installs Debian's prometheus package)");
+    promtool.stdin.take().unwrap().write_all(metrics.render().unwrap().as_bytes()).unwrap();
+    let output = promtool.wait_with_output().unwrap();
+    let complaints = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success() && complaints.trim().is_empty(), "promtool: {complaints}");
+}
