@@ -297,6 +297,19 @@ async fn launch_on_simulated_agents(
 ) -> (Masters, String, Duration) {
     let masters = start_masters();
     let leader = leader(http, &masters).await;
+    // Simulated agents never heartbeat: on a loaded machine registering and launching can
+    // outlast the default timeout, and every agent would be marked unreachable.
+    let response = http
+        .patch(format!("http://{leader}/corral/v1/settings"))
+        .json(&json!({"agent_heartbeat_timeout_seconds": 86_400}))
+        .send()
+        .await
+        .expect("settings");
+    assert!(
+        response.status().is_success(),
+        "settings: {}",
+        response.text().await.unwrap_or_default()
+    );
     register_agents(http, &leader, agents, scalar_resources(64, 262_144)).await;
     let running = Arc::new(AtomicU64::new(0));
     spawn_agent_simulator(http.clone(), leader.clone(), running.clone());
@@ -341,6 +354,79 @@ async fn state_reads(http: &reqwest::Client) {
     ] {
         let read = time_read(request).await;
         println!("{name}: {agents} agents, {tasks} tasks, {read}");
+    }
+    scrapes(http, &leader, agents, tasks).await;
+}
+
+/// A Prometheus scrape of the leader at this size, and what scraping does to writes: the
+/// latency of agent heartbeats (one command each through the log) while nothing else runs,
+/// and while `/metrics` is scraped back to back.
+async fn scrapes(http: &reqwest::Client, leader: &str, agents: u64, tasks: u64) {
+    for path in ["/metrics", "/metrics/snapshot"] {
+        let read = time_read(http.get(format!("http://{leader}{path}"))).await;
+        println!("{path}: {agents} agents, {tasks} tasks, {read}");
+    }
+    let body = json!({"request_id": "register-heartbeat-bench", "command": {"RegisterAgent": {
+        "info": {"hostname": "heartbeat-bench", "address": "10.1.0.1:5051", "attributes": []},
+        "resources": scalar_resources(1, 1024)
+    }}});
+    let registered = agent_command(http, leader, body).await;
+    let agent_id = registered["outcome"]["Accepted"][0]["AgentAdded"]["agent_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("agent registered: {registered}"))
+        .to_owned();
+    let quiet = heartbeat_latencies(http, leader, &agent_id, "quiet").await;
+    let scraper = {
+        let http = http.clone();
+        let url = format!("http://{leader}/metrics");
+        tokio::spawn(async move {
+            loop {
+                let _ = http.get(&url).send().await.expect("scrape").bytes().await;
+            }
+        })
+    };
+    let scraped = heartbeat_latencies(http, leader, &agent_id, "scraped").await;
+    scraper.abort();
+    println!("heartbeat commands, nothing else running: {quiet}");
+    println!("heartbeat commands, /metrics scraped back to back: {scraped}");
+}
+
+/// 50 heartbeats of `agent_id`, one after the other.
+async fn heartbeat_latencies(
+    http: &reqwest::Client,
+    leader: &str,
+    agent_id: &str,
+    run: &str,
+) -> Latencies {
+    let mut timings = Vec::new();
+    for number in 0..50 {
+        let body = json!({"request_id": format!("heartbeat-{run}-{number}"),
+                          "command": {"AgentHeartbeat": {"agent_id": agent_id}}});
+        let started = Instant::now();
+        let answer = agent_command(http, leader, body).await;
+        assert!(answer["outcome"].get("Accepted").is_some(), "heartbeat: {answer}");
+        timings.push(started.elapsed());
+    }
+    timings.sort();
+    Latencies(timings)
+}
+
+/// Sorted durations: their median, 90th percentile and maximum.
+struct Latencies(Vec<Duration>);
+
+impl std::fmt::Display for Latencies {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let millis = |fraction: f64| {
+            let index = ((self.0.len() - 1) as f64 * fraction).round() as usize;
+            self.0[index].as_secs_f64() * 1000.0
+        };
+        write!(
+            f,
+            "median {:.1} ms, p90 {:.1} ms, max {:.1} ms",
+            millis(0.5),
+            millis(0.9),
+            millis(1.0)
+        )
     }
 }
 
@@ -417,6 +503,19 @@ async fn marathon(http: &reqwest::Client) {
     let per_app = env_or("CORRAL_BENCH_MARATHON_APP_INSTANCES", 10);
     let masters = start_masters();
     let leader = leader(http, &masters).await;
+    // Simulated agents never heartbeat: on a loaded machine registering and launching can
+    // outlast the default timeout, and every agent would be marked unreachable.
+    let response = http
+        .patch(format!("http://{leader}/corral/v1/settings"))
+        .json(&json!({"agent_heartbeat_timeout_seconds": 86_400}))
+        .send()
+        .await
+        .expect("settings");
+    assert!(
+        response.status().is_success(),
+        "settings: {}",
+        response.text().await.unwrap_or_default()
+    );
     register_agents(http, &leader, agents, scalar_resources(64, 262_144)).await;
     let running = Arc::new(AtomicU64::new(0));
     spawn_agent_simulator(http.clone(), leader.clone(), running.clone());
