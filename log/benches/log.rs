@@ -4,6 +4,8 @@
 //! cargo bench -p corral-log --bench log
 //! ```
 //!
+//! Then the audit benchmark (`log/audit.rs`); `CORRAL_BENCH_ONLY=audit` runs it alone.
+//!
 //! Environment: `CORRAL_BENCH_SECONDS` (each load phase, default 5), `CORRAL_BENCH_COMMANDS`
 //! (journal size before the replay and restart phases, default 1,000,000),
 //! `CORRAL_BENCH_DIR` (where the sled directories go; default the system temp dir — it must
@@ -126,10 +128,20 @@ async fn run_load(
     LoadResult { commands: latencies_micros.len() as u64, elapsed, latencies_micros }
 }
 
+#[path = "log/audit.rs"]
+mod audit;
+
 fn main() {
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
-    runtime.block_on(benchmark());
+    // `CORRAL_BENCH_ONLY=audit` runs only the audit benchmark (log/audit.rs).
+    match std::env::var("CORRAL_BENCH_ONLY").as_deref() {
+        Ok("audit") => runtime.block_on(audit::benchmark()),
+        _ => {
+            runtime.block_on(benchmark());
+            runtime.block_on(audit::benchmark());
+        }
+    }
 }
 
 async fn benchmark() {

@@ -8,15 +8,18 @@
 //!
 //! This is the only crate that knows openraft and sled. The master talks to [`LogNode`].
 
+pub mod backup;
 pub mod election;
 mod error;
 pub mod journal;
+pub mod membership;
 pub mod network;
 mod node;
 pub mod observe;
 mod proposer;
 pub mod store;
 pub mod subscribe;
+pub mod transfer;
 mod types;
 
 pub use error::LogError;
@@ -24,6 +27,7 @@ pub use journal::audit::{
     ActorFilter, AuditError, AuditFootprint, CommandRecord, DiffRecord, TrailFilter,
 };
 pub use journal::{ChainHead, CheckpointPolicy, JournalRetention};
+pub use membership::{ChangeError, Member, MemberRole, Refusal};
 pub use node::{
     ClusterStatus, Committed, Endpoint, LogConfig, LogNode, LogTuning, MemberStatus,
     ProposerCounters, ReadConsistency,
@@ -34,6 +38,7 @@ pub use subscribe::{
     EventFilter, JournalEvent, Subscription, SubscriptionEnded, SubscriptionLimits,
     SubscriptionProgress,
 };
+pub use transfer::TransferOutcome;
 pub use types::{typ, Batch, BatchResponse, NodeId, TypeConfig};
 
 /// Re-exported so the master can build a router and name node addresses without depending

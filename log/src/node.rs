@@ -19,6 +19,7 @@ use crate::proposer::Proposer;
 pub use crate::proposer::{Committed, ProposerCounters};
 use crate::store::{self, StateMachineStore};
 use crate::subscribe::{self, EventFilter, Subscription, SubscriptionEnded, SubscriptionLimits};
+use crate::transfer::{GatedNetwork, Links, TransferNetwork};
 use crate::typ::{Raft, RaftMetrics};
 use crate::{LogError, NodeId, ProposerConfig, TypeConfig};
 
@@ -229,6 +230,7 @@ struct NodeInner {
     pre_vote: PreVoteResponder,
     subscription_limits: SubscriptionLimits,
     closing: watch::Sender<bool>,
+    links: Links,
 }
 
 /// One master's handle on the replicated log. Cheap to clone.
@@ -249,9 +251,17 @@ impl LogNode {
     /// [`LocalNetwork`](crate::network::LocalNetwork)).
     pub async fn open_with_network<N>(config: LogConfig, network: N) -> Result<LogNode, LogError>
     where
-        N: RaftNetworkFactory<TypeConfig> + PreVoteNetwork,
+        N: RaftNetworkFactory<TypeConfig> + PreVoteNetwork + TransferNetwork,
     {
         let raft_config = Arc::new(config.tuning.raft_config()?);
+        let tuning = &config.tuning;
+        let links = Links::new(
+            tuning.election_timeout_min,
+            tuning.heartbeat_interval,
+            tuning.election_timeout_max * 2,
+        );
+        links.set_campaigner(network.clone());
+        let network = GatedNetwork::new(network, links.clone());
         let directory = config.data_dir.clone();
         let settings = config.settings.clone();
         let retention = config.retention;
@@ -296,6 +306,7 @@ impl LogNode {
                 pre_vote,
                 subscription_limits: config.subscription,
                 closing,
+                links,
             }),
         };
         if config.peers.contains_key(&config.node_id) {
@@ -317,6 +328,14 @@ impl LogNode {
 
     pub fn node_id(&self) -> NodeId {
         self.inner.node_id
+    }
+
+    pub(crate) fn links(&self) -> &Links {
+        &self.inner.links
+    }
+
+    pub(crate) fn state_machine(&self) -> &StateMachineStore {
+        &self.inner.state_machine
     }
 
     /// The Raft RPC routes (under `/corral/raft`), to merge into the master's router.

@@ -2,6 +2,7 @@
 
 mod log {
     mod audit;
+    mod backup;
     mod cluster;
     mod crash;
     mod membership;

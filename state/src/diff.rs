@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Agent, Framework, Task};
-use crate::{ClusterState, Entity, FrameworkId, TaskId};
+use crate::model::{Agent, Framework, RoleConfig, ServiceApp, Task};
+use crate::{AgentId, AppId, ClusterState, Entity, EntityKind, FrameworkId, Role, TaskId};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Change {
@@ -59,6 +59,103 @@ pub fn diff(before: &ClusterState, after: &ClusterState) -> Vec<EntityChange> {
     merge(
         &before.services.apps,
         &after.services.apps,
+        |a, b| a == b,
+        |id, change| changes.push(EntityChange { entity: Entity::app(id), change }),
+    );
+    merge(
+        &before.roles,
+        &after.roles,
+        |a, b| a == b,
+        |role, change| changes.push(EntityChange { entity: Entity::role(role), change }),
+    );
+    changes
+}
+
+/// The agents, frameworks, tasks, apps and roles of a state that some entities name: what a
+/// diff over a short stretch of the log compares, instead of two whole states.
+#[derive(Clone, Debug, Default)]
+pub struct Excerpt {
+    agents: BTreeMap<AgentId, Agent>,
+    frameworks: BTreeMap<FrameworkId, Framework>,
+    tasks: BTreeMap<(FrameworkId, TaskId), std::sync::Arc<Task>>,
+    apps: BTreeMap<AppId, ServiceApp>,
+    roles: BTreeMap<Role, RoleConfig>,
+}
+
+impl ClusterState {
+    /// Copies what `entities` name (operators and deployments are not part of a diff).
+    pub fn excerpt<'a>(&self, entities: impl IntoIterator<Item = &'a Entity>) -> Excerpt {
+        let mut excerpt = Excerpt::default();
+        for entity in entities {
+            let id = entity.id.as_str();
+            match entity.kind {
+                EntityKind::Agent => {
+                    if let Some(agent) = self.agents.get(&AgentId::new(id)) {
+                        excerpt.agents.insert(agent.id.clone(), agent.clone());
+                    }
+                }
+                EntityKind::Framework => {
+                    if let Some(framework) = self.frameworks.get(&FrameworkId::new(id)) {
+                        // Without its tasks and offers: a framework's own fields are compared.
+                        let mut framework = Framework {
+                            tasks: BTreeMap::new(),
+                            completed_tasks: Default::default(),
+                            ..framework.clone()
+                        };
+                        framework.offers.clear();
+                        excerpt.frameworks.insert(framework.id.clone(), framework);
+                    }
+                }
+                EntityKind::Task => {
+                    let task_id = TaskId::new(id);
+                    for framework in self.frameworks.values() {
+                        if let Some(task) = framework.tasks.get(&task_id) {
+                            excerpt
+                                .tasks
+                                .insert((framework.id.clone(), task_id.clone()), task.clone());
+                        }
+                    }
+                }
+                EntityKind::App => {
+                    if let Some(app) = self.services.apps.get(&AppId::new(id)) {
+                        excerpt.apps.insert(app.id.clone(), app.clone());
+                    }
+                }
+                EntityKind::Role => {
+                    if let Some((role, config)) =
+                        self.roles.iter().find(|(role, _)| role.as_str() == id)
+                    {
+                        excerpt.roles.insert(role.clone(), config.clone());
+                    }
+                }
+                EntityKind::Operator | EntityKind::Deployment => {}
+            }
+        }
+        excerpt
+    }
+}
+
+/// [`diff`] over excerpts: the same rules, for the entities the excerpts were taken for.
+pub fn diff_excerpts(before: &Excerpt, after: &Excerpt) -> Vec<EntityChange> {
+    let mut changes = Vec::new();
+    merge(&before.agents, &after.agents, same_agent, |id, change| {
+        changes.push(EntityChange { entity: Entity::agent(id), change })
+    });
+    merge(&before.frameworks, &after.frameworks, same_framework, |id, change| {
+        changes.push(EntityChange { entity: Entity::framework(id), change })
+    });
+    let mut tasks = Vec::new();
+    merge(
+        &before.tasks,
+        &after.tasks,
+        |a, b| a == b,
+        |(_, task_id), change| tasks.push(EntityChange { entity: Entity::task(task_id), change }),
+    );
+    tasks.sort_by(|a, b| a.entity.cmp(&b.entity));
+    changes.extend(tasks);
+    merge(
+        &before.apps,
+        &after.apps,
         |a, b| a == b,
         |id, change| changes.push(EntityChange { entity: Entity::app(id), change }),
     );

@@ -9,7 +9,10 @@ use serde::{Deserialize, Serialize};
 use smol_str::SmolStr;
 
 use crate::model::TaskInfo;
-use crate::{Actor, AgentId, AppId, Command, Entry, Event, FrameworkId, Operation, Role, TaskId};
+use crate::{
+    Actor, AgentId, AppId, Cancellation, Command, DeploymentId, Entry, Event, FrameworkId,
+    Operation, Role, TaskId,
+};
 
 /// The kinds of things history is kept for. The order is the order of a diff's sections.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -21,16 +24,19 @@ pub enum EntityKind {
     Role,
     /// An operator, by authenticated principal (`anonymous` without one).
     Operator,
+    /// A Marathon deployment, by id.
+    Deployment,
 }
 
 impl EntityKind {
-    pub const ALL: [EntityKind; 6] = [
+    pub const ALL: [EntityKind; 7] = [
         EntityKind::Agent,
         EntityKind::Framework,
         EntityKind::Task,
         EntityKind::App,
         EntityKind::Role,
         EntityKind::Operator,
+        EntityKind::Deployment,
     ];
 
     /// The query parameter and JSON name (`task`, `agent`, …).
@@ -42,12 +48,13 @@ impl EntityKind {
             EntityKind::App => "app",
             EntityKind::Role => "role",
             EntityKind::Operator => "operator",
+            EntityKind::Deployment => "deployment",
         }
     }
 
     pub fn parse(text: &str) -> Result<EntityKind, String> {
         EntityKind::ALL.into_iter().find(|kind| kind.as_str() == text).ok_or_else(|| {
-            format!("unknown kind '{text}'; known: agent, framework, task, app, role, operator")
+            format!("unknown kind '{text}'; known: agent, framework, task, app, role, operator, deployment")
         })
     }
 
@@ -60,6 +67,7 @@ impl EntityKind {
             EntityKind::App => 4,
             EntityKind::Role => 5,
             EntityKind::Operator => 6,
+            EntityKind::Deployment => 7,
         }
     }
 
@@ -102,6 +110,10 @@ impl Entity {
 
     pub fn role(role: &Role) -> Entity {
         Entity::new(EntityKind::Role, role.as_str())
+    }
+
+    pub fn deployment(id: &DeploymentId) -> Entity {
+        Entity::new(EntityKind::Deployment, id.as_str())
     }
 
     /// The entity an actor is, if any: the leader's own loops are nobody to look up.
@@ -149,6 +161,10 @@ impl Named {
         self.0.insert(Entity::role(role));
         self
     }
+    fn deployment(&mut self, id: &DeploymentId) -> &mut Named {
+        self.0.insert(Entity::deployment(id));
+        self
+    }
     fn task_info(&mut self, info: &TaskInfo) -> &mut Named {
         self.task(&info.task_id).agent(&info.agent_id)
     }
@@ -172,9 +188,14 @@ impl Command {
             | C::StopMaintenance { .. }
             | C::UpdateSettings { .. }
             | C::ChangeSettings { .. }
-            // Offers and deployments are named by id only; their events name the rest.
-            | C::RescindOffers { .. }
-            | C::CancelDeployment { .. } => {}
+            // Offers are named by id only; their events name the rest.
+            | C::RescindOffers { .. } => {}
+            C::CancelDeployment { deployment_id, cancellation } => {
+                named.deployment(deployment_id);
+                if let Cancellation::RollBack { rollback_id } = cancellation {
+                    named.deployment(rollback_id);
+                }
+            }
             C::ReregisterAgent { agent_id, tasks, .. } => {
                 named.agent(agent_id);
                 for task in tasks {
@@ -267,19 +288,22 @@ impl Command {
                     named.role(&config.role);
                 });
             }
-            C::PutApp { app_id, .. }
-            | C::RestartApp { app_id, .. }
-            | C::RollBackApp { app_id, .. }
-            | C::DeleteApp { app_id, .. }
-            | C::ResetLaunchDelay { app_id } => {
+            C::PutApp { app_id, deployment_id, .. }
+            | C::RestartApp { app_id, deployment_id, .. }
+            | C::RollBackApp { app_id, deployment_id, .. }
+            | C::DeleteApp { app_id, deployment_id, .. } => {
+                named.app(app_id).deployment(deployment_id);
+            }
+            C::ResetLaunchDelay { app_id } => {
                 named.app(app_id);
             }
             C::PutApps { apps } => {
                 apps.iter().for_each(|put| {
-                    named.app(&put.app_id);
+                    named.app(&put.app_id).deployment(&put.deployment_id);
                 });
             }
-            C::KillServiceTasks { task_ids, .. } => {
+            C::KillServiceTasks { task_ids, deployment_id, .. } => {
+                named.deployment(deployment_id);
                 task_ids.iter().for_each(|task_id| {
                     named.task(task_id);
                 });
@@ -348,13 +372,15 @@ impl Event {
             }
             E::AppUpdated { app_id, .. }
             | E::AppDeleted { app_id }
-            | E::DeploymentSucceeded { app_id, .. }
-            | E::DeploymentCanceled { app_id, .. }
             | E::AppLaunchDelayReset { app_id } => {
                 named.app(app_id);
             }
+            E::DeploymentSucceeded { app_id, deployment_id }
+            | E::DeploymentCanceled { app_id, deployment_id } => {
+                named.app(app_id).deployment(deployment_id);
+            }
             E::DeploymentStarted { deployment } => {
-                named.app(&deployment.app_id);
+                named.app(&deployment.app_id).deployment(&deployment.id);
             }
             E::AppLaunchDelayed { app_id, failure, .. } => {
                 named.app(app_id).task(&failure.task_id).agent(&failure.agent_id);

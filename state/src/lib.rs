@@ -27,7 +27,7 @@ pub use command::{
     Actor, AppPut, Cancellation, Command, Entry, Force, KillScaling, OfferSpec, Operation, PutMode,
     ServiceLaunch, Wipe,
 };
-pub use diff::{diff, Change, EntityChange};
+pub use diff::{diff, diff_excerpts, Change, EntityChange, Excerpt};
 pub use entity::{Entity, EntityKind, ANONYMOUS_OPERATOR};
 pub use event::{Cursor, Event, Topic};
 pub use ids::{

@@ -15,11 +15,14 @@ use corral_state::model::Settings;
 
 use crate::serve::{run_master, shutdown_signal, MasterSetup};
 
+mod audit;
 mod demo;
 mod events;
+mod members;
 mod prometheus;
 mod replay;
 mod serve;
+mod snapshot;
 
 #[derive(Parser)]
 #[command(
@@ -47,6 +50,170 @@ enum CliCommand {
     Events {
         #[command(subcommand)]
         command: EventsCommand,
+    },
+    /// Every command that touched a task, agent, framework, app, role or operator, oldest
+    /// first, with who sent it and what the log decided.
+    History(HistoryArgs),
+    /// The cluster as it stood right after an index or at a time.
+    State(StateArgs),
+    /// What changed between two points: agents, frameworks, tasks, apps and roles.
+    Diff(DiffArgs),
+    /// Why a task or a deployment is where it is.
+    Explain(ExplainArgs),
+    /// The masters of the cluster: list them, add one, remove one.
+    Members {
+        #[command(subcommand)]
+        command: MembersCommand,
+    },
+    /// Leadership: hand it to another master.
+    Leader {
+        #[command(subcommand)]
+        command: LeaderCommand,
+    },
+    /// Backups: save the cluster state to a file, seed a new cluster from one.
+    Snapshot {
+        #[command(subcommand)]
+        command: SnapshotCommand,
+    },
+}
+
+/// How a command prints its answer: a table for people, JSON for scripts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Output {
+    Table,
+    Json,
+}
+
+/// Where to ask, and how to print the answer.
+#[derive(Args)]
+struct AuditOptions {
+    /// The master to ask (any master answers from its own journal).
+    #[arg(long, default_value = "127.0.0.1:5050")]
+    master: String,
+    /// Print the JSON the master answered instead of tables.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Which masters to ask, and how to print the answer.
+#[derive(Args)]
+struct MasterTarget {
+    /// Comma-separated masters, tried in turn; a follower redirects to the leader.
+    #[arg(long, default_value = "127.0.0.1:5050")]
+    master: String,
+    /// Print the answer as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct HistoryArgs {
+    /// task, agent, framework, app, role or operator.
+    #[arg(value_parser = ["task", "agent", "framework", "app", "role", "operator"])]
+    kind: String,
+    id: String,
+    /// From this cursor (`INDEX[-SEQ]`) or RFC 3339 time.
+    #[arg(long)]
+    from: Option<String>,
+    /// Up to this cursor or time.
+    #[arg(long)]
+    to: Option<String>,
+    #[command(flatten)]
+    options: AuditOptions,
+}
+
+#[derive(Args)]
+struct StateArgs {
+    /// A log index, or a time (RFC 3339, e.g. 2026-11-30T03:12:00Z); the latest without it.
+    #[arg(long)]
+    at: Option<String>,
+    #[command(flatten)]
+    options: AuditOptions,
+}
+
+#[derive(Args)]
+struct DiffArgs {
+    /// A log index or an RFC 3339 time.
+    #[arg(long)]
+    from: String,
+    #[arg(long)]
+    to: String,
+    #[command(flatten)]
+    options: AuditOptions,
+}
+
+#[derive(Args)]
+struct ExplainArgs {
+    /// task or deployment.
+    #[arg(value_parser = ["task", "deployment"])]
+    kind: String,
+    id: String,
+    #[command(flatten)]
+    options: AuditOptions,
+}
+
+impl MasterTarget {
+    fn output(&self) -> Output {
+        if self.json {
+            return Output::Json;
+        }
+        Output::Table
+    }
+}
+
+#[derive(Subcommand)]
+enum MembersCommand {
+    /// Every master: role, address, whether the leader hears it, how far behind it is.
+    List {
+        #[command(flatten)]
+        target: MasterTarget,
+    },
+    /// Adds the master NODE_ID at ADDRESS (started with an empty --data-dir and no --peers):
+    /// it catches up as a learner, then votes.
+    Add {
+        node_id: NodeId,
+        address: String,
+        #[command(flatten)]
+        target: MasterTarget,
+    },
+    /// Removes master NODE_ID; refused if the voters left up could not form a majority.
+    Remove {
+        node_id: NodeId,
+        #[command(flatten)]
+        target: MasterTarget,
+    },
+}
+
+#[derive(Subcommand)]
+enum LeaderCommand {
+    /// Hands leadership to master --to once it has caught up.
+    Transfer {
+        #[arg(long)]
+        to: NodeId,
+        #[command(flatten)]
+        target: MasterTarget,
+    },
+}
+
+#[derive(Subcommand)]
+enum SnapshotCommand {
+    /// Saves a consistent backup of the cluster state (with its index, term and digest).
+    Save {
+        file: PathBuf,
+        /// Comma-separated masters, tried in turn.
+        #[arg(long, default_value = "127.0.0.1:5050")]
+        master: String,
+    },
+    /// Seeds an empty --data-dir from a backup as the only master of a new cluster.
+    Restore {
+        file: PathBuf,
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        node_id: NodeId,
+        /// The address the restored master will listen on (its `corral master --listen`).
+        #[arg(long, default_value = "127.0.0.1:5050")]
+        listen: String,
     },
 }
 
@@ -153,12 +320,18 @@ struct ReplayArgs {
     /// Stop after this log index.
     #[arg(long, conflicts_with = "at")]
     to: Option<u64>,
-    /// Stop after the last entry stamped at or before this time (seconds since the epoch).
+    /// Stop after the last entry stamped at or before this time (RFC 3339 or seconds since
+    /// the epoch).
     #[arg(long)]
-    at: Option<f64>,
-    /// Also replay to the master's snapshot and require the same state digest.
+    at: Option<String>,
+    /// Also check the journal's hash chain (naming the first altered index) and replay to
+    /// the master's snapshot, requiring the same state digest.
     #[arg(long)]
     verify: bool,
+    /// Print the state document (the v0 `/master/state` shape, as `GET /corral/v1/state`
+    /// answers) instead of a summary.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -174,6 +347,15 @@ enum EventsCommand {
         #[arg(long)]
         topic: Option<String>,
     },
+}
+
+fn audit_client(options: &AuditOptions) -> anyhow::Result<(corral_client::AuditClient, Output)> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .context("building the HTTP client")?;
+    let output = if options.json { Output::Json } else { Output::Table };
+    Ok((corral_client::AuditClient::new(http, &options.master), output))
 }
 
 fn seconds(value: f64, flag: &str) -> anyhow::Result<Duration> {
@@ -263,6 +445,45 @@ async fn main() -> anyhow::Result<()> {
         CliCommand::Events { command: EventsCommand::Tail { master, from, topic } } => {
             events::tail(&master, from.as_deref(), topic.as_deref()).await
         }
+        CliCommand::History(args) => {
+            let (client, output) = audit_client(&args.options)?;
+            let range = (args.from.as_deref(), args.to.as_deref());
+            audit::history(&client, &args.kind, &args.id, range, output).await
+        }
+        CliCommand::State(args) => {
+            let (client, output) = audit_client(&args.options)?;
+            audit::state(&client, args.at.as_deref(), output).await
+        }
+        CliCommand::Diff(args) => {
+            let (client, output) = audit_client(&args.options)?;
+            audit::diff(&client, &args.from, &args.to, output).await
+        }
+        CliCommand::Explain(args) => {
+            let (client, output) = audit_client(&args.options)?;
+            let what = match args.kind.as_str() {
+                "task" => audit::ExplainWhat::Task(&args.id),
+                _ => audit::ExplainWhat::Deployment(&args.id),
+            };
+            audit::explain(&client, what, output).await
+        }
+        CliCommand::Members { command } => match command {
+            MembersCommand::List { target } => members::list(&target.master, target.output()).await,
+            MembersCommand::Add { node_id, address, target } => {
+                members::add(&target.master, node_id, &address, target.output()).await
+            }
+            MembersCommand::Remove { node_id, target } => {
+                members::remove(&target.master, node_id, target.output()).await
+            }
+        },
+        CliCommand::Leader { command: LeaderCommand::Transfer { to, target } } => {
+            members::transfer(&target.master, to, target.output()).await
+        }
+        CliCommand::Snapshot { command } => match command {
+            SnapshotCommand::Save { file, master } => snapshot::save(&master, &file).await,
+            SnapshotCommand::Restore { file, data_dir, node_id, listen } => {
+                snapshot::restore(&file, &data_dir, node_id, &listen).await
+            }
+        },
     }
 }
 

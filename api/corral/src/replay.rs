@@ -19,11 +19,13 @@ pub enum ReplayUntil {
     Time(Timestamp),
 }
 
-/// Whether to compare the result with the master's own snapshot.
+/// Whether to check the journal: its hash chain, and the state against the master's own
+/// snapshot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verification {
     Skip,
-    /// Replays to the snapshot's index too and requires the same digest.
+    /// Recomputes the hash chain, and replays to the snapshot's index too requiring the
+    /// same digest.
     AgainstSnapshot,
 }
 
@@ -36,6 +38,8 @@ pub struct ReplayReport {
     pub digest: Digest,
     /// The snapshot's index and whether the journal replayed to it gives its digest.
     pub verified: Option<(u64, bool)>,
+    /// The recomputed chain's head, when verified.
+    pub chain: Option<corral_log::ChainHead>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +52,8 @@ pub enum ReplayError {
     Truncated { first: u64 },
     #[error("reading the journal: {0}")]
     Journal(String),
+    #[error("the journal was altered: the row at index {index} is not what was journaled (its hash chain breaks there)")]
+    Altered { index: u64 },
 }
 
 /// Replays `data_dir`'s journal from the first index.
@@ -69,20 +75,22 @@ pub fn replay(
     if journal.lost_through().is_some() {
         return Err(ReplayError::Truncated { first });
     }
+    // Before replaying: an altered row may not even decode, and the chain names it.
+    let chain = match verification {
+        Verification::Skip => None,
+        Verification::AgainstSnapshot => {
+            match journal.verify_chain().map_err(|error| ReplayError::Journal(error.to_string()))? {
+                Ok(head) => Some(head),
+                Err(index) => return Err(ReplayError::Altered { index }),
+            }
+        }
+    };
+
     let end = match until {
         ReplayUntil::End => last,
         ReplayUntil::Index(index) => index.min(last),
         ReplayUntil::Time(at) => {
-            let mut end = 0;
-            for row in journal.commands(first..=last) {
-                let (index, stamped, _) =
-                    row.map_err(|error| ReplayError::Journal(error.to_string()))?;
-                if stamped > at {
-                    break;
-                }
-                end = index;
-            }
-            end
+            journal.index_at(at).map_err(|error| ReplayError::Journal(error.to_string()))?
         }
     };
     let mut state = state_machine.initial_state();
@@ -102,23 +110,69 @@ pub fn replay(
             Some((snapshot_index, at_snapshot.digest() == applied.state.digest()))
         }
     };
-    Ok(ReplayReport { first_index: first, last_index: end, commands, state, digest, verified })
+    Ok(ReplayReport {
+        first_index: first,
+        last_index: end,
+        commands,
+        state,
+        digest,
+        verified,
+        chain,
+    })
 }
 
-/// `corral replay`: prints what the journal replays to and, with `--verify`, the check.
+/// The state document `--json` prints: the v0 `/master/state` shape with what it answers
+/// for, as `GET /corral/v1/state` gives it.
+pub fn state_document(report: &ReplayReport) -> serde_json::Value {
+    let mut body = corral_mesos::v0::master_state(
+        &report.state,
+        serde_json::json!({"log_index": report.last_index}),
+    );
+    body["corral_state"] = serde_json::json!({
+        "index": report.last_index,
+        "time": report.state.now().to_rfc3339(),
+        "epoch": report.state.now().as_secs_f64(),
+        "digest": report.digest.to_string(),
+    });
+    body
+}
+
+/// `corral replay`: prints what the journal replays to and, with `--verify`, the checks.
 pub(crate) fn run(args: &ReplayArgs) -> anyhow::Result<()> {
-    let until = match (args.to, args.at) {
+    let until = match (args.to, &args.at) {
         (Some(index), _) => ReplayUntil::Index(index),
-        (None, Some(seconds)) => {
-            if !seconds.is_finite() || seconds < 0.0 {
-                bail!("--at must be seconds since the epoch, got {seconds}");
-            }
-            ReplayUntil::Time(corral_state::Timestamp((seconds * 1e9) as u64))
-        }
+        (None, Some(at)) => match Timestamp::parse(at) {
+            Ok(at) => ReplayUntil::Time(at),
+            Err(problem) => bail!("--at: {problem}"),
+        },
         (None, None) => ReplayUntil::End,
     };
     let verification = if args.verify { Verification::AgainstSnapshot } else { Verification::Skip };
     let report = replay(&args.data_dir, until, verification)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&state_document(&report))?);
+    } else {
+        print_summary(&report);
+    }
+    if let Some((index, matches)) = report.verified {
+        if !matches {
+            bail!(
+                "the journal replayed to index {index} does NOT give the master's snapshot state"
+            );
+        }
+        if !args.json {
+            println!(
+                "verified: the journal replayed to index {index} gives the master's snapshot state"
+            );
+        }
+    }
+    if let (Some(head), false) = (report.chain, args.json) {
+        println!("verified: hash chain intact, head {} at index {}", head.hex(), head.index);
+    }
+    Ok(())
+}
+
+fn print_summary(report: &ReplayReport) {
     let state = &report.state;
     println!(
         "replayed log indexes {}..={}: {} commands",
@@ -134,15 +188,4 @@ pub(crate) fn run(args: &ReplayArgs) -> anyhow::Result<()> {
         state.offers().len()
     );
     println!("digest {}", report.digest);
-    if let Some((index, matches)) = report.verified {
-        if !matches {
-            bail!(
-                "the journal replayed to index {index} does NOT give the master's snapshot state"
-            );
-        }
-        println!(
-            "verified: the journal replayed to index {index} gives the master's snapshot state"
-        );
-    }
-    Ok(())
 }

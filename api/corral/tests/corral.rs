@@ -4,8 +4,11 @@
 
 mod corral {
     mod agents;
+    mod audit;
+    mod backup;
     mod dev;
     mod grafana;
     mod marathon_e2e;
     mod masters;
+    mod members;
 }

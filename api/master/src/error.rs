@@ -16,6 +16,13 @@ pub enum ApiError {
     Rejected(#[from] Rejection),
     #[error("not found: {0}")]
     NotFound(String),
+    /// A query parameter names something that does not exist (404 naming the parameter).
+    #[error("{field}: {problem}")]
+    Missing { field: String, problem: String },
+    /// What the query asks for is older than this master keeps (410 naming the oldest
+    /// cursor still available).
+    #[error("{field}: {problem}")]
+    Gone { field: String, problem: String, oldest: String },
     /// A 307 to the same path and query on the leader; the request middleware, which
     /// knows the request, writes the `Location`.
     #[error("this master is not the leader; the leader is {leader_address}")]
@@ -31,6 +38,15 @@ pub enum ApiError {
     /// A Marathon app definition that breaks its rules: 422 with Marathon's body.
     #[error("{}", .0.message)]
     Validation(corral_marathon::ValidationFailure),
+    /// The request names something that does not exist (404 naming the parameter).
+    #[error("{field}: {problem}")]
+    Unknown { field: String, problem: String },
+    /// The request is well formed but would break the cluster as it stands (409).
+    #[error("{field}: {problem}")]
+    Conflict { field: String, problem: String },
+    /// Begun but not finished in time; nothing unsafe is left and asking again is safe.
+    #[error("{0}")]
+    Unfinished(String),
 }
 
 impl From<corral_mesos::FieldError> for ApiError {
@@ -58,11 +74,15 @@ impl ApiError {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Rejected(rejection) => rejection_status(rejection),
-            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::NotFound(_) | ApiError::Missing { .. } => StatusCode::NOT_FOUND,
+            ApiError::Gone { .. } => StatusCode::GONE,
             ApiError::NotLeader { .. } => StatusCode::TEMPORARY_REDIRECT,
             ApiError::NoLeader | ApiError::OutcomeUnknown => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unknown { .. } => StatusCode::NOT_FOUND,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::Unfinished(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
@@ -90,18 +110,24 @@ struct ErrorBody<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<&'a str>,
     message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    oldest: Option<&'a str>,
 }
 
 fn error_kind(error: &ApiError) -> &'static str {
     match error {
         ApiError::BadRequest { .. } => "bad_request",
         ApiError::Rejected(_) => "rejected",
-        ApiError::NotFound(_) => "not_found",
+        ApiError::NotFound(_) | ApiError::Missing { .. } => "not_found",
+        ApiError::Gone { .. } => "gone",
         ApiError::NotLeader { .. } => "not_leader",
         ApiError::NoLeader => "no_leader",
         ApiError::OutcomeUnknown => "outcome_unknown",
         ApiError::Internal(_) => "internal",
         ApiError::Validation(_) => "invalid",
+        ApiError::Unknown { .. } => "not_found",
+        ApiError::Conflict { .. } => "conflict",
+        ApiError::Unfinished(_) => "unfinished",
     }
 }
 
@@ -112,15 +138,25 @@ impl IntoResponse for ApiError {
             return (status, Json(failure)).into_response();
         }
         let field = match &self {
-            ApiError::BadRequest { field, .. } => Some(field.as_str()),
+            ApiError::BadRequest { field, .. }
+            | ApiError::Missing { field, .. }
+            | ApiError::Gone { field, .. } => Some(field.as_str()),
             ApiError::Rejected(Rejection::Invalid { field, .. }) => Some(field.as_str()),
+            ApiError::Unknown { field, .. } | ApiError::Conflict { field, .. } => {
+                Some(field.as_str())
+            }
+            _ => None,
+        };
+        let oldest = match &self {
+            ApiError::Gone { oldest, .. } => Some(oldest.clone()),
             _ => None,
         };
         let message = match &self {
             ApiError::Internal(_) => "internal error; the master's log has the cause".to_owned(),
             other => other.to_string(),
         };
-        let body = ErrorBody { error: error_kind(&self), field, message };
+        let body =
+            ErrorBody { error: error_kind(&self), field, message, oldest: oldest.as_deref() };
         let mut response = (status, Json(body)).into_response();
         if status.is_server_error() {
             response.extensions_mut().insert(ServerErrorCause(self.to_string()));

@@ -2,7 +2,9 @@
 //! masters on a real replicated log (sled files, an in-process network between them).
 
 mod master {
+    mod audit;
     mod marathon_routes;
+    mod members;
     mod metrics;
     mod routes;
     mod support;

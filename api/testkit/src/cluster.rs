@@ -23,9 +23,9 @@ impl MasterProcess {
             .args(["master", "--node-id", &self.node_id.to_string(), "--listen", &self.address])
             .arg("--data-dir")
             .arg(&self.data_dir)
+            // A master that joins a running cluster, or seeded from a backup, has no peers.
+            .args(if self.peers.is_empty() { vec![] } else { vec!["--peers", &self.peers] })
             .args([
-                "--peers",
-                &self.peers,
                 "--cluster-id",
                 &self.cluster_id,
                 "--heartbeat-interval",
@@ -55,6 +55,10 @@ impl MasterProcess {
     pub fn restart(&mut self) {
         self.kill();
         self.spawn();
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
     }
 
     pub fn data_dir(&self) -> &std::path::Path {
@@ -126,6 +130,53 @@ impl Cluster {
         Cluster { masters, cluster_id, http, _directory: directory }
     }
 
+    /// Starts master `node_id` on a new address with an empty data directory and no
+    /// `--peers`: it waits to be added (`corral members add`). Returns its index.
+    pub fn start_joining(&mut self, node_id: u64) -> usize {
+        let data_dir =
+            self._directory.path().join(format!("master-{node_id}-{}", self.masters.len()));
+        self.start_from(node_id, format!("127.0.0.1:{}", free_port()), data_dir)
+    }
+
+    /// Starts master `node_id` at `address` on an existing data directory (one seeded by
+    /// `corral snapshot restore`, say), without `--peers`. Returns its index.
+    pub fn start_from(
+        &mut self,
+        node_id: u64,
+        address: String,
+        data_dir: std::path::PathBuf,
+    ) -> usize {
+        let extra_args =
+            self.masters.first().map(|first| first.extra_args.clone()).unwrap_or_default();
+        let mut master = MasterProcess {
+            node_id,
+            address,
+            data_dir,
+            peers: String::new(),
+            cluster_id: self.cluster_id.clone(),
+            extra_args,
+            child: None,
+        };
+        master.spawn();
+        self.masters.push(master);
+        self.masters.len() - 1
+    }
+
+    /// A fresh directory inside the cluster's own temporary one.
+    pub fn new_directory(&self, name: &str) -> std::path::PathBuf {
+        self._directory.path().join(name)
+    }
+
+    /// A free loopback address.
+    pub fn free_address() -> String {
+        format!("127.0.0.1:{}", free_port())
+    }
+
+    /// Addresses of the masters whose processes run.
+    pub fn live_addresses(&self) -> Vec<String> {
+        self.masters.iter().filter(|m| m.is_running()).map(|m| m.address.clone()).collect()
+    }
+
     pub fn addresses(&self) -> Vec<String> {
         self.masters.iter().map(|m| m.address.clone()).collect()
     }
@@ -151,9 +202,8 @@ impl Cluster {
                 leader = Some(said);
             }
             let leader = leader?;
-            let index = self.masters.iter().position(|m| m.node_id == leader)?;
-            self.masters[index].child.as_ref()?;
-            Some(index)
+            // A replaced master's old process may share the node id; the live one counts.
+            self.masters.iter().position(|m| m.node_id == leader && m.child.is_some())
         })
         .await
     }

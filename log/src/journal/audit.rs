@@ -5,8 +5,11 @@
 
 use std::ops::RangeInclusive;
 
+use std::collections::BTreeMap;
+
 use corral_state::{
-    diff, Actor, ClusterState, Cursor, Entity, EntityChange, Entry, Event, Timestamp, Verdict,
+    diff_excerpts, Actor, ClusterState, Cursor, Entity, EntityChange, Entry, Event, Timestamp,
+    Verdict,
 };
 
 use super::{decode_index, index, Journal, JournalError, Recorded, VERDICTS_VERSION};
@@ -108,12 +111,13 @@ impl Journal {
         Ok(())
     }
 
-    /// The indexes in `range` whose commands name `entity` or whose events concern it.
+    /// The indexes in `range` whose commands name `entity` or whose events concern it, in
+    /// log order (`.rev()` walks back from the newest).
     pub fn indexes_of(
         &self,
         entity: &Entity,
         range: RangeInclusive<u64>,
-    ) -> impl Iterator<Item = Result<u64, JournalError>> + '_ {
+    ) -> impl DoubleEndedIterator<Item = Result<u64, JournalError>> + '_ {
         let (start, end) = (index::key(entity, *range.start()), index::key(entity, *range.end()));
         self.entities.range(start..=end).map(|row| {
             let (key, _) = row?;
@@ -308,20 +312,31 @@ impl Journal {
             });
         }
         self.audited("that diff", &(from + 1..=to))?;
-        let before = self.state_at(from, initial)?;
-        let mut after = before.clone();
-        if from < to {
-            self.replay(&mut after, from + 1..=to)?;
+        let mut state = self.state_at(from, initial)?;
+        if from == to {
+            return Ok(Vec::new());
         }
+        // Only what the entries in between name can differ: those are compared, with the
+        // last index that touched each, instead of two whole states.
+        let mut touched: BTreeMap<Entity, u64> = BTreeMap::new();
+        for row in self.commands(from + 1..=to) {
+            let (index, _, entries) = row?;
+            for entity in entries.iter().flat_map(Entry::entities) {
+                touched.insert(entity, index);
+            }
+        }
+        for (index, events) in self.events(from + 1..=to, usize::MAX)? {
+            for entity in events.iter().flat_map(Event::concerns) {
+                let last = touched.entry(entity).or_insert(index);
+                *last = (*last).max(index);
+            }
+        }
+        let before = state.excerpt(touched.keys());
+        self.replay(&mut state, from + 1..=to)?;
+        let after = state.excerpt(touched.keys());
         let mut records = Vec::new();
-        for change in diff(&before, &after) {
-            let made_at = self.indexes_of(&change.entity, from + 1..=to).last().transpose()?;
-            // A change with no index key would mean the index missed a write.
-            let index = made_at.ok_or_else(|| JournalError::CorruptAudit {
-                what: "entity index",
-                index: to,
-                reason: format!("no entry between {from} and {to} names {}", change.entity),
-            })?;
+        for change in diff_excerpts(&before, &after) {
+            let index = *touched.get(&change.entity).expect("every excerpt entity was touched");
             records.push(DiffRecord { change, index });
         }
         Ok(records)

@@ -456,6 +456,18 @@ impl Journal {
         self.checkpoints.write(index, state)
     }
 
+    /// The newest checkpoint at or before `index`: its index and the state right after it
+    /// (what a backup starts its journal tail from).
+    pub fn checkpoint_at_or_before(
+        &self,
+        index: u64,
+    ) -> Result<Option<(u64, ClusterState)>, JournalError> {
+        let Some((at, bytes)) = self.checkpoints.at_or_before(index)? else { return Ok(None) };
+        let state = ClusterState::from_snapshot(&bytes)
+            .map_err(|source| JournalError::Corrupt { index: at, source })?;
+        Ok(Some((at, state)))
+    }
+
     fn record_lost_through(&self, cursor: Cursor) -> Result<(), JournalError> {
         let mut lost_through = self.lost_through.lock().unwrap_or_else(PoisonError::into_inner);
         if lost_through.is_some_and(|current| current >= cursor) {

@@ -16,6 +16,9 @@ use serde::Serialize;
 
 use super::RAFT_ROUTE_PREFIX;
 use crate::election::{PreVoteNetwork, PreVoteRequest, PreVoteResponder, PreVoteResponse};
+use crate::transfer::{
+    answer_campaign, answer_defer, CampaignAnswer, CampaignRequest, DeferRequest, TransferNetwork,
+};
 use crate::typ::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotError, InstallSnapshotRequest,
     InstallSnapshotResponse, Node, Raft, RaftError, VoteRequest, VoteResponse,
@@ -27,11 +30,13 @@ use crate::{NodeId, TypeConfig};
 pub fn raft_router(raft: Raft, pre_vote: PreVoteResponder) -> Router {
     let pre_vote_route = Router::new()
         .route(&format!("{RAFT_ROUTE_PREFIX}/prevote"), post(answer_pre_vote))
+        .route(&format!("{RAFT_ROUTE_PREFIX}/defer"), post(defer))
         .with_state(pre_vote);
     Router::new()
         .route(&format!("{RAFT_ROUTE_PREFIX}/append"), post(append_entries))
         .route(&format!("{RAFT_ROUTE_PREFIX}/vote"), post(vote))
         .route(&format!("{RAFT_ROUTE_PREFIX}/snapshot"), post(install_snapshot))
+        .route(&format!("{RAFT_ROUTE_PREFIX}/campaign"), post(campaign))
         // axum refuses bodies over 2 MB by default; an append of many full batches or a
         // snapshot chunk is larger, and a refused one would be retried forever.
         .layer(DefaultBodyLimit::max(RAFT_BODY_LIMIT))
@@ -53,6 +58,20 @@ pub const RAFT_BODY_LIMIT: usize = 1024 * 1024 * 1024;
 async fn append_entries(State(raft): State<Raft>, body: Bytes) -> Response {
     match postcard::from_bytes::<AppendEntriesRequest>(&body) {
         Ok(request) => encoded(&raft.append_entries(request).await),
+        Err(error) => malformed(error),
+    }
+}
+
+async fn defer(State(responder): State<PreVoteResponder>, body: Bytes) -> Response {
+    match postcard::from_bytes::<DeferRequest>(&body) {
+        Ok(request) => encoded(&answer_defer(&responder, request).await),
+        Err(error) => malformed(error),
+    }
+}
+
+async fn campaign(State(raft): State<Raft>, body: Bytes) -> Response {
+    match postcard::from_bytes::<CampaignRequest>(&body) {
+        Ok(request) => encoded(&answer_campaign(&raft, request).await),
         Err(error) => malformed(error),
     }
 }
@@ -114,10 +133,45 @@ impl PreVoteNetwork for HttpNetwork {
         request: PreVoteRequest,
         timeout: Duration,
     ) -> Result<PreVoteResponse, String> {
-        let body = postcard::to_allocvec(&request).map_err(|error| error.to_string())?;
+        self.ask(address, "prevote", &request, timeout).await
+    }
+}
+
+impl TransferNetwork for HttpNetwork {
+    async fn campaign(
+        &self,
+        _target: NodeId,
+        address: &str,
+        request: CampaignRequest,
+        timeout: Duration,
+    ) -> Result<CampaignAnswer, String> {
+        self.ask(address, "campaign", &request, timeout).await
+    }
+
+    async fn defer(
+        &self,
+        _target: NodeId,
+        address: &str,
+        request: DeferRequest,
+        timeout: Duration,
+    ) -> Result<bool, String> {
+        self.ask(address, "defer", &request, timeout).await
+    }
+}
+
+impl HttpNetwork {
+    /// One postcard request and answer outside openraft's own RPCs.
+    async fn ask<Request: Serialize, Reply: DeserializeOwned>(
+        &self,
+        address: &str,
+        route: &str,
+        request: &Request,
+        timeout: Duration,
+    ) -> Result<Reply, String> {
+        let body = postcard::to_allocvec(request).map_err(|error| error.to_string())?;
         let response = self
             .client
-            .post(format!("http://{address}{RAFT_ROUTE_PREFIX}/prevote"))
+            .post(format!("http://{address}{RAFT_ROUTE_PREFIX}/{route}"))
             .timeout(timeout)
             .body(body)
             .send()

@@ -118,6 +118,20 @@ impl StateMachineStore {
         self.shared.applied_index.subscribe()
     }
 
+    /// Records `data` as the current snapshot at `meta`: a backup seeding a new data
+    /// directory, before any Raft runs on it (`backup::restore`).
+    pub(crate) fn seed_snapshot(
+        &self,
+        meta: SnapshotMeta<u64, openraft::BasicNode>,
+        data: Vec<u8>,
+    ) -> Result<(), sled::Error> {
+        self.persist_snapshot(&StoredSnapshot { meta, data })
+    }
+
+    pub(crate) async fn flush(&self) -> Result<usize, sled::Error> {
+        self.shared.db.flush_async().await
+    }
+
     fn persist_snapshot(&self, stored: &StoredSnapshot) -> Result<(), sled::Error> {
         self.shared.snapshots.insert(CURRENT_SNAPSHOT_KEY, postcard_encode(stored)).map(drop)
     }

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use corral_log::{LogError, LogTuning, ReadConsistency};
+use corral_log::{ChangeError, LogError, LogTuning, ReadConsistency, Refusal, TransferOutcome};
 
 use super::support::{address_of, eventually, test_tuning, TestCluster};
 
@@ -182,4 +182,105 @@ async fn over_http_a_new_master_is_sent_a_snapshot() {
     for node in &nodes {
         node.shutdown().await.unwrap();
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leadership_moves_to_the_master_asked_for_and_writes_go_on() {
+    let cluster = TestCluster::start(3).await;
+    cluster.propose(1).await;
+    let leader = cluster.leader().await;
+    let target = *cluster.nodes.keys().find(|id| **id != leader).unwrap();
+    let stranger = 9;
+    assert!(matches!(
+        cluster.node(leader).transfer_leadership(stranger).await,
+        Err(ChangeError::Refused(Refusal::UnknownMember(9)))
+    ));
+    let follower = cluster.node(target);
+    assert!(matches!(
+        follower.transfer_leadership(leader).await,
+        Err(ChangeError::Log(LogError::NotLeader { leader_hint: Some(_) }))
+    ));
+    // The leader must have heard from the target before it hands over.
+    eventually("the leader to hear from the target", || async {
+        cluster
+            .node(leader)
+            .members()
+            .iter()
+            .find(|member| member.node_id == target)
+            .filter(|member| member.up)
+            .map(drop)
+    })
+    .await;
+    let outcome = cluster.node(leader).transfer_leadership(target).await.unwrap();
+    let TransferOutcome::Transferred { from, to, .. } = outcome else {
+        panic!("three masters cannot elect a third one: {outcome:?}")
+    };
+    assert_eq!((from, to), (leader, target));
+    assert_eq!(cluster.leader().await, target);
+    cluster.propose(2).await;
+    cluster.converged(&cluster.nodes.keys().copied().collect::<Vec<_>>()).await;
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removals_that_would_lose_the_quorum_are_refused() {
+    let cluster = TestCluster::start(3).await;
+    cluster.propose(1).await;
+    let leader = cluster.leader().await;
+    let others: Vec<u64> = cluster.nodes.keys().copied().filter(|id| *id != leader).collect();
+    let node = cluster.node(leader);
+    assert!(matches!(
+        node.leave(leader).await,
+        Err(ChangeError::Refused(Refusal::RemovingLeader(_)))
+    ));
+    assert!(matches!(node.leave(42).await, Err(ChangeError::Refused(Refusal::UnknownMember(42)))));
+    cluster.network.isolate(others[0]);
+    eventually("the leader to see the isolated master down", || async {
+        node.members()
+            .iter()
+            .find(|member| member.node_id == others[0])
+            .filter(|member| !member.up)
+            .map(drop)
+    })
+    .await;
+    // Leadership is not handed to a master the leader cannot hear.
+    assert!(matches!(
+        node.transfer_leadership(others[0]).await,
+        Err(ChangeError::Refused(Refusal::Unreachable(id))) if id == others[0]
+    ));
+    // Removing the other live voter would leave one of two up.
+    assert!(matches!(
+        node.leave(others[1]).await,
+        Err(ChangeError::Refused(Refusal::QuorumLost { which: "new", up: 1, voters: 2, .. }))
+    ));
+    // Removing the dead one is what an operator replacing it does.
+    node.leave(others[0]).await.unwrap();
+    let members: Vec<u64> = node.members().iter().map(|member| member.node_id).collect();
+    assert_eq!(members.len(), 2);
+    assert!(!members.contains(&others[0]));
+    cluster.propose_among(&[leader, others[1]], 2).await;
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_five_masters_leadership_moves_where_asked_every_time() {
+    let cluster = TestCluster::start(5).await;
+    cluster.propose(1).await;
+    // The voters held back stand aside for the target, so none of them wins the election
+    // the hand-over opens (without that, two in six rounds went elsewhere).
+    for round in 0..6 {
+        let leader = cluster.leader().await;
+        let target = *cluster.nodes.keys().find(|id| **id != leader).unwrap();
+        eventually("the leader to hear from the target", || async {
+            cluster.node(leader).members().iter().find(|m| m.node_id == target && m.up).map(drop)
+        })
+        .await;
+        let outcome = cluster.node(leader).transfer_leadership(target).await.unwrap();
+        assert!(
+            matches!(outcome, TransferOutcome::Transferred { to, .. } if to == target),
+            "round {round}: {outcome:?}"
+        );
+        cluster.propose(10 + round).await;
+    }
+    cluster.shutdown().await;
 }

@@ -267,19 +267,19 @@ impl ClusterState {
                 }
             }
         }
-        if scaling == KillScaling::Replace {
-            self.check_deployments(events);
-            return Ok(());
+        if scaling == KillScaling::ScaleDown {
+            for ((app_id, killed), deployment_id) in by_app.iter().zip(&deployment_ids) {
+                let Some(app) = self.services.apps.get(app_id) else { continue };
+                let mut revision = current_revision(app);
+                let killed = u32::try_from(killed.len()).unwrap_or(u32::MAX);
+                revision.spec.instances = revision.spec.instances.saturating_sub(killed);
+                let action = DeploymentAction::ScaleApplication;
+                let config = Configuration::Keep(app.config_version);
+                self.install_app(app_id, revision, action, config, deployment_id, events);
+            }
         }
-        for ((app_id, killed), deployment_id) in by_app.iter().zip(&deployment_ids) {
-            let Some(app) = self.services.apps.get(app_id) else { continue };
-            let mut revision = current_revision(app);
-            let killed = u32::try_from(killed.len()).unwrap_or(u32::MAX);
-            revision.spec.instances = revision.spec.instances.saturating_sub(killed);
-            let action = DeploymentAction::ScaleApplication;
-            let config = Configuration::Keep(app.config_version);
-            self.install_app(app_id, revision, action, config, deployment_id, events);
-        }
+        // Also for a deleted app: wiping its last instance meets the deployment stopping it.
+        self.check_deployments(events);
         Ok(())
     }
 
@@ -509,7 +509,7 @@ impl ClusterState {
     ) {
         let existing = self.services.apps.get(app_id);
         let previous = existing.map(current_revision);
-        let version = self.next_app_version(existing);
+        let version = self.next_app_version(app_id, existing);
         revision.version = version;
         revision.config_version = match config {
             Configuration::New => version,
@@ -597,10 +597,17 @@ impl ClusterState {
     }
 
     /// Versions are the entry's time, made strictly increasing per app so that two changes
-    /// in one instant stay two versions.
-    fn next_app_version(&self, existing: Option<&ServiceApp>) -> Timestamp {
-        match existing {
-            Some(app) if app.version >= self.now => Timestamp(app.version.0 + 1_000_000),
+    /// in one instant stay two versions. An app id's instances outlive a deleted app until
+    /// they end, so a new app with that id also starts after every configuration they run:
+    /// otherwise, created again in the same instant, it would count them as its own.
+    fn next_app_version(&self, app_id: &AppId, existing: Option<&ServiceApp>) -> Timestamp {
+        let newest = existing
+            .map(|app| app.version)
+            .into_iter()
+            .chain(self.services.instances_of(app_id).map(|(_, instance)| instance.config_version))
+            .max();
+        match newest {
+            Some(newest) if newest >= self.now => Timestamp(newest.0 + 1_000_000),
             _ => self.now,
         }
     }
@@ -697,8 +704,10 @@ impl ClusterState {
     }
 
     /// Expunges the instances unreachable for longer than their app's policy allows, and
-    /// those of deleted apps at once (decided on a Tick, at its time).
-    pub(crate) fn expunge_unreachable_instances(&mut self, events: &mut Vec<Event>) {
+    /// those of deleted apps at once, then ends the deployments time has met (decided on a
+    /// Tick, at its time): an instance unreachable past `inactiveAfterSeconds` stops counting
+    /// without any command touching it, which can meet a deployment by itself.
+    pub(crate) fn expire_unreachable_instances(&mut self, events: &mut Vec<Event>) {
         let now = self.now;
         let services = &self.services;
         let due: Vec<TaskId> = services
@@ -713,9 +722,6 @@ impl ClusterState {
             })
             .map(|(task_id, _)| task_id.clone())
             .collect();
-        if due.is_empty() {
-            return;
-        }
         let framework_id = self.service_framework_id();
         for task_id in due {
             self.expunge_instance(&framework_id, &task_id, events);

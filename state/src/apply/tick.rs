@@ -62,7 +62,7 @@ impl ClusterState {
             self.mark_agent_gone(&agent_id, false, events);
         }
 
-        self.expunge_unreachable_instances(events);
+        self.expire_unreachable_instances(events);
         self.expire_request_ids();
         Ok(())
     }

@@ -84,6 +84,8 @@ fn an_operator_is_an_entity_by_principal() {
             Entity::new(EntityKind::App, "/db"),
             Entity::new(EntityKind::App, "/web"),
             Entity::new(EntityKind::Operator, "alice"),
+            Entity::new(EntityKind::Deployment, "d/db"),
+            Entity::new(EntityKind::Deployment, "d/web"),
         ]
     );
     let anonymous = world.entry(Actor::Operator { principal: None }, Command::Tick);
@@ -177,4 +179,44 @@ fn a_diff_lists_added_changed_and_removed_by_kind() {
         ]
     );
     assert_eq!(diff(&world.state, &world.state), vec![]);
+}
+
+#[test]
+fn times_read_and_write_as_rfc_3339_or_epoch_seconds() {
+    use corral_state::Timestamp;
+    let at = Timestamp::from_secs(1_764_472_320);
+    assert_eq!(at.to_rfc3339(), "2025-11-30T03:12:00Z");
+    assert_eq!(Timestamp::parse("2025-11-30T03:12:00Z"), Ok(at));
+    assert_eq!(Timestamp::parse("2025-11-30T04:12:00+01:00"), Ok(at));
+    assert_eq!(Timestamp::parse("1764472320"), Ok(at));
+    let later = Timestamp(at.0 + 250_000_000);
+    assert_eq!(later.to_rfc3339(), "2025-11-30T03:12:00.250Z");
+    assert_eq!(Timestamp::parse("2025-11-30T03:12:00.25Z"), Ok(later));
+    assert_eq!(Timestamp::parse("1764472320.25"), Ok(later));
+    assert_eq!(Timestamp(1).to_rfc3339(), "1970-01-01T00:00:00.000000001Z");
+    assert_eq!(at.to_rfc3339_millis(), "2025-11-30T03:12:00.000Z");
+    assert_eq!(Timestamp(at.0 + 250_999_999).to_rfc3339_millis(), "2025-11-30T03:12:00.250Z");
+    assert_eq!(Timestamp::parse("2000-02-29T00:00:00Z"), Ok(Timestamp::from_secs(951_782_400)));
+    assert!(Timestamp::parse("yesterday").unwrap_err().contains("RFC 3339"));
+    assert!(Timestamp::parse("2025-13-30T03:12:00Z").is_err());
+    assert!(Timestamp::parse("2025-11-30T03:12:00").is_err());
+    assert!(Timestamp::parse("-5").is_err());
+}
+
+#[test]
+fn a_diff_of_excerpts_agrees_with_the_diff_of_whole_states() {
+    let (mut world, agent_id, framework_id) = running_world();
+    let before = world.state.clone();
+    world.launch(&framework_id, &agent_id, "t2", "cpus:1;mem:128");
+    world.report(&framework_id, &agent_id, "t1", TaskState::Finished, "u9");
+    let touched = [task("t1"), task("t2"), agent(&agent_id), framework(&framework_id)];
+    let by_excerpt = corral_state::diff_excerpts(
+        &before.excerpt(touched.iter()),
+        &world.state.excerpt(touched.iter()),
+    );
+    assert_eq!(by_excerpt, diff(&before, &world.state));
+    assert_eq!(
+        by_excerpt,
+        vec![change(task("t1"), Change::Changed), change(task("t2"), Change::Added)]
+    );
 }

@@ -742,7 +742,9 @@ fn check_services(before: &ClusterState, after: &ClusterState, command: &Command
                 (counts.current, counts.live)
             }
             Some((_, counts)) => (0, counts.live),
-            None => (0, 0),
+            // A deleted app's instances stay live until they end; the same id created again
+            // finds them, and only a launch may add to them.
+            None => (0, before.instance_counts(app).live),
         };
         assert!(
             now.current <= instances.max(current_then),

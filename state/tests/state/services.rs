@@ -435,6 +435,28 @@ fn deleting_an_app_stops_its_instances_then_the_deployment_succeeds() {
     assert!(world.state.services().instances.is_empty());
 }
 
+/// The property tests found this: a scale-down kill that wipes the last instance of a
+/// deleted app meets the deployment stopping it, which must end then.
+#[test]
+fn wiping_a_deleted_apps_last_instance_ends_its_stop_deployment() {
+    let (mut world, agent_id) = world_with_app(1);
+    launch(&mut world, &agent_id, &["web.1"]);
+    world.operator(Command::DeleteApp {
+        app_id: app("/web"),
+        force: Force::Yes,
+        deployment_id: deployment("d2"),
+    });
+    let events = world.operator(Command::KillServiceTasks {
+        task_ids: vec![TaskId::new("web.1")],
+        scaling: KillScaling::ScaleDown,
+        wipe: Wipe::Expunge,
+        force: Force::No,
+        deployment_id: deployment("d3"),
+    });
+    assert_eq!(succeeded(&events), vec![deployment("d2")]);
+    assert!(world.state.services().deployments.is_empty());
+}
+
 #[test]
 fn rolling_back_a_deployment_makes_the_old_instances_current_again() {
     let (mut world, agent_id) = world_with_app(1);
@@ -559,6 +581,26 @@ fn two_changes_in_one_instant_get_two_versions() {
     let web = world.state.services().app(&app("/web")).unwrap();
     assert_eq!(web.versions.len(), 2);
     assert!(web.versions[0].version < web.versions[1].version);
+}
+
+/// The property tests found this: an app deleted (here by rolling back its creation) while
+/// an instance still runs, then created again in the same instant with the same definition,
+/// took the old instance for one of its own, although it asked for none.
+#[test]
+fn an_app_created_again_in_the_same_instant_does_not_adopt_the_deleted_apps_instances() {
+    let (mut world, agent_id) = world_with_app(1);
+    launch(&mut world, &agent_id, &["web.1"]);
+    let old_config = world.state.services().app(&app("/web")).unwrap().config_version;
+    world.operator(Command::CancelDeployment {
+        deployment_id: deployment("d1"),
+        cancellation: Cancellation::RollBack { rollback_id: deployment("d2") },
+    });
+    assert!(world.state.services().app(&app("/web")).is_none());
+
+    world.operator(put("/web", spec(0), r#"{"cmd":"v1"}"#, Force::Yes, "d3"));
+    let web = world.state.services().app(&app("/web")).unwrap();
+    assert!(web.config_version > old_config, "{:?} after {old_config:?}", web.config_version);
+    assert_eq!(counts(&world), InstanceCounts { live: 1, current: 0 });
 }
 
 #[test]
@@ -716,6 +758,30 @@ fn an_unreachable_instance_holds_its_place_until_inactive_and_is_expunged_later(
     let events = report(&mut world, &agent_a, "web.1", TaskState::Killed);
     assert!(!events.iter().any(|event| matches!(event, Event::AppLaunchDelayed { .. })));
     assert_eq!(world.state.services().app(&app("/web")).unwrap().launch_delay, None);
+}
+
+/// The property tests found this: nothing but time makes an unreachable instance inactive,
+/// so the Tick that sees it so must also end the deployment that this meets.
+#[test]
+fn a_deployment_met_when_an_instance_turns_inactive_ends_on_that_tick() {
+    let policy = UnreachablePolicy::Enabled {
+        inactive_after: Duration::from_secs(100),
+        expunge_after: Duration::from_secs(200),
+    };
+    let (mut world, agent_id) = world_with_running_instance(policy);
+    partition(&mut world, &agent_id);
+    let spec = AppSpec { unreachable: policy, ..spec(0) };
+    let events = world.operator(put("/web", spec, r#"{"cmd":"v1"}"#, Force::No, "d2"));
+    assert_eq!(succeeded(&events), vec![]);
+
+    world.advance(Duration::from_secs(99));
+    assert_eq!(succeeded(&world.leader(Command::Tick)), vec![]);
+    world.advance(Duration::from_secs(1));
+    let events = world.leader(Command::Tick);
+    assert_eq!(
+        events,
+        vec![Event::DeploymentSucceeded { deployment_id: deployment("d2"), app_id: app("/web") }]
+    );
 }
 
 #[test]

@@ -2,10 +2,14 @@
 //! Routes use the shell (`Master`, streams, errors); the shell never uses a route.
 
 pub(crate) mod agent;
+pub(crate) mod audit;
+pub(crate) mod explain;
 pub(crate) mod marathon;
 pub(crate) mod marathon_apps;
+pub(crate) mod members;
 pub(crate) mod misc;
 pub(crate) mod native;
 pub(crate) mod operator;
 pub(crate) mod scheduler;
 pub(crate) mod settings;
+pub(crate) mod snapshot;

@@ -20,6 +20,7 @@ use axum::Router;
 pub(crate) async fn cluster(State(master): State<Master>) -> Response {
     let status = master.node().status();
     let (digest_index, digest) = master.node().applied_digest();
+    let chain = master.node().chain_head();
     let members: Vec<serde_json::Value> = status
         .members
         .iter()
@@ -47,6 +48,8 @@ pub(crate) async fn cluster(State(master): State<Master>) -> Response {
         "purged_index": status.purged_index,
         // Equal on every master that applied the same entries: compare replicas with it.
         "state_digest": {"index": digest_index, "digest": digest.to_string()},
+        // The journal's hash chain: equal on every master at the same index.
+        "chain": {"index": chain.index, "hash": chain.hex()},
         "members": members,
     }))
     .into_response()
