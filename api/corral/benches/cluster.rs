@@ -380,10 +380,63 @@ async fn state_reads(http: &reqwest::Client) {
         let read = read.expect("the reads finished");
         println!("{name}: {agents} agents, {tasks} tasks, {read}; heartbeats meanwhile: {during}");
     }
+    scrapes(http, &leader, agents, tasks).await;
 }
 
-/// Commit latencies of agent heartbeats sent one after another while `until` runs: whether a
-/// read holds up applying.
+/// A Prometheus scrape of the leader at this size, and what scraping does to writes: the
+/// latency of agent heartbeats (one command each through the log) while nothing else runs,
+/// and while `/metrics` is scraped back to back.
+async fn scrapes(http: &reqwest::Client, leader: &str, agents: u64, tasks: u64) {
+    for path in ["/metrics", "/metrics/snapshot"] {
+        let read = time_read(http.get(format!("http://{leader}{path}"))).await;
+        println!("{path}: {agents} agents, {tasks} tasks, {read}");
+    }
+    let body = json!({"request_id": "register-heartbeat-bench", "command": {"RegisterAgent": {
+        "info": {"hostname": "heartbeat-bench", "address": "10.1.0.1:5051", "attributes": []},
+        "resources": scalar_resources(1, 1024)
+    }}});
+    let registered = agent_command(http, leader, body).await;
+    let agent_id = registered["outcome"]["Accepted"][0]["AgentAdded"]["agent_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("agent registered: {registered}"))
+        .to_owned();
+    let quiet = heartbeat_latencies(http, leader, &agent_id, "quiet").await;
+    let scraper = {
+        let http = http.clone();
+        let url = format!("http://{leader}/metrics");
+        tokio::spawn(async move {
+            loop {
+                let _ = http.get(&url).send().await.expect("scrape").bytes().await;
+            }
+        })
+    };
+    let scraped = heartbeat_latencies(http, leader, &agent_id, "scraped").await;
+    scraper.abort();
+    println!("heartbeat commands, nothing else running: {quiet}");
+    println!("heartbeat commands, /metrics scraped back to back: {scraped}");
+}
+
+/// 50 heartbeats of `agent_id`, one after the other.
+async fn heartbeat_latencies(
+    http: &reqwest::Client,
+    leader: &str,
+    agent_id: &str,
+    run: &str,
+) -> Latencies {
+    let mut timings = Vec::new();
+    for number in 0..50 {
+        let body = json!({"request_id": format!("heartbeat-{run}-{number}"),
+                          "command": {"AgentHeartbeat": {"agent_id": agent_id}}});
+        let started = Instant::now();
+        let answer = agent_command(http, leader, body).await;
+        assert!(answer["outcome"].get("Accepted").is_some(), "heartbeat: {answer}");
+        timings.push(started.elapsed());
+    }
+    timings.sort();
+    Latencies(timings)
+}
+
+/// Commit latencies of agent heartbeats: their count, median and maximum.
 struct Latencies(Vec<Duration>);
 
 impl std::fmt::Display for Latencies {
@@ -404,6 +457,7 @@ impl std::fmt::Display for Latencies {
     }
 }
 
+/// Heartbeats sent one after another while `until` runs: whether a read holds up applying.
 async fn heartbeats_while(
     http: &reqwest::Client,
     leader: &str,

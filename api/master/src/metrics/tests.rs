@@ -84,3 +84,49 @@ fn promtool_finds_no_problem() {
     );
     assert!(output.status.success() && complaints.trim().is_empty(), "promtool: {complaints}");
 }
+
+/// The leader's event metrics: a task from ACCEPT applied (its `launched_at`) to RUNNING 2.5 s
+/// later is one launch of 2.5 s, and each new state counts once.
+#[test]
+fn launch_latency_runs_from_the_accept_to_running() {
+    use corral_state::model::{TaskSource, TaskState, TaskStatus};
+    use corral_state::{Event, FrameworkId};
+    use corral_testkit::state::{AGENT, FRAMEWORK};
+
+    let mut cluster = StateBuilder::default();
+    cluster.agent("h", "", "cpus:4;mem:1024").framework("f", "*");
+    cluster.launch("web", "cpus:1;mem:128");
+    let framework_id = FrameworkId::from(FRAMEWORK);
+    let task = cluster.state.task(&framework_id, &"web".into()).expect("launched").clone();
+    let running = TaskStatus {
+        task_id: "web".into(),
+        state: TaskState::Running,
+        message: None,
+        source: TaskSource::Executor,
+        reason: None,
+        healthy: None,
+        agent_id: Some(AGENT.into()),
+        executor_id: None,
+        timestamp: task.launched_at.plus(Duration::from_millis(2500)),
+        uuid: None,
+        exit_code: None,
+    };
+    let metrics = Metrics::new().unwrap();
+    let mut events = EventMetrics::default();
+    let now = task.launched_at;
+    events.observe(&metrics, &Event::TaskAdded { task: std::sync::Arc::new(task) }, now);
+    let update = |previous: TaskState| Event::TaskUpdated {
+        framework_id: framework_id.clone(),
+        agent_id: AGENT.into(),
+        status: running.clone(),
+        previous,
+    };
+    events.observe(&metrics, &update(TaskState::Staging), now);
+    // The same state again (a repeated update) is not a transition.
+    events.observe(&metrics, &update(TaskState::Running), now);
+    assert_eq!(metrics.task_launch_seconds.get_sample_count(), 1);
+    assert_eq!(metrics.task_launch_seconds.get_sample_sum(), 2.5);
+    let transitions = |state: &str| metrics.task_transitions.with_label_values(&[state]).get();
+    assert_eq!(transitions("TASK_STAGING"), 1);
+    assert_eq!(transitions("TASK_RUNNING"), 1);
+}
