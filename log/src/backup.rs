@@ -162,7 +162,11 @@ impl TailRow {
     fn batch(&self) -> Result<(Batch, u64), BackupError> {
         let entries = codec::decode_entries(&self.commands)
             .map_err(|error| BackupError::Corrupt(format!("tail row {}: {error}", self.index)))?;
-        let at = entries.iter().map(|entry| entry.at.0).max().unwrap_or_default();
+        // Stamped as the journal stamps a row (`JournalBatch::record`): the newest command's
+        // time; a journaled row always holds at least one command.
+        let at = entries.iter().map(|entry| entry.at.0).max().ok_or_else(|| {
+            BackupError::Corrupt(format!("tail row {} holds no command", self.index))
+        })?;
         let batch = Batch::encode(entries)
             .map_err(|error| BackupError::Corrupt(format!("tail row {}: {error}", self.index)))?;
         Ok((batch, at))

@@ -16,12 +16,16 @@
 //! `raft.trigger().elect()`, which raises the term. A cut-off follower therefore never raises
 //! its term, and healing it costs the leader nothing.
 //!
+//! While the leader hands over to another master (`transfer.rs`), the voters it told to
+//! stand aside neither campaign nor back any candidate but that master.
+//!
 //! openraft's leader lease (a voter that heard from the leader within the lease refuses a
 //! vote) is `Config::election_timeout_max`; [`LogTuning`](crate::LogTuning) sets it to our
 //! `election_timeout_min`, the same bound the pre-vote uses, so a candidate that won the
 //! pre-vote is not refused by the lease a moment later.
 
 use std::hash::{BuildHasher, Hasher};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use openraft::storage::RaftLogStorage;
@@ -107,6 +111,9 @@ pub struct PreVoteResponder {
     raft: Raft,
     log_store: LogStore,
     min_timeout: Duration,
+    /// While the leader hands over to this master (`transfer.rs`), until this moment: no
+    /// campaign of our own, and no pre-vote for anyone else.
+    deferral: Arc<Mutex<Option<(NodeId, Instant)>>>,
 }
 
 /// What the timer and the responder need to know about this node, read in one go from the
@@ -131,7 +138,13 @@ impl PreVoteResponder {
         log_store: LogStore,
         min_timeout: Duration,
     ) -> PreVoteResponder {
-        PreVoteResponder { node_id, raft, log_store, min_timeout }
+        PreVoteResponder {
+            node_id,
+            raft,
+            log_store,
+            min_timeout,
+            deferral: Arc::new(Mutex::new(None)),
+        }
     }
 
     async fn position(&self) -> Option<Position> {
@@ -177,6 +190,22 @@ impl PreVoteResponder {
         }
     }
 
+    /// Stands aside for `target` for `span`: the leader is handing over to it.
+    pub(crate) fn defer_to(&self, target: NodeId, span: Duration) {
+        *self.deferral.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some((target, Instant::now() + span));
+    }
+
+    /// The master this one stands aside for, and until when, while that lasts.
+    fn deferring(&self) -> Option<(NodeId, Instant)> {
+        let deferral = *self.deferral.lock().unwrap_or_else(PoisonError::into_inner);
+        deferral.filter(|(_, until)| *until > Instant::now())
+    }
+
+    pub(crate) fn raft(&self) -> &Raft {
+        &self.raft
+    }
+
     /// Answers a candidate's pre-vote. Changes nothing here: a pre-vote is only a question.
     pub async fn answer(&self, request: &PreVoteRequest) -> PreVoteResponse {
         let answer = self.decide(request).await;
@@ -188,6 +217,10 @@ impl PreVoteResponder {
         let Some(position) = self.position().await else { return PreVoteAnswer::Unavailable };
         if position.leader {
             return PreVoteAnswer::IAmLeader;
+        }
+        // The leader is handing over to another master: it is as good as alive.
+        if self.deferring().is_some_and(|(target, _)| target != request.candidate) {
+            return PreVoteAnswer::LeaderAlive;
         }
         let heard_recently =
             position.vote_touched.is_some_and(|touched| touched.elapsed() < self.min_timeout);
@@ -243,6 +276,13 @@ pub(crate) async fn run_timer<N: PreVoteNetwork>(
             (Instant::now() < due).then_some(due)
         };
         if let Some(until) = wait_until {
+            tokio::select! {
+                () = tokio::time::sleep_until(until) => {}
+                _ = closing.changed() => {}
+            }
+            continue;
+        }
+        if let Some((_, until)) = responder.deferring() {
             tokio::select! {
                 () = tokio::time::sleep_until(until) => {}
                 _ = closing.changed() => {}

@@ -4,22 +4,25 @@
 //! that heard from the leader within the lease (`election_timeout_min`, see `election.rs`)
 //! refuses to vote. So the leader makes room for its successor:
 //!
+//! 0. it waits until the target's log is at least every other voter's (within 10 s);
 //! 1. it keeps replicating to the target only ([`Links`] holds the others back: their
-//!    appends fail at once, without the back-off openraft applies to unreachable nodes);
-//!    writes still commit wherever the leader and the target are a majority with the others
-//!    that have answered;
-//! 2. once the target's log is at least every other voter's, it waits out the lease on the
-//!    voters held back (they have heard nothing since);
-//! 3. it asks the target to stand now ([`CampaignRequest`]); the target calls
+//!    appends fail at once, without the back-off openraft applies to unreachable nodes), so
+//!    writes go on wherever the leader and the target are a majority;
+//! 2. it tells the voters held back to stand aside for the target ([`DeferRequest`]) for
+//!    three leases: meanwhile they do not campaign and refuse any other candidate's pre-vote;
+//! 3. once the target's log is again at least every other voter's (appends in flight when
+//!    the hold began have landed), it waits out the lease on the voters held back (they have
+//!    heard nothing since);
+//! 4. it asks the target to stand now ([`CampaignRequest`]); the target calls
 //!    `raft.trigger().elect()`, the one election that skips the pre-vote: the voters held
 //!    back grant it (lease over, the target's log at least theirs), and the old leader steps
 //!    down on the target's first append;
-//! 4. it stops holding anyone back as soon as leadership moved, or after a deadline.
+//! 5. it stops holding anyone back as soon as leadership moved, or after a deadline.
 //!
-//! With three masters the others cannot elect anyone meanwhile (their pre-vote needs the
-//! leader or the target, and both refuse). With five, two voters held back may win a
-//! pre-vote between the lease's end and the target's election; then leadership moves
-//! elsewhere and the caller is told so ([`TransferOutcome::MovedElsewhere`]).
+//! Step 2 is best effort: a voter that did not hear of it (a lost message) may win a pre-vote
+//! of its own after the lease; then leadership moves there and the caller is told so
+//! ([`TransferOutcome::MovedElsewhere`]). If the leader dies during a transfer, the voters
+//! standing aside wait out those three leases before they elect another.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -32,7 +35,7 @@ use openraft::ServerState;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use crate::election::{PreVoteNetwork, PreVoteRequest, PreVoteResponse};
+use crate::election::{PreVoteNetwork, PreVoteRequest, PreVoteResponder, PreVoteResponse};
 use crate::membership::{ChangeError, Refusal};
 use crate::typ::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotError, InstallSnapshotRequest,
@@ -46,6 +49,16 @@ pub struct CampaignRequest {
     pub leader: NodeId,
     /// The leader's term; a target in another term ignores the request.
     pub term: u64,
+}
+
+/// "Stand aside for `target` for `millis`": sent by the leader to the other voters when it
+/// starts handing over, so none of them campaigns (or backs another's pre-vote) meanwhile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeferRequest {
+    pub leader: NodeId,
+    pub term: u64,
+    pub target: NodeId,
+    pub millis: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,6 +81,28 @@ pub trait TransferNetwork: Clone + Send + Sync + 'static {
         request: CampaignRequest,
         timeout: Duration,
     ) -> impl std::future::Future<Output = Result<CampaignAnswer, String>> + Send;
+
+    fn defer(
+        &self,
+        target: NodeId,
+        address: &str,
+        request: DeferRequest,
+        timeout: Duration,
+    ) -> impl std::future::Future<Output = Result<bool, String>> + Send;
+}
+
+/// What a master answers a [`DeferRequest`]: true if it follows that leader in that term
+/// and now stands aside.
+pub async fn answer_defer(responder: &PreVoteResponder, request: DeferRequest) -> bool {
+    let follows = {
+        let metrics = responder.raft().metrics();
+        let metrics = metrics.borrow();
+        metrics.current_leader == Some(request.leader) && metrics.current_term == request.term
+    };
+    if follows {
+        responder.defer_to(request.target, Duration::from_millis(request.millis));
+    }
+    follows
 }
 
 /// What a master answers a [`CampaignRequest`] (also served over HTTP).
@@ -109,6 +144,10 @@ type Campaigner = Arc<
         + Sync,
 >;
 
+type Deferrer = Arc<
+    dyn Fn(NodeId, String, DeferRequest) -> BoxFuture<'static, Result<bool, String>> + Send + Sync,
+>;
+
 struct LinkState {
     /// When each master last answered a Raft RPC of this one.
     answered: BTreeMap<NodeId, Instant>,
@@ -126,7 +165,7 @@ pub(crate) struct Links {
     /// Voters that heard from the leader within this refuse to vote (openraft's lease).
     lease: Duration,
     heartbeat: Duration,
-    campaigner: Arc<Mutex<Option<Campaigner>>>,
+    campaigner: Arc<Mutex<Option<(Campaigner, Deferrer)>>>,
 }
 
 impl Links {
@@ -171,16 +210,23 @@ impl Links {
     }
 
     pub(crate) fn set_campaigner<N: TransferNetwork>(&self, network: N) {
+        let campaigning = network.clone();
         let campaigner: Campaigner = Arc::new(move |target, address, request| {
-            let network = network.clone();
+            let network = campaigning.clone();
             Box::pin(async move {
                 network.campaign(target, &address, request, Duration::from_secs(2)).await
             })
         });
-        *self.campaigner.lock().unwrap_or_else(PoisonError::into_inner) = Some(campaigner);
+        let heartbeat = self.heartbeat;
+        let deferrer: Deferrer = Arc::new(move |target, address, request| {
+            let network = network.clone();
+            Box::pin(async move { network.defer(target, &address, request, heartbeat * 2).await })
+        });
+        *self.campaigner.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some((campaigner, deferrer));
     }
 
-    fn campaigner(&self) -> Option<Campaigner> {
+    fn campaigner(&self) -> Option<(Campaigner, Deferrer)> {
         self.campaigner.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 }
@@ -232,7 +278,12 @@ impl<N: PreVoteNetwork> PreVoteNetwork for GatedNetwork<N> {
         request: PreVoteRequest,
         timeout: Duration,
     ) -> Result<PreVoteResponse, String> {
-        self.inner.pre_vote(target, address, request, timeout).await
+        let reply = self.inner.pre_vote(target, address, request, timeout).await;
+        // A new leader won its pre-vote moments ago: what answered it is up.
+        if reply.is_ok() {
+            self.links.answered(target);
+        }
+        reply
     }
 }
 
@@ -336,39 +387,41 @@ impl LogNode {
         if !links.is_up(to) {
             return Err(Refusal::Unreachable(to).into());
         }
-        let campaigner =
+        let (campaigner, deferrer) =
             links.campaigner().expect("open_with_network sets the campaigner before any request");
         let term = metrics.current_term;
         let others: Vec<NodeId> =
             membership.voter_ids().filter(|voter| *voter != own && *voter != to).collect();
-        let hold = links.replicate_only_to(to);
-        let mut watch = self.raft().metrics();
-        let caught_up = tokio::time::timeout(CATCH_UP_DEADLINE, async {
-            loop {
-                let ready = {
-                    let metrics = watch.borrow_and_update();
-                    let matched = |node_id: NodeId| {
-                        metrics
-                            .replication
-                            .as_ref()
-                            .and_then(|replication| replication.get(&node_id).copied())
-                            .flatten()
-                    };
-                    metrics.state == ServerState::Leader
-                        && others.iter().all(|other| matched(to) >= matched(*other))
-                };
-                if ready {
-                    return true;
-                }
-                if watch.changed().await.is_err() {
-                    return false;
-                }
-            }
-        })
-        .await;
-        if caught_up != Ok(true) {
+        // Caught up first, while everyone is still replicated to: a target far behind would
+        // otherwise hold the others back for as long as it takes.
+        if !self.level_with_others(to, &others, CATCH_UP_DEADLINE).await {
             return Err(ChangeError::Unfinished(format!(
                 "master {to} did not catch up with the other voters within {CATCH_UP_DEADLINE:?}; leadership stays with master {own}"
+            )));
+        }
+        let hold = links.replicate_only_to(to);
+        // The others stand aside for the hand-over (best effort: one that does not hear of it
+        // may only win the election first, see the module docs). Three leases cover the
+        // settling below, the lease and the election.
+        let span = links.lease * 3 + links.heartbeat;
+        let notices = others.iter().filter_map(|other| {
+            let address = membership.get_node(other)?.addr.clone();
+            let request = DeferRequest {
+                leader: own,
+                term,
+                target: to,
+                millis: u64::try_from(span.as_millis()).unwrap_or(u64::MAX),
+            };
+            Some(deferrer(*other, address, request))
+        });
+        let answers = futures::future::join_all(notices).await;
+        let deferring = answers.iter().filter(|answer| matches!(answer, Ok(true))).count();
+        tracing::info!(to, deferring, of = others.len(), "handing leadership over");
+        // Appends already on their way to the others may land after the hold: the target
+        // must have at least what they got.
+        if !self.level_with_others(to, &others, links.lease).await {
+            return Err(ChangeError::Unfinished(format!(
+                "master {to} fell behind the other voters during the hand-over; leadership stays with master {own}"
             )));
         }
         // A protocol timer, not synchronisation: the voters held back must stop honouring
@@ -391,6 +444,41 @@ impl LogNode {
         let outcome = self.settled_elsewhere(to).await;
         drop(hold);
         outcome
+    }
+
+    /// Waits until this leader's log reaches at least as far on `to` as on every one of
+    /// `others` (false past `deadline`, or if this master stops leading).
+    async fn level_with_others(&self, to: NodeId, others: &[NodeId], deadline: Duration) -> bool {
+        let mut watch = self.raft().metrics();
+        let level = tokio::time::timeout(deadline, async {
+            loop {
+                let (leading, ready) = {
+                    let metrics = watch.borrow_and_update();
+                    let matched = |node_id: NodeId| {
+                        metrics
+                            .replication
+                            .as_ref()
+                            .and_then(|replication| replication.get(&node_id).copied())
+                            .flatten()
+                    };
+                    (
+                        metrics.state == ServerState::Leader,
+                        others.iter().all(|other| matched(to) >= matched(*other)),
+                    )
+                };
+                if !leading {
+                    return false;
+                }
+                if ready {
+                    return true;
+                }
+                if watch.changed().await.is_err() {
+                    return false;
+                }
+            }
+        })
+        .await;
+        level == Ok(true)
     }
 
     /// Waits for a leader other than this master and reports who it is.

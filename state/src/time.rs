@@ -48,16 +48,24 @@ impl Timestamp {
     /// RFC 3339 in UTC with nanoseconds when there are any: `2026-11-30T03:12:00Z`,
     /// `2026-11-30T03:12:00.250Z`.
     pub fn to_rfc3339(self) -> String {
-        let seconds = self.0 / 1_000_000_000;
-        let nanos = self.0 % 1_000_000_000;
-        let days = i64::try_from(seconds / 86_400).expect("u64 seconds / 86400 fits in i64");
-        let (year, month, day) = civil_from_days(days);
-        let of_day = seconds % 86_400;
-        let fraction = match nanos {
+        let fraction = match self.0 % 1_000_000_000 {
             0 => String::new(),
             nanos if nanos % 1_000_000 == 0 => format!(".{:03}", nanos / 1_000_000),
             nanos => format!(".{nanos:09}"),
         };
+        self.format_with_fraction(&fraction)
+    }
+
+    /// Marathon's shape: always milliseconds, truncated (`2016-03-21T09:26:18.987Z`).
+    pub fn to_rfc3339_millis(self) -> String {
+        self.format_with_fraction(&format!(".{:03}", self.0 % 1_000_000_000 / 1_000_000))
+    }
+
+    fn format_with_fraction(self, fraction: &str) -> String {
+        let seconds = self.0 / 1_000_000_000;
+        let days = i64::try_from(seconds / 86_400).expect("u64 seconds / 86400 fits in i64");
+        let (year, month, day) = civil_from_days(days);
+        let of_day = seconds % 86_400;
         format!(
             "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}{fraction}Z",
             of_day / 3600,

@@ -38,7 +38,10 @@ pub(crate) async fn transfer(masters: &str, to: u64, output: Output) -> anyhow::
             moved.leader,
             moved.term,
             moved.from,
-            moved.leader_address.map(|address| format!(", at {address}")).unwrap_or_default()
+            match moved.leader_address {
+                Some(address) => format!(", at {address}"),
+                None => String::new(),
+            }
         ),
     }
     Ok(())
@@ -84,7 +87,7 @@ fn table(members: &Members) -> String {
         text.push('\n');
     }
     text.push_str(&format!("term {}, answered by master {}", members.term, members.node_id));
-    if members.node_id != members.leader.unwrap_or(0) {
+    if members.leader != Some(members.node_id) {
         text.push_str(" (not the leader: UP is only known for itself)");
     }
     text.push('\n');

@@ -16,7 +16,9 @@ use serde::Serialize;
 
 use super::RAFT_ROUTE_PREFIX;
 use crate::election::{PreVoteNetwork, PreVoteRequest, PreVoteResponder, PreVoteResponse};
-use crate::transfer::{answer_campaign, CampaignAnswer, CampaignRequest, TransferNetwork};
+use crate::transfer::{
+    answer_campaign, answer_defer, CampaignAnswer, CampaignRequest, DeferRequest, TransferNetwork,
+};
 use crate::typ::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotError, InstallSnapshotRequest,
     InstallSnapshotResponse, Node, Raft, RaftError, VoteRequest, VoteResponse,
@@ -28,6 +30,7 @@ use crate::{NodeId, TypeConfig};
 pub fn raft_router(raft: Raft, pre_vote: PreVoteResponder) -> Router {
     let pre_vote_route = Router::new()
         .route(&format!("{RAFT_ROUTE_PREFIX}/prevote"), post(answer_pre_vote))
+        .route(&format!("{RAFT_ROUTE_PREFIX}/defer"), post(defer))
         .with_state(pre_vote);
     Router::new()
         .route(&format!("{RAFT_ROUTE_PREFIX}/append"), post(append_entries))
@@ -55,6 +58,13 @@ pub const RAFT_BODY_LIMIT: usize = 1024 * 1024 * 1024;
 async fn append_entries(State(raft): State<Raft>, body: Bytes) -> Response {
     match postcard::from_bytes::<AppendEntriesRequest>(&body) {
         Ok(request) => encoded(&raft.append_entries(request).await),
+        Err(error) => malformed(error),
+    }
+}
+
+async fn defer(State(responder): State<PreVoteResponder>, body: Bytes) -> Response {
+    match postcard::from_bytes::<DeferRequest>(&body) {
+        Ok(request) => encoded(&answer_defer(&responder, request).await),
         Err(error) => malformed(error),
     }
 }
@@ -136,6 +146,16 @@ impl TransferNetwork for HttpNetwork {
         timeout: Duration,
     ) -> Result<CampaignAnswer, String> {
         self.ask(address, "campaign", &request, timeout).await
+    }
+
+    async fn defer(
+        &self,
+        _target: NodeId,
+        address: &str,
+        request: DeferRequest,
+        timeout: Duration,
+    ) -> Result<bool, String> {
+        self.ask(address, "defer", &request, timeout).await
     }
 }
 

@@ -10,7 +10,9 @@ use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 
 use crate::election::{PreVoteNetwork, PreVoteRequest, PreVoteResponse};
 use crate::node::Endpoint;
-use crate::transfer::{answer_campaign, CampaignAnswer, CampaignRequest, TransferNetwork};
+use crate::transfer::{
+    answer_campaign, answer_defer, CampaignAnswer, CampaignRequest, DeferRequest, TransferNetwork,
+};
 use crate::typ::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotError, InstallSnapshotRequest,
     InstallSnapshotResponse, Node, RaftError, VoteRequest, VoteResponse,
@@ -173,6 +175,23 @@ impl TransferNetwork for LocalNetworkFactory {
         let reply = connection
             .deliver(|endpoint| async move {
                 Ok::<_, RaftError>(answer_campaign(&endpoint.raft, request).await)
+            })
+            .await;
+        reply.map_err(|error| error.to_string())
+    }
+
+    async fn defer(
+        &self,
+        target: NodeId,
+        _address: &str,
+        request: DeferRequest,
+        _timeout: Duration,
+    ) -> Result<bool, String> {
+        let connection =
+            LocalConnection { network: self.network.clone(), from: self.from, to: target };
+        let reply = connection
+            .deliver(|endpoint| async move {
+                Ok::<_, RaftError>(answer_defer(&endpoint.pre_vote, request).await)
             })
             .await;
         reply.map_err(|error| error.to_string())

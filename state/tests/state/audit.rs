@@ -194,6 +194,8 @@ fn times_read_and_write_as_rfc_3339_or_epoch_seconds() {
     assert_eq!(Timestamp::parse("2025-11-30T03:12:00.25Z"), Ok(later));
     assert_eq!(Timestamp::parse("1764472320.25"), Ok(later));
     assert_eq!(Timestamp(1).to_rfc3339(), "1970-01-01T00:00:00.000000001Z");
+    assert_eq!(at.to_rfc3339_millis(), "2025-11-30T03:12:00.000Z");
+    assert_eq!(Timestamp(at.0 + 250_999_999).to_rfc3339_millis(), "2025-11-30T03:12:00.250Z");
     assert_eq!(Timestamp::parse("2000-02-29T00:00:00Z"), Ok(Timestamp::from_secs(951_782_400)));
     assert!(Timestamp::parse("yesterday").unwrap_err().contains("RFC 3339"));
     assert!(Timestamp::parse("2025-13-30T03:12:00Z").is_err());
