@@ -195,6 +195,9 @@ impl Journal {
         filter: TrailFilter,
     ) -> Result<impl Iterator<Item = Result<CommandRecord, JournalError>> + '_, AuditError> {
         self.audited("the command trail", &range)?;
+        // Verdicts are read in the same ordered pass as the rows, not looked up per row.
+        let (start, end) = (range.start().to_be_bytes(), range.end().to_be_bytes());
+        let mut verdicts = self.verdicts.range(start..=end).peekable();
         Ok(self
             .commands(range)
             .flat_map(move |row| -> Vec<Result<CommandRecord, JournalError>> {
@@ -202,7 +205,24 @@ impl Journal {
                     Ok(row) => row,
                     Err(error) => return vec![Err(error)],
                 };
-                let recorded = match self.recorded(index) {
+                while verdicts
+                    .next_if(|verdict| {
+                        verdict.as_ref().is_ok_and(|(key, _)| decode_index(key) < index)
+                    })
+                    .is_some()
+                {}
+                let recorded = match verdicts.next() {
+                    Some(Ok((key, bytes))) if decode_index(&key) == index => {
+                        decode_recorded(index, &bytes)
+                    }
+                    Some(Err(error)) => Err(JournalError::from(error)),
+                    _ => Err(JournalError::CorruptAudit {
+                        what: "verdicts",
+                        index,
+                        reason: "missing".to_owned(),
+                    }),
+                };
+                let recorded = match recorded {
                     Ok(recorded) => recorded,
                     Err(error) => return vec![Err(error)],
                 };
@@ -383,6 +403,16 @@ pub struct AuditFootprint {
 enum RecordEvents<'a> {
     None,
     About(&'a Entity),
+}
+
+fn decode_recorded(index: u64, bytes: &[u8]) -> Result<Vec<Recorded>, JournalError> {
+    let corrupt = |reason: String| JournalError::CorruptAudit { what: "verdicts", index, reason };
+    match bytes.split_first() {
+        Some((&VERDICTS_VERSION, rest)) => {
+            postcard::from_bytes(rest).map_err(|error| corrupt(error.to_string()))
+        }
+        _ => Err(corrupt("unknown version".to_owned())),
+    }
 }
 
 /// Splits a row's events among its commands by the counts recorded with the verdicts.
