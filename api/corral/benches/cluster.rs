@@ -153,6 +153,25 @@ fn scalar_resources(cpus: u64, mem: u64) -> Value {
     ])
 }
 
+/// The next chunk of a stream, or None at its end; an error ends it too, said out loud, since a
+/// phase whose stream died silently would otherwise just stall.
+async fn next_chunk(
+    body: &mut (impl futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin),
+    name: &str,
+) -> Option<bytes::Bytes> {
+    match body.next().await {
+        Some(Ok(chunk)) => Some(chunk),
+        Some(Err(error)) => {
+            eprintln!("{name} failed: {error:?}");
+            None
+        }
+        None => {
+            eprintln!("{name} ended");
+            None
+        }
+    }
+}
+
 /// Simulated agents: every task added to the log is reported RUNNING by its agent at once.
 fn spawn_agent_simulator(http: reqwest::Client, leader: String, running: Arc<AtomicU64>) {
     tokio::spawn(async move {
@@ -165,7 +184,7 @@ fn spawn_agent_simulator(http: reqwest::Client, leader: String, running: Arc<Ato
         let mut body = response.bytes_stream();
         let mut buffer = Vec::new();
         let reports = Arc::new(tokio::sync::Semaphore::new(512));
-        while let Some(Ok(chunk)) = body.next().await {
+        while let Some(chunk) = next_chunk(&mut body, "the simulated agents' event stream").await {
             buffer.extend_from_slice(&chunk);
             while let Some(newline) = buffer.iter().position(|&b| b == b'\n') {
                 let line: Vec<u8> = buffer.drain(..=newline).collect();
@@ -236,7 +255,7 @@ async fn run_framework(
     let mut buffer = Vec::new();
     let mut framework_id = String::new();
     let accepts = Arc::new(tokio::sync::Semaphore::new(128));
-    while let Some(Ok(chunk)) = body.next().await {
+    while let Some(chunk) = next_chunk(&mut body, "the framework's SUBSCRIBE stream").await {
         buffer.extend_from_slice(&chunk);
         for record in decode_records(&mut buffer).expect("RecordIO") {
             let event: Value = serde_json::from_slice(&record).expect("event");
@@ -674,7 +693,7 @@ fn count_events(
         let response = http.get(url).send().await.expect("events");
         let mut body = response.bytes_stream();
         let mut buffer = Vec::new();
-        while let Some(Ok(chunk)) = body.next().await {
+        while let Some(chunk) = next_chunk(&mut body, "the event counter's stream").await {
             buffer.extend_from_slice(&chunk);
             while let Some(newline) = buffer.iter().position(|&b| b == b'\n') {
                 let line: Vec<u8> = buffer.drain(..=newline).collect();
