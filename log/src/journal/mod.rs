@@ -335,7 +335,9 @@ impl Journal {
             if value.len() < 8 {
                 return Err(JournalError::Corrupt { index, source: CodecError::Truncated });
             }
-            let at = Timestamp(u64::from_be_bytes(value[..8].try_into().unwrap_or_default()));
+            let at = Timestamp(u64::from_be_bytes(
+                value[..8].try_into().expect("checked above: the row holds at least 8 bytes"),
+            ));
             let entries = codec::decode_entries(&value[8..])
                 .map_err(|source| JournalError::Corrupt { index, source })?;
             Ok((index, at, entries))
@@ -495,9 +497,9 @@ impl Journal {
         for row in self.commands.iter().take(RETENTION_PASS_LIMIT) {
             let (key, value) = row?;
             let index = decode_index(&key);
-            let at = value
-                .get(..8)
-                .map_or(0, |at| u64::from_be_bytes(at.try_into().unwrap_or_default()));
+            let at = value.get(..8).map_or(0, |at| {
+                u64::from_be_bytes(at.try_into().expect("`..8` of a slice is 8 bytes"))
+            });
             if index >= oldest_kept_index && at >= oldest_kept_at {
                 break;
             }
@@ -552,8 +554,10 @@ impl Journal {
     }
 }
 
+/// The journal's trees (all but the entity index, which has its own key) are keyed by the
+/// 8-byte big-endian log index `JournalBatch::record` writes; nothing else writes them.
 fn decode_index(key: &[u8]) -> u64 {
-    u64::from_be_bytes(key.try_into().unwrap_or_default())
+    u64::from_be_bytes(key.try_into().expect("journal keys are 8-byte big-endian log indexes"))
 }
 
 fn encode_cursor(cursor: Cursor) -> [u8; 12] {
@@ -563,12 +567,15 @@ fn encode_cursor(cursor: Cursor) -> [u8; 12] {
     bytes
 }
 
+/// Reads what [`encode_cursor`] wrote, the only writer of these 12 bytes.
 fn decode_cursor(bytes: &[u8]) -> Cursor {
-    let index =
-        bytes.get(..8).map_or(0, |index| u64::from_be_bytes(index.try_into().unwrap_or_default()));
-    let seq =
-        bytes.get(8..12).map_or(0, |seq| u32::from_be_bytes(seq.try_into().unwrap_or_default()));
-    Cursor::new(index, seq)
+    let bytes: [u8; 12] =
+        bytes.try_into().expect("stored cursors are the 12 bytes encode_cursor writes");
+    let (index, seq) = bytes.split_at(8);
+    Cursor::new(
+        u64::from_be_bytes(index.try_into().expect("split at 8")),
+        u32::from_be_bytes(seq.try_into().expect("12 - 8 = 4 bytes")),
+    )
 }
 
 #[cfg(test)]

@@ -92,7 +92,11 @@ impl RaftLogReader<TypeConfig> for LogStore {
         let mut entries = Vec::new();
         for row in self.log.range(start.to_be_bytes()..) {
             let (key, value) = row.map_err(|error| StorageIOError::read_logs(&io_error(error)))?;
-            let index = u64::from_be_bytes(key.as_ref().try_into().unwrap_or_default());
+            let index = u64::from_be_bytes(
+                key.as_ref()
+                    .try_into()
+                    .expect("log keys are the 8-byte big-endian indexes append writes"),
+            );
             if !range.contains(&index) {
                 break;
             }
