@@ -38,18 +38,64 @@ pub struct EntityChange {
 /// agent and framework: an agent's heartbeat and offered resources; a framework's offers,
 /// filters, tasks and pending updates (tasks have their own section).
 pub fn diff(before: &ClusterState, after: &ClusterState) -> Vec<EntityChange> {
+    diff_sections(Sections::of_state(before), Sections::of_state(after))
+}
+
+/// What a diff compares, borrowed from a whole state or from an [`Excerpt`].
+struct Sections<'a> {
+    agents: &'a BTreeMap<AgentId, Agent>,
+    frameworks: &'a BTreeMap<FrameworkId, Framework>,
+    tasks: BTreeMap<(&'a FrameworkId, &'a TaskId), &'a Task>,
+    apps: &'a BTreeMap<AppId, ServiceApp>,
+    roles: &'a BTreeMap<Role, RoleConfig>,
+}
+
+impl<'a> Sections<'a> {
+    fn of_state(state: &'a ClusterState) -> Sections<'a> {
+        let tasks = state
+            .frameworks
+            .values()
+            .flat_map(|framework| {
+                framework.tasks.iter().map(|(task_id, task)| ((&framework.id, task_id), &**task))
+            })
+            .collect();
+        Sections {
+            agents: &state.agents,
+            frameworks: &state.frameworks,
+            tasks,
+            apps: &state.services.apps,
+            roles: &state.roles,
+        }
+    }
+
+    fn of_excerpt(excerpt: &'a Excerpt) -> Sections<'a> {
+        let tasks = excerpt
+            .tasks
+            .iter()
+            .map(|((framework_id, task_id), task)| ((framework_id, task_id), &**task))
+            .collect();
+        Sections {
+            agents: &excerpt.agents,
+            frameworks: &excerpt.frameworks,
+            tasks,
+            apps: &excerpt.apps,
+            roles: &excerpt.roles,
+        }
+    }
+}
+
+fn diff_sections(before: Sections<'_>, after: Sections<'_>) -> Vec<EntityChange> {
     let mut changes = Vec::new();
-    merge(&before.agents, &after.agents, same_agent, |id, change| {
+    merge(before.agents, after.agents, same_agent, |id, change| {
         changes.push(EntityChange { entity: Entity::agent(id), change })
     });
-    merge(&before.frameworks, &after.frameworks, same_framework, |id, change| {
+    merge(before.frameworks, after.frameworks, same_framework, |id, change| {
         changes.push(EntityChange { entity: Entity::framework(id), change })
     });
-    let (tasks_before, tasks_after) = (tasks_of(before), tasks_of(after));
     let mut tasks = Vec::new();
     merge(
-        &tasks_before,
-        &tasks_after,
+        &before.tasks,
+        &after.tasks,
         |a, b| a == b,
         |(_, task_id), change| tasks.push(EntityChange { entity: Entity::task(task_id), change }),
     );
@@ -57,14 +103,14 @@ pub fn diff(before: &ClusterState, after: &ClusterState) -> Vec<EntityChange> {
     tasks.sort_by(|a, b| a.entity.cmp(&b.entity));
     changes.extend(tasks);
     merge(
-        &before.services.apps,
-        &after.services.apps,
+        before.apps,
+        after.apps,
         |a, b| a == b,
         |id, change| changes.push(EntityChange { entity: Entity::app(id), change }),
     );
     merge(
-        &before.roles,
-        &after.roles,
+        before.roles,
+        after.roles,
         |a, b| a == b,
         |role, change| changes.push(EntityChange { entity: Entity::role(role), change }),
     );
@@ -137,45 +183,7 @@ impl ClusterState {
 
 /// [`diff`] over excerpts: the same rules, for the entities the excerpts were taken for.
 pub fn diff_excerpts(before: &Excerpt, after: &Excerpt) -> Vec<EntityChange> {
-    let mut changes = Vec::new();
-    merge(&before.agents, &after.agents, same_agent, |id, change| {
-        changes.push(EntityChange { entity: Entity::agent(id), change })
-    });
-    merge(&before.frameworks, &after.frameworks, same_framework, |id, change| {
-        changes.push(EntityChange { entity: Entity::framework(id), change })
-    });
-    let mut tasks = Vec::new();
-    merge(
-        &before.tasks,
-        &after.tasks,
-        |a, b| a == b,
-        |(_, task_id), change| tasks.push(EntityChange { entity: Entity::task(task_id), change }),
-    );
-    tasks.sort_by(|a, b| a.entity.cmp(&b.entity));
-    changes.extend(tasks);
-    merge(
-        &before.apps,
-        &after.apps,
-        |a, b| a == b,
-        |id, change| changes.push(EntityChange { entity: Entity::app(id), change }),
-    );
-    merge(
-        &before.roles,
-        &after.roles,
-        |a, b| a == b,
-        |role, change| changes.push(EntityChange { entity: Entity::role(role), change }),
-    );
-    changes
-}
-
-fn tasks_of(state: &ClusterState) -> BTreeMap<(&FrameworkId, &TaskId), &Task> {
-    state
-        .frameworks
-        .values()
-        .flat_map(|framework| {
-            framework.tasks.iter().map(|(task_id, task)| ((&framework.id, task_id), &**task))
-        })
-        .collect()
+    diff_sections(Sections::of_excerpt(before), Sections::of_excerpt(after))
 }
 
 fn same_agent(a: &Agent, b: &Agent) -> bool {
