@@ -145,6 +145,14 @@ fn machine_of(agent: &corral_state::model::Agent) -> MachineId {
     MachineId { hostname: Some(agent.info.hostname.clone()), ip: None }
 }
 
+fn force_if(force: bool) -> Force {
+    if force {
+        Force::Yes
+    } else {
+        Force::No
+    }
+}
+
 fn pick<T: Clone>(items: &[T], index: u8) -> Option<T> {
     if items.is_empty() {
         return None;
@@ -170,6 +178,16 @@ impl Driver {
             outcomes: Vec::new(),
             next_uuid: 0,
         }
+    }
+
+    /// A name no earlier step used: `prefix` and a counter.
+    fn fresh(&mut self, prefix: &str) -> String {
+        self.next_uuid += 1;
+        format!("{prefix}{}", self.next_uuid)
+    }
+
+    fn fresh_deployment_id(&mut self) -> DeploymentId {
+        DeploymentId::new(self.fresh("d"))
     }
 
     fn agents(&self) -> Vec<AgentId> {
@@ -287,8 +305,7 @@ impl Driver {
             }
             Op::Update { task, state } => {
                 let (framework_id, task_id, agent_id) = pick(&self.tasks(), task)?;
-                self.next_uuid += 1;
-                let uuid = format!("u{}", self.next_uuid);
+                let uuid = self.fresh("u");
                 let status = TaskStatus {
                     task_id,
                     state: TaskState::ALL[state as usize % TaskState::ALL.len()],
@@ -401,28 +418,26 @@ impl Driver {
             }
             Op::PutApp { app, instances, health, over, under, config, force } => {
                 let app_id = AppId::new(pick(&APPS, app)?);
-                self.next_uuid += 1;
                 let command = Command::PutApp {
                     app_id,
                     spec: app_spec(instances, health, over, under),
                     definition: format!("{{\"cmd\":\"v{config}\"}}"),
                     mode: PutMode::CreateOrReplace,
-                    force: if force { Force::Yes } else { Force::No },
-                    deployment_id: DeploymentId::new(format!("d{}", self.next_uuid)),
+                    force: force_if(force),
+                    deployment_id: self.fresh_deployment_id(),
                 };
                 (operator(), command, None)
             }
             Op::PutApps { first, second, instances, force } => {
                 let mut apps = Vec::new();
                 for (app, config) in [(first, 0), (second, 1)] {
-                    self.next_uuid += 1;
                     apps.push(AppPut {
                         app_id: AppId::new(pick(&APPS, app)?),
                         spec: app_spec(instances, false, 1000, 500),
                         definition: format!("{{\"cmd\":\"v{config}\"}}"),
                         mode: PutMode::CreateOrReplace,
-                        force: if force { Force::Yes } else { Force::No },
-                        deployment_id: DeploymentId::new(format!("d{}", self.next_uuid)),
+                        force: force_if(force),
+                        deployment_id: self.fresh_deployment_id(),
                     });
                 }
                 (operator(), Command::PutApps { apps }, None)
@@ -474,8 +489,7 @@ impl Driver {
             }
             Op::Health { task, healthy } => {
                 let (framework_id, task_id, agent_id) = pick(&self.tasks(), task)?;
-                self.next_uuid += 1;
-                let uuid = format!("u{}", self.next_uuid);
+                let uuid = self.fresh("u");
                 let status = TaskStatus {
                     task_id,
                     state: TaskState::Running,
@@ -503,42 +517,36 @@ impl Driver {
                     .filter(|(framework_id, _, _)| *framework_id == service)
                     .map(|(_, task_id, _)| task_id)
                     .collect();
-                self.next_uuid += 1;
                 let command = Command::KillServiceTasks {
                     task_ids: vec![pick(&tasks, task)?],
                     scaling: if scale { KillScaling::ScaleDown } else { KillScaling::Replace },
                     wipe: if wipe { Wipe::Expunge } else { Wipe::Keep },
-                    force: if force { Force::Yes } else { Force::No },
-                    deployment_id: DeploymentId::new(format!("d{}", self.next_uuid)),
+                    force: force_if(force),
+                    deployment_id: self.fresh_deployment_id(),
                 };
                 (operator(), command, None)
             }
             Op::RestartApp { app, force } => {
-                self.next_uuid += 1;
                 let command = Command::RestartApp {
                     app_id: AppId::new(pick(&APPS, app)?),
-                    force: if force { Force::Yes } else { Force::No },
-                    deployment_id: DeploymentId::new(format!("d{}", self.next_uuid)),
+                    force: force_if(force),
+                    deployment_id: self.fresh_deployment_id(),
                 };
                 (operator(), command, None)
             }
             Op::DeleteApp { app, force } => {
-                self.next_uuid += 1;
                 let command = Command::DeleteApp {
                     app_id: AppId::new(pick(&APPS, app)?),
-                    force: if force { Force::Yes } else { Force::No },
-                    deployment_id: DeploymentId::new(format!("d{}", self.next_uuid)),
+                    force: force_if(force),
+                    deployment_id: self.fresh_deployment_id(),
                 };
                 (operator(), command, None)
             }
             Op::CancelDeployment { which, roll_back } => {
                 let deployments: Vec<DeploymentId> =
                     self.state.services().deployments.keys().cloned().collect();
-                self.next_uuid += 1;
                 let cancellation = if roll_back {
-                    Cancellation::RollBack {
-                        rollback_id: DeploymentId::new(format!("d{}", self.next_uuid)),
-                    }
+                    Cancellation::RollBack { rollback_id: self.fresh_deployment_id() }
                 } else {
                     Cancellation::Abandon
                 };
