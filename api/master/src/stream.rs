@@ -40,6 +40,16 @@ pub(crate) fn channel_body() -> (mpsc::Sender<Bytes>, Body) {
     (sender, body)
 }
 
+/// A `200` whose body is newline-delimited JSON.
+pub(crate) fn ndjson_response(body: impl Into<Body>) -> axum::response::Response {
+    let mut response = axum::response::Response::new(body.into());
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/x-ndjson"),
+    );
+    response
+}
+
 /// Sends `first`, then every event of `subscription` through `map`, with `heartbeat` every
 /// `interval`, until the client leaves, `map` ends it, the subscription ends, or `stop`
 /// resolves. `on_end` gets the final frame for a subscription that ended (e.g. "too slow").

@@ -2,7 +2,7 @@
 //! updates, executor messages) and follow their own events from a cursor.
 
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::ApiError;
 use crate::master::Master;
 use crate::native::{ndjson_line, resume_cursor};
-use crate::stream::{channel_body, pump, Step};
+use crate::stream::{channel_body, ndjson_response, pump, Step};
 use axum::routing::{get, post};
 use axum::Router;
 
@@ -118,11 +118,7 @@ pub(crate) async fn events(
         )
         .await;
     });
-    let mut response = Response::new(body);
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
-    Ok(response)
+    Ok(ndjson_response(body))
 }
 
 /// The agent-facing API: commands in, each agent's events out.

@@ -22,7 +22,7 @@
 //! 400 naming the parameter; an index beyond the last applied one is a 404 naming it.
 
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderValue};
+use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -34,7 +34,7 @@ use serde_json::{json, Value};
 
 use crate::error::ApiError;
 use crate::master::{wall_clock, Master};
-use crate::stream::channel_body;
+use crate::stream::{channel_body, ndjson_response};
 
 /// The header naming the log index a state answers for.
 pub(crate) const STATE_INDEX_HEADER: &str = "corral-state-index";
@@ -266,7 +266,7 @@ pub(crate) async fn history(
         ListFormat::Json => Json(Value::Array(lines.collect())).into_response(),
         ListFormat::Ndjson => {
             let body: String = lines.map(|line| format!("{line}\n")).collect();
-            ([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response()
+            ndjson_response(body)
         }
     })
 }
@@ -464,11 +464,7 @@ pub(crate) async fn commands(
             let _ = sender.blocking_send(Bytes::from(chunk));
         }
     });
-    let mut response = Response::new(body);
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
-    Ok(response)
+    Ok(ndjson_response(body))
 }
 
 /// `/corral/v1/history`, `/corral/v1/state`, `/corral/v1/diff`, `/corral/v1/commands`.
