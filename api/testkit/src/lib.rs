@@ -5,6 +5,7 @@
 pub mod agent;
 pub mod agent_process;
 pub mod cluster;
+pub mod events;
 pub mod framework;
 pub mod scheduler;
 pub mod state;

@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use corral_state::model::{TaskState, TaskStatus};
 use corral_state::Event;
-use futures::StreamExt;
 use serde_json::{json, Value};
 
 use corral_testkit::agent_process::AgentProcess;
 use corral_testkit::cluster::Cluster;
+use corral_testkit::events::LoggedEvents;
 use corral_testkit::eventually;
 use corral_testkit::scheduler::RawFramework;
 
@@ -27,27 +27,13 @@ fn shell(id: &str, command: &str) -> Value {
 /// leaves out, such as the exit code), read from the native event stream of `master`.
 async fn logged_status(master: &str, task_id: &str, state: TaskState) -> TaskStatus {
     let url = format!("http://{master}/corral/v1/events?format=ndjson&topic=task");
-    let response = reqwest::get(&url).await.expect("event stream");
-    let mut body = response.bytes_stream();
-    let mut buffer = Vec::new();
+    let mut events = LoggedEvents::open(&url).await;
     let deadline = tokio::time::Instant::now() + LONG;
     loop {
-        let chunk = tokio::time::timeout_at(deadline, body.next())
-            .await
-            .unwrap_or_else(|_| panic!("{task_id} {state:?} in the log in time"))
-            .expect("stream open")
-            .expect("chunk");
-        buffer.extend_from_slice(&chunk);
-        while let Some(newline) = buffer.iter().position(|&byte| byte == b'\n') {
-            let line: Vec<u8> = buffer.drain(..=newline).collect();
-            let Ok(value) = serde_json::from_slice::<Value>(&line) else { continue };
-            let Ok(event) = serde_json::from_value::<Event>(value["event"].clone()) else {
-                continue;
-            };
-            if let Event::TaskUpdated { status, .. } = event {
-                if status.task_id.as_str() == task_id && status.state == state {
-                    return status;
-                }
+        let event = events.next(deadline, || format!("{task_id} {state:?} in the log")).await;
+        if let Event::TaskUpdated { status, .. } = event {
+            if status.task_id.as_str() == task_id && status.state == state {
+                return status;
             }
         }
     }

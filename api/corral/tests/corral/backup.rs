@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use corral_log::backup::{Backup, RESTORE_INDEX_GAP};
 use corral_state::Event;
-use futures::StreamExt;
 use serde_json::{json, Value};
 
 use corral_testkit::agent_process::AgentProcess;
 use corral_testkit::cluster::Cluster;
+use corral_testkit::events::LoggedEvents;
 use corral_testkit::eventually;
 
 const LONG: Duration = Duration::from_secs(60);
@@ -48,27 +48,14 @@ async fn app_tasks(cluster: &Cluster, app: &str) -> Option<Vec<(String, String)>
 /// Reads `master`'s agent events after `from` until every agent in `agents` re-registered.
 async fn reregistrations(master: &str, from: &str, agents: &BTreeSet<String>) {
     let url = format!("http://{master}/corral/v1/events?format=ndjson&topic=agent&from={from}");
-    let response = reqwest::get(&url).await.expect("event stream");
-    assert_eq!(response.status(), 200);
-    let mut body = response.bytes_stream();
-    let mut buffer = Vec::new();
+    let mut events = LoggedEvents::open(&url).await;
     let mut seen = BTreeSet::new();
     let deadline = tokio::time::Instant::now() + LONG;
     while !agents.is_subset(&seen) {
-        let chunk = tokio::time::timeout_at(deadline, body.next())
-            .await
-            .unwrap_or_else(|_| panic!("re-registrations of {agents:?} in time; saw {seen:?}"))
-            .expect("stream open")
-            .expect("chunk");
-        buffer.extend_from_slice(&chunk);
-        while let Some(newline) = buffer.iter().position(|&byte| byte == b'\n') {
-            let line: Vec<u8> = buffer.drain(..=newline).collect();
-            let Ok(value) = serde_json::from_slice::<Value>(&line) else { continue };
-            if let Ok(Event::AgentReregistered { agent_id, .. }) =
-                serde_json::from_value::<Event>(value["event"].clone())
-            {
-                seen.insert(agent_id.as_str().to_owned());
-            }
+        let event =
+            events.next(deadline, || format!("re-registrations of {agents:?}; saw {seen:?}")).await;
+        if let Event::AgentReregistered { agent_id, .. } = event {
+            seen.insert(agent_id.as_str().to_owned());
         }
     }
 }
