@@ -172,6 +172,21 @@ async fn next_chunk(
     }
 }
 
+/// Registers `agents` simulated agents of 64 CPUs and 256 GiB. They never heartbeat: on a
+/// loaded machine, registering 10,000 and launching 100,000 tasks can outlast the default
+/// timeout, which would mark them unreachable and their tasks lost half-way, so the timeout
+/// goes to a day first.
+async fn register_simulated_agents(http: &reqwest::Client, leader: &str, agents: u64) {
+    let response = http
+        .patch(format!("http://{leader}/corral/v1/settings"))
+        .json(&json!({"agent_heartbeat_timeout_seconds": 86_400}))
+        .send()
+        .await
+        .expect("settings");
+    assert!(response.status().is_success(), "settings: {}", response.status());
+    register_agents(http, leader, agents, scalar_resources(64, 262_144)).await;
+}
+
 /// Simulated agents: every task added to the log is reported RUNNING by its agent at once.
 fn spawn_agent_simulator(http: reqwest::Client, leader: String, running: Arc<AtomicU64>) {
     tokio::spawn(async move {
@@ -322,17 +337,7 @@ async fn launch_on_simulated_agents(
 ) -> (Masters, String, Duration) {
     let masters = start_masters();
     let leader = leader(http, &masters).await;
-    // The simulated agents never heartbeat: on a loaded machine, registering 10,000 of them
-    // and launching 100,000 tasks can outlast the default timeout, which would mark them
-    // unreachable and their tasks lost half-way.
-    let response = http
-        .patch(format!("http://{leader}/corral/v1/settings"))
-        .json(&json!({"agent_heartbeat_timeout_seconds": 86_400}))
-        .send()
-        .await
-        .expect("settings");
-    assert!(response.status().is_success(), "settings: {}", response.status());
-    register_agents(http, &leader, agents, scalar_resources(64, 262_144)).await;
+    register_simulated_agents(http, &leader, agents).await;
     let running = Arc::new(AtomicU64::new(0));
     spawn_agent_simulator(http.clone(), leader.clone(), running.clone());
     let launched = Arc::new(AtomicU64::new(0));
@@ -576,17 +581,7 @@ async fn marathon(http: &reqwest::Client) {
     let per_app = env_or("CORRAL_BENCH_MARATHON_APP_INSTANCES", 10);
     let masters = start_masters();
     let leader = leader(http, &masters).await;
-    // The simulated agents never heartbeat: on a loaded machine, registering 10,000 of them
-    // and launching 100,000 tasks can outlast the default timeout, which would mark them
-    // unreachable and their tasks lost half-way.
-    let response = http
-        .patch(format!("http://{leader}/corral/v1/settings"))
-        .json(&json!({"agent_heartbeat_timeout_seconds": 86_400}))
-        .send()
-        .await
-        .expect("settings");
-    assert!(response.status().is_success(), "settings: {}", response.status());
-    register_agents(http, &leader, agents, scalar_resources(64, 262_144)).await;
+    register_simulated_agents(http, &leader, agents).await;
     let running = Arc::new(AtomicU64::new(0));
     spawn_agent_simulator(http.clone(), leader.clone(), running.clone());
 
