@@ -6,6 +6,8 @@ mod state {
 
     mod agents;
     mod audit;
+    mod auth;
+    mod autoscale;
     mod codec;
     mod frameworks;
     mod offers;

@@ -3,6 +3,7 @@
 //! can answer every question the scheduler and operator APIs ask from these records.
 
 mod agent;
+mod autoscaler;
 mod framework;
 mod maintenance;
 mod offer;
@@ -12,6 +13,11 @@ mod settings;
 mod task;
 
 pub use agent::{Agent, AgentInfo, AgentMode, Attributes, DrainConfig, Liveness};
+pub use autoscaler::{
+    Autoscaler, AutoscalerPolicy, Decision, Hold, HoldReason, Limit, MetricKind, MetricReading,
+    MetricTarget, Millionths, RateKind, RatePolicy, RecordedScaling, Scaling, ScalingRules,
+    SelectPolicy, MAX_RECORDED_SCALINGS,
+};
 pub use framework::{
     CompletedFramework, Framework, FrameworkCapability, FrameworkInfo, FrameworkState, OfferFilter,
     RemovalReason,
@@ -22,11 +28,12 @@ pub use role::{QuotaConfig, RoleConfig};
 pub use service::{
     AppRevision, AppSpec, Backoff, Deployment, DeploymentAction, Instance, InstanceCounts,
     LaunchDelay, ServiceApp, ServiceState, TaskFailure, UnreachablePolicy, UpgradeBounds,
-    MAX_APP_VERSIONS,
+    MAX_APP_VERSIONS, SERVICE_PORT_RANGE,
 };
 pub use settings::{Settings, SettingsChange};
 pub use task::{
-    CommandInfo, CommandUri, ContainerInfo, ContainerType, DockerInfo, DockerNetwork, ExecutorInfo,
-    HealthCheck, HealthCheckKind, HttpCheck, KillPolicy, Label, PortMapping, ReportedTask, Task,
-    TaskInfo, TaskReason, TaskSource, TaskState, TaskStatus, TcpCheck,
+    CommandInfo, CommandUri, ContainerInfo, ContainerType, DiscoveryInfo, DiscoveryPort,
+    DiscoveryVisibility, DockerInfo, DockerNetwork, ExecutorInfo, HealthCheck, HealthCheckKind,
+    HttpCheck, KillPolicy, Label, PortMapping, ReportedTask, Task, TaskInfo, TaskReason,
+    TaskSource, TaskState, TaskStatus, TcpCheck,
 };
