@@ -28,7 +28,7 @@ export class Api {
     this.leader = null;
     this.cluster = null;
     this.token = sessionStorage.getItem(TOKEN_KEY) || "";
-    // "off" until a master says otherwise (a 401, or `auth.enabled` in /corral/v1/cluster).
+    // "off" until a master says otherwise (a 401, or `auth` in /corral/v1/cluster).
     this.auth = "off";
     this.onChange = () => {};
     this.switching = null;
@@ -110,9 +110,13 @@ export class Api {
     const addresses = cluster.members.map((member) => member.address);
     if (addresses.length) this.masters = addresses;
     this.leader = cluster.leader_address || null;
-    if (cluster.auth && typeof cluster.auth.enabled === "boolean") {
-      this.auth = cluster.auth.enabled ? "on" : "off";
-    }
+    // However a master says it (`"auth": "enforce"`, `{"mode": …}` or `{"enabled": …}`);
+    // a master that says nothing has auth off.
+    const auth = cluster.auth;
+    const mode = typeof auth === "string" ? auth
+      : auth && typeof auth.mode === "string" ? auth.mode
+        : auth && typeof auth.enabled === "boolean" ? (auth.enabled ? "on" : "off") : null;
+    if (mode) this.auth = mode === "off" ? "off" : "on";
     this.onChange();
     return cluster;
   }
