@@ -31,8 +31,10 @@ pub fn router(master: Master) -> Router {
         .merge(routes::agent_proxy::router())
         .merge(routes::v0::router())
         .merge(routes::marathon::router())
+        .merge(routes::ui::router())
         .fallback(no_route)
         .layer(axum::middleware::from_fn_with_state(master.clone(), track))
+        .layer(axum::middleware::from_fn_with_state(master.clone(), crate::cors::cors))
         .with_state(master)
         .merge(raft)
 }

@@ -6,6 +6,7 @@
 
 #![warn(unreachable_pub)]
 
+mod cors;
 mod error;
 mod http;
 mod leader;
