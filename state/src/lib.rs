@@ -8,6 +8,7 @@
 
 mod apply;
 pub mod auth;
+pub mod autoscale;
 mod cluster;
 pub mod codec;
 mod command;
