@@ -4,6 +4,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use corral_state::auth::DenialReason;
 use corral_state::Rejection;
 use serde::Serialize;
 
@@ -109,6 +110,17 @@ fn rejection_status(rejection: &Rejection) -> StatusCode {
         Rejection::UnknownApp(_)
         | Rejection::UnknownDeployment(_)
         | Rejection::UnknownAppVersion { .. } => StatusCode::NOT_FOUND,
+        // As Mesos: no (or no valid) credentials is 401, a principal that may not is 403, a
+        // FrameworkInfo.principal other than the authenticated one is 400.
+        Rejection::Unauthorized(denial) if denial.is_unauthenticated() => StatusCode::UNAUTHORIZED,
+        Rejection::Unauthorized(denial)
+            if matches!(denial.reason, DenialReason::PrincipalMismatch { .. }) =>
+        {
+            StatusCode::BAD_REQUEST
+        }
+        Rejection::Unauthorized(_) => StatusCode::FORBIDDEN,
+        Rejection::AlreadyBootstrapped | Rejection::AclObjectExists { .. } => StatusCode::CONFLICT,
+        Rejection::UnknownAclObject { .. } => StatusCode::NOT_FOUND,
         _ => StatusCode::BAD_REQUEST,
     }
 }
@@ -125,6 +137,10 @@ struct ErrorBody<'a> {
 
 fn error_kind(error: &ApiError) -> &'static str {
     match error {
+        ApiError::Rejected(Rejection::Unauthorized(denial)) if denial.is_unauthenticated() => {
+            "unauthenticated"
+        }
+        ApiError::Rejected(Rejection::Unauthorized(_)) => "forbidden",
         ApiError::BadRequest { .. } => "bad_request",
         ApiError::Rejected(_) => "rejected",
         ApiError::NotFound(_) | ApiError::Missing { .. } => "not_found",
@@ -177,6 +193,12 @@ impl IntoResponse for ApiError {
         let mut response = (status, Json(body)).into_response();
         if status.is_server_error() {
             response.extensions_mut().insert(ServerErrorCause(self.to_string()));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Basic realm=\"corral\""),
+            );
         }
         if let ApiError::NotLeader { leader_address } = self {
             response.extensions_mut().insert(RedirectToLeader(leader_address));

@@ -6,6 +6,7 @@
 
 #![warn(unreachable_pub)]
 
+mod auth;
 mod cors;
 mod error;
 mod http;
@@ -18,6 +19,7 @@ mod service_scheduler;
 mod stream;
 mod written;
 
+pub use auth::{hash_password, new_token, parse_token, TOKEN_PREFIX};
 pub use http::{router, serve};
 pub use leader::run as run_leader_loops;
 pub use master::{LoopIntervals, Master};

@@ -6,7 +6,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use corral_allocator::AllocatorConfig;
 use corral_log::{Committed, LogError, LogNode, ReadConsistency};
-use corral_state::{Actor, ClusterState, Command, FrameworkId, RequestId, Role, Timestamp};
+use corral_state::auth::AuthMode;
+use corral_state::{
+    Actor, ClusterState, Command, Entry, FrameworkId, Rejection, RequestId, Role, Timestamp,
+};
 use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::error::ApiError;
@@ -143,6 +146,8 @@ pub struct MasterInner {
     pub service_offers: crate::service_scheduler::OfferReports,
     /// Talks to agents for the `/agent/{id}/...` proxy.
     pub agent_http: reqwest::Client,
+    /// Basic credentials verified lately (see `auth`).
+    pub basic_cache: crate::auth::BasicCache,
 }
 
 /// Everything a handler needs. Cheap to clone.
@@ -183,6 +188,7 @@ impl Master {
                 started_at: wall_clock(),
                 service_offers: crate::service_scheduler::OfferReports::default(),
                 agent_http: crate::routes::agent_proxy::client(),
+                basic_cache: crate::auth::BasicCache::default(),
             }),
         })
     }
@@ -210,6 +216,7 @@ impl Master {
                 | Command::UpdateStatus { .. }
                 | Command::ReactivateAgent { .. }
         );
+        let (actor, command) = self.signed(actor, command).await?;
         let committed = self
             .inner
             .node
@@ -220,6 +227,69 @@ impl Master {
             self.inner.allocation_wanted.notify_one();
         }
         Ok(committed)
+    }
+
+    /// Signs a client's command with the identity the request authenticated (when access
+    /// control is on) and answers early with the refusal `apply` would give on the state this
+    /// master has; `apply` decides again at the command's log position.
+    async fn signed(
+        &self,
+        actor: Actor,
+        mut command: Command,
+    ) -> Result<(Actor, Command), ApiError> {
+        let Some(caller) = crate::auth::current_caller() else {
+            return Ok((actor, command));
+        };
+        let acl_admin = matches!(
+            command,
+            Command::PutToken { .. }
+                | Command::RevokeToken { .. }
+                | Command::PutCredential { .. }
+                | Command::DeleteCredential { .. }
+                | Command::PutPolicy { .. }
+                | Command::DeletePolicy { .. }
+                | Command::SetAuthMode { .. }
+        );
+        if caller.mode == AuthMode::Off && (caller.identity.is_none() || !acl_admin) {
+            return Ok((actor, command));
+        }
+        // Mesos fills an unset FrameworkInfo.principal with the authenticated one.
+        if let (Command::Subscribe { info, .. }, Some(principal)) =
+            (&mut command, &caller.principal)
+        {
+            if info.principal.is_none() {
+                info.principal = Some(principal.clone());
+            }
+        }
+        let Some(identity) = caller.identity.clone() else {
+            return Ok((actor, command));
+        };
+        // A new framework or agent has no id yet; it acts as an operator until it has.
+        let acting = match actor {
+            Actor::Leader => Actor::Operator { principal: caller.principal.clone() },
+            Actor::Operator { .. } => Actor::Operator { principal: caller.principal.clone() },
+            other => other,
+        };
+        let actor = Actor::Client { identity: identity.clone(), acting: Box::new(acting) };
+        let probe = Entry {
+            request_id: RequestId::new(String::new()),
+            actor: actor.clone(),
+            at: Timestamp::default(),
+            command,
+        };
+        let (probe, verdict) = self
+            .read_state(ReadConsistency::Local, move |state| {
+                let verdict = state.check_client_command(&probe, Some(&identity));
+                (probe, verdict)
+            })
+            .await?;
+        if let Err(denial) = verdict {
+            self.inner.metrics.http_auth_denied.with_label_values(&["denied", &caller.route]).inc();
+            if caller.mode == AuthMode::Enforce || acl_admin {
+                return Err(ApiError::Rejected(Rejection::Unauthorized(denial)));
+            }
+        }
+        Ok((probe.actor, probe.command))
     }
 
     /// Turns a log error into what the client should see: "not leader" becomes a redirect.

@@ -7,6 +7,7 @@ mod master {
     mod members;
     mod metrics;
     mod routes;
+    mod security;
     mod support;
     mod ui;
     mod v0_routes;

@@ -52,6 +52,7 @@ pub struct Metrics {
     pub(crate) journal_first_index: IntGauge,
     pub(crate) journal_last_index: IntGauge,
     pub(crate) http_requests: IntCounterVec,
+    pub(crate) http_auth_denied: IntCounterVec,
     pub(crate) http_request_seconds: HistogramVec,
     pub(crate) allocator_cycle_seconds: Histogram,
     pub(crate) offers_made: IntCounter,
@@ -233,6 +234,11 @@ impl Metrics {
                 "corral_http_requests_total",
                 "HTTP requests served, by matched route, method and status.",
                 &["route", "method", "status"],
+            )?,
+            http_auth_denied: counter_vec(
+                "corral_http_auth_denied_total",
+                "Requests access control turned away before the log (in permissive mode: would have), by reason and matched route.",
+                &["reason", "route"],
             )?,
             http_request_seconds: histogram_vec(
                 "corral_http_request_duration_seconds",

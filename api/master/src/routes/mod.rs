@@ -1,6 +1,7 @@
 //! One module per API, each with its own `router()`; `crate::http::router` composes them.
 //! Routes use the shell (`Master`, streams, errors); the shell never uses a route.
 
+pub(crate) mod acl;
 pub(crate) mod agent;
 pub(crate) mod agent_proxy;
 pub(crate) mod audit;

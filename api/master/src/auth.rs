@@ -1,0 +1,467 @@
+//! Who is asking, and may they: the authentication layer and the API's early authorization.
+//!
+//! Credentials are read from `Authorization: Bearer crl_<accessor>_<secret>`, Marathon's
+//! `Authorization: token=crl_…`, `X-Corral-Token: crl_…`, or HTTP Basic (a Mesos
+//! credential's principal and secret, or a token's accessor and secret). A token's secret is
+//! checked against its blake3 hash in constant time; a Basic secret against its argon2 hash,
+//! through a cache keyed by a hash of the pair, so pymesos's header on every call costs one
+//! KDF run, not one per call.
+//!
+//! With the mode `off` nothing is asked. With `enforce`, every route but the public ones
+//! (`/health`, `/version`, `/ping`, `/metrics`, `/corral/v1/acl/bootstrap`) needs a live
+//! identity (401 with `WWW-Authenticate: Basic realm="corral"` otherwise); native reads need
+//! `read_api` on their scope, Marathon reads of one app `view_apps` on its id (403 when
+//! refused). Writes are checked where they are proposed (`Master::propose`): the API asks the
+//! state it has (`ClusterState::check_client_command`) to answer early, then proposes the
+//! command signed with the identity (`Actor::Client`), and `apply` decides again at the
+//! command's log position. With `permissive`, the same decisions are made and counted in
+//! `corral_http_auth_denied_total{reason,route}` but nothing is refused.
+//!
+//! The caller travels from the middleware to `propose` in a task-local, so the handlers in
+//! between need not carry it; work spawned off the request (stream pumps, leader loops) has
+//! no caller and proposes as the master itself.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, Method};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use corral_log::ReadConsistency;
+use corral_state::auth::{Action, AuthMode, Denial, DenialReason};
+use corral_state::{ClusterState, Rejection};
+
+use crate::error::ApiError;
+use crate::master::Master;
+
+/// The token form: a fixed prefix, the public accessor id, the secret.
+pub const TOKEN_PREFIX: &str = "crl_";
+
+tokio::task_local! {
+    static CALLER: Caller;
+}
+
+/// Who sent the request being served, as the middleware authenticated it.
+#[derive(Clone, Debug)]
+pub(crate) struct Caller {
+    pub(crate) mode: AuthMode,
+    /// A token's accessor id or a Basic credential's principal; `None`: anonymous.
+    pub(crate) identity: Option<String>,
+    /// The name ACL rules match.
+    pub(crate) principal: Option<String>,
+    pub(crate) route: String,
+}
+
+/// The caller of the request this task serves, if it serves one.
+pub(crate) fn current_caller() -> Option<Caller> {
+    CALLER.try_with(Caller::clone).ok()
+}
+
+/// What the request presented.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Presented {
+    Nothing,
+    Token { accessor: String, secret: String },
+    Basic { user: String, secret: String },
+}
+
+/// Why a request's credentials were not taken: the metric's `reason` label (a closed set).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    Missing,
+    Malformed,
+    WrongSecret,
+    Unknown,
+    Denied,
+}
+
+impl Refusal {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Refusal::Missing => "missing",
+            Refusal::Malformed => "malformed",
+            Refusal::WrongSecret => "wrong_secret",
+            Refusal::Unknown => "unknown",
+            Refusal::Denied => "denied",
+        }
+    }
+}
+
+/// Splits `crl_<accessor>_<secret>`.
+pub fn parse_token(text: &str) -> Option<(String, String)> {
+    let rest = text.trim().strip_prefix(TOKEN_PREFIX)?;
+    let (accessor, secret) = rest.split_once('_')?;
+    if accessor.is_empty() || secret.is_empty() {
+        return None;
+    }
+    Some((accessor.to_owned(), secret.to_owned()))
+}
+
+/// A new token: its accessor id and the whole token text (shown once, never stored).
+pub fn new_token() -> (String, String, String) {
+    let accessor = uuid::Uuid::new_v4().simple().to_string()[..16].to_owned();
+    let secret = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+    let text = format!("{TOKEN_PREFIX}{accessor}_{secret}");
+    (accessor, secret, text)
+}
+
+/// Reads the credentials a request carries; `Err` when they are there but unreadable.
+pub(crate) fn presented(headers: &HeaderMap) -> Result<Presented, &'static str> {
+    if let Some(value) = headers.get("x-corral-token") {
+        let text = value.to_str().map_err(|_| "X-Corral-Token is not text")?;
+        let (accessor, secret) = parse_token(text).ok_or("X-Corral-Token is not a Corral token")?;
+        return Ok(Presented::Token { accessor, secret });
+    }
+    let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else {
+        return Ok(Presented::Nothing);
+    };
+    let text = value.to_str().map_err(|_| "Authorization is not text")?.trim();
+    let (scheme, rest) = text.split_once(' ').unwrap_or((text, ""));
+    if scheme.eq_ignore_ascii_case("bearer") {
+        let (accessor, secret) =
+            parse_token(rest).ok_or("the bearer token is not a Corral token")?;
+        return Ok(Presented::Token { accessor, secret });
+    }
+    if let Some(token) = text.strip_prefix("token=") {
+        let (accessor, secret) = parse_token(token).ok_or("token= is not a Corral token")?;
+        return Ok(Presented::Token { accessor, secret });
+    }
+    if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(rest.trim())
+            .map_err(|_| "Basic credentials are not base64")?;
+        let decoded = String::from_utf8(decoded).map_err(|_| "Basic credentials are not UTF-8")?;
+        let (user, secret) = decoded.split_once(':').ok_or("Basic credentials have no ':'")?;
+        return Ok(Presented::Basic { user: user.to_owned(), secret: secret.to_owned() });
+    }
+    Err("Authorization is neither Bearer, token= nor Basic")
+}
+
+/// Verified Basic pairs: blake3(principal ‖ 0 ‖ secret) → the PHC string it verified
+/// against. A changed credential has another PHC string, so a stale entry never matches.
+#[derive(Default)]
+pub struct BasicCache {
+    verified: Mutex<HashMap<[u8; 32], String>>,
+}
+
+/// Past this many entries the cache starts over: it holds what clients in use present.
+const BASIC_CACHE_LIMIT: usize = 4096;
+
+impl BasicCache {
+    fn key(user: &str, secret: &str) -> [u8; 32] {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(user.as_bytes());
+        hasher.update(&[0]);
+        hasher.update(secret.as_bytes());
+        *hasher.finalize().as_bytes()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], String>> {
+        self.verified.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    async fn verify(&self, user: &str, secret: &str, phc: &str) -> bool {
+        let key = BasicCache::key(user, secret);
+        if self.lock().get(&key).is_some_and(|known| known == phc) {
+            return true;
+        }
+        let (secret_owned, phc_owned) = (secret.to_owned(), phc.to_owned());
+        let verified =
+            tokio::task::spawn_blocking(move || verify_password(&secret_owned, &phc_owned))
+                .await
+                .unwrap_or(false);
+        if verified {
+            let mut cache = self.lock();
+            if cache.len() >= BASIC_CACHE_LIMIT {
+                cache.clear();
+            }
+            cache.insert(key, phc.to_owned());
+        }
+        verified
+    }
+}
+
+/// argon2id with the crate's defaults and a random salt, in PHC form.
+pub fn hash_password(secret: &str) -> Result<String, String> {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let salt = SaltString::encode_b64(uuid::Uuid::new_v4().as_bytes())
+        .map_err(|error| error.to_string())?;
+    argon2::Argon2::default()
+        .hash_password(secret.as_bytes(), &salt)
+        .map(|hash| hash.to_string())
+        .map_err(|error| error.to_string())
+}
+
+fn verify_password(secret: &str, phc: &str) -> bool {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    PasswordHash::new(phc).is_ok_and(|hash| {
+        argon2::Argon2::default().verify_password(secret.as_bytes(), &hash).is_ok()
+    })
+}
+
+fn is_public(path: &str) -> bool {
+    matches!(
+        path,
+        "/health" | "/version" | "/ping" | "/metrics" | "/corral/v1/acl/bootstrap" | "unmatched"
+    )
+}
+
+/// What a read needs beyond a live identity: a native scope, or one app's view.
+fn read_action(method: &Method, route: &str, path: &str) -> Option<(Action, String)> {
+    if method != Method::GET && method != Method::HEAD {
+        return None;
+    }
+    let scope = |scope: &str| Some((Action::ReadApi, scope.to_owned()));
+    if route.starts_with("/corral/v1/acl") {
+        return scope("acl");
+    }
+    if route.starts_with("/corral/v1/events") || route.starts_with("/corral/v1/agent/") {
+        return scope("events");
+    }
+    if ["/corral/v1/history", "/corral/v1/state", "/corral/v1/diff", "/corral/v1/commands"]
+        .iter()
+        .any(|prefix| route.starts_with(prefix))
+    {
+        return scope("history");
+    }
+    if route.starts_with("/corral/v1/explain") || route.starts_with("/corral/v1/allocation") {
+        return scope("explain");
+    }
+    if route.starts_with("/corral/v1/settings") {
+        return scope("settings");
+    }
+    if route.starts_with("/corral/v1/snapshot") {
+        return scope("snapshot");
+    }
+    if route.starts_with("/corral/v1/") {
+        return scope("cluster");
+    }
+    if route.starts_with("/v2/apps/") {
+        let app_id = path.strip_prefix("/v2/apps")?;
+        let app_id = app_id.split_once("/tasks").map_or(app_id, |(id, _)| id);
+        let app_id = app_id.split_once("/versions").map_or(app_id, |(id, _)| id);
+        return Some((Action::ViewApps, app_id.trim_end_matches('/').to_owned()));
+    }
+    None
+}
+
+enum Checked {
+    Through(Option<String>, Option<String>),
+    Refused(Refusal, Box<Denial>),
+}
+
+fn anonymous(reason: DenialReason) -> Box<Denial> {
+    Box::new(Denial { principal: None, action: "authenticate".to_owned(), object: None, reason })
+}
+
+/// The authentication middleware (inside the request metrics, so refusals are counted).
+pub(crate) async fn authenticate(
+    State(master): State<Master>,
+    matched: Option<MatchedPath>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let route = matched.map(|m| m.as_str().to_owned()).unwrap_or_else(|| "unmatched".to_owned());
+    let read = master
+        .read_state(ReadConsistency::Local, |state: &ClusterState| {
+            let auth = state.auth();
+            (auth.mode(), auth.is_bootstrapped())
+        })
+        .await;
+    let (mode, bootstrapped) = match read {
+        Ok(read) => read,
+        Err(error) => return error.into_response(),
+    };
+    // Access control itself is administered only with credentials once it exists, whatever
+    // the mode: `apply` refuses anonymous ACL commands, and its reads show who may do what.
+    let guarded = mode != AuthMode::Off || (bootstrapped && route.starts_with("/corral/v1/acl/"));
+    if !guarded || is_public(&route) {
+        let caller = Caller { mode, identity: None, principal: None, route };
+        return CALLER.scope(caller, next.run(request)).await;
+    }
+    let checked = check(
+        &master,
+        &route,
+        request.headers().clone(),
+        request.method().clone(),
+        request.uri().path().to_owned(),
+    )
+    .await;
+    let (identity, principal) = match checked {
+        Checked::Through(identity, principal) => (identity, principal),
+        Checked::Refused(refusal, denial) => {
+            master
+                .inner
+                .metrics
+                .http_auth_denied
+                .with_label_values(&[refusal.as_str(), &route])
+                .inc();
+            tracing::info!(%route, reason = refusal.as_str(), %denial, "request refused by access control");
+            if mode != AuthMode::Permissive {
+                return ApiError::Rejected(Rejection::Unauthorized(denial)).into_response();
+            }
+            (None, None)
+        }
+    };
+    let caller = Caller { mode, identity, principal, route };
+    CALLER.scope(caller, next.run(request)).await
+}
+
+async fn check(
+    master: &Master,
+    route: &str,
+    headers: HeaderMap,
+    method: Method,
+    path: String,
+) -> Checked {
+    let presented = match presented(&headers) {
+        Ok(presented) => presented,
+        Err(problem) => {
+            return Checked::Refused(
+                Refusal::Malformed,
+                Box::new(Denial {
+                    principal: None,
+                    action: "authenticate".to_owned(),
+                    object: Some(problem.to_owned()),
+                    reason: DenialReason::Anonymous,
+                }),
+            )
+        }
+    };
+    let read = read_action(&method, route, &path);
+    let verdict = master
+        .read_state(ReadConsistency::Local, move |state: &ClusterState| {
+            let auth = state.auth();
+            let identity = match &presented {
+                Presented::Nothing => {
+                    return Err((Refusal::Missing, anonymous(DenialReason::Anonymous)))
+                }
+                Presented::Token { accessor, secret } => match auth.token(accessor) {
+                    None => {
+                        return Err((
+                            Refusal::Unknown,
+                            anonymous(DenialReason::UnknownIdentity(accessor.clone())),
+                        ))
+                    }
+                    Some(token) if !token.secret_hash.verifies(secret) => {
+                        return Err((
+                            Refusal::WrongSecret,
+                            anonymous(DenialReason::UnknownIdentity(accessor.clone())),
+                        ))
+                    }
+                    Some(_) => Ok(accessor.clone()),
+                },
+                Presented::Basic { user, secret } => {
+                    match (auth.token(user), auth.credential(user)) {
+                        (Some(token), _) if token.secret_hash.verifies(secret) => Ok(user.clone()),
+                        (_, Some(credential)) => {
+                            Err((user.clone(), secret.clone(), credential.phc.clone()))
+                        }
+                        _ => {
+                            return Err((
+                                Refusal::Unknown,
+                                anonymous(DenialReason::UnknownIdentity(user.clone())),
+                            ))
+                        }
+                    }
+                }
+            };
+            Ok(identity.map(|identity| {
+                let principal = auth.principal(&identity).map(|p| p.name.to_owned());
+                let decision = match &read {
+                    Some((action, object)) => auth.decide(Some(&identity), *action, Some(object)),
+                    None => Ok(()),
+                };
+                (identity, principal, decision)
+            }))
+        })
+        .await;
+    let verdict = match verdict {
+        Ok(verdict) => verdict,
+        Err(_) => {
+            return Checked::Refused(Refusal::Unknown, anonymous(DenialReason::NotBootstrapped))
+        }
+    };
+    match verdict {
+        Err((refusal, denial)) => Checked::Refused(refusal, denial),
+        Ok(Ok((identity, principal, Ok(())))) => Checked::Through(Some(identity), principal),
+        Ok(Ok((_, _, Err(denial)))) => Checked::Refused(Refusal::Denied, denial),
+        Ok(Err((user, secret, phc))) => {
+            if !master.inner.basic_cache.verify(&user, &secret, &phc).await {
+                return Checked::Refused(
+                    Refusal::WrongSecret,
+                    anonymous(DenialReason::UnknownIdentity(user)),
+                );
+            }
+            let read = read_action(&method, route, &path);
+            let decision = master
+                .read_state(ReadConsistency::Local, {
+                    let user = user.clone();
+                    move |state: &ClusterState| match &read {
+                        Some((action, object)) => {
+                            state.auth().decide(Some(&user), *action, Some(object))
+                        }
+                        None => Ok(()),
+                    }
+                })
+                .await;
+            match decision {
+                Ok(Ok(())) => Checked::Through(Some(user.clone()), Some(user)),
+                Ok(Err(denial)) => Checked::Refused(Refusal::Denied, denial),
+                Err(_) => {
+                    Checked::Refused(Refusal::Unknown, anonymous(DenialReason::NotBootstrapped))
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::{HeaderMap, HeaderValue};
+
+    use super::{parse_token, presented, Presented};
+
+    fn headers(name: &'static str, value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(name, HeaderValue::from_str(value).expect("a header value"));
+        headers
+    }
+
+    #[test]
+    fn every_form_of_credentials_is_read() {
+        let token = Presented::Token { accessor: "ab12".to_owned(), secret: "s3cr3t".to_owned() };
+        assert_eq!(presented(&headers("authorization", "Bearer crl_ab12_s3cr3t")), Ok(token));
+        let token = Presented::Token { accessor: "ab12".to_owned(), secret: "s3cr3t".to_owned() };
+        assert_eq!(presented(&headers("authorization", "token=crl_ab12_s3cr3t")), Ok(token));
+        let token = Presented::Token { accessor: "ab12".to_owned(), secret: "s3cr3t".to_owned() };
+        assert_eq!(presented(&headers("x-corral-token", "crl_ab12_s3cr3t")), Ok(token));
+        // "marathon:secret"
+        assert_eq!(
+            presented(&headers("authorization", "Basic bWFyYXRob246c2VjcmV0")),
+            Ok(Presented::Basic { user: "marathon".to_owned(), secret: "secret".to_owned() })
+        );
+        assert_eq!(presented(&HeaderMap::new()), Ok(Presented::Nothing));
+        assert_eq!(
+            presented(&headers("authorization", "Basic !!!")),
+            Err("Basic credentials are not base64")
+        );
+        assert_eq!(
+            presented(&headers("authorization", "Bearer nope")),
+            Err("the bearer token is not a Corral token")
+        );
+        assert_eq!(parse_token("crl__x"), None);
+    }
+
+    #[test]
+    fn passwords_hash_with_a_salt_and_verify() {
+        let first = super::hash_password("pw").expect("hashes");
+        let second = super::hash_password("pw").expect("hashes");
+        assert_ne!(first, second);
+        assert!(first.starts_with("$argon2id$"));
+        assert!(super::verify_password("pw", &first));
+        assert!(!super::verify_password("wrong", &first));
+    }
+}

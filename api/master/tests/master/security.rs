@@ -1,0 +1,503 @@
+//! Access control through the router: bootstrap once, the route × credential matrix (status
+//! and an unchanged state after every refusal), Basic credentials imported from Mesos's
+//! format, and a token revoked while a command is in flight on three masters.
+
+use axum::http::{Method, StatusCode};
+use base64::Engine as _;
+use corral_log::ReadConsistency;
+use corral_state::auth::{Denial, DenialReason};
+use corral_state::{Actor, Command, Digest, Outcome, Rejection, RequestId, Role, Scalar};
+use serde_json::{json, Value};
+
+use super::support::{request, Answer, TestMasters};
+
+async fn send(
+    cluster: &TestMasters,
+    index: usize,
+    method: Method,
+    path: &str,
+    body: Option<&Value>,
+    headers: &[(&str, &str)],
+) -> Answer {
+    let response = cluster.respond(index, request(method, path, body, headers)).await;
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("body");
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    Answer { status, headers, body }
+}
+
+/// The state as far as clients can change it (the clock and request ids left out).
+async fn digest(cluster: &TestMasters, index: usize) -> Digest {
+    cluster.masters[index]
+        .master
+        .node()
+        .read(ReadConsistency::Local, |state| state.without_bookkeeping().digest())
+        .await
+        .expect("a local read")
+}
+
+struct Tokens {
+    management: String,
+    reader: String,
+    scoped: String,
+    revoked: String,
+    wrong: String,
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+async fn create_token(cluster: &TestMasters, leader: usize, root: &str, body: Value) -> String {
+    let answer = send(
+        cluster,
+        leader,
+        Method::POST,
+        "/corral/v1/acl/tokens",
+        Some(&body),
+        &[("authorization", &bearer(root))],
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
+    assert!(answer.body.get("secret_hash").is_none(), "{}", answer.body);
+    answer.body["token"].as_str().expect("the token text").to_owned()
+}
+
+/// Bootstraps, makes the tokens and policies of the matrix, imports a Mesos credential and
+/// turns enforcement on.
+async fn secured(cluster: &TestMasters, leader: usize) -> Tokens {
+    let answer = send(cluster, leader, Method::POST, "/corral/v1/acl/bootstrap", None, &[]).await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
+    let management = answer.body["token"].as_str().expect("a token").to_owned();
+    assert_eq!(answer.body["kind"], "management");
+    let again = send(cluster, leader, Method::POST, "/corral/v1/acl/bootstrap", None, &[]).await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.body);
+
+    let root = management.clone();
+    let reader =
+        create_token(cluster, leader, &root, json!({"principal": "reader", "description": "ro"}))
+            .await;
+    let scoped = create_token(cluster, leader, &root, json!({"principal": "dev"})).await;
+    let revoked = create_token(cluster, leader, &root, json!({"principal": "dev"})).await;
+    let (accessor, _) = corral_master::parse_token(&revoked).expect("a token");
+    let answer = send(
+        cluster,
+        leader,
+        Method::DELETE,
+        &format!("/corral/v1/acl/tokens/{accessor}"),
+        None,
+        &[("authorization", &bearer(&root))],
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::NO_CONTENT, "{}", answer.body);
+    let (accessor, secret) = corral_master::parse_token(&scoped).expect("a token");
+    let wrong = format!("crl_{accessor}_{}", secret.chars().rev().collect::<String>());
+
+    let policies = [
+        (
+            "readers",
+            json!({
+                "read_api": [{"principals": {"values": ["reader", "fw"]}, "apis": {"type": "ANY"}}],
+                "view_apps": [{"principals": {"values": ["reader"]}, "app_ids": {"type": "ANY"}}]
+            }),
+        ),
+        (
+            "dev",
+            json!({
+                "create_apps": [{"principals": {"values": ["dev"]}, "app_ids": {"values": ["/dev"]}}],
+                "update_weights": [
+                    {"principals": {"values": ["dev"]}, "roles": {"values": ["dev"]}},
+                    {"principals": {"type": "ANY"}, "roles": {"type": "NONE"}}
+                ]
+            }),
+        ),
+    ];
+    for (name, acls) in policies {
+        let answer = send(
+            cluster,
+            leader,
+            Method::PUT,
+            &format!("/corral/v1/acl/policies/{name}"),
+            Some(&acls),
+            &[("authorization", &bearer(&root))],
+        )
+        .await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    }
+    let credentials = json!({"credentials": [{"principal": "fw", "secret": "fw-secret-1234"}]});
+    let answer = send(
+        cluster,
+        leader,
+        Method::PUT,
+        "/corral/v1/acl/credentials",
+        Some(&credentials),
+        &[("authorization", &bearer(&root))],
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let answer = send(
+        cluster,
+        leader,
+        Method::PUT,
+        "/corral/v1/acl/mode",
+        Some(&json!({"mode": "enforce"})),
+        &[("authorization", &bearer(&root))],
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    Tokens { management, reader, scoped, revoked, wrong }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Who {
+    Nobody,
+    Malformed,
+    WrongSecret,
+    Revoked,
+    Reader,
+    Scoped,
+    Basic,
+    Management,
+}
+
+const EVERYONE: [Who; 8] = [
+    Who::Nobody,
+    Who::Malformed,
+    Who::WrongSecret,
+    Who::Revoked,
+    Who::Reader,
+    Who::Scoped,
+    Who::Basic,
+    Who::Management,
+];
+
+fn header(who: Who, tokens: &Tokens) -> Option<(&'static str, String)> {
+    match who {
+        Who::Nobody => None,
+        Who::Malformed => Some(("authorization", "Bearer not-a-token".to_owned())),
+        Who::WrongSecret => Some(("authorization", bearer(&tokens.wrong))),
+        Who::Revoked => Some(("x-corral-token", tokens.revoked.clone())),
+        Who::Reader => Some(("authorization", format!("token={}", tokens.reader))),
+        Who::Scoped => Some(("authorization", bearer(&tokens.scoped))),
+        Who::Basic => {
+            let encoded = base64::engine::general_purpose::STANDARD.encode("fw:fw-secret-1234");
+            Some(("authorization", format!("Basic {encoded}")))
+        }
+        Who::Management => Some(("authorization", bearer(&tokens.management))),
+    }
+}
+
+struct Route {
+    method: Method,
+    path: &'static str,
+    body: Option<Value>,
+    /// Whether a successful call changes the state (then refusals must not).
+    writes: bool,
+    expect: fn(Who) -> StatusCode,
+}
+
+fn unauthenticated(who: Who) -> bool {
+    matches!(who, Who::Nobody | Who::Malformed | Who::WrongSecret | Who::Revoked)
+}
+
+fn routes() -> Vec<Route> {
+    vec![
+        Route {
+            method: Method::GET,
+            path: "/health",
+            body: None,
+            writes: false,
+            expect: |_| StatusCode::OK,
+        },
+        Route {
+            method: Method::GET,
+            path: "/corral/v1/settings",
+            body: None,
+            writes: false,
+            expect: |who| match who {
+                _ if unauthenticated(who) => StatusCode::UNAUTHORIZED,
+                Who::Scoped => StatusCode::FORBIDDEN,
+                _ => StatusCode::OK,
+            },
+        },
+        Route {
+            method: Method::GET,
+            path: "/corral/v1/acl/tokens",
+            body: None,
+            writes: false,
+            expect: |who| match who {
+                _ if unauthenticated(who) => StatusCode::UNAUTHORIZED,
+                Who::Scoped => StatusCode::FORBIDDEN,
+                _ => StatusCode::OK,
+            },
+        },
+        Route {
+            method: Method::GET,
+            path: "/master/state",
+            body: None,
+            writes: false,
+            expect: |who| {
+                if unauthenticated(who) {
+                    StatusCode::UNAUTHORIZED
+                } else {
+                    StatusCode::OK
+                }
+            },
+        },
+        Route {
+            method: Method::PATCH,
+            path: "/corral/v1/settings",
+            body: Some(json!({"offer_timeout_seconds": 7})),
+            writes: true,
+            expect: |who| match who {
+                _ if unauthenticated(who) => StatusCode::UNAUTHORIZED,
+                Who::Management => StatusCode::OK,
+                _ => StatusCode::FORBIDDEN,
+            },
+        },
+        Route {
+            method: Method::POST,
+            path: "/api/v1",
+            body: Some(json!({"type": "UPDATE_WEIGHTS", "update_weights": {"weight_infos": [
+                {"role": "dev", "weight": 2.0}]}})),
+            writes: true,
+            expect: |who| match who {
+                _ if unauthenticated(who) => StatusCode::UNAUTHORIZED,
+                Who::Management | Who::Scoped => StatusCode::OK,
+                _ => StatusCode::FORBIDDEN,
+            },
+        },
+        Route {
+            method: Method::POST,
+            path: "/api/v1",
+            body: Some(json!({"type": "UPDATE_WEIGHTS", "update_weights": {"weight_infos": [
+                {"role": "prod", "weight": 3.0}]}})),
+            writes: true,
+            expect: |who| match who {
+                _ if unauthenticated(who) => StatusCode::UNAUTHORIZED,
+                Who::Management => StatusCode::OK,
+                _ => StatusCode::FORBIDDEN,
+            },
+        },
+        Route {
+            method: Method::POST,
+            path: "/v2/apps",
+            body: Some(json!({"id": "/dev/web", "cmd": "sleep 100", "cpus": 0.1, "mem": 32,
+                "instances": 0})),
+            writes: true,
+            expect: |who| match who {
+                _ if unauthenticated(who) => StatusCode::UNAUTHORIZED,
+                Who::Scoped => StatusCode::CREATED,
+                // Allowed, and the app the scoped token made is there already.
+                Who::Management => StatusCode::CONFLICT,
+                _ => StatusCode::FORBIDDEN,
+            },
+        },
+        Route {
+            method: Method::POST,
+            path: "/v2/apps",
+            body: Some(json!({"id": "/prod/web", "cmd": "sleep 100", "cpus": 0.1, "mem": 32,
+                "instances": 0})),
+            writes: true,
+            expect: |who| match who {
+                _ if unauthenticated(who) => StatusCode::UNAUTHORIZED,
+                Who::Management => StatusCode::CREATED,
+                _ => StatusCode::FORBIDDEN,
+            },
+        },
+        Route {
+            method: Method::PUT,
+            path: "/corral/v1/acl/mode",
+            body: Some(json!({"mode": "enforce"})),
+            writes: true,
+            expect: |who| match who {
+                _ if unauthenticated(who) => StatusCode::UNAUTHORIZED,
+                Who::Management => StatusCode::OK,
+                _ => StatusCode::FORBIDDEN,
+            },
+        },
+        Route {
+            method: Method::POST,
+            path: "/corral/v1/acl/tokens",
+            body: Some(json!({"principal": "x", "kind": "management"})),
+            writes: true,
+            expect: |who| match who {
+                _ if unauthenticated(who) => StatusCode::UNAUTHORIZED,
+                Who::Management => StatusCode::CREATED,
+                _ => StatusCode::FORBIDDEN,
+            },
+        },
+    ]
+}
+
+/// Waits until no deployment is open, so the state only changes when a request changes it
+/// (an app with no instances reaches its target on the next round).
+async fn settled(cluster: &TestMasters, leader: usize, management: &str) {
+    corral_testkit::eventually(super::support::LONG, "no open deployment", || async {
+        let answer = send(
+            cluster,
+            leader,
+            Method::GET,
+            "/v2/deployments",
+            None,
+            &[("authorization", &bearer(management))],
+        )
+        .await;
+        (answer.status == StatusCode::OK && answer.body == json!([])).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_answers_every_credential_as_documented_and_refusals_change_nothing() {
+    let cluster = TestMasters::start(1).await;
+    let leader = cluster.leader().await;
+    let tokens = secured(&cluster, leader).await;
+    let mut unexpected = Vec::new();
+    for route in routes() {
+        // The management token goes last: its writes are the ones that change the state.
+        for who in EVERYONE {
+            let before = digest(&cluster, leader).await;
+            let header = header(who, &tokens);
+            let headers: Vec<(&str, &str)> =
+                header.iter().map(|(name, value)| (*name, value.as_str())).collect();
+            let answer = send(
+                &cluster,
+                leader,
+                route.method.clone(),
+                route.path,
+                route.body.as_ref(),
+                &headers,
+            )
+            .await;
+            let expected = (route.expect)(who);
+            if answer.status != expected {
+                unexpected.push(format!(
+                    "{} {} as {who:?}: {} (expected {expected}): {}",
+                    route.method, route.path, answer.status, answer.body
+                ));
+                continue;
+            }
+            if answer.status == StatusCode::UNAUTHORIZED {
+                assert_eq!(answer.headers["www-authenticate"], "Basic realm=\"corral\"");
+                assert_eq!(answer.body["error"], "unauthenticated", "{}", answer.body);
+            }
+            if answer.status == StatusCode::FORBIDDEN {
+                assert_eq!(answer.body["error"], "forbidden", "{}", answer.body);
+            }
+            let refused = matches!(answer.status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN);
+            if answer.status.is_success() && route.writes {
+                settled(&cluster, leader, &tokens.management).await;
+            }
+            if refused || !route.writes {
+                assert_eq!(
+                    digest(&cluster, leader).await,
+                    before,
+                    "{} {} as {who:?} changed the state",
+                    route.method,
+                    route.path
+                );
+            }
+        }
+    }
+    assert!(unexpected.is_empty(), "unexpected answers:\n{}", unexpected.join("\n"));
+
+    // What was turned away before the log is counted by reason and route.
+    let metrics = send(&cluster, leader, Method::GET, "/metrics", None, &[]).await;
+    let text = metrics.body.as_str().expect("metrics are text");
+    assert!(
+        text.contains(
+            "corral_http_auth_denied_total{reason=\"missing\",route=\"/corral/v1/settings\"}"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("reason=\"denied\""), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_framework_principal_other_than_the_authenticated_one_is_400() {
+    let cluster = TestMasters::start(1).await;
+    let leader = cluster.leader().await;
+    let tokens = secured(&cluster, leader).await;
+    let encoded = base64::engine::general_purpose::STANDARD.encode("fw:fw-secret-1234");
+    let basic = format!("Basic {encoded}");
+    let subscribe = json!({"type": "SUBSCRIBE", "subscribe": {"framework_info": {
+        "user": "root", "name": "fw", "principal": "someone-else", "role": "*"}}});
+    let answer = send(
+        &cluster,
+        leader,
+        Method::POST,
+        "/api/v1/scheduler",
+        Some(&subscribe),
+        &[("authorization", &basic)],
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.body);
+    assert!(
+        answer.body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("is not the framework's principal")),
+        "{}",
+        answer.body
+    );
+    let _ = tokens;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_revoked_while_its_command_is_in_flight_is_refused_by_all_three_masters() {
+    let cluster = TestMasters::start(3).await;
+    let leader = cluster.leader().await;
+    let tokens = secured(&cluster, leader).await;
+    let (accessor, _) = corral_master::parse_token(&tokens.scoped).expect("a token");
+    // The API's early check passed for this command (the token was live); it is proposed
+    // after the revocation reached the log, as a slow proposal would be.
+    let answer = send(
+        &cluster,
+        leader,
+        Method::DELETE,
+        &format!("/corral/v1/acl/tokens/{accessor}"),
+        None,
+        &[("authorization", &bearer(&tokens.management))],
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::NO_CONTENT, "{}", answer.body);
+    let actor = Actor::Client {
+        identity: accessor.clone(),
+        acting: Box::new(Actor::Operator { principal: Some("dev".to_owned()) }),
+    };
+    let weights = Command::UpdateWeights {
+        weights: vec![(Role::parse("dev").expect("a role"), Scalar::from_units(5))],
+    };
+    let committed = cluster.masters[leader]
+        .master
+        .node()
+        .propose(RequestId::new("in-flight"), actor, weights)
+        .await
+        .expect("committed");
+    assert_eq!(
+        committed.outcome,
+        Outcome::Rejected(Rejection::Unauthorized(Box::new(Denial {
+            principal: None,
+            action: "update_weights".to_owned(),
+            object: None,
+            reason: DenialReason::UnknownIdentity(accessor),
+        })))
+    );
+    let index = committed.index;
+    let digests =
+        corral_testkit::eventually(super::support::LONG, "every master applied it", || async {
+            let mut digests = Vec::new();
+            for (number, test) in cluster.masters.iter().enumerate() {
+                let applied = test.master.node().applied_index();
+                if applied < index {
+                    return None;
+                }
+                digests.push(digest(&cluster, number).await);
+            }
+            Some(digests)
+        })
+        .await;
+    assert!(digests.windows(2).all(|pair| pair[0] == pair[1]), "{digests:?}");
+}
