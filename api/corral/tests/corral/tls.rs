@@ -66,7 +66,7 @@ async fn a_cluster_over_mutual_tls_runs_tasks_and_refuses_the_wrong_certificates
     framework.wait_for("hello", "TASK_FINISHED").await;
     let tasks: Value = cluster
         .http
-        .get(cluster.masters[follower].url("/master/tasks"))
+        .get(cluster.masters[leader].url("/master/tasks"))
         .send()
         .await
         .expect("tasks over https")
