@@ -6,6 +6,7 @@ mod state {
 
     mod agents;
     mod audit;
+    mod autoscale;
     mod codec;
     mod frameworks;
     mod offers;

@@ -3,6 +3,7 @@
 //! can answer every question the scheduler and operator APIs ask from these records.
 
 mod agent;
+mod autoscaler;
 mod framework;
 mod maintenance;
 mod offer;
@@ -12,6 +13,11 @@ mod settings;
 mod task;
 
 pub use agent::{Agent, AgentInfo, AgentMode, Attributes, DrainConfig, Liveness};
+pub use autoscaler::{
+    Autoscaler, AutoscalerPolicy, Decision, Hold, HoldReason, Limit, MetricKind, MetricReading,
+    MetricTarget, Millionths, RateKind, RatePolicy, RecordedScaling, Scaling, ScalingRules,
+    SelectPolicy, MAX_RECORDED_SCALINGS,
+};
 pub use framework::{
     CompletedFramework, Framework, FrameworkCapability, FrameworkInfo, FrameworkState, OfferFilter,
     RemovalReason,

@@ -1,0 +1,486 @@
+//! The autoscaler's pure decision: given exactly these measurements, this history and this
+//! policy, exactly this decision.
+
+use std::time::Duration;
+
+use corral_state::autoscale::{
+    allowed_range, decide, Evaluation, InstanceSample, MetricSample, Readiness, Recommendation,
+};
+use corral_state::model::{
+    AutoscalerPolicy, Decision, Hold, HoldReason, Limit, MetricKind, MetricReading, MetricTarget,
+    Millionths, RateKind, RatePolicy, RecordedScaling, Scaling, ScalingRules, SelectPolicy,
+};
+use corral_state::{DeploymentId, Timestamp};
+use proptest::prelude::*;
+
+const NOW: Timestamp = Timestamp::from_secs(10_000);
+
+fn percent(value: u64) -> Millionths {
+    Millionths::from_percent(value)
+}
+
+/// CPU at 50 %, Kubernetes's defaults otherwise.
+fn policy(min: u32, max: u32) -> AutoscalerPolicy {
+    AutoscalerPolicy {
+        min,
+        max,
+        evaluation_interval: Duration::from_secs(15),
+        metrics: vec![MetricTarget::Cpu { target_utilization: percent(50) }],
+        tolerance: Millionths(100_000),
+        scale_up: ScalingRules::default_up(),
+        scale_down: ScalingRules::default_down(),
+    }
+}
+
+fn ready(utilization: u64) -> InstanceSample {
+    InstanceSample { readiness: Readiness::Ready, utilization: Some(percent(utilization)) }
+}
+
+fn starting() -> InstanceSample {
+    InstanceSample { readiness: Readiness::NotReady, utilization: None }
+}
+
+fn unsampled() -> InstanceSample {
+    InstanceSample { readiness: Readiness::Ready, utilization: None }
+}
+
+/// The leader has watched for an hour and saw no other recommendation.
+fn evaluation<'a>(
+    policy: &'a AutoscalerPolicy,
+    current: u32,
+    samples: &'a [MetricSample],
+) -> Evaluation<'a> {
+    let ready = match samples.first() {
+        Some(MetricSample::PerInstance(instances)) => {
+            instances.iter().filter(|i| i.readiness == Readiness::Ready).count() as u32
+        }
+        _ => current,
+    };
+    Evaluation {
+        policy,
+        now: NOW,
+        current,
+        ready,
+        deployment: None,
+        samples,
+        history: &[],
+        observed_since: Timestamp::from_secs(6_400),
+        scalings: &[],
+    }
+}
+
+fn cpu(value: u64, ready: u32, not_ready: u32, missing: u32, recommendation: u32) -> MetricReading {
+    MetricReading {
+        metric: MetricKind::Cpu,
+        target: percent(50),
+        value: percent(value),
+        ready,
+        not_ready,
+        missing,
+        recommendation,
+    }
+}
+
+fn recorded(seconds_ago: u64, current: u32, desired: u32) -> RecordedScaling {
+    RecordedScaling {
+        at: Timestamp::from_secs(NOW.0 / 1_000_000_000 - seconds_ago),
+        deployment_id: DeploymentId::new("d"),
+        scaling: Scaling {
+            inputs: Vec::new(),
+            current,
+            recommended: desired,
+            desired,
+            limited_by: Limit::None,
+        },
+    }
+}
+
+#[test]
+fn busy_instances_scale_up_by_the_ratio_to_the_target() {
+    let policy = policy(1, 10);
+    let samples = [MetricSample::PerInstance(vec![ready(100), ready(100)])];
+    assert_eq!(
+        decide(&evaluation(&policy, 2, &samples)),
+        Decision::Scale(Scaling {
+            inputs: vec![cpu(100, 2, 0, 0, 4)],
+            current: 2,
+            recommended: 4,
+            desired: 4,
+            limited_by: Limit::None,
+        })
+    );
+}
+
+#[test]
+fn a_metric_within_tolerance_asks_for_nothing() {
+    let policy = policy(1, 10);
+    let samples = [MetricSample::PerInstance(vec![ready(54), ready(55)])];
+    assert_eq!(
+        decide(&evaluation(&policy, 2, &samples)),
+        Decision::Hold(Hold {
+            inputs: vec![MetricReading { value: Millionths(545_000), ..cpu(0, 2, 0, 0, 2) }],
+            current: 2,
+            recommended: Some(2),
+            reason: HoldReason::WithinTolerance,
+        })
+    );
+}
+
+#[test]
+fn starting_instances_count_as_idle_when_scaling_up() {
+    let policy = policy(1, 10);
+    // One busy instance and one starting: 100 % over two is the target, so no overshoot.
+    let samples = [MetricSample::PerInstance(vec![ready(100), starting()])];
+    assert_eq!(
+        decide(&evaluation(&policy, 2, &samples)),
+        Decision::Hold(Hold {
+            inputs: vec![cpu(100, 1, 1, 0, 2)],
+            current: 2,
+            recommended: Some(2),
+            reason: HoldReason::WithinTolerance,
+        })
+    );
+    // 150 % over two is 75 %: three instances, not the four the busy one alone asks for.
+    let samples = [MetricSample::PerInstance(vec![ready(150), starting()])];
+    let Decision::Scale(scaling) = decide(&evaluation(&policy, 2, &samples)) else {
+        panic!("expected a scaling")
+    };
+    assert_eq!((scaling.recommended, scaling.desired), (3, 3));
+}
+
+#[test]
+fn starting_instances_are_ignored_when_scaling_down() {
+    let policy = policy(1, 10);
+    let samples = [MetricSample::PerInstance(vec![ready(10), ready(10), starting(), starting()])];
+    assert_eq!(
+        decide(&evaluation(&policy, 4, &samples)),
+        Decision::Scale(Scaling {
+            inputs: vec![cpu(10, 2, 2, 0, 1)],
+            current: 4,
+            recommended: 1,
+            desired: 1,
+            limited_by: Limit::None,
+        })
+    );
+}
+
+#[test]
+fn a_ready_instance_without_a_sample_never_turns_the_direction() {
+    let policy = policy(1, 10);
+    // Scaling down, the unsampled one counts at 100 %: the average is then above target.
+    let samples = [MetricSample::PerInstance(vec![ready(10), unsampled()])];
+    assert_eq!(
+        decide(&evaluation(&policy, 2, &samples)),
+        Decision::Hold(Hold {
+            inputs: vec![cpu(10, 1, 0, 1, 2)],
+            current: 2,
+            recommended: Some(2),
+            reason: HoldReason::WithinTolerance,
+        })
+    );
+    // Scaling up, it counts at 0 %: 200 % and 0 % make 100 %, four instances.
+    let samples = [MetricSample::PerInstance(vec![ready(200), unsampled()])];
+    assert_eq!(decide(&evaluation(&policy, 2, &samples)).desired(), 4);
+}
+
+#[test]
+fn the_scale_down_window_keeps_the_highest_recent_recommendation() {
+    let policy = policy(1, 10);
+    let samples = [MetricSample::PerInstance(vec![ready(10); 4])];
+    let history = [Recommendation { at: Timestamp::from_secs(9_900), count: 4 }];
+    let held = Evaluation { history: &history, ..evaluation(&policy, 4, &samples) };
+    assert_eq!(
+        decide(&held),
+        Decision::Hold(Hold {
+            inputs: vec![cpu(10, 4, 0, 0, 1)],
+            current: 4,
+            recommended: Some(1),
+            reason: HoldReason::Stabilized { window: Duration::from_secs(300) },
+        })
+    );
+    let history = [
+        Recommendation { at: Timestamp::from_secs(9_600), count: 4 },
+        Recommendation { at: Timestamp::from_secs(9_800), count: 3 },
+    ];
+    assert_eq!(
+        decide(&Evaluation { history: &history, ..evaluation(&policy, 4, &samples) }),
+        Decision::Scale(Scaling {
+            inputs: vec![cpu(10, 4, 0, 0, 1)],
+            current: 4,
+            recommended: 1,
+            desired: 3,
+            limited_by: Limit::Stabilization { window: Duration::from_secs(300) },
+        })
+    );
+}
+
+#[test]
+fn a_new_leader_scales_down_only_after_watching_a_whole_window() {
+    let policy = policy(1, 10);
+    let samples = [MetricSample::PerInstance(vec![ready(10); 4])];
+    let fresh = Timestamp::from_secs(9_990);
+    let early = Evaluation { observed_since: fresh, ..evaluation(&policy, 4, &samples) };
+    assert_eq!(
+        decide(&early).clone(),
+        Decision::Hold(Hold {
+            inputs: vec![cpu(10, 4, 0, 0, 1)],
+            current: 4,
+            recommended: Some(1),
+            reason: HoldReason::Stabilized { window: Duration::from_secs(300) },
+        })
+    );
+    // Scaling up has no window by default: a new leader does it at once.
+    let busy = [MetricSample::PerInstance(vec![ready(100); 4])];
+    let up = Evaluation { observed_since: fresh, ..evaluation(&policy, 4, &busy) };
+    assert_eq!(decide(&up).desired(), 8);
+}
+
+#[test]
+fn rate_policies_count_the_scalings_of_their_period() {
+    let policy = policy(1, 100);
+    let samples = [MetricSample::PerInstance(vec![ready(200); 10])];
+    let rate = RatePolicy { kind: RateKind::Percent, value: 100, period: Duration::from_secs(15) };
+    assert_eq!(
+        decide(&evaluation(&policy, 10, &samples)),
+        Decision::Scale(Scaling {
+            inputs: vec![cpu(200, 10, 0, 0, 40)],
+            current: 10,
+            recommended: 40,
+            desired: 20,
+            limited_by: Limit::Rate(rate),
+        })
+    );
+    // 5 → 10 five seconds ago: the period started at 5, so +100 % or +4 reach 10 at most.
+    let scalings = [recorded(5, 5, 10)];
+    let limited = Evaluation { scalings: &scalings, ..evaluation(&policy, 10, &samples) };
+    let Decision::Hold(hold) = decide(&limited) else { panic!("expected a hold") };
+    assert_eq!(hold.reason, HoldReason::RateLimited);
+    // Twenty seconds ago, it is out of the period.
+    let scalings = [recorded(20, 5, 10)];
+    let free = Evaluation { scalings: &scalings, ..evaluation(&policy, 10, &samples) };
+    assert_eq!(decide(&free).desired(), 20);
+    // From 2, +4 instances beats +100 %.
+    let small = [MetricSample::PerInstance(vec![ready(500); 2])];
+    let Decision::Scale(scaling) = decide(&evaluation(&policy, 2, &small)) else {
+        panic!("expected a scaling")
+    };
+    assert_eq!(scaling.desired, 6);
+    assert_eq!(
+        scaling.limited_by,
+        Limit::Rate(RatePolicy { kind: RateKind::Pods, value: 4, period: Duration::from_secs(15) })
+    );
+}
+
+#[test]
+fn a_disabled_direction_never_moves() {
+    let mut policy = policy(1, 10);
+    policy.scale_down.select = SelectPolicy::Disabled;
+    let samples = [MetricSample::PerInstance(vec![ready(1); 4])];
+    let Decision::Hold(hold) = decide(&evaluation(&policy, 4, &samples)) else {
+        panic!("expected a hold")
+    };
+    assert_eq!(hold.reason, HoldReason::RateLimited);
+}
+
+#[test]
+fn the_bounds_clamp_and_bring_an_app_back_inside() {
+    let policy = policy(2, 3);
+    let samples = [MetricSample::PerInstance(vec![ready(100), ready(100)])];
+    assert_eq!(
+        decide(&evaluation(&policy, 2, &samples)),
+        Decision::Scale(Scaling {
+            inputs: vec![cpu(100, 2, 0, 0, 4)],
+            current: 2,
+            recommended: 4,
+            desired: 3,
+            limited_by: Limit::Max,
+        })
+    );
+    let samples = [MetricSample::PerInstance(vec![ready(100); 3])];
+    let Decision::Hold(hold) = decide(&evaluation(&policy, 3, &samples)) else {
+        panic!("expected a hold")
+    };
+    assert_eq!(hold.reason, HoldReason::AtBound);
+    // Below min, whatever the metrics (none here).
+    let none = [MetricSample::PerInstance(vec![starting()])];
+    assert_eq!(
+        decide(&evaluation(&policy, 1, &none)),
+        Decision::Scale(Scaling {
+            inputs: Vec::new(),
+            current: 1,
+            recommended: 1,
+            desired: 2,
+            limited_by: Limit::Min,
+        })
+    );
+}
+
+#[test]
+fn nothing_happens_during_a_deployment_or_at_zero_or_without_metrics() {
+    let policy = policy(1, 10);
+    let samples = [MetricSample::PerInstance(vec![ready(100), ready(100)])];
+    let deployment_id = DeploymentId::new("d-1");
+    let deploying =
+        Evaluation { deployment: Some(&deployment_id), ..evaluation(&policy, 2, &samples) };
+    assert_eq!(
+        decide(&deploying),
+        Decision::Hold(Hold {
+            inputs: Vec::new(),
+            current: 2,
+            recommended: None,
+            reason: HoldReason::DeploymentRunning { deployment_id: deployment_id.clone() },
+        })
+    );
+    let Decision::Hold(hold) = decide(&evaluation(&policy, 0, &[])) else {
+        panic!("expected a hold")
+    };
+    assert_eq!(hold.reason, HoldReason::ScaledToZero);
+    let starting_only = [MetricSample::PerInstance(vec![starting(), starting()])];
+    let Decision::Hold(hold) = decide(&evaluation(&policy, 2, &starting_only)) else {
+        panic!("expected a hold")
+    };
+    assert_eq!(hold.reason, HoldReason::NoMetrics);
+}
+
+#[test]
+fn the_largest_recommendation_across_metrics_wins() {
+    let mut policy = policy(1, 10);
+    policy.metrics.push(MetricTarget::Memory { target_utilization: percent(50) });
+    policy.metrics.push(MetricTarget::Prometheus {
+        url: "http://127.0.0.1:9090".to_owned(),
+        query: "sum(rate(requests[1m]))".to_owned(),
+        target: Millionths::from_f64(100.0).expect("finite"),
+    });
+    let samples = [
+        MetricSample::PerInstance(vec![ready(75), ready(75)]),
+        MetricSample::PerInstance(vec![ready(100), ready(100)]),
+        MetricSample::Whole(Millionths::from_f64(250.0)),
+    ];
+    let Decision::Scale(scaling) = decide(&evaluation(&policy, 2, &samples)) else {
+        panic!("expected a scaling")
+    };
+    let recommendations: Vec<(MetricKind, u32)> =
+        scaling.inputs.iter().map(|r| (r.metric, r.recommendation)).collect();
+    assert_eq!(
+        recommendations,
+        [(MetricKind::Cpu, 3), (MetricKind::Memory, 4), (MetricKind::Prometheus, 5)]
+    );
+    assert_eq!((scaling.recommended, scaling.desired), (5, 5));
+}
+
+#[test]
+fn allowed_range_is_what_the_rates_and_bounds_permit() {
+    let policy = policy(2, 30);
+    assert_eq!(allowed_range(&policy, 10, &[], NOW), (2, 20));
+    assert_eq!(allowed_range(&policy, 10, &[recorded(5, 5, 10)], NOW), (2, 10));
+    assert_eq!(allowed_range(&policy, 1, &[], NOW), (2, 2));
+    assert_eq!(allowed_range(&policy, 40, &[], NOW), (30, 30));
+}
+
+fn arbitrary_rules() -> impl Strategy<Value = ScalingRules> {
+    let rate = (any::<bool>(), 1u32..200, 1u64..120).prop_map(|(pods, value, period)| RatePolicy {
+        kind: if pods { RateKind::Pods } else { RateKind::Percent },
+        value,
+        period: Duration::from_secs(period),
+    });
+    (0u64..600, proptest::collection::vec(rate, 1..3), 0u8..3).prop_map(
+        |(window, policies, select)| ScalingRules {
+            stabilization_window: Duration::from_secs(window),
+            policies,
+            select: [SelectPolicy::Max, SelectPolicy::Min, SelectPolicy::Disabled]
+                [usize::from(select)],
+        },
+    )
+}
+
+fn arbitrary_policy() -> impl Strategy<Value = AutoscalerPolicy> {
+    (1u32..6, 0u32..20, 1u64..200, 0u64..300_000, arbitrary_rules(), arbitrary_rules()).prop_map(
+        |(min, spread, target, tolerance, scale_up, scale_down)| AutoscalerPolicy {
+            min,
+            max: min + spread,
+            evaluation_interval: Duration::from_secs(15),
+            metrics: vec![
+                MetricTarget::Cpu { target_utilization: percent(target) },
+                MetricTarget::Prometheus {
+                    url: "http://p".to_owned(),
+                    query: "q".to_owned(),
+                    target: Millionths(target * 1_000_000),
+                },
+            ],
+            tolerance: Millionths(tolerance),
+            scale_up,
+            scale_down,
+        },
+    )
+}
+
+fn arbitrary_sample() -> impl Strategy<Value = InstanceSample> {
+    (any::<bool>(), proptest::option::of(0u64..400)).prop_map(|(is_ready, utilization)| {
+        InstanceSample {
+            readiness: if is_ready { Readiness::Ready } else { Readiness::NotReady },
+            utilization: utilization.map(percent),
+        }
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+    #[test]
+    fn decisions_stay_in_bounds_respect_deployments_and_repeat(
+        policy in arbitrary_policy(),
+        current in 0u32..30,
+        instances in proptest::collection::vec(arbitrary_sample(), 0..30),
+        whole in proptest::option::of(0u64..1_000),
+        deploying in any::<bool>(),
+        history in proptest::collection::vec((0u64..1_000, 0u32..40), 0..8),
+        scalings in proptest::collection::vec((0u64..200, 0u32..30, 0u32..30), 0..4),
+        watched_for in 0u64..1_000,
+    ) {
+        let samples = [
+            MetricSample::PerInstance(instances.clone()),
+            MetricSample::Whole(whole.map(|value| Millionths(value * 1_000_000))),
+        ];
+        let history: Vec<Recommendation> = history
+            .into_iter()
+            .map(|(ago, count)| Recommendation { at: Timestamp::from_secs(10_000 - ago), count })
+            .collect();
+        let scalings: Vec<RecordedScaling> = scalings
+            .into_iter()
+            .map(|(ago, from, to)| recorded(ago, from, to))
+            .collect();
+        let deployment_id = DeploymentId::new("d-1");
+        let evaluation = Evaluation {
+            policy: &policy,
+            now: NOW,
+            current,
+            ready: instances.iter().filter(|i| i.readiness == Readiness::Ready).count() as u32,
+            deployment: deploying.then_some(&deployment_id),
+            samples: &samples,
+            history: &history,
+            observed_since: Timestamp::from_secs(10_000 - watched_for),
+            scalings: &scalings,
+        };
+        let decision = decide(&evaluation);
+        prop_assert_eq!(&decision, &decide(&evaluation), "the same inputs decide the same");
+        match &decision {
+            Decision::Scale(scaling) => {
+                prop_assert!(!deploying, "scaled during a deployment: {:?}", scaling);
+                prop_assert!(policy.min <= scaling.desired && scaling.desired <= policy.max);
+                prop_assert_ne!(scaling.desired, scaling.current);
+                prop_assert_eq!(scaling.current, current);
+                // What the leader decides, the state accepts when it applies it.
+                let (lowest, highest) = allowed_range(&policy, current, &scalings, NOW);
+                prop_assert!(lowest <= scaling.desired && scaling.desired <= highest,
+                    "{} outside the allowed {}..={}", scaling.desired, lowest, highest);
+            }
+            Decision::Hold(hold) => {
+                prop_assert_eq!(hold.current, current);
+                if deploying {
+                    let running = matches!(hold.reason, HoldReason::DeploymentRunning { .. });
+                    prop_assert!(running);
+                }
+            }
+        }
+    }
+}
