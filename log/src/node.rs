@@ -127,6 +127,9 @@ pub struct LogConfig {
     pub tuning: LogTuning,
     pub proposer: ProposerConfig,
     pub subscription: SubscriptionLimits,
+    /// Mutual TLS between masters: Raft RPCs go over HTTPS, presenting this master's
+    /// certificate, to servers whose certificates name `master.<cluster>`.
+    pub tls: Option<corral_tls::Tls>,
 }
 
 impl LogConfig {
@@ -145,6 +148,7 @@ impl LogConfig {
             tuning: LogTuning::default(),
             proposer: ProposerConfig::default(),
             subscription: SubscriptionLimits::default(),
+            tls: None,
         }
     }
 
@@ -243,7 +247,7 @@ impl LogNode {
     /// Opens the log in `config.data_dir`, talking to the other masters over HTTP. Mount
     /// [`LogNode::raft_router`] on the master's listener.
     pub async fn open(config: LogConfig) -> Result<LogNode, LogError> {
-        let network = HttpNetwork::new(config.node_id)?;
+        let network = HttpNetwork::new(config.node_id, config.tls.as_ref())?;
         LogNode::open_with_network(config, network).await
     }
 

@@ -32,6 +32,8 @@ pub enum StreamRefused {
 }
 
 pub struct MasterClient {
+    /// `https` with mutual TLS, else `http`.
+    scheme: &'static str,
     http: reqwest::Client,
     streaming: reqwest::Client,
     masters: Vec<String>,
@@ -43,22 +45,35 @@ pub struct MasterClient {
 
 impl MasterClient {
     /// Fails only when the HTTP client cannot be built (no TLS backend, say).
-    pub fn new(masters: Vec<String>) -> Result<MasterClient, reqwest::Error> {
+    pub fn new(
+        masters: Vec<String>,
+        tls: Option<&corral_tls::Tls>,
+    ) -> Result<MasterClient, reqwest::Error> {
+        let secured = |builder: reqwest::ClientBuilder| match tls {
+            Some(tls) => tls.client(corral_tls::Role::Master, builder),
+            None => builder,
+        };
         // A command commits in milliseconds; one unanswered for seconds went to a master that
         // is paused or cut off, and is sent to the next (its request id makes that safe).
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(1))
-            .timeout(Duration::from_secs(3))
-            .build()?;
+        let http = secured(
+            reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .connect_timeout(Duration::from_secs(1))
+                .timeout(Duration::from_secs(3)),
+        )
+        .build()?;
         // No overall timeout: the stream lives as long as the master serves it; its heartbeat
         // lines every second let the read timeout notice a master gone quiet.
-        let streaming = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(1))
-            .read_timeout(Duration::from_secs(4))
-            .build()?;
+        let streaming = secured(
+            reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .connect_timeout(Duration::from_secs(1))
+                .read_timeout(Duration::from_secs(4)),
+        )
+        .build()?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
         Ok(MasterClient {
+            scheme,
             http,
             streaming,
             masters,
@@ -99,7 +114,10 @@ impl MasterClient {
         loop {
             let master_index = attempt % self.masters.len();
             attempt += 1;
-            let mut url = format!("http://{}/corral/v1/agent/commands", self.masters[master_index]);
+            let mut url = format!(
+                "{}://{}/corral/v1/agent/commands",
+                self.scheme, self.masters[master_index]
+            );
             for _ in 0..3 {
                 let response = match self.http.post(&url).json(&body).send().await {
                     Ok(response) => response,
@@ -157,7 +175,8 @@ impl MasterClient {
         loop {
             let master = &self.masters[attempt % self.masters.len()];
             attempt += 1;
-            let url = format!("http://{master}/corral/v1/agent/{agent_id}/events?from={from}");
+            let url =
+                format!("{}://{master}/corral/v1/agent/{agent_id}/events?from={from}", self.scheme);
             match self.streaming.get(&url).send().await {
                 Ok(response) if response.status().is_success() => return Ok(response),
                 Ok(response) if response.status() == reqwest::StatusCode::GONE => {

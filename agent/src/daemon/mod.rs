@@ -90,6 +90,9 @@ pub struct AgentConfig {
     /// How often each task's CPU and memory usage is read.
     pub usage_interval: Duration,
     pub on_stop: OnStop,
+    /// Mutual TLS: the agent's API is served over TLS and masters are dialled with this
+    /// agent's certificate, trusting only certificates naming `master.<cluster>`.
+    pub tls: Option<corral_tls::Tls>,
 }
 
 impl AgentConfig {
@@ -105,6 +108,7 @@ impl AgentConfig {
             heartbeat_interval: Duration::from_secs(5),
             usage_interval: DEFAULT_USAGE_INTERVAL,
             on_stop: OnStop::default(),
+            tls: None,
         }
     }
 
@@ -272,7 +276,7 @@ pub async fn start(config: AgentConfig) -> Result<RunningAgent, AgentError> {
 
     let metrics = Arc::new(AgentMetrics::new()?);
     let table = Arc::new(TaskTable::new());
-    let client = Arc::new(MasterClient::new(config.masters.clone())?);
+    let client = Arc::new(MasterClient::new(config.masters.clone(), config.tls.as_ref())?);
     let mut flags = config.flags();
     flags.insert("work_dir".to_owned(), work_dir.display().to_string());
     let identity = AgentIdentity {
@@ -284,10 +288,14 @@ pub async fn start(config: AgentConfig) -> Result<RunningAgent, AgentError> {
     };
     let api = AgentApi::new(identity, table.clone(), metrics.clone(), client.clone());
     let (stop_server, server_stopped) = oneshot::channel::<()>();
-    let server =
-        AbortOnDrop(Some(tokio::spawn(crate::http::serve(listener, api.clone(), async {
+    let server = AbortOnDrop(Some(tokio::spawn(crate::http::serve(
+        listener,
+        api.clone(),
+        config.tls.clone(),
+        async {
             let _ = server_stopped.await;
-        }))));
+        },
+    ))));
     tracing::info!(listen = %http_address, advertise = %info.address, "agent API listening");
 
     let checkpoints = CheckpointStore::new(&work_dir);

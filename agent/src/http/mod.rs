@@ -145,14 +145,18 @@ pub fn router(api: AgentApi) -> Router {
         .with_state(api)
 }
 
-/// Serves the API on `listener` until `shutdown` resolves, then lets requests in flight
-/// finish.
+/// Serves the API on `listener` (over TLS when given) until `shutdown` resolves, then lets
+/// requests in flight finish.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     api: AgentApi,
+    tls: Option<corral_tls::Tls>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(api)).with_graceful_shutdown(shutdown).await
+    match tls {
+        Some(tls) => tls.serve(listener, router(api), shutdown).await,
+        None => axum::serve(listener, router(api)).with_graceful_shutdown(shutdown).await,
+    }
 }
 
 /// Counts and times every request by its matched route, never by its raw path, so paths

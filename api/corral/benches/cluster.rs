@@ -11,6 +11,10 @@
 //! 4. Marathon `/v2`: one app of 1,000 instances deployed on simulated agents (POST to the
 //!    deployment's success), then `GET /v2/apps` with 1,000 apps and 10,000 tasks.
 //!
+//! 5. TLS (`tls`, not in the default set): the heartbeat commit latency (p50, p99) and the
+//!    launch rate of 1 on a fresh cluster with plain HTTP and with mutual TLS between the
+//!    masters and from the (simulated) agents, alternating, `CORRAL_BENCH_TLS_RUNS` times.
+//!
 //! `CORRAL_BENCH_PHASES=launch,state,agent,marathon` picks phases (all by default);
 //! `CORRAL_BENCH_AGENT_TASKS` sizes the third.
 //!
@@ -35,6 +39,8 @@ fn env_or(name: &str, default: u64) -> u64 {
 struct Masters {
     children: Vec<Child>,
     addresses: Vec<String>,
+    /// What goes before an address in a URL: nothing (plain HTTP) or `https://`.
+    prefix: &'static str,
     _directory: tempfile::TempDir,
 }
 
@@ -56,7 +62,15 @@ fn start_masters() -> Masters {
 }
 
 fn start_masters_of(count: usize) -> Masters {
-    let directory = tempfile::tempdir().expect("temp dir");
+    start_masters_with(count, tempfile::tempdir().expect("temp dir"), |_| Vec::new())
+}
+
+/// `count` masters, each also given `extra(index)`.
+fn start_masters_with(
+    count: usize,
+    directory: tempfile::TempDir,
+    extra: impl Fn(usize) -> Vec<String>,
+) -> Masters {
     let addresses: Vec<String> = (0..count).map(|_| format!("127.0.0.1:{}", free_port())).collect();
     let peers = addresses
         .iter()
@@ -81,6 +95,7 @@ fn start_masters_of(count: usize) -> Masters {
                 .arg("--data-dir")
                 .arg(directory.path().join(format!("m{index}")))
                 .args(["--allocation-interval", "0.1"])
+                .args(extra(index))
                 .env(
                     "RUST_LOG",
                     std::env::var("CORRAL_BENCH_MASTER_LOG").unwrap_or_else(|_| "warn".to_owned()),
@@ -91,19 +106,26 @@ fn start_masters_of(count: usize) -> Masters {
                 .expect("corral master")
         })
         .collect();
-    Masters { children, addresses, _directory: directory }
+    Masters { children, addresses, prefix: "", _directory: directory }
+}
+
+/// `base` is `host:port` (plain HTTP) or a prefix with its scheme (`https://host:port`).
+fn url(base: &str, path: &str) -> String {
+    if base.contains("://") {
+        return format!("{base}{path}");
+    }
+    format!("http://{base}{path}")
 }
 
 async fn leader(http: &reqwest::Client, masters: &Masters) -> String {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         for address in &masters.addresses {
-            if let Ok(response) =
-                http.get(format!("http://{address}/corral/v1/cluster")).send().await
-            {
+            let base = format!("{}{address}", masters.prefix);
+            if let Ok(response) = http.get(url(&base, "/corral/v1/cluster")).send().await {
                 if let Ok(status) = response.json::<Value>().await {
                     if status["role"] == "leader" {
-                        return address.clone();
+                        return base;
                     }
                 }
             }
@@ -115,7 +137,7 @@ async fn leader(http: &reqwest::Client, masters: &Masters) -> String {
 
 async fn agent_command(http: &reqwest::Client, leader: &str, body: Value) -> Value {
     let response = http
-        .post(format!("http://{leader}/corral/v1/agent/commands"))
+        .post(url(leader, "/corral/v1/agent/commands"))
         .json(&body)
         .send()
         .await
@@ -176,22 +198,26 @@ async fn next_chunk(
 /// loaded machine, registering 10,000 and launching 100,000 tasks can outlast the default
 /// timeout, which would mark them unreachable and their tasks lost half-way, so the timeout
 /// goes to a day first.
-async fn register_simulated_agents(http: &reqwest::Client, leader: &str, agents: u64) {
+async fn register_simulated_agents(
+    http: &reqwest::Client,
+    leader: &str,
+    agents: u64,
+) -> Vec<String> {
     let response = http
-        .patch(format!("http://{leader}/corral/v1/settings"))
+        .patch(url(leader, "/corral/v1/settings"))
         .json(&json!({"agent_heartbeat_timeout_seconds": 86_400}))
         .send()
         .await
         .expect("settings");
     assert!(response.status().is_success(), "settings: {}", response.status());
-    register_agents(http, leader, agents, scalar_resources(64, 262_144)).await;
+    register_agents(http, leader, agents, scalar_resources(64, 262_144)).await
 }
 
 /// Simulated agents: every task added to the log is reported RUNNING by its agent at once.
 fn spawn_agent_simulator(http: reqwest::Client, leader: String, running: Arc<AtomicU64>) {
     tokio::spawn(async move {
         let response = http
-            .get(format!("http://{leader}/corral/v1/events?topic=task&format=ndjson"))
+            .get(url(&leader, "/corral/v1/events?topic=task&format=ndjson"))
             .timeout(STREAM_TIMEOUT)
             .send()
             .await
@@ -261,7 +287,7 @@ async fn run_framework(
     launched: Arc<AtomicU64>,
     first_accept: Arc<tokio::sync::OnceCell<Instant>>,
 ) {
-    let url = format!("http://{leader}/api/v1/scheduler");
+    let url = url(&leader, "/api/v1/scheduler");
     let call = json!({"type": "SUBSCRIBE", "subscribe": {"framework_info": {"user": "bench", "name": "bench", "failover_timeout": 600.0}}});
     let response =
         http.post(&url).json(&call).timeout(STREAM_TIMEOUT).send().await.expect("subscribe");
@@ -338,6 +364,14 @@ async fn launch_on_simulated_agents(
     let masters = start_masters();
     let leader = leader(http, &masters).await;
     register_simulated_agents(http, &leader, agents).await;
+    let elapsed = launch_on(http, &leader, tasks).await;
+    (masters, leader, elapsed)
+}
+
+/// Launches `tasks` tasks on the simulated agents registered at `leader`; the time from the
+/// framework's first ACCEPT to the last RUNNING.
+async fn launch_on(http: &reqwest::Client, leader: &str, tasks: u64) -> Duration {
+    let leader = leader.to_owned();
     let running = Arc::new(AtomicU64::new(0));
     spawn_agent_simulator(http.clone(), leader.clone(), running.clone());
     let launched = Arc::new(AtomicU64::new(0));
@@ -353,8 +387,7 @@ async fn launch_on_simulated_agents(
         running.load(Ordering::Relaxed) >= tasks
     })
     .await;
-    let elapsed = first_accept.get().expect("an ACCEPT was sent").elapsed();
-    (masters, leader, elapsed)
+    first_accept.get().expect("an ACCEPT was sent").elapsed()
 }
 
 async fn launch_throughput(http: &reqwest::Client) {
@@ -810,5 +843,117 @@ async fn main() {
     }
     if phases.contains("marathon") {
         marathon(&http).await;
+    }
+    if phases.contains("tls") {
+        tls_cost().await;
+    }
+}
+
+/// Three masters with mutual TLS (certificates from `corral certs`), and a client that
+/// trusts their CA and presents an agent's certificate (the agent-facing API needs one).
+fn start_tls_masters() -> (Masters, reqwest::Client) {
+    let directory = tempfile::tempdir().expect("temp dir");
+    let certs = directory.path().join("certs");
+    let status = Command::new(env!("CARGO_BIN_EXE_corral"))
+        .args(["certs", "--cluster", "corral", "--masters", "3", "--agents", "1", "--out"])
+        .arg(&certs)
+        .stdout(Stdio::null())
+        .status()
+        .expect("corral certs");
+    assert!(status.success(), "corral certs failed");
+    let file = |name: &str| certs.join(name).display().to_string();
+    let mut masters = start_masters_with(3, directory, |index| {
+        let node = index + 1;
+        vec![
+            "--tls-cert".to_owned(),
+            file(&format!("master-{node}.pem")),
+            "--tls-key".to_owned(),
+            file(&format!("master-{node}-key.pem")),
+            "--tls-ca".to_owned(),
+            file("ca.pem"),
+        ]
+    });
+    masters.prefix = "https://";
+    let ca = std::fs::read(certs.join("ca.pem")).expect("ca.pem");
+    let mut identity = std::fs::read(certs.join("agent-1.pem")).expect("agent-1.pem");
+    identity.extend(std::fs::read(certs.join("agent-1-key.pem")).expect("agent-1-key.pem"));
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(512)
+        .timeout(Duration::from_secs(120))
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("CA"))
+        .identity(reqwest::Identity::from_pem(&identity).expect("identity"))
+        .build()
+        .expect("client");
+    (masters, http)
+}
+
+fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
+    let index = ((sorted.len() as f64 - 1.0) * fraction).round() as usize;
+    sorted[index]
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Plain HTTP against mutual TLS on fresh clusters, alternating so that the machine's load
+/// falls on both alike.
+async fn tls_cost() {
+    let runs = env_or("CORRAL_BENCH_TLS_RUNS", 3);
+    let agents = env_or("CORRAL_BENCH_TLS_AGENTS", 100);
+    let tasks = env_or("CORRAL_BENCH_TLS_TASKS", 20_000);
+    let heartbeats = env_or("CORRAL_BENCH_TLS_COMMITS", 300);
+    let mut results: Vec<(&str, f64, f64, f64)> = Vec::new();
+    for run in 1..=runs {
+        for mode in ["plain", "mutual TLS"] {
+            let (masters, http) = match mode {
+                "plain" => (
+                    start_masters(),
+                    reqwest::Client::builder()
+                        .pool_max_idle_per_host(512)
+                        .timeout(Duration::from_secs(120))
+                        .build()
+                        .expect("client"),
+                ),
+                _ => start_tls_masters(),
+            };
+            let leader = leader(&http, &masters).await;
+            let agent_ids = register_simulated_agents(&http, &leader, agents).await;
+            // One command at a time on a kept-alive connection: what each commit costs.
+            let mut timings = Vec::new();
+            for number in 0..heartbeats {
+                let body = json!({"request_id": format!("tls-heartbeat-{run}-{number}"), "agent_id": agent_ids[0],
+                                  "command": {"AgentHeartbeat": {"agent_id": agent_ids[0]}}});
+                let started = Instant::now();
+                let answer = agent_command(&http, &leader, body).await;
+                assert!(answer["outcome"].get("Accepted").is_some(), "heartbeat: {answer}");
+                timings.push(started.elapsed());
+            }
+            timings.sort();
+            let millis = |d: Duration| d.as_secs_f64() * 1000.0;
+            let (p50, p99) =
+                (millis(percentile(&timings, 0.5)), millis(percentile(&timings, 0.99)));
+            let elapsed = launch_on(&http, &leader, tasks).await;
+            let rate = tasks as f64 / elapsed.as_secs_f64();
+            println!(
+                "tls: run {run} {mode}: {heartbeats} heartbeat commits one at a time p50 {p50:.2} ms p99 {p99:.2} ms; {tasks} tasks on {agents} agents in {:.2} s = {rate:.0} tasks/s",
+                elapsed.as_secs_f64()
+            );
+            results.push((mode, p50, p99, rate));
+            drop(masters);
+        }
+    }
+    for mode in ["plain", "mutual TLS"] {
+        let of = |pick: fn(&(&str, f64, f64, f64)) -> f64| {
+            median(results.iter().filter(|r| r.0 == mode).map(pick).collect())
+        };
+        println!(
+            "tls: {mode}, median of {runs} runs: commit p50 {:.2} ms, p99 {:.2} ms; launch {:.0} tasks/s",
+            of(|r| r.1),
+            of(|r| r.2),
+            of(|r| r.3)
+        );
     }
 }

@@ -17,6 +17,7 @@ use corral_state::model::Settings;
 use crate::serve::{run_master, shutdown_signal, MasterSetup};
 
 mod audit;
+mod certs;
 mod demo;
 mod events;
 mod members;
@@ -82,6 +83,40 @@ enum CliCommand {
         #[command(subcommand)]
         command: SnapshotCommand,
     },
+    /// Makes a test CA and certificates for masters and agents (`--tls-*` flags).
+    Certs(certs::CertsArgs),
+}
+
+/// Mutual TLS: all three flags or none.
+#[derive(Args)]
+struct TlsArgs {
+    /// This process's certificate chain (PEM); it must name `master.<cluster>` (masters) or
+    /// `agent.<cluster>` (agents) in its subject alternative names. Reloaded when the file
+    /// changes and on SIGHUP.
+    #[arg(long, requires_all = ["tls_key", "tls_ca"])]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, requires_all = ["tls_cert", "tls_ca"])]
+    tls_key: Option<PathBuf>,
+    /// The cluster's CA (PEM): every master's and agent's certificate must chain to it.
+    #[arg(long, requires_all = ["tls_cert", "tls_key"])]
+    tls_ca: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    /// Loads and checks the files, and starts watching them for changes.
+    fn load(
+        self,
+        cluster: &str,
+        role: corral_tls::Role,
+    ) -> anyhow::Result<Option<corral_tls::Tls>> {
+        let (Some(cert), Some(key), Some(ca)) = (self.tls_cert, self.tls_key, self.tls_ca) else {
+            return Ok(None);
+        };
+        let tls = corral_tls::Tls::load(corral_tls::TlsFiles { cert, key, ca }, cluster, role)?;
+        tls.watch();
+        Ok(Some(tls))
+    }
 }
 
 /// How a command prints its answer: a table for people, JSON for scripts.
@@ -294,6 +329,12 @@ struct AgentArgs {
     /// they run on, and a restarted agent finds them) or `kill-tasks`.
     #[arg(long, value_enum, default_value_t = OnStopArg::LeaveTasks)]
     on_stop: OnStopArg,
+    /// The cluster's id (the masters' `--cluster-id`): with TLS, masters must present a
+    /// certificate naming `master.<cluster>` and this agent's must name `agent.<cluster>`.
+    #[arg(long, default_value = "corral")]
+    cluster_id: String,
+    #[command(flatten)]
+    tls: TlsArgs,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -334,6 +375,20 @@ struct MasterArgs {
     /// Drop journal entries older than this many seconds (default: keep everything).
     #[arg(long)]
     journal_max_age: Option<f64>,
+    #[command(flatten)]
+    tls: TlsArgs,
+    /// With TLS on `--listen`, also serve plain HTTP here, for clients with no TLS
+    /// (pymesos). Raft and the agent-facing API are not served on it.
+    #[arg(long, requires = "tls_cert")]
+    plain_listen: Option<String>,
+    /// Every master's `--plain-listen`, `1=127.0.0.1:6050,2=127.0.0.1:6052`, by the ids of
+    /// `--peers`: where a follower's plain listener redirects to the leader.
+    #[arg(long, requires_all = ["plain_listen", "peers"])]
+    plain_peers: Option<String>,
+    /// Event streams (scheduler, operator, native, Marathon, agent) one client address may
+    /// hold open at once; one more is refused with 429.
+    #[arg(long, default_value_t = corral_master::DEFAULT_MAX_CLIENT_STREAMS)]
+    max_client_streams: usize,
 }
 
 #[derive(Args)]
@@ -389,6 +444,21 @@ fn seconds(value: f64, flag: &str) -> anyhow::Result<Duration> {
     Ok(Duration::from_secs_f64(value))
 }
 
+/// `--plain-peers` keyed by each master's `--listen` address (what the log names it by).
+fn plain_addresses(
+    peers: &BTreeMap<NodeId, String>,
+    text: &str,
+) -> anyhow::Result<BTreeMap<String, String>> {
+    let plain = LogConfig::parse_peers(text).context("--plain-peers")?;
+    plain
+        .into_iter()
+        .map(|(node_id, plain)| match peers.get(&node_id) {
+            Some(address) => Ok((address.clone(), plain)),
+            None => bail!("--plain-peers names master {node_id}, which --peers does not list"),
+        })
+        .collect()
+}
+
 fn cluster_id(id: String) -> anyhow::Result<String> {
     match Settings::check_cluster_id(&id) {
         Ok(()) => Ok(id),
@@ -429,6 +499,8 @@ async fn main() -> anyhow::Result<()> {
                 OnStopArg::LeaveTasks => OnStop::LeaveTasksRunning,
                 OnStopArg::KillTasks => OnStop::KillTasks,
             };
+            let cluster = cluster_id(args.cluster_id)?;
+            config.tls = args.tls.load(&cluster, corral_tls::Role::Agent)?;
             // Agent errors already name their cause; anyhow's chain would say it twice.
             corral_agent::daemon::run_until(config, shutdown_signal())
                 .await
@@ -454,14 +526,29 @@ async fn main() -> anyhow::Result<()> {
                     .transpose()?,
                 max_indexes: args.journal_max_entries,
             };
+            if args.max_client_streams == 0 {
+                bail!("--max-client-streams must be at least 1");
+            }
+            let plain_addresses = match &args.plain_peers {
+                Some(text) => plain_addresses(&peers, text)?,
+                None => BTreeMap::new(),
+            };
+            let cluster = cluster_id(args.cluster_id)?;
+            let serving = corral_master::Serving {
+                tls: args.tls.load(&cluster, corral_tls::Role::Master)?,
+                plain_addresses,
+                max_client_streams: args.max_client_streams,
+            };
             let setup = MasterSetup {
                 node_id: args.node_id,
                 listen: args.listen,
                 data_dir: args.data_dir,
                 peers,
-                cluster_id: cluster_id(args.cluster_id)?,
+                cluster_id: cluster,
                 intervals,
                 retention,
+                serving,
+                plain_listen: args.plain_listen,
             };
             run_master(setup, shutdown_signal()).await
         }
@@ -517,6 +604,7 @@ async fn main() -> anyhow::Result<()> {
                 snapshot::restore(&file, &data_dir, node_id, &listen).await
             }
         },
+        CliCommand::Certs(args) => certs::run(&args),
     }
 }
 
@@ -591,6 +679,9 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
         cluster_id: cluster_id(args.cluster_id)?,
         intervals: LoopIntervals::default(),
         retention: JournalRetention::KEEP_ALL,
+        // `corral dev` stays plain and open.
+        serving: corral_master::Serving::default(),
+        plain_listen: None,
     };
     run_master(setup, stop).await?;
     if let Some(mut child) = prometheus {

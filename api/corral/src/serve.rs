@@ -22,6 +22,9 @@ pub(crate) struct MasterSetup {
     pub(crate) cluster_id: String,
     pub(crate) intervals: LoopIntervals,
     pub(crate) retention: JournalRetention,
+    pub(crate) serving: corral_master::Serving,
+    /// Plain HTTP beside a TLS `--listen`.
+    pub(crate) plain_listen: Option<String>,
 }
 
 /// Serves until `stop` resolves (or a signal arrives).
@@ -29,20 +32,41 @@ pub(crate) async fn run_master(
     setup: MasterSetup,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let MasterSetup { node_id, listen, data_dir, peers, cluster_id, intervals, retention } = setup;
+    let MasterSetup {
+        node_id,
+        listen,
+        data_dir,
+        peers,
+        cluster_id,
+        intervals,
+        retention,
+        serving,
+        plain_listen,
+    } = setup;
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create --data-dir {}", data_dir.display()))?;
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
+    let plain = match &plain_listen {
+        Some(address) => Some(
+            tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("cannot listen on --plain-listen {address}"))?,
+        ),
+        None => None,
+    };
     let mut config = LogConfig::new(node_id, &listen, &data_dir);
     config.peers = peers;
     config.retention = retention;
     config.settings.cluster_id = cluster_id;
+    config.tls = serving.tls.clone();
     let node = LogNode::open(config).await.context("cannot open the log")?;
-    let master = Master::new(node, listen.clone(), intervals, AllocatorConfig::default())?;
+    let tls = if serving.tls.is_some() { "on" } else { "off" };
+    let master =
+        Master::serving(node, listen.clone(), intervals, AllocatorConfig::default(), serving)?;
     tokio::spawn(corral_master::run_leader_loops(master.clone()));
-    tracing::info!(node_id, %listen, data_dir = %data_dir.display(), "master serving");
+    tracing::info!(node_id, %listen, tls, plain_listen = plain_listen.as_deref().unwrap_or("none"), data_dir = %data_dir.display(), "master serving");
     let (stopping, stopped) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         stop.await;
@@ -50,7 +74,8 @@ pub(crate) async fn run_master(
     });
     let mut graceful = stopped.clone();
     let mut deadline = stopped;
-    let server = corral_master::serve(master, listener, async move {
+    let listeners = corral_master::Listeners { main: listener, plain };
+    let server = corral_master::serve(master, listeners, async move {
         let _ = graceful.wait_for(|stop| *stop).await;
     });
     // Event streams never end by themselves; past the grace period they are cut.

@@ -12,5 +12,6 @@ mod corral {
     mod masters;
     mod members;
     mod operations;
+    mod tls;
     mod webui;
 }

@@ -55,6 +55,9 @@ pub enum ApiError {
     /// Begun but not finished in time; nothing unsafe is left and asking again is safe.
     #[error("{0}")]
     Unfinished(String),
+    /// The client already holds as many event streams as one client may (429).
+    #[error("client {client} already holds {limit} open event streams, the most one client may; close one first")]
+    TooManyStreams { client: String, limit: usize },
 }
 
 impl From<corral_mesos::FieldError> for ApiError {
@@ -93,6 +96,7 @@ impl ApiError {
             ApiError::Unknown { .. } => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Unfinished(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::TooManyStreams { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 }
@@ -155,6 +159,7 @@ fn error_kind(error: &ApiError) -> &'static str {
         ApiError::Unknown { .. } => "not_found",
         ApiError::Conflict { .. } => "conflict",
         ApiError::Unfinished(_) => "unfinished",
+        ApiError::TooManyStreams { .. } => "too_many_streams",
     }
 }
 

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -13,6 +13,11 @@ use axum::Router;
 use crate::error::{ApiError, RedirectToLeader, ServerErrorCause};
 use crate::master::Master;
 use crate::routes;
+use crate::transport::{leader_location, Listener};
+
+/// The largest request body any API route reads (Raft's own routes take more). A larger
+/// one gets 413 with the JSON error body naming this limit.
+pub const API_BODY_LIMIT: usize = 2 * 1024 * 1024;
 
 /// Every HTTP route a master serves, Raft's included; tests call this directly.
 pub fn router(master: Master) -> Router {
@@ -34,23 +39,12 @@ pub fn router(master: Master) -> Router {
         .merge(routes::ui::router())
         .merge(routes::acl::router())
         .fallback(no_route)
+        .layer(DefaultBodyLimit::max(API_BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(master.clone(), crate::auth::authenticate))
         .layer(axum::middleware::from_fn_with_state(master.clone(), track))
         .layer(axum::middleware::from_fn_with_state(master.clone(), crate::cors::cors))
         .with_state(master)
         .merge(raft)
-}
-
-/// Serves until `shutdown` resolves.
-pub async fn serve(
-    master: Master,
-    listener: tokio::net::TcpListener,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let app = router(master);
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
 }
 
 /// Counts and times every request by its matched route, never by its raw path, so ids in
@@ -59,16 +53,22 @@ pub async fn serve(
 async fn track(
     State(master): State<Master>,
     matched: Option<MatchedPath>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
+    let listener = request.extensions().get::<Listener>().copied();
+    let client = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or_else(|| "in-process".to_owned(), |info| info.0.ip().to_string());
+    request.extensions_mut().insert(master.stream_client(client));
     let route = matched.map(|m| m.as_str().to_owned()).unwrap_or_else(|| "unmatched".to_owned());
     let method = request.method().clone();
     let target = request.uri().path_and_query().map_or("/", |target| target.as_str()).to_owned();
     let started = Instant::now();
     let mut response = next.run(request).await;
     if let Some(RedirectToLeader(leader)) = response.extensions_mut().remove::<RedirectToLeader>() {
-        let location = format!("http://{leader}{target}");
+        let location = leader_location(&master, listener, &leader, &target);
         match HeaderValue::try_from(location) {
             Ok(location) => {
                 response.headers_mut().insert(header::LOCATION, location);
@@ -118,11 +118,21 @@ fn is_json(response: &Response) -> bool {
 /// axum's own refusals (a body over the limit, a malformed query or JSON body, a wrong
 /// method) are plain text; clients of every API here expect the JSON error body.
 async fn json_client_error(response: Response) -> Response {
-    let (mut parts, body) = response.into_parts();
+    let (parts, body) = response.into_parts();
     let text = match axum::body::to_bytes(body, 64 * 1024).await {
         Ok(bytes) => String::from_utf8_lossy(&bytes).trim().to_owned(),
         Err(error) => format!("(the refusal could not be read: {error})"),
     };
+    if parts.status == StatusCode::PAYLOAD_TOO_LARGE {
+        // axum says only "length limit exceeded"; a client needs the number.
+        let body = serde_json::json!({
+            "error": "too_large",
+            "field": "body",
+            "message": format!("the request body is over the limit of {API_BODY_LIMIT} bytes"),
+            "limit": API_BODY_LIMIT,
+        });
+        return json_response(parts, body);
+    }
     let kind = match parts.status {
         StatusCode::PAYLOAD_TOO_LARGE => "too_large",
         StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
@@ -135,7 +145,11 @@ async fn json_client_error(response: Response) -> Response {
     } else {
         text
     };
-    let body = serde_json::json!({"error": kind, "message": message}).to_string();
+    json_response(parts, serde_json::json!({"error": kind, "message": message}))
+}
+
+fn json_response(mut parts: axum::http::response::Parts, body: serde_json::Value) -> Response {
+    let body = body.to_string();
     parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, axum::body::Body::from(body))

@@ -17,9 +17,11 @@ mod native;
 mod routes;
 mod service_scheduler;
 mod stream;
+mod transport;
 mod written;
 
 pub use auth::{hash_password, new_token, parse_token, TOKEN_PREFIX};
-pub use http::{router, serve};
+pub use http::{router, API_BODY_LIMIT};
 pub use leader::run as run_leader_loops;
 pub use master::{LoopIntervals, Master};
+pub use transport::{serve, Listeners, Serving, DEFAULT_MAX_CLIENT_STREAMS};

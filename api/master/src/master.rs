@@ -148,6 +148,9 @@ pub struct MasterInner {
     pub agent_http: reqwest::Client,
     /// Basic credentials verified lately (see `auth`).
     pub basic_cache: crate::auth::BasicCache,
+    /// TLS, the plain listener's peers and the per-client stream cap.
+    pub serving: crate::transport::Serving,
+    pub(crate) client_streams: crate::stream::ClientStreams,
 }
 
 /// Everything a handler needs. Cheap to clone.
@@ -172,7 +175,20 @@ impl Master {
         intervals: LoopIntervals,
         allocator_config: AllocatorConfig,
     ) -> Result<Master, prometheus::Error> {
+        let serving = crate::transport::Serving::default();
+        Master::serving(node, address, intervals, allocator_config, serving)
+    }
+
+    /// A master that serves as `serving` says (TLS, a plain listener, stream caps).
+    pub fn serving(
+        node: LogNode,
+        address: String,
+        intervals: LoopIntervals,
+        allocator_config: AllocatorConfig,
+        serving: crate::transport::Serving,
+    ) -> Result<Master, prometheus::Error> {
         let metrics = Metrics::new()?;
+        let agent_http = crate::routes::agent_proxy::client(serving.tls.as_ref());
         node.observe(Arc::new(crate::metrics::LogMetrics::new(&metrics)));
         Ok(Master {
             inner: Arc::new(MasterInner {
@@ -187,14 +203,25 @@ impl Master {
                 address,
                 started_at: wall_clock(),
                 service_offers: crate::service_scheduler::OfferReports::default(),
-                agent_http: crate::routes::agent_proxy::client(),
+                agent_http,
                 basic_cache: crate::auth::BasicCache::default(),
+                serving,
+                client_streams: crate::stream::ClientStreams::default(),
             }),
         })
     }
 
     pub fn node(&self) -> &LogNode {
         &self.inner.node
+    }
+
+    /// What the request middleware hands the streaming routes for `client`.
+    pub(crate) fn stream_client(&self, client: String) -> crate::stream::StreamClient {
+        crate::stream::StreamClient {
+            client,
+            limit: self.inner.serving.max_client_streams,
+            streams: self.inner.client_streams.clone(),
+        }
     }
 
     /// Proposes a command and waits for its outcome; on a follower, a redirect to the leader.

@@ -177,3 +177,54 @@ impl OpenStreams {
         }
     }
 }
+
+/// How many event streams each client holds open, against one cap per client, so that one
+/// client cannot take every subscriber slot (or memory) of a master. A client is its IP
+/// address for now. Cheap to clone.
+#[derive(Clone, Default)]
+pub(crate) struct ClientStreams {
+    open: Arc<Mutex<BTreeMap<String, usize>>>,
+}
+
+/// A client's right to ask for a stream, put in every request's extensions by the request
+/// middleware; the streaming routes call [`StreamClient::admit`] before they start anything.
+#[derive(Clone)]
+pub(crate) struct StreamClient {
+    pub(crate) client: String,
+    pub(crate) limit: usize,
+    pub(crate) streams: ClientStreams,
+}
+
+/// One admitted stream; dropping it (however the stream ends) frees its place.
+pub(crate) struct AdmittedStream {
+    streams: ClientStreams,
+    client: String,
+}
+
+impl Drop for AdmittedStream {
+    fn drop(&mut self) {
+        let mut open = self.streams.open.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = open.get_mut(&self.client) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.client);
+            }
+        }
+    }
+}
+
+impl StreamClient {
+    /// A place for one more stream, or 429 naming the cap when the client holds them all.
+    pub(crate) fn admit(&self) -> Result<AdmittedStream, crate::error::ApiError> {
+        let mut open = self.streams.open.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = open.entry(self.client.clone()).or_insert(0);
+        if *count >= self.limit {
+            return Err(crate::error::ApiError::TooManyStreams {
+                client: self.client.clone(),
+                limit: self.limit,
+            });
+        }
+        *count += 1;
+        Ok(AdmittedStream { streams: self.streams.clone(), client: self.client.clone() })
+    }
+}

@@ -8,6 +8,12 @@ use crate::eventually;
 pub struct MasterProcess {
     pub node_id: u64,
     pub address: String,
+    /// With TLS: where it also serves plain HTTP (`--plain-listen`).
+    pub plain_address: Option<String>,
+    /// With TLS: the directory `corral certs` wrote (this master uses `master-<id>.pem`).
+    tls: Option<std::path::PathBuf>,
+    /// `--plain-peers` for masters started with `--peers`.
+    plain_peers: String,
     data_dir: std::path::PathBuf,
     peers: String,
     cluster_id: String,
@@ -33,6 +39,7 @@ impl MasterProcess {
                 "--allocation-interval",
                 "0.2",
             ])
+            .args(self.tls_args())
             .args(&self.extra_args)
             .env("RUST_LOG", "info,openraft=warn")
             .stdin(Stdio::null())
@@ -41,6 +48,26 @@ impl MasterProcess {
             .spawn()
             .expect("corral master starts");
         self.child = Some(child);
+    }
+
+    fn tls_args(&self) -> Vec<String> {
+        let Some(certs) = &self.tls else { return Vec::new() };
+        let file = |name: String| certs.join(name).display().to_string();
+        let mut args = vec![
+            "--tls-cert".to_owned(),
+            file(format!("master-{}.pem", self.node_id)),
+            "--tls-key".to_owned(),
+            file(format!("master-{}-key.pem", self.node_id)),
+            "--tls-ca".to_owned(),
+            file("ca.pem".to_owned()),
+        ];
+        if let Some(plain) = &self.plain_address {
+            args.extend(["--plain-listen".to_owned(), plain.clone()]);
+            if !self.peers.is_empty() {
+                args.extend(["--plain-peers".to_owned(), self.plain_peers.clone()]);
+            }
+        }
+        args
     }
 
     /// SIGKILL: no graceful shutdown, as a crash would be.
@@ -65,8 +92,10 @@ impl MasterProcess {
         &self.data_dir
     }
 
+    /// `https` with TLS.
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.address)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}{path}", self.address)
     }
 }
 
@@ -80,11 +109,19 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("address").port()
 }
 
+enum Transport {
+    Plain,
+    Tls { agents: u32 },
+}
+
 pub struct Cluster {
     pub masters: Vec<MasterProcess>,
     /// Unique to this cluster: agent, framework and offer ids start with it.
     pub cluster_id: String,
+    /// Trusts the cluster's CA when the cluster has one; presents no certificate.
     pub http: reqwest::Client,
+    /// The directory `corral certs` wrote, for a cluster with TLS.
+    pub certs: Option<std::path::PathBuf>,
     _directory: tempfile::TempDir,
 }
 
@@ -95,8 +132,37 @@ impl Cluster {
 
     /// Masters started with extra `corral master` flags.
     pub fn start_with(size: u64, extra_args: &[&str]) -> Cluster {
+        Cluster::start_configured(size, extra_args, Transport::Plain)
+    }
+
+    /// Masters with mutual TLS, from a CA and certificates `corral certs` makes for `size`
+    /// masters and `agents` agents; each also serves plain HTTP on its `plain_address`, and
+    /// is told the others' (`--plain-peers`).
+    pub fn start_tls(size: u64, agents: u32, extra_args: &[&str]) -> Cluster {
+        Cluster::start_configured(size, extra_args, Transport::Tls { agents })
+    }
+
+    fn start_configured(size: u64, extra_args: &[&str], transport: Transport) -> Cluster {
         let directory = tempfile::tempdir().expect("temp dir");
         let cluster_id = crate::unique_cluster_id();
+        let certs = match transport {
+            Transport::Plain => None,
+            Transport::Tls { agents } => {
+                let certs = directory.path().join("certs");
+                crate::make_certs(&cluster_id, &certs, size, agents);
+                Some(certs)
+            }
+        };
+        let plain_addresses: Vec<Option<String>> = (0..size)
+            .map(|_| certs.as_ref().map(|_| format!("127.0.0.1:{}", free_port())))
+            .collect();
+        let extra_args: Vec<String> = extra_args.iter().map(|arg| (*arg).to_owned()).collect();
+        let plain_peers = plain_addresses
+            .iter()
+            .enumerate()
+            .filter_map(|(index, plain)| Some(format!("{}={}", index + 1, plain.as_ref()?)))
+            .collect::<Vec<_>>()
+            .join(",");
         let addresses: Vec<String> =
             (0..size).map(|_| format!("127.0.0.1:{}", free_port())).collect();
         let peers = addresses
@@ -112,22 +178,43 @@ impl Cluster {
                 let mut master = MasterProcess {
                     node_id: index as u64 + 1,
                     address,
+                    plain_address: plain_addresses[index].clone(),
+                    tls: certs.clone(),
+                    plain_peers: plain_peers.clone(),
                     data_dir: directory.path().join(format!("master-{}", index + 1)),
                     peers: peers.clone(),
                     cluster_id: cluster_id.clone(),
-                    extra_args: extra_args.iter().map(|arg| (*arg).to_owned()).collect(),
+                    extra_args: extra_args.clone(),
                     child: None,
                 };
                 master.spawn();
                 master
             })
             .collect();
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(10))
-            .build()
-            .expect("client");
-        Cluster { masters, cluster_id, http, _directory: directory }
+            .timeout(Duration::from_secs(10));
+        if let Some(certs) = &certs {
+            http = http.tls_built_in_root_certs(false).add_root_certificate(crate::ca(certs));
+        }
+        let http = http.build().expect("client");
+        Cluster { masters, cluster_id, http, certs, _directory: directory }
+    }
+
+    /// `corral agent` flags for agent certificate `number` of a TLS cluster.
+    pub fn agent_tls_args(&self, number: u32) -> Vec<String> {
+        let certs = self.certs.as_ref().expect("a cluster started with TLS");
+        let file = |name: String| certs.join(name).display().to_string();
+        vec![
+            "--cluster-id".to_owned(),
+            self.cluster_id.clone(),
+            "--tls-cert".to_owned(),
+            file(format!("agent-{number}.pem")),
+            "--tls-key".to_owned(),
+            file(format!("agent-{number}-key.pem")),
+            "--tls-ca".to_owned(),
+            file("ca.pem".to_owned()),
+        ]
     }
 
     /// Starts master `node_id` on a new address with an empty data directory and no
@@ -151,6 +238,9 @@ impl Cluster {
         let mut master = MasterProcess {
             node_id,
             address,
+            plain_address: None,
+            tls: self.certs.clone(),
+            plain_peers: String::new(),
             data_dir,
             peers: String::new(),
             cluster_id: self.cluster_id.clone(),

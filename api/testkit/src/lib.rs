@@ -53,3 +53,39 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Runs `corral certs` for `cluster` into `out` (reusing a CA already there).
+pub fn make_certs(cluster: &str, out: &std::path::Path, masters: u64, agents: u32) {
+    let status = std::process::Command::new(corral_bin())
+        .args(["certs", "--cluster", cluster, "--masters", &masters.to_string()])
+        .args(["--agents", &agents.to_string()])
+        .arg("--out")
+        .arg(out)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("corral certs runs");
+    assert!(status.success(), "corral certs failed");
+}
+
+/// The CA in a `corral certs` directory, for a client to trust.
+pub fn ca(certs: &std::path::Path) -> reqwest::Certificate {
+    let pem = std::fs::read(certs.join("ca.pem")).expect("ca.pem");
+    reqwest::Certificate::from_pem(&pem).expect("ca.pem is a PEM certificate")
+}
+
+/// A client that trusts the CA in `certs` and presents `<name>.pem` with `<name>-key.pem`.
+pub fn tls_client(
+    certs: &std::path::Path,
+    trusted: &std::path::Path,
+    name: &str,
+) -> reqwest::Client {
+    let mut pem = std::fs::read(certs.join(format!("{name}.pem"))).expect("certificate");
+    pem.extend(std::fs::read(certs.join(format!("{name}-key.pem"))).expect("key"));
+    reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(ca(trusted))
+        .identity(reqwest::Identity::from_pem(&pem).expect("a PEM identity"))
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client")
+}

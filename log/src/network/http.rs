@@ -105,6 +105,8 @@ fn malformed(error: postcard::Error) -> Response {
 #[derive(Clone)]
 pub struct HttpNetwork {
     client: reqwest::Client,
+    /// `https` with mutual TLS, else `http`.
+    scheme: &'static str,
     /// This master, named in timeout errors.
     node_id: NodeId,
 }
@@ -112,16 +114,22 @@ pub struct HttpNetwork {
 impl HttpNetwork {
     /// Fails when no HTTP client can be built (no TLS roots, say): a master that cannot
     /// talk to its peers must not start as if it could.
-    pub fn new(node_id: NodeId) -> Result<HttpNetwork, crate::LogError> {
-        let client = reqwest::Client::builder()
+    pub fn new(
+        node_id: NodeId,
+        tls: Option<&corral_tls::Tls>,
+    ) -> Result<HttpNetwork, crate::LogError> {
+        let builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(1))
             .tcp_nodelay(true)
-            .pool_max_idle_per_host(4)
-            .build()
-            .map_err(|error| {
-                crate::LogError::Config(format!("no HTTP client for peers: {error}"))
-            })?;
-        Ok(HttpNetwork { client, node_id })
+            .pool_max_idle_per_host(4);
+        let (builder, scheme) = match tls {
+            Some(tls) => (tls.client(corral_tls::Role::Master, builder), "https"),
+            None => (builder, "http"),
+        };
+        let client = builder.build().map_err(|error| {
+            crate::LogError::Config(format!("no HTTP client for peers: {error}"))
+        })?;
+        Ok(HttpNetwork { client, scheme, node_id })
     }
 }
 
@@ -171,7 +179,7 @@ impl HttpNetwork {
         let body = postcard::to_allocvec(request).map_err(|error| error.to_string())?;
         let response = self
             .client
-            .post(format!("http://{address}{RAFT_ROUTE_PREFIX}/{route}"))
+            .post(format!("{}://{address}{RAFT_ROUTE_PREFIX}/{route}", self.scheme))
             .timeout(timeout)
             .body(body)
             .send()
@@ -194,7 +202,7 @@ impl RaftNetworkFactory<TypeConfig> for HttpNetwork {
             client: self.client.clone(),
             node_id: self.node_id,
             target,
-            base_url: format!("http://{}{RAFT_ROUTE_PREFIX}", node.addr),
+            base_url: format!("{}://{}{RAFT_ROUTE_PREFIX}", self.scheme, node.addr),
         }
     }
 }

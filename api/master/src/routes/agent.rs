@@ -4,6 +4,7 @@
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use axum::Json;
 use bytes::Bytes;
 use corral_log::{EventFilter, SubscriptionEnded};
@@ -13,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::ApiError;
 use crate::master::Master;
 use crate::native::{ndjson_line, resume_cursor};
-use crate::stream::{channel_body, ndjson_response, pump, Step};
+use crate::stream::{channel_body, ndjson_response, pump, Step, StreamClient};
 use axum::routing::{get, post};
 use axum::Router;
 
@@ -85,9 +86,11 @@ pub(crate) struct AgentEventsQuery {
 /// NDJSON of the agent's own events after `from`; any master serves it.
 pub(crate) async fn events(
     State(master): State<Master>,
+    Extension(client): Extension<StreamClient>,
     Path(agent_id): Path<String>,
     Query(query): Query<AgentEventsQuery>,
 ) -> Result<Response, ApiError> {
+    let admitted = client.admit()?;
     let from = resume_cursor(None, query.from.as_deref())?;
     let filter = EventFilter { agent_id: Some(AgentId::from(agent_id)), ..EventFilter::default() };
     let subscription = match master.node().subscribe(from, filter) {
@@ -100,6 +103,7 @@ pub(crate) async fn events(
     };
     let (sender, body) = channel_body();
     tokio::spawn(async move {
+        let _counted_while_open = admitted;
         pump(
             sender,
             Vec::new(),

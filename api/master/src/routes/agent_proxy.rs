@@ -30,14 +30,20 @@ const READ_TIMEOUT: Duration = Duration::from_secs(30);
 const FORWARDED: [header::HeaderName; 3] =
     [header::CONTENT_TYPE, header::CONTENT_LENGTH, header::CONTENT_DISPOSITION];
 
-/// The client the proxy uses. Agents are reached directly, never through an HTTP proxy.
-pub(crate) fn client() -> reqwest::Client {
-    reqwest::Client::builder()
+/// The client the proxy uses. Agents are reached directly, never through an HTTP proxy;
+/// with TLS, as a master, to an agent's certificate only.
+pub(crate) fn client(tls: Option<&corral_tls::Tls>) -> reqwest::Client {
+    let builder = reqwest::Client::builder()
         .connect_timeout(CONNECT_TIMEOUT)
         .read_timeout(READ_TIMEOUT)
-        .no_proxy()
+        .no_proxy();
+    let builder = match tls {
+        Some(tls) => tls.client(corral_tls::Role::Agent, builder),
+        None => builder,
+    };
+    builder
         .build()
-        .expect("a plain HTTP client without proxies or custom TLS always builds")
+        .expect("a client without proxies, with rustls of reqwest's own version, always builds")
 }
 
 async fn proxy(
@@ -63,7 +69,8 @@ async fn proxy(
     let prefix_end = path.match_indices('/').nth(2).map_or(path.len(), |(index, _)| index);
     let rest = &path[prefix_end..];
     let query = uri.query().map(|query| format!("?{query}")).unwrap_or_default();
-    let url = format!("http://{address}{rest}{query}");
+    let scheme = if master.inner.serving.tls.is_some() { "https" } else { "http" };
+    let url = format!("{scheme}://{address}{rest}{query}");
     let answer = master.inner.agent_http.get(&url).send().await.map_err(|error| {
         let cause = format!("GET {url}: {error:?}");
         if error.is_timeout() {

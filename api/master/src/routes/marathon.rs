@@ -5,6 +5,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use axum::Json;
 use corral_log::{EventFilter, ReadConsistency, SubscriptionEnded};
 use corral_state::{Cancellation, Command, DeploymentId, Event, TaskId, Topic};
@@ -17,7 +18,7 @@ use super::marathon_apps::{
 use crate::error::ApiError;
 use crate::master::{wall_clock, Master};
 use crate::native::resume_cursor;
-use crate::stream::{channel_body, pump, Step};
+use crate::stream::{channel_body, pump, Step, StreamClient};
 use axum::routing::{delete, get, post};
 use axum::Router;
 use corral_marathon::events::{marathon_event, EVENT_TYPES};
@@ -204,9 +205,11 @@ pub(crate) async fn reset_delay(
 /// `id`: a client that reconnects with `Last-Event-ID` continues exactly after it.
 pub(crate) async fn events(
     State(master): State<Master>,
+    Extension(client): Extension<StreamClient>,
     headers: HeaderMap,
     Query(params): Params,
 ) -> Result<Response, ApiError> {
+    let admitted = client.admit()?;
     let wanted: Vec<String> = param_values(&params, "event_type").map(str::to_owned).collect();
     if let Some(unknown) = wanted.iter().find(|wanted| !EVENT_TYPES.contains(&wanted.as_str())) {
         return Err(ApiError::bad_request(
@@ -252,6 +255,7 @@ pub(crate) async fn events(
     }
     let (sender, body) = channel_body();
     tokio::spawn(async move {
+        let _counted_while_open = admitted;
         pump(
             sender,
             first,

@@ -4,6 +4,7 @@
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use axum::Json;
 use bytes::Bytes;
 use corral_log::{EventFilter, SubscriptionEnded};
@@ -13,7 +14,7 @@ use serde::Deserialize;
 use crate::error::ApiError;
 use crate::master::{ExplainQuery, ExplainRequest, Master};
 use crate::native::{ndjson_line, parse_topics, resume_cursor, sse_frame};
-use crate::stream::{channel_body, pump, Step};
+use crate::stream::{channel_body, pump, Step, StreamClient};
 use axum::routing::get;
 use axum::Router;
 
@@ -73,9 +74,11 @@ enum Format {
 
 pub(crate) async fn events(
     State(master): State<Master>,
+    Extension(client): Extension<StreamClient>,
     headers: HeaderMap,
     Query(query): Query<EventsQuery>,
 ) -> Result<Response, ApiError> {
+    let admitted = client.admit()?;
     let last_event_id = headers.get("Last-Event-ID").and_then(|value| value.to_str().ok());
     let from = resume_cursor(last_event_id, query.from.as_deref())?;
     let topics = parse_topics(query.topic.as_deref())?;
@@ -112,7 +115,7 @@ pub(crate) async fn events(
     let master_for_metrics = master.clone();
     let open = master.inner.event_streams.open("events", subscription.progress());
     tokio::spawn(async move {
-        let _counted_while_open = open;
+        let _counted_while_open = (open, admitted);
         let end = pump(
             sender,
             Vec::new(),

@@ -4,6 +4,7 @@ use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use axum::Json;
 use corral_log::{EventFilter, ReadConsistency};
 use corral_state::{Actor, Event};
@@ -11,7 +12,7 @@ use corral_state::{Actor, Event};
 use super::misc::ReadOptions;
 use crate::error::ApiError;
 use crate::master::{new_request_id, Master};
-use crate::stream::{channel_body, leadership_lost, pump, Step};
+use crate::stream::{channel_body, leadership_lost, pump, Step, StreamClient};
 use axum::routing::post;
 use axum::Router;
 use corral_mesos::operator::{
@@ -26,6 +27,7 @@ fn record(json: &serde_json::Value) -> Bytes {
 
 pub(crate) async fn call(
     State(master): State<Master>,
+    Extension(client): Extension<StreamClient>,
     Query(options): Query<ReadOptions>,
     body: Bytes,
 ) -> Response {
@@ -40,7 +42,7 @@ pub(crate) async fn call(
         Err(error) => Err(error.into()),
         Ok(OperatorCall::Query(query)) => answer(&master, query, &options).await,
         Ok(OperatorCall::Command(command)) => apply(&master, *command).await,
-        Ok(OperatorCall::Subscribe) => subscribe(&master).await,
+        Ok(OperatorCall::Subscribe) => subscribe(&master, &client).await,
     };
     result.unwrap_or_else(IntoResponse::into_response)
 }
@@ -101,7 +103,8 @@ async fn apply(master: &Master, command: corral_state::Command) -> Result<Respon
     Ok(StatusCode::OK.into_response())
 }
 
-async fn subscribe(master: &Master) -> Result<Response, ApiError> {
+async fn subscribe(master: &Master, client: &StreamClient) -> Result<Response, ApiError> {
+    let admitted = client.admit()?;
     master.redirect_if_follower()?;
     let (first, subscription) = {
         // GET_STATE, then the events after exactly that state: none missed, none twice.
@@ -129,7 +132,7 @@ async fn subscribe(master: &Master) -> Result<Response, ApiError> {
     let node = master.node().clone();
     let open = master.inner.event_streams.open("operator", subscription.progress());
     tokio::spawn(async move {
-        let _counted_while_open = open;
+        let _counted_while_open = (open, admitted);
         pump(
             sender,
             first,

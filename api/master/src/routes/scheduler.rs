@@ -4,13 +4,14 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use corral_log::{EventFilter, ReadConsistency};
 use corral_state::model::FrameworkInfo;
 use corral_state::{Actor, Command, Event, FrameworkId, Operation, Outcome, Rejection, Topic};
 
 use crate::error::ApiError;
 use crate::master::{new_request_id, wall_clock, Master};
-use crate::stream::{channel_body, leadership_lost, pump, PumpEnd, Step};
+use crate::stream::{channel_body, leadership_lost, pump, PumpEnd, Step, StreamClient};
 use axum::routing::post;
 use axum::Router;
 use corral_mesos::call::{CallJson, SchedulerCall};
@@ -28,6 +29,7 @@ fn record(json: &serde_json::Value) -> Bytes {
 
 pub(crate) async fn call(
     State(master): State<Master>,
+    Extension(client): Extension<StreamClient>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -41,7 +43,7 @@ pub(crate) async fn call(
     let result = match call.into_call() {
         Err(error) => Err(error.into()),
         Ok(SchedulerCall::Subscribe { framework_id, info }) => {
-            subscribe(master, framework_id, info).await
+            subscribe(master, &client, framework_id, info).await
         }
         Ok(SchedulerCall::Command { framework_id, command }) => {
             framework_call(master, &headers, framework_id, command).await
@@ -148,10 +150,12 @@ async fn framework_call(
 
 async fn subscribe(
     master: Master,
+    client: &StreamClient,
     framework_id: Option<FrameworkId>,
     info: FrameworkInfo,
 ) -> Result<Response, ApiError> {
     master.redirect_if_follower()?;
+    let admitted = client.admit()?;
     let stream_id = uuid::Uuid::new_v4().to_string();
     // Registering the new stream before the SUBSCRIBE commits keeps a closing old stream from
     // marking the framework disconnected after it has come back.
@@ -205,6 +209,7 @@ async fn subscribe(
     let task_master = master.clone();
     let task_stream_id = stream_id.clone();
     tokio::spawn(async move {
+        let _counted_while_open = admitted;
         let framework_id = session.framework_id().clone();
         let direct_sender = sender.clone();
         let forward_direct = async move {

@@ -1,0 +1,175 @@
+//! How a master serves: over TLS on `--listen` when it has a certificate (mutual TLS for
+//! masters and agents), optionally plain HTTP on `--plain-listen` for clients with no TLS
+//! (pymesos), and which listener may reach which routes.
+//!
+//! With TLS on, `/corral/raft/*` answers only a client certificate naming `master.<cluster>`
+//! and `/corral/v1/agent/*` only one naming `agent.<cluster>`; on the plain listener both
+//! answer 403. Every other route is open on both (tokens and ACLs decide there). A follower's
+//! redirect names the leader on the same kind of listener the request came in on: its TLS
+//! address with `https`, or its plain address (`--plain-peers`) with `http`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use corral_tls::{PeerCertificates, Role, Tls};
+
+use crate::master::Master;
+
+/// One client may hold this many event streams open at once unless told otherwise.
+pub const DEFAULT_MAX_CLIENT_STREAMS: usize = 256;
+
+/// What a master serves with, beyond its log.
+#[derive(Clone, Debug)]
+pub struct Serving {
+    /// The master's certificate, key and CA; `None` serves plain HTTP on `--listen`.
+    pub tls: Option<Tls>,
+    /// Each master's plain listener by its `--listen` address (what the log knows it by),
+    /// for redirects from this master's plain listener.
+    pub plain_addresses: BTreeMap<String, String>,
+    /// Open event streams (native, operator, scheduler, Marathon, agent) one client may hold.
+    pub max_client_streams: usize,
+}
+
+impl Default for Serving {
+    fn default() -> Serving {
+        Serving {
+            tls: None,
+            plain_addresses: BTreeMap::new(),
+            max_client_streams: DEFAULT_MAX_CLIENT_STREAMS,
+        }
+    }
+}
+
+/// Which listener a request came in on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Listener {
+    /// `--listen`: TLS when the master has a certificate, plain HTTP otherwise.
+    Main,
+    /// `--plain-listen`: plain HTTP beside a TLS `--listen`.
+    Plain,
+}
+
+/// The listeners a master serves on.
+pub struct Listeners {
+    pub main: tokio::net::TcpListener,
+    pub plain: Option<tokio::net::TcpListener>,
+}
+
+/// Serves every route on each listener until `shutdown` resolves.
+pub async fn serve(
+    master: Master,
+    listeners: Listeners,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (stopping, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stopping.send(true);
+    });
+    let wait = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stopped.wait_for(|stop| *stop).await;
+    };
+    let main_app = app(&master, Listener::Main);
+    let main = {
+        let stopped = stopped.clone();
+        let tls = master.inner.serving.tls.clone();
+        async move {
+            match tls {
+                Some(tls) => tls.serve(listeners.main, main_app, wait(stopped)).await,
+                None => {
+                    axum::serve(
+                        listeners.main,
+                        main_app.into_make_service_with_connect_info::<SocketAddr>(),
+                    )
+                    .with_graceful_shutdown(wait(stopped))
+                    .await
+                }
+            }
+        }
+    };
+    let Some(plain_listener) = listeners.plain else {
+        return main.await;
+    };
+    let plain = axum::serve(
+        plain_listener,
+        app(&master, Listener::Plain).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(wait(stopped));
+    let (main, plain) = tokio::join!(main, plain);
+    main.and(plain)
+}
+
+fn app(master: &Master, listener: Listener) -> axum::Router {
+    crate::http::router(master.clone())
+        .layer(axum::middleware::from_fn_with_state((master.clone(), listener), gate))
+}
+
+/// The route prefix only one role may call, when TLS is on.
+fn role_for(path: &str) -> Option<Role> {
+    if path.starts_with("/corral/raft/") {
+        return Some(Role::Master);
+    }
+    if path.starts_with("/corral/v1/agent/") {
+        return Some(Role::Agent);
+    }
+    None
+}
+
+async fn gate(
+    State((master, listener)): State<(Master, Listener)>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    request.extensions_mut().insert(listener);
+    let Some(tls) = &master.inner.serving.tls else {
+        return next.run(request).await;
+    };
+    let Some(role) = role_for(request.uri().path()) else {
+        return next.run(request).await;
+    };
+    let presented = request.extensions().get::<PeerCertificates>();
+    let allowed = listener == Listener::Main
+        && presented.is_some_and(|certificates| tls.peer_is(&certificates.0, role));
+    if allowed {
+        return next.run(request).await;
+    }
+    let name = role.name(tls.cluster());
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or_else(|| "unknown".to_owned(), |info| info.0.to_string());
+    let message = match listener {
+        Listener::Main => format!("this route answers only a client certificate naming {name}"),
+        Listener::Plain => {
+            format!("this route is served only over TLS, to a client certificate naming {name}")
+        }
+    };
+    tracing::warn!(path = request.uri().path(), %peer, ?listener, "refused a client without a {name} certificate");
+    let body =
+        serde_json::json!({"error": "forbidden", "field": "certificate", "message": message});
+    (StatusCode::FORBIDDEN, Json(body)).into_response()
+}
+
+/// Where a follower sends a client to reach the leader at `leader` (its `--listen`).
+pub(crate) fn leader_location(
+    master: &Master,
+    listener: Option<Listener>,
+    leader: &str,
+    target: &str,
+) -> String {
+    let serving = &master.inner.serving;
+    match (&serving.tls, listener) {
+        (None, _) => format!("http://{leader}{target}"),
+        (Some(_), Some(Listener::Plain)) => match serving.plain_addresses.get(leader) {
+            Some(plain) => format!("http://{plain}{target}"),
+            // Unknown plain address: the TLS address at least names the right master.
+            None => format!("https://{leader}{target}"),
+        },
+        (Some(_), _) => format!("https://{leader}{target}"),
+    }
+}
