@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use corral_allocator::AllocatorConfig;
 use corral_log::{JournalRetention, LogConfig, LogNode, NodeId};
-use corral_master::{LoopIntervals, Master};
+use corral_master::{DnsConfig, LoopIntervals, Master};
 
 /// How long a stopping master lets open streams finish before it exits.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
@@ -22,6 +22,8 @@ pub(crate) struct MasterSetup {
     pub(crate) cluster_id: String,
     pub(crate) intervals: LoopIntervals,
     pub(crate) retention: JournalRetention,
+    /// The built-in DNS: served when `dns.listen` is set.
+    pub(crate) dns: DnsConfig,
 }
 
 /// Serves until `stop` resolves (or a signal arrives).
@@ -29,7 +31,8 @@ pub(crate) async fn run_master(
     setup: MasterSetup,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let MasterSetup { node_id, listen, data_dir, peers, cluster_id, intervals, retention } = setup;
+    let MasterSetup { node_id, listen, data_dir, peers, cluster_id, intervals, retention, dns } =
+        setup;
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create --data-dir {}", data_dir.display()))?;
     let listener = tokio::net::TcpListener::bind(&listen)
@@ -41,6 +44,12 @@ pub(crate) async fn run_master(
     config.settings.cluster_id = cluster_id;
     let node = LogNode::open(config).await.context("cannot open the log")?;
     let master = Master::new(node, listen.clone(), intervals, AllocatorConfig::default())?;
+    if let Some(address) = dns.listen {
+        corral_master::start_dns(master.clone(), address)
+            .await
+            .with_context(|| format!("cannot serve DNS on --dns-listen {address}"))?;
+    }
+    master.configure_dns(dns);
     tokio::spawn(corral_master::run_leader_loops(master.clone()));
     tracing::info!(node_id, %listen, data_dir = %data_dir.display(), "master serving");
     let (stopping, stopped) = tokio::sync::watch::channel(false);

@@ -14,11 +14,13 @@ pub struct DnsConfig {
     pub domain: String,
     /// Seconds. Answers follow the state as it is applied, so a short one costs nothing.
     pub ttl: u32,
+    /// Where the DNS server listens, if it does (`--dns-listen`).
+    pub listen: Option<SocketAddr>,
 }
 
 impl Default for DnsConfig {
     fn default() -> DnsConfig {
-        DnsConfig { domain: "mesos".to_owned(), ttl: 5 }
+        DnsConfig { domain: "mesos".to_owned(), ttl: 5, listen: None }
     }
 }
 

@@ -31,6 +31,7 @@ pub fn router(master: Master) -> Router {
         .merge(routes::agent_proxy::router())
         .merge(routes::v0::router())
         .merge(routes::marathon::router())
+        .merge(routes::mesos_dns::router())
         .fallback(no_route)
         .layer(axum::middleware::from_fn_with_state(master.clone(), track))
         .with_state(master)

@@ -6,6 +6,7 @@
 
 #![warn(unreachable_pub)]
 
+mod dns;
 mod error;
 mod http;
 mod leader;
@@ -17,6 +18,8 @@ mod service_scheduler;
 mod stream;
 mod written;
 
+pub use corral_dns::DnsConfig;
+pub use dns::start_dns;
 pub use http::{router, serve};
 pub use leader::run as run_leader_loops;
 pub use master::{LoopIntervals, Master};

@@ -143,6 +143,8 @@ pub struct MasterInner {
     pub service_offers: crate::service_scheduler::OfferReports,
     /// Talks to agents for the `/agent/{id}/...` proxy.
     pub agent_http: reqwest::Client,
+    /// The built-in DNS's configuration and records.
+    pub dns: crate::dns::Dns,
 }
 
 /// Everything a handler needs. Cheap to clone.
@@ -183,6 +185,7 @@ impl Master {
                 started_at: wall_clock(),
                 service_offers: crate::service_scheduler::OfferReports::default(),
                 agent_http: crate::routes::agent_proxy::client(),
+                dns: crate::dns::Dns::default(),
             }),
         })
     }

@@ -188,7 +188,7 @@ fn the_domain_is_configurable_and_names_are_rfc1123_labels() {
     let (mut builder, agent_id) = cluster();
     launch(&mut builder, &agent_id, "shop_web.1", 31_005, false);
     builder.report(FRAMEWORK.into(), &TaskId::new("shop_web.1"), TaskState::Running, None);
-    let config = DnsConfig { domain: "Corral.Example.".into(), ttl: 30 };
+    let config = DnsConfig { domain: "Corral.Example.".into(), ttl: 30, listen: None };
     let records = Records::build(&builder.state, &masters(), &config, 1);
     assert_eq!(records.at("WEB-SHOP.marathon.corral.example."), Some(&[a("10.0.0.7")][..]));
     assert!(records.in_domain("leader.corral.example"));
