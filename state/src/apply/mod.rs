@@ -4,6 +4,7 @@
 //! state as it was.
 
 mod agents;
+mod auth;
 mod frameworks;
 mod offers;
 mod operator;
@@ -30,7 +31,7 @@ pub(crate) fn require_leader(entry: &Entry) -> Result<(), Rejection> {
 }
 
 pub(crate) fn require_operator(entry: &Entry) -> Result<(), Rejection> {
-    match entry.actor {
+    match entry.actor.acting() {
         Actor::Leader | Actor::Operator { .. } => Ok(()),
         _ => Err(not_permitted(entry, "only operators issue it")),
     }
@@ -41,7 +42,7 @@ pub(crate) fn require_framework(
     entry: &Entry,
     framework_id: &FrameworkId,
 ) -> Result<(), Rejection> {
-    match &entry.actor {
+    match entry.actor.acting() {
         Actor::Leader => Ok(()),
         Actor::Framework(actor) if actor == framework_id => Ok(()),
         Actor::Framework(actor) => Err(not_permitted(
@@ -53,7 +54,7 @@ pub(crate) fn require_framework(
 }
 
 pub(crate) fn require_agent(entry: &Entry, agent_id: &AgentId) -> Result<(), Rejection> {
-    match &entry.actor {
+    match entry.actor.acting() {
         Actor::Leader => Ok(()),
         Actor::Agent(actor) if actor == agent_id => Ok(()),
         Actor::Agent(actor) => {
