@@ -18,6 +18,15 @@ if ! command -v promtool >/dev/null 2>&1; then
   fi
 fi
 
+# The web UI test drives a real headless browser: Debian's chromium package.
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  else
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  fi
+fi
+
 # The pinned Python client libraries (pymesos, marathon) the compatibility tests drive.
 ./scripts/python-env.sh >/dev/null
 

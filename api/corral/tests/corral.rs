@@ -12,4 +12,5 @@ mod corral {
     mod masters;
     mod members;
     mod operations;
+    mod webui;
 }

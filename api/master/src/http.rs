@@ -32,8 +32,10 @@ pub fn router(master: Master) -> Router {
         .merge(routes::v0::router())
         .merge(routes::marathon::router())
         .merge(routes::mesos_dns::router())
+        .merge(routes::ui::router())
         .fallback(no_route)
         .layer(axum::middleware::from_fn_with_state(master.clone(), track))
+        .layer(axum::middleware::from_fn_with_state(master.clone(), crate::cors::cors))
         .with_state(master)
         .merge(raft)
 }

@@ -6,6 +6,7 @@
 
 #![warn(unreachable_pub)]
 
+mod cors;
 mod dns;
 mod error;
 mod http;

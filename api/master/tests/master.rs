@@ -9,5 +9,6 @@ mod master {
     mod metrics;
     mod routes;
     mod support;
+    mod ui;
     mod v0_routes;
 }

@@ -760,17 +760,17 @@ fn check_services(before: &ClusterState, after: &ClusterState, command: &Command
     check_service_ports(after);
     for app in after.services().apps.values() {
         let now = after.instance_counts(app);
-        let then = before.services().app(&app.id).map(|old| (old, before.instance_counts(old)));
         let instances = app.spec.instances;
         let maximum = app.spec.upgrade.maximum_live(instances);
-        let (current_then, live_then) = match then {
-            Some((old, counts)) if old.config_version == app.config_version => {
-                (counts.current, counts.live)
-            }
-            Some((_, counts)) => (0, counts.live),
-            // A deleted app's instances stay live until they end; the same id created again
-            // finds them, and only a launch may add to them.
-            None => (0, before.instance_counts(app).live),
+        // Instances of the configuration the app has now, counted before the command: a
+        // rollback to an earlier configuration finds that configuration's instances still
+        // running (the deployment it starts scales them down), and only a launch may add to
+        // them. A deleted app's instances stay live until they end; the same id created
+        // again finds them.
+        let current_then = before.instance_counts(app).current;
+        let live_then = match before.services().app(&app.id) {
+            Some(old) => before.instance_counts(old).live,
+            None => before.instance_counts(app).live,
         };
         assert!(
             now.current <= instances.max(current_then),
@@ -908,6 +908,35 @@ proptest! {
         prop_assert_eq!(restored.digest(), driver.state.digest());
         prop_assert_eq!(&tail_outcomes[..], &driver.outcomes[cut..]);
     }
+}
+
+#[test]
+fn a_rollback_finds_the_running_instances_of_the_configuration_it_restores() {
+    // Found by `snapshot_then_tail_equals_full_replay`: /web runs one instance of its first
+    // configuration, is scaled to 0 (the kill is the scheduler's to send), then given a new
+    // configuration; rolling that back makes the running instance current again, above the 0
+    // asked, which the deployment the rollback starts then scales down.
+    let ops = vec![
+        Op::RegisterAgent { host: 0, cpus: 1, mem: 64 },
+        Op::PutApps { first: 69, second: 28, instances: 1, force: false },
+        Op::Offer { framework: 0, agent: 0, percent: 25 },
+        Op::LaunchService { app: 42, offer: 0, count: 1, stale: false },
+        Op::PutApps { first: 69, second: 25, instances: 0, force: true },
+        Op::PutApp {
+            app: 198,
+            instances: 0,
+            health: false,
+            over: 0,
+            under: 0,
+            config: 0,
+            force: true,
+        },
+        Op::CancelDeployment { which: 0, roll_back: true },
+    ];
+    let driver = run(&ops);
+    let web = driver.state.services().app(&AppId::new("/web")).expect("/web exists");
+    assert_eq!(web.spec.instances, 0);
+    assert_eq!(driver.state.instance_counts(web).current, 1);
 }
 
 #[test]

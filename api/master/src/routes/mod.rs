@@ -15,4 +15,5 @@ pub(crate) mod operator;
 pub(crate) mod scheduler;
 pub(crate) mod settings;
 pub(crate) mod snapshot;
+pub(crate) mod ui;
 pub(crate) mod v0;

@@ -50,6 +50,8 @@ pub(crate) async fn cluster(State(master): State<Master>) -> Response {
         "state_digest": {"index": digest_index, "digest": digest.to_string()},
         // The journal's hash chain: equal on every master at the same index.
         "chain": {"index": chain.index, "hash": chain.hex()},
+        // The oldest index audit and time travel can answer for (the UI's time slider).
+        "audit_start": master.node().journal().audit_start(),
         "members": members,
     }))
     .into_response()
