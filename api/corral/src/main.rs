@@ -1,6 +1,7 @@
 //! The `corral` binary.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use corral_agent::daemon::{AgentConfig, OnStop};
 use corral_client::{Follow, LogFile};
 use corral_log::{JournalRetention, LogConfig, NodeId};
-use corral_master::LoopIntervals;
+use corral_master::{DnsConfig, LoopIntervals};
 use corral_state::model::Settings;
 
 use crate::serve::{run_master, shutdown_signal, MasterSetup};
@@ -296,6 +297,39 @@ struct DevArgs {
     /// with grafana/alerts loaded, listening here.
     #[arg(long, num_args = 0..=1, default_missing_value = "127.0.0.1:9090", value_name = "LISTEN")]
     prometheus: Option<String>,
+    /// Where the built-in DNS answers (UDP and TCP).
+    #[arg(long, default_value = "127.0.0.1:8053")]
+    dns_listen: SocketAddr,
+    #[command(flatten)]
+    dns: DnsArgs,
+}
+
+/// The built-in DNS (Mesos-DNS's names).
+#[derive(Args)]
+struct DnsArgs {
+    /// The DNS domain: tasks are `{task}.{framework}.{domain}`.
+    #[arg(long, default_value = "mesos")]
+    dns_domain: String,
+    /// Seconds a DNS answer may be cached.
+    #[arg(long, default_value_t = 5)]
+    dns_ttl: u32,
+}
+
+impl DnsArgs {
+    fn config(self, listen: Option<SocketAddr>) -> anyhow::Result<DnsConfig> {
+        let domain = self.dns_domain.trim_matches('.').to_ascii_lowercase();
+        let label_ok = |label: &str| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        };
+        if !domain.split('.').all(label_ok) {
+            bail!(
+                "--dns-domain {domain:?}: must be dot-separated labels of letters, digits and '-'"
+            );
+        }
+        Ok(DnsConfig { domain, ttl: self.dns_ttl, listen })
+    }
 }
 
 #[derive(Args)]
@@ -389,6 +423,11 @@ struct MasterArgs {
     /// hold open at once; one more is refused with 429.
     #[arg(long, default_value_t = corral_master::DEFAULT_MAX_CLIENT_STREAMS)]
     max_client_streams: usize,
+    /// Serve the built-in DNS here (UDP and TCP); off when absent.
+    #[arg(long)]
+    dns_listen: Option<SocketAddr>,
+    #[command(flatten)]
+    dns: DnsArgs,
 }
 
 #[derive(Args)]
@@ -549,6 +588,7 @@ async fn main() -> anyhow::Result<()> {
                 retention,
                 serving,
                 plain_listen: args.plain_listen,
+                dns: args.dns.config(args.dns_listen)?,
             };
             run_master(setup, shutdown_signal()).await
         }
@@ -612,6 +652,7 @@ async fn main() -> anyhow::Result<()> {
 /// Stopping it (Ctrl-C, SIGTERM) kills the tasks it ran, and removes its data unless
 /// `--data-dir` named where to keep it.
 async fn dev(args: DevArgs) -> anyhow::Result<()> {
+    let dns_config = args.dns.config(Some(args.dns_listen))?;
     let (data_dir, keep_data) = match args.data_dir {
         Some(directory) => (directory, true),
         None => (std::env::temp_dir().join(format!("corral-dev-{}", std::process::id())), false),
@@ -626,6 +667,12 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
     println!("corral dev: state:  curl http://{}/master/state", args.listen);
     println!("corral dev: events: curl 'http://{}/corral/v1/events?format=ndjson'", args.listen);
     println!("corral dev: task sandboxes (stdout, stderr) under {}", sandboxes.display());
+    println!(
+        "corral dev: DNS: dig @{} -p {} leader.{}",
+        args.dns_listen.ip(),
+        args.dns_listen.port(),
+        dns_config.domain
+    );
     let mut agent_config = AgentConfig::new(vec![args.listen.clone()], agent_work_dir);
     agent_config.listen = args.agent_listen.clone();
     agent_config.on_stop = OnStop::KillTasks;
@@ -682,6 +729,7 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
         // `corral dev` stays plain and open.
         serving: corral_master::Serving::default(),
         plain_listen: None,
+        dns: dns_config,
     };
     run_master(setup, stop).await?;
     if let Some(mut child) = prometheus {

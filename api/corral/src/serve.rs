@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use corral_allocator::AllocatorConfig;
 use corral_log::{JournalRetention, LogConfig, LogNode, NodeId};
-use corral_master::{LoopIntervals, Master};
+use corral_master::{DnsConfig, LoopIntervals, Master};
 
 /// How long a stopping master lets open streams finish before it exits.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
@@ -25,6 +25,8 @@ pub(crate) struct MasterSetup {
     pub(crate) serving: corral_master::Serving,
     /// Plain HTTP beside a TLS `--listen`.
     pub(crate) plain_listen: Option<String>,
+    /// The built-in DNS: served when `dns.listen` is set.
+    pub(crate) dns: DnsConfig,
 }
 
 /// Serves until `stop` resolves (or a signal arrives).
@@ -42,6 +44,7 @@ pub(crate) async fn run_master(
         retention,
         serving,
         plain_listen,
+        dns,
     } = setup;
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create --data-dir {}", data_dir.display()))?;
@@ -65,6 +68,12 @@ pub(crate) async fn run_master(
     let tls = if serving.tls.is_some() { "on" } else { "off" };
     let master =
         Master::serving(node, listen.clone(), intervals, AllocatorConfig::default(), serving)?;
+    if let Some(address) = dns.listen {
+        corral_master::start_dns(master.clone(), address)
+            .await
+            .with_context(|| format!("cannot serve DNS on --dns-listen {address}"))?;
+    }
+    master.configure_dns(dns);
     tokio::spawn(corral_master::run_leader_loops(master.clone()));
     tracing::info!(node_id, %listen, tls, plain_listen = plain_listen.as_deref().unwrap_or("none"), data_dir = %data_dir.display(), "master serving");
     let (stopping, stopped) = tokio::sync::watch::channel(false);

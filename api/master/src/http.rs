@@ -36,6 +36,7 @@ pub fn router(master: Master) -> Router {
         .merge(routes::agent_proxy::router())
         .merge(routes::v0::router())
         .merge(routes::marathon::router())
+        .merge(routes::mesos_dns::router())
         .merge(routes::ui::router())
         .merge(routes::acl::router())
         .fallback(no_route)

@@ -151,6 +151,8 @@ pub struct MasterInner {
     /// TLS, the plain listener's peers and the per-client stream cap.
     pub serving: crate::transport::Serving,
     pub(crate) client_streams: crate::stream::ClientStreams,
+    /// The built-in DNS's configuration and records.
+    pub dns: crate::dns::Dns,
 }
 
 /// Everything a handler needs. Cheap to clone.
@@ -207,6 +209,7 @@ impl Master {
                 basic_cache: crate::auth::BasicCache::default(),
                 serving,
                 client_streams: crate::stream::ClientStreams::default(),
+                dns: crate::dns::Dns::default(),
             }),
         })
     }

@@ -3,6 +3,7 @@
 
 mod master {
     mod audit;
+    mod dns;
     mod marathon_routes;
     mod members;
     mod metrics;

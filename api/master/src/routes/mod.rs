@@ -9,6 +9,7 @@ pub(crate) mod explain;
 pub(crate) mod marathon;
 pub(crate) mod marathon_apps;
 pub(crate) mod members;
+pub(crate) mod mesos_dns;
 pub(crate) mod misc;
 pub(crate) mod native;
 pub(crate) mod operator;
