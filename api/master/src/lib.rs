@@ -22,9 +22,9 @@ mod transport;
 mod written;
 
 pub use auth::{hash_password, new_token, parse_token, TOKEN_PREFIX};
-pub use http::{router, API_BODY_LIMIT};
 pub use corral_dns::DnsConfig;
 pub use dns::start_dns;
+pub use http::{router, API_BODY_LIMIT};
 pub use leader::run as run_leader_loops;
 pub use master::{LoopIntervals, Master};
 pub use transport::{serve, Listeners, Serving, DEFAULT_MAX_CLIENT_STREAMS};
