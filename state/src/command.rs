@@ -5,8 +5,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    AgentInfo, AppSpec, ExecutorInfo, Filters, FrameworkInfo, KillPolicy, MachineId,
-    MaintenanceWindow, QuotaConfig, ReportedTask, Settings, SettingsChange, TaskInfo, TaskStatus,
+    AgentInfo, AppSpec, AutoscalerPolicy, ExecutorInfo, Filters, FrameworkInfo, KillPolicy,
+    MachineId, MaintenanceWindow, QuotaConfig, ReportedTask, Scaling, Settings, SettingsChange,
+    TaskInfo, TaskStatus,
 };
 use crate::{
     AgentId, AppId, DeploymentId, ExecutorId, FrameworkId, OfferId, RequestId, Resources, Role,
@@ -314,6 +315,22 @@ pub enum Command {
     PutApps {
         apps: Vec<AppPut>,
     },
+    /// Sets (or replaces) an app's autoscaling policy; its recorded scalings are kept.
+    PutAutoscaler {
+        app_id: AppId,
+        policy: AutoscalerPolicy,
+    },
+    DeleteAutoscaler {
+        app_id: AppId,
+    },
+    /// The leader's autoscaler scaling an app, with what it decided from. Refused when the
+    /// app's instances are no longer `scaling.current` (a stale or repeated decision), when
+    /// a deployment of the app runs, or beyond the policy's bounds and rate limits.
+    AutoscaleApp {
+        app_id: AppId,
+        scaling: Scaling,
+        deployment_id: DeploymentId,
+    },
 }
 
 impl Command {
@@ -362,6 +379,9 @@ impl Command {
             Command::LaunchServiceTasks { .. } => "launch_service_tasks",
             Command::ChangeSettings { .. } => "change_settings",
             Command::PutApps { .. } => "put_apps",
+            Command::PutAutoscaler { .. } => "put_autoscaler",
+            Command::DeleteAutoscaler { .. } => "delete_autoscaler",
+            Command::AutoscaleApp { .. } => "autoscale_app",
         }
     }
 }

@@ -31,6 +31,10 @@ pub fn router(master: Master) -> Router {
         .merge(routes::agent_proxy::router())
         .merge(routes::v0::router())
         .merge(routes::marathon::router())
+        // marathon-autoscale and other DC/OS-era tools reach Marathon behind the admin
+        // router's prefix.
+        .nest("/service/marathon", routes::marathon::router())
+        .merge(routes::autoscaler::router())
         .fallback(no_route)
         .layer(axum::middleware::from_fn_with_state(master.clone(), track))
         .with_state(master)

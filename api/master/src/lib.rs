@@ -6,6 +6,7 @@
 
 #![warn(unreachable_pub)]
 
+mod autoscaler;
 mod error;
 mod http;
 mod leader;

@@ -22,6 +22,8 @@ pub struct LoopIntervals {
     pub tick: Duration,
     /// HEARTBEAT events on scheduler and operator streams.
     pub stream_heartbeat: Duration,
+    /// How often the leader reads agents' `/monitor/statistics` (the autoscaler's input).
+    pub usage: Duration,
 }
 
 impl Default for LoopIntervals {
@@ -30,6 +32,7 @@ impl Default for LoopIntervals {
             allocation: Duration::from_secs(1),
             tick: Duration::from_secs(1),
             stream_heartbeat: Duration::from_secs(15),
+            usage: Duration::from_secs(5),
         }
     }
 }
@@ -143,6 +146,10 @@ pub struct MasterInner {
     pub service_offers: crate::service_scheduler::OfferReports,
     /// Talks to agents for the `/agent/{id}/...` proxy.
     pub agent_http: reqwest::Client,
+    /// The leader's latest autoscaler evaluations, for `/decisions`.
+    pub autoscaler: crate::autoscaler::AutoscalerStatus,
+    /// Per-task usage the leader gathered from agents.
+    pub usage: crate::autoscaler::UsageTable,
 }
 
 /// Everything a handler needs. Cheap to clone.
@@ -183,6 +190,8 @@ impl Master {
                 started_at: wall_clock(),
                 service_offers: crate::service_scheduler::OfferReports::default(),
                 agent_http: crate::routes::agent_proxy::client(),
+                autoscaler: Default::default(),
+                usage: Default::default(),
             }),
         })
     }

@@ -4,6 +4,7 @@
 //! state as it was.
 
 mod agents;
+mod autoscaler;
 mod frameworks;
 mod offers;
 mod operator;

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::TaskState;
+use crate::model::{Autoscaler, TaskState};
 use crate::{AgentId, AppId, DeploymentId, FrameworkId, Role, TaskId, Timestamp};
 
 impl AppId {
@@ -251,6 +251,8 @@ pub struct ServiceState {
     /// deleted keeps its entry here until its last instance has ended.
     pub instances: BTreeMap<AppId, BTreeMap<TaskId, Instance>>,
     pub instance_apps: BTreeMap<TaskId, AppId>,
+    /// Autoscaling policies and the scalings they made, by app.
+    pub autoscalers: BTreeMap<AppId, Autoscaler>,
 }
 
 impl ServiceState {
