@@ -156,6 +156,8 @@ impl UsageTable {
         }
         let mut families = cpu.collect();
         families.extend(rss.collect());
+        // The encoder refuses a family without series (a follower, or no task yet).
+        families.retain(|family| !family.get_metric().is_empty());
         Ok(families)
     }
 }

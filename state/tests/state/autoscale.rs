@@ -589,6 +589,13 @@ mod commands {
             world.state.services().autoscalers[&web()].scalings.iter().collect();
         assert_eq!(recorded.len(), 1);
         assert_eq!(recorded[0].deployment_id, DeploymentId::new("auto-1"));
+        // Policies and scalings survive a snapshot and the command its encoding.
+        let bytes = world.state.snapshot().expect("encodes");
+        let restored = corral_state::ClusterState::from_snapshot(&bytes).expect("decodes");
+        assert_eq!(restored.digest(), world.state.digest());
+        let entry = world.entry(Actor::Leader, scale(2, 3, "auto-2"));
+        let encoded = corral_state::codec::encode_entry(&entry).expect("encodes");
+        assert_eq!(corral_state::codec::decode_entry(&encoded).expect("decodes"), entry);
     }
 
     #[test]

@@ -119,6 +119,11 @@ async fn a_busy_app_scales_up_to_max_then_down_after_the_window_across_a_failove
         (instances(&cluster, leader).await? == 3).then_some(())
     })
     .await;
+    // Its deployment done, the app is free for the operator's change below.
+    eventually(Duration::from_secs(60), "the scaling deployed", || async {
+        get(&cluster, leader, "/v2/deployments").await?.as_array()?.is_empty().then_some(())
+    })
+    .await;
     let scaled_up = scalings(&cluster, leader).await.expect("scalings");
 
     // The leader dies; the new one knows every scaling from the log.
@@ -161,6 +166,11 @@ async fn a_busy_app_scales_up_to_max_then_down_after_the_window_across_a_failove
     for scaling in &all {
         assert!(scaling["desired"].as_u64().expect("desired") <= 3, "{scaling}");
     }
+    // `corral explain deployment` says why its deployment began.
+    let explain =
+        format!("/corral/v1/explain/deployment/{}", down["deploymentId"].as_str().unwrap());
+    let explained = get(&cluster, leader, &explain).await.expect("explained");
+    assert!(explained.to_string().contains("autoscaler: scale down from 3 to 1"), "{explained}");
 
     // The log: each scaling once, the operator's deployment succeeded, none cancelled.
     let events_url = cluster.masters[leader].url("/corral/v1/events?format=ndjson&topic=service");
