@@ -133,6 +133,7 @@ impl Bench {
                         health_check: None,
                         kill_policy: None,
                         labels: Vec::new(),
+                        discovery: None,
                     };
                     let command = Command::Accept {
                         framework_id: offer.framework_id.clone(),

@@ -142,6 +142,7 @@ fn task(task_id: &TaskId, agent_id: &AgentId, resources: &Resources) -> TaskInfo
         health_check: None,
         kill_policy: None,
         labels: Vec::new(),
+        discovery: None,
     }
 }
 

@@ -68,6 +68,10 @@ pub struct ClusterState {
     pub(crate) dedup: Dedup,
     /// Commands applied, duplicates and rejections included.
     pub(crate) applied_commands: u64,
+    /// Encoded after the rest by `snapshot` (and only when not empty), so a state without
+    /// access control encodes, and digests, as it did before access control existed.
+    #[serde(skip)]
+    pub(crate) auth: crate::auth::AuthState,
 }
 
 impl ClusterState {
@@ -81,7 +85,7 @@ impl ClusterState {
     /// The built-in service framework is driven by the leader's scheduler alone: a task it
     /// launched outside its instance index would be a service instance nobody counts.
     fn refuse_acting_as_the_service_framework(&self, entry: &Entry) -> Result<(), Rejection> {
-        match (&entry.actor, &self.services.framework_id) {
+        match (entry.actor.acting(), &self.services.framework_id) {
             (Actor::Framework(actor), Some(service)) if actor == service => {
                 Err(Rejection::NotPermitted {
                     command: entry.command.kind().to_owned(),
@@ -100,7 +104,10 @@ impl ClusterState {
         self.now = self.now.max(entry.at);
         let mut events = Vec::new();
         let outcome = match self.dispatch(entry, &mut events) {
-            Ok(()) => Outcome::Accepted(events),
+            Ok(()) => {
+                self.bind_agent_identity(entry, &events);
+                Outcome::Accepted(events)
+            }
             Err(rejection) => Outcome::Rejected(rejection),
         };
         self.remember(&entry.request_id, &outcome);
@@ -109,6 +116,7 @@ impl ClusterState {
 
     fn dispatch(&mut self, entry: &Entry, events: &mut Vec<Event>) -> Result<(), Rejection> {
         use Command as C;
+        self.authorize(entry)?;
         self.refuse_acting_as_the_service_framework(entry)?;
         match &entry.command {
             C::RegisterAgent { info, resources } => {
@@ -231,6 +239,14 @@ impl ClusterState {
                 let settings = self.settings.changed(change);
                 self.update_settings(entry, &settings, events)
             }
+            C::BootstrapAcl { token } => self.bootstrap_acl(token, events),
+            C::PutToken { token } => self.put_token(token, events),
+            C::RevokeToken { accessor } => self.revoke_token(accessor, events),
+            C::PutCredential { credential } => self.put_credential(credential, events),
+            C::DeleteCredential { principal } => self.delete_credential(principal, events),
+            C::PutPolicy { policy } => self.put_policy(policy, events),
+            C::DeletePolicy { name } => self.delete_policy(name, events),
+            C::SetAuthMode { mode } => self.set_auth_mode(*mode, events),
         }
     }
 
@@ -379,6 +395,7 @@ impl ClusterState {
             services: self.services.clone(),
             dedup: Dedup::default(),
             applied_commands: 0,
+            auth: self.auth.clone(),
         }
     }
 

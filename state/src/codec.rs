@@ -31,7 +31,7 @@ fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
     postcard::to_extend(value, bytes).map_err(|error| CodecError::Unencodable(error.to_string()))
 }
 
-fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+fn check_version(bytes: &[u8]) -> Result<(), CodecError> {
     if bytes.len() < 2 {
         return Err(CodecError::Truncated);
     }
@@ -39,6 +39,11 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     if version > FORMAT_VERSION || version == 0 {
         return Err(CodecError::UnsupportedVersion { found: version, supported: FORMAT_VERSION });
     }
+    Ok(())
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    check_version(bytes)?;
     postcard::from_bytes(&bytes[2..]).map_err(|error| CodecError::Malformed(error.to_string()))
 }
 
@@ -76,13 +81,27 @@ pub fn decode_outcome(bytes: &[u8]) -> Result<Outcome, CodecError> {
 }
 
 impl ClusterState {
-    /// The whole state, encoded canonically: equal states give equal bytes.
+    /// The whole state, encoded canonically: equal states give equal bytes. Access control
+    /// follows the rest, only when there is any, so older snapshots still decode and a state
+    /// without it keeps the digest it always had.
     pub fn snapshot(&self) -> Result<Vec<u8>, CodecError> {
-        encode(self)
+        let bytes = encode(self)?;
+        if self.auth == crate::auth::AuthState::default() {
+            return Ok(bytes);
+        }
+        postcard::to_extend(&self.auth, bytes)
+            .map_err(|error| CodecError::Unencodable(error.to_string()))
     }
 
     pub fn from_snapshot(bytes: &[u8]) -> Result<ClusterState, CodecError> {
-        decode(bytes)
+        check_version(bytes)?;
+        let (mut state, rest): (ClusterState, &[u8]) = postcard::take_from_bytes(&bytes[2..])
+            .map_err(|error| CodecError::Malformed(error.to_string()))?;
+        if !rest.is_empty() {
+            state.auth = postcard::from_bytes(rest)
+                .map_err(|error| CodecError::Malformed(format!("access control: {error}")))?;
+        }
+        Ok(state)
     }
 
     /// blake3 over the canonical encoding: equal states have equal digests on any machine.

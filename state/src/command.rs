@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::auth::{AuthMode, Credential, Policy, Token};
 use crate::model::{
     AgentInfo, AppSpec, AutoscalerPolicy, ExecutorInfo, Filters, FrameworkInfo, KillPolicy,
     MachineId, MaintenanceWindow, QuotaConfig, ReportedTask, Scaling, Settings, SettingsChange,
@@ -24,6 +25,31 @@ pub enum Actor {
     },
     Framework(FrameworkId),
     Agent(AgentId),
+    /// A request the API authenticated while access control was on: `identity` is the token's
+    /// accessor id or the Basic credential's principal that signed it, `acting` whom it acts
+    /// as. `apply` checks the identity against the ACLs at the entry's log position.
+    Client {
+        identity: String,
+        acting: Box<Actor>,
+    },
+}
+
+impl Actor {
+    /// Whom the command acts as, whoever signed it.
+    pub fn acting(&self) -> &Actor {
+        match self {
+            Actor::Client { acting, .. } => acting,
+            other => other,
+        }
+    }
+
+    /// The authenticated identity that signed the command, if any.
+    pub fn identity(&self) -> Option<&str> {
+        match self {
+            Actor::Client { identity, .. } => Some(identity),
+            _ => None,
+        }
+    }
 }
 
 /// One command as the log carries it.
@@ -315,6 +341,35 @@ pub enum Command {
     PutApps {
         apps: Vec<AppPut>,
     },
+
+    // Access control (`/corral/v1/acl`). Only hashes of secrets ever reach the log.
+    /// The first management token; refused once the cluster has one.
+    BootstrapAcl {
+        token: Token,
+    },
+    PutToken {
+        token: Token,
+    },
+    RevokeToken {
+        accessor: String,
+    },
+    /// Creates or replaces a Basic credential (a Mesos `--credentials` entry).
+    PutCredential {
+        credential: Credential,
+    },
+    DeleteCredential {
+        principal: String,
+    },
+    /// Creates or replaces a policy.
+    PutPolicy {
+        policy: Policy,
+    },
+    DeletePolicy {
+        name: String,
+    },
+    SetAuthMode {
+        mode: AuthMode,
+    },
     /// Sets (or replaces) an app's autoscaling policy; its recorded scalings are kept.
     PutAutoscaler {
         app_id: AppId,
@@ -379,6 +434,14 @@ impl Command {
             Command::LaunchServiceTasks { .. } => "launch_service_tasks",
             Command::ChangeSettings { .. } => "change_settings",
             Command::PutApps { .. } => "put_apps",
+            Command::BootstrapAcl { .. } => "bootstrap_acl",
+            Command::PutToken { .. } => "put_token",
+            Command::RevokeToken { .. } => "revoke_token",
+            Command::PutCredential { .. } => "put_credential",
+            Command::DeleteCredential { .. } => "delete_credential",
+            Command::PutPolicy { .. } => "put_policy",
+            Command::DeletePolicy { .. } => "delete_policy",
+            Command::SetAuthMode { .. } => "set_auth_mode",
             Command::PutAutoscaler { .. } => "put_autoscaler",
             Command::DeleteAutoscaler { .. } => "delete_autoscaler",
             Command::AutoscaleApp { .. } => "autoscale_app",

@@ -126,6 +126,7 @@ impl Entity {
             )),
             Actor::Framework(framework_id) => Some(Entity::framework(framework_id)),
             Actor::Agent(agent_id) => Some(Entity::agent(agent_id)),
+            Actor::Client { acting, .. } => Entity::of_actor(acting),
         }
     }
 }
@@ -318,6 +319,14 @@ impl Command {
                     named.app(&launch.app_id).task_info(&launch.task_info);
                 }
             }
+            C::BootstrapAcl { .. }
+            | C::PutToken { .. }
+            | C::RevokeToken { .. }
+            | C::PutCredential { .. }
+            | C::DeleteCredential { .. }
+            | C::PutPolicy { .. }
+            | C::DeletePolicy { .. }
+            | C::SetAuthMode { .. } => {}
         }
         named.done()
     }
@@ -423,7 +432,8 @@ impl Event {
             | E::MaintenanceScheduleUpdated { .. }
             | E::MaintenanceStarted { .. }
             | E::MaintenanceStopped { .. }
-            | E::SettingsUpdated { .. } => {}
+            | E::SettingsUpdated { .. }
+            | E::AclChanged { .. } => {}
         }
         named.done()
     }

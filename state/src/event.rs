@@ -227,6 +227,10 @@ pub enum Event {
         app_id: AppId,
         task_id: TaskId,
     },
+    /// Access control changed (tokens, credentials, policies, mode); never a hash.
+    AclChanged {
+        change: crate::auth::AclChange,
+    },
     AutoscalerUpdated {
         app_id: AppId,
         policy: Box<AutoscalerPolicy>,
@@ -328,7 +332,7 @@ impl Event {
             Event::MaintenanceScheduleUpdated { .. }
             | Event::MaintenanceStarted { .. }
             | Event::MaintenanceStopped { .. } => Topic::Maintenance,
-            Event::SettingsUpdated { .. } => Topic::Cluster,
+            Event::SettingsUpdated { .. } | Event::AclChanged { .. } => Topic::Cluster,
             Event::AppUpdated { .. }
             | Event::AppDeleted { .. }
             | Event::DeploymentStarted { .. }
@@ -451,6 +455,7 @@ impl Event {
             Event::AppLaunchDelayed { .. } => "app_launch_delayed",
             Event::AppLaunchDelayReset { .. } => "app_launch_delay_reset",
             Event::AppInstanceExpunged { .. } => "app_instance_expunged",
+            Event::AclChanged { .. } => "acl_changed",
             Event::AutoscalerUpdated { .. } => "autoscaler_updated",
             Event::AutoscalerDeleted { .. } => "autoscaler_deleted",
             Event::AppAutoscaled { .. } => "app_autoscaled",

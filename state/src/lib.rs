@@ -7,6 +7,7 @@
 //! same [`ClusterState::digest`] on every machine.
 
 mod apply;
+pub mod auth;
 pub mod autoscale;
 mod cluster;
 pub mod codec;

@@ -110,6 +110,14 @@ pub enum Rejection {
     UnknownAppVersion { app_id: AppId, version: Timestamp },
     #[error("app '{app_id}' may not launch before {until} (backoff after failures)")]
     LaunchDelayed { app_id: AppId, until: Timestamp },
+    #[error("not authorized: {0}")]
+    Unauthorized(Box<crate::auth::Denial>),
+    #[error("access control was bootstrapped already")]
+    AlreadyBootstrapped,
+    #[error("unknown {kind} '{name}'")]
+    UnknownAclObject { kind: String, name: String },
+    #[error("{kind} '{name}' exists already")]
+    AclObjectExists { kind: String, name: String },
 }
 
 impl Rejection {

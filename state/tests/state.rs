@@ -6,6 +6,7 @@ mod state {
 
     mod agents;
     mod audit;
+    mod auth;
     mod autoscale;
     mod codec;
     mod frameworks;

@@ -54,6 +54,7 @@ async fn main() {
             health_check: None,
             kill_policy: None,
             labels: Vec::new(),
+            discovery: None,
         };
         handles.push(runner.launch(task, framework_id.clone()));
     }

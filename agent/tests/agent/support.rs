@@ -38,6 +38,7 @@ pub fn shell_task(task_id: &str, resources: &str, command: &str) -> TaskInfo {
         health_check: None,
         kill_policy: None,
         labels: Vec::new(),
+        discovery: None,
     }
 }
 

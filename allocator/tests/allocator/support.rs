@@ -59,6 +59,7 @@ pub fn task_info(task_id: &str, agent_id: &AgentId, resources: Resources) -> Tas
         health_check: None,
         kill_policy: None,
         labels: Vec::new(),
+        discovery: None,
     }
 }
 

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use corral_state::model::{
-    self, AppSpec, Backoff, CommandInfo, ContainerInfo, KillPolicy, Label, TaskInfo,
-    UnreachablePolicy, UpgradeBounds,
+    self, AppSpec, Backoff, CommandInfo, ContainerInfo, DiscoveryInfo, DiscoveryPort,
+    DiscoveryVisibility, KillPolicy, Label, ServiceApp, TaskInfo, UnreachablePolicy, UpgradeBounds,
 };
 use corral_state::{AgentId, Ranges, Resource, Resources, Role, Scalar, TaskId};
 use serde::{Deserialize, Serialize};
@@ -166,17 +166,22 @@ pub struct PortMapping {
     pub protocol: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PortDefinition {
+    /// The service port; 0 asks for one from the service port range.
     #[serde(default)]
     pub port: i64,
     #[serde(default = "default_protocol")]
     pub protocol: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
 }
 
 /// `[field, operator, value?]`, kept as sent so validation can point at a malformed one.
@@ -438,7 +443,12 @@ impl AppDefinition {
         let trimmed = self.id.trim_end_matches('/');
         self.id = if trimmed.starts_with('/') { trimmed.to_owned() } else { format!("/{trimmed}") };
         if self.port_definitions.is_none() {
-            let default = PortDefinition { port: 0, protocol: default_protocol(), name: None };
+            let default = PortDefinition {
+                port: 0,
+                protocol: default_protocol(),
+                name: None,
+                labels: BTreeMap::new(),
+            };
             self.port_definitions =
                 Some(if self.is_bridged() { Vec::new() } else { vec![default] });
         }
@@ -480,6 +490,11 @@ impl AppDefinition {
                 factor_permille: permille(self.backoff_factor),
                 maximum: validated_seconds(self.max_launch_delay_seconds),
             },
+            service_ports: self
+                .requested_service_ports()
+                .into_iter()
+                .map(|port| u16::try_from(port).expect("validated ports are in 0..=65535"))
+                .collect(),
             unreachable: match self.unreachable_strategy {
                 UnreachableStrategy::Disabled(_) => UnreachablePolicy::Disabled,
                 UnreachableStrategy::Enabled { inactive_after_seconds, expunge_after_seconds } => {
@@ -490,6 +505,81 @@ impl AppDefinition {
                 }
             },
         }
+    }
+
+    /// The service port asked for at each port of a task: the mappings' `servicePort` when
+    /// bridged, else the port definitions' `port`; 0 asks for one from the range.
+    pub fn requested_service_ports(&self) -> Vec<i64> {
+        if self.is_bridged() {
+            return self.port_mappings().0.iter().map(|mapping| mapping.service_port).collect();
+        }
+        self.port_definitions().iter().map(|definition| definition.port).collect()
+    }
+
+    /// The definition with the service ports the state assigned in place of the ones asked
+    /// for (0 among them), as Marathon shows and launches it.
+    pub fn with_service_ports(mut self, assigned: &[u16]) -> AppDefinition {
+        let bridged = self.is_bridged();
+        if bridged {
+            if let Some(container) = &mut self.container {
+                let mappings = if container.port_mappings.is_empty() {
+                    container.docker.as_mut().map(|docker| &mut docker.port_mappings)
+                } else {
+                    Some(&mut container.port_mappings)
+                };
+                for (mapping, &port) in mappings.into_iter().flatten().zip(assigned) {
+                    mapping.service_port = i64::from(port);
+                }
+            }
+            return self;
+        }
+        if let Some(definitions) = &mut self.port_definitions {
+            for (definition, &port) in definitions.iter_mut().zip(assigned) {
+                definition.port = i64::from(port);
+            }
+        }
+        self
+    }
+
+    /// An update that names the service ports the app was assigned asks for what it already
+    /// has, as a client that read the app and sends it back does: those ports are asked for
+    /// as before (dynamically), so the update is not a configuration change.
+    pub fn keep_assigned_ports(&mut self, current: &AppDefinition, assigned: &[u16]) {
+        let before = current.requested_service_ports();
+        let unchanged = |index: usize, port: i64| {
+            before.get(index) == Some(&0)
+                && assigned.get(index).is_some_and(|&held| i64::from(held) == port)
+        };
+        if self.is_bridged() {
+            if let Some(container) = &mut self.container {
+                let docker = container.docker.iter_mut().flat_map(|d| &mut d.port_mappings);
+                let mappings: Vec<&mut PortMapping> = if container.port_mappings.is_empty() {
+                    docker.collect()
+                } else {
+                    container.port_mappings.iter_mut().collect()
+                };
+                for (index, mapping) in mappings.into_iter().enumerate() {
+                    if unchanged(index, mapping.service_port) {
+                        mapping.service_port = 0;
+                    }
+                }
+            }
+            return;
+        }
+        if let Some(definitions) = &mut self.port_definitions {
+            for (index, definition) in definitions.iter_mut().enumerate() {
+                if unchanged(index, definition.port) {
+                    definition.port = 0;
+                }
+            }
+        }
+    }
+
+    /// Marathon's task name and DNS label for the app: its path reversed, `/a/b/c` → `c.b.a`.
+    pub fn task_name(&self) -> String {
+        let segments: Vec<&str> =
+            self.id.split('/').filter(|segment| !segment.is_empty()).rev().collect();
+        segments.join(".")
     }
 
     /// The definition as the log stores it: normalised JSON without `instances` (the state
@@ -511,6 +601,13 @@ impl AppDefinition {
             serde_json::from_str(definition).map_err(|error| error.to_string())?;
         app.instances = i64::from(instances);
         Ok(app)
+    }
+
+    /// The app as it launches and shows: its stored definition with its assigned service
+    /// ports.
+    pub fn of_app(app: &ServiceApp) -> Result<AppDefinition, String> {
+        let definition = AppDefinition::from_stored(&app.definition, app.spec.instances)?;
+        Ok(definition.with_service_ports(&app.service_ports))
     }
 
     pub fn docker_image(&self) -> Option<&str> {
@@ -628,6 +725,13 @@ impl AppDefinition {
             }
         }
         let (mappings, base) = self.port_mappings();
+        if self.is_bridged() {
+            let named = mappings.iter().map(|m| (m.service_port, m.name.as_deref()));
+            unique_ports(named, base, "servicePort", violations);
+        } else {
+            let named = self.port_definitions().iter().map(|d| (d.port, d.name.as_deref()));
+            unique_ports(named, "/portDefinitions", "port", violations);
+        }
         for (index, mapping) in mappings.iter().enumerate() {
             let fields = [
                 ("containerPort", Some(mapping.container_port)),
@@ -824,6 +928,17 @@ impl AppDefinition {
         for (index, port) in assigned.iter().enumerate() {
             environment.push((format!("PORT{index}"), port.to_string()));
         }
+        // Marathon also names each host port by its declared port (the container port when
+        // bridged, else the service port) and by its name.
+        for (port, host_port) in self.task_ports().iter().zip(&host_ports) {
+            let Some(host_port) = host_port else { continue };
+            if port.declared != 0 {
+                environment.push((format!("PORT_{}", port.declared), host_port.to_string()));
+            }
+            if let Some(name) = port.name {
+                environment.push((format!("PORT_{}", name.to_uppercase()), host_port.to_string()));
+            }
+        }
         if let Some(first) = assigned.first() {
             environment.push(("PORT".to_owned(), first.to_string()));
         }
@@ -857,8 +972,9 @@ impl AppDefinition {
             None => None,
         };
 
+        let discovery = self.discovery_info(&host_ports);
         Ok(TaskInfo {
-            name: self.id.trim_start_matches('/').replace('/', "."),
+            name: self.task_name(),
             task_id,
             agent_id,
             resources,
@@ -874,7 +990,61 @@ impl AppDefinition {
                 .iter()
                 .map(|(key, value)| Label { key: key.clone(), value: Some(value.clone()) })
                 .collect(),
+            discovery: Some(discovery),
         })
+    }
+
+    /// Each port of a task (mapping or definition) as discovery sees it.
+    fn task_ports(&self) -> Vec<TaskPort<'_>> {
+        if self.is_bridged() {
+            return self
+                .port_mappings()
+                .0
+                .iter()
+                .map(|m| TaskPort {
+                    declared: m.container_port,
+                    name: m.name.as_deref(),
+                    protocol: &m.protocol,
+                    labels: &m.labels,
+                })
+                .collect();
+        }
+        self.port_definitions()
+            .iter()
+            .map(|d| TaskPort {
+                declared: d.port,
+                name: d.name.as_deref(),
+                protocol: &d.protocol,
+                labels: &d.labels,
+            })
+            .collect()
+    }
+
+    /// Marathon's `DiscoveryInfo`: the reversed app name and every host port with its name,
+    /// one entry per protocol of `"udp,tcp"`.
+    fn discovery_info(&self, host_ports: &[Option<u32>]) -> DiscoveryInfo {
+        let mut ports = Vec::new();
+        for (port, host_port) in self.task_ports().iter().zip(host_ports) {
+            let Some(number) = host_port else { continue };
+            for protocol in port.protocol.split(',') {
+                ports.push(DiscoveryPort {
+                    number: *number,
+                    name: port.name.map(str::to_owned),
+                    protocol: Some(protocol.trim().to_owned()),
+                    labels: port
+                        .labels
+                        .iter()
+                        .map(|(key, value)| Label { key: key.clone(), value: Some(value.clone()) })
+                        .collect(),
+                });
+            }
+        }
+        DiscoveryInfo {
+            visibility: DiscoveryVisibility::Framework,
+            name: Some(self.task_name()),
+            ports,
+            labels: Vec::new(),
+        }
     }
 
     /// One entry per port of the task (mapping or definition); `None` for a mapping without
@@ -1037,6 +1207,39 @@ impl AppDefinition {
         }
         host_ports.get(index).copied().flatten().ok_or(LaunchError::NoHealthCheckPort)
     }
+}
+
+/// Marathon's rules for a task's ports: service ports other than 0 are distinct, and so are
+/// names, which are `[a-z0-9-]` as DNS labels are.
+fn unique_ports<'a>(
+    ports: impl Iterator<Item = (i64, Option<&'a str>)>,
+    base: &str,
+    field: &str,
+    violations: &mut Violations,
+) {
+    let mut numbers = BTreeMap::new();
+    let mut names = BTreeMap::new();
+    for (index, (port, name)) in ports.enumerate() {
+        if port != 0 && numbers.insert(port, index).is_some() {
+            violations.add(format!("{base}/{index}/{field}"), "service ports must be unique");
+        }
+        let Some(name) = name else { continue };
+        let label = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-';
+        if name.is_empty() || !name.chars().all(label) {
+            violations.add(format!("{base}/{index}/name"), "must match ^[a-z0-9-]+$");
+        }
+        if names.insert(name, index).is_some() {
+            violations.add(format!("{base}/{index}/name"), "port names must be unique");
+        }
+    }
+}
+
+struct TaskPort<'a> {
+    /// The container port when bridged, else the service port.
+    declared: i64,
+    name: Option<&'a str>,
+    protocol: &'a str,
+    labels: &'a BTreeMap<String, String>,
 }
 
 /// More instances than this in one app is a typo, not a plan.

@@ -80,7 +80,7 @@ impl<'a> ServiceView<'a> {
     }
 
     pub fn app_json(&self, app: &ServiceApp, embeds: AppEmbeds) -> Value {
-        let mut object = definition_object(&app.definition, app.spec.instances);
+        let mut object = definition_object(&app.definition, app.spec.instances, &app.service_ports);
         object.insert("id".to_owned(), json!(app.id.as_str()));
         object.insert("version".to_owned(), json!(iso8601(app.version)));
         object.insert(
@@ -151,7 +151,9 @@ impl<'a> ServiceView<'a> {
         object.insert("host".to_owned(), json!(host));
         object.insert("slaveId".to_owned(), json!(task.agent_id().as_str()));
         object.insert("ports".to_owned(), json!(ports));
-        object.insert("servicePorts".to_owned(), json!([]));
+        let service_ports =
+            self.state.services().app(app_id).map_or(&[][..], |app| &app.service_ports[..]);
+        object.insert("servicePorts".to_owned(), json!(service_ports));
         object.insert("ipAddresses".to_owned(), json!([{"ipAddress": ip, "protocol": "IPv4"}]));
         object.insert("stagedAt".to_owned(), json!(iso8601(task.launched_at)));
         object.insert("startedAt".to_owned(), json!(started_at));
@@ -262,7 +264,8 @@ impl<'a> ServiceView<'a> {
 
 /// A stored version of an app (`GET /v2/apps/{id}/versions/{version}`).
 pub fn revision_json(app_id: &AppId, revision: &AppRevision) -> Value {
-    let mut object = definition_object(&revision.definition, revision.spec.instances);
+    let mut object =
+        definition_object(&revision.definition, revision.spec.instances, &revision.service_ports);
     object.insert("id".to_owned(), json!(app_id.as_str()));
     object.insert("version".to_owned(), json!(iso8601(revision.version)));
     object.insert(
@@ -298,9 +301,13 @@ pub fn deployment_json(deployment: &Deployment) -> Value {
     })
 }
 
-fn definition_object(definition: &str, instances: u32) -> Map<String, Value> {
+fn definition_object(
+    definition: &str,
+    instances: u32,
+    service_ports: &[u16],
+) -> Map<String, Value> {
     let value = match AppDefinition::from_stored(definition, instances) {
-        Ok(app) => serde_json::to_value(app).expect(
+        Ok(app) => serde_json::to_value(app.with_service_ports(service_ports)).expect(
             "an AppDefinition always renders to JSON: string-keyed maps and finite numbers",
         ),
         // A definition this version cannot read is shown as stored rather than hidden.

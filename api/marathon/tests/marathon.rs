@@ -4,4 +4,5 @@
 mod marathon {
     mod apps;
     mod planner;
+    mod ports;
 }

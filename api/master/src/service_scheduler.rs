@@ -124,7 +124,7 @@ impl Definitions {
                 continue;
             }
             self.versions.insert(app_id.clone(), app.version);
-            match AppDefinition::from_stored(&app.definition, app.spec.instances) {
+            match AppDefinition::of_app(app) {
                 Ok(definition) => {
                     self.parsed.insert(app_id.clone(), definition);
                 }

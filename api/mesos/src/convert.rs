@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use base64::Engine;
 use corral_state::model::{
-    CommandInfo, CommandUri, ContainerInfo, ContainerType, DockerInfo, DockerNetwork, ExecutorInfo,
-    FrameworkCapability, FrameworkInfo, HealthCheck, HealthCheckKind, HttpCheck, KillPolicy, Label,
-    Offer, PortMapping, TaskInfo, TaskSource, TaskStatus, TcpCheck,
+    CommandInfo, CommandUri, ContainerInfo, ContainerType, DiscoveryInfo, DiscoveryPort,
+    DiscoveryVisibility, DockerInfo, DockerNetwork, ExecutorInfo, FrameworkCapability,
+    FrameworkInfo, HealthCheck, HealthCheckKind, HttpCheck, KillPolicy, Label, Offer, PortMapping,
+    TaskInfo, TaskSource, TaskStatus, TcpCheck,
 };
 use corral_state::{
     AgentId, ExecutorId, Operation, Ranges, Reservation, Resource, Resources, Role, Scalar, TaskId,
@@ -622,7 +623,56 @@ pub fn task_info_from_json(json: &TaskInfoJson, field: &str) -> Result<TaskInfo,
             .transpose()?,
         kill_policy: json.kill_policy.as_ref().map(kill_policy_from_json).transpose()?,
         labels: labels_from_json(json.labels.as_ref()),
+        discovery: json
+            .discovery
+            .as_ref()
+            .map(|d| discovery_from_json(d, &format!("{field}.discovery")))
+            .transpose()?,
     })
+}
+
+fn discovery_from_json(json: &DiscoveryInfoJson, field: &str) -> Result<DiscoveryInfo, FieldError> {
+    let visibility = DiscoveryVisibility::from_mesos_str(&json.visibility).ok_or_else(|| {
+        FieldError::new(
+            &format!("{field}.visibility"),
+            format!("unknown visibility {:?}: FRAMEWORK, CLUSTER or EXTERNAL", json.visibility),
+        )
+    })?;
+    let ports = json.ports.as_ref().map_or(&[][..], |ports| &ports.ports[..]);
+    Ok(DiscoveryInfo {
+        visibility,
+        name: json.name.clone(),
+        ports: ports
+            .iter()
+            .map(|port| DiscoveryPort {
+                number: port.number,
+                name: port.name.clone(),
+                protocol: port.protocol.clone(),
+                labels: labels_from_json(port.labels.as_ref()),
+            })
+            .collect(),
+        labels: labels_from_json(json.labels.as_ref()),
+    })
+}
+
+pub fn discovery_to_json(discovery: &DiscoveryInfo) -> DiscoveryInfoJson {
+    DiscoveryInfoJson {
+        visibility: discovery.visibility.as_mesos_str().to_owned(),
+        name: discovery.name.clone(),
+        ports: Some(PortsJson {
+            ports: discovery
+                .ports
+                .iter()
+                .map(|port| PortJson {
+                    number: port.number,
+                    name: port.name.clone(),
+                    protocol: port.protocol.clone(),
+                    labels: labels_to_json(&port.labels),
+                })
+                .collect(),
+        }),
+        labels: labels_to_json(&discovery.labels),
+    }
 }
 
 pub fn task_info_to_json(task: &TaskInfo, allocation_role: Option<&Role>) -> TaskInfoJson {
@@ -637,6 +687,7 @@ pub fn task_info_to_json(task: &TaskInfo, allocation_role: Option<&Role>) -> Tas
         health_check: task.health_check.as_ref().map(health_check_to_json),
         kill_policy: task.kill_policy.as_ref().map(kill_policy_to_json),
         labels: labels_to_json(&task.labels),
+        discovery: task.discovery.as_ref().map(discovery_to_json),
     }
 }
 

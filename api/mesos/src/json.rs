@@ -283,6 +283,38 @@ pub struct TaskInfoJson {
     pub kill_policy: Option<KillPolicyJson>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub labels: Option<LabelsJson>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discovery: Option<DiscoveryInfoJson>,
+}
+
+/// Mesos `DiscoveryInfo`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DiscoveryInfoJson {
+    pub visibility: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ports: Option<PortsJson>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<LabelsJson>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PortsJson {
+    #[serde(default)]
+    pub ports: Vec<PortJson>,
+}
+
+/// Mesos `Port`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PortJson {
+    pub number: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<LabelsJson>,
 }
 
 /// Mesos `TaskStatus` as events and operator responses carry it.

@@ -171,6 +171,7 @@ impl StateBuilder {
             health_check: None,
             kill_policy: None,
             labels: vec![],
+            discovery: None,
         };
         let accept = Command::Accept {
             framework_id: framework_id.into(),

@@ -78,6 +78,7 @@ fn task_info(task: u64, agent_id: &AgentId) -> TaskInfo {
         health_check: None,
         kill_policy: None,
         labels: Vec::new(),
+        discovery: None,
     }
 }
 

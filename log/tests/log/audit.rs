@@ -59,6 +59,7 @@ fn task_info(agent_id: &AgentId) -> TaskInfo {
         health_check: None,
         kill_policy: None,
         labels: Vec::new(),
+        discovery: None,
     }
 }
 

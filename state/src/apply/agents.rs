@@ -45,7 +45,7 @@ impl ClusterState {
         resources: &Resources,
         events: &mut Vec<Event>,
     ) -> Result<(), Rejection> {
-        if let Actor::Framework(_) = entry.actor {
+        if let Actor::Framework(_) = entry.actor.acting() {
             return Err(Rejection::NotPermitted {
                 command: "register_agent".to_owned(),
                 why: "frameworks do not register agents".to_owned(),

@@ -38,7 +38,7 @@ impl ClusterState {
         info: &FrameworkInfo,
         events: &mut Vec<Event>,
     ) -> Result<(), Rejection> {
-        match (&entry.actor, framework_id) {
+        match (entry.actor.acting(), framework_id) {
             (Actor::Agent(_), _) => {
                 return Err(Rejection::NotPermitted {
                     command: "subscribe".to_owned(),
@@ -127,7 +127,7 @@ impl ClusterState {
         framework_id: &FrameworkId,
         events: &mut Vec<Event>,
     ) -> Result<(), Rejection> {
-        let reason = match &entry.actor {
+        let reason = match entry.actor.acting() {
             Actor::Operator { .. } => RemovalReason::OperatorTeardown,
             _ => {
                 require_framework(entry, framework_id)?;

@@ -4,6 +4,7 @@
 //! state as it was.
 
 mod agents;
+mod auth;
 mod autoscaler;
 mod frameworks;
 mod offers;
@@ -31,7 +32,7 @@ pub(crate) fn require_leader(entry: &Entry) -> Result<(), Rejection> {
 }
 
 pub(crate) fn require_operator(entry: &Entry) -> Result<(), Rejection> {
-    match entry.actor {
+    match entry.actor.acting() {
         Actor::Leader | Actor::Operator { .. } => Ok(()),
         _ => Err(not_permitted(entry, "only operators issue it")),
     }
@@ -42,7 +43,7 @@ pub(crate) fn require_framework(
     entry: &Entry,
     framework_id: &FrameworkId,
 ) -> Result<(), Rejection> {
-    match &entry.actor {
+    match entry.actor.acting() {
         Actor::Leader => Ok(()),
         Actor::Framework(actor) if actor == framework_id => Ok(()),
         Actor::Framework(actor) => Err(not_permitted(
@@ -54,7 +55,7 @@ pub(crate) fn require_framework(
 }
 
 pub(crate) fn require_agent(entry: &Entry, agent_id: &AgentId) -> Result<(), Rejection> {
-    match &entry.actor {
+    match entry.actor.acting() {
         Actor::Leader => Ok(()),
         Actor::Agent(actor) if actor == agent_id => Ok(()),
         Actor::Agent(actor) => {

@@ -16,7 +16,7 @@ use crate::command::{AppPut, Cancellation, Force, KillScaling, PutMode, ServiceL
 use crate::model::{
     AppRevision, AppSpec, Deployment, DeploymentAction, Filters, Framework, FrameworkCapability,
     FrameworkInfo, FrameworkState, Instance, InstanceCounts, LaunchDelay, ServiceApp, TaskFailure,
-    TaskState, TaskStatus, UnreachablePolicy, MAX_APP_VERSIONS,
+    TaskState, TaskStatus, UnreachablePolicy, MAX_APP_VERSIONS, SERVICE_PORT_RANGE,
 };
 use crate::{
     AppId, DeploymentId, Entry, Event, FrameworkId, OfferId, Operation, Rejection, Role, TaskId,
@@ -43,7 +43,7 @@ impl ClusterState {
         put: &AppPut,
         events: &mut Vec<Event>,
     ) -> Result<(), Rejection> {
-        let (action, config, revision) = self.check_put(entry, put)?;
+        let (action, config, revision) = self.check_put(entry, put, &BTreeSet::new())?;
         self.install_app(&put.app_id, revision, action, config, &put.deployment_id, events);
         Ok(())
     }
@@ -61,6 +61,8 @@ impl ClusterState {
         let mut app_ids = BTreeSet::new();
         let mut deployment_ids = BTreeSet::new();
         let mut installs = Vec::with_capacity(puts.len());
+        // Service ports handed to earlier apps of the list, which the state does not show yet.
+        let mut taken_ports = BTreeSet::new();
         for (index, put) in puts.iter().enumerate() {
             if !app_ids.insert(&put.app_id) {
                 return Err(Rejection::invalid(
@@ -74,10 +76,13 @@ impl ClusterState {
                     "is used twice",
                 ));
             }
-            installs.push(self.check_put(entry, put)?);
+            let install = self.check_put(entry, put, &taken_ports)?;
+            taken_ports.extend(install.2.service_ports.iter().copied());
+            installs.push(install);
         }
-        // Each app's checks read only its own app and deployment id, distinct above, so
-        // installing one cannot invalidate another's.
+        // Each app's checks read only its own app and deployment id, distinct above, and
+        // service ports no other app of the list holds, so installing one cannot invalidate
+        // another's.
         for (put, (action, config, revision)) in puts.iter().zip(installs) {
             self.install_app(&put.app_id, revision, action, config, &put.deployment_id, events);
         }
@@ -89,6 +94,7 @@ impl ClusterState {
         &self,
         entry: &Entry,
         put: &AppPut,
+        taken_ports: &BTreeSet<u16>,
     ) -> Result<(DeploymentAction, Configuration, AppRevision), Rejection> {
         let AppPut { app_id, spec, definition, mode, force, deployment_id } = put;
         require_operator(entry)?;
@@ -107,11 +113,15 @@ impl ClusterState {
             }
             Some(_) => (DeploymentAction::RestartApplication, Configuration::New),
         };
+        let held = existing.map_or(&[][..], |app| &app.service_ports[..]);
+        let service_ports =
+            self.assign_service_ports(app_id, &spec.service_ports, held, taken_ports)?;
         let revision = AppRevision {
             version: Timestamp::default(),
             config_version: Timestamp::default(),
             spec: spec.clone(),
             definition: definition.clone(),
+            service_ports,
         };
         Ok((action, config, revision))
     }
@@ -143,13 +153,19 @@ impl ClusterState {
         require_operator(entry)?;
         self.unused_deployment_id(deployment_id)?;
         let app = self.known_app(app_id)?;
-        let revision = app
+        let mut revision = app
             .versions
             .iter()
             .find(|revision| revision.version == version)
             .cloned()
             .ok_or_else(|| Rejection::UnknownAppVersion { app_id: app_id.clone(), version })?;
         self.unlocked(app_id, force)?;
+        revision.service_ports = self.assign_service_ports(
+            app_id,
+            &revision.spec.service_ports,
+            &revision.service_ports,
+            &BTreeSet::new(),
+        )?;
         let action = DeploymentAction::RestartApplication;
         self.install_app(app_id, revision, action, Configuration::New, deployment_id, events);
         Ok(())
@@ -168,7 +184,7 @@ impl ClusterState {
         let previous = current_revision(self.known_app(app_id)?);
         self.unlocked(app_id, force)?;
         self.cancel_deployments_of(app_id, events);
-        self.services.apps.remove(app_id);
+        self.remove_app(app_id);
         events.push(Event::AppDeleted { app_id: app_id.clone() });
         if self.services.autoscalers.remove(app_id).is_some() {
             events.push(Event::AutoscalerDeleted { app_id: app_id.clone() });
@@ -205,11 +221,21 @@ impl ClusterState {
         };
         self.unused_deployment_id(rollback_id)?;
         let app_id = &deployment.app_id;
+        let mut previous = deployment.previous;
+        if let Some(previous) = &mut previous {
+            // Another app may have taken a port this app gave up since.
+            previous.service_ports = self.assign_service_ports(
+                app_id,
+                &previous.spec.service_ports,
+                &previous.service_ports,
+                &BTreeSet::new(),
+            )?;
+        }
         self.end_deployment(deployment_id, events);
-        match deployment.previous {
+        match previous {
             // The deployment created the app: rolling back removes it.
             None => {
-                let Some(app) = self.services.apps.remove(app_id) else { return Ok(()) };
+                let Some(app) = self.remove_app(app_id) else { return Ok(()) };
                 events.push(Event::AppDeleted { app_id: app_id.clone() });
                 let previous = current_revision(&app);
                 let action = DeploymentAction::StopApplication;
@@ -561,10 +587,15 @@ impl ClusterState {
             versions,
             launch_delay,
             last_task_failure,
+            service_ports: revision.service_ports.clone(),
         };
 
         self.cancel_deployments_of(app_id, events);
         self.ensure_service_framework(&revision.spec.role, events);
+        self.remove_app(app_id);
+        for &port in &app.service_ports {
+            self.services.service_ports.insert(port, app_id.clone());
+        }
         self.services.apps.insert(app_id.clone(), app);
         if delay_reset {
             events.push(Event::AppLaunchDelayReset { app_id: app_id.clone() });
@@ -631,6 +662,74 @@ impl ClusterState {
             Some(newest) if newest >= self.now => Timestamp(newest.0 + 1_000_000),
             _ => self.now,
         }
+    }
+
+    /// Takes the app out with the service ports it holds.
+    fn remove_app(&mut self, app_id: &AppId) -> Option<ServiceApp> {
+        let app = self.services.apps.remove(app_id)?;
+        for port in &app.service_ports {
+            self.services.service_ports.remove(port);
+        }
+        Some(app)
+    }
+
+    /// The service ports for `requested` (0: any free one from `SERVICE_PORT_RANGE`), as
+    /// Marathon assigns them: a port asked for by number must not be another app's, and a
+    /// dynamic one keeps what the app `held` at that position while nobody else holds it,
+    /// else takes the lowest free one. `taken` are ports given to other apps of the same
+    /// command.
+    fn assign_service_ports(
+        &self,
+        app_id: &AppId,
+        requested: &[u16],
+        held: &[u16],
+        taken: &BTreeSet<u16>,
+    ) -> Result<Vec<u16>, Rejection> {
+        let holder = |port: u16| match self.services.service_ports.get(&port) {
+            Some(holder) if holder != app_id => Some(holder.as_str().to_owned()),
+            _ if taken.contains(&port) => Some("another app of this command".to_owned()),
+            _ => None,
+        };
+        let mut assigned = BTreeSet::new();
+        for (index, &port) in requested.iter().enumerate() {
+            if port == 0 {
+                continue;
+            }
+            if let Some(holder) = holder(port) {
+                return Err(Rejection::invalid(
+                    &format!("spec.service_ports[{index}]"),
+                    format!("service port {port} is held by {holder}"),
+                ));
+            }
+            if !assigned.insert(port) {
+                return Err(Rejection::invalid(
+                    &format!("spec.service_ports[{index}]"),
+                    format!("service port {port} is asked for twice"),
+                ));
+            }
+        }
+        let mut ports = Vec::with_capacity(requested.len());
+        for (index, &port) in requested.iter().enumerate() {
+            if port != 0 {
+                ports.push(port);
+                continue;
+            }
+            let free = |port: &u16| holder(*port).is_none() && !assigned.contains(port);
+            let kept = held.get(index).copied().filter(|port| *port != 0 && free(port));
+            let Some(port) = kept.or_else(|| SERVICE_PORT_RANGE.into_iter().find(free)) else {
+                return Err(Rejection::invalid(
+                    &format!("spec.service_ports[{index}]"),
+                    format!(
+                        "no service port is free in {}-{}",
+                        SERVICE_PORT_RANGE.start(),
+                        SERVICE_PORT_RANGE.end()
+                    ),
+                ));
+            };
+            assigned.insert(port);
+            ports.push(port);
+        }
+        Ok(ports)
     }
 
     pub(super) fn known_app(&self, app_id: &AppId) -> Result<&ServiceApp, Rejection> {
@@ -832,6 +931,7 @@ fn current_revision(app: &ServiceApp) -> AppRevision {
         config_version: app.config_version,
         spec: app.spec.clone(),
         definition: app.definition.clone(),
+        service_ports: app.service_ports.clone(),
     }
 }
 

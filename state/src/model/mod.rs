@@ -28,11 +28,12 @@ pub use role::{QuotaConfig, RoleConfig};
 pub use service::{
     AppRevision, AppSpec, Backoff, Deployment, DeploymentAction, Instance, InstanceCounts,
     LaunchDelay, ServiceApp, ServiceState, TaskFailure, UnreachablePolicy, UpgradeBounds,
-    MAX_APP_VERSIONS,
+    MAX_APP_VERSIONS, SERVICE_PORT_RANGE,
 };
 pub use settings::{Settings, SettingsChange};
 pub use task::{
-    CommandInfo, CommandUri, ContainerInfo, ContainerType, DockerInfo, DockerNetwork, ExecutorInfo,
-    HealthCheck, HealthCheckKind, HttpCheck, KillPolicy, Label, PortMapping, ReportedTask, Task,
-    TaskInfo, TaskReason, TaskSource, TaskState, TaskStatus, TcpCheck,
+    CommandInfo, CommandUri, ContainerInfo, ContainerType, DiscoveryInfo, DiscoveryPort,
+    DiscoveryVisibility, DockerInfo, DockerNetwork, ExecutorInfo, HealthCheck, HealthCheckKind,
+    HttpCheck, KillPolicy, Label, PortMapping, ReportedTask, Task, TaskInfo, TaskReason,
+    TaskSource, TaskState, TaskStatus, TcpCheck,
 };

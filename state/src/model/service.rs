@@ -32,7 +32,15 @@ pub struct AppSpec {
     pub upgrade: UpgradeBounds,
     pub backoff: Backoff,
     pub unreachable: UnreachablePolicy,
+    /// The service ports asked for, one per port of a task (Marathon's
+    /// `portDefinitions[].port`, or `portMappings[].servicePort` when bridged); 0 asks the
+    /// state for a free one from `SERVICE_PORT_RANGE`.
+    pub service_ports: Vec<u16>,
 }
+
+/// Marathon's `local_port_min`..=`local_port_max`: where a service port asked for as 0 is
+/// taken from.
+pub const SERVICE_PORT_RANGE: std::ops::RangeInclusive<u16> = 10_000..=20_000;
 
 /// Marathon's `unreachableStrategy`: what becomes of an instance whose agent stops answering.
 /// Its task is then `TASK_UNREACHABLE`, not ended: the agent may come back with it running.
@@ -133,6 +141,8 @@ pub struct AppRevision {
     pub spec: AppSpec,
     /// The normalised definition as JSON, without `instances` (that lives in `spec`).
     pub definition: String,
+    /// The service ports this version holds, one per `spec.service_ports`, none of them 0.
+    pub service_ports: Vec<u16>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -165,6 +175,9 @@ pub struct ServiceApp {
     pub versions: VecDeque<AppRevision>,
     pub launch_delay: Option<LaunchDelay>,
     pub last_task_failure: Option<TaskFailure>,
+    /// The service ports the app holds, one per `spec.service_ports`, none of them 0: unique
+    /// across apps and kept across updates, rollbacks and failovers.
+    pub service_ports: Vec<u16>,
 }
 
 /// How many versions of an app are kept for `/versions` and rollbacks.
@@ -251,6 +264,8 @@ pub struct ServiceState {
     /// deleted keeps its entry here until its last instance has ended.
     pub instances: BTreeMap<AppId, BTreeMap<TaskId, Instance>>,
     pub instance_apps: BTreeMap<TaskId, AppId>,
+    /// Which app holds each service port (the index of `ServiceApp::service_ports`).
+    pub service_ports: BTreeMap<u16, AppId>,
     /// Autoscaling policies and the scalings they made, by app.
     pub autoscalers: BTreeMap<AppId, Autoscaler>,
 }

@@ -342,6 +342,53 @@ pub struct TaskInfo {
     pub health_check: Option<HealthCheck>,
     pub kill_policy: Option<KillPolicy>,
     pub labels: Vec<Label>,
+    /// How service discovery should see the task (Mesos `DiscoveryInfo`).
+    pub discovery: Option<DiscoveryInfo>,
+}
+
+/// Mesos `DiscoveryInfo`: the name and named ports Mesos-DNS and load balancers read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiscoveryInfo {
+    pub visibility: DiscoveryVisibility,
+    pub name: Option<String>,
+    pub ports: Vec<DiscoveryPort>,
+    pub labels: Vec<Label>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DiscoveryVisibility {
+    Framework,
+    Cluster,
+    External,
+}
+
+impl DiscoveryVisibility {
+    pub fn as_mesos_str(self) -> &'static str {
+        match self {
+            DiscoveryVisibility::Framework => "FRAMEWORK",
+            DiscoveryVisibility::Cluster => "CLUSTER",
+            DiscoveryVisibility::External => "EXTERNAL",
+        }
+    }
+
+    pub fn from_mesos_str(text: &str) -> Option<DiscoveryVisibility> {
+        match text {
+            "FRAMEWORK" => Some(DiscoveryVisibility::Framework),
+            "CLUSTER" => Some(DiscoveryVisibility::Cluster),
+            "EXTERNAL" => Some(DiscoveryVisibility::External),
+            _ => None,
+        }
+    }
+}
+
+/// Mesos `Port`: a port of the task as seen from outside (the host port), with its name and
+/// protocol.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiscoveryPort {
+    pub number: u32,
+    pub name: Option<String>,
+    pub protocol: Option<String>,
+    pub labels: Vec<Label>,
 }
 
 /// The master's record of a task.

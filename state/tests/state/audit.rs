@@ -68,6 +68,7 @@ fn an_operator_is_an_entity_by_principal() {
                 maximum: std::time::Duration::from_secs(5),
             },
             unreachable: corral_state::model::UnreachablePolicy::MARATHON_DEFAULT,
+            service_ports: Vec::new(),
         },
         definition: "{}".to_owned(),
         mode: PutMode::CreateOrReplace,

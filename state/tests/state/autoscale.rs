@@ -515,6 +515,7 @@ mod commands {
                 maximum: std::time::Duration::from_secs(5),
             },
             unreachable: UnreachablePolicy::MARATHON_DEFAULT,
+            service_ports: Vec::new(),
         }
     }
 

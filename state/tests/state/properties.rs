@@ -142,6 +142,7 @@ fn app_spec(instances: u8, health: bool, over: u16, under: u16) -> AppSpec {
             inactive_after: Duration::from_secs(30),
             expunge_after: Duration::from_secs(90),
         },
+        service_ports: vec![0],
     }
 }
 
@@ -713,6 +714,22 @@ impl Driver {
     }
 }
 
+/// Every app holds one service port per port asked for, none 0 and none another app's, and
+/// the state's index of them says exactly that; an app that stays keeps its ports.
+fn check_service_ports(state: &ClusterState) {
+    let mut held = std::collections::BTreeMap::new();
+    for app in state.services().apps.values() {
+        assert_eq!(app.service_ports.len(), app.spec.service_ports.len(), "{}", app.id);
+        for (&asked, &port) in app.spec.service_ports.iter().zip(&app.service_ports) {
+            assert_ne!(port, 0, "{} holds port 0", app.id);
+            assert!(asked == 0 || asked == port, "{} asked for {asked}, holds {port}", app.id);
+            let previous = held.insert(port, app.id.clone());
+            assert!(previous.is_none(), "port {port} held by {previous:?} and {}", app.id);
+        }
+    }
+    assert_eq!(held, state.services().service_ports);
+}
+
 /// Commands naming ids that may not exist, with odd amounts: they must be rejected or
 /// applied cleanly, never panic.
 fn garbage(which: u8, text: &str, amount: u16) -> (Actor, Command, Option<RequestId>) {
@@ -788,6 +805,7 @@ fn garbage(which: u8, text: &str, amount: u16) -> (Actor, Command, Option<Reques
 /// - the instance index and the service framework's tasks agree;
 /// - no deployment outlives its met target.
 fn check_services(before: &ClusterState, after: &ClusterState, command: &Command) {
+    check_service_ports(after);
     for app in after.services().apps.values() {
         let now = after.instance_counts(app);
         let then = before.services().app(&app.id).map(|old| (old, before.instance_counts(old)));

@@ -28,6 +28,7 @@ fn spec(instances: u32) -> AppSpec {
             maximum: Duration::from_secs(5),
         },
         unreachable: UnreachablePolicy::MARATHON_DEFAULT,
+        service_ports: Vec::new(),
     }
 }
 
@@ -993,4 +994,123 @@ fn nobody_but_the_leader_acts_for_the_built_in_framework() {
             why: format!("only the leader acts for the built-in framework {framework_id}"),
         }
     );
+}
+
+fn put_ports(app_id: &str, ports: &[u16], definition: &str, id: &str) -> Command {
+    let spec = AppSpec { service_ports: ports.to_vec(), ..spec(1) };
+    put(app_id, spec, definition, Force::Yes, id)
+}
+
+fn held_ports(world: &World, app_id: &str) -> Vec<u16> {
+    world.state.services().app(&app(app_id)).expect("the app exists").service_ports.clone()
+}
+
+#[test]
+fn dynamic_service_ports_are_the_lowest_free_ones_and_unique_across_apps() {
+    let mut world = World::new();
+    world.operator(put_ports("/a", &[0, 0], "{}", "d1"));
+    world.operator(put_ports("/b", &[10_003, 0], "{}", "d2"));
+    let events = world.operator(put_ports("/c", &[0], "{}", "d3"));
+
+    assert_eq!(held_ports(&world, "/a"), vec![10_000, 10_001]);
+    // /b's fixed port is not given to its own dynamic one, nor to /c.
+    assert_eq!(held_ports(&world, "/b"), vec![10_003, 10_002]);
+    assert_eq!(held_ports(&world, "/c"), vec![10_004]);
+    let revision = events.iter().find_map(|event| match event {
+        Event::AppUpdated { revision, .. } => Some(revision.service_ports.clone()),
+        _ => None,
+    });
+    assert_eq!(revision, Some(vec![10_004]));
+}
+
+#[test]
+fn a_service_port_held_by_another_app_is_refused_and_changes_nothing() {
+    let mut world = World::new();
+    world.operator(put_ports("/a", &[0], "{}", "d1"));
+    let before = world.state.without_bookkeeping();
+    let rejection =
+        world.rejected(Actor::Operator { principal: None }, put_ports("/b", &[10_000], "{}", "d2"));
+    assert_eq!(
+        rejection,
+        Rejection::invalid("spec.service_ports[0]", "service port 10000 is held by /a")
+    );
+    assert_eq!(world.state.without_bookkeeping(), before);
+
+    let twice =
+        world.rejected(Actor::Operator { principal: None }, put_ports("/b", &[80, 80], "{}", "d3"));
+    assert_eq!(
+        twice,
+        Rejection::invalid("spec.service_ports[1]", "service port 80 is asked for twice")
+    );
+}
+
+#[test]
+fn an_update_keeps_the_service_ports_and_a_delete_frees_them() {
+    let mut world = World::new();
+    world.operator(put_ports("/a", &[0, 0], r#"{"cmd":"v1"}"#, "d1"));
+    world.operator(put_ports("/b", &[0], "{}", "d2"));
+    // A new configuration with one more port: the first two stay, the third is new.
+    world.operator(put_ports("/a", &[0, 0, 0], r#"{"cmd":"v2"}"#, "d3"));
+    assert_eq!(held_ports(&world, "/a"), vec![10_000, 10_001, 10_003]);
+    // Asking for a fixed port instead of a dynamic one gives the dynamic one up.
+    world.operator(put_ports("/a", &[0, 15_000], r#"{"cmd":"v3"}"#, "d4"));
+    assert_eq!(held_ports(&world, "/a"), vec![10_000, 15_000]);
+    world.operator(put_ports("/c", &[0, 0], "{}", "d5"));
+    assert_eq!(held_ports(&world, "/c"), vec![10_001, 10_003]);
+
+    world.operator(Command::DeleteApp {
+        app_id: app("/a"),
+        force: Force::Yes,
+        deployment_id: deployment("d6"),
+    });
+    world.operator(put_ports("/d", &[0, 15_000], "{}", "d7"));
+    assert_eq!(held_ports(&world, "/d"), vec![10_000, 15_000]);
+}
+
+#[test]
+fn a_rollback_gets_its_version_ports_back_unless_another_app_took_them() {
+    let mut world = World::new();
+    let events = world.operator(put_ports("/a", &[0], r#"{"cmd":"v1"}"#, "d1"));
+    let first = events
+        .iter()
+        .find_map(|event| match event {
+            Event::AppUpdated { revision, .. } => Some(revision.version),
+            _ => None,
+        })
+        .expect("the app was created");
+    world.operator(put_ports("/a", &[12_000], r#"{"cmd":"v2"}"#, "d2"));
+    world.operator(Command::RollBackApp {
+        app_id: app("/a"),
+        version: first,
+        force: Force::Yes,
+        deployment_id: deployment("d3"),
+    });
+    assert_eq!(held_ports(&world, "/a"), vec![10_000]);
+
+    world.operator(put_ports("/a", &[12_000], r#"{"cmd":"v3"}"#, "d4"));
+    world.operator(put_ports("/b", &[0], "{}", "d5"));
+    assert_eq!(held_ports(&world, "/b"), vec![10_000]);
+    world.operator(Command::RollBackApp {
+        app_id: app("/a"),
+        version: first,
+        force: Force::Yes,
+        deployment_id: deployment("d6"),
+    });
+    assert_eq!(held_ports(&world, "/a"), vec![10_001]);
+}
+
+#[test]
+fn a_list_of_apps_gets_distinct_dynamic_ports() {
+    let mut world = World::new();
+    let put_of = |id: &str, deployment_id: &str| AppPut {
+        app_id: app(id),
+        spec: AppSpec { service_ports: vec![0], ..spec(1) },
+        definition: "{}".to_owned(),
+        mode: PutMode::CreateOrReplace,
+        force: Force::No,
+        deployment_id: deployment(deployment_id),
+    };
+    world.operator(Command::PutApps { apps: vec![put_of("/a", "d1"), put_of("/b", "d2")] });
+    assert_eq!(held_ports(&world, "/a"), vec![10_000]);
+    assert_eq!(held_ports(&world, "/b"), vec![10_001]);
 }

@@ -60,6 +60,7 @@ pub fn task_info(task_id: &str, agent_id: &AgentId, resources: &str) -> TaskInfo
         health_check: None,
         kill_policy: None,
         labels: Vec::new(),
+        discovery: None,
     }
 }
 

@@ -368,7 +368,7 @@ fn a_bridged_docker_app_launches_with_the_offers_host_ports() {
     let ports = offer_ports("cpus:4;mem:1024;ports:[31000-31010]");
     let task = app.task_info(AgentId::new("agent-1"), TaskId::new("prod_web.1"), &ports).unwrap();
 
-    assert_eq!(task.name, "prod.web");
+    assert_eq!(task.name, "web.prod", "Marathon reverses the path for DNS");
     assert_eq!(task.task_id, TaskId::new("prod_web.1"));
     assert_eq!(task.agent_id, AgentId::new("agent-1"));
     let expected: Resources =

@@ -254,31 +254,35 @@ fn merged_put(
     update: Map<String, Value>,
     force: Force,
 ) -> Result<AppPut, ApiError> {
-    let mut merged = match state.services().app(app_id) {
-        Some(app) => {
-            let current = AppDefinition::from_stored(&app.definition, app.spec.instances)
-                .map_err(|error| ApiError::Internal(format!("stored definition: {error}")))?;
-            match serde_json::to_value(current) {
-                Ok(Value::Object(object)) => object,
-                Ok(other) => {
-                    return Err(ApiError::Internal(format!(
-                        "app {app_id}'s definition renders as {other}, not an object"
-                    )))
-                }
-                Err(error) => {
-                    return Err(ApiError::Internal(format!(
-                        "app {app_id}'s definition does not render: {error}"
-                    )))
-                }
+    let existing = state.services().app(app_id);
+    let current = existing
+        .map(|app| AppDefinition::from_stored(&app.definition, app.spec.instances))
+        .transpose()
+        .map_err(|error| ApiError::Internal(format!("stored definition: {error}")))?;
+    let mut merged = match &current {
+        Some(current) => match serde_json::to_value(current) {
+            Ok(Value::Object(object)) => object,
+            Ok(other) => {
+                return Err(ApiError::Internal(format!(
+                    "app {app_id}'s definition renders as {other}, not an object"
+                )))
             }
-        }
+            Err(error) => {
+                return Err(ApiError::Internal(format!(
+                    "app {app_id}'s definition does not render: {error}"
+                )))
+            }
+        },
         None => Map::new(),
     };
     merged.extend(update);
     merged.insert("id".to_owned(), json!(app_id.as_str()));
     let body = serde_json::to_vec(&Value::Object(merged))
         .map_err(|error| ApiError::Internal(error.to_string()))?;
-    let definition = parse_app(&body).map_err(ApiError::Validation)?;
+    let mut definition = parse_app(&body).map_err(ApiError::Validation)?;
+    if let (Some(app), Some(current)) = (existing, &current) {
+        definition.keep_assigned_ports(current, &app.service_ports);
+    }
     Ok(AppPut {
         app_id: app_id.clone(),
         spec: definition.spec(),

@@ -390,6 +390,72 @@ async fn a_list_of_app_changes_applies_whole_or_not_at_all() {
     assert_eq!(locked["app"]["instances"], 3);
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn service_ports_are_assigned_kept_and_unique() {
+    let marathon = Marathon::start(1).await;
+    let (status, created) = marathon
+        .post(
+            "/v2/apps",
+            json!({"id": "/shop/web", "cmd": "serve", "instances": 0,
+                   "portDefinitions": [{"port": 0, "name": "http"}, {"port": 0}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(
+        created["portDefinitions"],
+        json!([{"port": 10_000, "protocol": "tcp", "name": "http"},
+               {"port": 10_001, "protocol": "tcp"}])
+    );
+
+    // A client that reads the app and sends it back unchanged changes no configuration.
+    let (_, read) = marathon.get("/v2/apps/shop/web").await;
+    let mut sent = read["app"].clone();
+    for output_only in [
+        "version",
+        "versionInfo",
+        "deployments",
+        "tasks",
+        "tasksStaged",
+        "tasksRunning",
+        "tasksHealthy",
+        "tasksUnhealthy",
+        "lastTaskFailure",
+    ] {
+        sent.as_object_mut().expect("an app").remove(output_only);
+    }
+    let (status, body) = marathon.put("/v2/apps/shop/web?force=true", sent).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, after) = marathon.get("/v2/apps/shop/web").await;
+    assert_eq!(
+        after["app"]["versionInfo"]["lastConfigChangeAt"],
+        read["app"]["versionInfo"]["lastConfigChangeAt"]
+    );
+
+    // A new configuration keeps the ports; another app gets the next free one.
+    let (status, body) =
+        marathon.put("/v2/apps/shop/web?force=true", json!({"cmd": "serve --v2"})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, other) =
+        marathon.post("/v2/apps", json!({"id": "/other", "cmd": "x", "instances": 0})).await;
+    assert_eq!(status, StatusCode::CREATED, "{other}");
+    assert_eq!(other["portDefinitions"][0]["port"], 10_002);
+    let (_, web) = marathon.get("/v2/apps/shop/web").await;
+    assert_eq!(web["app"]["portDefinitions"][1]["port"], 10_001);
+
+    // A port held by another app is refused by number, naming it, and nothing changes.
+    let (status, body) = marathon
+        .post(
+            "/v2/apps",
+            json!({"id": "/third", "cmd": "x", "portDefinitions": [{"port": 10_001}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["field"], "spec.service_ports[0]");
+    assert_eq!(body["message"], "spec.service_ports[0]: service port 10001 is held by /shop/web");
+    let (status, _) = marathon.get("/v2/apps/third").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
 /// `/corral/v1/apps/{id}/autoscaler`: validated with 422 naming the field, Kubernetes's
 /// defaults filled in, stored in the log beside the app (its Marathon JSON unchanged), and
 /// deleted with it; Marathon also answers under `/service/marathon`.

@@ -103,6 +103,9 @@ pub(crate) struct TaskV0<'a> {
     role: &'a str,
     statuses: Vec<StatusV0>,
     labels: Vec<LabelV0<'a>>,
+    /// Mesos-DNS reads named ports from here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    discovery: Option<crate::json::DiscoveryInfoJson>,
 }
 
 pub(crate) fn task_v0(task: &Task) -> TaskV0<'_> {
@@ -134,6 +137,7 @@ pub(crate) fn task_v0(task: &Task) -> TaskV0<'_> {
             .iter()
             .map(|l: &Label| LabelV0 { key: &l.key, value: l.value.as_deref() })
             .collect(),
+        discovery: task.info.discovery.as_ref().map(crate::convert::discovery_to_json),
     }
 }
 
