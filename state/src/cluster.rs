@@ -228,6 +228,13 @@ impl ClusterState {
             C::LaunchServiceTasks { offer_ids, launches, filters } => {
                 self.launch_service_tasks(entry, offer_ids, launches, *filters, events)
             }
+            C::PutAutoscaler { app_id, policy } => {
+                self.put_autoscaler(entry, app_id, policy, events)
+            }
+            C::DeleteAutoscaler { app_id } => self.delete_autoscaler(entry, app_id, events),
+            C::AutoscaleApp { app_id, scaling, deployment_id } => {
+                self.autoscale_app(entry, app_id, scaling, deployment_id, events)
+            }
             C::ChangeSettings { change } => {
                 let settings = self.settings.changed(change);
                 self.update_settings(entry, &settings, events)

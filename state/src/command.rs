@@ -6,8 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::{AuthMode, Credential, Policy, Token};
 use crate::model::{
-    AgentInfo, AppSpec, ExecutorInfo, Filters, FrameworkInfo, KillPolicy, MachineId,
-    MaintenanceWindow, QuotaConfig, ReportedTask, Settings, SettingsChange, TaskInfo, TaskStatus,
+    AgentInfo, AppSpec, AutoscalerPolicy, ExecutorInfo, Filters, FrameworkInfo, KillPolicy,
+    MachineId, MaintenanceWindow, QuotaConfig, ReportedTask, Scaling, Settings, SettingsChange,
+    TaskInfo, TaskStatus,
 };
 use crate::{
     AgentId, AppId, DeploymentId, ExecutorId, FrameworkId, OfferId, RequestId, Resources, Role,
@@ -369,6 +370,22 @@ pub enum Command {
     SetAuthMode {
         mode: AuthMode,
     },
+    /// Sets (or replaces) an app's autoscaling policy; its recorded scalings are kept.
+    PutAutoscaler {
+        app_id: AppId,
+        policy: AutoscalerPolicy,
+    },
+    DeleteAutoscaler {
+        app_id: AppId,
+    },
+    /// The leader's autoscaler scaling an app, with what it decided from. Refused when the
+    /// app's instances are no longer `scaling.current` (a stale or repeated decision), when
+    /// a deployment of the app runs, or beyond the policy's bounds and rate limits.
+    AutoscaleApp {
+        app_id: AppId,
+        scaling: Scaling,
+        deployment_id: DeploymentId,
+    },
 }
 
 impl Command {
@@ -425,6 +442,9 @@ impl Command {
             Command::PutPolicy { .. } => "put_policy",
             Command::DeletePolicy { .. } => "delete_policy",
             Command::SetAuthMode { .. } => "set_auth_mode",
+            Command::PutAutoscaler { .. } => "put_autoscaler",
+            Command::DeleteAutoscaler { .. } => "delete_autoscaler",
+            Command::AutoscaleApp { .. } => "autoscale_app",
         }
     }
 }

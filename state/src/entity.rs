@@ -295,8 +295,13 @@ impl Command {
             | C::DeleteApp { app_id, deployment_id, .. } => {
                 named.app(app_id).deployment(deployment_id);
             }
-            C::ResetLaunchDelay { app_id } => {
+            C::ResetLaunchDelay { app_id }
+            | C::PutAutoscaler { app_id, .. }
+            | C::DeleteAutoscaler { app_id } => {
                 named.app(app_id);
+            }
+            C::AutoscaleApp { app_id, deployment_id, .. } => {
+                named.app(app_id).deployment(deployment_id);
             }
             C::PutApps { apps } => {
                 apps.iter().for_each(|put| {
@@ -381,7 +386,9 @@ impl Event {
             }
             E::AppUpdated { app_id, .. }
             | E::AppDeleted { app_id }
-            | E::AppLaunchDelayReset { app_id } => {
+            | E::AppLaunchDelayReset { app_id }
+            | E::AutoscalerUpdated { app_id, .. }
+            | E::AutoscalerDeleted { app_id } => {
                 named.app(app_id);
             }
             E::DeploymentSucceeded { app_id, deployment_id }
@@ -396,6 +403,9 @@ impl Event {
             }
             E::AppInstanceExpunged { app_id, task_id } => {
                 named.app(app_id).task(task_id);
+            }
+            E::AppAutoscaled { app_id, scaling } => {
+                named.app(app_id).deployment(&scaling.deployment_id);
             }
             E::AgentAdded { .. }
             | E::AgentReregistered { .. }

@@ -4,9 +4,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    AgentInfo, AppRevision, Deployment, DrainConfig, FrameworkInfo, KillPolicy, LaunchDelay,
-    MachineId, MaintenanceWindow, Offer, QuotaConfig, RemovalReason, RescindReason, Settings, Task,
-    TaskFailure, TaskState, TaskStatus,
+    AgentInfo, AppRevision, AutoscalerPolicy, Deployment, DrainConfig, FrameworkInfo, KillPolicy,
+    LaunchDelay, MachineId, MaintenanceWindow, Offer, QuotaConfig, RecordedScaling, RemovalReason,
+    RescindReason, Settings, Task, TaskFailure, TaskState, TaskStatus,
 };
 use crate::{
     AgentId, AppId, DeploymentId, ExecutorId, FrameworkId, OfferId, Resources, Role, Scalar,
@@ -231,6 +231,19 @@ pub enum Event {
     AclChanged {
         change: crate::auth::AclChange,
     },
+    AutoscalerUpdated {
+        app_id: AppId,
+        policy: Box<AutoscalerPolicy>,
+    },
+    /// Deleted by an operator, or with its app.
+    AutoscalerDeleted {
+        app_id: AppId,
+    },
+    /// The autoscaler changed the app's instances (the deployment doing it follows).
+    AppAutoscaled {
+        app_id: AppId,
+        scaling: Box<RecordedScaling>,
+    },
 }
 
 /// What a subscriber can filter on.
@@ -327,7 +340,10 @@ impl Event {
             | Event::DeploymentCanceled { .. }
             | Event::AppLaunchDelayed { .. }
             | Event::AppLaunchDelayReset { .. }
-            | Event::AppInstanceExpunged { .. } => Topic::Service,
+            | Event::AppInstanceExpunged { .. }
+            | Event::AutoscalerUpdated { .. }
+            | Event::AutoscalerDeleted { .. }
+            | Event::AppAutoscaled { .. } => Topic::Service,
         }
     }
 
@@ -440,6 +456,9 @@ impl Event {
             Event::AppLaunchDelayReset { .. } => "app_launch_delay_reset",
             Event::AppInstanceExpunged { .. } => "app_instance_expunged",
             Event::AclChanged { .. } => "acl_changed",
+            Event::AutoscalerUpdated { .. } => "autoscaler_updated",
+            Event::AutoscalerDeleted { .. } => "autoscaler_deleted",
+            Event::AppAutoscaled { .. } => "app_autoscaled",
         }
     }
 }

@@ -359,6 +359,9 @@ struct AgentArgs {
     /// Seconds between heartbeats (the masters' agent timeout is 75 s by default).
     #[arg(long, default_value_t = 5.0)]
     heartbeat_interval: f64,
+    /// Seconds between readings of each task's CPU and memory (`/monitor/statistics`).
+    #[arg(long, default_value_t = 5.0)]
+    usage_interval: f64,
     /// What stopping the agent (SIGINT, SIGTERM) does to its tasks: `leave-tasks` (as Mesos:
     /// they run on, and a restarted agent finds them) or `kill-tasks`.
     #[arg(long, value_enum, default_value_t = OnStopArg::LeaveTasks)]
@@ -403,6 +406,9 @@ struct MasterArgs {
     /// Seconds between HEARTBEAT events on scheduler streams (Mesos: 15).
     #[arg(long, default_value_t = 15.0)]
     heartbeat_interval: f64,
+    /// Seconds between the leader's readings of agents' task usage (the autoscaler's input).
+    #[arg(long, default_value_t = 5.0)]
+    usage_interval: f64,
     /// Keep at most this many log entries in the event journal (default: keep everything).
     #[arg(long)]
     journal_max_entries: Option<u64>,
@@ -534,6 +540,7 @@ async fn main() -> anyhow::Result<()> {
             config.attributes = args.attributes;
             config.hostname = args.hostname;
             config.heartbeat_interval = seconds(args.heartbeat_interval, "heartbeat-interval")?;
+            config.usage_interval = seconds(args.usage_interval, "usage-interval")?;
             config.on_stop = match args.on_stop {
                 OnStopArg::LeaveTasks => OnStop::LeaveTasksRunning,
                 OnStopArg::KillTasks => OnStop::KillTasks,
@@ -557,6 +564,7 @@ async fn main() -> anyhow::Result<()> {
                 allocation: seconds(args.allocation_interval, "allocation-interval")?,
                 tick: seconds(args.tick_interval, "tick-interval")?,
                 stream_heartbeat: seconds(args.heartbeat_interval, "heartbeat-interval")?,
+                usage: seconds(args.usage_interval, "usage-interval")?,
             };
             let retention = JournalRetention {
                 max_age: args

@@ -5,6 +5,7 @@
 mod corral {
     mod agents;
     mod audit;
+    mod autoscale;
     mod backup;
     mod dev;
     mod grafana;

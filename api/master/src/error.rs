@@ -52,6 +52,9 @@ pub enum ApiError {
     /// The request is well formed but would break the cluster as it stands (409).
     #[error("{field}: {problem}")]
     Conflict { field: String, problem: String },
+    /// A well-formed body whose content breaks the rules (422 naming the field).
+    #[error("{field}: {problem}")]
+    Unprocessable { field: String, problem: String },
     /// Begun but not finished in time; nothing unsafe is left and asking again is safe.
     #[error("{0}")]
     Unfinished(String),
@@ -97,6 +100,7 @@ impl ApiError {
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Unfinished(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::TooManyStreams { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         }
     }
 }
@@ -160,6 +164,7 @@ fn error_kind(error: &ApiError) -> &'static str {
         ApiError::Conflict { .. } => "conflict",
         ApiError::Unfinished(_) => "unfinished",
         ApiError::TooManyStreams { .. } => "too_many_streams",
+        ApiError::Unprocessable { .. } => "invalid",
     }
 }
 
@@ -174,9 +179,9 @@ impl IntoResponse for ApiError {
             | ApiError::Missing { field, .. }
             | ApiError::Gone { field, .. } => Some(field.as_str()),
             ApiError::Rejected(Rejection::Invalid { field, .. }) => Some(field.as_str()),
-            ApiError::Unknown { field, .. } | ApiError::Conflict { field, .. } => {
-                Some(field.as_str())
-            }
+            ApiError::Unknown { field, .. }
+            | ApiError::Conflict { field, .. }
+            | ApiError::Unprocessable { field, .. } => Some(field.as_str()),
             _ => None,
         };
         let oldest = match &self {

@@ -39,6 +39,10 @@ pub fn router(master: Master) -> Router {
         .merge(routes::mesos_dns::router())
         .merge(routes::ui::router())
         .merge(routes::acl::router())
+        // marathon-autoscale and other DC/OS-era tools reach Marathon behind the admin
+        // router's prefix.
+        .nest("/service/marathon", routes::marathon::router())
+        .merge(routes::autoscaler::router())
         .fallback(no_route)
         .layer(DefaultBodyLimit::max(API_BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(master.clone(), crate::auth::authenticate))

@@ -33,6 +33,7 @@ pub async fn run(master: Master) {
             () = leadership_lost(master.node().clone()) => {},
         }
         *master.inner.explain.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
+        crate::autoscaler::forget(&master);
         tracing::info!(node_id = master.node().node_id(), "no longer leading");
     }
 }
@@ -57,6 +58,7 @@ async fn lead(master: Master) {
     // Its own task, so that a slow allocation or tick never holds a scheduling round up; the
     // guard ends it with this function, that is, when leadership is lost.
     let _scheduler = AbortOnDrop(tokio::spawn(crate::service_scheduler::run(master.clone())));
+    let _autoscaler = AbortOnDrop(tokio::spawn(crate::autoscaler::run(master.clone())));
     let intervals = master.inner.intervals.clone();
     let mut event_metrics = EventMetrics::default();
     let mut allocation = tokio::time::interval(intervals.allocation);
@@ -94,7 +96,7 @@ async fn lead(master: Master) {
     }
 }
 
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+pub(crate) struct AbortOnDrop(pub(crate) tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {

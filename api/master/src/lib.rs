@@ -7,6 +7,7 @@
 #![warn(unreachable_pub)]
 
 mod auth;
+mod autoscaler;
 mod cors;
 mod dns;
 mod error;

@@ -25,6 +25,8 @@ pub struct LoopIntervals {
     pub tick: Duration,
     /// HEARTBEAT events on scheduler and operator streams.
     pub stream_heartbeat: Duration,
+    /// How often the leader reads agents' `/monitor/statistics` (the autoscaler's input).
+    pub usage: Duration,
 }
 
 impl Default for LoopIntervals {
@@ -33,6 +35,7 @@ impl Default for LoopIntervals {
             allocation: Duration::from_secs(1),
             tick: Duration::from_secs(1),
             stream_heartbeat: Duration::from_secs(15),
+            usage: Duration::from_secs(5),
         }
     }
 }
@@ -153,6 +156,10 @@ pub struct MasterInner {
     pub(crate) client_streams: crate::stream::ClientStreams,
     /// The built-in DNS's configuration and records.
     pub dns: crate::dns::Dns,
+    /// The leader's latest autoscaler evaluations, for `/decisions`.
+    pub autoscaler: crate::autoscaler::AutoscalerStatus,
+    /// Per-task usage the leader gathered from agents.
+    pub usage: crate::autoscaler::UsageTable,
 }
 
 /// Everything a handler needs. Cheap to clone.
@@ -210,6 +217,8 @@ impl Master {
                 serving,
                 client_streams: crate::stream::ClientStreams::default(),
                 dns: crate::dns::Dns::default(),
+                autoscaler: Default::default(),
+                usage: Default::default(),
             }),
         })
     }

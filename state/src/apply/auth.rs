@@ -319,7 +319,9 @@ impl ClusterState {
             }
             C::RestartApp { app_id, .. }
             | C::RollBackApp { app_id, .. }
-            | C::ResetLaunchDelay { app_id } => {
+            | C::ResetLaunchDelay { app_id }
+            | C::PutAutoscaler { app_id, .. }
+            | C::DeleteAutoscaler { app_id } => {
                 asks.push((Action::UpdateApps, Some(app_id.to_string())))
             }
             C::DeleteApp { app_id, .. } => {
@@ -362,7 +364,8 @@ impl ClusterState {
             | C::OfferResources { .. }
             | C::RescindOffers { .. }
             | C::Tick
-            | C::LaunchServiceTasks { .. } => {}
+            | C::LaunchServiceTasks { .. }
+            | C::AutoscaleApp { .. } => {}
         }
         asks
     }

@@ -5,6 +5,7 @@
 
 mod agents;
 mod auth;
+mod autoscaler;
 mod frameworks;
 mod offers;
 mod operator;

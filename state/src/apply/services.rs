@@ -186,6 +186,9 @@ impl ClusterState {
         self.cancel_deployments_of(app_id, events);
         self.remove_app(app_id);
         events.push(Event::AppDeleted { app_id: app_id.clone() });
+        if self.services.autoscalers.remove(app_id).is_some() {
+            events.push(Event::AutoscalerDeleted { app_id: app_id.clone() });
+        }
         self.start_deployment(
             deployment_id,
             app_id,
@@ -306,6 +309,24 @@ impl ClusterState {
         }
         // Also for a deleted app: wiping its last instance meets the deployment stopping it.
         self.check_deployments(events);
+        Ok(())
+    }
+
+    /// Changes only an app's instance count, as Marathon's `PUT /v2/apps/{id}
+    /// {"instances": n}` does: one scaling deployment, the configuration kept.
+    pub(super) fn scale_app(
+        &mut self,
+        app_id: &AppId,
+        instances: u32,
+        deployment_id: &DeploymentId,
+        events: &mut Vec<Event>,
+    ) -> Result<(), Rejection> {
+        let app = self.known_app(app_id)?;
+        let mut revision = current_revision(app);
+        revision.spec.instances = instances;
+        let config = Configuration::Keep(app.config_version);
+        let action = DeploymentAction::ScaleApplication;
+        self.install_app(app_id, revision, action, config, deployment_id, events);
         Ok(())
     }
 
@@ -711,11 +732,11 @@ impl ClusterState {
         Ok(ports)
     }
 
-    fn known_app(&self, app_id: &AppId) -> Result<&ServiceApp, Rejection> {
+    pub(super) fn known_app(&self, app_id: &AppId) -> Result<&ServiceApp, Rejection> {
         self.services.apps.get(app_id).ok_or_else(|| Rejection::UnknownApp(app_id.clone()))
     }
 
-    fn unlocked(&self, app_id: &AppId, force: Force) -> Result<(), Rejection> {
+    pub(super) fn unlocked(&self, app_id: &AppId, force: Force) -> Result<(), Rejection> {
         let deployments: Vec<DeploymentId> =
             self.services.deployments_of(app_id).map(|deployment| deployment.id.clone()).collect();
         if deployments.is_empty() || force == Force::Yes {
@@ -724,7 +745,10 @@ impl ClusterState {
         Err(Rejection::AppLocked { app_id: app_id.clone(), deployments })
     }
 
-    fn unused_deployment_id(&self, deployment_id: &DeploymentId) -> Result<(), Rejection> {
+    pub(super) fn unused_deployment_id(
+        &self,
+        deployment_id: &DeploymentId,
+    ) -> Result<(), Rejection> {
         if deployment_id.as_str().is_empty() {
             return Err(Rejection::invalid("deployment_id", "must not be empty"));
         }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::TaskState;
+use crate::model::{Autoscaler, TaskState};
 use crate::{AgentId, AppId, DeploymentId, FrameworkId, Role, TaskId, Timestamp};
 
 impl AppId {
@@ -266,6 +266,8 @@ pub struct ServiceState {
     pub instance_apps: BTreeMap<TaskId, AppId>,
     /// Which app holds each service port (the index of `ServiceApp::service_ports`).
     pub service_ports: BTreeMap<u16, AppId>,
+    /// Autoscaling policies and the scalings they made, by app.
+    pub autoscalers: BTreeMap<AppId, Autoscaler>,
 }
 
 impl ServiceState {

@@ -20,7 +20,7 @@ fn percent(value: u64) -> Millionths {
 }
 
 /// CPU at 50 %, Kubernetes's defaults otherwise.
-fn policy(min: u32, max: u32) -> AutoscalerPolicy {
+pub(super) fn policy(min: u32, max: u32) -> AutoscalerPolicy {
     AutoscalerPolicy {
         min,
         max,
@@ -482,5 +482,187 @@ proptest! {
                 }
             }
         }
+    }
+}
+
+mod commands {
+    use corral_state::model::{
+        AppSpec, Backoff, Limit, RecordedScaling, Scaling, UnreachablePolicy, UpgradeBounds,
+    };
+    use corral_state::{
+        Actor, AppId, Cancellation, Command, DeploymentId, Event, Force, PutMode, Rejection,
+    };
+
+    use super::super::support::{role, World};
+    use super::policy;
+
+    fn web() -> AppId {
+        AppId::new("/web")
+    }
+
+    fn spec(instances: u32) -> AppSpec {
+        AppSpec {
+            instances,
+            role: role("*"),
+            health_checked: false,
+            upgrade: UpgradeBounds {
+                minimum_health_capacity_permille: 1000,
+                maximum_over_capacity_permille: 1000,
+            },
+            backoff: Backoff {
+                initial: std::time::Duration::from_secs(1),
+                factor_permille: 2000,
+                maximum: std::time::Duration::from_secs(5),
+            },
+            unreachable: UnreachablePolicy::MARATHON_DEFAULT,
+            service_ports: Vec::new(),
+        }
+    }
+
+    /// `/web` at `instances`, its start deployment abandoned so nothing holds it.
+    fn world_with_web(instances: u32) -> World {
+        let mut world = World::new();
+        world.operator(Command::PutApp {
+            app_id: web(),
+            spec: spec(instances),
+            definition: r#"{"cmd":"burn"}"#.to_owned(),
+            mode: PutMode::CreateOrReplace,
+            force: Force::No,
+            deployment_id: DeploymentId::new("start"),
+        });
+        abandon(&mut world, "start");
+        world
+    }
+
+    fn abandon(world: &mut World, deployment_id: &str) {
+        world.operator(Command::CancelDeployment {
+            deployment_id: DeploymentId::new(deployment_id),
+            cancellation: Cancellation::Abandon,
+        });
+    }
+
+    fn scale(current: u32, desired: u32, deployment_id: &str) -> Command {
+        Command::AutoscaleApp {
+            app_id: web(),
+            scaling: Scaling {
+                inputs: Vec::new(),
+                current,
+                recommended: desired,
+                desired,
+                limited_by: Limit::None,
+            },
+            deployment_id: DeploymentId::new(deployment_id),
+        }
+    }
+
+    fn instances(world: &World) -> u32 {
+        world.state.services().app(&web()).expect("the app exists").spec.instances
+    }
+
+    #[test]
+    fn a_policy_needs_its_app_and_valid_fields() {
+        let mut world = World::new();
+        let put = Command::PutAutoscaler { app_id: web(), policy: policy(1, 4) };
+        assert_eq!(world.rejected(Actor::Leader, put.clone()), Rejection::UnknownApp(web()));
+        let mut world = world_with_web(1);
+        let bad = Command::PutAutoscaler { app_id: web(), policy: policy(3, 2) };
+        assert_eq!(
+            world.rejected(Actor::Leader, bad),
+            Rejection::invalid("max", "must not be below min")
+        );
+        assert_eq!(
+            world.operator(put),
+            [Event::AutoscalerUpdated { app_id: web(), policy: Box::new(policy(1, 4)) }]
+        );
+    }
+
+    #[test]
+    fn a_scaling_scales_like_marathon_and_is_recorded_first() {
+        let mut world = world_with_web(1);
+        world.operator(Command::PutAutoscaler { app_id: web(), policy: policy(1, 4) });
+        let events = world.leader(scale(1, 2, "auto-1"));
+        let kinds: Vec<&str> = events.iter().map(Event::kind).collect();
+        assert_eq!(kinds, ["app_autoscaled", "app_updated", "deployment_started"]);
+        let Event::DeploymentStarted { deployment } = &events[2] else { unreachable!() };
+        assert_eq!(deployment.action.as_marathon_str(), "ScaleApplication");
+        assert_eq!(instances(&world), 2);
+        let recorded: Vec<&RecordedScaling> =
+            world.state.services().autoscalers[&web()].scalings.iter().collect();
+        assert_eq!(recorded.len(), 1);
+        assert_eq!(recorded[0].deployment_id, DeploymentId::new("auto-1"));
+        // Policies and scalings survive a snapshot and the command its encoding.
+        let bytes = world.state.snapshot().expect("encodes");
+        let restored = corral_state::ClusterState::from_snapshot(&bytes).expect("decodes");
+        assert_eq!(restored.digest(), world.state.digest());
+        let entry = world.entry(Actor::Leader, scale(2, 3, "auto-2"));
+        let encoded = corral_state::codec::encode_entry(&entry).expect("encodes");
+        assert_eq!(corral_state::codec::decode_entry(&encoded).expect("decodes"), entry);
+    }
+
+    #[test]
+    fn a_repeated_or_stale_decision_scales_once() {
+        let mut world = world_with_web(1);
+        world.operator(Command::PutAutoscaler { app_id: web(), policy: policy(1, 10) });
+        world.leader(scale(1, 2, "auto-1"));
+        // A second leader's copy of the same decision lands while the scaling deploys...
+        assert!(matches!(
+            world.rejected(Actor::Leader, scale(1, 2, "auto-2")),
+            Rejection::AppLocked { .. }
+        ));
+        // ...or after it finished: it started from a count the app no longer has.
+        abandon(&mut world, "auto-1");
+        assert_eq!(
+            world.rejected(Actor::Leader, scale(1, 2, "auto-3")),
+            Rejection::invalid("scaling.current", "app /web has 2 instances, not 1")
+        );
+        assert_eq!(instances(&world), 2);
+    }
+
+    #[test]
+    fn rates_and_bounds_are_checked_again_when_applied() {
+        let mut world = world_with_web(1);
+        world.operator(Command::PutAutoscaler { app_id: web(), policy: policy(1, 10) });
+        world.leader(scale(1, 2, "auto-1"));
+        abandon(&mut world, "auto-1");
+        // The period began at 1: +100 % or +4 reach 5 at most.
+        assert_eq!(
+            world.rejected(Actor::Leader, scale(2, 9, "auto-2")),
+            Rejection::invalid(
+                "scaling.desired",
+                "9 is outside what the policy allows now from 2: 1 to 5"
+            )
+        );
+        world.advance(std::time::Duration::from_secs(16));
+        world.leader(scale(2, 4, "auto-3"));
+        abandon(&mut world, "auto-3");
+        assert_eq!(
+            world.rejected(Actor::Leader, scale(4, 11, "auto-4")),
+            Rejection::invalid(
+                "scaling.desired",
+                "11 is outside what the policy allows now from 4: 1 to 6"
+            )
+        );
+        let operator = Actor::Operator { principal: None };
+        assert!(matches!(
+            world.rejected(operator, scale(4, 5, "auto-5")),
+            Rejection::NotPermitted { .. }
+        ));
+    }
+
+    #[test]
+    fn deleting_the_app_deletes_its_autoscaler() {
+        let mut world = world_with_web(1);
+        world.operator(Command::PutAutoscaler { app_id: web(), policy: policy(1, 4) });
+        let events = world.operator(Command::DeleteApp {
+            app_id: web(),
+            force: Force::No,
+            deployment_id: DeploymentId::new("stop"),
+        });
+        assert!(events.contains(&Event::AutoscalerDeleted { app_id: web() }));
+        assert!(world.state.services().autoscalers.is_empty());
+        assert_eq!(
+            world.rejected(Actor::Leader, Command::DeleteAutoscaler { app_id: web() }),
+            Rejection::invalid("app_id", "app /web has no autoscaler")
+        );
     }
 }

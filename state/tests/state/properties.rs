@@ -10,6 +10,9 @@ use corral_state::model::{
     MachineId, MaintenanceWindow, QuotaConfig, SettingsChange, TaskSource, TaskState, TaskStatus,
     Unavailability, UnreachablePolicy, UpgradeBounds,
 };
+use corral_state::model::{
+    AutoscalerPolicy, Limit, MetricTarget, Millionths, Scaling, ScalingRules,
+};
 use corral_state::{
     Actor, AgentId, AppId, AppPut, Cancellation, ClusterState, Command, DeploymentId, Entry, Event,
     Force, FrameworkId, KillScaling, OfferId, OfferSpec, Operation, Outcome, PutMode, Quantities,
@@ -55,6 +58,9 @@ enum Op {
     DeleteApp { app: u8, force: bool },
     CancelDeployment { which: u8, roll_back: bool },
     ResetDelay { app: u8 },
+    // The autoscaler: a policy, and scalings from the app's count (some stale).
+    Autoscaler { app: u8, min: u8, spread: u8, delete: bool },
+    Autoscale { app: u8, delta: i8, stale: bool },
     // Operator settings of roles, machines and the cluster.
     Weight { role: u8, weight: u8 },
     Quota { role: u8, cpus: u8 },
@@ -107,6 +113,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (any::<u8>(), any::<bool>()).prop_map(|(app, force)| Op::DeleteApp { app, force }),
         1 => (any::<u8>(), any::<bool>()).prop_map(|(which, roll_back)| Op::CancelDeployment { which, roll_back }),
         1 => any::<u8>().prop_map(|app| Op::ResetDelay { app }),
+        1 => (any::<u8>(), 0..3u8, 0..5u8, any::<bool>()).prop_map(|(app, min, spread, delete)| Op::Autoscaler { app, min, spread, delete }),
+        2 => (any::<u8>(), -4..6i8, any::<bool>()).prop_map(|(app, delta, stale)| Op::Autoscale { app, delta, stale }),
         1 => (any::<u8>(), 0..10u8).prop_map(|(role, weight)| Op::Weight { role, weight }),
         1 => (any::<u8>(), 0..8u8).prop_map(|(role, cpus)| Op::Quota { role, cpus }),
         1 => (any::<u8>(), 0..100u8).prop_map(|(agent, start)| Op::Maintenance { agent, start }),
@@ -557,6 +565,46 @@ impl Driver {
                 };
                 (operator(), command, None)
             }
+            Op::Autoscaler { app, min, spread, delete } => {
+                let app_id = AppId::new(pick(&APPS, app)?);
+                let command = if delete {
+                    Command::DeleteAutoscaler { app_id }
+                } else {
+                    let mut policy = AutoscalerPolicy {
+                        min: u32::from(min),
+                        max: u32::from(min + spread),
+                        evaluation_interval: Duration::from_secs(15),
+                        metrics: vec![MetricTarget::Cpu {
+                            target_utilization: Millionths::from_percent(50),
+                        }],
+                        tolerance: Millionths(100_000),
+                        scale_up: ScalingRules::default_up(),
+                        scale_down: ScalingRules::default_down(),
+                    };
+                    policy.scale_up.policies[1].value = u32::from(spread);
+                    Command::PutAutoscaler { app_id, policy }
+                };
+                (operator(), command, None)
+            }
+            Op::Autoscale { app, delta, stale } => {
+                let app_id = AppId::new(pick(&APPS, app)?);
+                let instances =
+                    self.state.services().app(&app_id).map_or(1, |app| app.spec.instances);
+                let current = if stale { instances + 1 } else { instances };
+                let desired = u32::try_from(i64::from(current) + i64::from(delta)).ok()?;
+                let command = Command::AutoscaleApp {
+                    app_id,
+                    scaling: Scaling {
+                        inputs: Vec::new(),
+                        current,
+                        recommended: desired,
+                        desired,
+                        limited_by: Limit::None,
+                    },
+                    deployment_id: self.fresh_deployment_id(),
+                };
+                (Actor::Leader, command, None)
+            }
             Op::ResetDelay { app } => (
                 operator(),
                 Command::ResetLaunchDelay { app_id: AppId::new(pick(&APPS, app)?) },
@@ -812,6 +860,21 @@ fn check_services(before: &ClusterState, after: &ClusterState, command: &Command
                 "{} runs outside the index without being killed",
                 task.id()
             );
+        }
+    }
+    // The autoscaler scales only an app no deployment held, from its count, within bounds.
+    if let Command::AutoscaleApp { app_id, scaling, .. } = command {
+        let scaled = after.services().autoscalers.get(app_id).map(|a| a.scalings.len());
+        let was = before.services().autoscalers.get(app_id).map(|a| a.scalings.len());
+        if scaled != was {
+            let policy = &before.services().autoscalers[app_id].policy;
+            assert!(
+                before.services().deployments_of(app_id).next().is_none(),
+                "scaled while deploying"
+            );
+            assert_eq!(before.services().apps[app_id].spec.instances, scaling.current);
+            assert_eq!(after.services().apps[app_id].spec.instances, scaling.desired);
+            assert!(policy.min <= scaling.desired && scaling.desired <= policy.max);
         }
     }
     for deployment in services.deployments.values() {

@@ -403,8 +403,19 @@ impl Metrics {
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> Result<String, prometheus::Error> {
+        self.render_with(Vec::new())
+    }
+
+    /// The same, with families built at scrape time (the leader's per-task usage).
+    pub fn render_with(
+        &self,
+        extra: Vec<prometheus::proto::MetricFamily>,
+    ) -> Result<String, prometheus::Error> {
+        let mut families = self.registry.gather();
+        families.extend(extra);
+        families.sort_by(|a, b| a.name().cmp(b.name()));
         let mut buffer = Vec::new();
-        TextEncoder::new().encode(&self.registry.gather(), &mut buffer)?;
+        TextEncoder::new().encode(&families, &mut buffer)?;
         String::from_utf8(buffer).map_err(|error| prometheus::Error::Msg(error.to_string()))
     }
 }

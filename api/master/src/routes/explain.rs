@@ -370,6 +370,10 @@ pub(crate) async fn explain_deployment(
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),
+                (None, Command::AutoscaleApp { scaling, .. }) => format!(
+                    "autoscaler: {}",
+                    crate::routes::autoscaler::scaling_reason(scaling)
+                ),
                 (None, Command::KillServiceTasks { task_ids, .. }) => format!(
                     "killed {}",
                     task_ids.iter().map(TaskId::as_str).collect::<Vec<_>>().join(", ")

@@ -81,7 +81,14 @@ pub(crate) async fn scrape(master: &Master) -> Result<String, ApiError> {
         .with_label_values(&["framework"])
         .set(master.inner.scheduler_streams.count() as i64);
     master.inner.event_streams.set_metrics(metrics, master.node().applied_index());
-    metrics.render().map_err(|error| ApiError::Internal(format!("metrics do not render: {error}")))
+    let usage = master
+        .inner
+        .usage
+        .metric_families()
+        .map_err(|error| ApiError::Internal(format!("usage metrics do not build: {error}")))?;
+    metrics
+        .render_with(usage)
+        .map_err(|error| ApiError::Internal(format!("metrics do not render: {error}")))
 }
 
 /// Mesos's metric keys and values, for `/metrics/snapshot` and the operator's `GET_METRICS`.

@@ -60,6 +60,7 @@ async fn the_leader_launches_and_kills_instances_through_the_log() {
         allocation: Duration::from_millis(50),
         tick: Duration::from_secs(1),
         stream_heartbeat: Duration::from_secs(15),
+        usage: Duration::from_secs(1),
     };
     let master = Master::new(node, address.to_owned(), intervals, AllocatorConfig::default())
         .expect("master");

@@ -455,3 +455,88 @@ async fn service_ports_are_assigned_kept_and_unique() {
     let (status, _) = marathon.get("/v2/apps/third").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+/// `/corral/v1/apps/{id}/autoscaler`: validated with 422 naming the field, Kubernetes's
+/// defaults filled in, stored in the log beside the app (its Marathon JSON unchanged), and
+/// deleted with it; Marathon also answers under `/service/marathon`.
+#[tokio::test]
+async fn an_autoscaler_policy_is_validated_stored_and_kept_out_of_marathon() {
+    let marathon = Marathon::start(1).await;
+    let policy = "/corral/v1/apps/group/web/autoscaler";
+    let (status, body) = marathon.put(policy, json!({"max": 3})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (status, _) = marathon.post("/service/marathon/v2/apps", app("/group/web", 1)).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let before = marathon.get("/v2/apps/group/web").await.1;
+
+    for (body, field) in [
+        (json!({"min": 2}), "max"),
+        (json!({"min": 4, "max": 3}), "max"),
+        (json!({"max": 3, "min": 0}), "min"),
+        (json!({"max": 3, "minimum": 1}), "minimum"),
+        (json!({"max": 3, "metrics": [{"type": "gpu"}]}), "metrics[0].type"),
+        (
+            json!({"max": 3, "metrics": [{"type": "cpu", "targetUtilization": 0}]}),
+            "metrics[0].targetUtilization",
+        ),
+        (
+            json!({"max": 3, "metrics": [{"type": "prometheus", "url": "ftp://x", "query": "q", "target": 1}]}),
+            "metrics[0].url",
+        ),
+        (json!({"max": 3, "tolerance": -1}), "tolerance"),
+        (
+            json!({"max": 3, "scaleDown": {"stabilizationWindowSeconds": 7200}}),
+            "scaleDown.stabilizationWindowSeconds",
+        ),
+        (
+            json!({"max": 3, "scaleUp": {"policies": [{"type": "Pods", "value": 0, "periodSeconds": 15}]}}),
+            "scaleUp.policies[0].value",
+        ),
+        (json!({"max": 3, "scaleUp": {"selectPolicy": "Sometimes"}}), "scaleUp.selectPolicy"),
+    ] {
+        let (status, error) = marathon.put(policy, body.clone()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body} → {error}");
+        assert_eq!(error["field"], field, "{body} → {error}");
+    }
+    assert_eq!(marathon.get(policy).await.0, StatusCode::NOT_FOUND);
+
+    let (status, stored) = marathon
+        .put(policy, json!({"max": 5, "scaleDown": {"stabilizationWindowSeconds": 60}}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{stored}");
+    assert_eq!(
+        stored,
+        json!({
+            "appId": "/group/web",
+            "min": 1,
+            "max": 5,
+            "evaluationIntervalSeconds": 15,
+            "metrics": [{"type": "cpu", "targetUtilization": 80.0}],
+            "tolerance": 0.1,
+            "scaleUp": {
+                "stabilizationWindowSeconds": 0,
+                "selectPolicy": "Max",
+                "policies": [
+                    {"type": "Percent", "value": 100, "periodSeconds": 15},
+                    {"type": "Pods", "value": 4, "periodSeconds": 15},
+                ],
+            },
+            "scaleDown": {
+                "stabilizationWindowSeconds": 60,
+                "selectPolicy": "Max",
+                "policies": [{"type": "Percent", "value": 100, "periodSeconds": 15}],
+            },
+        })
+    );
+    assert_eq!(marathon.get(policy).await.1, stored);
+    assert_eq!(marathon.get("/v2/apps/group/web").await.1, before);
+    let (status, decisions) = marathon.get(&format!("{policy}/decisions")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(decisions["scalings"], json!([]));
+
+    assert_eq!(marathon.delete(policy).await.0, StatusCode::OK);
+    assert_eq!(marathon.delete(policy).await.0, StatusCode::NOT_FOUND);
+    marathon.put(policy, json!({"max": 2})).await;
+    assert_eq!(marathon.delete("/v2/apps/group/web?force=true").await.0, StatusCode::OK);
+    assert_eq!(marathon.get(policy).await.0, StatusCode::NOT_FOUND);
+}

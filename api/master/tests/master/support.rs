@@ -69,6 +69,7 @@ impl TestMasters {
                 allocation: Duration::from_millis(100),
                 tick: Duration::from_secs(1),
                 stream_heartbeat: Duration::from_secs(1),
+                usage: Duration::from_secs(1),
             };
             let master = Master::new(node, address(node_id), intervals, AllocatorConfig::default())
                 .expect("master");

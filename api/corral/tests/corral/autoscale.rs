@@ -1,0 +1,260 @@
+//! The autoscaler end to end: three real masters, a real agent running a CPU-burning app,
+//! usage read from the agent's `/monitor/statistics`, decisions in the log.
+
+use std::time::{Duration, Instant};
+
+use corral_state::Event;
+use corral_testkit::agent_process::AgentProcess;
+use corral_testkit::cluster::Cluster;
+use corral_testkit::events::LoggedEvents;
+use corral_testkit::eventually;
+use serde_json::{json, Value};
+
+const EVALUATION_SECONDS: u64 = 2;
+const SCALE_DOWN_WINDOW_SECONDS: u64 = 6;
+const USAGE_SECONDS: &str = "1";
+
+async fn get(cluster: &Cluster, master: usize, path: &str) -> Option<Value> {
+    let response = cluster.http.get(cluster.masters[master].url(path)).send().await.ok()?;
+    response.status().is_success().then_some(())?;
+    response.json().await.ok()
+}
+
+async fn instances(cluster: &Cluster, master: usize) -> Option<u64> {
+    get(cluster, master, "/v2/apps/burn").await?["app"]["instances"].as_u64()
+}
+
+async fn scalings(cluster: &Cluster, master: usize) -> Option<Vec<Value>> {
+    let decisions = get(cluster, master, "/corral/v1/apps/burn/autoscaler/decisions").await?;
+    decisions["scalings"].as_array().cloned()
+}
+
+/// Seconds since the epoch of an RFC 3339 time the API wrote.
+fn epoch_seconds(text: &str) -> f64 {
+    corral_state::Timestamp::parse(text).expect("an RFC 3339 time").as_secs_f64()
+}
+
+fn now_seconds() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_busy_app_scales_up_to_max_then_down_after_the_window_across_a_failover() {
+    let mut cluster = Cluster::start_with(3, &["--usage-interval", USAGE_SECONDS]);
+    let directory = tempfile::tempdir().expect("temp dir");
+    let agent = AgentProcess::start(
+        directory.path(),
+        "burner-host",
+        &cluster.addresses(),
+        &[
+            "--resources",
+            "cpus:4;mem:1024;disk:100;ports:[33000-33099]",
+            "--usage-interval",
+            USAGE_SECONDS,
+        ],
+    );
+    let leader = cluster.leader().await;
+    eventually(Duration::from_secs(60), "the agent registered", || async {
+        let state = get(&cluster, leader, "/master/state").await?;
+        (state["slaves"].as_array()?.len() == 1).then_some(())
+    })
+    .await;
+
+    // Burns a CPU until the stop file exists, then idles.
+    let stop = directory.path().join("stop");
+    let command = format!("while [ ! -e {} ]; do :; done; exec sleep 600", stop.display());
+    let app = json!({"id": "/burn", "cmd": command, "cpus": 0.25, "mem": 32, "instances": 1});
+    let url = cluster.masters[leader].url("/v2/apps");
+    let response = cluster.http.post(url).json(&app).send().await.expect("create");
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap_or_default());
+
+    // A bad policy is refused naming its field, and nothing is stored.
+    let policy_url = cluster.masters[leader].url("/corral/v1/apps/burn/autoscaler");
+    let bad = json!({"max": 3, "scaleUp": {"policies": [{"type": "Pods", "value": 1, "periodSeconds": 0}]}});
+    let response = cluster.http.put(&policy_url).json(&bad).send().await.expect("put");
+    assert_eq!(response.status(), 422);
+    let error: Value = response.json().await.expect("json error");
+    assert_eq!(error["field"], "scaleUp.policies[0].periodSeconds", "{error}");
+    let response = cluster.http.get(&policy_url).send().await.expect("get");
+    assert_eq!(response.status(), 404);
+
+    let policy = json!({
+        "min": 1,
+        "max": 3,
+        "evaluationIntervalSeconds": EVALUATION_SECONDS,
+        "metrics": [{"type": "cpu", "targetUtilization": 50}],
+        "scaleDown": {"stabilizationWindowSeconds": SCALE_DOWN_WINDOW_SECONDS},
+    });
+    let response = cluster.http.put(&policy_url).json(&policy).send().await.expect("put");
+    assert_eq!(response.status(), 200);
+    let stored: Value = response.json().await.expect("policy");
+    assert_eq!(stored["tolerance"], 0.1);
+    assert_eq!(
+        stored["scaleUp"]["policies"][1],
+        json!({"type": "Pods", "value": 4, "periodSeconds": 15})
+    );
+    // The Marathon view knows nothing of it.
+    let marathon = get(&cluster, leader, "/v2/apps/burn").await.expect("the app");
+    assert!(!marathon.to_string().contains("autoscal"), "{marathon}");
+
+    // Busy: up within two evaluations once two usage samples exist, and never past max.
+    let running = eventually(Duration::from_secs(60), "the first instance runs", || async {
+        let tasks = get(&cluster, leader, "/v2/apps/burn/tasks").await?;
+        let task = tasks["tasks"].as_array()?.first()?.clone();
+        (task["state"] == "TASK_RUNNING").then(now_seconds)
+    })
+    .await;
+    let first = eventually(Duration::from_secs(60), "a first scaling", || async {
+        scalings(&cluster, leader).await?.first().cloned()
+    })
+    .await;
+    // Two agent samples and the leader's read of them, then at most two evaluations; the
+    // slack is for a loaded machine.
+    let bound = 2.0 * EVALUATION_SECONDS as f64 + 3.0 + 4.0;
+    let took = epoch_seconds(first["at"].as_str().expect("at")) - running;
+    assert!(took <= bound, "the first scaling came {took:.1}s after the instance ran: {first}");
+    assert_eq!(first["action"], "scale_up", "{first}");
+    assert!(first["inputs"][0]["value"].as_f64().expect("cpu") > 0.5, "{first}");
+    eventually(Duration::from_secs(60), "three instances", || async {
+        (instances(&cluster, leader).await? == 3).then_some(())
+    })
+    .await;
+    // Its deployment done, the app is free for the operator's change below.
+    eventually(Duration::from_secs(60), "the scaling deployed", || async {
+        get(&cluster, leader, "/v2/deployments").await?.as_array()?.is_empty().then_some(())
+    })
+    .await;
+    let scaled_up = scalings(&cluster, leader).await.expect("scalings");
+
+    // The leader dies; the new one knows every scaling from the log.
+    cluster.masters[leader].kill();
+    let leader = cluster.leader().await;
+    assert_eq!(scalings(&cluster, leader).await.expect("scalings"), scaled_up);
+
+    // The load stops and a deployment begins at once: the autoscaler waits for it.
+    std::fs::write(&stop, b"").expect("stop file");
+    let stopped_at = now_seconds();
+    let mut changed = app.clone();
+    changed["labels"] = json!({"release": "2"});
+    changed["instances"] = json!(3);
+    let url = cluster.masters[leader].url("/v2/apps/burn");
+    let response = cluster.http.put(url).json(&changed).send().await.expect("put app");
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap_or_default());
+    let deployment: Value = response.json().await.expect("deployment");
+    let deployment_id = deployment["deploymentId"].as_str().expect("deployment id").to_owned();
+
+    let started = Instant::now();
+    eventually(Duration::from_secs(90), "back to one instance", || async {
+        let count = instances(&cluster, leader).await?;
+        assert!(count <= 3, "past max: {count}");
+        (count == 1).then_some(())
+    })
+    .await;
+    let all = scalings(&cluster, leader).await.expect("scalings");
+    let down = all.last().expect("a scale-down").clone();
+    assert_eq!(all.len(), scaled_up.len() + 1, "one scale-down after the scale-ups: {all:#?}");
+    assert_eq!((down["current"].clone(), down["desired"].clone()), (json!(3), json!(1)), "{down}");
+    let waited = epoch_seconds(down["at"].as_str().expect("at")) - stopped_at;
+    assert!(
+        waited >= SCALE_DOWN_WINDOW_SECONDS as f64,
+        "scaled down {waited:.1}s after the load stopped, inside the window: {down}"
+    );
+    assert!(
+        down["reason"].as_str().expect("reason").starts_with("scale down from 3 to 1"),
+        "{down}"
+    );
+    for scaling in &all {
+        assert!(scaling["desired"].as_u64().expect("desired") <= 3, "{scaling}");
+    }
+    // `corral explain deployment` says why its deployment began.
+    let explain =
+        format!("/corral/v1/explain/deployment/{}", down["deploymentId"].as_str().unwrap());
+    let explained = get(&cluster, leader, &explain).await.expect("explained");
+    assert!(explained.to_string().contains("autoscaler: scale down from 3 to 1"), "{explained}");
+
+    // The log: each scaling once, the operator's deployment succeeded, none cancelled.
+    let events_url = cluster.masters[leader].url("/corral/v1/events?format=ndjson&topic=service");
+    let mut events = LoggedEvents::open(&events_url).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let (mut autoscaled, mut succeeded) = (0, false);
+    while autoscaled < all.len() || !succeeded {
+        match events.next(deadline, || format!("{} scalings and {deployment_id}", all.len())).await
+        {
+            Event::AppAutoscaled { .. } => autoscaled += 1,
+            Event::DeploymentSucceeded { deployment_id: id, .. }
+                if id.as_str() == deployment_id =>
+            {
+                succeeded = true
+            }
+            Event::DeploymentCanceled { deployment_id, .. } => {
+                panic!("deployment {deployment_id} was cancelled")
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(autoscaled, all.len());
+    eprintln!("scale-down took {:.1}s after the load stopped", started.elapsed().as_secs_f64());
+    drop(agent);
+}
+
+/// marathon-autoscale's paths: Marathon behind `/service/marathon`, an agent's statistics
+/// through `/slave/{id}/monitor/statistics`, and a scale refused during a deployment.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_external_autoscalers_paths_answer_as_on_dcos() {
+    let cluster = Cluster::start(1);
+    let directory = tempfile::tempdir().expect("temp dir");
+    let _agent = AgentProcess::start(
+        directory.path(),
+        "stats-host",
+        &cluster.addresses(),
+        &[
+            "--resources",
+            "cpus:2;mem:512;disk:100;ports:[33100-33199]",
+            "--usage-interval",
+            USAGE_SECONDS,
+        ],
+    );
+    let leader = cluster.leader().await;
+    let app =
+        json!({"id": "/idle", "cmd": "exec sleep 600", "cpus": 0.1, "mem": 16, "instances": 1});
+    let url = cluster.masters[leader].url("/service/marathon/v2/apps");
+    let response = cluster.http.post(url).json(&app).send().await.expect("create");
+    assert_eq!(response.status(), 201);
+    let (task_id, agent_id) = eventually(Duration::from_secs(60), "a running task", || async {
+        let app = get(&cluster, leader, "/service/marathon/v2/apps/idle?embed=app.tasks").await?;
+        let task = app["app"]["tasks"].as_array()?.first()?.clone();
+        (task["state"] == "TASK_RUNNING").then(|| {
+            (task["id"].as_str().unwrap().to_owned(), task["slaveId"].as_str().unwrap().to_owned())
+        })
+    })
+    .await;
+    let statistics = eventually(Duration::from_secs(30), "the task's statistics", || async {
+        let all = get(&cluster, leader, &format!("/slave/{agent_id}/monitor/statistics")).await?;
+        all.as_array()?.iter().find(|entry| entry["executor_id"] == task_id.as_str()).cloned()
+    })
+    .await;
+    assert!(statistics["statistics"]["timestamp"].as_f64().is_some(), "{statistics}");
+    assert!(statistics["statistics"]["mem_limit_bytes"].as_u64().is_some(), "{statistics}");
+
+    // A deployment holds the app: a scale answers 409 unless forced.
+    let url = cluster.masters[leader].url("/service/marathon/v2/apps/idle");
+    let response =
+        cluster.http.put(&url).json(&json!({"cmd": "exec sleep 601"})).send().await.expect("put");
+    assert_eq!(response.status(), 200);
+    let response = cluster.http.put(&url).json(&json!({"instances": 2})).send().await.expect("put");
+    assert_eq!(response.status(), 409);
+    let forced = format!("{url}?force=true");
+    let response =
+        cluster.http.put(forced).json(&json!({"instances": 2})).send().await.expect("put");
+    assert_eq!(response.status(), 200);
+
+    // The leader exports the usage it gathered.
+    eventually(Duration::from_secs(30), "usage series on the leader", || async {
+        let response =
+            cluster.http.get(cluster.masters[leader].url("/metrics")).send().await.ok()?;
+        let text = response.text().await.ok()?;
+        let rss = "corral_task_memory_rss_bytes{framework_id=";
+        (text.contains("corral_task_cpu_seconds_total{") && text.contains(rss)).then_some(())
+    })
+    .await;
+}

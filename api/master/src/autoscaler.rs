@@ -1,0 +1,469 @@
+//! The autoscaler, a leader loop, and the per-task usage it decides from.
+//!
+//! - Usage: every `LoopIntervals::usage` the leader reads `/monitor/statistics` from each
+//!   agent running tasks (concurrently, each bounded by a timeout) into [`UsageTable`]:
+//!   the latest two samples per task, so CPU is a rate over the agent's own timestamps.
+//!   Samples are inputs, not facts: they never go through the log. `/metrics` exports them
+//!   as `corral_task_cpu_seconds_total` and `corral_task_memory_rss_bytes`.
+//! - Decisions: every second the loop reads the state (linearizable: it feeds a decision)
+//!   and evaluates each app whose `evaluationIntervalSeconds` is up with
+//!   `corral_state::autoscale::decide`. A scaling is proposed as one `AutoscaleApp`
+//!   carrying its inputs; the state checks it again and records it, so a new leader knows
+//!   it and the rate policies hold across failovers. Holds stay in memory, as the latest
+//!   evaluation `/decisions` shows.
+//! - Stabilization needs the recommendations of the window. They live in this loop's memory
+//!   only (one per evaluation would flood the log), so a new leader starts with none and
+//!   counts what it did not watch as "stay": it scales down only after watching a whole
+//!   window itself. A deployment of the app (its own scaling included) is watched as "stay"
+//!   too, so a scale-down waits a window after the last change.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use corral_log::ReadConsistency;
+use corral_state::autoscale::{
+    decide, Evaluation, InstanceSample, MetricSample, Readiness, Recommendation,
+};
+use corral_state::model::{AutoscalerPolicy, Decision, MetricTarget, Millionths, RecordedScaling};
+use corral_state::{
+    Actor, AgentId, AppId, ClusterState, Command, DeploymentId, FrameworkId, TaskId, Timestamp,
+};
+use prometheus::core::Collector;
+use serde::Deserialize;
+
+use crate::master::{new_request_id, wall_clock, Master};
+
+/// How often the loop looks for apps whose evaluation is due.
+const EVALUATION_GRANULARITY: Duration = Duration::from_secs(1);
+/// One agent's statistics or one Prometheus query may not hold a round up for longer.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(3);
+/// The most tasks the master exports usage series for (bounded labels).
+pub(crate) const MAX_TASK_USAGE_SERIES: usize = 1000;
+
+/// One reading of one task, as the agent reported it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct UsageReading {
+    /// Seconds since the epoch, the agent's clock.
+    pub timestamp: f64,
+    pub cpu_seconds: f64,
+    pub cpus_limit: Option<f64>,
+    pub mem_rss_bytes: u64,
+    pub mem_limit_bytes: Option<u64>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct TaskUsage {
+    pub framework_id: FrameworkId,
+    pub agent_id: AgentId,
+    pub latest: UsageReading,
+    pub previous: Option<UsageReading>,
+}
+
+impl TaskUsage {
+    /// CPU used over CPU asked for, between the last two samples.
+    fn cpu_utilization(&self) -> Option<Millionths> {
+        let previous = self.previous?;
+        let elapsed = self.latest.timestamp - previous.timestamp;
+        let limit = self.latest.cpus_limit.filter(|limit| *limit > 0.0)?;
+        if elapsed <= 0.0 {
+            return None;
+        }
+        let used = (self.latest.cpu_seconds - previous.cpu_seconds).max(0.0) / elapsed;
+        Millionths::from_f64(used / limit)
+    }
+
+    fn memory_utilization(&self) -> Option<Millionths> {
+        let limit = self.latest.mem_limit_bytes.filter(|limit| *limit > 0)?;
+        Millionths::from_f64(self.latest.mem_rss_bytes as f64 / limit as f64)
+    }
+}
+
+/// The latest usage of every task the leader heard about, by task id.
+#[derive(Default)]
+pub struct UsageTable {
+    tasks: Mutex<BTreeMap<TaskId, TaskUsage>>,
+}
+
+impl UsageTable {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<TaskId, TaskUsage>> {
+        self.tasks.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Replaces what one agent reported; tasks it no longer reports are forgotten.
+    fn record(&self, agent_id: &AgentId, entries: Vec<(TaskId, FrameworkId, UsageReading)>) {
+        let mut tasks = self.lock();
+        let reported: std::collections::BTreeSet<&TaskId> =
+            entries.iter().map(|(task_id, _, _)| task_id).collect();
+        tasks.retain(|task_id, usage| &usage.agent_id != agent_id || reported.contains(task_id));
+        for (task_id, framework_id, reading) in entries {
+            match tasks.get_mut(&task_id) {
+                Some(usage) if usage.latest.timestamp == reading.timestamp => {}
+                Some(usage) => {
+                    usage.previous = Some(usage.latest);
+                    usage.latest = reading;
+                }
+                None => {
+                    let usage = TaskUsage {
+                        framework_id,
+                        agent_id: agent_id.clone(),
+                        latest: reading,
+                        previous: None,
+                    };
+                    tasks.insert(task_id, usage);
+                }
+            }
+        }
+    }
+
+    /// Forgets agents no longer asked (they left, or run no task).
+    fn keep_agents(&self, agents: &std::collections::BTreeSet<AgentId>) {
+        self.lock().retain(|_, usage| agents.contains(&usage.agent_id));
+    }
+
+    pub(crate) fn get(&self, task_id: &TaskId) -> Option<TaskUsage> {
+        self.lock().get(task_id).cloned()
+    }
+
+    pub(crate) fn clear(&self) {
+        self.lock().clear();
+    }
+
+    /// `corral_task_cpu_seconds_total` and `corral_task_memory_rss_bytes`, built at scrape
+    /// time from the table (at most `MAX_TASK_USAGE_SERIES` tasks, in task id order).
+    pub(crate) fn metric_families(
+        &self,
+    ) -> Result<Vec<prometheus::proto::MetricFamily>, prometheus::Error> {
+        let labels = ["framework_id", "task_id"];
+        let cpu = prometheus::CounterVec::new(
+            prometheus::Opts::new(
+                "corral_task_cpu_seconds_total",
+                "CPU time a task used (user and system), as its agent last reported it to the leader.",
+            ),
+            &labels,
+        )?;
+        let rss = prometheus::GaugeVec::new(
+            prometheus::Opts::new(
+                "corral_task_memory_rss_bytes",
+                "Resident (anonymous) memory of a task, as its agent last reported it to the leader.",
+            ),
+            &labels,
+        )?;
+        for (task_id, usage) in self.lock().iter().take(MAX_TASK_USAGE_SERIES) {
+            let values = [usage.framework_id.as_str(), task_id.as_str()];
+            cpu.with_label_values(&values).inc_by(usage.latest.cpu_seconds.max(0.0));
+            rss.with_label_values(&values).set(usage.latest.mem_rss_bytes as f64);
+        }
+        let mut families = cpu.collect();
+        families.extend(rss.collect());
+        // The encoder refuses a family without series (a follower, or no task yet).
+        families.retain(|family| !family.get_metric().is_empty());
+        Ok(families)
+    }
+}
+
+/// What `/decisions` shows beside the log's scalings: the leader's latest evaluation of
+/// each app.
+#[derive(Default)]
+pub struct AutoscalerStatus {
+    latest: Mutex<BTreeMap<AppId, (Timestamp, Decision)>>,
+}
+
+impl AutoscalerStatus {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<AppId, (Timestamp, Decision)>> {
+        self.latest.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) fn latest(&self, app_id: &AppId) -> Option<(Timestamp, Decision)> {
+        self.lock().get(app_id).cloned()
+    }
+
+    fn set(&self, app_id: AppId, at: Timestamp, decision: Decision) {
+        self.lock().insert(app_id, (at, decision));
+    }
+
+    fn clear(&self) {
+        self.lock().clear();
+    }
+}
+
+/// The statistics entry of a Mesos agent, the fields the autoscaler reads.
+#[derive(Deserialize)]
+struct StatisticsEntry {
+    executor_id: String,
+    framework_id: String,
+    #[serde(default)]
+    source: Option<String>,
+    statistics: Statistics,
+}
+
+#[derive(Deserialize)]
+struct Statistics {
+    timestamp: f64,
+    #[serde(default)]
+    cpus_user_time_secs: f64,
+    #[serde(default)]
+    cpus_system_time_secs: f64,
+    cpus_limit: Option<f64>,
+    #[serde(default)]
+    mem_rss_bytes: u64,
+    mem_limit_bytes: Option<u64>,
+}
+
+/// Runs while this master leads: gathers usage and evaluates autoscaled apps.
+pub(crate) async fn run(master: Master) {
+    let _gather = crate::leader::AbortOnDrop(tokio::spawn(gather_usage(master.clone())));
+    let mut memory = Memory::default();
+    let mut ticks = tokio::time::interval(EVALUATION_GRANULARITY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        evaluate_due(&master, &mut memory).await;
+    }
+}
+
+/// Ends a leadership's memory: a new term starts from what the log says.
+pub(crate) fn forget(master: &Master) {
+    master.inner.autoscaler.clear();
+    master.inner.usage.clear();
+}
+
+async fn gather_usage(master: Master) {
+    let mut ticks = tokio::time::interval(master.inner.intervals.usage);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let agents = master
+            .read_state(ReadConsistency::Local, |state| {
+                let mut agents: BTreeMap<AgentId, String> = BTreeMap::new();
+                for task in state.tasks().filter(|task| !task.state.is_terminal()) {
+                    let Some(agent) = state.agent(task.agent_id()) else { continue };
+                    agents.insert(agent.id.clone(), agent.info.address.clone());
+                }
+                agents
+            })
+            .await;
+        let Ok(agents) = agents else { continue };
+        master.inner.usage.keep_agents(&agents.keys().cloned().collect());
+        let fetches = agents.iter().map(|(agent_id, address)| {
+            let master = master.clone();
+            async move {
+                match fetch_statistics(&master, address).await {
+                    Ok(entries) => master.inner.usage.record(agent_id, entries),
+                    Err(error) => {
+                        tracing::debug!(%agent_id, %address, %error, "agent statistics unread")
+                    }
+                }
+            }
+        });
+        futures::future::join_all(fetches).await;
+    }
+}
+
+async fn fetch_statistics(
+    master: &Master,
+    address: &str,
+) -> Result<Vec<(TaskId, FrameworkId, UsageReading)>, String> {
+    let url = format!("http://{address}/monitor/statistics");
+    let request = master.inner.agent_http.get(&url).timeout(FETCH_TIMEOUT).send();
+    let response = request.await.map_err(|error| format!("GET {url}: {error}"))?;
+    if !response.status().is_success() {
+        return Err(format!("GET {url}: {}", response.status()));
+    }
+    let entries: Vec<StatisticsEntry> =
+        response.json().await.map_err(|error| format!("GET {url}: {error}"))?;
+    Ok(entries
+        .into_iter()
+        .map(|entry| {
+            let task_id = TaskId::new(entry.source.unwrap_or(entry.executor_id));
+            let stats = entry.statistics;
+            let reading = UsageReading {
+                timestamp: stats.timestamp,
+                cpu_seconds: stats.cpus_user_time_secs + stats.cpus_system_time_secs,
+                cpus_limit: stats.cpus_limit,
+                mem_rss_bytes: stats.mem_rss_bytes,
+                mem_limit_bytes: stats.mem_limit_bytes,
+            };
+            (task_id, FrameworkId::new(entry.framework_id), reading)
+        })
+        .collect())
+}
+
+/// What this leader remembers between evaluations of an app.
+#[derive(Default)]
+struct Memory {
+    apps: BTreeMap<AppId, Watched>,
+}
+
+struct Watched {
+    since: Timestamp,
+    next_at: Timestamp,
+    history: Vec<Recommendation>,
+}
+
+/// What one app's evaluation needs from the state, copied out under the read.
+struct AppView {
+    policy: AutoscalerPolicy,
+    current: u32,
+    deployment: Option<DeploymentId>,
+    instances: Vec<(TaskId, Readiness)>,
+    scalings: Vec<RecordedScaling>,
+}
+
+fn view_apps(state: &ClusterState) -> BTreeMap<AppId, AppView> {
+    let services = state.services();
+    let now = state.now();
+    services
+        .autoscalers
+        .iter()
+        .filter_map(|(app_id, autoscaler)| {
+            let app = services.app(app_id)?;
+            let framework_id = services.framework_id.as_ref();
+            let instances = services
+                .instances_of(app_id)
+                .filter(|(_, instance)| !instance.is_inactive(app.spec.unreachable, now))
+                .filter_map(|(task_id, _)| {
+                    let task = state.task(framework_id?, task_id)?;
+                    // Instances being killed are leaving: they count for nothing.
+                    if task.kill_requested.is_some() {
+                        return None;
+                    }
+                    let readiness = if task.is_ready(app.spec.health_checked) {
+                        Readiness::Ready
+                    } else {
+                        Readiness::NotReady
+                    };
+                    Some((task_id.clone(), readiness))
+                })
+                .collect();
+            let view = AppView {
+                policy: autoscaler.policy.clone(),
+                current: app.spec.instances,
+                deployment: services.deployments_of(app_id).next().map(|d| d.id.clone()),
+                instances,
+                scalings: autoscaler.scalings.iter().cloned().collect(),
+            };
+            Some((app_id.clone(), view))
+        })
+        .collect()
+}
+
+async fn evaluate_due(master: &Master, memory: &mut Memory) {
+    let Ok(apps) = master.read_state(ReadConsistency::Linearizable, view_apps).await else {
+        return;
+    };
+    let now = wall_clock();
+    memory.apps.retain(|app_id, _| apps.contains_key(app_id));
+    for (app_id, view) in apps {
+        let watched = memory.apps.entry(app_id.clone()).or_insert_with(|| Watched {
+            since: now,
+            next_at: now,
+            history: Vec::new(),
+        });
+        if now < watched.next_at {
+            continue;
+        }
+        watched.next_at = now.plus(view.policy.evaluation_interval);
+        let samples = measure(master, &view).await;
+        let ready =
+            view.instances.iter().filter(|(_, readiness)| *readiness == Readiness::Ready).count();
+        let decision = decide(&Evaluation {
+            policy: &view.policy,
+            now,
+            current: view.current,
+            ready: u32::try_from(ready).unwrap_or(u32::MAX),
+            deployment: view.deployment.as_ref(),
+            samples: &samples,
+            history: &watched.history,
+            observed_since: watched.since,
+            scalings: &view.scalings,
+        });
+        let longest = view
+            .policy
+            .scale_up
+            .stabilization_window
+            .max(view.policy.scale_down.stabilization_window);
+        watched.history.retain(|earlier| now.since(earlier.at) <= longest);
+        let recommendation = match &decision {
+            Decision::Scale(scaling) => Some(scaling.recommended),
+            Decision::Hold(hold) => match hold.reason {
+                corral_state::model::HoldReason::DeploymentRunning { .. } => Some(view.current),
+                _ => hold.recommended,
+            },
+        };
+        if let Some(count) = recommendation {
+            watched.history.push(Recommendation { at: now, count });
+        }
+        master.inner.autoscaler.set(app_id.clone(), now, decision.clone());
+        if let Decision::Scale(scaling) = decision {
+            let reason = crate::routes::autoscaler::scaling_reason(&scaling);
+            let deployment_id = DeploymentId::new(uuid::Uuid::new_v4().to_string());
+            let command = Command::AutoscaleApp { app_id: app_id.clone(), scaling, deployment_id };
+            match master.propose(new_request_id(), Actor::Leader, command).await {
+                Ok(committed) => match committed.outcome.rejection() {
+                    None => tracing::info!(%app_id, %reason, "autoscaled"),
+                    Some(rejection) => {
+                        tracing::info!(%app_id, %rejection, "autoscaling refused by the log")
+                    }
+                },
+                Err(error) => tracing::warn!(%app_id, %error, "autoscaling not committed"),
+            }
+        }
+    }
+}
+
+/// One sample per metric of the policy, in its order.
+async fn measure(master: &Master, view: &AppView) -> Vec<MetricSample> {
+    let mut samples = Vec::with_capacity(view.policy.metrics.len());
+    for metric in &view.policy.metrics {
+        let sample = match metric {
+            MetricTarget::Cpu { .. } | MetricTarget::Memory { .. } => {
+                let per_instance = view
+                    .instances
+                    .iter()
+                    .map(|(task_id, readiness)| {
+                        let usage = master.inner.usage.get(task_id);
+                        let utilization = usage.and_then(|usage| match metric {
+                            MetricTarget::Cpu { .. } => usage.cpu_utilization(),
+                            _ => usage.memory_utilization(),
+                        });
+                        InstanceSample { readiness: *readiness, utilization }
+                    })
+                    .collect();
+                MetricSample::PerInstance(per_instance)
+            }
+            MetricTarget::Prometheus { url, query, .. } => {
+                match query_prometheus(master, url, query).await {
+                    Ok(value) => MetricSample::Whole(Millionths::from_f64(value)),
+                    Err(error) => {
+                        tracing::warn!(%url, %query, %error, "autoscaler's Prometheus query failed");
+                        MetricSample::Whole(None)
+                    }
+                }
+            }
+        };
+        samples.push(sample);
+    }
+    samples
+}
+
+/// The first value of an instant query (`/api/v1/query`).
+async fn query_prometheus(master: &Master, url: &str, query: &str) -> Result<f64, String> {
+    let endpoint = format!("{}/api/v1/query", url.trim_end_matches('/'));
+    let response = master
+        .inner
+        .agent_http
+        .get(&endpoint)
+        .query(&[("query", query)])
+        .timeout(FETCH_TIMEOUT)
+        .send()
+        .await
+        .map_err(|error| format!("GET {endpoint}: {error}"))?;
+    let body: serde_json::Value =
+        response.json().await.map_err(|error| format!("GET {endpoint}: {error}"))?;
+    let text = body
+        .pointer("/data/result/0/value/1")
+        .and_then(serde_json::Value::as_str)
+        .ok_or_else(|| format!("GET {endpoint}: no sample in the answer"))?;
+    text.parse::<f64>().map_err(|error| format!("GET {endpoint}: value '{text}': {error}"))
+}
