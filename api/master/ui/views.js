@@ -778,7 +778,18 @@ export const timeline = {
       h("h1", {}, "The cluster at any retained moment"),
       h("p", { class: "muted" }, `The journal holds indexes ${low} to ${high}. Drag the slider or use the arrow keys, Page Up/Down, Home and End.`),
       h("div", { class: "toolbar" }, h("label", { for: "timeline-slider" }, "Log index"), label,
-        h("button", { onclick: () => { chosen.index = Number(slider.max); slider.value = slider.max; show(); } }, "Latest")),
+        h("button", { id: "timeline-latest", onclick: async () => {
+          // The log has grown since the page opened: the slider reaches the newest index.
+          try {
+            const latest = await ctx.api.refreshCluster();
+            slider.max = String(Math.max(low, latest.applied_index || high));
+          } catch (error) {
+            ctx.app.toast(`Could not read the latest index: ${error.message}`);
+          }
+          chosen.index = Number(slider.max);
+          slider.value = slider.max;
+          show();
+        } }, "Latest")),
       slider,
       result);
   },
