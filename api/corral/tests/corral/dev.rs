@@ -37,6 +37,8 @@ async fn stopping_corral_dev_kills_its_tasks_and_removes_its_data() {
     let agent_listen = format!("127.0.0.1:{}", free_port());
     let dev = Command::new(corral_testkit::corral_bin())
         .args(["dev", "--listen", &listen, "--agent-listen", &agent_listen])
+        // Tests run side by side: each dev cluster gets its own DNS port, not 8053.
+        .args(["--dns-listen", &format!("127.0.0.1:{}", free_port())])
         .args(["--cluster-id", &corral_testkit::unique_cluster_id()])
         // `corral dev` keeps its data in the temporary directory, here this test's own.
         .env("TMPDIR", temporary.path())
@@ -100,6 +102,8 @@ async fn corral_dev_with_prometheus_has_both_processes_scraped_and_stops_prometh
     let prometheus = format!("127.0.0.1:{}", free_port());
     let dev = Command::new(corral_testkit::corral_bin())
         .args(["dev", "--listen", &listen, "--agent-listen", &agent_listen])
+        // Tests run side by side: each dev cluster gets its own DNS port, not 8053.
+        .args(["--dns-listen", &format!("127.0.0.1:{}", free_port())])
         .args(["--cluster-id", &corral_testkit::unique_cluster_id()])
         .args(["--prometheus", &prometheus])
         .env("TMPDIR", temporary.path())
