@@ -171,7 +171,7 @@ impl BasicCache {
         let verified =
             tokio::task::spawn_blocking(move || verify_password(&secret_owned, &phc_owned))
                 .await
-                .unwrap_or(false);
+                .expect("verifying a password does not panic");
         if verified {
             let mut cache = self.lock();
             if cache.len() >= BASIC_CACHE_LIMIT {
@@ -252,6 +252,15 @@ enum Checked {
     Refused(Refusal, Box<Denial>),
 }
 
+/// A known identity, the read decision for it, and the Basic secret still to be checked
+/// against its argon2 hash (outside the state read: the KDF is slow).
+struct Known {
+    identity: String,
+    principal: Option<String>,
+    decision: Result<(), Box<Denial>>,
+    kdf: Option<(String, String)>,
+}
+
 fn anonymous(reason: DenialReason) -> Box<Denial> {
     Box::new(Denial { principal: None, action: "authenticate".to_owned(), object: None, reason })
 }
@@ -281,14 +290,13 @@ pub(crate) async fn authenticate(
         let caller = Caller { mode, identity: None, principal: None, route };
         return CALLER.scope(caller, next.run(request)).await;
     }
-    let checked = check(
-        &master,
-        &route,
-        request.headers().clone(),
-        request.method().clone(),
-        request.uri().path().to_owned(),
-    )
-    .await;
+    let checked =
+        match check(&master, &route, request.headers(), request.method(), request.uri().path())
+            .await
+        {
+            Ok(checked) => checked,
+            Err(error) => return error.into_response(),
+        };
     let (identity, principal) = match checked {
         Checked::Through(identity, principal) => (identity, principal),
         Checked::Refused(refusal, denial) => {
@@ -309,17 +317,18 @@ pub(crate) async fn authenticate(
     CALLER.scope(caller, next.run(request)).await
 }
 
+/// One state read decides everything but a Basic secret's KDF, which runs after it (cached).
 async fn check(
     master: &Master,
     route: &str,
-    headers: HeaderMap,
-    method: Method,
-    path: String,
-) -> Checked {
-    let presented = match presented(&headers) {
+    headers: &HeaderMap,
+    method: &Method,
+    path: &str,
+) -> Result<Checked, ApiError> {
+    let presented = match presented(headers) {
         Ok(presented) => presented,
         Err(problem) => {
-            return Checked::Refused(
+            return Ok(Checked::Refused(
                 Refusal::Malformed,
                 Box::new(Denial {
                     principal: None,
@@ -327,95 +336,63 @@ async fn check(
                     object: Some(problem.to_owned()),
                     reason: DenialReason::Anonymous,
                 }),
-            )
+            ))
         }
     };
-    let read = read_action(&method, route, &path);
-    let verdict = master
+    let read = read_action(method, route, path);
+    let known = master
         .read_state(ReadConsistency::Local, move |state: &ClusterState| {
             let auth = state.auth();
-            let identity = match &presented {
+            let unknown = |name: &str| {
+                (Refusal::Unknown, anonymous(DenialReason::UnknownIdentity(name.to_owned())))
+            };
+            let (identity, kdf) = match presented {
                 Presented::Nothing => {
                     return Err((Refusal::Missing, anonymous(DenialReason::Anonymous)))
                 }
-                Presented::Token { accessor, secret } => match auth.token(accessor) {
-                    None => {
-                        return Err((
-                            Refusal::Unknown,
-                            anonymous(DenialReason::UnknownIdentity(accessor.clone())),
-                        ))
-                    }
-                    Some(token) if !token.secret_hash.verifies(secret) => {
+                Presented::Token { accessor, secret } => match auth.token(&accessor) {
+                    None => return Err(unknown(&accessor)),
+                    Some(token) if !token.secret_hash.verifies(&secret) => {
                         return Err((
                             Refusal::WrongSecret,
-                            anonymous(DenialReason::UnknownIdentity(accessor.clone())),
+                            anonymous(DenialReason::UnknownIdentity(accessor)),
                         ))
                     }
-                    Some(_) => Ok(accessor.clone()),
+                    Some(_) => (accessor, None),
                 },
                 Presented::Basic { user, secret } => {
-                    match (auth.token(user), auth.credential(user)) {
-                        (Some(token), _) if token.secret_hash.verifies(secret) => Ok(user.clone()),
+                    match (auth.token(&user), auth.credential(&user)) {
+                        (Some(token), _) if token.secret_hash.verifies(&secret) => (user, None),
                         (_, Some(credential)) => {
-                            Err((user.clone(), secret.clone(), credential.phc.clone()))
+                            let phc = credential.phc.clone();
+                            (user, Some((secret, phc)))
                         }
-                        _ => {
-                            return Err((
-                                Refusal::Unknown,
-                                anonymous(DenialReason::UnknownIdentity(user.clone())),
-                            ))
-                        }
+                        _ => return Err(unknown(&user)),
                     }
                 }
             };
-            Ok(identity.map(|identity| {
-                let principal = auth.principal(&identity).map(|p| p.name.to_owned());
-                let decision = match &read {
-                    Some((action, object)) => auth.decide(Some(&identity), *action, Some(object)),
-                    None => Ok(()),
-                };
-                (identity, principal, decision)
-            }))
+            let principal = auth.principal(&identity).map(|p| p.name.to_owned());
+            let decision = match &read {
+                Some((action, object)) => auth.decide(Some(&identity), *action, Some(object)),
+                None => Ok(()),
+            };
+            Ok(Known { identity, principal, decision, kdf })
         })
-        .await;
-    let verdict = match verdict {
-        Ok(verdict) => verdict,
-        Err(_) => {
-            return Checked::Refused(Refusal::Unknown, anonymous(DenialReason::NotBootstrapped))
-        }
+        .await?;
+    let Known { identity, principal, decision, kdf } = match known {
+        Ok(known) => known,
+        Err((refusal, denial)) => return Ok(Checked::Refused(refusal, denial)),
     };
-    match verdict {
-        Err((refusal, denial)) => Checked::Refused(refusal, denial),
-        Ok(Ok((identity, principal, Ok(())))) => Checked::Through(Some(identity), principal),
-        Ok(Ok((_, _, Err(denial)))) => Checked::Refused(Refusal::Denied, denial),
-        Ok(Err((user, secret, phc))) => {
-            if !master.inner.basic_cache.verify(&user, &secret, &phc).await {
-                return Checked::Refused(
-                    Refusal::WrongSecret,
-                    anonymous(DenialReason::UnknownIdentity(user)),
-                );
-            }
-            let read = read_action(&method, route, &path);
-            let decision = master
-                .read_state(ReadConsistency::Local, {
-                    let user = user.clone();
-                    move |state: &ClusterState| match &read {
-                        Some((action, object)) => {
-                            state.auth().decide(Some(&user), *action, Some(object))
-                        }
-                        None => Ok(()),
-                    }
-                })
-                .await;
-            match decision {
-                Ok(Ok(())) => Checked::Through(Some(user.clone()), Some(user)),
-                Ok(Err(denial)) => Checked::Refused(Refusal::Denied, denial),
-                Err(_) => {
-                    Checked::Refused(Refusal::Unknown, anonymous(DenialReason::NotBootstrapped))
-                }
-            }
+    if let Some((secret, phc)) = kdf {
+        if !master.inner.basic_cache.verify(&identity, &secret, &phc).await {
+            let denial = anonymous(DenialReason::UnknownIdentity(identity));
+            return Ok(Checked::Refused(Refusal::WrongSecret, denial));
         }
     }
+    Ok(match decision {
+        Ok(()) => Checked::Through(Some(identity), principal),
+        Err(denial) => Checked::Refused(Refusal::Denied, denial),
+    })
 }
 
 #[cfg(test)]
