@@ -390,6 +390,21 @@ pub enum Command {
 
 impl Command {
     /// A short stable name, for metrics and logs.
+    /// Whether the command changes access control itself (tokens, credentials, policies,
+    /// the mode): once bootstrapped, only a management identity may, whatever the mode.
+    pub fn administers_acl(&self) -> bool {
+        matches!(
+            self,
+            Command::PutToken { .. }
+                | Command::RevokeToken { .. }
+                | Command::PutCredential { .. }
+                | Command::DeleteCredential { .. }
+                | Command::PutPolicy { .. }
+                | Command::DeletePolicy { .. }
+                | Command::SetAuthMode { .. }
+        )
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Command::RegisterAgent { .. } => "register_agent",

@@ -279,17 +279,8 @@ impl Master {
         let Some(caller) = crate::auth::current_caller() else {
             return Ok((actor, command));
         };
-        let acl_admin = matches!(
-            command,
-            Command::PutToken { .. }
-                | Command::RevokeToken { .. }
-                | Command::PutCredential { .. }
-                | Command::DeleteCredential { .. }
-                | Command::PutPolicy { .. }
-                | Command::DeletePolicy { .. }
-                | Command::SetAuthMode { .. }
-        );
-        if caller.mode == AuthMode::Off && (caller.identity.is_none() || !acl_admin) {
+        if caller.mode == AuthMode::Off && (caller.identity.is_none() || !command.administers_acl())
+        {
             return Ok((actor, command));
         }
         // Mesos fills an unset FrameworkInfo.principal with the authenticated one.
@@ -324,7 +315,7 @@ impl Master {
             .await?;
         if let Err(denial) = verdict {
             self.inner.metrics.http_auth_denied.with_label_values(&["denied", &caller.route]).inc();
-            if caller.mode == AuthMode::Enforce || acl_admin {
+            if caller.mode == AuthMode::Enforce || probe.command.administers_acl() {
                 return Err(ApiError::Rejected(Rejection::Unauthorized(denial)));
             }
         }

@@ -29,19 +29,6 @@ fn denial(
     })
 }
 
-fn is_acl_admin(command: &Command) -> bool {
-    matches!(
-        command,
-        Command::PutToken { .. }
-            | Command::RevokeToken { .. }
-            | Command::PutCredential { .. }
-            | Command::DeleteCredential { .. }
-            | Command::PutPolicy { .. }
-            | Command::DeletePolicy { .. }
-            | Command::SetAuthMode { .. }
-    )
-}
-
 impl ClusterState {
     /// Access control, decided from this state alone.
     pub fn auth(&self) -> &crate::auth::AuthState {
@@ -65,7 +52,7 @@ impl ClusterState {
         if !from_client || matches!(entry.command, Command::BootstrapAcl { .. }) {
             return Ok(());
         }
-        if is_acl_admin(&entry.command) {
+        if entry.command.administers_acl() {
             // Administering access control is never open once there is access control to
             // administer, whatever the mode; before bootstrap there is nothing to administer.
             if !self.auth.bootstrapped {
