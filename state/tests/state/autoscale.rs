@@ -486,37 +486,16 @@ proptest! {
 }
 
 mod commands {
-    use corral_state::model::{
-        AppSpec, Backoff, Limit, RecordedScaling, Scaling, UnreachablePolicy, UpgradeBounds,
-    };
+    use corral_state::model::{Limit, RecordedScaling, Scaling};
     use corral_state::{
         Actor, AppId, Cancellation, Command, DeploymentId, Event, Force, PutMode, Rejection,
     };
 
-    use super::super::support::{role, World};
+    use super::super::support::{spec, World};
     use super::policy;
 
     fn web() -> AppId {
         AppId::new("/web")
-    }
-
-    fn spec(instances: u32) -> AppSpec {
-        AppSpec {
-            instances,
-            role: role("*"),
-            health_checked: false,
-            upgrade: UpgradeBounds {
-                minimum_health_capacity_permille: 1000,
-                maximum_over_capacity_permille: 1000,
-            },
-            backoff: Backoff {
-                initial: std::time::Duration::from_secs(1),
-                factor_permille: 2000,
-                maximum: std::time::Duration::from_secs(5),
-            },
-            unreachable: UnreachablePolicy::MARATHON_DEFAULT,
-            service_ports: Vec::new(),
-        }
     }
 
     /// `/web` at `instances`, its start deployment abandoned so nothing holds it.

@@ -11,26 +11,7 @@ use corral_state::{
     OfferSpec, PutMode, Rejection, ServiceLaunch, TaskId, Timestamp, Wipe,
 };
 
-use super::support::{agent_status, comparable, res, role, task_info, World};
-
-fn spec(instances: u32) -> AppSpec {
-    AppSpec {
-        instances,
-        role: role("*"),
-        health_checked: false,
-        upgrade: UpgradeBounds {
-            minimum_health_capacity_permille: 1000,
-            maximum_over_capacity_permille: 1000,
-        },
-        backoff: Backoff {
-            initial: Duration::from_secs(1),
-            factor_permille: 2000,
-            maximum: Duration::from_secs(5),
-        },
-        unreachable: UnreachablePolicy::MARATHON_DEFAULT,
-        service_ports: Vec::new(),
-    }
-}
+use super::support::{agent_status, comparable, res, role, spec, task_info, World};
 
 fn app(text: &str) -> AppId {
     AppId::new(text)

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use corral_state::model::{
-    AgentInfo, Attributes, CommandInfo, FrameworkCapability, FrameworkInfo, TaskInfo, TaskSource,
-    TaskState, TaskStatus,
+    AgentInfo, AppSpec, Attributes, Backoff, CommandInfo, FrameworkCapability, FrameworkInfo,
+    TaskInfo, TaskSource, TaskState, TaskStatus, UnreachablePolicy, UpgradeBounds,
 };
 use corral_state::{
     Actor, AgentId, ClusterState, Command, Entry, Event, FrameworkId, OfferId, OfferSpec, Outcome,
@@ -292,4 +292,25 @@ pub fn dynamic(text: &str, role_name: &str) -> Resources {
         })
         .collect();
     Resources::from_list(reserved).expect("test reservation")
+}
+
+/// A plain app of `instances`: no health check, upgrade bounds 100 % / 100 %, a 1 s launch
+/// backoff doubling up to 5 s.
+pub fn spec(instances: u32) -> AppSpec {
+    AppSpec {
+        instances,
+        role: role("*"),
+        health_checked: false,
+        upgrade: UpgradeBounds {
+            minimum_health_capacity_permille: 1000,
+            maximum_over_capacity_permille: 1000,
+        },
+        backoff: Backoff {
+            initial: Duration::from_secs(1),
+            factor_permille: 2000,
+            maximum: Duration::from_secs(5),
+        },
+        unreachable: UnreachablePolicy::MARATHON_DEFAULT,
+        service_ports: Vec::new(),
+    }
 }
