@@ -3,6 +3,7 @@
 //! unmodified pymesos and marathon clients.
 
 mod corral {
+    mod access;
     mod agents;
     mod audit;
     mod autoscale;

@@ -31,7 +31,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use corral_log::ReadConsistency;
 use corral_state::auth::{Action, AuthMode, Denial, DenialReason};
-use corral_state::{ClusterState, Rejection};
+use corral_state::{AgentId, ClusterState, Rejection};
 
 use crate::error::ApiError;
 use crate::master::Master;
@@ -247,6 +247,15 @@ fn read_action(method: &Method, route: &str, path: &str) -> Option<(Action, Stri
     None
 }
 
+/// The agent whose own event stream `path` is, on that route.
+fn agent_of_stream(route: &str, path: &str) -> Option<AgentId> {
+    if route != "/corral/v1/agent/{agent_id}/events" {
+        return None;
+    }
+    let id = path.strip_prefix("/corral/v1/agent/")?.strip_suffix("/events")?;
+    Some(AgentId::new(id))
+}
+
 enum Checked {
     Through(Option<String>, Option<String>),
     Refused(Refusal, Box<Denial>),
@@ -340,6 +349,7 @@ async fn check(
         }
     };
     let read = read_action(method, route, path);
+    let own_stream = agent_of_stream(route, path);
     let known = master
         .read_state(ReadConsistency::Local, move |state: &ClusterState| {
             let auth = state.auth();
@@ -373,6 +383,13 @@ async fn check(
             };
             let principal = auth.principal(&identity).map(|p| p.name.to_owned());
             let decision = match &read {
+                // An agent reads its own events as the identity that registered it; anyone
+                // else needs `read_api` on `events`.
+                _ if own_stream.as_ref().and_then(|id| auth.agent_identity(id))
+                    == Some(identity.as_str()) =>
+                {
+                    Ok(())
+                }
                 Some((action, object)) => auth.decide(Some(&identity), *action, Some(object)),
                 None => Ok(()),
             };

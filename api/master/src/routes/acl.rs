@@ -2,7 +2,7 @@
 //!
 //! - `POST /corral/v1/acl/bootstrap` (no credentials): the first management token, exactly
 //!   once per cluster (`409` after). Body optional: `{"secret": "…"}` to choose the secret
-//!   (what `corral master --bootstrap-token-file` sends).
+//!   (one kept in a secrets store, say).
 //! - `GET|POST /corral/v1/acl/tokens`, `DELETE /corral/v1/acl/tokens/{accessor}`: a created
 //!   token's text (`crl_<accessor>_<secret>`) is in the answer to its creation and nowhere
 //!   else; lists show accessors, principals and kinds.
