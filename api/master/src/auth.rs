@@ -8,7 +8,8 @@
 //! KDF run, not one per call.
 //!
 //! With the mode `off` nothing is asked. With `enforce`, every route but the public ones
-//! (`/health`, `/version`, `/ping`, `/metrics`, `/corral/v1/acl/bootstrap`) needs a live
+//! (`/health`, `/version`, `/ping`, `/metrics`, `/corral/v1/acl/bootstrap`, `/corral/v1/auth`
+//! and the web UI's page and assets) needs a live
 //! identity (401 with `WWW-Authenticate: Basic realm="corral"` otherwise); native reads need
 //! `read_api` on their scope, Marathon reads of one app `view_apps` on its id (403 when
 //! refused). Writes are checked where they are proposed (`Master::propose`): the API asks the
@@ -201,10 +202,25 @@ fn verify_password(secret: &str, phc: &str) -> bool {
     })
 }
 
+/// Routes anyone may call: liveness, the bootstrap, the auth mode (a 401 says as much), and
+/// the web UI's page and assets (no cluster data; the page asks for a token itself, where a
+/// 401 on the page would make the browser ask for a Basic password).
 fn is_public(path: &str) -> bool {
     matches!(
         path,
-        "/health" | "/version" | "/ping" | "/metrics" | "/corral/v1/acl/bootstrap" | "unmatched"
+        "/health"
+            | "/version"
+            | "/ping"
+            | "/metrics"
+            | "/corral/v1/acl/bootstrap"
+            | "/corral/v1/auth"
+            | "/"
+            | "/favicon.ico"
+            | "/ui"
+            | "/ui/"
+            | "/ui/assets/{name}"
+            | "/ui/{*rest}"
+            | "unmatched"
     )
 }
 
