@@ -15,6 +15,8 @@ const LONG: Duration = Duration::from_secs(60);
 
 pub struct RawFramework {
     client: SchedulerClient,
+    http: reqwest::Client,
+    master: String,
     pub stream_id: String,
     pub framework_id: String,
     offers: Arc<Mutex<VecDeque<Value>>>,
@@ -45,6 +47,8 @@ impl RawFramework {
             ended.clone(),
         ));
         RawFramework {
+            http: http.clone(),
+            master: master.to_owned(),
             stream_id: client.stream_id().to_owned(),
             framework_id: client.framework_id().to_owned(),
             client,
@@ -83,6 +87,38 @@ impl RawFramework {
             .collect();
         self.client.launch(&offer, task_infos).await.expect("ACCEPT answered 202");
         agent_id["value"].as_str().expect("agent id").to_owned()
+    }
+
+    /// Leaves the cluster's resources to other frameworks, as a well-behaved one does once
+    /// it has launched what it wanted: SUPPRESS, then DECLINE (for an hour) every offer it
+    /// holds until the master says it holds none (an offer made before the SUPPRESS may
+    /// still be on its way).
+    pub async fn step_aside(&self) {
+        self.client.call(json!({"type": "SUPPRESS", "suppress": {}})).await.expect("SUPPRESS");
+        let frameworks = format!("http://{}/master/frameworks", self.master);
+        eventually(LONG, "no offer held by the master for this framework", || async {
+            let held: Vec<Value> = self
+                .offers
+                .lock()
+                .expect("offers")
+                .drain(..)
+                .map(|offer| offer["id"].clone())
+                .collect();
+            if !held.is_empty() {
+                self.client
+                    .call(json!({"type": "DECLINE", "decline": {"offer_ids": held,
+                                 "filters": {"refuse_seconds": 3600}}}))
+                    .await
+                    .expect("DECLINE");
+            }
+            let answer: Value = self.http.get(&frameworks).send().await.ok()?.json().await.ok()?;
+            let this = answer["frameworks"]
+                .as_array()?
+                .iter()
+                .find(|framework| framework["id"] == self.framework_id.as_str())?;
+            this["offers"].as_array()?.is_empty().then_some(())
+        })
+        .await;
     }
 
     pub async fn kill(&self, task_id: &str, agent_id: &str, grace: Duration) {

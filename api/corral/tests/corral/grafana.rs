@@ -113,6 +113,8 @@ async fn every_dashboard_query_and_alert_returns_data_on_a_live_prometheus() {
         ])
         .await;
     framework.wait_for("sleeper-1", "TASK_RUNNING").await;
+    // Holding its offers, the framework would starve the app's scheduler.
+    framework.step_aside().await;
     let app = json!({"id": "/proof", "cmd": "sleep 600", "cpus": 0.1, "mem": 32,
                      "instances": 1, "portDefinitions": []});
     let response =

@@ -93,6 +93,8 @@ async fn the_web_ui_shows_the_cluster_live_in_a_real_browser() {
         .launch(vec![json!({"id": "greeter", "command": {"value": format!("echo {GREETING}; exec sleep 300")}})])
         .await;
     framework.wait_for("greeter", "TASK_RUNNING").await;
+    // Holding its offers, the framework would starve the app's scheduler.
+    framework.step_aside().await;
     let created = cluster
         .http
         .post(format!("http://{leader_address}/v2/apps"))
