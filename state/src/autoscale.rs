@@ -8,15 +8,18 @@
 //!   up and are ignored when it asks to scale down; ready instances without a sample count
 //!   as 0 % up and as `max(100 %, target)` down. Neither may turn the direction around.
 //! - Stabilization: scaling up takes the lowest recommendation of its window, scaling down
-//!   the highest. A stretch of the window the leader did not watch (it just became leader,
-//!   or the policy is new) counts as a recommendation to stay: a new leader never scales
-//!   down on less evidence than the old one would have needed.
+//!   the highest. The window's evidence is the log's: each recorded recommendation holds
+//!   until the next one, so whichever leader evaluates, at the same time it sees the same
+//!   window, and a failover neither shortens nor lengthens it. A stretch of the window
+//!   before the first recorded recommendation (the policy is new) counts as a
+//!   recommendation to stay. A zero window takes the recommendation of the moment alone.
 //! - Rate policies (`Pods`, `Percent` per period) count the scalings the state recorded in
 //!   each period, so they hold across failovers; the same limits are checked again when an
 //!   `AutoscaleApp` is applied ([`allowed_range`]).
 //! - An app at 0 instances is left alone (scaled to zero by hand, as Kubernetes does); one
 //!   outside `[min, max]` is brought inside whatever the metrics say.
 
+pub use crate::model::Recommendation;
 use crate::model::{
     AutoscalerPolicy, Decision, Hold, HoldReason, Limit, MetricKind, MetricReading, MetricTarget,
     Millionths, RateKind, RatePolicy, RecordedScaling, Scaling, ScalingRules, SelectPolicy,
@@ -48,13 +51,6 @@ pub enum MetricSample {
     Whole(Option<Millionths>),
 }
 
-/// A raw recommendation the leader computed at some evaluation, kept for stabilization.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Recommendation {
-    pub at: Timestamp,
-    pub count: u32,
-}
-
 /// Everything one decision depends on.
 #[derive(Clone, Debug)]
 pub struct Evaluation<'a> {
@@ -68,10 +64,8 @@ pub struct Evaluation<'a> {
     pub deployment: Option<&'a DeploymentId>,
     /// Aligned with `policy.metrics`.
     pub samples: &'a [MetricSample],
-    /// Earlier raw recommendations the leader watched, any order.
+    /// The recorded recommendations (each holds until the next), any order.
     pub history: &'a [Recommendation],
-    /// Since when the leader has watched every evaluation of this app.
-    pub observed_since: Timestamp,
     /// The scalings the state recorded for the app.
     pub scalings: &'a [RecordedScaling],
 }
@@ -284,28 +278,35 @@ fn read_utilization(
 }
 
 fn stabilize(evaluation: &Evaluation<'_>, recommended: u32) -> u32 {
-    let Evaluation { policy, now, current, history, observed_since, .. } = *evaluation;
-    let up_cutoff = Timestamp(now.0.saturating_sub(nanos(policy.scale_up.stabilization_window)));
-    let down_cutoff =
-        Timestamp(now.0.saturating_sub(nanos(policy.scale_down.stabilization_window)));
-    let mut up = recommended;
-    let mut down = recommended;
-    for earlier in history {
-        if earlier.at > up_cutoff {
-            up = up.min(earlier.count);
-        }
-        if earlier.at > down_cutoff {
-            down = down.max(earlier.count);
-        }
-    }
-    // What the leader did not watch may have been anything: it counts as "stay".
-    if observed_since > up_cutoff {
-        up = up.min(current);
-    }
-    if observed_since > down_cutoff {
-        down = down.max(current);
-    }
+    let Evaluation { policy, now, current, history, .. } = *evaluation;
+    let mut history = history.to_vec();
+    history.sort_by_key(|earlier| earlier.at);
+    let up = window_extreme(&history, now, policy.scale_up.stabilization_window, current)
+        .map_or(recommended, |(lowest, _)| recommended.min(lowest));
+    let down = window_extreme(&history, now, policy.scale_down.stabilization_window, current)
+        .map_or(recommended, |(_, highest)| recommended.max(highest));
     current.max(up).min(down)
+}
+
+/// The lowest and highest recommendation that held during the window ending at `now`
+/// (none for a zero window): those recorded inside it, and the one in force at its start,
+/// or "stay" (`current`) when none was recorded yet then. `history` is oldest first.
+fn window_extreme(
+    history: &[Recommendation],
+    now: Timestamp,
+    window: std::time::Duration,
+    current: u32,
+) -> Option<(u32, u32)> {
+    if window.is_zero() {
+        return None;
+    }
+    let cutoff = Timestamp(now.0.saturating_sub(nanos(window)));
+    let inside = history.partition_point(|earlier| earlier.at <= cutoff);
+    let at_start = inside.checked_sub(1).map_or(current, |index| history[index].count);
+    let counts = history[inside..].iter().map(|earlier| earlier.count);
+    let extremes =
+        counts.fold((at_start, at_start), |(low, high), count| (low.min(count), high.max(count)));
+    Some(extremes)
 }
 
 fn nanos(duration: std::time::Duration) -> u64 {

@@ -239,6 +239,9 @@ impl ClusterState {
             C::AutoscaleApp { app_id, scaling, deployment_id } => {
                 self.autoscale_app(entry, app_id, scaling, deployment_id, events)
             }
+            C::RecordRecommendation { app_id, count } => {
+                self.record_recommendation(entry, app_id, *count, events)
+            }
             C::ChangeSettings { change } => {
                 let settings = self.settings.changed(change);
                 self.update_settings(entry, &settings, events)

@@ -386,6 +386,13 @@ pub enum Command {
         scaling: Scaling,
         deployment_id: DeploymentId,
     },
+    /// The leader's autoscaler recording an app's recommendation when it changed (holds of
+    /// a deployment count as "stay"), so the stabilization window is the log's and a new
+    /// leader resumes it. Refused when it is the latest recorded one already.
+    RecordRecommendation {
+        app_id: AppId,
+        count: u32,
+    },
 }
 
 impl Command {
@@ -460,6 +467,7 @@ impl Command {
             Command::PutAutoscaler { .. } => "put_autoscaler",
             Command::DeleteAutoscaler { .. } => "delete_autoscaler",
             Command::AutoscaleApp { .. } => "autoscale_app",
+            Command::RecordRecommendation { .. } => "record_recommendation",
         }
     }
 }

@@ -297,7 +297,8 @@ impl Command {
             }
             C::ResetLaunchDelay { app_id }
             | C::PutAutoscaler { app_id, .. }
-            | C::DeleteAutoscaler { app_id } => {
+            | C::DeleteAutoscaler { app_id }
+            | C::RecordRecommendation { app_id, .. } => {
                 named.app(app_id);
             }
             C::AutoscaleApp { app_id, deployment_id, .. } => {
@@ -406,6 +407,9 @@ impl Event {
             }
             E::AppAutoscaled { app_id, scaling } => {
                 named.app(app_id).deployment(&scaling.deployment_id);
+            }
+            E::AutoscalerRecommended { app_id, .. } => {
+                named.app(app_id);
             }
             E::AgentAdded { .. }
             | E::AgentReregistered { .. }

@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{
     AgentInfo, AppRevision, AutoscalerPolicy, Deployment, DrainConfig, FrameworkInfo, KillPolicy,
-    LaunchDelay, MachineId, MaintenanceWindow, Offer, QuotaConfig, RecordedScaling, RemovalReason,
-    RescindReason, Settings, Task, TaskFailure, TaskState, TaskStatus,
+    LaunchDelay, MachineId, MaintenanceWindow, Offer, QuotaConfig, Recommendation, RecordedScaling,
+    RemovalReason, RescindReason, Settings, Task, TaskFailure, TaskState, TaskStatus,
 };
 use crate::{
     AgentId, AppId, DeploymentId, ExecutorId, FrameworkId, OfferId, Resources, Role, Scalar,
@@ -244,6 +244,11 @@ pub enum Event {
         app_id: AppId,
         scaling: Box<RecordedScaling>,
     },
+    /// The autoscaler's recommendation for the app changed (its stabilization window).
+    AutoscalerRecommended {
+        app_id: AppId,
+        recommendation: Recommendation,
+    },
 }
 
 /// What a subscriber can filter on.
@@ -343,7 +348,8 @@ impl Event {
             | Event::AppInstanceExpunged { .. }
             | Event::AutoscalerUpdated { .. }
             | Event::AutoscalerDeleted { .. }
-            | Event::AppAutoscaled { .. } => Topic::Service,
+            | Event::AppAutoscaled { .. }
+            | Event::AutoscalerRecommended { .. } => Topic::Service,
         }
     }
 
@@ -459,6 +465,7 @@ impl Event {
             Event::AutoscalerUpdated { .. } => "autoscaler_updated",
             Event::AutoscalerDeleted { .. } => "autoscaler_deleted",
             Event::AppAutoscaled { .. } => "app_autoscaled",
+            Event::AutoscalerRecommended { .. } => "autoscaler_recommended",
         }
     }
 }

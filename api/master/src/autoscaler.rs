@@ -5,17 +5,23 @@
 //!   the latest two samples per task, so CPU is a rate over the agent's own timestamps.
 //!   Samples are inputs, not facts: they never go through the log. `/metrics` exports them
 //!   as `corral_task_cpu_seconds_total` and `corral_task_memory_rss_bytes`.
-//! - Decisions: every second the loop reads the state (linearizable: it feeds a decision)
-//!   and evaluates each app whose `evaluationIntervalSeconds` is up with
+//! - Decisions: every second the loop looks (in the local state) for autoscaled apps; when
+//!   there are some it reads the state linearizably (it feeds a decision) and evaluates
+//!   each app whose `evaluationIntervalSeconds` is up with
 //!   `corral_state::autoscale::decide`. A scaling is proposed as one `AutoscaleApp`
 //!   carrying its inputs; the state checks it again and records it, so a new leader knows
 //!   it and the rate policies hold across failovers. Holds stay in memory, as the latest
 //!   evaluation `/decisions` shows.
-//! - Stabilization needs the recommendations of the window. They live in this loop's memory
-//!   only (one per evaluation would flood the log), so a new leader starts with none and
-//!   counts what it did not watch as "stay": it scales down only after watching a whole
-//!   window itself. A deployment of the app (its own scaling included) is watched as "stay"
-//!   too, so a scale-down waits a window after the last change.
+//! - Stabilization needs the recommendations of the window. They are the log's: a
+//!   recommendation different from the app's latest recorded one is proposed as
+//!   `RecordRecommendation` (an unchanged one is not, so a steady app adds nothing to the
+//!   log), and each holds until the next. The window is read from the state, never from
+//!   this loop's memory, so a new leader resumes it exactly where the old one left it. A
+//!   deployment of the app (its own scaling included) is recorded as "stay", so a
+//!   scale-down waits a window after the last change.
+//! - `corral_autoscaler_decisions_total{direction}`, `corral_autoscaler_errors_total{stage}`
+//!   and `corral_autoscaler_at_max{app}` count what the loop did and what kept it from it;
+//!   every failure is logged too.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -25,7 +31,9 @@ use corral_log::ReadConsistency;
 use corral_state::autoscale::{
     decide, Evaluation, InstanceSample, MetricSample, Readiness, Recommendation,
 };
-use corral_state::model::{AutoscalerPolicy, Decision, MetricTarget, Millionths, RecordedScaling};
+use corral_state::model::{
+    AutoscalerPolicy, Decision, HoldReason, MetricTarget, Millionths, RecordedScaling,
+};
 use corral_state::{
     Actor, AgentId, AppId, ClusterState, Command, DeploymentId, FrameworkId, TaskId, Timestamp,
 };
@@ -225,6 +233,7 @@ pub(crate) async fn run(master: Master) {
 /// Ends a leadership's memory: a new term starts from what the log says.
 pub(crate) fn forget(master: &Master) {
     master.inner.autoscaler.clear();
+    master.inner.metrics.autoscaler_at_max.reset();
     master.inner.usage.clear();
 }
 
@@ -289,16 +298,10 @@ async fn fetch_statistics(
         .collect())
 }
 
-/// What this leader remembers between evaluations of an app.
+/// What this leader remembers between evaluations: when each app is due next.
 #[derive(Default)]
 struct Memory {
-    apps: BTreeMap<AppId, Watched>,
-}
-
-struct Watched {
-    since: Timestamp,
-    next_at: Timestamp,
-    history: Vec<Recommendation>,
+    next_at: BTreeMap<AppId, Timestamp>,
 }
 
 /// What one app's evaluation needs from the state, copied out under the read.
@@ -308,6 +311,7 @@ struct AppView {
     deployment: Option<DeploymentId>,
     instances: Vec<(TaskId, Readiness)>,
     scalings: Vec<RecordedScaling>,
+    recommendations: Vec<Recommendation>,
 }
 
 fn view_apps(state: &ClusterState) -> BTreeMap<AppId, AppView> {
@@ -342,6 +346,7 @@ fn view_apps(state: &ClusterState) -> BTreeMap<AppId, AppView> {
                 deployment: services.deployments_of(app_id).next().map(|d| d.id.clone()),
                 instances,
                 scalings: autoscaler.scalings.iter().cloned().collect(),
+                recommendations: autoscaler.recommendations.iter().copied().collect(),
             };
             Some((app_id.clone(), view))
         })
@@ -349,65 +354,111 @@ fn view_apps(state: &ClusterState) -> BTreeMap<AppId, AppView> {
 }
 
 async fn evaluate_due(master: &Master, memory: &mut Memory) {
-    let Ok(apps) = master.read_state(ReadConsistency::Linearizable, view_apps).await else {
+    // Most clusters autoscale nothing: a local look spares them a linearizable read a second.
+    let any = master
+        .read_state(ReadConsistency::Local, |state| !state.services().autoscalers.is_empty())
+        .await;
+    if matches!(any, Ok(false)) {
+        memory.next_at.clear();
+        master.inner.metrics.autoscaler_at_max.reset();
         return;
+    }
+    let apps = match master.read_state(ReadConsistency::Linearizable, view_apps).await {
+        Ok(apps) => apps,
+        Err(error) => {
+            master.inner.metrics.autoscaler_errors.with_label_values(&["read_state"]).inc();
+            tracing::warn!(%error, "autoscaler could not read the state; evaluations wait");
+            return;
+        }
     };
     let now = wall_clock();
-    memory.apps.retain(|app_id, _| apps.contains_key(app_id));
+    memory.next_at.retain(|app_id, _| apps.contains_key(app_id));
+    for app_id in stale_series(&master.inner.metrics.autoscaler_at_max, &apps) {
+        let _ = master.inner.metrics.autoscaler_at_max.remove_label_values(&[app_id.as_str()]);
+    }
     for (app_id, view) in apps {
-        let watched = memory.apps.entry(app_id.clone()).or_insert_with(|| Watched {
-            since: now,
-            next_at: now,
-            history: Vec::new(),
-        });
-        if now < watched.next_at {
+        let next_at = memory.next_at.entry(app_id.clone()).or_insert(now);
+        if now < *next_at {
             continue;
         }
-        watched.next_at = now.plus(view.policy.evaluation_interval);
-        let samples = measure(master, &view).await;
-        let ready =
-            view.instances.iter().filter(|(_, readiness)| *readiness == Readiness::Ready).count();
-        let decision = decide(&Evaluation {
-            policy: &view.policy,
-            now,
-            current: view.current,
-            ready: u32::try_from(ready).unwrap_or(u32::MAX),
-            deployment: view.deployment.as_ref(),
-            samples: &samples,
-            history: &watched.history,
-            observed_since: watched.since,
-            scalings: &view.scalings,
-        });
-        let longest = view
-            .policy
-            .scale_up
-            .stabilization_window
-            .max(view.policy.scale_down.stabilization_window);
-        watched.history.retain(|earlier| now.since(earlier.at) <= longest);
-        let recommendation = match &decision {
-            Decision::Scale(scaling) => Some(scaling.recommended),
-            Decision::Hold(hold) => match hold.reason {
-                corral_state::model::HoldReason::DeploymentRunning { .. } => Some(view.current),
-                _ => hold.recommended,
-            },
-        };
-        if let Some(count) = recommendation {
-            watched.history.push(Recommendation { at: now, count });
-        }
-        master.inner.autoscaler.set(app_id.clone(), now, decision.clone());
-        if let Decision::Scale(scaling) = decision {
+        *next_at = now.plus(view.policy.evaluation_interval);
+        evaluate(master, now, app_id, view).await;
+    }
+}
+
+/// The apps the at-max gauge has a series for that are no longer autoscaled.
+fn stale_series(gauge: &prometheus::IntGaugeVec, apps: &BTreeMap<AppId, AppView>) -> Vec<String> {
+    gauge
+        .collect()
+        .iter()
+        .flat_map(|family| family.get_metric())
+        .flat_map(|metric| metric.get_label())
+        .filter(|label| label.name() == "app")
+        .map(|label| label.value().to_owned())
+        .filter(|app| !apps.keys().any(|app_id| app_id.as_str() == app))
+        .collect()
+}
+
+async fn evaluate(master: &Master, now: Timestamp, app_id: AppId, view: AppView) {
+    let metrics = &master.inner.metrics;
+    let samples = measure(master, &view).await;
+    let ready =
+        view.instances.iter().filter(|(_, readiness)| *readiness == Readiness::Ready).count();
+    let decision = decide(&Evaluation {
+        policy: &view.policy,
+        now,
+        current: view.current,
+        ready: u32::try_from(ready).unwrap_or(u32::MAX),
+        deployment: view.deployment.as_ref(),
+        samples: &samples,
+        history: &view.recommendations,
+        scalings: &view.scalings,
+    });
+    let recommended = match &decision {
+        Decision::Scale(scaling) => Some(scaling.recommended),
+        Decision::Hold(hold) => hold.recommended,
+    };
+    let at_max = decision.desired() == view.policy.max
+        && recommended.is_some_and(|recommended| recommended > view.policy.max);
+    metrics.autoscaler_at_max.with_label_values(&[app_id.as_str()]).set(i64::from(at_max));
+    master.inner.autoscaler.set(app_id.clone(), now, decision.clone());
+    let recorded = view.recommendations.last().map(|recommendation| recommendation.count);
+    let command = match decision {
+        Decision::Scale(scaling) => {
+            let direction = if scaling.desired > scaling.current { "up" } else { "down" };
             let reason = crate::routes::autoscaler::scaling_reason(&scaling);
             let deployment_id = DeploymentId::new(uuid::Uuid::new_v4().to_string());
             let command = Command::AutoscaleApp { app_id: app_id.clone(), scaling, deployment_id };
-            match master.propose(new_request_id(), Actor::Leader, command).await {
-                Ok(committed) => match committed.outcome.rejection() {
-                    None => tracing::info!(%app_id, %reason, "autoscaled"),
-                    Some(rejection) => {
-                        tracing::info!(%app_id, %rejection, "autoscaling refused by the log")
-                    }
-                },
-                Err(error) => tracing::warn!(%app_id, %error, "autoscaling not committed"),
+            Some((command, Some((direction, reason))))
+        }
+        Decision::Hold(hold) => {
+            metrics.autoscaler_decisions.with_label_values(&["hold"]).inc();
+            // A deployment is watched as "stay"; no recommendation leaves the window as is.
+            let count = match hold.reason {
+                HoldReason::DeploymentRunning { .. } => Some(view.current),
+                _ => hold.recommended,
+            };
+            count.filter(|count| Some(*count) != recorded).map(|count| {
+                (Command::RecordRecommendation { app_id: app_id.clone(), count }, None)
+            })
+        }
+    };
+    let Some((command, scaling)) = command else { return };
+    match master.propose(new_request_id(), Actor::Leader, command).await {
+        Ok(committed) => match (committed.outcome.rejection(), scaling) {
+            (None, Some((direction, reason))) => {
+                metrics.autoscaler_decisions.with_label_values(&[direction]).inc();
+                tracing::info!(%app_id, %reason, "autoscaled");
             }
+            (None, None) => {}
+            (Some(rejection), _) => {
+                metrics.autoscaler_errors.with_label_values(&["refused"]).inc();
+                tracing::info!(%app_id, %rejection, "autoscaler's command refused by the log");
+            }
+        },
+        Err(error) => {
+            metrics.autoscaler_errors.with_label_values(&["propose"]).inc();
+            tracing::warn!(%app_id, %error, "autoscaler's command not committed");
         }
     }
 }
@@ -436,6 +487,7 @@ async fn measure(master: &Master, view: &AppView) -> Vec<MetricSample> {
                 match query_prometheus(master, url, query).await {
                     Ok(value) => MetricSample::Whole(Millionths::from_f64(value)),
                     Err(error) => {
+                        master.inner.metrics.autoscaler_errors.with_label_values(&["metric"]).inc();
                         tracing::warn!(%url, %query, %error, "autoscaler's Prometheus query failed");
                         MetricSample::Whole(None)
                     }

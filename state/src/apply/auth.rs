@@ -352,7 +352,8 @@ impl ClusterState {
             | C::RescindOffers { .. }
             | C::Tick
             | C::LaunchServiceTasks { .. }
-            | C::AutoscaleApp { .. } => {}
+            | C::AutoscaleApp { .. }
+            | C::RecordRecommendation { .. } => {}
         }
         asks
     }

@@ -7,9 +7,10 @@ use super::{require_leader, require_operator};
 use crate::autoscale::allowed_range;
 use crate::cluster::ClusterState;
 use crate::model::{
-    Autoscaler, AutoscalerPolicy, MetricTarget, RecordedScaling, Scaling, ScalingRules,
-    SelectPolicy, MAX_RECORDED_SCALINGS,
+    Autoscaler, AutoscalerPolicy, MetricTarget, Recommendation, RecordedScaling, Scaling,
+    ScalingRules, SelectPolicy, MAX_RECORDED_RECOMMENDATIONS, MAX_RECORDED_SCALINGS,
 };
+use crate::Timestamp;
 use crate::{AppId, DeploymentId, Entry, Event, Force, Rejection};
 
 /// The longest stabilization window and rate period (Kubernetes's limits).
@@ -27,11 +28,12 @@ impl ClusterState {
         require_operator(entry)?;
         self.known_app(app_id)?;
         policy.validate().map_err(|(field, problem)| Rejection::invalid(&field, problem))?;
-        let autoscaler = self
-            .services
-            .autoscalers
-            .entry(app_id.clone())
-            .or_insert_with(|| Autoscaler { policy: policy.clone(), scalings: Default::default() });
+        let autoscaler =
+            self.services.autoscalers.entry(app_id.clone()).or_insert_with(|| Autoscaler {
+                policy: policy.clone(),
+                scalings: Default::default(),
+                recommendations: Default::default(),
+            });
         autoscaler.policy = policy.clone();
         events.push(Event::AutoscalerUpdated {
             app_id: app_id.clone(),
@@ -104,6 +106,10 @@ impl ClusterState {
         while autoscaler.scalings.len() > MAX_RECORDED_SCALINGS {
             autoscaler.scalings.pop_front();
         }
+        // The recommendation it acted on is the window's too (the AppAutoscaled event says it).
+        if autoscaler.recommendation() != Some(scaling.recommended) {
+            autoscaler.record(Recommendation { at: self.now, count: scaling.recommended });
+        }
         // Before the deployment's events in the log, so a reader meets the reason first.
         let at = events
             .iter()
@@ -114,6 +120,47 @@ impl ClusterState {
             Event::AppAutoscaled { app_id: app_id.clone(), scaling: Box::new(recorded) },
         );
         Ok(())
+    }
+
+    pub(crate) fn record_recommendation(
+        &mut self,
+        entry: &Entry,
+        app_id: &AppId,
+        count: u32,
+        events: &mut Vec<Event>,
+    ) -> Result<(), Rejection> {
+        require_leader(entry)?;
+        let now = self.now;
+        let autoscaler = self.services.autoscalers.get_mut(app_id).ok_or_else(|| {
+            Rejection::invalid("app_id", format!("app {app_id} has no autoscaler"))
+        })?;
+        if autoscaler.recommendation() == Some(count) {
+            return Err(Rejection::invalid("count", "is the latest recorded recommendation"));
+        }
+        let recommendation = Recommendation { at: now, count };
+        autoscaler.record(recommendation);
+        events.push(Event::AutoscalerRecommended { app_id: app_id.clone(), recommendation });
+        Ok(())
+    }
+}
+
+impl Autoscaler {
+    /// Appends a recommendation and forgets what no window can reach any more: those before
+    /// the longest window but the last of them, which was in force at the window's start.
+    fn record(&mut self, recommendation: Recommendation) {
+        let longest = self
+            .policy
+            .scale_up
+            .stabilization_window
+            .max(self.policy.scale_down.stabilization_window);
+        let longest = u64::try_from(longest.as_nanos()).unwrap_or(u64::MAX);
+        let cutoff = Timestamp(recommendation.at.0.saturating_sub(longest));
+        self.recommendations.push_back(recommendation);
+        while self.recommendations.get(1).is_some_and(|second| second.at <= cutoff)
+            || self.recommendations.len() > MAX_RECORDED_RECOMMENDATIONS
+        {
+            self.recommendations.pop_front();
+        }
     }
 }
 

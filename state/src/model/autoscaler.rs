@@ -296,10 +296,33 @@ pub struct RecordedScaling {
 /// periods are far shorter than this many evaluations).
 pub const MAX_RECORDED_SCALINGS: usize = 100;
 
+/// A recommendation the leader's autoscaler computed for an app, as the log recorded it.
+/// Only changes are recorded: a recommendation holds until the next one, so the window
+/// is the same for every leader that reads it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recommendation {
+    pub at: Timestamp,
+    pub count: u32,
+}
+
+/// The most recommendations an app keeps, whatever its windows: at one evaluation a second
+/// the longest window (3600 s) needs fewer, so this only bounds a misbehaving leader.
+pub const MAX_RECORDED_RECOMMENDATIONS: usize = 4096;
+
 /// An app's autoscaler: its policy and the scalings it applied.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Autoscaler {
     pub policy: AutoscalerPolicy,
     /// Oldest first; kept across policy changes.
     pub scalings: VecDeque<RecordedScaling>,
+    /// The stabilization window's evidence, oldest first: each change of recommendation
+    /// within the longest window, and the last one before it (it held into the window).
+    pub recommendations: VecDeque<Recommendation>,
+}
+
+impl Autoscaler {
+    /// The latest recorded recommendation.
+    pub fn recommendation(&self) -> Option<u32> {
+        self.recommendations.back().map(|recommendation| recommendation.count)
+    }
 }

@@ -15,8 +15,8 @@ mod task;
 pub use agent::{Agent, AgentInfo, AgentMode, Attributes, DrainConfig, Liveness};
 pub use autoscaler::{
     Autoscaler, AutoscalerPolicy, Decision, Hold, HoldReason, Limit, MetricKind, MetricReading,
-    MetricTarget, Millionths, RateKind, RatePolicy, RecordedScaling, Scaling, ScalingRules,
-    SelectPolicy, MAX_RECORDED_SCALINGS,
+    MetricTarget, Millionths, RateKind, RatePolicy, Recommendation, RecordedScaling, Scaling,
+    ScalingRules, SelectPolicy, MAX_RECORDED_RECOMMENDATIONS, MAX_RECORDED_SCALINGS,
 };
 pub use framework::{
     CompletedFramework, Framework, FrameworkCapability, FrameworkInfo, FrameworkState, OfferFilter,

@@ -44,7 +44,10 @@ fn unsampled() -> InstanceSample {
     InstanceSample { readiness: Readiness::Ready, utilization: None }
 }
 
-/// The leader has watched for an hour and saw no other recommendation.
+/// One instance was recommended an hour ago and nothing else since: a window that holds
+/// nothing back.
+const SETTLED: [Recommendation; 1] = [Recommendation { at: Timestamp::from_secs(6_400), count: 1 }];
+
 fn evaluation<'a>(
     policy: &'a AutoscalerPolicy,
     current: u32,
@@ -63,8 +66,7 @@ fn evaluation<'a>(
         ready,
         deployment: None,
         samples,
-        history: &[],
-        observed_since: Timestamp::from_secs(6_400),
+        history: &SETTLED,
         scalings: &[],
     }
 }
@@ -199,7 +201,8 @@ fn the_scale_down_window_keeps_the_highest_recent_recommendation() {
         })
     );
     let history = [
-        Recommendation { at: Timestamp::from_secs(9_600), count: 4 },
+        Recommendation { at: Timestamp::from_secs(9_500), count: 4 },
+        Recommendation { at: Timestamp::from_secs(9_650), count: 2 },
         Recommendation { at: Timestamp::from_secs(9_800), count: 3 },
     ];
     assert_eq!(
@@ -215,24 +218,43 @@ fn the_scale_down_window_keeps_the_highest_recent_recommendation() {
 }
 
 #[test]
-fn a_new_leader_scales_down_only_after_watching_a_whole_window() {
+fn the_window_is_the_recorded_recommendations_each_holding_until_the_next() {
     let policy = policy(1, 10);
     let samples = [MetricSample::PerInstance(vec![ready(10); 4])];
-    let fresh = Timestamp::from_secs(9_990);
-    let early = Evaluation { observed_since: fresh, ..evaluation(&policy, 4, &samples) };
+    let stabilized = Decision::Hold(Hold {
+        inputs: vec![cpu(10, 4, 0, 0, 1)],
+        current: 4,
+        recommended: Some(1),
+        reason: HoldReason::Stabilized { window: Duration::from_secs(300) },
+    });
+    let at = |seconds, count| Recommendation { at: Timestamp::from_secs(seconds), count };
+    // Nothing recorded (a new policy): the whole window counts as "stay".
     assert_eq!(
-        decide(&early).clone(),
-        Decision::Hold(Hold {
-            inputs: vec![cpu(10, 4, 0, 0, 1)],
-            current: 4,
-            recommended: Some(1),
-            reason: HoldReason::Stabilized { window: Duration::from_secs(300) },
-        })
+        decide(&Evaluation { history: &[], ..evaluation(&policy, 4, &samples) }),
+        stabilized
     );
-    // Scaling up has no window by default: a new leader does it at once.
+    // Recorded 10 s ago: the 290 s before it still count as "stay".
+    let recent = [at(9_990, 1)];
+    assert_eq!(
+        decide(&Evaluation { history: &recent, ..evaluation(&policy, 4, &samples) }),
+        stabilized
+    );
+    // 4 recorded long ago held until 1 was, 200 s ago: inside the window.
+    let held = [at(9_000, 4), at(9_800, 1)];
+    assert_eq!(
+        decide(&Evaluation { history: &held, ..evaluation(&policy, 4, &samples) }),
+        stabilized
+    );
+    // 1 in force since the window's start: down at once, whoever evaluates.
+    let whole = [at(9_000, 4), at(9_700, 1)];
+    assert_eq!(
+        decide(&Evaluation { history: &whole, ..evaluation(&policy, 4, &samples) }).desired(),
+        1
+    );
+    // Scaling up has no window by default: it ignores what was recorded.
     let busy = [MetricSample::PerInstance(vec![ready(100); 4])];
-    let up = Evaluation { observed_since: fresh, ..evaluation(&policy, 4, &busy) };
-    assert_eq!(decide(&up).desired(), 8);
+    let low = [at(9_990, 1)];
+    assert_eq!(decide(&Evaluation { history: &low, ..evaluation(&policy, 4, &busy) }).desired(), 8);
 }
 
 #[test]
@@ -435,7 +457,6 @@ proptest! {
         deploying in any::<bool>(),
         history in proptest::collection::vec((0u64..1_000, 0u32..40), 0..8),
         scalings in proptest::collection::vec((0u64..200, 0u32..30, 0u32..30), 0..4),
-        watched_for in 0u64..1_000,
     ) {
         let samples = [
             MetricSample::PerInstance(instances.clone()),
@@ -458,7 +479,6 @@ proptest! {
             deployment: deploying.then_some(&deployment_id),
             samples: &samples,
             history: &history,
-            observed_since: Timestamp::from_secs(10_000 - watched_for),
             scalings: &scalings,
         };
         let decision = decide(&evaluation);
@@ -486,13 +506,17 @@ proptest! {
 }
 
 mod commands {
-    use corral_state::model::{Limit, RecordedScaling, Scaling};
+    use std::time::Duration;
+
+    use corral_state::autoscale::{decide, Evaluation, MetricSample, Recommendation};
+    use corral_state::model::{Decision, HoldReason, Limit, RecordedScaling, Scaling};
     use corral_state::{
-        Actor, AppId, Cancellation, Command, DeploymentId, Event, Force, PutMode, Rejection,
+        Actor, AppId, Cancellation, ClusterState, Command, DeploymentId, Event, Force, PutMode,
+        Rejection, Timestamp,
     };
 
     use super::super::support::{spec, World};
-    use super::policy;
+    use super::{policy, ready};
 
     fn web() -> AppId {
         AppId::new("/web")
@@ -626,6 +650,119 @@ mod commands {
             world.rejected(operator, scale(4, 5, "auto-5")),
             Rejection::NotPermitted { .. }
         ));
+    }
+
+    fn recommend(count: u32) -> Command {
+        Command::RecordRecommendation { app_id: web(), count }
+    }
+
+    fn window(world: &World) -> Vec<Recommendation> {
+        world.state.services().autoscalers[&web()].recommendations.iter().copied().collect()
+    }
+
+    #[test]
+    fn a_recommendation_is_recorded_when_it_changes_and_kept_while_a_window_needs_it() {
+        let mut world = world_with_web(4);
+        world.operator(Command::PutAutoscaler { app_id: web(), policy: policy(1, 10) });
+        let start = world.clock;
+        let at =
+            |seconds| Recommendation { at: start.plus(Duration::from_secs(seconds)), count: 0 };
+        let four = Recommendation { count: 4, ..at(0) };
+        assert_eq!(
+            world.leader(recommend(4)),
+            [Event::AutoscalerRecommended { app_id: web(), recommendation: four }]
+        );
+        // The same again is not news: the log stays small while nothing changes.
+        assert_eq!(
+            world.rejected(Actor::Leader, recommend(4)),
+            Rejection::invalid("count", "is the latest recorded recommendation")
+        );
+        assert!(matches!(
+            world.rejected(Actor::Operator { principal: None }, recommend(2)),
+            Rejection::NotPermitted { .. }
+        ));
+        world.advance(Duration::from_secs(100));
+        let one = Recommendation { count: 1, ..at(100) };
+        assert_eq!(
+            world.leader(recommend(1)),
+            [Event::AutoscalerRecommended { app_id: web(), recommendation: one }]
+        );
+        // 400 s in, the 300 s window starts at 100: 4 ended before it and is forgotten, 1
+        // was in force at its start and is kept.
+        world.advance(Duration::from_secs(300));
+        world.leader(recommend(2));
+        let two = Recommendation { count: 2, ..at(400) };
+        assert_eq!(window(&world), [one, two]);
+        // A scaling records the recommendation it acted on, without an event of its own.
+        let events = world.leader(Command::AutoscaleApp {
+            app_id: web(),
+            scaling: Scaling {
+                inputs: Vec::new(),
+                current: 4,
+                recommended: 3,
+                desired: 3,
+                limited_by: Limit::None,
+            },
+            deployment_id: DeploymentId::new("auto-1"),
+        });
+        let kinds: Vec<&str> = events.iter().map(Event::kind).collect();
+        assert_eq!(kinds, ["app_autoscaled", "app_updated", "deployment_started"]);
+        assert_eq!(window(&world), [one, two, Recommendation { count: 3, ..at(400) }]);
+        world.operator(Command::DeleteAutoscaler { app_id: web() });
+        assert_eq!(
+            world.rejected(Actor::Leader, recommend(1)),
+            Rejection::invalid("app_id", "app /web has no autoscaler")
+        );
+    }
+
+    /// What a leader decides for idle instances at `now`, from the state alone.
+    fn decision_at(state: &ClusterState, now: Timestamp) -> Decision {
+        let autoscaler = &state.services().autoscalers[&web()];
+        let history: Vec<Recommendation> = autoscaler.recommendations.iter().copied().collect();
+        let samples = [MetricSample::PerInstance(vec![ready(10); 4])];
+        decide(&Evaluation {
+            policy: &autoscaler.policy,
+            now,
+            current: 4,
+            ready: 4,
+            deployment: None,
+            samples: &samples,
+            history: &history,
+            scalings: &[],
+        })
+    }
+
+    #[test]
+    fn a_new_leader_resumes_the_window_where_the_old_one_left_it() {
+        let mut world = world_with_web(4);
+        world.operator(Command::PutAutoscaler { app_id: web(), policy: policy(1, 10) });
+        // The old leader saw load (4), then none (1) from `quiet` on...
+        world.leader(recommend(4));
+        world.advance(Duration::from_secs(100));
+        let quiet = world.clock;
+        world.leader(recommend(1));
+        // ...and dies 150 s later. Its successor replays the same log.
+        let replica = ClusterState::from_snapshot(&world.state.snapshot().expect("encodes"))
+            .expect("decodes");
+        let window = Duration::from_secs(300);
+        let stabilized = HoldReason::Stabilized { window };
+        for state in [&world.state, &replica] {
+            let Decision::Hold(hold) = decision_at(state, quiet.plus(Duration::from_secs(150)))
+            else {
+                panic!("scaled down inside the window")
+            };
+            assert_eq!(hold.reason, stabilized);
+            // Not earlier: one second short of a whole window after the load stopped, held...
+            let Decision::Hold(hold) =
+                decision_at(state, quiet.plus(window - Duration::from_secs(1)))
+            else {
+                panic!("scaled down inside the window")
+            };
+            assert_eq!(hold.reason, stabilized);
+            // ...and not later: once the window is all quiet, down (a whole window after
+            // the successor took over would be 150 s later).
+            assert_eq!(decision_at(state, quiet.plus(window)).desired(), 1);
+        }
     }
 
     #[test]

@@ -61,6 +61,7 @@ enum Op {
     // The autoscaler: a policy, and scalings from the app's count (some stale).
     Autoscaler { app: u8, min: u8, spread: u8, delete: bool },
     Autoscale { app: u8, delta: i8, stale: bool },
+    Recommend { app: u8, count: u8 },
     // Operator settings of roles, machines and the cluster.
     Weight { role: u8, weight: u8 },
     Quota { role: u8, cpus: u8 },
@@ -115,6 +116,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => any::<u8>().prop_map(|app| Op::ResetDelay { app }),
         1 => (any::<u8>(), 0..3u8, 0..5u8, any::<bool>()).prop_map(|(app, min, spread, delete)| Op::Autoscaler { app, min, spread, delete }),
         2 => (any::<u8>(), -4..6i8, any::<bool>()).prop_map(|(app, delta, stale)| Op::Autoscale { app, delta, stale }),
+        1 => (any::<u8>(), 0..6u8).prop_map(|(app, count)| Op::Recommend { app, count }),
         1 => (any::<u8>(), 0..10u8).prop_map(|(role, weight)| Op::Weight { role, weight }),
         1 => (any::<u8>(), 0..8u8).prop_map(|(role, cpus)| Op::Quota { role, cpus }),
         1 => (any::<u8>(), 0..100u8).prop_map(|(agent, start)| Op::Maintenance { agent, start }),
@@ -604,6 +606,14 @@ impl Driver {
                     deployment_id: self.fresh_deployment_id(),
                 };
                 (Actor::Leader, command, None)
+            }
+            Op::Recommend { app, count } => {
+                let app_id = AppId::new(pick(&APPS, app)?);
+                (
+                    Actor::Leader,
+                    Command::RecordRecommendation { app_id, count: u32::from(count) },
+                    None,
+                )
             }
             Op::ResetDelay { app } => (
                 operator(),

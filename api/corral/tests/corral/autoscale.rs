@@ -1,7 +1,7 @@
 //! The autoscaler end to end: three real masters, a real agent running a CPU-burning app,
 //! usage read from the agent's `/monitor/statistics`, decisions in the log.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use corral_state::Event;
 use corral_testkit::agent_process::AgentProcess;
@@ -11,7 +11,7 @@ use corral_testkit::eventually;
 use serde_json::{json, Value};
 
 const EVALUATION_SECONDS: u64 = 2;
-const SCALE_DOWN_WINDOW_SECONDS: u64 = 6;
+const SCALE_DOWN_WINDOW_SECONDS: u64 = 14;
 const USAGE_SECONDS: &str = "1";
 
 async fn get(cluster: &Cluster, master: usize, path: &str) -> Option<Value> {
@@ -27,6 +27,23 @@ async fn instances(cluster: &Cluster, master: usize) -> Option<u64> {
 async fn scalings(cluster: &Cluster, master: usize) -> Option<Vec<Value>> {
     let decisions = get(cluster, master, "/corral/v1/apps/burn/autoscaler/decisions").await?;
     decisions["scalings"].as_array().cloned()
+}
+
+/// The stabilization window's recorded recommendations: (seconds since the epoch, count).
+async fn window(cluster: &Cluster, master: usize) -> Option<Vec<(f64, u64)>> {
+    let decisions = get(cluster, master, "/corral/v1/apps/burn/autoscaler/decisions").await?;
+    let entries = decisions["window"].as_array()?;
+    entries
+        .iter()
+        .map(|entry| Some((epoch_seconds(entry["at"].as_str()?), entry["count"].as_u64()?)))
+        .collect()
+}
+
+/// When the last run of recommendations of at most one instance began.
+fn quiet_since(window: &[(f64, u64)]) -> Option<f64> {
+    let loud = window.iter().rposition(|(_, count)| *count > 1);
+    let first_quiet = loud.map_or(0, |index| index + 1);
+    window.get(first_quiet).map(|(at, _)| *at)
 }
 
 /// Seconds since the epoch of an RFC 3339 time the API wrote.
@@ -126,11 +143,6 @@ async fn a_busy_app_scales_up_to_max_then_down_after_the_window_across_a_failove
     .await;
     let scaled_up = scalings(&cluster, leader).await.expect("scalings");
 
-    // The leader dies; the new one knows every scaling from the log.
-    cluster.masters[leader].kill();
-    let leader = cluster.leader().await;
-    assert_eq!(scalings(&cluster, leader).await.expect("scalings"), scaled_up);
-
     // The load stops and a deployment begins at once: the autoscaler waits for it.
     std::fs::write(&stop, b"").expect("stop file");
     let stopped_at = now_seconds();
@@ -143,7 +155,25 @@ async fn a_busy_app_scales_up_to_max_then_down_after_the_window_across_a_failove
     let deployment: Value = response.json().await.expect("deployment");
     let deployment_id = deployment["deploymentId"].as_str().expect("deployment id").to_owned();
 
-    let started = Instant::now();
+    // Once the quiet is recorded, the leader dies half way through the window; its
+    // successor resumes the window from the log: it neither scales down earlier nor waits a
+    // whole window of its own.
+    let quiet = eventually(Duration::from_secs(90), "a quiet recommendation recorded", || async {
+        get(&cluster, leader, "/v2/deployments").await?.as_array()?.is_empty().then_some(())?;
+        quiet_since(&window(&cluster, leader).await?)
+    })
+    .await;
+    let half = quiet + SCALE_DOWN_WINDOW_SECONDS as f64 / 2.0;
+    eventually(Duration::from_secs(30), "half the window passed", || async {
+        (now_seconds() >= half).then_some(())
+    })
+    .await;
+    assert_eq!(instances(&cluster, leader).await, Some(3), "scaled down inside the window");
+    let killed_at = now_seconds();
+    cluster.masters[leader].kill();
+    let leader = cluster.leader().await;
+    assert_eq!(scalings(&cluster, leader).await.expect("scalings"), scaled_up);
+
     eventually(Duration::from_secs(90), "back to one instance", || async {
         let count = instances(&cluster, leader).await?;
         assert!(count <= 3, "past max: {count}");
@@ -158,6 +188,28 @@ async fn a_busy_app_scales_up_to_max_then_down_after_the_window_across_a_failove
     assert!(
         waited >= SCALE_DOWN_WINDOW_SECONDS as f64,
         "scaled down {waited:.1}s after the load stopped, inside the window: {down}"
+    );
+    let down_at = epoch_seconds(down["at"].as_str().expect("at"));
+    let recorded = window(&cluster, leader).await.expect("the window");
+    assert_eq!(
+        quiet_since(&recorded),
+        Some(quiet),
+        "the quiet the old leader recorded: {recorded:?}"
+    );
+    let after_quiet = down_at - quiet;
+    // Not earlier: the window counts from the first quiet recommendation, whoever leads.
+    assert!(
+        after_quiet >= SCALE_DOWN_WINDOW_SECONDS as f64,
+        "scaled down {after_quiet:.1}s after the quiet began, inside the window: {down}"
+    );
+    // Not later: by the evaluation after the window ended (plus slack for a loaded
+    // machine), well before a whole window after the failover, which a leader keeping the
+    // window in memory would have waited.
+    let latest = SCALE_DOWN_WINDOW_SECONDS as f64 + EVALUATION_SECONDS as f64 + 3.0;
+    assert!(
+        after_quiet <= latest && down_at < killed_at + SCALE_DOWN_WINDOW_SECONDS as f64,
+        "scaled down {after_quiet:.1}s after the quiet began ({:.1}s after the failover): {down}",
+        down_at - killed_at
     );
     assert!(
         down["reason"].as_str().expect("reason").starts_with("scale down from 3 to 1"),
@@ -193,7 +245,10 @@ async fn a_busy_app_scales_up_to_max_then_down_after_the_window_across_a_failove
         }
     }
     assert_eq!(autoscaled, all.len());
-    eprintln!("scale-down took {:.1}s after the load stopped", started.elapsed().as_secs_f64());
+    eprintln!(
+        "scaled down {after_quiet:.1}s after the quiet began, {:.1}s after the failover (window {SCALE_DOWN_WINDOW_SECONDS}s)",
+        down_at - killed_at
+    );
     drop(agent);
 }
 

@@ -84,6 +84,9 @@ pub struct Metrics {
     pub(crate) stream_subscribers: IntGaugeVec,
     pub(crate) stream_lag_events: IntGaugeVec,
     pub(crate) stream_disconnects: IntCounterVec,
+    pub(crate) autoscaler_decisions: IntCounterVec,
+    pub(crate) autoscaler_errors: IntCounterVec,
+    pub(crate) autoscaler_at_max: IntGaugeVec,
     /// Held while the cluster gauges are reset and set.
     state_gauges: Mutex<()>,
 }
@@ -373,6 +376,21 @@ impl Metrics {
                 "Event streams closed by the master, by reason (too_slow, too_old, closed, failed).",
                 &["reason"],
             )?,
+            autoscaler_decisions: counter_vec(
+                "corral_autoscaler_decisions_total",
+                "The leader autoscaler's evaluations, by outcome (up, down: a scaling committed; hold). No app label: see /corral/v1/apps/{id}/autoscaler/decisions.",
+                &["direction"],
+            )?,
+            autoscaler_errors: counter_vec(
+                "corral_autoscaler_errors_total",
+                "Autoscaler evaluations that failed or were cut short, by stage (read_state, metric, propose, refused).",
+                &["stage"],
+            )?,
+            autoscaler_at_max: gauge_vec(
+                "corral_autoscaler_at_max",
+                "1 while an autoscaled app sits at its policy's max and its metrics ask for more, else 0 (leader only; one series per autoscaled app).",
+                &["app"],
+            )?,
             registry,
             state_gauges: Mutex::new(()),
         };
@@ -388,6 +406,12 @@ impl Metrics {
         for operation in ["build", "install"] {
             self.raft_snapshot_seconds.with_label_values(&[operation]);
             self.raft_snapshot_bytes.with_label_values(&[operation]);
+        }
+        for direction in ["up", "down", "hold"] {
+            self.autoscaler_decisions.with_label_values(&[direction]);
+        }
+        for stage in ["read_state", "metric", "propose", "refused"] {
+            self.autoscaler_errors.with_label_values(&[stage]);
         }
         for state in corral_state::model::TaskState::ALL {
             self.task_transitions.with_label_values(&[state.as_mesos_str()]);

@@ -12,8 +12,10 @@
 //!   as stored, every default filled in.
 //! - `GET` answers it (404 without one); `DELETE` removes it (the app keeps its instances).
 //! - `GET …/autoscaler/decisions`: the scalings the log recorded (oldest first, each with
-//!   its inputs, the counts, what limited it and its deployment), and, from the leader, its
-//!   latest evaluation of the app (a hold says why nothing happened).
+//!   its inputs, the counts, what limited it and its deployment), the stabilization
+//!   window's recorded recommendations (`window`: `{at, count}`, oldest first, each holding
+//!   until the next), and, from the leader, its latest evaluation of the app (a hold says
+//!   why nothing happened).
 //!
 //! App ids contain slashes, so one wildcard route takes everything under `/corral/v1/apps/`.
 
@@ -100,21 +102,29 @@ async fn get_decisions(
     consistency: ReadConsistency,
     app_id: AppId,
 ) -> Result<Response, ApiError> {
-    let scalings = master
+    let recorded = master
         .read_state(consistency, {
             let app_id = app_id.clone();
             move |state| {
                 state.services().autoscalers.get(&app_id).map(|autoscaler| {
-                    autoscaler.scalings.iter().cloned().collect::<Vec<RecordedScaling>>()
+                    let scalings: Vec<RecordedScaling> =
+                        autoscaler.scalings.iter().cloned().collect();
+                    (scalings, autoscaler.recommendations.clone())
                 })
             }
         })
         .await?;
-    let scalings = scalings.ok_or_else(|| no_autoscaler(&app_id))?;
+    let (scalings, window) = recorded.ok_or_else(|| no_autoscaler(&app_id))?;
     let latest = master.inner.autoscaler.latest(&app_id);
     Ok(Json(json!({
         "appId": app_id.as_str(),
         "scalings": scalings.iter().map(render_recorded).collect::<Vec<Value>>(),
+        "window": window
+            .iter()
+            .map(|recommendation| {
+                json!({"at": recommendation.at.to_rfc3339(), "count": recommendation.count})
+            })
+            .collect::<Vec<Value>>(),
         "latest": latest.map(|(at, decision)| {
             let mut rendered = render_decision(&decision);
             rendered["at"] = json!(at.to_rfc3339());
