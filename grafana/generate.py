@@ -208,6 +208,9 @@ MARATHON = dashboard(
         panel("Oldest deployment age", "Age of the oldest deployment in progress (0 when none). Above 10 minutes is the alert CorralDeploymentStuck.", "s", [(f"max(corral_marathon_deployment_age_max_seconds{sel()})", "age")]),
         panel("Launch backoff", "Launch delay in force per app after failures (0 when none). Growing: its tasks keep failing; read lastTaskFailure in /v2/apps.", "s", [(f"max by (app) (corral_marathon_launch_delay_seconds{sel()})", "{{app}}")]),
         panel("Instances waiting", "Desired instances not launched yet: waiting for matching offers or in backoff.", "none", [(f'max(corral_marathon_instances{sel(eq("status", "waiting"))})', "waiting")]),
+        panel("Autoscaler decisions", "The leader autoscaler's evaluations per second by outcome: up and down are scalings committed, hold the rest. Up and down alternating: widen the tolerance or the scale-down window; why each step happened is in /corral/v1/apps/ID/autoscaler/decisions.", "ops", [(f"sum by (direction) (rate(corral_autoscaler_decisions_total{sel()}[{RATE}]))", "{{direction}}")]),
+        panel("Autoscaler errors", "Evaluations that failed or were cut short, by stage: read_state (no quorum), metric (a Prometheus query failed), propose (not committed), refused (the log refused a stale decision; a few around failovers are expected). The masters' logs say why.", "ops", [(f"sum by (stage) (rate(corral_autoscaler_errors_total{sel()}[{RATE}]))", "{{stage}}")]),
+        panel("Autoscaled apps at max", "1 while an app sits at its policy's max and its metrics ask for more (leader only). Staying at 1 is the alert CorralAutoscalerAtMax: raise max or give the app more capacity per instance.", "none", [(f"max by (app) (corral_autoscaler_at_max{sel()})", "{{app}}")]),
     ],
 )
 

@@ -120,6 +120,11 @@ async fn every_dashboard_query_and_alert_returns_data_on_a_live_prometheus() {
     let response =
         cluster.http.post(cluster.masters[leader].url("/v2/apps")).json(&app).send().await.unwrap();
     assert_eq!(response.status(), 201, "{}", response.text().await.unwrap_or_default());
+    // Autoscaled, so the autoscaler panels and alert have series.
+    let policy = json!({"min": 1, "max": 1, "evaluationIntervalSeconds": 1});
+    let url = cluster.masters[leader].url("/corral/v1/apps/proof/autoscaler");
+    let response = cluster.http.put(url).json(&policy).send().await.unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap_or_default());
 
     let prometheus = Prometheus::start(directory.path(), &cluster.addresses(), &agent_addresses);
     let targets = cluster.masters.len() + agent_addresses.len();
