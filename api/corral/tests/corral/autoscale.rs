@@ -394,7 +394,8 @@ async fn a_prometheus_metric_drives_a_scale_step() {
     );
     let leader = cluster.leader().await;
     let depth = QueueDepth::serve(10).await;
-    let prometheus = Prometheus::scraping(directory.path(), &[("queue", &[depth.address.clone()])]);
+    let prometheus =
+        Prometheus::scraping(directory.path(), &[("queue", std::slice::from_ref(&depth.address))]);
     let query = "max(proof_queue_depth)";
     eventually(Duration::from_secs(60), "Prometheus scraped the gauge", || async {
         (prometheus_value(&prometheus, query).await? == 10.0).then_some(())
