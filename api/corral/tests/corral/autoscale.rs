@@ -3,7 +3,13 @@
 
 use std::time::Duration;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
 use corral_state::Event;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::grafana::Prometheus;
 use corral_testkit::agent_process::AgentProcess;
 use corral_testkit::cluster::Cluster;
 use corral_testkit::events::LoggedEvents;
@@ -312,4 +318,143 @@ async fn the_external_autoscalers_paths_answer_as_on_dcos() {
         (text.contains("corral_task_cpu_seconds_total{") && text.contains(rss)).then_some(())
     })
     .await;
+}
+
+/// A scrape target serving one gauge, `proof_queue_depth`, at the value the test sets.
+struct QueueDepth {
+    value: Arc<AtomicU64>,
+    address: String,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl QueueDepth {
+    async fn serve(initial: u64) -> QueueDepth {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
+        let address = listener.local_addr().expect("bound").to_string();
+        let value = Arc::new(AtomicU64::new(initial));
+        let served = value.clone();
+        let server = tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let value = served.load(Ordering::SeqCst);
+                tokio::spawn(async move {
+                    // One scrape per connection: the request line is all Prometheus sends
+                    // that matters, and the answer closes the connection.
+                    let mut request = [0u8; 4096];
+                    let _ = stream.read(&mut request).await;
+                    let body =
+                        format!("# TYPE proof_queue_depth gauge\nproof_queue_depth {value}\n");
+                    let response = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = stream.write_all(response.as_bytes()).await;
+                });
+            }
+        });
+        QueueDepth { value, address, server }
+    }
+
+    fn set(&self, value: u64) {
+        self.value.store(value, Ordering::SeqCst);
+    }
+}
+
+impl Drop for QueueDepth {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// What a real Prometheus answers for `query` now, when it has a value.
+async fn prometheus_value(prometheus: &Prometheus, query: &str) -> Option<f64> {
+    let url = format!("{}/api/v1/query", prometheus.url);
+    let answer: Value = reqwest::Client::new()
+        .get(url)
+        .query(&[("query", query)])
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    answer.pointer("/data/result/0/value/1")?.as_str()?.parse().ok()
+}
+
+/// `{type: prometheus}`: a real `prometheus` scrapes a gauge the test sets; at its target
+/// the app holds, at three times its target it scales from 1 to 3.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_prometheus_metric_drives_a_scale_step() {
+    let cluster = Cluster::start(1);
+    let directory = tempfile::tempdir().expect("temp dir");
+    let _agent = AgentProcess::start(
+        directory.path(),
+        "queue-host",
+        &cluster.addresses(),
+        &["--resources", "cpus:2;mem:512;disk:100;ports:[33200-33299]"],
+    );
+    let leader = cluster.leader().await;
+    let depth = QueueDepth::serve(10).await;
+    let prometheus =
+        Prometheus::scraping(directory.path(), &[("queue", std::slice::from_ref(&depth.address))]);
+    let query = "max(proof_queue_depth)";
+    eventually(Duration::from_secs(60), "Prometheus scraped the gauge", || async {
+        (prometheus_value(&prometheus, query).await? == 10.0).then_some(())
+    })
+    .await;
+
+    let app = json!({"id": "/queue", "cmd": "exec sleep 600", "cpus": 0.1, "mem": 16,
+                     "instances": 1, "portDefinitions": []});
+    let response = cluster
+        .http
+        .post(cluster.masters[leader].url("/v2/apps"))
+        .json(&app)
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap_or_default());
+    eventually(Duration::from_secs(60), "the instance runs", || async {
+        let tasks = get(&cluster, leader, "/v2/apps/queue/tasks").await?;
+        (tasks["tasks"].as_array()?.first()?["state"] == "TASK_RUNNING").then_some(())
+    })
+    .await;
+    let policy = json!({
+        "min": 1, "max": 5, "evaluationIntervalSeconds": 1,
+        "metrics": [{"type": "prometheus", "url": prometheus.url, "query": query, "target": 10}],
+    });
+    let url = cluster.masters[leader].url("/corral/v1/apps/queue/autoscaler");
+    let response = cluster.http.put(url).json(&policy).send().await.expect("put policy");
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap_or_default());
+
+    // At its target: evaluated from the query's value, and held.
+    let decisions = "/corral/v1/apps/queue/autoscaler/decisions";
+    let held = eventually(Duration::from_secs(30), "an evaluation at the target", || async {
+        let latest = get(&cluster, leader, decisions).await?["latest"].clone();
+        (latest["inputs"][0]["value"] == 10.0).then_some(latest)
+    })
+    .await;
+    assert_eq!(held["action"], "hold", "{held}");
+    assert_eq!(held["hold"], "within_tolerance", "{held}");
+    assert_eq!(held["inputs"][0]["metric"], "prometheus", "{held}");
+
+    // Three times the target: ceil(1 × 30 / 10) = 3, in one step.
+    depth.set(30);
+    let scaling = eventually(Duration::from_secs(60), "a scaling", || async {
+        get(&cluster, leader, decisions).await?["scalings"].as_array()?.first().cloned()
+    })
+    .await;
+    assert_eq!(
+        (scaling["current"].clone(), scaling["desired"].clone()),
+        (json!(1), json!(3)),
+        "{scaling}"
+    );
+    assert_eq!(scaling["inputs"][0]["metric"], "prometheus", "{scaling}");
+    assert_eq!(scaling["inputs"][0]["value"], 30.0, "{scaling}");
+    eventually(Duration::from_secs(60), "three instances", || async {
+        (instances_of(&cluster, leader, "queue").await? == 3).then_some(())
+    })
+    .await;
+}
+
+async fn instances_of(cluster: &Cluster, master: usize, app: &str) -> Option<u64> {
+    get(cluster, master, &format!("/v2/apps/{app}")).await?["app"]["instances"].as_u64()
 }

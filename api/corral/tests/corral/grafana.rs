@@ -18,14 +18,19 @@ use corral_testkit::scheduler::RawFramework;
 use corral_testkit::REPOSITORY;
 
 /// A `prometheus` server on a port of its own, with its data in a temp dir.
-struct Prometheus {
+pub(super) struct Prometheus {
     child: Child,
-    url: String,
+    pub(super) url: String,
 }
 
 impl Prometheus {
     /// Scrapes `masters` and `agents` every second, labelled as one cluster.
     fn start(directory: &Path, masters: &[String], agents: &[String]) -> Prometheus {
+        Prometheus::scraping(directory, &[("corral-master", masters), ("corral-agent", agents)])
+    }
+
+    /// Scrapes each job's targets every second, labelled as one cluster.
+    pub(super) fn scraping(directory: &Path, jobs: &[(&str, &[String])]) -> Prometheus {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
             .expect("a free port")
@@ -37,7 +42,7 @@ impl Prometheus {
         };
         let body = json!({
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-            "scrape_configs": [scrape("corral-master", masters), scrape("corral-agent", agents)],
+            "scrape_configs": jobs.iter().map(|(job, targets)| scrape(job, targets)).collect::<Vec<Value>>(),
         });
         // YAML is a superset of JSON.
         std::fs::write(&config, body.to_string()).expect("prometheus config written");
