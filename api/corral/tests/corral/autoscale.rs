@@ -458,3 +458,90 @@ async fn a_prometheus_metric_drives_a_scale_step() {
 async fn instances_of(cluster: &Cluster, master: usize, app: &str) -> Option<u64> {
     get(cluster, master, &format!("/v2/apps/{app}")).await?["app"]["instances"].as_u64()
 }
+
+/// Runs tests/python/marathon_autoscale_standin.py (marathon-autoscale's calls) once against
+/// `master` for `/hot`: the JSON line it prints when it has sent its PUT. Its CPU % is of one
+/// core, as marathon-autoscale's is: a busy loop held to 0.25 CPU by its cgroup reads ~25 %.
+async fn marathon_autoscale(master: String) -> Value {
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(corral_testkit::framework::python())
+            .arg(format!(
+                "{}/tests/python/marathon_autoscale_standin.py",
+                corral_testkit::REPOSITORY
+            ))
+            .args(["--master", &master, "--app", "hot", "--max-cpu-percent", "15"])
+            .args(["--multiplier", "2", "--max-instances", "3", "--deadline", "60"])
+            .output()
+            .expect("the stand-in runs")
+    })
+    .await
+    .expect("the stand-in finished");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_str(stdout.lines().last().expect("a line")).expect("a JSON line")
+}
+
+/// The external script unchanged: marathon-autoscale's calls (statistics through the
+/// master's `/slave/{id}/monitor/statistics`, `PUT /service/marathon/v2/apps/{id}`) see a
+/// busy app, are refused with 409 while a deployment of it runs, and scale it once none does.
+#[tokio::test(flavor = "multi_thread")]
+async fn marathon_autoscale_scales_a_busy_app_but_never_during_a_deployment() {
+    let cluster = Cluster::start(1);
+    let directory = tempfile::tempdir().expect("temp dir");
+    let _agent = AgentProcess::start(
+        directory.path(),
+        "hot-host",
+        &cluster.addresses(),
+        &[
+            "--resources",
+            "cpus:2;mem:512;disk:100;ports:[33300-33399]",
+            "--usage-interval",
+            USAGE_SECONDS,
+        ],
+    );
+    let leader = cluster.leader().await;
+    let master = cluster.masters[leader].url("");
+    let master = master.trim_end_matches('/').to_owned();
+    let app = json!({"id": "/hot", "cmd": "while :; do :; done", "cpus": 0.25, "mem": 32,
+                     "instances": 1, "portDefinitions": []});
+    let response =
+        cluster.http.post(format!("{master}/v2/apps")).json(&app).send().await.expect("create");
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap_or_default());
+    let running = |count: usize| {
+        let cluster = &cluster;
+        async move {
+            let tasks = get(cluster, leader, "/v2/apps/hot/tasks").await?;
+            let tasks = tasks["tasks"].as_array()?;
+            let up = tasks.iter().filter(|task| task["state"] == "TASK_RUNNING").count();
+            let idle = get(cluster, leader, "/v2/deployments").await?.as_array()?.is_empty();
+            (up == count && idle).then_some(())
+        }
+    };
+    eventually(Duration::from_secs(60), "one instance running, deployed", || running(1)).await;
+
+    // A deployment that cannot finish (no agent offers 100 CPUs; the old instance stays).
+    let url = format!("{master}/v2/apps/hot");
+    let response = cluster.http.put(&url).json(&json!({"cpus": 100})).send().await.expect("put");
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap_or_default());
+    let deployment: Value = response.json().await.expect("deployment");
+    let deployment_id = deployment["deploymentId"].as_str().expect("deployment id").to_owned();
+    let refused = marathon_autoscale(master.clone()).await;
+    assert!(refused["cpu"].as_f64().expect("cpu") > 15.0, "{refused}");
+    assert_eq!((refused["instances"].clone(), refused["target"].clone()), (json!(1), json!(2)));
+    assert_eq!(refused["status"], 409, "{refused}");
+    assert_eq!(instances_of(&cluster, leader, "hot").await, Some(1));
+
+    // Rolled back, the app is free: the same calls scale it.
+    let response = cluster
+        .http
+        .delete(format!("{master}/v2/deployments/{deployment_id}"))
+        .send()
+        .await
+        .expect("roll back");
+    assert!(response.status().is_success(), "{}", response.text().await.unwrap_or_default());
+    eventually(Duration::from_secs(60), "rolled back", || running(1)).await;
+    let scaled = marathon_autoscale(master.clone()).await;
+    assert_eq!(scaled["status"], 200, "{scaled}");
+    assert_eq!(instances_of(&cluster, leader, "hot").await, Some(2));
+    eventually(Duration::from_secs(60), "two instances running", || running(2)).await;
+}
