@@ -28,12 +28,26 @@ pub struct SchedulerEvents {
     body: Body,
     buffer: Vec<u8>,
     decoded: std::collections::VecDeque<Value>,
+    /// How long the stream may stay silent before it counts as dead: a few of the
+    /// heartbeat intervals SUBSCRIBED announced (Mesos's advice to schedulers).
+    silence_limit: Duration,
 }
+
+/// Heartbeats a stream may miss before `next` gives up on it.
+const MISSED_HEARTBEATS: f64 = 3.0;
+
+/// The silence allowed before SUBSCRIBED says the heartbeat interval (Mesos's default
+/// interval is 15 s).
+const SILENCE_BEFORE_SUBSCRIBED: Duration = Duration::from_secs(45);
 
 impl SchedulerClient {
     /// Subscribes with `framework_info` (Mesos v1 JSON) to the scheduler API at `master`
     /// and waits for SUBSCRIBED. A follower answers 307, which this does not follow: the
     /// caller decides which master to ask next.
+    ///
+    /// The stream outlives `http`'s whole-request timeout, if it has one (a stream has no
+    /// end to wait for): it is judged by its heartbeats instead, and `next` ends it with
+    /// an error after `MISSED_HEARTBEATS` silent intervals.
     pub async fn subscribe(
         http: &reqwest::Client,
         master: &str,
@@ -41,11 +55,14 @@ impl SchedulerClient {
     ) -> Result<(SchedulerClient, SchedulerEvents), Error> {
         let url = format!("http://{master}/api/v1/scheduler");
         let call = json!({"type": "SUBSCRIBE", "subscribe": {"framework_info": framework_info}});
-        let response = http
-            .post(&url)
-            .json(&call)
-            .send()
+        // tokio clamps the far deadline (to 30 years), so MAX means "no whole-request limit".
+        let answer = http.post(&url).json(&call).timeout(Duration::MAX).send();
+        let response = tokio::time::timeout(SILENCE_BEFORE_SUBSCRIBED, answer)
             .await
+            .map_err(|_| Error::Protocol {
+                url: url.clone(),
+                problem: format!("no answer to SUBSCRIBE within {SILENCE_BEFORE_SUBSCRIBED:?}"),
+            })?
             .map_err(|source| Error::Unreachable { url: url.clone(), source })?;
         if response.status() != reqwest::StatusCode::OK {
             return Err(Error::from_response(&url, response).await);
@@ -64,6 +81,7 @@ impl SchedulerClient {
             body: Box::pin(response.bytes_stream()),
             buffer: Vec::new(),
             decoded: Default::default(),
+            silence_limit: SILENCE_BEFORE_SUBSCRIBED,
         };
         let subscribed = events.next().await.ok_or_else(|| Error::Protocol {
             url: url.clone(),
@@ -81,6 +99,12 @@ impl SchedulerClient {
                 })
             }
         };
+        if let Some(interval) = subscribed["subscribed"]["heartbeat_interval_seconds"]
+            .as_f64()
+            .and_then(|seconds| Duration::try_from_secs_f64(seconds * MISSED_HEARTBEATS).ok())
+        {
+            events.silence_limit = interval;
+        }
         let client = SchedulerClient { http: http.clone(), url, stream_id, framework_id };
         Ok((client, events))
     }
@@ -139,13 +163,18 @@ impl SchedulerClient {
 }
 
 impl SchedulerEvents {
-    /// The next event, `None` when the master ended the stream.
+    /// The next event, `None` when the master ended the stream, an error when it broke or
+    /// went silent for longer than its heartbeats allow.
     pub async fn next(&mut self) -> Option<Result<Value, Error>> {
         loop {
             if let Some(event) = self.decoded.pop_front() {
                 return Some(Ok(event));
             }
-            let chunk = match self.body.next().await? {
+            let Ok(chunk) = tokio::time::timeout(self.silence_limit, self.body.next()).await else {
+                let problem = format!("the stream was silent for {:?}", self.silence_limit);
+                return Some(Err(self.protocol(problem)));
+            };
+            let chunk = match chunk? {
                 Ok(chunk) => chunk,
                 Err(error) => {
                     return Some(Err(self.protocol(format!("the stream broke: {error}"))))

@@ -8,6 +8,7 @@ mod corral {
     mod autoscale;
     mod backup;
     mod dev;
+    mod discovery;
     mod grafana;
     mod marathon_e2e;
     mod masters;

@@ -19,9 +19,15 @@
 //!   `_leader._udp` SRV; `slave.{domain}` A and `_slave._tcp.{domain}` SRV for every
 //!   reachable agent; `ns1.{domain}` A (the answering master); SOA and NS at `{domain}`.
 //! - Any other name in the domain is NXDOMAIN; a name outside it is REFUSED (no recursion).
+//!
+//! `Catalog::build` is the same kind of function for `/corral/v1/services`: every app with
+//! its instances (address, ports, health, version), and `ChangeIndex` the log index at which
+//! each service last changed, for long polls.
 
+mod catalog;
 mod records;
 mod wire;
 
+pub use catalog::{Catalog, ChangeIndex, Endpoint, EndpointPort, Service};
 pub use records::{label, DnsConfig, Masters, Record, RecordData, Records, TaskRecords};
 pub use wire::{answer, Question, RecordType, WireError};

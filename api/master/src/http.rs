@@ -37,6 +37,7 @@ pub fn router(master: Master) -> Router {
         .merge(routes::v0::router())
         .merge(routes::marathon::router())
         .merge(routes::mesos_dns::router())
+        .merge(routes::services::router())
         .merge(routes::ui::router())
         .merge(routes::acl::router())
         // marathon-autoscale and other DC/OS-era tools reach Marathon behind the admin

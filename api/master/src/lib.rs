@@ -8,6 +8,7 @@
 
 mod auth;
 mod autoscaler;
+mod catalog;
 mod cors;
 mod dns;
 mod error;

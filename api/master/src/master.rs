@@ -156,6 +156,8 @@ pub struct MasterInner {
     pub(crate) client_streams: crate::stream::ClientStreams,
     /// The built-in DNS's configuration and records.
     pub dns: crate::dns::Dns,
+    /// The service catalog of the applied state, for `/corral/v1/services`.
+    pub catalog: crate::catalog::CatalogCache,
     /// The leader's latest autoscaler evaluations, for `/decisions`.
     pub autoscaler: crate::autoscaler::AutoscalerStatus,
     /// Per-task usage the leader gathered from agents.
@@ -217,6 +219,7 @@ impl Master {
                 serving,
                 client_streams: crate::stream::ClientStreams::default(),
                 dns: crate::dns::Dns::default(),
+                catalog: crate::catalog::CatalogCache::default(),
                 autoscaler: Default::default(),
                 usage: Default::default(),
             }),

@@ -9,6 +9,7 @@ mod master {
     mod metrics;
     mod routes;
     mod security;
+    mod services;
     mod support;
     mod ui;
     mod v0_routes;

@@ -420,7 +420,7 @@ fn agent_json(agent: &Agent) -> Json {
 }
 
 pub fn task_json(task: &Task) -> Json {
-    serde_json::to_value(TaskRef(task)).unwrap_or(Json::Null)
+    serde_json::to_value(TaskRef(task)).expect("a task's JSON has string keys only")
 }
 
 /// GET_TASKS, written straight from the state. Tasks of frameworks that were torn down stay
@@ -460,7 +460,8 @@ fn framework_json(framework: &Framework, state: &ClusterState) -> Json {
         .iter()
         .filter_map(|id| state.offer(id))
         .map(|offer| {
-            serde_json::to_value(super::convert::offer_to_json(offer)).unwrap_or(Json::Null)
+            serde_json::to_value(super::convert::offer_to_json(offer))
+                .expect("an offer's JSON has string keys only")
         })
         .collect();
     let mut allocated = corral_state::Resources::new();
@@ -599,7 +600,7 @@ fn machine_json(machine: &MachineId) -> Json {
         hostname: machine.hostname.clone(),
         ip: machine.ip.clone(),
     })
-    .unwrap_or(Json::Null)
+    .expect("a machine id's JSON has string keys only")
 }
 
 fn get_maintenance_status(state: &ClusterState) -> Json {

@@ -61,7 +61,8 @@ impl FrameworkSession {
                 .filter_map(|offer_id| state.offer(offer_id))
                 .map(|offer| {
                     session.offers_sent.insert(offer.id.clone());
-                    serde_json::to_value(offer_to_json(offer)).unwrap_or(Json::Null)
+                    serde_json::to_value(offer_to_json(offer))
+                        .expect("an offer's JSON has string keys only")
                 })
                 .collect();
             if !offers.is_empty() {

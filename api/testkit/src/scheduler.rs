@@ -20,6 +20,8 @@ pub struct RawFramework {
     offers: Arc<Mutex<VecDeque<Value>>>,
     /// Every status the framework was sent, in stream order.
     updates: Arc<Mutex<Vec<Value>>>,
+    /// How the stream ended, once it has: a test waiting for a status can say so.
+    ended: Arc<Mutex<Option<String>>>,
     reader: tokio::task::JoinHandle<()>,
 }
 
@@ -34,14 +36,21 @@ impl RawFramework {
                 .expect("SUBSCRIBE");
         let offers: Arc<Mutex<VecDeque<Value>>> = Arc::default();
         let updates: Arc<Mutex<Vec<Value>>> = Arc::default();
-        let reader =
-            tokio::spawn(read_stream(events, client.clone(), offers.clone(), updates.clone()));
+        let ended: Arc<Mutex<Option<String>>> = Arc::default();
+        let reader = tokio::spawn(read_stream(
+            events,
+            client.clone(),
+            offers.clone(),
+            updates.clone(),
+            ended.clone(),
+        ));
         RawFramework {
             stream_id: client.stream_id().to_owned(),
             framework_id: client.framework_id().to_owned(),
             client,
             offers,
             updates,
+            ended,
             reader,
         }
     }
@@ -82,23 +91,29 @@ impl RawFramework {
 
     /// The first status of `task_id` in `state` (`TASK_RUNNING`, …), waiting for it.
     pub async fn wait_for(&self, task_id: &str, state: &str) -> Value {
-        eventually(LONG, &format!("{task_id} {state}"), || async {
-            let updates = self.updates.lock().expect("updates");
-            updates
-                .iter()
-                .find(|status| status["task_id"]["value"] == task_id && status["state"] == state)
-                .cloned()
+        self.wait_for_status(&format!("{task_id} {state}"), |status| {
+            status["task_id"]["value"] == task_id && status["state"] == state
         })
         .await
     }
 
-    /// The first status `wanted` accepts, waiting for it.
+    /// The first status `wanted` accepts, waiting for it. A timeout names every update
+    /// received, so a missing status can be told from a different one.
     pub async fn wait_for_status(&self, what: &str, wanted: impl Fn(&Value) -> bool) -> Value {
-        eventually(LONG, what, || async {
-            let updates = self.updates.lock().expect("updates");
-            updates.iter().find(|status| wanted(status)).cloned()
-        })
-        .await
+        let deadline = tokio::time::Instant::now() + LONG;
+        loop {
+            let found = self.updates.lock().expect("updates").iter().find(|s| wanted(s)).cloned();
+            if let Some(status) = found {
+                return status;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out after {LONG:?} waiting for {what}; received {:?}; stream {}",
+                self.received(),
+                self.ended.lock().expect("ended").as_deref().unwrap_or("still open")
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// `(task, state)` of every update so far, in the order the stream sent them.
@@ -128,8 +143,14 @@ async fn read_stream(
     client: SchedulerClient,
     offers: Arc<Mutex<VecDeque<Value>>>,
     updates: Arc<Mutex<Vec<Value>>>,
+    ended: Arc<Mutex<Option<String>>>,
 ) {
-    while let Some(Ok(event)) = events.next().await {
+    let end = loop {
+        let event = match events.next().await {
+            Some(Ok(event)) => event,
+            Some(Err(error)) => break format!("broke: {error}"),
+            None => break "ended by the master".to_owned(),
+        };
         match event["type"].as_str() {
             Some("OFFERS") => {
                 let mut queue = offers.lock().expect("offers");
@@ -150,5 +171,6 @@ async fn read_stream(
             }
             _ => {}
         }
-    }
+    };
+    *ended.lock().expect("ended") = Some(end);
 }

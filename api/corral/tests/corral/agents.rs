@@ -91,6 +91,27 @@ async fn tasks_finish_fail_and_are_killed_with_their_grace_period() {
     agent.kill();
 }
 
+/// A scheduler stream is judged by its heartbeats, not by the HTTP client's whole-request
+/// timeout: with a client that gives up on any request after 1 s, an update sent 2 s after
+/// SUBSCRIBE still arrives (the stream used to break at the client's deadline, silently).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_framework_stream_outlives_the_http_clients_request_timeout() {
+    let cluster = Cluster::start(1);
+    let leader = cluster.leader().await;
+    let directory = tempfile::tempdir().expect("temp dir");
+    let mut agent =
+        AgentProcess::start(directory.path(), "agent", &cluster.addresses(), &[RESOURCES]);
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_secs(1))
+        .build()
+        .expect("an HTTP client with a 1 s timeout");
+    let framework =
+        RawFramework::subscribe(&impatient, &cluster.masters[leader].address, "slow").await;
+    framework.launch(vec![shell("slow", "sleep 2")]).await;
+    framework.wait_for("slow", "TASK_FINISHED").await;
+    agent.kill();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn tasks_survive_an_agent_killed_with_sigkill_and_nothing_is_reported_twice() {
     let cluster = Cluster::start(1);

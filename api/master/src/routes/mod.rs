@@ -15,6 +15,7 @@ pub(crate) mod misc;
 pub(crate) mod native;
 pub(crate) mod operator;
 pub(crate) mod scheduler;
+pub(crate) mod services;
 pub(crate) mod settings;
 pub(crate) mod snapshot;
 pub(crate) mod ui;
