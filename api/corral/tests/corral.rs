@@ -13,6 +13,7 @@ mod corral {
     mod masters;
     mod members;
     mod operations;
+    mod proxy;
     mod tls;
     mod webui;
 }
