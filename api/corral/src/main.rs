@@ -86,6 +86,32 @@ enum CliCommand {
     },
     /// Makes a test CA and certificates for masters and agents (`--tls-*` flags).
     Certs(certs::CertsArgs),
+    /// A load balancer that follows the service catalog: every service port (L4 or HTTP),
+    /// virtual hosts and paths on --http-listen, marathon-lb's HAPROXY_* labels.
+    Proxy(ProxyArgs),
+}
+
+#[derive(Args)]
+struct ProxyArgs {
+    /// Comma-separated masters (any master answers the catalog); on an error the next one.
+    #[arg(long, default_value = "127.0.0.1:5050")]
+    master: String,
+    /// Serve apps whose HAPROXY_GROUP names one of these (comma-separated); `*` serves all.
+    #[arg(long, default_value = "external")]
+    group: String,
+    /// The HTTP listener for HAPROXY_{n}_VHOST and HAPROXY_{n}_PATH routes; none without it.
+    #[arg(long)]
+    http_listen: Option<SocketAddr>,
+    /// The address every service port listens on.
+    #[arg(long, default_value = "0.0.0.0")]
+    bind_ip: std::net::IpAddr,
+    /// `GET /_corral/proxy/config` (the routing table and label errors) and `/metrics`.
+    #[arg(long, default_value = "127.0.0.1:9090")]
+    admin_listen: SocketAddr,
+    /// Seconds an open connection to an instance that left the table (killed, failing its
+    /// health check, scaled away) may go on before it is closed.
+    #[arg(long, default_value_t = 30.0)]
+    drain_grace: f64,
 }
 
 /// Mutual TLS: all three flags or none.
@@ -666,6 +692,31 @@ async fn main() -> anyhow::Result<()> {
             }
         },
         CliCommand::Certs(args) => certs::run(&args),
+        CliCommand::Proxy(args) => {
+            let masters = args
+                .master
+                .split(',')
+                .map(str::trim)
+                .filter(|master| !master.is_empty())
+                .map(|master| {
+                    if master.starts_with("http://") || master.starts_with("https://") {
+                        return master.trim_end_matches('/').to_owned();
+                    }
+                    format!("http://{master}")
+                })
+                .collect();
+            let groups = corral_proxy::table::Groups::parse(&args.group)
+                .map_err(|problem| anyhow::anyhow!("--group {problem}"))?;
+            let config = corral_proxy::run::Config {
+                masters,
+                groups,
+                http_listen: args.http_listen,
+                bind_ip: args.bind_ip,
+                admin_listen: Some(args.admin_listen),
+                drain_grace: seconds(args.drain_grace, "drain-grace")?,
+            };
+            corral_proxy::run::run(config, shutdown_signal()).await
+        }
     }
 }
 

@@ -15,6 +15,7 @@ mod corral {
     mod masters;
     mod members;
     mod operations;
+    mod proxy;
     mod tls;
     mod webui;
 }

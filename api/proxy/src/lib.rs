@@ -5,4 +5,5 @@
 //! - [`run`]: the listeners (L4 per service port, L7 on `--http-listen`), the catalog
 //!   follower and the admin listener (`/_corral/proxy/config`, `/metrics`).
 
+pub mod run;
 pub mod table;

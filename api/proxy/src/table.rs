@@ -7,14 +7,16 @@
 //! - `HAPROXY_{n}_ENABLED`: `false` leaves port `n` out; `true` or absent serves it.
 //! - Every served port listens on its service port: `HAPROXY_{n}_MODE` `tcp` copies bytes,
 //!   `http` proxies request by request. The default is `http` when the port has a
-//!   `VHOST` or a `PATH`, else `tcp`.
+//!   `VHOST` or a `PATH`, else `tcp`; the mode is the service port's only, the shared HTTP
+//!   listener always speaks HTTP.
 //! - `HAPROXY_{n}_VHOST` (comma list of host names) and `HAPROXY_{n}_PATH` (a prefix
 //!   starting with `/`) also route the port on the shared HTTP listener (`--http-listen`).
 //! - `HAPROXY_{n}_BALANCE`: `roundrobin` (default) or `leastconn`.
 //! - Backends are the instances that are `ready` and not `draining`, at `ip:ports[n]`.
 //! - A label that does not parse leaves out only the port it names (or, for the app-wide
 //!   `HAPROXY_GROUP`, the app) and says why under `errors[appId]`; every other app and port
-//!   is routed as usual. Labels for marathon-lb's templates are ignored.
+//!   is routed as usual. Apps of other groups are not looked at, so their labels never show
+//!   as errors here. Labels for marathon-lb's templates are ignored.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -68,6 +70,10 @@ impl Groups {
 
     fn admit(&self, app_groups: &[String]) -> bool {
         self.0.iter().any(|group| group == "*" || app_groups.contains(group))
+    }
+
+    fn serves_everything(&self) -> bool {
+        self.0.iter().any(|group| group == "*")
     }
 }
 
@@ -148,6 +154,15 @@ impl Table {
     }
 
     fn add_service(&mut self, service: &CatalogService, groups: &Groups, errors: &mut Vec<String>) {
+        // Apps of other groups are another proxy's: their labels are not this one's concern.
+        let admitted = service.labels.iter().any(|(key, value)| {
+            let group_label =
+                key == "HAPROXY_GROUP" || port_label(key).is_some_and(|(_, name)| name == "GROUP");
+            group_label && groups.admit(&comma_list(value))
+        });
+        if !admitted && !groups.serves_everything() {
+            return;
+        }
         let (labels, problems) = AppLabels::parse(service);
         errors.extend(problems);
         for (n, &service_port) in service.service_ports.iter().enumerate() {
@@ -352,11 +367,6 @@ impl PortLabels {
             None if routed_by_http => Mode::Http,
             None => Mode::Tcp,
             Some((_, "http")) => Mode::Http,
-            Some((key, "tcp")) if routed_by_http => {
-                return Err(format!(
-                    "{key}: 'tcp' cannot route by HAPROXY_{n}_VHOST or HAPROXY_{n}_PATH"
-                ))
-            }
             Some((_, "tcp")) => Mode::Tcp,
             Some((key, value)) => return Err(format!("{key}: '{value}' is not tcp or http")),
         };
@@ -571,10 +581,14 @@ mod tests {
                     "HAPROXY_1_ENABLED: 'yes please' is not true or false",
                 ],
                 "/mixed": ["HAPROXY_0_VHOST: 'bad_host.com' is not a host name"],
-                "/tcpvhost": ["HAPROXY_0_MODE: 'tcp' cannot route by HAPROXY_0_VHOST or HAPROXY_0_PATH"],
             })
         );
-        assert_eq!(table.ports.keys().copied().collect::<Vec<_>>(), vec![10005, 10007]);
+        assert_eq!(table.ports.keys().copied().collect::<Vec<_>>(), vec![10005, 10006, 10007]);
+        assert_eq!(table.ports[&10006].mode, Mode::Tcp);
+        assert_eq!(
+            table.route_http(Some("a.com"), "/").map(|r| r.pool.app_id.as_str()),
+            Some("/tcpvhost")
+        );
     }
 
     #[test]
