@@ -132,15 +132,41 @@ function modeBadge(mode) {
   return h("span", { class: `badge ${tone}` }, mode);
 }
 
+/// Task counts by state summed over `/master/state-summary`'s agents (`TASK_RUNNING: 3`…).
+function summaryCounts(agents) {
+  const byState = new Map();
+  for (const agent of agents) {
+    for (const [key, value] of Object.entries(agent)) {
+      if (key.startsWith("TASK_") && typeof value === "number") byState.set(key, (byState.get(key) || 0) + value);
+    }
+  }
+  return byState;
+}
+
+/// Adds the operator API's drain state to the agents that are deactivated (a drained agent
+/// is); when none is, the operator API's whole agent list is not read.
+async function withDrains(api, agents) {
+  if (!agents.some((agent) => agent.deactivated)) return;
+  const operator = await api.json(`/api/v1?${LOCAL}`, { method: "POST", body: { type: "GET_AGENTS" } });
+  const drains = new Map();
+  for (const agent of (operator.get_agents || {}).agents || []) {
+    if (agent.drain_info) drains.set(agent.agent_info.id.value, agent.drain_info);
+  }
+  for (const agent of agents) {
+    if (drains.has(agent.id)) agent.drain_info = drains.get(agent.id);
+  }
+}
+
 // ---------------------------------------------------------------------------------------
 
 export const overview = {
   title: "Overview",
   topics: TOPICS,
   async load({ api }) {
+    // The summary: agents and frameworks with task counts, not every task.
     const [cluster, state, roles] = await Promise.all([
       api.refreshCluster(),
-      api.json(`/master/state?${LOCAL}`),
+      api.json(`/master/state-summary?${LOCAL}`),
       api.json(`/master/roles?${LOCAL}`),
     ]);
     // Only the leader knows how far behind each member is.
@@ -157,9 +183,13 @@ export const overview = {
   render({ api }, { cluster, members, state, roles }) {
     const agents = state.slaves || [];
     const frameworks = state.frameworks || [];
-    const tasks = allTasks(state);
-    const byState = new Map();
-    for (const task of tasks) byState.set(task.state, (byState.get(task.state) || 0) + 1);
+    const byState = summaryCounts(agents);
+    let live = 0;
+    let known = 0;
+    for (const [name, count] of byState) {
+      known += count;
+      if (!TERMINAL.has(name)) live += count;
+    }
     const total = { cpus: 0, mem: 0, disk: 0 };
     const used = { cpus: 0, mem: 0, disk: 0 };
     for (const agent of agents) {
@@ -187,7 +217,7 @@ export const overview = {
         h("td", {}, resourcesText(allocated)),
         h("td", { class: "num" }, `${(dominant * 100).toFixed(1)}%`),
         h("td", {}, meter(dominant, 1, `dominant share of ${role.name}`))));
-    const stateRows = [...byState.entries()].sort().map(([name, count]) => h("tr", {},
+    const stateRows = [...byState.entries()].filter(([, count]) => count > 0).sort().map(([name, count]) => h("tr", {},
       h("td", {}, stateBadge(name)), h("td", { class: "num", "data-state-count": name }, count)));
     return h("div", {},
       h("h1", {}, "Cluster overview"),
@@ -209,8 +239,8 @@ export const overview = {
           h("h2", {}, "Frameworks"), h("div", { class: "big", id: "framework-count" }, frameworks.length),
           h("p", { class: "muted" }, `${frameworks.filter((framework) => framework.active).length} connected`)),
         h("section", { class: "card" },
-          h("h2", {}, "Tasks"), h("div", { class: "big", id: "task-count" }, tasks.filter((task) => !TERMINAL.has(task.state)).length),
-          h("p", { class: "muted" }, `live, of ${tasks.length} known`))),
+          h("h2", {}, "Tasks"), h("div", { class: "big", id: "task-count" }, live),
+          h("p", { class: "muted" }, `live, of ${known} known`))),
       h("div", { class: "two" },
         h("section", {},
           h("h2", {}, "Masters"),
@@ -235,31 +265,25 @@ export const agents = {
   title: "Agents",
   topics: ["agent", "task", "maintenance"],
   async load({ api, params }) {
-    // The v0 state says only "deactivated"; the operator API says whether that is a drain.
-    const [state, operator] = await Promise.all([
-      api.json(`/master/state?${LOCAL}`),
-      api.json(`/api/v1?${LOCAL}`, { method: "POST", body: { type: "GET_AGENTS" } }),
-    ]);
-    const drains = new Map();
-    for (const agent of (operator.get_agents || {}).agents || []) {
-      if (agent.drain_info) drains.set(agent.agent_info.id.value, agent.drain_info);
-    }
-    for (const agent of state.slaves || []) {
-      if (drains.has(agent.id)) agent.drain_info = drains.get(agent.id);
-    }
-    return { state, id: params[0] };
+    // The list needs the agents and their task counts (the summary); one agent's page its
+    // tasks too. The v0 state says only "deactivated"; the operator API says whether that
+    // is a drain.
+    const id = params[0];
+    const state = await api.json(id ? `/master/state?${LOCAL}` : `/master/state-summary?${LOCAL}`);
+    await withDrains(api, state.slaves || []);
+    return { state, id };
   },
   render(ctx, { state, id }) {
     const list = state.slaves || [];
     if (id) return agentDetail(ctx, state, list.find((agent) => agent.id === id), id);
-    const tasks = allTasks(state).filter((task) => !TERMINAL.has(task.state));
+    const liveOn = (agent) => [...summaryCounts([agent])].reduce((sum, [name, count]) => sum + (TERMINAL.has(name) ? 0 : count), 0);
     const rows = list.map((agent) => h("tr", { "data-agent": agent.id },
       h("td", {}, link(`agents/${enc(agent.id)}`, agent.id)),
       h("td", {}, agent.hostname),
       h("td", {}, modeBadge(agentMode(agent))),
       h("td", { class: "num" }, `${num((agent.used_resources || {}).cpus || 0)} / ${num((agent.resources || {}).cpus)}`),
       h("td", { class: "num" }, `${mib((agent.used_resources || {}).mem || 0)} / ${mib((agent.resources || {}).mem)}`),
-      h("td", { class: "num" }, tasks.filter((task) => task.slave_id === agent.id).length),
+      h("td", { class: "num" }, liveOn(agent)),
       h("td", {}, Object.entries(agent.attributes || {}).map(([key, value]) => `${key}:${value}`).join(", "))));
     return h("div", {},
       h("h1", {}, `Agents (${list.length})`),
