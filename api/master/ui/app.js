@@ -22,6 +22,8 @@ const RELOAD_COALESCE_MS = 150;
 /// The least time between the starts of two loads of a view; at least twice the last load's
 /// duration, so a big cluster's stream of events cannot keep the page reading all the time.
 const RELOAD_MIN_GAP_MS = 500;
+/// The longest a held mouse button holds the view's replacement.
+const PRESS_HOLD_MS = 2000;
 
 class App {
   constructor() {
@@ -37,8 +39,9 @@ class App {
     this.loading = false;
     this.lastLoadStart = 0;
     this.lastLoadMs = 0;
-    // A pointer button is down: the view is not replaced under it (the click would be lost).
-    this.pointerDown = false;
+    // When a pointer button went down (null: it is up): the view is not replaced under it,
+    // or the click would be lost.
+    this.pressedAt = null;
     this.streamState = "connecting";
     this.main = document.getElementById("main");
   }
@@ -175,7 +178,7 @@ class App {
       if (fresh) this.main.setAttribute("aria-busy", "true");
       const data = await view.load(ctx);
       if (generation !== this.generation || view !== this.view) return;
-      if (this.pointerDown && !fresh) {
+      if (this.pressed() && !fresh) {
         // Replaced between press and release, the button pressed would not get its click.
         this.again = true;
         return;
@@ -206,18 +209,24 @@ class App {
       this.main.removeAttribute("aria-busy");
       this.loading = false;
       this.lastLoadMs = performance.now() - this.lastLoadStart;
-      if (this.again && !this.pointerDown) {
+      if (this.again && !this.pressed()) {
         this.again = false;
         this.reloadSoon();
       }
     }
   }
 
+  /// Whether a button is held: a press not released within two seconds (a drag, or a release
+  /// the page never saw) holds nothing.
+  pressed() {
+    return this.pressedAt !== null && performance.now() - this.pressedAt < PRESS_HOLD_MS;
+  }
+
   /// Holds view replacements while a pointer button is down; the one held runs after.
   pointer() {
-    document.addEventListener("pointerdown", () => { this.pointerDown = true; }, true);
+    document.addEventListener("pointerdown", () => { this.pressedAt = performance.now(); }, true);
     const up = () => {
-      this.pointerDown = false;
+      this.pressedAt = null;
       if (this.again && !this.loading) {
         this.again = false;
         this.reloadSoon();
