@@ -319,7 +319,11 @@ class App {
       };
       ok.onclick = () => done(true);
       cancel.onclick = () => done(false);
-      dialog.onclose = () => done(false);
+      // `close` is dispatched later than `close()` returns: the one from the last question,
+      // answered just before this was asked, must not answer this one.
+      dialog.onclose = () => {
+        if (!dialog.open) done(false);
+      };
       dialog.showModal();
       cancel.focus();
     });
