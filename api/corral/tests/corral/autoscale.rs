@@ -147,7 +147,10 @@ async fn a_busy_app_scales_up_to_max_then_down_after_the_window_across_a_failove
         get(&cluster, leader, "/v2/deployments").await?.as_array()?.is_empty().then_some(())
     })
     .await;
-    let scaled_up = scalings(&cluster, leader).await.expect("scalings");
+    let scaled_up = eventually(Duration::from_secs(30), "the scalings", || async {
+        scalings(&cluster, leader).await
+    })
+    .await;
 
     // The load stops and a deployment begins at once: the autoscaler waits for it.
     std::fs::write(&stop, b"").expect("stop file");
@@ -234,11 +237,12 @@ async fn a_busy_app_scales_up_to_max_then_down_after_the_window_across_a_failove
     let events_url = cluster.masters[leader].url("/corral/v1/events?format=ndjson&topic=service");
     let mut events = LoggedEvents::open(&events_url).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let (mut autoscaled, mut succeeded) = (0, false);
+    let (mut autoscaled, mut succeeded, mut recommended) = (0, false, 0);
     while autoscaled < all.len() || !succeeded {
         match events.next(deadline, || format!("{} scalings and {deployment_id}", all.len())).await
         {
             Event::AppAutoscaled { .. } => autoscaled += 1,
+            Event::AutoscalerRecommended { .. } => recommended += 1,
             Event::DeploymentSucceeded { deployment_id: id, .. }
                 if id.as_str() == deployment_id =>
             {
@@ -251,6 +255,9 @@ async fn a_busy_app_scales_up_to_max_then_down_after_the_window_across_a_failove
         }
     }
     assert_eq!(autoscaled, all.len());
+    // The window's cost in the log: one entry per change of recommendation, not one per
+    // evaluation.
+    eprintln!("{recommended} recommendations recorded up to the scale-down");
     eprintln!(
         "scaled down {after_quiet:.1}s after the quiet began, {:.1}s after the failover (window {SCALE_DOWN_WINDOW_SECONDS}s)",
         down_at - killed_at
