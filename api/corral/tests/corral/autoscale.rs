@@ -211,12 +211,12 @@ async fn a_busy_app_scales_up_to_max_then_down_after_the_window_across_a_failove
         after_quiet >= SCALE_DOWN_WINDOW_SECONDS as f64,
         "scaled down {after_quiet:.1}s after the quiet began, inside the window: {down}"
     );
-    // Not later: by the evaluation after the window ended (plus slack for a loaded
-    // machine), well before a whole window after the failover, which a leader keeping the
-    // window in memory would have waited.
-    let latest = SCALE_DOWN_WINDOW_SECONDS as f64 + EVALUATION_SECONDS as f64 + 3.0;
+    // Not later: before a whole window after the failover, which a leader keeping the
+    // window in memory would have waited (the kill came half a window in, so this leaves
+    // half a window for a loaded machine; how soon after the window it came is printed
+    // below, not asserted).
     assert!(
-        after_quiet <= latest && down_at < killed_at + SCALE_DOWN_WINDOW_SECONDS as f64,
+        down_at < killed_at + SCALE_DOWN_WINDOW_SECONDS as f64,
         "scaled down {after_quiet:.1}s after the quiet began ({:.1}s after the failover): {down}",
         down_at - killed_at
     );
