@@ -72,6 +72,10 @@ pub struct ClusterState {
     /// access control encodes, and digests, as it did before access control existed.
     #[serde(skip)]
     pub(crate) auth: crate::auth::AuthState,
+    /// Running totals for the metrics, kept by `apply`; derived, so never encoded:
+    /// `from_snapshot` counts them again.
+    #[serde(skip)]
+    pub(crate) tally: crate::tally::Tally,
 }
 
 impl ClusterState {
@@ -303,6 +307,25 @@ impl ClusterState {
         self.applied_commands
     }
 
+    /// Running totals of agents, tasks and resources, for metrics read at any size.
+    pub fn tally(&self) -> &crate::tally::Tally {
+        &self.tally
+    }
+
+    /// Changes an agent's counted fields (liveness, mode, total, last heartbeat) with the
+    /// tally kept: its old contribution out, its new one in.
+    pub(crate) fn change_agent<T>(
+        &mut self,
+        agent_id: &AgentId,
+        change: impl FnOnce(&mut Agent) -> T,
+    ) -> Option<T> {
+        let agent = self.agents.get_mut(agent_id)?;
+        self.tally.remove_agent(agent);
+        let result = change(agent);
+        self.tally.add_agent(agent);
+        Some(result)
+    }
+
     pub fn agents(&self) -> &BTreeMap<AgentId, Agent> {
         &self.agents
     }
@@ -396,6 +419,7 @@ impl ClusterState {
             dedup: Dedup::default(),
             applied_commands: 0,
             auth: self.auth.clone(),
+            tally: self.tally.clone(),
         }
     }
 

@@ -101,6 +101,7 @@ impl ClusterState {
             state.auth = postcard::from_bytes(rest)
                 .map_err(|error| CodecError::Malformed(format!("access control: {error}")))?;
         }
+        state.tally = crate::tally::Tally::recount(&state);
         Ok(state)
     }
 

@@ -20,6 +20,7 @@ mod ids;
 pub mod model;
 mod outcome;
 pub mod resources;
+mod tally;
 mod time;
 mod verdict;
 
@@ -40,5 +41,6 @@ pub use outcome::{Outcome, Rejection};
 pub use resources::{
     parse_resources, Quantities, Ranges, Reservation, Resource, Resources, Scalar, Value,
 };
+pub use tally::{AgentStanding, Amounts, Held, Tally};
 pub use time::Timestamp;
 pub use verdict::Verdict;

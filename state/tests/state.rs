@@ -15,6 +15,7 @@ mod state {
     mod properties;
     mod resources;
     mod services;
+    mod tally;
     mod tasks;
     mod tick;
 }

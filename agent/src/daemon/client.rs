@@ -48,10 +48,18 @@ impl MasterClient {
     pub fn new(
         masters: Vec<String>,
         tls: Option<&corral_tls::Tls>,
+        token: Option<&super::AgentToken>,
     ) -> Result<MasterClient, reqwest::Error> {
-        let secured = |builder: reqwest::ClientBuilder| match tls {
-            Some(tls) => tls.client(corral_tls::Role::Master, builder),
-            None => builder,
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(token) = token {
+            headers.insert(reqwest::header::AUTHORIZATION, token.authorization());
+        }
+        let secured = |builder: reqwest::ClientBuilder| {
+            let builder = builder.default_headers(headers.clone());
+            match tls {
+                Some(tls) => tls.client(corral_tls::Role::Master, builder),
+                None => builder,
+            }
         };
         // A command commits in milliseconds; one unanswered for seconds went to a master that
         // is paused or cut off, and is sent to the next (its request id makes that safe).
@@ -111,6 +119,7 @@ impl MasterClient {
         let body = json!({"request_id": request_id, "agent_id": agent_id, "command": command});
         let mut backoff = Duration::from_millis(50);
         let mut attempt = self.preferred.load(Ordering::Relaxed);
+        let mut refusal_told = false;
         loop {
             let master_index = attempt % self.masters.len();
             attempt += 1;
@@ -151,6 +160,21 @@ impl MasterClient {
                         },
                         accepted => CommandReply::Committed(accepted),
                     };
+                }
+                if status == reqwest::StatusCode::UNAUTHORIZED
+                    || status == reqwest::StatusCode::FORBIDDEN
+                {
+                    // Retried, as the ACLs may change, but said once: an operator starting
+                    // an agent without its token must see why it never registers.
+                    if !refusal_told {
+                        let text = response
+                            .text()
+                            .await
+                            .unwrap_or_else(|error| format!("(unreadable: {error})"));
+                        tracing::error!(%url, %status, %text, "a master refused this agent's credentials (see --token-file)");
+                        refusal_told = true;
+                    }
+                    break;
                 }
                 if status == reqwest::StatusCode::BAD_REQUEST {
                     // A malformed command stays malformed: a bug, but never worth a hot loop.

@@ -93,6 +93,41 @@ pub struct AgentConfig {
     /// Mutual TLS: the agent's API is served over TLS and masters are dialled with this
     /// agent's certificate, trusting only certificates naming `master.<cluster>`.
     pub tls: Option<corral_tls::Tls>,
+    /// Sent as `Authorization: Bearer` on every request to a master; with access control
+    /// enforced, its principal needs `register_agents` for this agent's host.
+    pub token: Option<AgentToken>,
+}
+
+/// An ACL token (`crl_…`), never printed.
+#[derive(Clone)]
+pub struct AgentToken(String);
+
+impl AgentToken {
+    /// The token as `corral acl` or the bootstrap gave it; surrounding whitespace (a
+    /// token file's final newline) is not part of it.
+    pub fn new(text: &str) -> Result<AgentToken, String> {
+        let token = text.trim();
+        if token.is_empty() {
+            return Err("the token is empty".to_owned());
+        }
+        if token.chars().any(|c| !c.is_ascii_graphic()) {
+            return Err("the token has characters other than printable ASCII".to_owned());
+        }
+        Ok(AgentToken(token.to_owned()))
+    }
+
+    pub(crate) fn authorization(&self) -> reqwest::header::HeaderValue {
+        let mut value = reqwest::header::HeaderValue::try_from(format!("Bearer {}", self.0))
+            .expect("a token of printable ASCII makes a valid header value");
+        value.set_sensitive(true);
+        value
+    }
+}
+
+impl std::fmt::Debug for AgentToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AgentToken(…)")
+    }
 }
 
 impl AgentConfig {
@@ -109,6 +144,7 @@ impl AgentConfig {
             usage_interval: DEFAULT_USAGE_INTERVAL,
             on_stop: OnStop::default(),
             tls: None,
+            token: None,
         }
     }
 
@@ -276,7 +312,11 @@ pub async fn start(config: AgentConfig) -> Result<RunningAgent, AgentError> {
 
     let metrics = Arc::new(AgentMetrics::new()?);
     let table = Arc::new(TaskTable::new());
-    let client = Arc::new(MasterClient::new(config.masters.clone(), config.tls.as_ref())?);
+    let client = Arc::new(MasterClient::new(
+        config.masters.clone(),
+        config.tls.as_ref(),
+        config.token.as_ref(),
+    )?);
     let mut flags = config.flags();
     flags.insert("work_dir".to_owned(), work_dir.display().to_string());
     let identity = AgentIdentity {

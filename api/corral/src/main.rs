@@ -9,7 +9,7 @@ use std::io::IsTerminal;
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
-use corral_agent::daemon::{AgentConfig, OnStop};
+use corral_agent::daemon::{AgentConfig, AgentToken, OnStop};
 use corral_client::{Follow, LogFile};
 use corral_log::{JournalRetention, LogConfig, NodeId};
 use corral_master::{DnsConfig, LoopIntervals};
@@ -398,6 +398,11 @@ struct AgentArgs {
     cluster_id: String,
     #[command(flatten)]
     tls: TlsArgs,
+    /// A file holding this agent's ACL token (`crl_…`), sent to the masters as a Bearer
+    /// token; needed once access control is enforced (its principal needs
+    /// `register_agents`).
+    #[arg(long)]
+    token_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -573,6 +578,14 @@ async fn main() -> anyhow::Result<()> {
             };
             let cluster = cluster_id(args.cluster_id)?;
             config.tls = args.tls.load(&cluster, corral_tls::Role::Agent)?;
+            if let Some(path) = &args.token_file {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read --token-file {}", path.display()))?;
+                let token = AgentToken::new(&text).map_err(|problem| {
+                    anyhow::anyhow!("--token-file {}: {problem}", path.display())
+                })?;
+                config.token = Some(token);
+            }
             // Agent errors already name their cause; anyhow's chain would say it twice.
             corral_agent::daemon::run_until(config, shutdown_signal())
                 .await

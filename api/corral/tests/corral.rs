@@ -3,11 +3,13 @@
 //! unmodified pymesos and marathon clients.
 
 mod corral {
+    mod access;
     mod agents;
     mod audit;
     mod autoscale;
     mod backup;
     mod dev;
+    mod discovery;
     mod grafana;
     mod marathon_e2e;
     mod masters;

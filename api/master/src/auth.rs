@@ -8,7 +8,8 @@
 //! KDF run, not one per call.
 //!
 //! With the mode `off` nothing is asked. With `enforce`, every route but the public ones
-//! (`/health`, `/version`, `/ping`, `/metrics`, `/corral/v1/acl/bootstrap`) needs a live
+//! (`/health`, `/version`, `/ping`, `/metrics`, `/corral/v1/acl/bootstrap`, `/corral/v1/auth`
+//! and the web UI's page and assets) needs a live
 //! identity (401 with `WWW-Authenticate: Basic realm="corral"` otherwise); native reads need
 //! `read_api` on their scope, Marathon reads of one app `view_apps` on its id (403 when
 //! refused). Writes are checked where they are proposed (`Master::propose`): the API asks the
@@ -31,7 +32,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use corral_log::ReadConsistency;
 use corral_state::auth::{Action, AuthMode, Denial, DenialReason};
-use corral_state::{ClusterState, Rejection};
+use corral_state::{AgentId, ClusterState, Rejection};
 
 use crate::error::ApiError;
 use crate::master::Master;
@@ -201,10 +202,25 @@ fn verify_password(secret: &str, phc: &str) -> bool {
     })
 }
 
+/// Routes anyone may call: liveness, the bootstrap, the auth mode (a 401 says as much), and
+/// the web UI's page and assets (no cluster data; the page asks for a token itself, where a
+/// 401 on the page would make the browser ask for a Basic password).
 fn is_public(path: &str) -> bool {
     matches!(
         path,
-        "/health" | "/version" | "/ping" | "/metrics" | "/corral/v1/acl/bootstrap" | "unmatched"
+        "/health"
+            | "/version"
+            | "/ping"
+            | "/metrics"
+            | "/corral/v1/acl/bootstrap"
+            | "/corral/v1/auth"
+            | "/"
+            | "/favicon.ico"
+            | "/ui"
+            | "/ui/"
+            | "/ui/assets/{name}"
+            | "/ui/{*rest}"
+            | "unmatched"
     )
 }
 
@@ -245,6 +261,15 @@ fn read_action(method: &Method, route: &str, path: &str) -> Option<(Action, Stri
         return Some((Action::ViewApps, app_id.trim_end_matches('/').to_owned()));
     }
     None
+}
+
+/// The agent whose own event stream `path` is, on that route.
+fn agent_of_stream(route: &str, path: &str) -> Option<AgentId> {
+    if route != "/corral/v1/agent/{agent_id}/events" {
+        return None;
+    }
+    let id = path.strip_prefix("/corral/v1/agent/")?.strip_suffix("/events")?;
+    Some(AgentId::new(id))
 }
 
 enum Checked {
@@ -340,6 +365,7 @@ async fn check(
         }
     };
     let read = read_action(method, route, path);
+    let own_stream = agent_of_stream(route, path);
     let known = master
         .read_state(ReadConsistency::Local, move |state: &ClusterState| {
             let auth = state.auth();
@@ -373,6 +399,13 @@ async fn check(
             };
             let principal = auth.principal(&identity).map(|p| p.name.to_owned());
             let decision = match &read {
+                // An agent reads its own events as the identity that registered it; anyone
+                // else needs `read_api` on `events`.
+                _ if own_stream.as_ref().and_then(|id| auth.agent_identity(id))
+                    == Some(identity.as_str()) =>
+                {
+                    Ok(())
+                }
                 Some((action, object)) => auth.decide(Some(&identity), *action, Some(object)),
                 None => Ok(()),
             };

@@ -29,4 +29,5 @@ pub use dns::start_dns;
 pub use http::{router, API_BODY_LIMIT};
 pub use leader::run as run_leader_loops;
 pub use master::{LoopIntervals, Master};
+pub use metrics::Metrics;
 pub use transport::{serve, Listeners, Serving, DEFAULT_MAX_CLIENT_STREAMS};

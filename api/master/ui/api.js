@@ -16,6 +16,13 @@ export class ApiError extends Error {
   }
 }
 
+/// What to tell the user when a master refuses them: no token, or which problem with it.
+function refusalText(error, token) {
+  if (error.status === 403) return `This token may not read this: ${error.message}`;
+  if (!token) return "This cluster enforces access control: enter a token (crl_…) in the field at the top right.";
+  return `The token was not accepted: ${error.message.replace(/^not authorized: /, "")}`;
+}
+
 /// Whether a failure means the master did not answer at all (as opposed to answering "no").
 function unreachable(error) {
   return error instanceof TypeError || error.name === "AbortError" || error.name === "TimeoutError";
@@ -28,17 +35,40 @@ export class Api {
     this.leader = null;
     this.cluster = null;
     this.token = sessionStorage.getItem(TOKEN_KEY) || "";
-    // "off" until a master says otherwise (a 401, or `auth` in /corral/v1/cluster).
-    this.auth = "off";
+    // The mode `/corral/v1/auth` names (off, permissive, enforce); null until a master says.
+    this.auth = null;
+    // Why the last request with the token was refused (a 401 or 403), until a new token.
+    this.refusal = null;
+    this.tokenWaiters = [];
     this.onChange = () => {};
     this.switching = null;
   }
 
   setToken(token) {
     this.token = token;
+    this.refusal = null;
     if (token) sessionStorage.setItem(TOKEN_KEY, token);
     else sessionStorage.removeItem(TOKEN_KEY);
+    for (const resolve of this.tokenWaiters.splice(0)) resolve();
     this.onChange();
+  }
+
+  /// Resolves when the user gives a (new) token.
+  nextToken() {
+    return new Promise((resolve) => this.tokenWaiters.push(resolve));
+  }
+
+  /// Whether requests are refused without a token.
+  needsToken() {
+    return this.auth === "enforce";
+  }
+
+  /// The auth mode, from the one route every master answers without credentials.
+  async readAuth() {
+    const answer = await this.json("/corral/v1/auth");
+    this.auth = answer.mode;
+    this.onChange();
+    return answer;
   }
 
   url(address, path) {
@@ -57,7 +87,9 @@ export class Api {
     for (let attempt = 0; attempt < 2; attempt++) {
       const address = write && this.leader ? this.leader : this.current;
       const url = this.url(address, path);
-      const init = { method, headers: this.headers({ Accept: accept }) };
+      // No cookies or cached Basic passwords: the token travels in a header, and a request
+      // without credentials keeps a 401 from opening the browser's password dialog.
+      const init = { method, headers: this.headers({ Accept: accept }), credentials: "omit" };
       if (body !== undefined) {
         init.body = typeof body === "string" ? body : JSON.stringify(body);
         init.headers["Content-Type"] = "application/json";
@@ -76,16 +108,17 @@ export class Api {
         }
         continue;
       }
-      if (response.status === 401 || response.status === 403) {
-        if (response.status === 401 && this.auth !== "on") {
-          this.auth = "on";
-          this.onChange();
-        }
-      }
       if (!response.ok) {
         let detail = null;
         try { detail = await response.json(); } catch (_) { detail = null; }
-        throw new ApiError(response.status, detail, url);
+        const error = new ApiError(response.status, detail, url);
+        if (response.status === 401 || (response.status === 403 && !write)) {
+          // A master that refuses reads enforces access control, whatever it said before.
+          if (response.status === 401) this.auth = "enforce";
+          this.refusal = refusalText(error, this.token);
+          this.onChange();
+        }
+        throw error;
       }
       return response;
     }
@@ -110,13 +143,6 @@ export class Api {
     const addresses = cluster.members.map((member) => member.address);
     if (addresses.length) this.masters = addresses;
     this.leader = cluster.leader_address || null;
-    // However a master says it (`"auth": "enforce"`, `{"mode": …}` or `{"enabled": …}`);
-    // a master that says nothing has auth off.
-    const auth = cluster.auth;
-    const mode = typeof auth === "string" ? auth
-      : auth && typeof auth.mode === "string" ? auth.mode
-        : auth && typeof auth.enabled === "boolean" ? (auth.enabled ? "on" : "off") : null;
-    if (mode) this.auth = mode === "off" ? "off" : "on";
     this.onChange();
     return cluster;
   }
@@ -132,6 +158,7 @@ export class Api {
           try {
             const response = await fetch(this.url(address, "/corral/v1/cluster"), {
               headers: this.headers({ Accept: "application/json" }),
+              credentials: "omit",
               signal: AbortSignal.timeout(PROBE_TIMEOUT_MS),
             });
             if (!response.ok) continue;
@@ -180,6 +207,12 @@ export class EventStream {
         delay = 250;
       } catch (error) {
         if (this.stopped) return;
+        if (error instanceof ApiError && (error.status === 401 || error.status === 403)) {
+          // Another master will say the same: wait for another token.
+          this.onState("refused", address, this.api.refusal);
+          await this.api.nextToken();
+          continue;
+        }
         if (error instanceof ApiError && error.status === 410 && error.body && error.body.oldest) {
           // Older than retained: say so, then carry on from the oldest still there.
           this.onState("gap", address, `events before ${error.body.oldest} are no longer retained`);
@@ -203,11 +236,16 @@ export class EventStream {
     const headers = this.api.headers({ Accept: "text/event-stream" });
     if (this.cursor) headers["Last-Event-ID"] = this.cursor;
     const url = this.api.url(address, "/corral/v1/events?format=sse");
-    const response = await fetch(url, { headers, signal: controller.signal });
+    const response = await fetch(url, { headers, signal: controller.signal, credentials: "omit" });
     if (!response.ok) {
       let body = null;
       try { body = await response.json(); } catch (_) { body = null; }
-      throw new ApiError(response.status, body, url);
+      const error = new ApiError(response.status, body, url);
+      if (response.status === 401 || response.status === 403) {
+        if (response.status === 401) this.api.auth = "enforce";
+        this.api.refusal = refusalText(error, this.api.token);
+      }
+      throw error;
     }
     this.onState("live", address);
     const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();

@@ -18,7 +18,10 @@ const NAV_PAGE = { "": "overview" };
 /// Events kept for the feed.
 const EVENT_MEMORY = 1000;
 /// How long a view waits after an event before loading again, so a burst costs one load.
-const RELOAD_DEBOUNCE_MS = 200;
+const RELOAD_COALESCE_MS = 150;
+/// The least time between the starts of two loads of a view; at least twice the last load's
+/// duration, so a big cluster's stream of events cannot keep the page reading all the time.
+const RELOAD_MIN_GAP_MS = 500;
 
 class App {
   constructor() {
@@ -32,6 +35,10 @@ class App {
     this.generation = 0;
     this.pending = null;
     this.loading = false;
+    this.lastLoadStart = 0;
+    this.lastLoadMs = 0;
+    // A pointer button is down: the view is not replaced under it (the click would be lost).
+    this.pointerDown = false;
     this.streamState = "connecting";
     this.main = document.getElementById("main");
   }
@@ -45,15 +52,34 @@ class App {
   async start() {
     this.authForm();
     this.keyboard();
+    this.pointer();
     window.addEventListener("hashchange", () => this.navigate());
-    let from = null;
     try {
-      const cluster = await this.api.refreshCluster();
-      // The feed starts with the last hundred or so commands' events.
-      const start = Math.max((cluster.audit_start || 1) - 1, (cluster.applied_index || 0) - 100, 0);
-      from = String(start);
+      await this.api.readAuth();
     } catch (error) {
-      this.toast(`The master does not answer: ${error.message}`);
+      this.toast(`The master does not say whether it enforces access control: ${error.message}`);
+    }
+    let from = null;
+    for (;;) {
+      if (this.api.needsToken() && !this.api.token) {
+        this.askForToken();
+        await this.api.nextToken();
+      }
+      try {
+        const cluster = await this.api.refreshCluster();
+        // The feed starts with the last hundred or so commands' events.
+        const start = Math.max((cluster.audit_start || 1) - 1, (cluster.applied_index || 0) - 100, 0);
+        from = String(start);
+        break;
+      } catch (error) {
+        if (error.status === 401 || error.status === 403) {
+          this.askForToken();
+          await this.api.nextToken();
+          continue;
+        }
+        this.toast(`The master does not answer: ${error.message}`);
+        break;
+      }
     }
     this.stream = new EventStream(this.api, {
       onEvent: (event) => this.event(event),
@@ -66,6 +92,7 @@ class App {
       },
     });
     if (from !== null) this.stream.start(from);
+    this.started = true;
     await this.navigate();
   }
 
@@ -77,9 +104,30 @@ class App {
     if (this.view && this.view.topics.includes(event.topic)) this.reloadSoon();
   }
 
+  /// Loads the view again soon: one load for a burst of events, and a gap between loads that
+  /// grows with what a load costs.
   reloadSoon() {
-    clearTimeout(this.pending);
-    this.pending = setTimeout(() => this.load(false), RELOAD_DEBOUNCE_MS);
+    if (this.pending) return;
+    const gap = Math.max(RELOAD_MIN_GAP_MS, 2 * this.lastLoadMs);
+    const wait = Math.max(RELOAD_COALESCE_MS, gap - (performance.now() - this.lastLoadStart));
+    this.pending = setTimeout(() => {
+      this.pending = null;
+      this.load(false);
+    }, wait);
+  }
+
+  /// The page says it needs a token, where the user will look: the header's field, focused,
+  /// and the main region, with the reason a token was refused if one was.
+  askForToken() {
+    if (!this.started) this.streamState = "waiting";
+    this.status();
+    const input = document.getElementById("token");
+    this.main.replaceChildren(
+      views.h("h1", {}, "Access control is on"),
+      views.h("p", { id: "auth-message", class: this.api.refusal && this.api.token ? "refused" : "" },
+        this.api.refusal || "This cluster enforces access control: enter a token (crl_…) in the field at the top right."),
+      views.h("p", { class: "muted" }, "The token is kept in this tab only (sessionStorage) and sent as Authorization: Bearer."));
+    input.focus();
   }
 
   parseRoute() {
@@ -107,6 +155,8 @@ class App {
       return;
     }
     document.title = `${route.view.title} · Corral`;
+    clearTimeout(this.pending);
+    this.pending = null;
     await this.load(true);
   }
 
@@ -117,6 +167,7 @@ class App {
       return;
     }
     this.loading = true;
+    this.lastLoadStart = performance.now();
     const generation = ++this.generation;
     const { view, params } = this.route;
     const ctx = { api: this.api, app: this, params };
@@ -124,6 +175,11 @@ class App {
       if (fresh) this.main.setAttribute("aria-busy", "true");
       const data = await view.load(ctx);
       if (generation !== this.generation || view !== this.view) return;
+      if (this.pointerDown && !fresh) {
+        // Replaced between press and release, the button pressed would not get its click.
+        this.again = true;
+        return;
+      }
       const active = document.activeElement;
       const focused = active && active.id;
       const caret = active && typeof active.selectionStart === "number" ? [active.selectionStart, active.selectionEnd] : null;
@@ -143,16 +199,32 @@ class App {
       }
       if (!fresh) window.scrollTo(0, scroll);
     } catch (error) {
-      if (fresh) this.main.replaceChildren(views.h("h1", {}, view.title), views.h("p", { class: "empty" }, `Could not load: ${error.message}`));
+      if (error.status === 401 || (error.status === 403 && this.api.refusal)) this.askForToken();
+      else if (fresh) this.main.replaceChildren(views.h("h1", {}, view.title), views.h("p", { class: "empty" }, `Could not load: ${error.message}`));
       else this.toast(`Could not refresh: ${error.message}`);
     } finally {
       this.main.removeAttribute("aria-busy");
       this.loading = false;
-      if (this.again) {
+      this.lastLoadMs = performance.now() - this.lastLoadStart;
+      if (this.again && !this.pointerDown) {
         this.again = false;
         this.reloadSoon();
       }
     }
+  }
+
+  /// Holds view replacements while a pointer button is down; the one held runs after.
+  pointer() {
+    document.addEventListener("pointerdown", () => { this.pointerDown = true; }, true);
+    const up = () => {
+      this.pointerDown = false;
+      if (this.again && !this.loading) {
+        this.again = false;
+        this.reloadSoon();
+      }
+    };
+    document.addEventListener("pointerup", up, true);
+    document.addEventListener("pointercancel", up, true);
   }
 
   status() {
@@ -163,19 +235,31 @@ class App {
       live: `live from ${this.api.current}${role ? ` (${role})` : ""}`,
       down: `${this.api.current} stopped answering; looking for another master…`,
       gap: `${this.api.current}: ${this.streamDetail}`,
+      refused: `${this.api.current} refuses the stream: ${this.streamDetail}`,
+      waiting: "waiting for a token",
     };
     conn.textContent = texts[this.streamState] || this.streamState;
     conn.className = `conn ${this.streamState === "live" ? "live" : this.streamState === "down" ? "down" : ""}`;
     const cursor = this.stream && this.stream.cursor;
     document.getElementById("cursor").textContent = cursor ? `cursor ${cursor}` : "";
     const auth = document.getElementById("auth-state");
-    if (this.api.auth === "on") {
-      auth.textContent = this.api.token ? "auth is on · token set" : "auth is on · enter a token";
-      auth.className = "on";
+    const form = document.getElementById("auth");
+    const mode = this.api.auth;
+    if (mode === "off") {
+      auth.textContent = "access control: off";
+      auth.title = "Every request is served without credentials.";
+    } else if (mode === "permissive") {
+      auth.textContent = this.api.token ? "access control: permissive · token set" : "access control: permissive (nothing is refused)";
+      auth.title = "Decisions are made and counted, nothing is refused; a token names who acts.";
+    } else if (mode === "enforce") {
+      auth.textContent = this.api.refusal && this.api.token ? "access control: on · token refused"
+        : this.api.token ? "access control: on · token set" : "access control: on · enter a token";
+      auth.title = "Requests need a token.";
     } else {
-      auth.textContent = "auth is off";
-      auth.className = "";
+      auth.textContent = "access control: ?";
     }
+    // The token field only where a token means something.
+    form.className = `auth ${mode === "off" ? "off" : ""} ${mode === "enforce" && (!this.api.token || this.api.refusal) ? "ask" : ""}`;
   }
 
   authForm() {
@@ -185,7 +269,9 @@ class App {
     form.addEventListener("submit", (event) => {
       event.preventDefault();
       this.api.setToken(input.value.trim());
-      this.load(true);
+      // Whoever waited for a token (the start, the stream) carries on; a page already
+      // started loads its view again with it.
+      if (this.started) this.load(true);
     });
   }
 

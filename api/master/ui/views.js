@@ -147,7 +147,7 @@ export const overview = {
     let members = cluster;
     if (cluster.role !== "leader" && cluster.leader_address) {
       try {
-        members = await (await fetch(api.url(cluster.leader_address, "/corral/v1/cluster"), { headers: api.headers() })).json();
+        members = await (await fetch(api.url(cluster.leader_address, "/corral/v1/cluster"), { headers: api.headers(), credentials: "omit" })).json();
       } catch (_) {
         members = cluster;
       }
@@ -338,15 +338,25 @@ export const frameworks = {
 function frameworkDetail(ctx, state, framework, id) {
   if (!framework) return h("div", {}, h("h1", {}, `Framework ${id}`), h("p", { class: "empty" }, "No such framework."));
   const tasks = allTasks(state).filter((task) => task.framework_id === framework.id);
-  const why = h("div", { id: "why-no-offers" });
+  // The answer outlives the reloads that events cause, until asked again.
+  const asked = ctx.app.memory(`why:${framework.id}`, () => ({ answer: null, error: null, asking: false }));
+  const why = h("div", { id: "why-no-offers", "aria-live": "polite" }, explanation(asked));
   const explain = async () => {
-    why.replaceChildren(h("p", { class: "muted" }, "Asking the allocator…"));
+    asked.asking = true;
+    why.replaceChildren(explanation(asked));
     try {
-      const answer = await ctx.api.json(`/corral/v1/allocation/explain?framework_id=${enc(framework.id)}`);
-      why.replaceChildren(h("h2", {}, "The allocator's last cycle for this framework"), json(answer));
+      // The leader's allocator answers (a follower would redirect, and a redirect across
+      // origins drops the token).
+      asked.answer = await ctx.api.json(`/corral/v1/allocation/explain?framework_id=${enc(framework.id)}`, { write: true });
+      asked.error = null;
     } catch (error) {
-      why.replaceChildren(h("p", { class: "empty" }, `No explanation: ${error.message}`));
+      asked.answer = null;
+      asked.error = error.message;
     }
+    asked.asking = false;
+    // The view may have been replaced meanwhile: fill whichever panel is on the page.
+    const panel = document.getElementById("why-no-offers");
+    if (panel) panel.replaceChildren(explanation(asked));
   };
   return h("div", {},
     h("h1", {}, `Framework ${framework.name || ""} `, h("code", {}, framework.id)),
@@ -370,6 +380,62 @@ function frameworkDetail(ctx, state, framework, id) {
       h("td", {}, resourcesText(offer.resources)))), "no outstanding offers"),
     h("h2", {}, `Tasks (${tasks.length})`),
     table(TASK_HEADERS, tasks.map(taskRow), "no tasks"));
+}
+
+/// One allocator reason as a sentence.
+function reasonText(reason) {
+  switch (reason.kind) {
+    case "offered": return "Offers were made in the last cycle.";
+    case "not_yet_considered": return "The allocator has not run since this framework appeared.";
+    case "disconnected": return "The framework is not connected, so nothing is offered to it.";
+    case "suppressed": return `The framework suppressed offers for role ${reason.role}.`;
+    case "decline_filters": return `${reason.agents} agent(s) skipped: the framework declined them and its filter has not expired.`;
+    case "offer_cap_reached": return `The framework reached the most offers it may get in one cycle (${reason.cap}).`;
+    case "quota_limit_reached": return `The role (or an ancestor) reached its quota limit on ${reason.agents} agent(s).`;
+    case "held_for_other_roles_quota": return `Resources on ${reason.agents} agent(s) were held back for other roles' unmet quota guarantees.`;
+    case "resources_too_small": return `${reason.agents} agent(s) had free resources below every minimum allocatable quantity.`;
+    case "outranked_or_no_free_resources": return "Eligible, but frameworks or roles with a lower share took every free agent first.";
+    case "no_frameworks": return "No connected framework is subscribed to the role.";
+    default: return reason.kind;
+  }
+}
+
+function explanation(asked) {
+  if (asked.asking) return h("p", { class: "muted" }, "Asking the allocator…");
+  if (asked.error) return h("p", { class: "empty" }, `No explanation: ${asked.error}`);
+  const answer = asked.answer;
+  if (!answer) return h("p", { class: "muted" }, "Ask the leader's allocator what its last cycle did for this framework.");
+  return h("div", {},
+    h("h2", {}, "The allocator's last cycle for this framework"),
+    kv([
+      ["Cycle", cycleTime(answer.cycle_at)],
+      ["Offers made", answer.offers_made],
+      ["Declined agents skipped", answer.agents_filtered_by_declines],
+      ["Refusal filters", answer.active_filters],
+    ]),
+    h("ul", { id: "why-reasons" }, (answer.reasons || []).map((reason) => h("li", { "data-reason": reason.kind }, reasonText(reason)))),
+    table(["Role", ["Dominant share", "num"], ["Rank", "num"], "Suppressed", "Allocated"], (answer.roles || []).map((standing) => h("tr", {},
+      h("td", {}, standing.role),
+      h("td", { class: "num" }, `${(standing.dominant_share * 100).toFixed(1)}%`),
+      h("td", { class: "num" }, standing.rank ? `${standing.rank} of ${standing.eligible_frameworks_in_role}` : "–"),
+      h("td", {}, standing.suppressed ? "yes" : "no"),
+      h("td", {}, quantitiesText(standing.allocation)))), "no roles"));
+}
+
+/// The allocator's timestamps are nanoseconds since the epoch.
+function cycleTime(at) {
+  if (at === null || at === undefined) return "none yet";
+  if (typeof at === "number") return new Date(at / 1e6).toISOString().replace("T", " ").replace(/Z$/, "Z");
+  return String(at).replace("T", " ");
+}
+
+/// The allocator's quantities: `[[name, thousandths], …]`.
+function quantitiesText(quantities) {
+  if (!Array.isArray(quantities) || !quantities.length) return "none";
+  return quantities.map(([name, milli]) => {
+    const value = milli / 1000;
+    return ["mem", "disk"].includes(name) ? `${name} ${mib(value)}` : `${name} ${num(value)}`;
+  }).join(" · ");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -598,7 +664,8 @@ function appActions(ctx, app) {
   const restart = async () => {
     if (!(await ctx.app.confirm(`Restart every instance of ${app.id}?`))) return;
     try {
-      await ctx.api.request(`/v2/apps${app.id}/restart`, { method: "POST", write: true });
+      const answer = await ctx.api.json(`/v2/apps${app.id}/restart`, { method: "POST", write: true });
+      started(ctx, app.id, "restart", answer);
       ctx.app.toast(`restarting ${app.id}`, "info");
     } catch (error) {
       ctx.app.toast(`restart failed: ${error.message}`);
@@ -609,8 +676,41 @@ function appActions(ctx, app) {
     h("button", { onclick: restart, "data-restart": app.id }, "Restart"));
 }
 
+/// Deployments this page started, kept across reloads, so that one that finished between
+/// two loads is still seen to have run: id → {app, what, version, seen, finished}.
+function startedDeployments(ctx) {
+  return ctx.app.memory("started-deployments", () => new Map());
+}
+
+function started(ctx, appId, what, answer) {
+  if (!answer || !answer.deploymentId) return;
+  startedDeployments(ctx).set(answer.deploymentId, { app: appId, what, version: answer.version, finished: false });
+  ctx.app.reloadSoon();
+}
+
+/// Marks the page's deployments that `/v2/deployments` no longer lists as finished, once
+/// this master has applied their start (it lists them, or it knows the version they made:
+/// the master the page reads from may be behind the leader that started them).
+function settleStarted(ctx, deployments, versions) {
+  const open = new Set((deployments || []).map((deployment) => deployment.id));
+  const known = new Set(versions || []);
+  for (const [id, record] of startedDeployments(ctx)) {
+    if (open.has(id)) record.seen = true;
+    else if (record.seen || known.has(record.version)) record.finished = true;
+  }
+}
+
+function startedTable(ctx, appId) {
+  const rows = [...startedDeployments(ctx)].filter(([, record]) => record.app === appId).reverse().map(([id, record]) => h("tr", { "data-deployment-id": id },
+    h("td", { class: "mono" }, id),
+    h("td", {}, record.what),
+    h("td", { class: "mono" }, record.version || "–"),
+    h("td", { "data-deployment-state": id }, record.finished ? h("span", { class: "badge ok" }, "finished") : h("span", { class: "badge warn" }, "in progress"))));
+  return table(["Deployment", "Started here", "Version", "State"], rows, "none started from this page");
+}
+
 function deploymentsTable(deployments) {
-  return table(["Deployment", "Apps", "Step", "Actions"], (deployments || []).map((deployment) => h("tr", {},
+  return table(["Deployment", "Apps", "Step", "Actions"], (deployments || []).map((deployment) => h("tr", { "data-deployment": deployment.id },
     h("td", { class: "mono" }, deployment.id),
     h("td", {}, (deployment.affectedApps || []).join(", ")),
     h("td", { class: "num" }, `${deployment.currentStep ?? "?"} / ${deployment.totalSteps ?? "?"}`),
@@ -631,10 +731,12 @@ function queueTable(queue) {
 }
 
 function appDetail(ctx, { id, app, tasks, versions, deployments, queue }) {
+  settleStarted(ctx, deployments, versions);
   const rollback = (version) => async () => {
     if (!(await ctx.app.confirm(`Roll ${id} back to version ${version}?`))) return;
     try {
-      await ctx.api.request(`/v2/apps${id}`, { method: "PUT", write: true, body: { version } });
+      const answer = await ctx.api.json(`/v2/apps${id}`, { method: "PUT", write: true, body: { version } });
+      started(ctx, id, `rollback to ${version}`, answer);
       ctx.app.toast(`rolling ${id} back to ${version}`, "info");
     } catch (error) {
       ctx.app.toast(`rollback failed: ${error.message}`);
@@ -651,12 +753,12 @@ function appDetail(ctx, { id, app, tasks, versions, deployments, queue }) {
         ["Instances", h("span", { id: "app-instances" }, `${app.tasksRunning ?? 0} running of ${app.instances}`)],
         ["Healthy", `${app.tasksHealthy ?? 0} healthy, ${app.tasksUnhealthy ?? 0} unhealthy`],
         ["Resources", `cpus ${app.cpus} · mem ${mib(app.mem)} · disk ${mib(app.disk)}`],
-        ["Version", h("code", {}, app.version)],
+        ["Version", h("code", { id: "app-version" }, app.version)],
         ["Last failure", app.lastTaskFailure ? `${app.lastTaskFailure.state}: ${app.lastTaskFailure.message}` : "none"],
       ])),
       h("section", {}, h("h2", {}, "Versions"), table(["Version", ""], versions.map((version) => h("tr", {},
         h("td", { class: "mono" }, version),
-        h("td", {}, version === app.version ? "current" : h("button", { onclick: rollback(version) }, "Roll back to this")))), "no versions"))),
+        h("td", {}, version === app.version ? "current" : h("button", { onclick: rollback(version), "data-rollback": version }, "Roll back to this")))), "no versions"))),
     h("h2", {}, `Instances (${tasks.length})`),
     table(["Task", "Host", "Ports", "State", "Health", "Version"], tasks.map((task) => h("tr", { "data-app-task": task.id },
       h("td", {}, link(`tasks/${enc(task.id)}`, task.id)),
@@ -666,6 +768,7 @@ function appDetail(ctx, { id, app, tasks, versions, deployments, queue }) {
       h("td", {}, (task.healthCheckResults || []).length ? (task.healthCheckResults.every((result) => result.alive) ? h("span", { class: "badge ok" }, "healthy") : h("span", { class: "badge bad" }, "unhealthy")) : "–"),
       h("td", { class: "mono" }, task.version || ""))), "no instances"),
     h("h2", {}, "Deployments"), deploymentsTable(mine),
+    h("h2", {}, "Deployments started from this page"), startedTable(ctx, id),
     h("h2", {}, "Launch queue"), queueTable(waiting));
 }
 

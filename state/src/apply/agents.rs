@@ -70,6 +70,7 @@ impl ClusterState {
             tasks: BTreeSet::new(),
             executors: BTreeSet::new(),
         };
+        self.tally.add_agent(&agent);
         self.agents.insert(agent_id.clone(), agent);
         events.push(Event::AgentAdded { agent_id, info: info.clone(), total: resources.clone() });
         Ok(())
@@ -90,22 +91,22 @@ impl ClusterState {
         self.refuse_down_machine(info)?;
 
         let now = self.now;
-        let agent = self
-            .agents
-            .get_mut(agent_id)
+        let (was_unreachable, resized, total) = self
+            .change_agent(agent_id, |agent| {
+                let was_unreachable = matches!(agent.liveness, Liveness::Unreachable { .. });
+                agent.info = info.clone();
+                agent.liveness = Liveness::Reachable;
+                agent.last_heartbeat = now;
+                agent.reregistered_at = Some(now);
+                // The master's books keep dynamic reservations the agent does not know
+                // about; take the agent's word only when the machine itself changed size.
+                let resized = agent.total.flattened() != resources.flattened();
+                if resized {
+                    agent.total = resources.clone();
+                }
+                (was_unreachable, resized, agent.total.clone())
+            })
             .ok_or_else(|| Rejection::UnknownAgent(agent_id.clone()))?;
-        let was_unreachable = matches!(agent.liveness, Liveness::Unreachable { .. });
-        agent.info = info.clone();
-        agent.liveness = Liveness::Reachable;
-        agent.last_heartbeat = now;
-        agent.reregistered_at = Some(now);
-        // The master's books keep dynamic reservations the agent does not know about; take
-        // the agent's word only when the machine itself changed size.
-        let resized = agent.total.flattened() != resources.flattened();
-        if resized {
-            agent.total = resources.clone();
-        }
-        let total = agent.total.clone();
         events.push(Event::AgentReregistered {
             agent_id: agent_id.clone(),
             info: info.clone(),
@@ -208,9 +209,7 @@ impl ClusterState {
             return Err(Rejection::AgentUnreachable(agent_id.clone()));
         }
         let now = self.now;
-        if let Some(agent) = self.agents.get_mut(agent_id) {
-            agent.last_heartbeat = now;
-        }
+        self.change_agent(agent_id, |agent| agent.last_heartbeat = now);
         Ok(())
     }
 
@@ -218,11 +217,11 @@ impl ClusterState {
     /// partition-aware frameworks and LOST for the others.
     pub(crate) fn mark_agent_unreachable(&mut self, agent_id: &AgentId, events: &mut Vec<Event>) {
         let now = self.now;
-        let Some(agent) = self.agents.get_mut(agent_id) else { return };
+        let Some(agent) = self.agents.get(agent_id) else { return };
         if agent.liveness != Liveness::Reachable {
             return;
         }
-        agent.liveness = Liveness::Unreachable { since: now };
+        self.change_agent(agent_id, |agent| agent.liveness = Liveness::Unreachable { since: now });
         events.push(Event::AgentUnreachable { agent_id: agent_id.clone() });
         self.rescind_agent_offers(agent_id, RescindReason::AgentUnreachable, events);
         for (framework_id, task_id) in self.live_tasks_on(agent_id) {

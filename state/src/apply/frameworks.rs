@@ -182,6 +182,9 @@ impl ClusterState {
             self.complete_task_if_done(framework_id, task_id, events);
         }
         let Some(framework) = self.frameworks.remove(framework_id) else { return };
+        for task in framework.tasks.values() {
+            self.tally.remove_task(task);
+        }
         self.executors.retain(|(owner, _), _| owner != framework_id);
         self.completed_frameworks.insert(
             framework_id.clone(),

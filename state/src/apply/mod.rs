@@ -134,6 +134,7 @@ impl ClusterState {
     /// Takes an offer out of the books; its resources become free again.
     pub(crate) fn remove_offer(&mut self, offer_id: &OfferId) -> Option<Offer> {
         let offer = self.offers.remove(offer_id)?;
+        self.tally.remove_offer(&offer);
         if let Some(agent) = self.agents.get_mut(&offer.agent_id) {
             agent.offered = agent.offered.saturating_sub(&offer.resources);
         }
@@ -232,7 +233,9 @@ impl ClusterState {
             return;
         };
         let previous = task.state;
+        self.tally.remove_task(task);
         task.state = status.state;
+        self.tally.add_task(task);
         if task.statuses.len() >= max_statuses.max(1) {
             task.statuses.remove(0);
         }
@@ -308,6 +311,7 @@ impl ClusterState {
         }
         framework.pending_updates.remove(task_id);
         let Some(task) = framework.tasks.remove(task_id) else { return };
+        self.tally.remove_task(&task);
         let agent_id = task.agent_id().clone();
         framework.completed_tasks.push_back(task);
         while framework.completed_tasks.len() > max_completed {
@@ -333,10 +337,13 @@ impl ClusterState {
         why: Event,
         events: &mut Vec<Event>,
     ) {
-        let Some(agent) = self.agents.get_mut(agent_id) else { return };
-        agent.total = agent.total.saturating_sub(take);
-        agent.total.add(give);
-        let total = agent.total.clone();
+        let Some(total) = self.change_agent(agent_id, |agent| {
+            agent.total = agent.total.saturating_sub(take);
+            agent.total.add(give);
+            agent.total.clone()
+        }) else {
+            return;
+        };
         events.push(why);
         events.push(Event::AgentResourcesChanged { agent_id: agent_id.clone(), total });
     }
@@ -361,9 +368,7 @@ impl ClusterState {
         if !self.live_tasks_on(agent_id).is_empty() {
             return;
         }
-        if let Some(agent) = self.agents.get_mut(agent_id) {
-            agent.mode = AgentMode::Drained(config);
-        }
+        self.change_agent(agent_id, |agent| agent.mode = AgentMode::Drained(config));
         events.push(Event::AgentDrained { agent_id: agent_id.clone() });
         if config.mark_gone {
             self.mark_agent_gone(agent_id, true, events);
@@ -378,11 +383,13 @@ impl ClusterState {
         events: &mut Vec<Event>,
     ) {
         let now = self.now;
-        let Some(agent) = self.agents.get_mut(agent_id) else { return };
+        let Some(agent) = self.agents.get(agent_id) else { return };
         if agent.is_gone() {
             return;
         }
-        agent.liveness = Liveness::Gone { at: now, by_operator };
+        self.change_agent(agent_id, |agent| {
+            agent.liveness = Liveness::Gone { at: now, by_operator }
+        });
         events.push(Event::AgentRemoved { agent_id: agent_id.clone(), by_operator });
         self.rescind_agent_offers(agent_id, RescindReason::AgentRemoved, events);
         let tracked: Vec<(FrameworkId, TaskId)> = self

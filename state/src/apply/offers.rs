@@ -125,6 +125,7 @@ impl ClusterState {
             if let Some(framework) = self.frameworks.get_mut(&spec.framework_id) {
                 framework.offers.insert(offer_id.clone());
             }
+            self.tally.add_offer(&offer);
             self.offers.insert(offer_id, offer.clone());
             events.push(Event::OfferCreated { offer });
         }
@@ -445,6 +446,7 @@ impl ClusterState {
             agent.tasks.insert((pool.framework_id.clone(), task.task_id.clone()));
         }
         if let Some(framework) = self.frameworks.get_mut(&pool.framework_id) {
+            self.tally.add_task(&record);
             framework.tasks.insert(task.task_id.clone(), Arc::clone(&record));
         }
         events.push(Event::TaskAdded { task: record });

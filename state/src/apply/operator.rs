@@ -225,9 +225,7 @@ impl ClusterState {
             ));
         }
         let config = DrainConfig { max_grace_period, mark_gone };
-        if let Some(agent) = self.agents.get_mut(agent_id) {
-            agent.mode = AgentMode::Draining(config);
-        }
+        self.change_agent(agent_id, |agent| agent.mode = AgentMode::Draining(config));
         events.push(Event::AgentDraining { agent_id: agent_id.clone(), config });
         self.rescind_agent_offers(agent_id, RescindReason::AgentDrainingOrDeactivated, events);
         for (framework_id, task_id) in self.live_tasks_on(agent_id) {
@@ -256,9 +254,7 @@ impl ClusterState {
         if agent.mode != AgentMode::Active {
             return Err(Rejection::invalid("agent_id", format!("agent {agent_id} is not active")));
         }
-        if let Some(agent) = self.agents.get_mut(agent_id) {
-            agent.mode = AgentMode::Deactivated;
-        }
+        self.change_agent(agent_id, |agent| agent.mode = AgentMode::Deactivated);
         events.push(Event::AgentDeactivated { agent_id: agent_id.clone() });
         self.rescind_agent_offers(agent_id, RescindReason::AgentDrainingOrDeactivated, events);
         Ok(())
@@ -278,9 +274,7 @@ impl ClusterState {
                 format!("agent {agent_id} is already active"),
             ));
         }
-        if let Some(agent) = self.agents.get_mut(agent_id) {
-            agent.mode = AgentMode::Active;
-        }
+        self.change_agent(agent_id, |agent| agent.mode = AgentMode::Active);
         events.push(Event::AgentReactivated { agent_id: agent_id.clone() });
         Ok(())
     }

@@ -16,7 +16,7 @@ use corral_state::model::{
 use corral_state::{
     Actor, AgentId, AppId, AppPut, Cancellation, ClusterState, Command, DeploymentId, Entry, Event,
     Force, FrameworkId, KillScaling, OfferId, OfferSpec, Operation, Outcome, PutMode, Quantities,
-    RequestId, Role, Scalar, ServiceLaunch, TaskId, Timestamp, UpdateUuid, Wipe,
+    RequestId, Role, Scalar, ServiceLaunch, Tally, TaskId, Timestamp, UpdateUuid, Wipe,
 };
 use proptest::prelude::*;
 
@@ -689,6 +689,7 @@ impl Driver {
         }
         check_terminal_states_stay(outcome.events());
         assert_not_overcommitted(&self.state);
+        check_tally(&self.state, &entry.command);
         check_services(&before, &self.state, &entry.command);
         self.entries.push(entry);
         self.outcomes.push(outcome);
@@ -709,9 +710,20 @@ impl Driver {
             assert_eq!(before, self.state.without_bookkeeping(), "a duplicate changed the state");
         }
         assert_not_overcommitted(&self.state);
+        check_tally(&self.state, &entry.command);
         self.entries.push(entry);
         self.outcomes.push(outcome);
     }
+}
+
+/// The metrics' running totals, kept command by command, equal a count from scratch.
+fn check_tally(state: &ClusterState, command: &Command) {
+    assert_eq!(
+        state.tally(),
+        &Tally::recount(state),
+        "the running tally drifted from a recount after {}",
+        command.kind()
+    );
 }
 
 /// Every app holds one service port per port asked for, none 0 and none another app's, and
@@ -969,6 +981,7 @@ proptest! {
         let mut restored = ClusterState::from_snapshot(&head.snapshot().expect("the state encodes")).unwrap();
         let tail_outcomes: Vec<Outcome> = driver.entries[cut..].iter().map(|entry| restored.apply(entry)).collect();
         prop_assert_eq!(restored.digest(), driver.state.digest());
+        prop_assert_eq!(restored.tally(), driver.state.tally());
         prop_assert_eq!(&tail_outcomes[..], &driver.outcomes[cut..]);
     }
 }

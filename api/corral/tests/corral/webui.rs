@@ -3,7 +3,11 @@
 //! to its stdout and a Marathon app. Each page is loaded from a follower and its visible
 //! content checked; scaling the app shows new instances without a reload; the task's log
 //! shows its output; the time slider shows fewer tasks earlier; after the page's master is
-//! killed the page carries on live from another. Screenshots go to `target/ui-screenshots/`.
+//! killed the page carries on live from another. "Why no offers?" shows the allocator's
+//! reasons; Restart and Roll back replace an app's instances through deployments seen to
+//! finish; Drain changes an agent's mode in place. Then access control is enforced: the page
+//! asks for a token, says plainly when one is refused, and with a good one is live again.
+//! Screenshots go to `target/ui-screenshots/`.
 
 mod cdp;
 
@@ -133,8 +137,8 @@ async fn the_web_ui_shows_the_cluster_live_in_a_real_browser() {
     assert_eq!(browser.eval("document.getElementById('task-count').textContent").await, json!("2"));
     browser
         .wait_for(
-            "auth is off",
-            "document.getElementById('auth-state').textContent === 'auth is off'",
+            "access control is off",
+            "document.getElementById('auth-state').textContent === 'access control: off'",
             LONG,
         )
         .await;
@@ -189,10 +193,31 @@ async fn the_web_ui_shows_the_cluster_live_in_a_real_browser() {
     browser.wait_for("the framework", &shows(&framework.framework_id), LONG).await;
     browser.wait_for("its name", &shows("ui-tester"), LONG).await;
     browser.screenshot(&shots.join("frameworks.png")).await;
+    // "Why no offers?": the leader's allocator explains its last cycle, in sentences.
+    browser.click(&format!("a[href='#/frameworks/{}']", framework.framework_id)).await;
+    browser
+        .wait_for("the framework's page", "!!document.getElementById('explain-offers')", LONG)
+        .await;
+    browser.click("#explain-offers").await;
+    browser
+        .wait_for(
+            "the allocator's reasons",
+            "document.querySelectorAll('#why-no-offers [data-reason]').length > 0 && document.getElementById('why-no-offers').innerText.includes('Offers made')",
+            LONG,
+        )
+        .await;
+    browser.screenshot(&shots.join("framework.png")).await;
 
     // Tasks: listed, filtered by typing, and one task's page with its history and output.
     browser.navigate(&format!("http://{page_address}/#/tasks")).await;
-    browser.wait_for("the task list", &shows("greeter"), LONG).await;
+    // The framework's page lists the greeter too: wait for the task list's own filter.
+    browser
+        .wait_for(
+            "the task list",
+            &format!("!!document.getElementById('task-filter') && {}", shows("greeter")),
+            LONG,
+        )
+        .await;
     browser.key("/", "Slash", 191).await;
     browser
         .wait_for("the filter focused", "document.activeElement?.id === 'task-filter'", LONG)
@@ -284,9 +309,60 @@ async fn the_web_ui_shows_the_cluster_live_in_a_real_browser() {
     let errors = browser.errors();
     assert!(errors.is_empty(), "the page reported errors: {errors:#?}");
 
+    // Restart: a deployment the page sees finish, and three new instances.
+    browser.navigate(&format!("http://{page_address}/#/apps/ui-web")).await;
+    let app_tasks = "JSON.stringify([...document.querySelectorAll('[data-app-task]')].map((row) => row.dataset.appTask).sort())";
+    let before = browser
+        .wait_for(
+            "three instances",
+            &format!("document.querySelectorAll('[data-app-task]').length === 3 && {app_tasks}"),
+            LONG,
+        )
+        .await;
+    browser.click("[data-restart=\"/ui-web\"]").await;
+    browser.wait_for("the confirmation", "document.getElementById('confirm').open", LONG).await;
+    browser.click("#confirm-ok").await;
+    let finished = |count: usize| {
+        format!(
+            "document.querySelectorAll('[data-deployment-state]').length === {count} && \
+             [...document.querySelectorAll('[data-deployment-state]')].every((cell) => cell.textContent === 'finished')"
+        )
+    };
+    let replaced = |running: u32, old: &Value| {
+        format!(
+            "{} && document.getElementById('app-instances').textContent === '{running} running of {running}' && \
+             document.querySelectorAll('[data-app-task]').length === {running} && \
+             [...document.querySelectorAll('[data-app-task]')].every((row) => !{old}.includes(row.dataset.appTask))",
+            finished(if running == 3 { 1 } else { 2 }),
+            old = old.as_str().expect("a JSON list of task ids"),
+        )
+    };
+    browser.wait_for("the restart finished, every instance new", &replaced(3, &before), LONG).await;
+    browser.screenshot(&shots.join("app-restarted.png")).await;
+
+    // Roll back to the first version (one instance): another deployment, a new version.
+    let version = browser.eval("document.getElementById('app-version').textContent").await;
+    let before = browser.eval(app_tasks).await;
+    let first = browser
+        .eval("[...document.querySelectorAll('[data-rollback]')].map((button) => button.dataset.rollback).sort()[0] ?? null")
+        .await;
+    let first = first.as_str().expect("an earlier version to roll back to").to_owned();
+    browser.click(&format!("[data-rollback=\"{first}\"]")).await;
+    browser.wait_for("the confirmation", "document.getElementById('confirm').open", LONG).await;
+    browser.click("#confirm-ok").await;
+    browser.wait_for("the rollback finished, one new instance", &replaced(1, &before), LONG).await;
+    browser
+        .wait_for(
+            "a new version",
+            &format!("document.getElementById('app-version').textContent !== {version}"),
+            LONG,
+        )
+        .await;
+    browser.screenshot(&shots.join("app-rolled-back.png")).await;
+
     // The page's master dies: the page follows another from its cursor, and stays live.
     browser.navigate(&format!("http://{page_address}/#/apps")).await;
-    browser.wait_for("three instances", &format!("{instances} === '3 / 3'"), LONG).await;
+    browser.wait_for("one instance", &format!("{instances} === '1 / 1'"), LONG).await;
     cluster.masters[page_master].kill();
     browser
         .wait_for(
@@ -320,4 +396,123 @@ async fn the_web_ui_shows_the_cluster_live_in_a_real_browser() {
         .filter(|error| !(error.source == "network" && error.text.contains(&page_address)))
         .collect();
     assert!(errors.is_empty(), "the page reported errors after the failover: {errors:#?}");
+
+    // Drain: confirmed, the agent's mode changes in place.
+    let drained = &agent_ids[1];
+    browser.navigate(&format!("http://{leader_now}/#/agents/{drained}")).await;
+    browser.wait_for("the drain action", "!!document.getElementById('agent-drain')", LONG).await;
+    browser.eval("window.notReloaded = true").await;
+    browser.click("#agent-drain").await;
+    browser.wait_for("the confirmation", "document.getElementById('confirm').open", LONG).await;
+    browser.click("#confirm-ok").await;
+    browser
+        .wait_for(
+            "the agent draining",
+            "['DRAINING', 'DRAINED'].includes(document.getElementById('agent-mode').textContent)",
+            LONG,
+        )
+        .await;
+    assert_eq!(browser.eval("window.notReloaded === true").await, json!(true), "the page reloaded");
+    browser.screenshot(&shots.join("agent-drained.png")).await;
+
+    // Access control on: bootstrap a management token and enforce.
+    let answer = cluster
+        .http
+        .post(format!("http://{leader_now}/corral/v1/acl/bootstrap"))
+        .send()
+        .await
+        .expect("POST /corral/v1/acl/bootstrap");
+    assert!(answer.status().is_success(), "bootstrap: {}", answer.status());
+    let answer: Value = answer.json().await.expect("the bootstrap answer");
+    let token = answer["token"].as_str().expect("the management token").to_owned();
+    let enforced = cluster
+        .http
+        .put(format!("http://{leader_now}/corral/v1/acl/mode"))
+        .bearer_auth(&token)
+        .json(&json!({"mode": "enforce"}))
+        .send()
+        .await
+        .expect("PUT /corral/v1/acl/mode");
+    assert!(enforced.status().is_success(), "{}", enforced.text().await.unwrap_or_default());
+    eventually(LONG, "every live master enforcing", || async {
+        for master in cluster.masters.iter().filter(|master| master.address != page_address) {
+            let status = cluster
+                .http
+                .get(format!("http://{}/master/state", master.address))
+                .send()
+                .await
+                .ok()?
+                .status();
+            (status == reqwest::StatusCode::UNAUTHORIZED).then_some(())?;
+        }
+        Some(())
+    })
+    .await;
+
+    // A fresh page asks for a token before it reads anything, with the field focused.
+    let before_auth = browser.errors().len();
+    browser.navigate(&format!("http://{leader_now}/")).await;
+    browser
+        .wait_for(
+            "the token prompt",
+            "document.getElementById('auth-message')?.textContent.includes('enter a token') && \
+             document.getElementById('auth-state').textContent === 'access control: on · enter a token' && \
+             document.activeElement?.id === 'token'",
+            LONG,
+        )
+        .await;
+    browser.screenshot(&shots.join("auth-prompt.png")).await;
+    // A wrong token: refused, and said so.
+    browser.type_text("crl_0123456789abcdef_wrong").await;
+    browser.click("#token-use").await;
+    browser
+        .wait_for(
+            "the refusal",
+            "document.querySelector('#auth-message.refused')?.textContent.includes('not accepted') && \
+             document.getElementById('auth-state').textContent === 'access control: on · token refused'",
+            LONG,
+        )
+        .await;
+    browser.screenshot(&shots.join("auth-refused.png")).await;
+    // The right one: the cluster, live.
+    browser.click("#token").await;
+    browser.eval("document.getElementById('token').select()").await;
+    browser.type_text(&token).await;
+    browser.click("#token-use").await;
+    browser
+        .wait_for(
+            "the overview with the token",
+            "document.getElementById('agent-count')?.textContent === '2' && \
+             document.getElementById('conn').classList.contains('live') && \
+             document.getElementById('auth-state').textContent === 'access control: on · token set'",
+            LONG,
+        )
+        .await;
+    browser.navigate(&format!("http://{leader_now}/#/tasks")).await;
+    browser.wait_for("the tasks with the token", &shows("greeter"), LONG).await;
+    browser.navigate(&format!("http://{leader_now}/#/apps")).await;
+    browser
+        .wait_for("the app with the token", &format!("{instances}?.endsWith(' / 2')"), LONG)
+        .await;
+    // Live with the token: a scale made elsewhere shows without a reload.
+    browser.eval("window.notReloaded = true").await;
+    let scaled = cluster
+        .http
+        .put(format!("http://{leader_now}/v2/apps/ui-web"))
+        .bearer_auth(&token)
+        .json(&json!({"instances": 4}))
+        .send()
+        .await
+        .expect("PUT /v2/apps/ui-web");
+    assert!(scaled.status().is_success(), "{}", scaled.text().await.unwrap_or_default());
+    browser.wait_for("four wanted, live", &format!("{instances}?.endsWith(' / 4')"), LONG).await;
+    assert_eq!(browser.eval("window.notReloaded === true").await, json!(true), "the page reloaded");
+    browser.screenshot(&shots.join("auth-live.png")).await;
+    // Only the wrong token's refusals may have been reported.
+    let errors: Vec<_> = browser.errors()[before_auth..]
+        .iter()
+        .filter(|error| !(error.source == "network" && error.text.contains("401")))
+        .cloned()
+        .collect();
+    assert!(errors.is_empty(), "the page reported errors with access control on: {errors:#?}");
 }

@@ -1,5 +1,6 @@
 //! Prometheus metrics: `corral_` prefix, base units (seconds, bytes), `_total` counters.
-//! Cluster gauges are recomputed from the state at each scrape (`gauges`); the log's work
+//! Cluster gauges are set at each scrape from the running totals the state keeps as it
+//! applies, read under the read lock without a copy (`gauges`); the log's work
 //! arrives through its observer (`observer`); the leader's loop feeds what it sees in the
 //! event stream (`events`); `snapshot` renders Mesos's JSON keys.
 
@@ -394,11 +395,17 @@ impl Metrics {
         self
     }
 
-    /// Sets the cluster gauges to `gauges` (computed off the apply lock): reset and set as
+    /// Sets the cluster gauges to `gauges` (read from the state's totals): reset and set as
     /// one step, so two scrapes at once never interleave into doubled or missing series.
     pub(crate) fn set_state(&self, gauges: &StateGauges) {
         let _one_at_a_time = self.state_gauges.lock().unwrap_or_else(PoisonError::into_inner);
         gauges.set(self);
+    }
+
+    /// Sets the cluster gauges from `state` as a scrape does under the read lock (public
+    /// for the metrics benchmark, which has no master around the state).
+    pub fn set_cluster_gauges(&self, state: &corral_state::ClusterState) {
+        self.set_state(&StateGauges::compute(state));
     }
 
     /// The Prometheus text exposition of every metric.

@@ -39,6 +39,21 @@ fn cluster_gauges_follow_the_state() {
     }
 }
 
+/// Ages are at the state's clock: the agent heard from 30 s before the latest entry is 30 s
+/// old (read from a copy without the clock, every age read 0).
+#[test]
+fn heartbeat_age_is_at_the_state_clock() {
+    let mut cluster = StateBuilder::default();
+    cluster.agent("a", "", "cpus:1;mem:64");
+    cluster.advance(Duration::from_secs(30));
+    cluster.agent("b", "", "cpus:1;mem:64");
+    let metrics = Metrics::new().unwrap();
+    metrics.set_state(&StateGauges::compute(&cluster.state));
+    let text = metrics.render().unwrap();
+    assert!(text.contains("corral_agent_heartbeat_age_max_seconds 30\n"), "{text}");
+    assert!(text.contains("corral_resource_cpus{kind=\"total\",role=\"*\"} 2\n"), "{text}");
+}
+
 /// promtool (Debian's `prometheus` package, installed by ./scripts/test.sh) finds nothing
 /// wrong with the exposition.
 #[test]

@@ -2,7 +2,7 @@
 //!
 //! - `POST /corral/v1/acl/bootstrap` (no credentials): the first management token, exactly
 //!   once per cluster (`409` after). Body optional: `{"secret": "…"}` to choose the secret
-//!   (what `corral master --bootstrap-token-file` sends).
+//!   (one kept in a secrets store, say).
 //! - `GET|POST /corral/v1/acl/tokens`, `DELETE /corral/v1/acl/tokens/{accessor}`: a created
 //!   token's text (`crl_<accessor>_<secret>`) is in the answer to its creation and nowhere
 //!   else; lists show accessors, principals and kinds.
@@ -12,6 +12,8 @@
 //!   (`{"credentials": [{"principal", "secret"}]}`), each secret hashed with argon2id here,
 //!   before it reaches the log; `DELETE /corral/v1/acl/credentials/{principal}`.
 //! - `GET|PUT /corral/v1/acl/mode`: `{"mode": "off" | "permissive" | "enforce"}`.
+//! - `GET /corral/v1/auth` (no credentials): `{"mode": …, "bootstrapped": …}`, so that a
+//!   client (the web UI) knows whether to ask for a token before it is refused.
 //!
 //! Every write is a command the state checks (management, or `write_api` on `acl`), whatever
 //! the mode, once the cluster is bootstrapped.
@@ -44,6 +46,7 @@ pub(crate) fn router() -> Router<Master> {
         .route("/corral/v1/acl/credentials", get(list_credentials).put(put_credentials))
         .route("/corral/v1/acl/credentials/{principal}", axum::routing::delete(delete_credential))
         .route("/corral/v1/acl/mode", get(get_mode).put(put_mode))
+        .route("/corral/v1/auth", get(get_mode))
 }
 
 fn operator() -> Actor {

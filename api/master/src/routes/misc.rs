@@ -64,11 +64,12 @@ pub(crate) async fn metrics(State(master): State<Master>) -> Result<Response, Ap
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }
 
-/// Brings every gauge up to date and renders the exposition. The scan of the whole state
-/// runs on a copy, off the apply lock.
+/// Brings every gauge up to date and renders the exposition. The cluster gauges come from
+/// the running totals the state keeps, read under the read lock without a copy (see
+/// `metrics::gauges`): microseconds, at any cluster size.
 pub(crate) async fn scrape(master: &Master) -> Result<String, ApiError> {
     let metrics = &master.inner.metrics;
-    let gauges = master.render_off_lock(ReadConsistency::Local, StateGauges::compute).await?;
+    let gauges = master.read_state(ReadConsistency::Local, StateGauges::compute).await?;
     metrics.set_state(&gauges);
     let journal_bounds = master
         .node()
@@ -93,7 +94,7 @@ pub(crate) async fn scrape(master: &Master) -> Result<String, ApiError> {
 
 /// Mesos's metric keys and values, for `/metrics/snapshot` and the operator's `GET_METRICS`.
 pub(crate) async fn mesos_metrics(master: &Master) -> Result<BTreeMap<String, f64>, ApiError> {
-    let gauges = master.render_off_lock(ReadConsistency::Local, StateGauges::compute).await?;
+    let gauges = master.read_state(ReadConsistency::Local, StateGauges::compute).await?;
     let facts = MasterFacts {
         elected: master.node().is_leader(),
         uptime_secs: wall_clock().since(master.inner.started_at).as_secs_f64(),

@@ -211,6 +211,29 @@ fn routes() -> Vec<Route> {
             writes: false,
             expect: |_| StatusCode::OK,
         },
+        // The web UI's page and the auth mode: no cluster data, so that a browser can load the
+        // page and learn to ask for a token.
+        Route {
+            method: Method::GET,
+            path: "/",
+            body: None,
+            writes: false,
+            expect: |_| StatusCode::OK,
+        },
+        Route {
+            method: Method::GET,
+            path: "/ui/assets/app.js",
+            body: None,
+            writes: false,
+            expect: |_| StatusCode::OK,
+        },
+        Route {
+            method: Method::GET,
+            path: "/corral/v1/auth",
+            body: None,
+            writes: false,
+            expect: |_| StatusCode::OK,
+        },
         Route {
             method: Method::GET,
             path: "/corral/v1/settings",
