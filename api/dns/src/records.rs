@@ -244,7 +244,7 @@ fn task_records(task: &Task, ip: Ipv4Addr, framework: &str, tail: &str) -> TaskR
         add(format!("_{label}.{protocol}.{framework}.{tail}"), srv(number, target.clone()));
         if let Some(name) = port.name.as_deref() {
             add(
-                format!("_{}._{label}.{protocol}.{framework}.{tail}", label_of(name)),
+                format!("_{}._{label}.{protocol}.{framework}.{tail}", crate::label(name)),
                 srv(number, target.clone()),
             );
         }
@@ -276,10 +276,6 @@ pub fn label(text: &str) -> String {
         label.pop();
     }
     label
-}
-
-fn label_of(text: &str) -> String {
-    label(text)
 }
 
 /// A framework's name as a dotted domain fragment, each part a label.
