@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use corral_state::model::TaskState;
+use corral_state::model::{TaskState, TaskStatus};
 use corral_state::Event;
 use serde_json::{json, Value};
 
@@ -36,28 +36,13 @@ async fn resolve(server: SocketAddr, name: &str) -> (u8, u16) {
     (reply[3] & 0x0f, u16::from_be_bytes([reply[6], reply[7]]))
 }
 
-/// Waits for the task's update with `healthy` in the master's log; the master has applied
-/// it when its event stream carries it.
-async fn health_applied(events: &mut LoggedEvents, healthy: bool) {
+/// Waits for an update of the app's task that `wanted` accepts; the master has applied it
+/// when its event stream carries it.
+async fn applied(events: &mut LoggedEvents, what: &str, wanted: impl Fn(&TaskStatus) -> bool) {
     let deadline = tokio::time::Instant::now() + LONG;
     loop {
-        let event = events.next(deadline, || format!("an update with healthy {healthy}")).await;
-        if let Event::TaskUpdated { status, .. } = event {
-            if status.task_id.as_str().starts_with("shop_web.") && status.healthy == Some(healthy) {
-                return;
-            }
-        }
-    }
-}
-
-async fn running(events: &mut LoggedEvents) {
-    let deadline = tokio::time::Instant::now() + LONG;
-    loop {
-        if let Event::TaskUpdated { status, .. } = events.next(deadline, || "RUNNING".into()).await
-        {
-            if status.task_id.as_str().starts_with("shop_web.")
-                && status.state == TaskState::Running
-            {
+        if let Event::TaskUpdated { status, .. } = events.next(deadline, || what.to_owned()).await {
+            if status.task_id.as_str().starts_with("shop_web.") && wanted(&status) {
                 return;
             }
         }
@@ -104,7 +89,7 @@ async fn a_task_is_named_by_dns_and_ready_in_the_catalog_from_the_apply_that_mak
     let events_url = cluster.masters[leader].url("/corral/v1/events?format=ndjson&topic=task");
     let mut events = LoggedEvents::open(&events_url).await;
     let service_url = cluster.masters[leader].url("/corral/v1/services/shop/web");
-    running(&mut events).await;
+    applied(&mut events, "RUNNING", |s| s.state == TaskState::Running).await;
     let before = get_json(&cluster.http, &service_url).await;
     // Running but not yet checked: not named, not ready.
     assert_eq!(resolve(dns, NAME).await, (3, 0), "NXDOMAIN before the first passed check");
@@ -132,7 +117,7 @@ async fn a_task_is_named_by_dns_and_ready_in_the_catalog_from_the_apply_that_mak
 
     let healthy_at = Instant::now();
     std::fs::write(&marker, b"ok").expect("marker written");
-    health_applied(&mut events, true).await;
+    applied(&mut events, "healthy", |s| s.healthy == Some(true)).await;
     let (rcode, answers) = resolve(dns, NAME).await;
     let named_after = healthy_at.elapsed();
     assert_eq!((rcode, answers), (0, 1), "the first query after the healthy update names it");
@@ -145,7 +130,7 @@ async fn a_task_is_named_by_dns_and_ready_in_the_catalog_from_the_apply_that_mak
 
     let failing_at = Instant::now();
     std::fs::remove_file(&marker).expect("marker removed");
-    health_applied(&mut events, false).await;
+    applied(&mut events, "unhealthy", |s| s.healthy == Some(false)).await;
     assert_eq!(resolve(dns, NAME).await, (3, 0), "the first query after the unhealthy update");
     let dropped_after = failing_at.elapsed();
     let catalog = get_json(&cluster.http, &service_url).await;
