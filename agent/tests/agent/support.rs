@@ -146,11 +146,7 @@ pub fn file_text(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
 
-/// A port nobody listens on right now.
-pub fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("address").port()
-}
+pub use corral_testkit::free_port;
 
 /// Builds the test image once per test run, from `tests/images/build.sh`.
 pub fn ensure_test_image() {

@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use corral_mesos::recordio::decode_records;
+use corral_testkit::free_port;
 use futures::StreamExt;
 use serde_json::{json, Value};
 
@@ -51,10 +52,6 @@ impl Drop for Masters {
             let _ = child.wait();
         }
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("address").port()
 }
 
 fn start_masters() -> Masters {

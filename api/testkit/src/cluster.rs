@@ -3,7 +3,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::eventually;
+use crate::{eventually, free_port};
 
 pub struct MasterProcess {
     pub node_id: u64,
@@ -23,8 +23,7 @@ pub struct MasterProcess {
 
 impl MasterProcess {
     fn spawn(&mut self) {
-        let log =
-            std::fs::File::create(self.data_dir.with_extension("log")).expect("master log file");
+        let log = std::fs::File::create(self.log_path()).expect("master log file");
         let child = Command::new(crate::corral_bin())
             .args(["master", "--node-id", &self.node_id.to_string(), "--listen", &self.address])
             .arg("--data-dir")
@@ -92,6 +91,11 @@ impl MasterProcess {
         &self.data_dir
     }
 
+    /// Where the process's stderr goes: beside its data directory.
+    pub fn log_path(&self) -> std::path::PathBuf {
+        self.data_dir.with_extension("log")
+    }
+
     /// `https` with TLS.
     pub fn url(&self, path: &str) -> String {
         let scheme = if self.tls.is_some() { "https" } else { "http" };
@@ -102,12 +106,20 @@ impl MasterProcess {
 impl Drop for MasterProcess {
     fn drop(&mut self) {
         self.kill();
+        // The log lives in the cluster's temporary directory: a failed test shows it now
+        // or never.
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(self.log_path())
+                .unwrap_or_else(|error| format!("(unreadable: {error})"));
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(LOG_TAIL_LINES)..];
+            eprintln!("--- last lines of master {}'s log ---\n{}", self.node_id, tail.join("\n"));
+        }
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("address").port()
-}
+/// How much of each master's log a failed test prints.
+const LOG_TAIL_LINES: usize = 40;
 
 enum Transport {
     Plain,

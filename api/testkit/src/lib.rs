@@ -7,8 +7,11 @@ pub mod agent_process;
 pub mod cluster;
 pub mod events;
 pub mod framework;
+pub mod ports;
 pub mod scheduler;
 pub mod state;
+
+pub use ports::free_port;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

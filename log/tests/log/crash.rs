@@ -10,6 +10,8 @@ use std::thread::JoinHandle;
 use corral_log::network::LocalNetwork;
 use corral_log::{LogConfig, LogError, LogNode, ReadConsistency};
 
+use corral_testkit::free_port;
+
 use super::support::{eventually, register_agent};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_corral-log-node");
@@ -20,10 +22,6 @@ const ACKS_BEFORE_SECOND_KILL: usize = 100;
 struct Master {
     process: Child,
     stdout_reader: JoinHandle<()>,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn start_master(

@@ -127,7 +127,7 @@ async fn with_access_control_enforced_an_agent_registers_with_its_token_and_not_
     framework.wait_for("hello", "TASK_FINISHED").await;
 
     // The token never reaches a log.
-    let master_log = cluster.masters[leader].data_dir().with_extension("log");
+    let master_log = cluster.masters[leader].log_path();
     let master_log = std::fs::read_to_string(master_log).expect("the master's log");
     for logs in [trusted.logs(), stranger.logs(), master_log] {
         assert!(!logs.contains(&tokens[0]) && !logs.contains(&root), "a token in a log");

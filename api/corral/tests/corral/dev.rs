@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+
+use corral_testkit::free_port;
 use std::time::Duration;
 
 use corral_testkit::eventually;
@@ -10,10 +12,6 @@ use corral_testkit::scheduler::RawFramework;
 use serde_json::json;
 
 const LONG: Duration = Duration::from_secs(60);
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("address").port()
-}
 
 /// The first file named `name` under `directory`, searching depth first.
 fn find(directory: &Path, name: &str) -> Option<PathBuf> {

@@ -57,7 +57,7 @@ async fn get_json(http: &reqwest::Client, url: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_task_is_named_by_dns_and_ready_in_the_catalog_from_the_apply_that_makes_it_healthy() {
-    let dns_port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dns_port = corral_testkit::free_port();
     let dns_listen = format!("127.0.0.1:{dns_port}");
     let cluster = Cluster::start_with(1, &["--dns-listen", &dns_listen]);
     let dns: SocketAddr = dns_listen.parse().unwrap();

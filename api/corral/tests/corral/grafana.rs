@@ -31,10 +31,7 @@ impl Prometheus {
 
     /// Scrapes each job's targets every second, labelled as one cluster.
     pub(super) fn scraping(directory: &Path, jobs: &[(&str, &[String])]) -> Prometheus {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("a free port")
-            .port();
+        let port = corral_testkit::free_port();
         let config = directory.join("prometheus.yml");
         let scrape = |job: &str, targets: &[String]| {
             json!({"job_name": job, "scrape_interval": "1s", "scrape_timeout": "1s",
