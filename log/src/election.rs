@@ -118,17 +118,17 @@ pub struct PreVoteResponder {
 
 /// What the timer and the responder need to know about this node, read in one go from the
 /// Raft core.
-struct Position {
-    leader: bool,
-    voter: bool,
+pub(crate) struct Position {
+    pub(crate) leader: bool,
+    pub(crate) voter: bool,
     /// The vote is another node's: this node follows a leader or backs a candidate.
-    backs_another: bool,
+    pub(crate) backs_another: bool,
     /// The vote is this node's own and not committed: its last election is undecided or lost.
-    candidate: bool,
+    pub(crate) candidate: bool,
     /// When the vote was last granted or refreshed (a leader's append refreshes it).
-    vote_touched: Option<Instant>,
-    term: u64,
-    voters: Vec<(NodeId, String)>,
+    pub(crate) vote_touched: Option<Instant>,
+    pub(crate) term: u64,
+    pub(crate) voters: Vec<(NodeId, String)>,
 }
 
 impl PreVoteResponder {
@@ -147,7 +147,7 @@ impl PreVoteResponder {
         }
     }
 
-    async fn position(&self) -> Option<Position> {
+    pub(crate) async fn position(&self) -> Option<Position> {
         let node_id = self.node_id;
         self.raft
             .with_raft_state(move |state| {
@@ -200,6 +200,10 @@ impl PreVoteResponder {
     fn deferring(&self) -> Option<(NodeId, Instant)> {
         let deferral = *self.deferral.lock().unwrap_or_else(PoisonError::into_inner);
         deferral.filter(|(_, until)| *until > Instant::now())
+    }
+
+    pub(crate) fn node_id(&self) -> NodeId {
+        self.node_id
     }
 
     pub(crate) fn raft(&self) -> &Raft {

@@ -17,6 +17,7 @@ pub mod network;
 mod node;
 pub mod observe;
 mod proposer;
+mod standing;
 pub mod store;
 pub mod subscribe;
 pub mod transfer;
@@ -34,6 +35,7 @@ pub use node::{
 };
 pub use observe::{LogObserver, Observation};
 pub use proposer::ProposerConfig;
+pub use standing::Standing;
 pub use subscribe::{
     EventFilter, JournalEvent, Subscription, SubscriptionEnded, SubscriptionLimits,
     SubscriptionProgress,

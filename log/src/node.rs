@@ -17,6 +17,7 @@ use crate::journal::{ChainHead, Journal, JournalRetention};
 use crate::network::{raft_router, HttpNetwork};
 use crate::proposer::Proposer;
 pub use crate::proposer::{Committed, ProposerCounters};
+use crate::standing::{Standing, StandingLimits};
 use crate::store::{self, StateMachineStore};
 use crate::subscribe::{self, EventFilter, Subscription, SubscriptionEnded, SubscriptionLimits};
 use crate::transfer::{GatedNetwork, Links, TransferNetwork};
@@ -235,6 +236,7 @@ struct NodeInner {
     subscription_limits: SubscriptionLimits,
     closing: watch::Sender<bool>,
     links: Links,
+    standing: watch::Receiver<Standing>,
 }
 
 /// One master's handle on the replicated log. Cheap to clone.
@@ -298,6 +300,19 @@ impl LogNode {
             max: config.tuning.election_timeout_max,
         };
         tokio::spawn(election::run_timer(pre_vote.clone(), network, timing, closing.subscribe()));
+        let limits = StandingLimits {
+            leader_quorum: tuning.election_timeout_max,
+            follower_leader: tuning.election_timeout_max * 2,
+            every: tuning.heartbeat_interval,
+        };
+        let (standing_sender, standing) = watch::channel(Standing::Adrift);
+        tokio::spawn(crate::standing::watch_standing(
+            pre_vote.clone(),
+            links.clone(),
+            limits,
+            standing_sender,
+            closing.subscribe(),
+        ));
         let proposer = Proposer::spawn(raft.clone(), config.proposer, observer.clone());
         let node = LogNode {
             inner: Arc::new(NodeInner {
@@ -311,6 +326,7 @@ impl LogNode {
                 subscription_limits: config.subscription,
                 closing,
                 links,
+                standing,
             }),
         };
         if config.peers.contains_key(&config.node_id) {
@@ -560,6 +576,16 @@ impl LogNode {
 
     pub fn proposer_counters(&self) -> ProposerCounters {
         self.inner.proposer.counters.snapshot()
+    }
+
+    /// Whether this master hears the cluster lately (see `standing.rs`).
+    pub fn standing(&self) -> Standing {
+        *self.inner.standing.borrow()
+    }
+
+    /// Changes as the standing does.
+    pub fn watch_standing(&self) -> watch::Receiver<Standing> {
+        self.inner.standing.clone()
     }
 
     pub fn is_leader(&self) -> bool {

@@ -7,6 +7,7 @@ mod log {
     mod crash;
     mod membership;
     mod prevote;
+    mod standing;
     mod subscribe;
     mod suite;
     pub mod support;

@@ -2,13 +2,19 @@
 //! agent's own event stream from any master.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use corral_state::{AgentId, Command, Cursor, Outcome, Rejection};
 use serde::Deserialize;
 use serde_json::json;
+use tokio::sync::watch;
 
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// An event stream silent this long belongs to a master that paused or lost its network:
+/// masters send a heartbeat line every half second (the master's `AGENT_STREAM_HEARTBEAT`).
+const STREAM_SILENCE: Duration = Duration::from_secs(2);
 
 /// What the log made of a command.
 #[derive(Debug)]
@@ -41,6 +47,13 @@ pub struct MasterClient {
     preferred: AtomicUsize,
     /// Whether any master has answered yet.
     answered: AtomicBool,
+    /// The master believed to lead, from redirects, answers and stream heartbeats.
+    leader: Mutex<Option<usize>>,
+    /// Bumped when the leader changes or the event stream is lost: a command waiting on a
+    /// master that paused or was cut off is sent again, to the new leader, at once.
+    news: watch::Sender<u64>,
+    /// Where the next event stream is opened: after the master that served the last one.
+    next_stream: AtomicUsize,
 }
 
 impl MasterClient {
@@ -71,12 +84,12 @@ impl MasterClient {
         )
         .build()?;
         // No overall timeout: the stream lives as long as the master serves it; its heartbeat
-        // lines every second let the read timeout notice a master gone quiet.
+        // lines every half second let the read timeout notice a master gone quiet.
         let streaming = secured(
             reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .connect_timeout(Duration::from_secs(1))
-                .read_timeout(Duration::from_secs(4)),
+                .read_timeout(STREAM_SILENCE),
         )
         .build()?;
         let scheme = if tls.is_some() { "https" } else { "http" };
@@ -87,7 +100,36 @@ impl MasterClient {
             masters,
             preferred: AtomicUsize::new(0),
             answered: AtomicBool::new(false),
+            leader: Mutex::new(None),
+            news: watch::Sender::new(0),
+            next_stream: AtomicUsize::new(0),
         })
+    }
+
+    fn known_leader(&self) -> Option<usize> {
+        *self.leader.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn set_leader(&self, leader: Option<usize>) {
+        let mut known = self.leader.lock().unwrap_or_else(PoisonError::into_inner);
+        if *known != leader {
+            *known = leader;
+            drop(known);
+            self.news.send_modify(|news| *news += 1);
+        }
+    }
+
+    /// A master (a redirect, a stream heartbeat) says who leads; a leader not among
+    /// `masters` (an address this agent was not given) is ignored.
+    pub fn heard_leader(&self, address: &str) {
+        if let Some(index) = self.masters.iter().position(|master| master == address) {
+            self.set_leader(Some(index));
+        }
+    }
+
+    /// The event stream ended: whatever this agent believed of the cluster may be stale.
+    pub fn stream_lost(&self) {
+        self.news.send_modify(|news| *news += 1);
     }
 
     pub fn masters(&self) -> &[String] {
@@ -120,15 +162,29 @@ impl MasterClient {
         let mut backoff = Duration::from_millis(50);
         let mut attempt = self.preferred.load(Ordering::Relaxed);
         let mut refusal_told = false;
-        loop {
-            let master_index = attempt % self.masters.len();
-            attempt += 1;
+        let mut news = self.news.subscribe();
+        'masters: loop {
+            let master_index = match self.known_leader() {
+                Some(leader) => leader,
+                None => {
+                    attempt += 1;
+                    (attempt - 1) % self.masters.len()
+                }
+            };
+            let mut answering = master_index;
             let mut url = format!(
                 "{}://{}/corral/v1/agent/commands",
                 self.scheme, self.masters[master_index]
             );
+            news.mark_unchanged();
             for _ in 0..3 {
-                let response = match self.http.post(&url).json(&body).send().await {
+                let sent = tokio::select! {
+                    sent = self.http.post(&url).json(&body).send() => sent,
+                    // The leader changed while this waited (on a master that paused, say):
+                    // the request id makes sending it again to the new one safe.
+                    _ = news.changed() => continue 'masters,
+                };
+                let response = match sent {
                     Ok(response) => response,
                     Err(error) => {
                         tracing::debug!(%url, %error, "master unreachable");
@@ -137,9 +193,16 @@ impl MasterClient {
                 };
                 let status = response.status();
                 if status == reqwest::StatusCode::TEMPORARY_REDIRECT {
-                    match response.headers().get("location").and_then(|l| l.to_str().ok()) {
-                        Some(location) => url = location.to_owned(),
-                        None => break,
+                    let Some(location) =
+                        response.headers().get("location").and_then(|l| l.to_str().ok())
+                    else {
+                        break;
+                    };
+                    url = location.to_owned();
+                    if let Some(index) = self.index_in(&url) {
+                        answering = index;
+                        self.set_leader(Some(index));
+                        news.mark_unchanged();
                     }
                     continue;
                 }
@@ -152,6 +215,7 @@ impl MasterClient {
                         }
                     };
                     self.note_answer(master_index);
+                    self.set_leader(Some(answering));
                     return match result.outcome {
                         Outcome::Rejected(rejection) => CommandReply::Rejected(rejection),
                         Outcome::Duplicate(first) => match *first {
@@ -178,14 +242,28 @@ impl MasterClient {
                 }
                 if status == reqwest::StatusCode::BAD_REQUEST {
                     // A malformed command stays malformed: a bug, but never worth a hot loop.
-                    let text = response.text().await.unwrap_or_default();
+                    let text = response
+                        .text()
+                        .await
+                        .unwrap_or_else(|error| format!("(unreadable: {error})"));
                     tracing::error!(%url, %text, "master refused an agent command as malformed");
                 }
                 break;
             }
+            // That master did not take it (down, adrift, no leader yet): forget it as the
+            // leader, so the next attempt tries the others.
+            if self.known_leader() == Some(answering) {
+                *self.leader.lock().unwrap_or_else(PoisonError::into_inner) = None;
+            }
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
+    }
+
+    /// Which of `masters` a URL (a redirect's location) points at.
+    fn index_in(&self, url: &str) -> Option<usize> {
+        let authority = url.split_once("://")?.1.split('/').next()?;
+        self.masters.iter().position(|master| master == authority)
     }
 
     /// Opens the agent's event stream after `from` on the first master that serves it.
@@ -195,18 +273,36 @@ impl MasterClient {
         from: Cursor,
     ) -> Result<reqwest::Response, StreamRefused> {
         let mut backoff = Duration::from_millis(50);
-        let mut attempt = self.preferred.load(Ordering::Relaxed);
+        let start = self.next_stream.load(Ordering::Relaxed);
+        let count = self.masters.len();
+        let mut attempt = 0;
         loop {
-            let master = &self.masters[attempt % self.masters.len()];
+            let index = (start + attempt) % count;
             attempt += 1;
+            // A follower first: its stream goes on while the leader pauses, dies or is cut
+            // off, and the leader is spared the work. Once every follower failed, any master.
+            if count > 1 && attempt <= count && self.known_leader() == Some(index) {
+                continue;
+            }
+            let master = &self.masters[index];
             let url =
                 format!("{}://{master}/corral/v1/agent/{agent_id}/events?from={from}", self.scheme);
             match self.streaming.get(&url).send().await {
-                Ok(response) if response.status().is_success() => return Ok(response),
+                Ok(response) if response.status().is_success() => {
+                    self.next_stream.store(index + 1, Ordering::Relaxed);
+                    return Ok(response);
+                }
                 Ok(response) if response.status() == reqwest::StatusCode::GONE => {
-                    let body: serde_json::Value = response.json().await.unwrap_or_default();
-                    if let Some(oldest) = body["oldest"].as_str().and_then(|c| c.parse().ok()) {
-                        return Err(StreamRefused::Gone { oldest });
+                    match response.json::<serde_json::Value>().await {
+                        Ok(body) => {
+                            if let Some(oldest) =
+                                body["oldest"].as_str().and_then(|c| c.parse().ok())
+                            {
+                                return Err(StreamRefused::Gone { oldest });
+                            }
+                            tracing::warn!(%url, %body, "a 410 without the oldest cursor");
+                        }
+                        Err(error) => tracing::warn!(%url, %error, "an unreadable 410"),
                     }
                 }
                 Ok(response) => tracing::debug!(%url, status = %response.status(), "no stream"),

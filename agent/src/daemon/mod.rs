@@ -677,7 +677,14 @@ impl Agent {
                 buffer.extend_from_slice(&chunk);
                 while let Some(newline) = buffer.iter().position(|&byte| byte == b'\n') {
                     let line: Vec<u8> = buffer.drain(..=newline).collect();
-                    let Some((at, event)) = parse_line(&line) else { continue };
+                    let (at, event) = match parse_line(&line) {
+                        StreamLine::Event(at, event) => (at, event),
+                        StreamLine::Heartbeat { leader: Some(leader) } => {
+                            self.client.heard_leader(&leader);
+                            continue;
+                        }
+                        StreamLine::Heartbeat { leader: None } | StreamLine::Other => continue,
+                    };
                     self.handle_event(event);
                     cursor = Some(at);
                     let checkpoint = AgentCheckpoint {
@@ -690,6 +697,7 @@ impl Agent {
                     }
                 }
             }
+            self.client.stream_lost();
         }
     }
 
@@ -1012,20 +1020,42 @@ fn spawn_into(set: &Mutex<JoinSet<()>>, work: impl Future<Output = ()> + Send + 
     set.spawn(work);
 }
 
-/// One NDJSON line of the agent stream: an event with its cursor, or `None` for heartbeats,
-/// the final `disconnected` line and anything unreadable.
-fn parse_line(line: &[u8]) -> Option<(Cursor, Event)> {
-    let value: serde_json::Value = serde_json::from_slice(line).ok()?;
+/// One NDJSON line of the agent stream.
+#[derive(Debug, PartialEq)]
+enum StreamLine {
+    Event(Cursor, Event),
+    /// The master is alive, and says who leads (nobody while it is cut off).
+    Heartbeat {
+        leader: Option<String>,
+    },
+    /// The final `disconnected` line, or anything unreadable (logged).
+    Other,
+}
+
+fn parse_line(line: &[u8]) -> StreamLine {
+    let value: serde_json::Value = match serde_json::from_slice(line) {
+        Ok(value) => value,
+        Err(error) => {
+            tracing::warn!(%error, "unreadable agent stream line");
+            return StreamLine::Other;
+        }
+    };
     if let Some(reason) = value.get("disconnected") {
         tracing::warn!(%reason, "the master ended the agent event stream");
-        return None;
+        return StreamLine::Other;
     }
-    let cursor = value.get("cursor")?.as_str()?.parse().ok()?;
-    match serde_json::from_value(value.get("event")?.clone()) {
-        Ok(event) => Some((cursor, event)),
+    if value["kind"] == "heartbeat" {
+        return StreamLine::Heartbeat { leader: value["leader"].as_str().map(str::to_owned) };
+    }
+    let Some(cursor) = value["cursor"].as_str().and_then(|cursor| cursor.parse().ok()) else {
+        tracing::warn!(%value, "an agent stream line without a cursor");
+        return StreamLine::Other;
+    };
+    match serde_json::from_value(value["event"].clone()) {
+        Ok(event) => StreamLine::Event(cursor, event),
         Err(error) => {
             tracing::warn!(%error, %cursor, "unreadable agent event");
-            None
+            StreamLine::Other
         }
     }
 }
@@ -1037,5 +1067,34 @@ trait ExecutorOfTask {
 impl ExecutorOfTask for TaskInfo {
     fn executor_id(&self) -> Option<ExecutorId> {
         self.executor.as_ref().map(|executor| executor.executor_id.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{parse_line, StreamLine};
+
+    #[test]
+    fn a_heartbeat_names_the_leader_or_nobody() {
+        assert_eq!(
+            parse_line(b"{\"kind\":\"heartbeat\",\"leader\":\"127.0.0.1:5050\"}\n"),
+            StreamLine::Heartbeat { leader: Some("127.0.0.1:5050".to_owned()) }
+        );
+        assert_eq!(
+            parse_line(b"{\"kind\":\"heartbeat\",\"leader\":null}\n"),
+            StreamLine::Heartbeat { leader: None }
+        );
+        // What masters before the leader was named sent.
+        assert_eq!(
+            parse_line(b"{\"kind\":\"heartbeat\"}\n"),
+            StreamLine::Heartbeat { leader: None }
+        );
+    }
+
+    #[test]
+    fn the_last_line_and_garbage_are_neither_events_nor_heartbeats() {
+        assert_eq!(parse_line(b"{\"disconnected\":\"too slow\"}\n"), StreamLine::Other);
+        assert_eq!(parse_line(b"not json\n"), StreamLine::Other);
+        assert_eq!(parse_line(b"{\"cursor\":\"12\"}\n"), StreamLine::Other);
     }
 }

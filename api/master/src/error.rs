@@ -30,6 +30,10 @@ pub enum ApiError {
     NotLeader { leader_address: String },
     #[error("no leader is elected yet")]
     NoLeader,
+    /// This master has not heard from the cluster lately (a leader without its quorum, a
+    /// follower without a leader): what it knows may be stale, so agents go elsewhere.
+    #[error("this master is cut off from the cluster; ask another master")]
+    Adrift,
     /// Leadership changed while the command was in flight and this master could not learn
     /// in time whether it was committed.
     #[error("the command may or may not have been applied: leadership changed while it was in flight; check before retrying")]
@@ -91,7 +95,9 @@ impl ApiError {
             ApiError::NotFound(_) | ApiError::Missing { .. } => StatusCode::NOT_FOUND,
             ApiError::Gone { .. } => StatusCode::GONE,
             ApiError::NotLeader { .. } => StatusCode::TEMPORARY_REDIRECT,
-            ApiError::NoLeader | ApiError::OutcomeUnknown => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::NoLeader | ApiError::Adrift | ApiError::OutcomeUnknown => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::AgentUnreachable { .. } => StatusCode::BAD_GATEWAY,
             ApiError::AgentTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
@@ -155,6 +161,7 @@ fn error_kind(error: &ApiError) -> &'static str {
         ApiError::Gone { .. } => "gone",
         ApiError::NotLeader { .. } => "not_leader",
         ApiError::NoLeader => "no_leader",
+        ApiError::Adrift => "adrift",
         ApiError::OutcomeUnknown => "outcome_unknown",
         ApiError::Internal(_) => "internal",
         ApiError::AgentUnreachable { .. } => "agent_unreachable",

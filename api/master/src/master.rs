@@ -162,6 +162,8 @@ pub struct MasterInner {
     pub autoscaler: crate::autoscaler::AutoscalerStatus,
     /// Per-task usage the leader gathered from agents.
     pub usage: crate::autoscaler::UsageTable,
+    /// The agent streams' heartbeat line, naming the leader (made by the first stream).
+    pub(crate) agent_beat: std::sync::OnceLock<tokio::sync::watch::Receiver<bytes::Bytes>>,
 }
 
 /// Everything a handler needs. Cheap to clone.
@@ -222,6 +224,7 @@ impl Master {
                 catalog: crate::catalog::CatalogCache::default(),
                 autoscaler: Default::default(),
                 usage: Default::default(),
+                agent_beat: std::sync::OnceLock::new(),
             }),
         })
     }

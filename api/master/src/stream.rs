@@ -12,7 +12,7 @@ use bytes::Bytes;
 use corral_log::{Subscription, SubscriptionEnded, SubscriptionProgress};
 use corral_state::Event;
 use futures::StreamExt;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 
 /// What one log event becomes on the wire.
@@ -50,6 +50,24 @@ pub(crate) fn ndjson_response(body: impl Into<Body>) -> axum::response::Response
     response
 }
 
+/// A line sent when a stream has been quiet for `every`, so a reader can tell a dead master
+/// from a quiet one.
+pub(crate) struct Heartbeat {
+    every: Duration,
+    /// Sent again at once whenever it changes (what the line says is news).
+    line: watch::Receiver<Bytes>,
+}
+
+impl Heartbeat {
+    pub(crate) fn fixed(every: Duration, line: Bytes) -> Heartbeat {
+        Heartbeat { every, line: watch::channel(line).1 }
+    }
+
+    pub(crate) fn watched(every: Duration, line: watch::Receiver<Bytes>) -> Heartbeat {
+        Heartbeat { every, line }
+    }
+}
+
 /// Sends `first`, then every event of `subscription` through `map`, with `heartbeat` every
 /// `interval`, until the client leaves, `map` ends it, the subscription ends, or `stop`
 /// resolves. `on_end` gets the final frame for a subscription that ended (e.g. "too slow").
@@ -58,7 +76,7 @@ pub(crate) async fn pump(
     first: Vec<Bytes>,
     mut subscription: Subscription,
     mut map: impl FnMut(&Event, corral_state::Cursor) -> Step + Send,
-    heartbeat: Option<(Duration, Bytes)>,
+    heartbeat: Option<Heartbeat>,
     stop: impl std::future::Future<Output = ()> + Send,
     on_subscription_end: impl FnOnce(&SubscriptionEnded) -> Option<Bytes> + Send,
 ) -> PumpEnd {
@@ -67,19 +85,41 @@ pub(crate) async fn pump(
             return PumpEnd::ClientGone;
         }
     }
-    let (interval, heartbeat_chunk) = match heartbeat {
-        Some((interval, chunk)) => (interval, Some(chunk)),
+    let (interval, mut heartbeat_line) = match heartbeat {
+        Some(Heartbeat { every, line }) => (every, Some(line)),
         None => (Duration::from_secs(3600), None),
     };
+    // A fixed line's sender is gone at once; only a watched one can change.
+    let mut line_may_change =
+        heartbeat_line.as_ref().is_some_and(|line| line.has_changed().is_ok());
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     tokio::pin!(stop);
     loop {
+        let line_changed = async {
+            match heartbeat_line.as_mut() {
+                Some(line) if line_may_change => line.changed().await.is_ok(),
+                _ => std::future::pending().await,
+            }
+        };
         tokio::select! {
             () = &mut stop => return PumpEnd::Ended,
             () = sender.closed() => return PumpEnd::ClientGone,
+            changed = line_changed => {
+                line_may_change = changed;
+                if changed {
+                    ticker.reset();
+                    let chunk = heartbeat_line.as_ref().map(|line| line.borrow().clone());
+                    if let Some(chunk) = chunk {
+                        if sender.send(chunk).await.is_err() {
+                            return PumpEnd::ClientGone;
+                        }
+                    }
+                }
+            }
             _ = ticker.tick() => {
-                if let Some(chunk) = &heartbeat_chunk {
-                    if sender.send(chunk.clone()).await.is_err() {
+                let chunk = heartbeat_line.as_ref().map(|line| line.borrow().clone());
+                if let Some(chunk) = chunk {
+                    if sender.send(chunk).await.is_err() {
                         return PumpEnd::ClientGone;
                     }
                 }

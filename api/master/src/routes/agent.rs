@@ -7,14 +7,15 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use axum::Json;
 use bytes::Bytes;
-use corral_log::{EventFilter, SubscriptionEnded};
+use corral_log::{EventFilter, Standing, SubscriptionEnded};
 use corral_state::{Actor, AgentId, Command, Event, RequestId};
 use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
 
 use crate::error::ApiError;
 use crate::master::Master;
 use crate::native::{ndjson_line, resume_cursor};
-use crate::stream::{channel_body, ndjson_response, pump, Step, StreamClient};
+use crate::stream::{channel_body, ndjson_response, pump, Heartbeat, Step, StreamClient};
 use axum::routing::{get, post};
 use axum::Router;
 
@@ -61,6 +62,11 @@ pub(crate) async fn command(
         // A new agent has no id yet; the master registers it.
         None => Actor::Leader,
     };
+    // A master cut off from the cluster would redirect to a leader long gone, or (the
+    // leader itself) hold the command until its quorum returns: the agent goes elsewhere.
+    if master.node().standing() == Standing::Adrift {
+        return Err(ApiError::Adrift);
+    }
     master.redirect_if_follower()?;
     let committed =
         master.propose(RequestId::new(request.request_id), actor, request.command).await?;
@@ -76,7 +82,41 @@ pub(crate) async fn command(
 
 /// How often an agent's event stream says it is alive; agents give up on a stream silent
 /// for a few of these (`corral_agent::daemon`'s stream read timeout).
-const AGENT_STREAM_HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(1);
+const AGENT_STREAM_HEARTBEAT: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// The agent streams' heartbeat line, `{"kind":"heartbeat","leader":"host:port"}`, kept
+/// current as this master's standing changes; one task per master, started by the first
+/// stream. Naming the leader lets an agent whose commands wait on a leader that paused or
+/// was cut off send them to the new one as soon as the master it reads from knows it.
+fn agent_beat(master: &Master) -> watch::Receiver<Bytes> {
+    let line = |node: &corral_log::LogNode| {
+        let leader = match node.standing() {
+            Standing::Adrift => None,
+            Standing::Leading | Standing::Following { .. } => node.status().leader_address,
+        };
+        Bytes::from(format!("{}\n", serde_json::json!({"kind": "heartbeat", "leader": leader})))
+    };
+    let beat = master.inner.agent_beat.get_or_init(|| {
+        let node = master.node().clone();
+        let (sender, receiver) = watch::channel(line(&node));
+        tokio::spawn(async move {
+            let mut standing = node.watch_standing();
+            while standing.changed().await.is_ok() {
+                if sender.send(line(&node)).is_err() {
+                    return;
+                }
+            }
+        });
+        receiver
+    });
+    beat.clone()
+}
+
+/// Resolves once this master is adrift (see [`Standing`]).
+async fn adrift(mut standing: watch::Receiver<Standing>) {
+    // Only an error (the log shut down) ends the wait otherwise, and that ends streams too.
+    let _ = standing.wait_for(|now| *now == Standing::Adrift).await;
+}
 
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct AgentEventsQuery {
@@ -92,6 +132,12 @@ pub(crate) async fn events(
 ) -> Result<Response, ApiError> {
     let admitted = client.admit()?;
     let from = resume_cursor(None, query.from.as_deref())?;
+    // A master cut off from the cluster serves a journal that no longer grows.
+    if master.node().standing() == Standing::Adrift {
+        return Err(ApiError::Adrift);
+    }
+    let beat = agent_beat(&master);
+    let stop = adrift(master.node().watch_standing());
     let filter = EventFilter { agent_id: Some(AgentId::from(agent_id)), ..EventFilter::default() };
     let subscription = match master.node().subscribe(from, filter) {
         Ok(subscription) => subscription,
@@ -109,10 +155,11 @@ pub(crate) async fn events(
             Vec::new(),
             subscription,
             |event: &Event, cursor| Step::Send(vec![Bytes::from(ndjson_line(cursor, event))]),
-            // Often, so an agent whose master went quiet (paused, cut off) notices within
-            // seconds and follows another master from its cursor.
-            Some((AGENT_STREAM_HEARTBEAT, Bytes::from_static(b"{\"kind\":\"heartbeat\"}\n"))),
-            std::future::pending::<()>(),
+            // Often, so an agent whose master went quiet (paused) notices within a second or
+            // two and follows another master from its cursor; a master that knows itself
+            // cut off ends the stream at once.
+            Some(Heartbeat::watched(AGENT_STREAM_HEARTBEAT, beat)),
+            stop,
             |ended| {
                 Some(Bytes::from(format!(
                     "{}\n",

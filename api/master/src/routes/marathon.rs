@@ -18,7 +18,7 @@ use super::marathon_apps::{
 use crate::error::ApiError;
 use crate::master::{wall_clock, Master};
 use crate::native::resume_cursor;
-use crate::stream::{channel_body, pump, Step, StreamClient};
+use crate::stream::{channel_body, pump, Heartbeat, Step, StreamClient};
 use axum::routing::{delete, get, post};
 use axum::Router;
 use corral_marathon::events::{marathon_event, EVENT_TYPES};
@@ -270,7 +270,10 @@ pub(crate) async fn events(
                     .collect();
                 Step::Send(frames)
             },
-            Some((std::time::Duration::from_secs(15), Bytes::from_static(b": keep-alive\n\n"))),
+            Some(Heartbeat::fixed(
+                std::time::Duration::from_secs(15),
+                Bytes::from_static(b": keep-alive\n\n"),
+            )),
             std::future::pending::<()>(),
             |ended| {
                 let reason = json!({"disconnected": ended.to_string()});

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use crate::error::ApiError;
 use crate::master::{ExplainQuery, ExplainRequest, Master};
 use crate::native::{ndjson_line, parse_topics, resume_cursor, sse_frame};
-use crate::stream::{channel_body, pump, Step, StreamClient};
+use crate::stream::{channel_body, pump, Heartbeat, Step, StreamClient};
 use axum::routing::get;
 use axum::Router;
 
@@ -129,7 +129,7 @@ pub(crate) async fn events(
             },
             // A quiet stream still says it is alive, so a reader can tell a dead master
             // (nothing at all) from an idle cluster.
-            Some((
+            Some(Heartbeat::fixed(
                 master.inner.intervals.stream_heartbeat,
                 Bytes::from_static(match format {
                     Format::Sse => b": keep-alive\n\n",

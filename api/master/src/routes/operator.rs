@@ -12,7 +12,7 @@ use corral_state::{Actor, Event};
 use super::misc::ReadOptions;
 use crate::error::ApiError;
 use crate::master::{new_request_id, Master};
-use crate::stream::{channel_body, leadership_lost, pump, Step, StreamClient};
+use crate::stream::{channel_body, leadership_lost, pump, Heartbeat, Step, StreamClient};
 use axum::routing::post;
 use axum::Router;
 use corral_mesos::operator::{
@@ -125,7 +125,7 @@ async fn subscribe(master: &Master, client: &StreamClient) -> Result<Response, A
         (vec![record(&subscribed)], subscription)
     };
     let (sender, body) = channel_body();
-    let heartbeat = Some((
+    let heartbeat = Some(Heartbeat::fixed(
         master.inner.intervals.stream_heartbeat,
         record(&serde_json::json!({"type": "HEARTBEAT"})),
     ));

@@ -11,7 +11,7 @@ use corral_state::{Actor, Command, Event, FrameworkId, Operation, Outcome, Rejec
 
 use crate::error::ApiError;
 use crate::master::{new_request_id, wall_clock, Master};
-use crate::stream::{channel_body, leadership_lost, pump, PumpEnd, Step, StreamClient};
+use crate::stream::{channel_body, leadership_lost, pump, Heartbeat, PumpEnd, Step, StreamClient};
 use axum::routing::post;
 use axum::Router;
 use corral_mesos::call::{CallJson, SchedulerCall};
@@ -205,7 +205,8 @@ async fn subscribe(
 
     let (sender, body) = channel_body();
     let first: Vec<Bytes> = first.iter().map(record).collect();
-    let heartbeat = Some((master.inner.intervals.stream_heartbeat, record(&heartbeat_event())));
+    let heartbeat =
+        Some(Heartbeat::fixed(master.inner.intervals.stream_heartbeat, record(&heartbeat_event())));
     let task_master = master.clone();
     let task_stream_id = stream_id.clone();
     tokio::spawn(async move {
