@@ -320,7 +320,7 @@ async fn poll(client: &reqwest::Client, url: &str) -> anyhow::Result<CatalogAnsw
     let response = client.get(url).send().await.context("no answer")?;
     let status = response.status();
     if !status.is_success() {
-        let body = response.text().await.unwrap_or_default();
+        let body = response.text().await.unwrap_or_else(|error| format!("(unreadable: {error})"));
         anyhow::bail!("answered {status}: {body}");
     }
     response.json::<CatalogAnswer>().await.context("the answer is not a catalog")
