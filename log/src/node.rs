@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use crate::election::{self, ElectionTiming, PreVoteNetwork, PreVoteResponder};
 use crate::journal::audit::{AuditError, DiffRecord};
 use crate::journal::{ChainHead, Journal, JournalRetention};
+use crate::network::append::AppendNetwork;
 use crate::network::{raft_router, HttpNetwork};
 use crate::proposer::Proposer;
 pub use crate::proposer::{Committed, ProposerCounters};
@@ -258,6 +259,7 @@ impl LogNode {
     pub async fn open_with_network<N>(config: LogConfig, network: N) -> Result<LogNode, LogError>
     where
         N: RaftNetworkFactory<TypeConfig> + PreVoteNetwork + TransferNetwork,
+        N::Network: Clone,
     {
         let raft_config = Arc::new(config.tuning.raft_config()?);
         let tuning = &config.tuning;
@@ -267,6 +269,8 @@ impl LogNode {
             tuning.election_timeout_max * 2,
         );
         links.set_campaigner(network.clone());
+        let raft_network =
+            GatedNetwork::new(AppendNetwork::new(network.clone(), config.node_id), links.clone());
         let network = GatedNetwork::new(network, links.clone());
         let directory = config.data_dir.clone();
         let settings = config.settings.clone();
@@ -281,7 +285,7 @@ impl LogNode {
         let raft = Raft::new(
             config.node_id,
             raft_config,
-            network.clone(),
+            raft_network,
             log_store.clone(),
             state_machine.clone(),
         )

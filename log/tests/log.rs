@@ -5,6 +5,7 @@ mod log {
     mod backup;
     mod cluster;
     mod crash;
+    mod large;
     mod membership;
     mod prevote;
     mod standing;

@@ -207,6 +207,7 @@ impl RaftNetworkFactory<TypeConfig> for HttpNetwork {
     }
 }
 
+#[derive(Clone)]
 pub struct HttpConnection {
     client: reqwest::Client,
     node_id: NodeId,

@@ -1,5 +1,6 @@
 //! An in-process network between Raft nodes of one test, with faults the test controls:
-//! isolate a node, cut a link, drop every n-th message, delay messages.
+//! isolate a node, cut a link, drop every n-th message, delay messages, and carry appends at a
+//! set rate so a large one takes a known time whatever the machine's load.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -26,6 +27,8 @@ struct Fabric {
     /// Unordered pairs, smaller id first.
     cut_links: BTreeSet<(NodeId, NodeId)>,
     delay: Duration,
+    /// Added to each append per MiB of its encoding: the time it takes to ship.
+    append_delay_per_mib: Duration,
     drop_every: Option<u64>,
     messages: u64,
 }
@@ -104,10 +107,27 @@ impl LocalNetwork {
         fabric.cut_links.clear();
         fabric.drop_every = None;
         fabric.delay = Duration::ZERO;
+        fabric.append_delay_per_mib = Duration::ZERO;
     }
 
     pub fn set_delay(&self, delay: Duration) {
         self.fabric().delay = delay;
+    }
+
+    /// Delays each append by `per_mib` for every MiB of its postcard encoding (what the HTTP
+    /// transport sends), on top of [`LocalNetwork::set_delay`].
+    pub fn set_append_delay_per_mib(&self, per_mib: Duration) {
+        self.fabric().append_delay_per_mib = per_mib;
+    }
+
+    fn append_delay(&self, request: &AppendEntriesRequest) -> Duration {
+        let per_mib = self.fabric().append_delay_per_mib;
+        if per_mib.is_zero() {
+            return Duration::ZERO;
+        }
+        let bytes =
+            postcard::to_allocvec(request).expect("an append encodes, as HTTP sends it").len();
+        per_mib.mul_f64(bytes as f64 / (1024.0 * 1024.0))
     }
 
     /// Loses every n-th message (counting all messages), deterministically.
@@ -212,6 +232,7 @@ impl RaftNetworkFactory<TypeConfig> for LocalNetworkFactory {
     }
 }
 
+#[derive(Clone)]
 pub struct LocalConnection {
     network: LocalNetwork,
     from: NodeId,
@@ -258,6 +279,11 @@ impl RaftNetwork<TypeConfig> for LocalConnection {
         request: AppendEntriesRequest,
         _option: RPCOption,
     ) -> Result<AppendEntriesResponse, RPCError<NodeId, Node, RaftError>> {
+        let shipping = self.network.append_delay(&request);
+        if !shipping.is_zero() {
+            // Injected transfer time, not synchronisation.
+            tokio::time::sleep(shipping).await;
+        }
         self.deliver(|endpoint| async move { endpoint.raft.append_entries(request).await }).await
     }
 

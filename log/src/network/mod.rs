@@ -1,6 +1,7 @@
 //! Raft RPCs between masters: over HTTP in production ([`http`]), in-process with injected
 //! faults in tests ([`local`]).
 
+pub(crate) mod append;
 pub mod http;
 pub mod local;
 

@@ -122,8 +122,16 @@ impl TestCluster {
     /// Proposes through whichever of `among` leads, retrying (same request id) until
     /// acknowledged.
     pub async fn propose_among(&self, among: &[u64], number: u64) -> Committed {
+        self.propose_command_among(among, register_agent(number)).await
+    }
+
+    /// [`TestCluster::propose_among`] for any command.
+    pub async fn propose_command_among(
+        &self,
+        among: &[u64],
+        (request_id, actor, command): (RequestId, Actor, Command),
+    ) -> Committed {
         let leader = self.leader_among(among).await;
-        let (request_id, actor, command) = register_agent(number);
         let deadline = Instant::now() + DEADLINE;
         let mut target = leader;
         loop {
@@ -135,9 +143,9 @@ impl TestCluster {
             match attempt {
                 Ok(Ok(committed)) => return committed,
                 Ok(Err(LogError::NotLeader { .. })) | Err(_) => {}
-                Ok(Err(error)) => panic!("proposal {number} failed: {error}"),
+                Ok(Err(error)) => panic!("proposal {request_id:?} failed: {error}"),
             }
-            assert!(Instant::now() < deadline, "proposal {number} never acknowledged");
+            assert!(Instant::now() < deadline, "proposal {request_id:?} never acknowledged");
             target = self.leader_among(among).await;
         }
     }
