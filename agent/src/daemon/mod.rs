@@ -685,7 +685,7 @@ impl Agent {
                         }
                         StreamLine::Heartbeat { leader: None } | StreamLine::Other => continue,
                     };
-                    self.handle_event(event);
+                    self.handle_event(*event);
                     cursor = Some(at);
                     let checkpoint = AgentCheckpoint {
                         agent_id: self.agent_id.clone(),
@@ -1023,11 +1023,10 @@ fn spawn_into(set: &Mutex<JoinSet<()>>, work: impl Future<Output = ()> + Send + 
 /// One NDJSON line of the agent stream.
 #[derive(Debug, PartialEq)]
 enum StreamLine {
-    Event(Cursor, Event),
+    /// Boxed: events are large, and most lines are heartbeats.
+    Event(Cursor, Box<Event>),
     /// The master is alive, and says who leads (nobody while it is cut off).
-    Heartbeat {
-        leader: Option<String>,
-    },
+    Heartbeat { leader: Option<String> },
     /// The final `disconnected` line, or anything unreadable (logged).
     Other,
 }
@@ -1052,7 +1051,7 @@ fn parse_line(line: &[u8]) -> StreamLine {
         return StreamLine::Other;
     };
     match serde_json::from_value(value["event"].clone()) {
-        Ok(event) => StreamLine::Event(cursor, event),
+        Ok(event) => StreamLine::Event(cursor, Box::new(event)),
         Err(error) => {
             tracing::warn!(%error, %cursor, "unreadable agent event");
             StreamLine::Other
