@@ -238,6 +238,7 @@ struct NodeInner {
     closing: watch::Sender<bool>,
     links: Links,
     standing: watch::Receiver<Standing>,
+    standing_limits: StandingLimits,
 }
 
 /// One master's handle on the replicated log. Cheap to clone.
@@ -331,6 +332,7 @@ impl LogNode {
                 closing,
                 links,
                 standing,
+                standing_limits: limits,
             }),
         };
         if config.peers.contains_key(&config.node_id) {
@@ -582,9 +584,27 @@ impl LogNode {
         self.inner.proposer.counters.snapshot()
     }
 
-    /// Whether this master hears the cluster lately (see `standing.rs`).
+    /// Whether this master hears the cluster lately (see `standing.rs`). A leader's is read
+    /// from its links at once; a follower's is what the watch found last (it needs the Raft
+    /// core's word on when the leader was last heard).
     pub fn standing(&self) -> Standing {
-        *self.inner.standing.borrow()
+        let metrics = self.inner.raft.metrics();
+        let metrics = metrics.borrow();
+        if metrics.state != ServerState::Leader {
+            return match *self.inner.standing.borrow() {
+                // Stale: no longer leading, and the watch has not caught up yet.
+                Standing::Leading => Standing::Adrift,
+                other => other,
+            };
+        }
+        let membership = metrics.membership_config.membership();
+        let own = self.inner.node_id;
+        crate::standing::leader_standing(
+            membership.voter_ids().filter(|voter| *voter != own),
+            membership.voter_ids().any(|voter| voter == own),
+            &self.inner.links,
+            self.inner.standing_limits,
+        )
     }
 
     /// Changes as the standing does.

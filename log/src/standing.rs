@@ -39,6 +39,30 @@ pub(crate) struct StandingLimits {
     pub every: Duration,
 }
 
+/// A leader's standing from its links: whether a quorum of `other_voters` and itself (if
+/// it votes; a leader being removed does not) answered within the limit. Cheap and
+/// synchronous, so a leader elected a moment ago is not taken for adrift while the watch
+/// below catches up.
+pub(crate) fn leader_standing(
+    other_voters: impl Iterator<Item = NodeId>,
+    leader_votes: bool,
+    links: &Links,
+    limits: StandingLimits,
+) -> Standing {
+    let (mut total, mut heard) = (usize::from(leader_votes), usize::from(leader_votes));
+    for voter in other_voters {
+        total += 1;
+        if links.silent_for(voter).is_some_and(|silent| silent < limits.leader_quorum) {
+            heard += 1;
+        }
+    }
+    if heard > total / 2 {
+        Standing::Leading
+    } else {
+        Standing::Adrift
+    }
+}
+
 /// Keeps `standing` current until `closing` is set or Raft stops.
 pub(crate) async fn watch_standing(
     responder: PreVoteResponder,
@@ -53,21 +77,8 @@ pub(crate) async fn watch_standing(
         }
         let Some(position) = responder.position().await else { return };
         let now = if position.leader {
-            let answered = position
-                .voters
-                .iter()
-                .filter(|(voter, _)| {
-                    links.silent_for(*voter).is_some_and(|silent| silent < limits.leader_quorum)
-                })
-                .count();
-            // The leader counts itself; a leader that is no voter (being removed) counts none.
-            let total = position.voters.len() + usize::from(position.voter);
-            let heard = answered + usize::from(position.voter);
-            if heard > total / 2 {
-                Standing::Leading
-            } else {
-                Standing::Adrift
-            }
+            let others = position.voters.iter().map(|(voter, _)| *voter);
+            leader_standing(others, position.voter, &links, limits)
         } else {
             let heard = position
                 .vote_touched
