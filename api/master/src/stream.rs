@@ -108,20 +108,14 @@ pub(crate) async fn pump(
                 line_may_change = changed;
                 if changed {
                     ticker.reset();
-                    let chunk = heartbeat_line.as_ref().map(|line| line.borrow().clone());
-                    if let Some(chunk) = chunk {
-                        if sender.send(chunk).await.is_err() {
-                            return PumpEnd::ClientGone;
-                        }
+                    if !beat(&sender, heartbeat_line.as_ref()).await {
+                        return PumpEnd::ClientGone;
                     }
                 }
             }
             _ = ticker.tick() => {
-                let chunk = heartbeat_line.as_ref().map(|line| line.borrow().clone());
-                if let Some(chunk) = chunk {
-                    if sender.send(chunk).await.is_err() {
-                        return PumpEnd::ClientGone;
-                    }
+                if !beat(&sender, heartbeat_line.as_ref()).await {
+                    return PumpEnd::ClientGone;
                 }
             }
             next = subscription.next() => match next {
@@ -149,6 +143,13 @@ pub(crate) async fn pump(
             },
         }
     }
+}
+
+/// Sends the heartbeat line as it is now, if the stream has one; false once the client left.
+async fn beat(sender: &mpsc::Sender<Bytes>, line: Option<&watch::Receiver<Bytes>>) -> bool {
+    let Some(line) = line else { return true };
+    let chunk = line.borrow().clone();
+    sender.send(chunk).await.is_ok()
 }
 
 /// Resolves when this master stops being the leader.

@@ -112,10 +112,17 @@ fn agent_beat(master: &Master) -> watch::Receiver<Bytes> {
     beat.clone()
 }
 
-/// Resolves once this master is adrift (see [`Standing`]).
+/// Resolves once this master becomes adrift (see [`Standing`]) after the stream opened.
+/// The watch's value at the start is not taken: the route has just read the standing at
+/// once, and the watch trails it by up to a poll (a leader elected a moment ago).
 async fn adrift(mut standing: watch::Receiver<Standing>) {
-    // Only an error (the log shut down) ends the wait otherwise, and that ends streams too.
-    let _ = standing.wait_for(|now| *now == Standing::Adrift).await;
+    standing.mark_unchanged();
+    // An error (the log shut down) ends the wait too, and that ends streams anyway.
+    while standing.changed().await.is_ok() {
+        if *standing.borrow_and_update() == Standing::Adrift {
+            return;
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
