@@ -3,10 +3,12 @@ integration tests. It prints one JSON object per line on stdout for every callba
 test can follow what the framework saw.
 
 Usage: pymesos_framework.py --master HOST:PORT --tasks N [--hold-acks]
+                            [--principal P --secret S]
 
 With --hold-acks the framework does not acknowledge status updates until it has
 re-registered with a new master, so the test can check that unacknowledged updates are
-delivered again after a failover.
+delivered again after a failover. With --principal and --secret pymesos sends them as HTTP
+Basic on every call (and as FrameworkInfo.principal).
 """
 
 import argparse
@@ -111,6 +113,8 @@ def main():
     parser.add_argument("--master", required=True)
     parser.add_argument("--tasks", type=int, default=3)
     parser.add_argument("--hold-acks", action="store_true")
+    parser.add_argument("--principal")
+    parser.add_argument("--secret")
     args = parser.parse_args()
     framework = {
         "user": "root",
@@ -120,7 +124,8 @@ def main():
         "capabilities": [{"type": "PARTITION_AWARE"}],
     }
     scheduler = TestScheduler(args.tasks, args.hold_acks)
-    driver = MesosSchedulerDriver(scheduler, framework, args.master, use_addict=False, implicit_acknowledgements=False)
+    driver = MesosSchedulerDriver(scheduler, framework, args.master, use_addict=False, implicit_acknowledgements=False,
+                                  principal=args.principal, secret=args.secret)
     command_thread = threading.Thread(target=read_commands, args=(driver,), daemon=True)
     command_thread.start()
     driver.run()

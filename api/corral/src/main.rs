@@ -624,6 +624,7 @@ async fn main() -> anyhow::Result<()> {
                 tls: args.tls.load(&cluster, corral_tls::Role::Master)?,
                 plain_addresses,
                 max_client_streams: args.max_client_streams,
+                leader_timeout: corral_master::DEFAULT_LEADER_TIMEOUT,
             };
             let setup = MasterSetup {
                 node_id: args.node_id,

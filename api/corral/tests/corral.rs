@@ -16,6 +16,7 @@ mod corral {
     mod members;
     mod operations;
     mod proxy;
+    mod secured_clients;
     mod tls;
     mod webui;
 }

@@ -62,6 +62,13 @@ pub enum ApiError {
     /// Begun but not finished in time; nothing unsafe is left and asking again is safe.
     #[error("{0}")]
     Unfinished(String),
+    /// A follower could not reach the leader to forward a write (`cause` is logged, not
+    /// shown).
+    #[error("the leader at {leader} could not be reached: {cause}")]
+    LeaderUnreachable { leader: String, cause: String },
+    /// The leader did not answer a forwarded write in time.
+    #[error("the leader at {leader} did not answer in time: {cause}")]
+    LeaderTimeout { leader: String, cause: String },
     /// The client already holds as many event streams as one client may (429).
     #[error("client {client} already holds {limit} open event streams, the most one client may; close one first")]
     TooManyStreams { client: String, limit: usize },
@@ -101,6 +108,8 @@ impl ApiError {
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::AgentUnreachable { .. } => StatusCode::BAD_GATEWAY,
             ApiError::AgentTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::LeaderUnreachable { .. } => StatusCode::BAD_GATEWAY,
+            ApiError::LeaderTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unknown { .. } => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
@@ -166,6 +175,8 @@ fn error_kind(error: &ApiError) -> &'static str {
         ApiError::Internal(_) => "internal",
         ApiError::AgentUnreachable { .. } => "agent_unreachable",
         ApiError::AgentTimeout { .. } => "agent_timeout",
+        ApiError::LeaderUnreachable { .. } => "leader_unreachable",
+        ApiError::LeaderTimeout { .. } => "leader_no_answer",
         ApiError::Validation(_) => "invalid",
         ApiError::Unknown { .. } => "not_found",
         ApiError::Conflict { .. } => "conflict",
@@ -203,6 +214,13 @@ impl IntoResponse for ApiError {
             ApiError::AgentTimeout { agent_id, .. } => {
                 format!("agent {agent_id} did not answer in time; the master's log has the cause")
             }
+            ApiError::LeaderUnreachable { leader, .. } => format!(
+                "the leader at {leader} could not be reached; this master's log has the cause"
+            ),
+            ApiError::LeaderTimeout { leader, .. } => format!(
+                "the leader at {leader} did not answer in time; this master's log has the cause; \
+                 the write may or may not have been applied"
+            ),
             other => other.to_string(),
         };
         let body =

@@ -47,6 +47,11 @@ pub fn router(master: Master) -> Router {
         .fallback(no_route)
         .layer(DefaultBodyLimit::max(API_BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(master.clone(), crate::auth::authenticate))
+        // Outside authentication: the leader authenticates what a follower forwards.
+        .layer(axum::middleware::from_fn_with_state(
+            master.clone(),
+            crate::leader_proxy::forward_writes,
+        ))
         .layer(axum::middleware::from_fn_with_state(master.clone(), track))
         .layer(axum::middleware::from_fn_with_state(master.clone(), crate::cors::cors))
         .with_state(master)

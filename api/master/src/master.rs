@@ -149,6 +149,8 @@ pub struct MasterInner {
     pub service_offers: crate::service_scheduler::OfferReports,
     /// Talks to agents for the `/agent/{id}/...` proxy.
     pub agent_http: reqwest::Client,
+    /// Talks to the leader for a follower's proxy of Marathon writes (`leader_proxy`).
+    pub(crate) leader_http: reqwest::Client,
     /// Basic credentials verified lately (see `auth`).
     pub basic_cache: crate::auth::BasicCache,
     /// TLS, the plain listener's peers and the per-client stream cap.
@@ -201,7 +203,9 @@ impl Master {
         serving: crate::transport::Serving,
     ) -> Result<Master, prometheus::Error> {
         let metrics = Metrics::new()?;
-        let agent_http = crate::routes::agent_proxy::client(serving.tls.as_ref());
+        let agent_http = crate::transport::peer_client(serving.tls.as_ref(), corral_tls::Role::Agent);
+        let leader_http =
+            crate::transport::peer_client(serving.tls.as_ref(), corral_tls::Role::Master);
         node.observe(Arc::new(crate::metrics::LogMetrics::new(&metrics)));
         Ok(Master {
             inner: Arc::new(MasterInner {
@@ -217,6 +221,7 @@ impl Master {
                 started_at: wall_clock(),
                 service_offers: crate::service_scheduler::OfferReports::default(),
                 agent_http,
+                leader_http,
                 basic_cache: crate::auth::BasicCache::default(),
                 serving,
                 client_streams: crate::stream::ClientStreams::default(),
@@ -396,13 +401,19 @@ impl Master {
 
     /// A redirect to the leader, when this master is not the leader.
     pub fn redirect_if_follower(&self) -> Result<(), ApiError> {
-        if self.inner.node.is_leader() {
-            return Ok(());
-        }
-        match self.inner.node.status().leader_address {
+        match self.leader_elsewhere()? {
+            None => Ok(()),
             Some(address) => Err(ApiError::NotLeader { leader_address: address }),
-            None => Err(ApiError::NoLeader),
         }
+    }
+
+    /// The leader's address (its `--listen`) when another master leads; `None` when this
+    /// one does; `NoLeader` when no leader is known.
+    pub(crate) fn leader_elsewhere(&self) -> Result<Option<String>, ApiError> {
+        if self.inner.node.is_leader() {
+            return Ok(None);
+        }
+        self.inner.node.status().leader_address.map(Some).ok_or(ApiError::NoLeader)
     }
 
     /// What SUBSCRIBED and the v0 state say about this master.

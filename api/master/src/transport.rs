@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::StatusCode;
@@ -23,6 +24,33 @@ use crate::master::Master;
 /// One client may hold this many event streams open at once unless told otherwise.
 pub const DEFAULT_MAX_CLIENT_STREAMS: usize = 256;
 
+/// A Marathon write commits in milliseconds; one the leader has not answered in this long
+/// is reported to the client (504) rather than held.
+pub const DEFAULT_LEADER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a master waits to connect to another master or an agent, and for each read.
+const PEER_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const PEER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The client a master reaches agents (`agent_proxy`) or the leader (`leader_proxy`) with:
+/// directly, never through an HTTP proxy, never following a redirect (a leader that lost
+/// leadership answers 307, which is the client's to follow); with TLS, as a master, to a
+/// certificate naming `peer` only.
+pub(crate) fn peer_client(tls: Option<&Tls>, peer: Role) -> reqwest::Client {
+    let builder = reqwest::Client::builder()
+        .connect_timeout(PEER_CONNECT_TIMEOUT)
+        .read_timeout(PEER_READ_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy();
+    let builder = match tls {
+        Some(tls) => tls.client(peer, builder),
+        None => builder,
+    };
+    builder
+        .build()
+        .expect("a client without proxies, with rustls of reqwest's own version, always builds")
+}
+
 /// What a master serves with, beyond its log.
 #[derive(Clone, Debug)]
 pub struct Serving {
@@ -33,6 +61,9 @@ pub struct Serving {
     pub plain_addresses: BTreeMap<String, String>,
     /// Open event streams (native, operator, scheduler, Marathon, agent) one client may hold.
     pub max_client_streams: usize,
+    /// How long a follower waits for the leader's whole answer to a Marathon write it
+    /// forwards (`leader_proxy`) before answering 504.
+    pub leader_timeout: Duration,
 }
 
 impl Default for Serving {
@@ -41,6 +72,7 @@ impl Default for Serving {
             tls: None,
             plain_addresses: BTreeMap::new(),
             max_client_streams: DEFAULT_MAX_CLIENT_STREAMS,
+            leader_timeout: DEFAULT_LEADER_TIMEOUT,
         }
     }
 }

@@ -8,8 +8,6 @@
 //! unknown (or gone) agent is a 404 naming `agent_id`; an agent that cannot be reached is a
 //! 502, one that does not answer in time a 504, each logged with its cause.
 
-use std::time::Duration;
-
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode, Uri};
@@ -22,29 +20,9 @@ use corral_state::AgentId;
 use crate::error::ApiError;
 use crate::master::Master;
 
-/// How long the proxy waits to connect, and for each read from the agent.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-const READ_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// Headers of the agent's answer that the client needs (`/files/download` names its file).
 const FORWARDED: [header::HeaderName; 3] =
     [header::CONTENT_TYPE, header::CONTENT_LENGTH, header::CONTENT_DISPOSITION];
-
-/// The client the proxy uses. Agents are reached directly, never through an HTTP proxy;
-/// with TLS, as a master, to an agent's certificate only.
-pub(crate) fn client(tls: Option<&corral_tls::Tls>) -> reqwest::Client {
-    let builder = reqwest::Client::builder()
-        .connect_timeout(CONNECT_TIMEOUT)
-        .read_timeout(READ_TIMEOUT)
-        .no_proxy();
-    let builder = match tls {
-        Some(tls) => tls.client(corral_tls::Role::Agent, builder),
-        None => builder,
-    };
-    builder
-        .build()
-        .expect("a client without proxies, with rustls of reqwest's own version, always builds")
-}
 
 async fn proxy(
     State(master): State<Master>,

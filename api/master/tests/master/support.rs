@@ -10,7 +10,7 @@ use axum::Router;
 use corral_allocator::AllocatorConfig;
 use corral_log::network::LocalNetwork;
 use corral_log::{LogConfig, LogNode, LogTuning};
-use corral_master::{router, run_leader_loops, LoopIntervals, Master};
+use corral_master::{router, run_leader_loops, serve, Listeners, LoopIntervals, Master, Serving};
 use corral_testkit::eventually;
 use futures::StreamExt;
 use serde_json::Value;
@@ -36,14 +36,52 @@ pub struct TestMaster {
 /// One, three or five masters of one cluster, in this process.
 pub struct TestMasters {
     pub masters: Vec<TestMaster>,
+    /// With `start_bound`, each master's loopback socket until `serve` takes it.
+    pub listeners: Vec<Option<tokio::net::TcpListener>>,
+    servers: Vec<tokio::task::JoinHandle<()>>,
     _directory: tempfile::TempDir,
 }
 
 impl TestMasters {
     pub async fn start(size: u64) -> TestMasters {
+        let addresses = (1..=size).map(|node_id| format!("master-{node_id}:5050")).collect();
+        TestMasters::open(addresses, Serving::default(), Vec::new()).await
+    }
+
+    /// Masters known to each other (and to the log) by real loopback sockets, bound but not
+    /// yet served (`serve` does, one master at a time): for what a master sends another
+    /// over HTTP. The log itself still runs over the in-process network.
+    pub async fn start_bound(size: u64, serving: Serving) -> TestMasters {
+        let mut listeners = Vec::new();
+        let mut addresses = Vec::new();
+        for _ in 0..size {
+            let listener =
+                tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
+            addresses.push(listener.local_addr().expect("a bound address").to_string());
+            listeners.push(Some(listener));
+        }
+        TestMasters::open(addresses, serving, listeners).await
+    }
+
+    /// Serves master `index` on its socket until the masters are dropped.
+    pub fn serve(&mut self, index: usize) {
+        let listener = self.listeners[index].take().expect("a socket not served yet");
+        let master = self.masters[index].master.clone();
+        let listeners = Listeners { main: listener, plain: None };
+        self.servers.push(tokio::spawn(async move {
+            serve(master, listeners, std::future::pending()).await.expect("the master serves");
+        }));
+    }
+
+    async fn open(
+        addresses: Vec<String>,
+        serving: Serving,
+        listeners: Vec<Option<tokio::net::TcpListener>>,
+    ) -> TestMasters {
+        let size = u64::try_from(addresses.len()).expect("a few masters");
         let directory = tempfile::tempdir().expect("temp dir");
         let network = LocalNetwork::new();
-        let address = |node_id: u64| format!("master-{node_id}:5050");
+        let address = |node_id: u64| addresses[usize::try_from(node_id - 1).expect("small")].clone();
         let peers: BTreeMap<u64, String> = (1..=size).map(|id| (id, address(id))).collect();
         let cluster_id = corral_testkit::unique_cluster_id();
         let mut masters = Vec::new();
@@ -71,8 +109,14 @@ impl TestMasters {
                 stream_heartbeat: Duration::from_secs(1),
                 usage: Duration::from_secs(1),
             };
-            let master = Master::new(node, address(node_id), intervals, AllocatorConfig::default())
-                .expect("master");
+            let master = Master::serving(
+                node,
+                address(node_id),
+                intervals,
+                AllocatorConfig::default(),
+                serving.clone(),
+            )
+            .expect("master");
             let leading = tokio::spawn(run_leader_loops(master.clone()));
             masters.push(TestMaster {
                 router: router(master.clone()),
@@ -81,7 +125,8 @@ impl TestMasters {
                 leading,
             });
         }
-        let masters = TestMasters { masters, _directory: directory };
+        let masters =
+            TestMasters { masters, listeners, servers: Vec::new(), _directory: directory };
         masters.leader().await;
         masters
     }
@@ -134,6 +179,9 @@ impl Drop for TestMasters {
     fn drop(&mut self) {
         for test in &self.masters {
             test.leading.abort();
+        }
+        for server in &self.servers {
+            server.abort();
         }
     }
 }

@@ -1,0 +1,177 @@
+//! Unmodified clients with credentials, through a follower of three `corral master`
+//! processes with access control enforced: the `marathon` client with a Basic user and with
+//! `auth_token` (its writes forwarded to the leader with their `Authorization` header, which
+//! a redirect would lose), and pymesos with a principal and secret (Basic on every call)
+//! running a task on an agent that joined with its token.
+
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use corral_testkit::agent_process::AgentProcess;
+use corral_testkit::cluster::Cluster;
+use corral_testkit::framework::{python, Framework};
+
+const LONG: Duration = Duration::from_secs(90);
+const WEB_SECRET: &str = "web-secret-1234";
+const FW_SECRET: &str = "fw-secret-5678";
+
+async fn send(
+    cluster: &Cluster,
+    leader: usize,
+    method: reqwest::Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (reqwest::StatusCode, Value) {
+    let mut request = cluster.http.request(method, cluster.masters[leader].url(path));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("the master answers");
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Bootstraps, makes the agents' and the Marathon client's tokens, imports the Basic
+/// credentials, puts the policy and enforces it; returns (agents' token, Marathon token).
+async fn secure(cluster: &Cluster, leader: usize) -> (String, String) {
+    use reqwest::Method;
+    let (status, root) =
+        send(cluster, leader, Method::POST, "/corral/v1/acl/bootstrap", None, None).await;
+    assert_eq!(status, 201, "{root}");
+    let root = root["token"].as_str().expect("the management token").to_owned();
+    let mut tokens = Vec::new();
+    for principal in ["agents", "ops"] {
+        let body = json!({"principal": principal});
+        let path = "/corral/v1/acl/tokens";
+        let (status, created) =
+            send(cluster, leader, Method::POST, path, Some(&root), Some(body)).await;
+        assert_eq!(status, 201, "{created}");
+        tokens.push(created["token"].as_str().expect("a token").to_owned());
+    }
+    let credentials = json!({"credentials": [
+        {"principal": "web", "secret": WEB_SECRET},
+        {"principal": "fw", "secret": FW_SECRET},
+    ]});
+    let path = "/corral/v1/acl/credentials";
+    let (status, body) =
+        send(cluster, leader, Method::PUT, path, Some(&root), Some(credentials)).await;
+    assert_eq!(status, 200, "{body}");
+    let marathon = |action: &str| {
+        (
+            action.to_owned(),
+            json!([{"principals": {"values": ["web", "ops"]}, "app_ids": {"values": ["/dev"]}}]),
+        )
+    };
+    let mut acls = serde_json::Map::from_iter(
+        ["create_apps", "update_apps", "delete_apps", "view_apps"].map(marathon),
+    );
+    acls.insert(
+        "register_agents".to_owned(),
+        json!([{"principals": {"values": ["agents"]}, "agents": {"type": "ANY"}}]),
+    );
+    acls.insert(
+        "register_frameworks".to_owned(),
+        json!([{"principals": {"values": ["fw"]}, "roles": {"type": "ANY"}}]),
+    );
+    acls.insert(
+        "run_tasks".to_owned(),
+        json!([{"principals": {"values": ["fw"]}, "users": {"type": "ANY"}}]),
+    );
+    let path = "/corral/v1/acl/policies/cluster";
+    let (status, body) =
+        send(cluster, leader, Method::PUT, path, Some(&root), Some(Value::Object(acls))).await;
+    assert_eq!(status, 200, "{body}");
+    let mode = json!({"mode": "enforce"});
+    let path = "/corral/v1/acl/mode";
+    let (status, body) = send(cluster, leader, Method::PUT, path, Some(&root), Some(mode)).await;
+    assert_eq!(status, 200, "{body}");
+    (tokens.remove(0), tokens.remove(0))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn marathon_and_pymesos_with_credentials_work_through_a_follower() {
+    let cluster = Cluster::start(3);
+    let leader = cluster.leader().await;
+    let follower = cluster.follower_of(leader);
+    let (agents_token, marathon_token) = secure(&cluster, leader).await;
+    let follower_address = cluster.masters[follower].address.clone();
+
+    // The marathon client, as a Basic user and with a token, against the follower only.
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/python/secured_clients.py");
+    let master_url = format!("http://{follower_address}");
+    let run = {
+        let marathon_token = marathon_token.clone();
+        tokio::task::spawn_blocking(move || {
+            Command::new(python())
+                .arg(script)
+                .args(["--master", &master_url])
+                .args(["--username", "web", "--password", WEB_SECRET])
+                .args(["--token", &marathon_token])
+                .output()
+                .expect("the marathon client runs")
+        })
+    };
+    let output = run.await.expect("the client's thread");
+    let said = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "the marathon client failed ({}); said {said}; stderr {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let steps: Vec<Value> =
+        said.lines().filter_map(|line| serde_json::from_str(line).ok()).collect();
+    let names: Vec<&str> = steps.iter().filter_map(|step| step["step"].as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "anonymous_refused",
+            "created",
+            "updated",
+            "deleted",
+            "created",
+            "updated",
+            "deleted",
+            "ok"
+        ],
+        "{said}"
+    );
+
+    // pymesos, Basic on every call, subscribing through the follower, runs a task on an
+    // agent admitted with its join token.
+    let directory = tempfile::tempdir().expect("temp dir");
+    let token_file = directory.path().join("agent.token");
+    std::fs::write(&token_file, format!("{agents_token}\n")).expect("token file");
+    let token_flag = format!("--token-file={}", token_file.display());
+    let mut agent = AgentProcess::start(
+        directory.path(),
+        "secured",
+        &cluster.addresses(),
+        &["--resources=cpus:2;mem:1024;disk:1024;ports:[33200-33299]", &token_flag],
+    );
+    let wait = tokio::task::spawn_blocking(move || {
+        let mut framework =
+            Framework::start(&follower_address, 1, &["--principal", "fw", "--secret", FW_SECRET]);
+        framework.wait_for(LONG, "registered", |line| line["kind"] == "registered");
+        framework.wait_for(LONG, "a running task", |line| {
+            line["kind"] == "update" && line["state"] == "TASK_RUNNING"
+        });
+        framework.tell("stop");
+    });
+    wait.await.expect("the framework ran a task");
+
+    // No secret reaches a master's log.
+    for master in &cluster.masters {
+        let log = std::fs::read_to_string(master.log_path()).expect("a master's log");
+        for secret in [WEB_SECRET, FW_SECRET, &marathon_token, &agents_token] {
+            assert!(!log.contains(secret), "a secret in master {}'s log", master.node_id);
+        }
+    }
+    agent.kill();
+}
