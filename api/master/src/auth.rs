@@ -258,7 +258,8 @@ fn read_action(method: &Method, route: &str, path: &str) -> Option<(Action, Stri
         let app_id = path.strip_prefix("/v2/apps")?;
         let app_id = app_id.split_once("/tasks").map_or(app_id, |(id, _)| id);
         let app_id = app_id.split_once("/versions").map_or(app_id, |(id, _)| id);
-        return Some((Action::ViewApps, app_id.trim_end_matches('/').to_owned()));
+        // As the routes read it: the `marathon` client asks for `/v2/apps//dev/web`.
+        return Some((Action::ViewApps, format!("/{}", app_id.trim_matches('/'))));
     }
     None
 }
@@ -463,6 +464,19 @@ mod tests {
             Err("the bearer token is not a Corral token")
         );
         assert_eq!(parse_token("crl__x"), None);
+    }
+
+    #[test]
+    fn an_app_read_names_the_app_as_the_routes_do() {
+        use axum::http::Method;
+        use corral_state::auth::Action;
+        let read = |path: &str| super::read_action(&Method::GET, "/v2/apps/{*rest}", path);
+        let dev_web = Some((Action::ViewApps, "/dev/web".to_owned()));
+        assert_eq!(read("/v2/apps/dev/web"), dev_web);
+        // The `marathon` client's form: its app ids start with a slash.
+        assert_eq!(read("/v2/apps//dev/web"), dev_web);
+        assert_eq!(read("/v2/apps//dev/web/tasks"), dev_web);
+        assert_eq!(read("/v2/apps/dev/web/versions/"), dev_web);
     }
 
     #[test]

@@ -31,4 +31,6 @@ pub use http::{router, API_BODY_LIMIT};
 pub use leader::run as run_leader_loops;
 pub use master::{LoopIntervals, Master};
 pub use metrics::Metrics;
-pub use transport::{serve, Listeners, Serving, DEFAULT_LEADER_TIMEOUT, DEFAULT_MAX_CLIENT_STREAMS};
+pub use transport::{
+    serve, Listeners, Serving, DEFAULT_LEADER_TIMEOUT, DEFAULT_MAX_CLIENT_STREAMS,
+};

@@ -203,7 +203,8 @@ impl Master {
         serving: crate::transport::Serving,
     ) -> Result<Master, prometheus::Error> {
         let metrics = Metrics::new()?;
-        let agent_http = crate::transport::peer_client(serving.tls.as_ref(), corral_tls::Role::Agent);
+        let agent_http =
+            crate::transport::peer_client(serving.tls.as_ref(), corral_tls::Role::Agent);
         let leader_http =
             crate::transport::peer_client(serving.tls.as_ref(), corral_tls::Role::Master);
         node.observe(Arc::new(crate::metrics::LogMetrics::new(&metrics)));
@@ -244,6 +245,7 @@ impl Master {
             client,
             limit: self.inner.serving.max_client_streams,
             streams: self.inner.client_streams.clone(),
+            denied: self.inner.metrics.http_auth_denied.clone(),
         }
     }
 

@@ -10,6 +10,7 @@ use std::time::Duration;
 use axum::body::Body;
 use bytes::Bytes;
 use corral_log::{Subscription, SubscriptionEnded, SubscriptionProgress};
+use corral_state::auth::AuthMode;
 use corral_state::Event;
 use futures::StreamExt;
 use tokio::sync::{mpsc, watch};
@@ -221,7 +222,7 @@ impl OpenStreams {
 
 /// How many event streams each client holds open, against one cap per client, so that one
 /// client cannot take every subscriber slot (or memory) of a master. A client is its IP
-/// address for now. Cheap to clone.
+/// address and, with access control on, also its authenticated principal. Cheap to clone.
 #[derive(Clone, Default)]
 pub(crate) struct ClientStreams {
     open: Arc<Mutex<BTreeMap<String, usize>>>,
@@ -234,38 +235,77 @@ pub(crate) struct StreamClient {
     pub(crate) client: String,
     pub(crate) limit: usize,
     pub(crate) streams: ClientStreams,
+    /// `corral_http_auth_denied_total`, for a cap reached with access control on.
+    pub(crate) denied: prometheus::IntCounterVec,
 }
 
-/// One admitted stream; dropping it (however the stream ends) frees its place.
+/// One admitted stream; dropping it (however the stream ends) frees its places.
 pub(crate) struct AdmittedStream {
     streams: ClientStreams,
-    client: String,
+    keys: Vec<String>,
 }
 
 impl Drop for AdmittedStream {
     fn drop(&mut self) {
         let mut open = self.streams.open.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(count) = open.get_mut(&self.client) {
-            *count -= 1;
-            if *count == 0 {
-                open.remove(&self.client);
+        for key in &self.keys {
+            if let Some(count) = open.get_mut(key) {
+                *count -= 1;
+                if *count == 0 {
+                    open.remove(key);
+                }
             }
         }
     }
 }
 
+/// The key a principal's streams are counted under, beside its client addresses' (no
+/// address starts so).
+fn principal_key(principal: &str) -> String {
+    format!("principal {principal}")
+}
+
 impl StreamClient {
     /// A place for one more stream, or 429 naming the cap when the client holds them all.
+    /// With access control on, the authenticated principal's streams are counted too, from
+    /// every address together, so a principal cannot pass the cap by spreading its streams.
     pub(crate) fn admit(&self) -> Result<AdmittedStream, crate::error::ApiError> {
+        self.admit_counting(true)
+    }
+
+    /// As `admit`, by address only: every agent of a cluster may share one join token's
+    /// principal, and each holds its own stream.
+    pub(crate) fn admit_agent(&self) -> Result<AdmittedStream, crate::error::ApiError> {
+        self.admit_counting(false)
+    }
+
+    fn admit_counting(
+        &self,
+        per_principal: bool,
+    ) -> Result<AdmittedStream, crate::error::ApiError> {
+        let caller = crate::auth::current_caller().filter(|caller| caller.mode != AuthMode::Off);
+        let principal = caller
+            .as_ref()
+            .filter(|_| per_principal)
+            .as_ref()
+            .and_then(|caller| caller.principal.clone().or_else(|| caller.identity.clone()));
+        let mut keys = vec![self.client.clone()];
+        keys.extend(principal.as_deref().map(principal_key));
         let mut open = self.streams.open.lock().unwrap_or_else(PoisonError::into_inner);
-        let count = open.entry(self.client.clone()).or_insert(0);
-        if *count >= self.limit {
+        if let Some(full) =
+            keys.iter().find(|key| open.get(*key).is_some_and(|count| *count >= self.limit))
+        {
+            if let Some(caller) = &caller {
+                self.denied.with_label_values(&["too_many_streams", &caller.route]).inc();
+            }
             return Err(crate::error::ApiError::TooManyStreams {
-                client: self.client.clone(),
+                client: full.clone(),
                 limit: self.limit,
             });
         }
-        *count += 1;
-        Ok(AdmittedStream { streams: self.streams.clone(), client: self.client.clone() })
+        for key in &keys {
+            *open.entry(key.clone()).or_insert(0) += 1;
+        }
+        Ok(AdmittedStream { streams: self.streams.clone(), keys })
     }
 }

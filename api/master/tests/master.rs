@@ -8,6 +8,7 @@ mod master {
     mod marathon_routes;
     mod members;
     mod metrics;
+    mod refusals;
     mod routes;
     mod security;
     mod services;

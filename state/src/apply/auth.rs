@@ -166,6 +166,20 @@ impl ClusterState {
         Ok(())
     }
 
+    /// Why the sender of `entry` may not run a task as `user` (`run_tasks`), when access
+    /// control is enforced: decided from this state for each task of an ACCEPT, so every
+    /// master launches and refuses the same tasks. Leader loops are trusted.
+    pub(crate) fn run_tasks_refusal(
+        &self,
+        entry: &Entry,
+        user: Option<&str>,
+    ) -> Option<Box<Denial>> {
+        if self.auth.mode != AuthMode::Enforce || matches!(entry.actor, Actor::Leader) {
+            return None;
+        }
+        self.auth.decide(entry.actor.identity(), Action::RunTasks, user).err()
+    }
+
     fn agent_host(&self, agent_id: &AgentId) -> String {
         self.agents
             .get(agent_id)
@@ -224,28 +238,18 @@ impl ClusterState {
                     asks.push((Action::TeardownFrameworks, principal));
                 }
             }
-            C::Accept { framework_id, operations, .. } => {
-                let framework_user =
-                    self.frameworks.get(framework_id).map(|framework| framework.info.user.clone());
+            // `run_tasks` is decided per task when the ACCEPT applies (`run_tasks_refusal`):
+            // a refused task becomes TASK_ERROR, the others launch, as in Mesos.
+            C::Accept { operations, .. } => {
                 for operation in operations {
                     match operation {
-                        crate::Operation::Launch { task_infos }
-                        | crate::Operation::LaunchGroup { task_infos, .. } => {
-                            for task in task_infos {
-                                let user = task
-                                    .command
-                                    .as_ref()
-                                    .and_then(|command| command.user.clone())
-                                    .or_else(|| framework_user.clone());
-                                asks.push((Action::RunTasks, user));
-                            }
-                        }
                         crate::Operation::Reserve { resources } => {
                             roles(resources, Action::ReserveResources, &mut asks)
                         }
                         crate::Operation::Unreserve { resources } => {
                             roles(resources, Action::UnreserveResources, &mut asks)
                         }
+                        crate::Operation::Launch { .. } | crate::Operation::LaunchGroup { .. } => {}
                     }
                 }
             }

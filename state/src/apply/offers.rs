@@ -314,6 +314,17 @@ impl ClusterState {
             });
         }
         let mut launched_ids: BTreeSet<TaskId> = BTreeSet::new();
+        let framework_user =
+            self.frameworks.get(framework_id).map(|framework| framework.info.user.clone());
+        // Mesos asks `run_tasks` for the task's user, else the framework's.
+        let refusal = |state: &ClusterState, task: &TaskInfo| {
+            let user = task
+                .command
+                .as_ref()
+                .and_then(|command| command.user.as_deref())
+                .or(framework_user.as_deref());
+            state.run_tasks_refusal(entry, user)
+        };
         for operation in operations {
             match operation {
                 Operation::Reserve { resources } => {
@@ -324,10 +335,41 @@ impl ClusterState {
                 }
                 Operation::Launch { task_infos } => {
                     for task in task_infos {
+                        if let Some(denial) = refusal(self, task) {
+                            let message = format!("Not authorized to launch task: {denial}");
+                            let status = dropped_status(
+                                task,
+                                TaskReason::TaskUnauthorized,
+                                message,
+                                self.now,
+                            );
+                            events.push(Event::TaskDropped {
+                                framework_id: framework_id.clone(),
+                                status,
+                            });
+                            continue;
+                        }
                         self.launch_one(&mut pool, task, None, &mut launched_ids, events);
                     }
                 }
                 Operation::LaunchGroup { executor, task_infos } => {
+                    // A group launches whole or not at all: one refused task refuses it.
+                    if let Some(denial) = task_infos.iter().find_map(|task| refusal(self, task)) {
+                        let message = format!("Not authorized to launch task group: {denial}");
+                        for task in task_infos {
+                            let status = dropped_status(
+                                task,
+                                TaskReason::TaskGroupUnauthorized,
+                                message.clone(),
+                                self.now,
+                            );
+                            events.push(Event::TaskDropped {
+                                framework_id: framework_id.clone(),
+                                status,
+                            });
+                        }
+                        continue;
+                    }
                     self.launch_group(&mut pool, executor, task_infos, &mut launched_ids, events);
                 }
             }

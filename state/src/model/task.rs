@@ -136,6 +136,10 @@ pub enum TaskReason {
     TaskGroupInvalid,
     AgentDraining,
     MaxCompletedTasksExceeded,
+    /// The ACLs refused `run_tasks` for the task's user (decided when the ACCEPT applied).
+    TaskUnauthorized,
+    /// As `TaskUnauthorized`, for a task of a group (the whole group is refused).
+    TaskGroupUnauthorized,
 }
 
 impl TaskReason {
@@ -164,6 +168,8 @@ impl TaskReason {
             TaskReason::TaskGroupInvalid => "REASON_TASK_GROUP_INVALID",
             TaskReason::AgentDraining => "REASON_AGENT_DRAINING",
             TaskReason::MaxCompletedTasksExceeded => "REASON_MAX_COMPLETED_TASKS_EXCEEDED",
+            TaskReason::TaskUnauthorized => "REASON_TASK_UNAUTHORIZED",
+            TaskReason::TaskGroupUnauthorized => "REASON_TASK_GROUP_UNAUTHORIZED",
         }
     }
 }

@@ -61,7 +61,11 @@ fn denied(
 /// A bootstrapped world in enforce mode with a management token `root`, a client token `dev`
 /// (principal `dev`) and a policy letting `dev` register frameworks in role `dev` only.
 fn enforcing() -> World {
-    let mut world = World::new();
+    enforcing_in(World::new())
+}
+
+/// `enforcing` on a world already set up (agents register before enforcement here).
+fn enforcing_in(mut world: World) -> World {
     world.ok(
         Actor::Operator { principal: None },
         Command::BootstrapAcl { token: token("root", "root", TokenKind::Management, ROOT_SECRET) },
@@ -534,4 +538,131 @@ fn unknown_framework_ids_are_left_to_the_handler() {
         Command::Revive { framework_id: FrameworkId::new("nope"), roles: Vec::new() },
     );
     assert_eq!(rejection, Rejection::UnknownFramework(FrameworkId::new("nope")));
+}
+
+/// Mesos decides `run_tasks` per task: a refused task becomes TASK_ERROR with
+/// REASON_TASK_UNAUTHORIZED from the master, the ACCEPT's other tasks launch, and a group
+/// with one refused task is refused whole (REASON_TASK_GROUP_UNAUTHORIZED).
+#[test]
+fn a_task_the_principal_may_not_run_is_an_error_and_the_others_launch() {
+    use corral_state::model::{
+        CommandInfo, ExecutorInfo, Filters, TaskReason, TaskSource, TaskState, TaskStatus,
+    };
+    use corral_state::{ExecutorId, Operation, TaskId};
+    use std::time::Duration;
+
+    use super::support::task_info;
+
+    let mut world = World::new();
+    let agent_id = world.add_agent("h1", "cpus:8;mem:4096");
+    let mut world = enforcing_in(world);
+    world.ok(
+        operator("root"),
+        Command::PutPolicy {
+            policy: policy(
+                "tasks",
+                vec![(
+                    Action::RunTasks,
+                    vec![
+                        rule(values(&["dev"]), values(&["root"])),
+                        rule(EntityMatch::Any, EntityMatch::None),
+                    ],
+                )],
+            ),
+        },
+    );
+    let mut info = framework_info("fw", &["dev"]);
+    info.principal = Some("dev".to_owned());
+    let events = world.ok(
+        client("dev", Actor::Operator { principal: None }),
+        Command::Subscribe { framework_id: None, info },
+    );
+    let Event::FrameworkAdded { framework_id, .. } = &events[0] else { panic!("{events:?}") };
+    let offer_id = world.offer(framework_id, &agent_id, "dev", "cpus:4;mem:1024");
+
+    let as_user = |task_id: &str, user: Option<&str>| {
+        let mut task = task_info(task_id, &agent_id, "cpus:0.5;mem:64");
+        task.command = Some(CommandInfo {
+            value: Some("sleep 600".to_owned()),
+            user: user.map(str::to_owned),
+            ..CommandInfo::default()
+        });
+        task
+    };
+    let executor = ExecutorInfo {
+        executor_id: ExecutorId::new("group-executor"),
+        name: None,
+        command: None,
+        container: None,
+        resources: res("cpus:0.1;mem:32"),
+    };
+    let accept = Command::Accept {
+        framework_id: framework_id.clone(),
+        offer_ids: vec![offer_id.clone()],
+        operations: vec![
+            Operation::Launch {
+                task_infos: vec![as_user("mine", None), as_user("theirs", Some("nobody"))],
+            },
+            Operation::LaunchGroup {
+                executor: Box::new(executor),
+                task_infos: vec![
+                    as_user("group-a", Some("root")),
+                    as_user("group-b", Some("nobody")),
+                ],
+            },
+        ],
+        filters: Filters { refuse: Duration::ZERO },
+    };
+    let events = world.ok(client("dev", Actor::Framework(framework_id.clone())), accept);
+
+    let refused = |task_id: &str, reason: TaskReason, message: String| Event::TaskDropped {
+        framework_id: framework_id.clone(),
+        status: TaskStatus {
+            task_id: TaskId::new(task_id),
+            state: TaskState::Error,
+            message: Some(message),
+            source: TaskSource::Master,
+            reason: Some(reason),
+            healthy: None,
+            agent_id: Some(agent_id.clone()),
+            executor_id: None,
+            timestamp: world.state.now(),
+            uuid: None,
+            exit_code: None,
+        },
+    };
+    let denial =
+        "principal 'dev' may not run_tasks on 'nobody': rule 1 of policy 'tasks' denies it";
+    let Event::TaskAdded { task } = &events[1] else { panic!("{events:#?}") };
+    assert_eq!(task.info.task_id, TaskId::new("mine"));
+    assert_eq!(
+        events,
+        vec![
+            Event::OfferAccepted {
+                offer_id,
+                framework_id: framework_id.clone(),
+                agent_id: agent_id.clone(),
+            },
+            Event::TaskAdded { task: task.clone() },
+            refused(
+                "theirs",
+                TaskReason::TaskUnauthorized,
+                format!("Not authorized to launch task: {denial}")
+            ),
+            refused(
+                "group-a",
+                TaskReason::TaskGroupUnauthorized,
+                format!("Not authorized to launch task group: {denial}")
+            ),
+            refused(
+                "group-b",
+                TaskReason::TaskGroupUnauthorized,
+                format!("Not authorized to launch task group: {denial}")
+            ),
+        ],
+    );
+    assert_eq!(TaskReason::TaskUnauthorized.as_mesos_str(), "REASON_TASK_UNAUTHORIZED");
+    assert_eq!(TaskReason::TaskGroupUnauthorized.as_mesos_str(), "REASON_TASK_GROUP_UNAUTHORIZED");
+    // Only the allowed task holds resources; the API's early check lets the ACCEPT through.
+    assert_eq!(world.state.agent(&agent_id).expect("the agent").allocated, res("cpus:0.5;mem:64"));
 }

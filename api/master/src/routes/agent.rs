@@ -137,7 +137,7 @@ pub(crate) async fn events(
     Path(agent_id): Path<String>,
     Query(query): Query<AgentEventsQuery>,
 ) -> Result<Response, ApiError> {
-    let admitted = client.admit()?;
+    let admitted = client.admit_agent()?;
     let from = resume_cursor(None, query.from.as_deref())?;
     // A master cut off from the cluster serves a journal that no longer grows.
     if master.node().standing() == Standing::Adrift {

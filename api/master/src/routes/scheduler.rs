@@ -16,10 +16,11 @@ use axum::routing::post;
 use axum::Router;
 use corral_mesos::call::{CallJson, SchedulerCall};
 use corral_mesos::events::{
-    heartbeat_event, invalid_offer_status, update_event, PartitionAwareness,
+    error_event, heartbeat_event, invalid_offer_status, update_event, PartitionAwareness,
 };
 use corral_mesos::recordio::encode_record;
 use corral_mesos::session::{FrameworkSession, SessionStep};
+use corral_state::auth::{Denial, DenialReason};
 
 const STREAM_ID_HEADER: &str = "Mesos-Stream-Id";
 
@@ -165,10 +166,35 @@ async fn subscribe(
         Some(id) => Actor::Framework(id.clone()),
         None => Actor::Leader,
     };
-    let committed =
-        master.propose(new_request_id(), actor, Command::Subscribe { framework_id, info }).await?;
+    // A refused SUBSCRIBE leaves the framework's stream as it was registered early: gone.
+    let framework_id_asked = framework_id.clone();
+    let forget_early = |master: &Master| {
+        if let Some(id) = &framework_id_asked {
+            master.inner.scheduler_streams.remove_if_current(id, &stream_id);
+        }
+    };
+    let proposed =
+        master.propose(new_request_id(), actor, Command::Subscribe { framework_id, info }).await;
+    let committed = match proposed {
+        Err(ApiError::Rejected(Rejection::Unauthorized(denial))) if refused_by_acls(&denial) => {
+            forget_early(&master);
+            return Ok(refused_stream(&denial));
+        }
+        Err(error) => {
+            forget_early(&master);
+            return Err(error);
+        }
+        Ok(committed) => committed,
+    };
     let framework_id = match committed.outcome.original() {
-        Outcome::Rejected(rejection) => return Err(ApiError::Rejected(rejection.clone())),
+        Outcome::Rejected(Rejection::Unauthorized(denial)) if refused_by_acls(denial) => {
+            forget_early(&master);
+            return Ok(refused_stream(denial));
+        }
+        Outcome::Rejected(rejection) => {
+            forget_early(&master);
+            return Err(ApiError::Rejected(rejection.clone()));
+        }
         accepted => {
             events_name_framework(accepted.events()).into_iter().next().ok_or_else(|| {
                 ApiError::Internal("SUBSCRIBE committed without naming the framework".to_owned())
@@ -260,6 +286,23 @@ async fn subscribe(
         headers.insert(STREAM_ID_HEADER, value);
     }
     Ok(response)
+}
+
+/// A SUBSCRIBE the ACLs refuse (`register_frameworks`), as opposed to one with no valid
+/// credentials (401) or a FrameworkInfo.principal other than the authenticated one (400).
+fn refused_by_acls(denial: &Denial) -> bool {
+    !denial.is_unauthenticated() && !matches!(denial.reason, DenialReason::PrincipalMismatch { .. })
+}
+
+/// What Mesos answers a SUBSCRIBE its authorizer refuses: the stream opens (200), carries
+/// one ERROR event and closes, so a driver reports the reason through its `error` callback.
+fn refused_stream(denial: &Denial) -> Response {
+    let error = error_event(&format!("Not authorized to subscribe: {denial}"));
+    let mut response = Response::new(axum::body::Body::from(record(&error)));
+    response
+        .headers_mut()
+        .insert(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
 }
 
 fn events_name_framework(events: &[Event]) -> Vec<FrameworkId> {

@@ -36,7 +36,7 @@ fn app(id: &str) -> Value {
 
 /// Bootstraps through the leader, turns enforcement on, and waits until every master has
 /// applied it; returns the management token.
-async fn enforce(cluster: &TestMasters, leader: usize) -> String {
+pub(super) async fn enforce(cluster: &TestMasters, leader: usize) -> String {
     let answer = send(cluster, leader, Method::POST, "/corral/v1/acl/bootstrap", None, &[]).await;
     assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
     let root = answer.body["token"].as_str().expect("a token").to_owned();
@@ -77,8 +77,7 @@ async fn with_access_control_on_a_follower_forwards_marathon_writes_with_their_c
     let follower = cluster.follower_of(leader);
 
     // Off: a follower redirects, as before.
-    let answer =
-        send(&cluster, follower, Method::POST, "/v2/apps", Some(&app("/open")), &[]).await;
+    let answer = send(&cluster, follower, Method::POST, "/v2/apps", Some(&app("/open")), &[]).await;
     assert_eq!(answer.status, StatusCode::TEMPORARY_REDIRECT, "{}", answer.body);
 
     let root = enforce(&cluster, leader).await;

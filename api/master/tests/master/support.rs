@@ -81,7 +81,8 @@ impl TestMasters {
         let size = u64::try_from(addresses.len()).expect("a few masters");
         let directory = tempfile::tempdir().expect("temp dir");
         let network = LocalNetwork::new();
-        let address = |node_id: u64| addresses[usize::try_from(node_id - 1).expect("small")].clone();
+        let address =
+            |node_id: u64| addresses[usize::try_from(node_id - 1).expect("small")].clone();
         let peers: BTreeMap<u64, String> = (1..=size).map(|id| (id, address(id))).collect();
         let cluster_id = corral_testkit::unique_cluster_id();
         let mut masters = Vec::new();
