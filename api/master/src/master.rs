@@ -323,6 +323,12 @@ impl Master {
         let (probe, verdict) = self
             .read_state(ReadConsistency::Local, move |state| {
                 let verdict = state.check_client_command(&probe, Some(&identity));
+                // `run_tasks` refuses tasks, not the ACCEPT: `apply` decides each; in
+                // permissive mode a task that would be refused is counted here.
+                let verdict = verdict.and_then(|()| match state.check_run_tasks(&probe) {
+                    Some(denial) if state.auth().mode() == AuthMode::Permissive => Err(denial),
+                    _ => Ok(()),
+                });
                 (probe, verdict)
             })
             .await?;

@@ -174,10 +174,39 @@ impl ClusterState {
         entry: &Entry,
         user: Option<&str>,
     ) -> Option<Box<Denial>> {
-        if self.auth.mode != AuthMode::Enforce || matches!(entry.actor, Actor::Leader) {
+        if self.auth.mode != AuthMode::Enforce {
+            return None;
+        }
+        self.run_tasks_denial(entry, user)
+    }
+
+    fn run_tasks_denial(&self, entry: &Entry, user: Option<&str>) -> Option<Box<Denial>> {
+        if matches!(entry.actor, Actor::Leader) {
             return None;
         }
         self.auth.decide(entry.actor.identity(), Action::RunTasks, user).err()
+    }
+
+    /// The first task of an ACCEPT its sender may not run, whatever the mode: what the API
+    /// counts in permissive mode (with `enforce`, `apply` turns each such task into
+    /// TASK_ERROR and launches the rest).
+    pub fn check_run_tasks(&self, entry: &Entry) -> Option<Box<Denial>> {
+        let Command::Accept { framework_id, operations, .. } = &entry.command else {
+            return None;
+        };
+        let framework_user =
+            self.frameworks.get(framework_id).map(|framework| framework.info.user.as_str());
+        operations
+            .iter()
+            .flat_map(|operation| match operation {
+                crate::Operation::Launch { task_infos }
+                | crate::Operation::LaunchGroup { task_infos, .. } => task_infos.as_slice(),
+                crate::Operation::Reserve { .. } | crate::Operation::Unreserve { .. } => &[],
+            })
+            .find_map(|task| {
+                let user = task.command.as_ref().and_then(|command| command.user.as_deref());
+                self.run_tasks_denial(entry, user.or(framework_user))
+            })
     }
 
     fn agent_host(&self, agent_id: &AgentId) -> String {

@@ -613,6 +613,12 @@ fn a_task_the_principal_may_not_run_is_an_error_and_the_others_launch() {
         ],
         filters: Filters { refuse: Duration::ZERO },
     };
+    // What the API counts in permissive mode: the first task that would be refused.
+    let denial =
+        "principal 'dev' may not run_tasks on 'nobody': rule 1 of policy 'tasks' denies it";
+    let entry = world.entry(client("dev", Actor::Framework(framework_id.clone())), accept.clone());
+    let first = world.state.check_run_tasks(&entry).map(|denial| denial.to_string());
+    assert_eq!(first.as_deref(), Some(denial));
     let events = world.ok(client("dev", Actor::Framework(framework_id.clone())), accept);
 
     let refused = |task_id: &str, reason: TaskReason, message: String| Event::TaskDropped {
@@ -631,8 +637,6 @@ fn a_task_the_principal_may_not_run_is_an_error_and_the_others_launch() {
             exit_code: None,
         },
     };
-    let denial =
-        "principal 'dev' may not run_tasks on 'nobody': rule 1 of policy 'tasks' denies it";
     let Event::TaskAdded { task } = &events[1] else { panic!("{events:#?}") };
     assert_eq!(task.info.task_id, TaskId::new("mine"));
     assert_eq!(

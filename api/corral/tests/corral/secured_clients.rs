@@ -5,6 +5,8 @@
 //! running a task on an agent that joined with its token.
 
 use std::process::Command;
+
+use base64::Engine as _;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -12,6 +14,7 @@ use serde_json::{json, Value};
 use corral_testkit::agent_process::AgentProcess;
 use corral_testkit::cluster::Cluster;
 use corral_testkit::framework::{python, Framework};
+use corral_testkit::scheduler::RawFramework;
 
 const LONG: Duration = Duration::from_secs(90);
 const WEB_SECRET: &str = "web-secret-1234";
@@ -81,7 +84,7 @@ async fn secure(cluster: &Cluster, leader: usize) -> (String, String) {
     );
     acls.insert(
         "run_tasks".to_owned(),
-        json!([{"principals": {"values": ["fw"]}, "users": {"type": "ANY"}}]),
+        json!([{"principals": {"values": ["fw"]}, "users": {"values": ["root"]}}]),
     );
     let path = "/corral/v1/acl/policies/cluster";
     let (status, body) =
@@ -173,5 +176,58 @@ async fn marathon_and_pymesos_with_credentials_work_through_a_follower() {
             assert!(!log.contains(secret), "a secret in master {}'s log", master.node_id);
         }
     }
+    agent.kill();
+}
+
+/// Mesos decides `run_tasks` per task: in one ACCEPT, the task the principal may not run as
+/// its user becomes TASK_ERROR (REASON_TASK_UNAUTHORIZED, from the master) and the other runs.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_task_the_framework_may_not_run_is_an_error_and_its_neighbour_runs() {
+    let cluster = Cluster::start(1);
+    let leader = cluster.leader().await;
+    let (agents_token, _) = secure(&cluster, leader).await;
+    let directory = tempfile::tempdir().expect("temp dir");
+    let token_file = directory.path().join("agent.token");
+    std::fs::write(&token_file, format!("{agents_token}\n")).expect("token file");
+    let token_flag = format!("--token-file={}", token_file.display());
+    let mut agent = AgentProcess::start(
+        directory.path(),
+        "runs",
+        &cluster.addresses(),
+        &["--resources=cpus:2;mem:1024;disk:1024;ports:[33300-33399]", &token_flag],
+    );
+    let mut headers = reqwest::header::HeaderMap::new();
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("fw:{FW_SECRET}"));
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Basic {basic}").parse().expect("a header value"),
+    );
+    let http = reqwest::Client::builder()
+        .default_headers(headers)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("an HTTP client");
+    let framework =
+        RawFramework::subscribe(&http, &cluster.masters[leader].address, "run-tasks").await;
+    framework
+        .launch(vec![
+            json!({"id": "allowed", "command": {"value": "echo allowed"}}),
+            json!({"id": "refused", "command": {"value": "echo refused", "user": "nobody"}}),
+        ])
+        .await;
+    let refused = framework.wait_for("refused", "TASK_ERROR").await;
+    assert_eq!(refused["reason"], "REASON_TASK_UNAUTHORIZED", "{refused}");
+    assert_eq!(refused["source"], "SOURCE_MASTER", "{refused}");
+    let message = refused["message"].as_str().expect("a message");
+    assert!(message.contains("may not run_tasks on 'nobody'"), "{message}");
+    framework.wait_for("allowed", "TASK_FINISHED").await;
+    assert!(
+        !framework
+            .received()
+            .iter()
+            .any(|(task, state)| task == "refused" && state != "TASK_ERROR"),
+        "{:?}",
+        framework.received()
+    );
     agent.kill();
 }
