@@ -231,3 +231,43 @@ async fn a_task_the_framework_may_not_run_is_an_error_and_its_neighbour_runs() {
     );
     agent.kill();
 }
+
+/// Over mutual TLS a follower forwards as a master (its certificate names
+/// `master.<cluster>`), to the leader's TLS listener, whichever listener the write came in
+/// on: a plain client (as pymesos or `requests` without a CA) and a TLS one alike.
+#[tokio::test(flavor = "multi_thread")]
+async fn over_tls_a_follower_forwards_writes_from_either_listener() {
+    let cluster = Cluster::start_tls(3, 0, &[]);
+    let leader = cluster.leader().await;
+    let follower = cluster.follower_of(leader);
+    secure(&cluster, leader).await;
+    let follower_plain = cluster.masters[follower].plain_address.clone().expect("plain listener");
+    let app =
+        |id: &str| json!({"id": id, "cmd": "sleep 600", "cpus": 0.1, "mem": 16, "instances": 0});
+    let urls = [
+        (format!("http://{follower_plain}/v2/apps"), "/dev/plain"),
+        (cluster.masters[follower].url("/v2/apps"), "/dev/tls"),
+    ];
+    for (url, id) in urls {
+        let response = cluster
+            .http
+            .post(&url)
+            .basic_auth("web", Some(WEB_SECRET))
+            .json(&app(id))
+            .send()
+            .await
+            .expect("the follower answers");
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        assert_eq!(status, 201, "{url}: {body}");
+        assert_eq!(body["id"], id, "{body}");
+        let response = cluster
+            .http
+            .get(cluster.masters[leader].url(&format!("/v2/apps{id}")))
+            .basic_auth("web", Some(WEB_SECRET))
+            .send()
+            .await
+            .expect("the leader answers");
+        assert_eq!(response.status(), 200, "{id} on the leader");
+    }
+}
