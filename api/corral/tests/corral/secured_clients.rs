@@ -169,6 +169,25 @@ async fn marathon_and_pymesos_with_credentials_work_through_a_follower() {
     });
     wait.await.expect("the framework ran a task");
 
+    // A principal the ACLs do not let register frameworks: pymesos reports Mesos's ERROR
+    // event through its `error` callback.
+    let follower_address = cluster.masters[follower].address.clone();
+    let refused = tokio::task::spawn_blocking(move || {
+        let mut framework =
+            Framework::start(&follower_address, 1, &["--principal", "web", "--secret", WEB_SECRET]);
+        let error = framework.wait_for(LONG, "an error", |line| line["kind"] == "error");
+        assert!(
+            !framework.seen.iter().any(|line| line["kind"] == "registered"),
+            "{:?}",
+            framework.seen
+        );
+        error
+    });
+    let error = refused.await.expect("the refused framework's thread");
+    let message = error["message"].as_str().expect("a message");
+    assert!(message.starts_with("Not authorized to subscribe"), "{message}");
+    assert!(message.contains("principal 'web' may not register_frameworks"), "{message}");
+
     // No secret reaches a master's log.
     for master in &cluster.masters {
         let log = std::fs::read_to_string(master.log_path()).expect("a master's log");

@@ -297,8 +297,10 @@ fn refused_by_acls(denial: &Denial) -> bool {
 /// What Mesos answers a SUBSCRIBE its authorizer refuses: the stream opens (200), carries
 /// one ERROR event and closes, so a driver reports the reason through its `error` callback.
 fn refused_stream(denial: &Denial) -> Response {
-    let error = error_event(&format!("Not authorized to subscribe: {denial}"));
-    let mut response = Response::new(axum::body::Body::from(record(&error)));
+    let error = record(&error_event(&format!("Not authorized to subscribe: {denial}")));
+    // Chunked, as every scheduler stream: pymesos refuses a stream that is not.
+    let chunks = futures::stream::once(async move { Ok::<_, std::convert::Infallible>(error) });
+    let mut response = Response::new(axum::body::Body::from_stream(chunks));
     response
         .headers_mut()
         .insert(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
