@@ -79,6 +79,8 @@ async fn a_subscribe_the_acls_refuse_gets_an_error_event_and_the_stream_closes()
         )
         .await;
     assert_eq!(response.status(), StatusCode::OK);
+    // A stream of unknown length (chunked), as pymesos insists.
+    assert_eq!(axum::body::HttpBody::size_hint(response.body()).exact(), None);
     // The whole body: the stream ends after the one event.
     let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("body");
     let events = records(&bytes);
