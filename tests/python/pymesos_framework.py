@@ -3,12 +3,13 @@ integration tests. It prints one JSON object per line on stdout for every callba
 test can follow what the framework saw.
 
 Usage: pymesos_framework.py --master HOST:PORT --tasks N [--hold-acks]
-                            [--principal P --secret S]
+                            [--principal P --secret S] [--marker WORD]
 
 With --hold-acks the framework does not acknowledge status updates until it has
 re-registered with a new master, so the test can check that unacknowledged updates are
 delivered again after a failover. With --principal and --secret pymesos sends them as HTTP
-Basic on every call (and as FrameworkInfo.principal).
+Basic on every call (and as FrameworkInfo.principal). Each task's command carries --marker
+(default corral-pymesos-test) so a test can find its processes, and only its own.
 """
 
 import argparse
@@ -30,8 +31,9 @@ def scalar(offer, name):
 
 
 class TestScheduler(Scheduler):
-    def __init__(self, tasks, hold_acks):
+    def __init__(self, tasks, hold_acks, marker):
         self.wanted = tasks
+        self.marker = marker
         self.launched = 0
         self.hold_acks = hold_acks
         self.reregistered_once = False
@@ -70,7 +72,7 @@ class TestScheduler(Scheduler):
                     "task_id": {"value": task_id},
                     "agent_id": {"value": offer["agent_id"]["value"]},
                     "name": task_id,
-                    "command": {"value": "sleep 600 # corral-pymesos-test"},
+                    "command": {"value": "sleep 600 # " + self.marker},
                     "resources": [
                         {"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1}},
                         {"name": "mem", "type": "SCALAR", "scalar": {"value": 32}},
@@ -115,6 +117,7 @@ def main():
     parser.add_argument("--hold-acks", action="store_true")
     parser.add_argument("--principal")
     parser.add_argument("--secret")
+    parser.add_argument("--marker", default="corral-pymesos-test")
     args = parser.parse_args()
     framework = {
         "user": "root",
@@ -123,7 +126,7 @@ def main():
         "checkpoint": True,
         "capabilities": [{"type": "PARTITION_AWARE"}],
     }
-    scheduler = TestScheduler(args.tasks, args.hold_acks)
+    scheduler = TestScheduler(args.tasks, args.hold_acks, args.marker)
     driver = MesosSchedulerDriver(scheduler, framework, args.master, use_addict=False, implicit_acknowledgements=False,
                                   principal=args.principal, secret=args.secret)
     command_thread = threading.Thread(target=read_commands, args=(driver,), daemon=True)

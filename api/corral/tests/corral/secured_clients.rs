@@ -19,6 +19,8 @@ use corral_testkit::scheduler::RawFramework;
 const LONG: Duration = Duration::from_secs(90);
 const WEB_SECRET: &str = "web-secret-1234";
 const FW_SECRET: &str = "fw-secret-5678";
+/// In this test's tasks' command lines: other tests look for pymesos's default marker.
+const MARKER: &str = "corral-secured-clients-test";
 
 async fn send(
     cluster: &Cluster,
@@ -152,15 +154,18 @@ async fn marathon_and_pymesos_with_credentials_work_through_a_follower() {
     let token_file = directory.path().join("agent.token");
     std::fs::write(&token_file, format!("{agents_token}\n")).expect("token file");
     let token_flag = format!("--token-file={}", token_file.display());
-    let mut agent = AgentProcess::start(
+    let agent = AgentProcess::start(
         directory.path(),
         "secured",
         &cluster.addresses(),
         &["--resources=cpus:2;mem:1024;disk:1024;ports:[33200-33299]", &token_flag],
     );
     let wait = tokio::task::spawn_blocking(move || {
-        let mut framework =
-            Framework::start(&follower_address, 1, &["--principal", "fw", "--secret", FW_SECRET]);
+        let mut framework = Framework::start(
+            &follower_address,
+            1,
+            &["--principal", "fw", "--secret", FW_SECRET, "--marker", MARKER],
+        );
         framework.wait_for(LONG, "registered", |line| line["kind"] == "registered");
         framework.wait_for(LONG, "a running task", |line| {
             line["kind"] == "update" && line["state"] == "TASK_RUNNING"
@@ -195,7 +200,14 @@ async fn marathon_and_pymesos_with_credentials_work_through_a_follower() {
             assert!(!log.contains(secret), "a secret in master {}'s log", master.node_id);
         }
     }
-    agent.kill();
+    // Dropped, the agent stops gracefully and kills its tasks (`--on-stop kill-tasks`).
+    drop(agent);
+    let left = Command::new("pgrep").args(["-f", MARKER]).output().expect("pgrep");
+    assert!(
+        left.stdout.is_empty(),
+        "tasks left running: {}",
+        String::from_utf8_lossy(&left.stdout)
+    );
 }
 
 /// Mesos decides `run_tasks` per task: in one ACCEPT, the task the principal may not run as
@@ -209,7 +221,7 @@ async fn a_task_the_framework_may_not_run_is_an_error_and_its_neighbour_runs() {
     let token_file = directory.path().join("agent.token");
     std::fs::write(&token_file, format!("{agents_token}\n")).expect("token file");
     let token_flag = format!("--token-file={}", token_file.display());
-    let mut agent = AgentProcess::start(
+    let agent = AgentProcess::start(
         directory.path(),
         "runs",
         &cluster.addresses(),
@@ -248,7 +260,8 @@ async fn a_task_the_framework_may_not_run_is_an_error_and_its_neighbour_runs() {
         "{:?}",
         framework.received()
     );
-    agent.kill();
+    // Dropped, the agent stops gracefully and kills its tasks (`--on-stop kill-tasks`).
+    drop(agent);
 }
 
 /// Over mutual TLS a follower forwards as a master (its certificate names
