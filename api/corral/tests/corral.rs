@@ -4,6 +4,7 @@
 
 mod corral {
     mod access;
+    mod acl;
     mod agents;
     mod audit;
     mod autoscale;
@@ -17,5 +18,6 @@ mod corral {
     mod operations;
     mod proxy;
     mod tls;
+    mod views;
     mod webui;
 }

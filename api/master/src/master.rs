@@ -8,7 +8,7 @@ use corral_allocator::AllocatorConfig;
 use corral_log::{Committed, LogError, LogNode, ReadConsistency};
 use corral_state::auth::AuthMode;
 use corral_state::{
-    Actor, ClusterState, Command, Entry, FrameworkId, Rejection, RequestId, Role, Timestamp,
+    Actor, ClusterState, Command, Entry, FrameworkId, Hidden, Rejection, RequestId, Role, Timestamp,
 };
 use tokio::sync::{mpsc, oneshot, Notify};
 
@@ -175,6 +175,15 @@ pub struct Master {
 pub(crate) fn wall_clock() -> Timestamp {
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     Timestamp(u64::try_from(nanos).unwrap_or(u64::MAX))
+}
+
+/// The mode, and what `identity` may not view (nothing when access control is off).
+fn hidden_from(state: &ClusterState, identity: Option<&str>) -> (AuthMode, Hidden) {
+    let mode = state.auth().mode();
+    if mode == AuthMode::Off {
+        return (mode, Hidden::default());
+    }
+    (mode, state.hidden_from(identity))
 }
 
 pub(crate) fn new_request_id() -> RequestId {
@@ -358,7 +367,7 @@ impl Master {
         consistency: ReadConsistency,
         render: impl FnOnce(&ClusterState) -> T + Send + 'static,
     ) -> Result<T, ApiError> {
-        let copy = self.read_state(consistency, ClusterState::without_bookkeeping).await?;
+        let copy = self.visible_copy(consistency).await?;
         tokio::task::spawn_blocking(move || render(&copy))
             .await
             .map_err(|error| ApiError::Internal(error.to_string()))
@@ -373,8 +382,69 @@ impl Master {
         what: &'static str,
         write: impl FnOnce(&ClusterState, &mut BodyWriter) -> serde_json::Result<()> + Send + 'static,
     ) -> Result<axum::response::Response, ApiError> {
-        let copy = self.read_state(consistency, ClusterState::without_bookkeeping).await?;
+        let copy = self.visible_copy(consistency).await?;
         Ok(crate::written::json_response(what, copy, write))
+    }
+
+    /// A copy of the state as `render_off_lock` makes it, without what the caller may not
+    /// view when access control is enforced (`view_*` filter, never refuse); filtered after
+    /// the lock is released.
+    async fn visible_copy(&self, consistency: ReadConsistency) -> Result<ClusterState, ApiError> {
+        let caller = crate::auth::current_caller();
+        let identity = caller.as_ref().and_then(|caller| caller.identity.clone());
+        let (mut copy, hidden) = self
+            .read_state(consistency, |state| {
+                (state.without_bookkeeping(), hidden_from(state, identity.as_deref()))
+            })
+            .await?;
+        let hidden = self.count_hidden(caller.as_ref(), hidden);
+        copy.retain_visible(&hidden);
+        Ok(copy)
+    }
+
+    /// Reads for the caller of the request being served: `reader` gets the state or, when
+    /// access control is enforced and the caller may not view everything, a copy without
+    /// what it may not view, and what was left out (for answers drawn from more than the
+    /// state's objects, such as role names).
+    pub(crate) async fn read_visible<T>(
+        &self,
+        consistency: ReadConsistency,
+        reader: impl FnOnce(&ClusterState, &Hidden) -> T,
+    ) -> Result<T, ApiError> {
+        let caller = crate::auth::current_caller();
+        let identity = caller.as_ref().and_then(|caller| caller.identity.clone());
+        let (answer, hidden) = self
+            .read_state(consistency, move |state| {
+                let (mode, hidden) = hidden_from(state, identity.as_deref());
+                if mode != AuthMode::Enforce || hidden.is_empty() {
+                    return (reader(state, &Hidden::default()), (mode, hidden));
+                }
+                let mut copy = state.without_bookkeeping();
+                copy.retain_visible(&hidden);
+                (reader(&copy, &hidden), (mode, hidden))
+            })
+            .await?;
+        self.count_hidden(caller.as_ref(), hidden);
+        Ok(answer)
+    }
+
+    /// Counts a read that left something out (or would have, with `permissive`); returns
+    /// what to leave out: nothing unless enforcing.
+    fn count_hidden(
+        &self,
+        caller: Option<&crate::auth::Caller>,
+        hidden: (AuthMode, Hidden),
+    ) -> Hidden {
+        let (mode, hidden) = hidden;
+        if hidden.is_empty() {
+            return hidden;
+        }
+        let route = caller.map_or("in-process", |caller| caller.route.as_str());
+        self.inner.metrics.http_auth_denied.with_label_values(&["hidden", route]).inc();
+        if mode == AuthMode::Enforce {
+            return hidden;
+        }
+        Hidden::default()
     }
 
     /// The flags a master reports (`/master/flags`, `GET_FLAGS`), as Mesos does: by name,
