@@ -387,16 +387,13 @@ impl Master {
     }
 
     /// A copy of the state as `render_off_lock` makes it, without what the caller may not
-    /// view when access control is enforced (`view_*` filter, never refuse); filtered after
-    /// the lock is released.
+    /// view when access control is enforced (`view_*` filter, never refuse); decided and
+    /// filtered on the copy, which carries the ACLs, after the lock is released.
     async fn visible_copy(&self, consistency: ReadConsistency) -> Result<ClusterState, ApiError> {
         let caller = crate::auth::current_caller();
         let identity = caller.as_ref().and_then(|caller| caller.identity.clone());
-        let (mut copy, hidden) = self
-            .read_state(consistency, |state| {
-                (state.without_bookkeeping(), hidden_from(state, identity.as_deref()))
-            })
-            .await?;
+        let mut copy = self.read_state(consistency, ClusterState::without_bookkeeping).await?;
+        let hidden = hidden_from(&copy, identity.as_deref());
         let hidden = self.count_hidden(caller.as_ref(), hidden);
         copy.retain_visible(&hidden);
         Ok(copy)

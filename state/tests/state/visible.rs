@@ -6,13 +6,13 @@ use std::collections::BTreeSet;
 use corral_state::auth::{
     Action, AuthMode, EntityMatch, Policy, Rule, SecretHash, Token, TokenKind,
 };
-use corral_state::model::{CommandInfo, Filters};
+use corral_state::model::{CommandInfo, ExecutorInfo, Filters, TaskInfo};
 use corral_state::{
-    Actor, AgentId, AppId, ClusterState, Command, DeploymentId, Event, Force, FrameworkId, Hidden,
-    Operation, PutMode, Role, TaskId,
+    Actor, AgentId, AppId, ClusterState, Command, DeploymentId, Event, ExecutorId, Force,
+    FrameworkId, Hidden, Operation, PutMode, Role, TaskId,
 };
 
-use super::support::{framework_info, role, spec, task_info, World};
+use super::support::{framework_info, res, role, spec, task_info, World};
 
 fn token(accessor: &str, kind: TokenKind) -> Token {
     Token {
@@ -42,19 +42,52 @@ fn launch(
     agent: &AgentId,
     tasks: &[(&str, Option<&str>)],
 ) {
-    let offer = world.offer(framework, agent, role, "cpus:1;mem:64");
     let task_infos = tasks
         .iter()
         .map(|(id, user)| {
             let mut info = task_info(id, agent, "cpus:0.1;mem:8");
-            info.command = Some(CommandInfo {
-                value: Some("sleep 600".to_owned()),
-                user: user.map(str::to_owned),
-                ..CommandInfo::default()
-            });
+            info.command = Some(command(*user));
             info
         })
         .collect();
+    launch_infos(world, (framework, role), agent, task_infos);
+}
+
+fn command(user: Option<&str>) -> CommandInfo {
+    CommandInfo {
+        value: Some("sleep 600".to_owned()),
+        user: user.map(str::to_owned),
+        ..CommandInfo::default()
+    }
+}
+
+/// Launches one task on its own executor, `executor_id`, run as `user`.
+fn launch_on_executor(
+    world: &mut World,
+    framework: (&FrameworkId, &str),
+    agent: &AgentId,
+    (task_id, executor_id, user): (&str, &str, &str),
+) {
+    let mut info = task_info(task_id, agent, "cpus:0.1;mem:8");
+    info.command = None;
+    info.executor = Some(ExecutorInfo {
+        executor_id: ExecutorId::new(executor_id),
+        name: None,
+        command: Some(command(Some(user))),
+        container: None,
+        resources: res("cpus:0.1;mem:8"),
+    });
+    launch_infos(world, framework, agent, vec![info]);
+}
+
+fn launch_infos(
+    world: &mut World,
+    (framework, role): (&FrameworkId, &str),
+    agent: &AgentId,
+    task_infos: Vec<TaskInfo>,
+) {
+    let launched = task_infos.len();
+    let offer = world.offer(framework, agent, role, "cpus:1;mem:64");
     let events = world.as_framework(
         framework,
         Command::Accept {
@@ -65,7 +98,7 @@ fn launch(
         },
     );
     let added = events.iter().filter(|event| matches!(event, Event::TaskAdded { .. })).count();
-    assert_eq!(added, tasks.len(), "{events:?}");
+    assert_eq!(added, launched, "{events:?}");
 }
 
 struct Cluster {
@@ -76,9 +109,10 @@ struct Cluster {
 }
 
 /// Two frameworks, alice's (role `a`) with a task of hers and one run as `mallory`, and bob's
-/// (role `b`) with one task; an app `/team/web` and one `/other/db`; then access control:
-/// `ann` sees alice's frameworks and tasks and role `a`, `bo` sees bob's frameworks, every
-/// task, no role, and apps under `/team`; `root` is management.
+/// (role `b`) with a task and one on an executor run as `eve`; an app `/team/web` and one
+/// `/other/db`; then access control: `ann` sees alice's frameworks and tasks, every executor
+/// and role `a`; `bo` sees bob's frameworks, every task, bob's executors, no role, and apps
+/// under `/team`; `root` is management.
 fn cluster() -> Cluster {
     let mut world = World::new();
     let agent = world.add_agent("h1", "cpus:8;mem:4096");
@@ -95,6 +129,7 @@ fn cluster() -> Cluster {
         &[("alice-1", None), ("as-mallory", Some("mallory"))],
     );
     launch(&mut world, (&bob, "b"), &agent, &[("bob-1", None)]);
+    launch_on_executor(&mut world, (&bob, "b"), &agent, ("bob-2", "as-eve", "eve"));
     for (number, app) in ["/team/web", "/other/db"].into_iter().enumerate() {
         world.operator(Command::PutApp {
             app_id: AppId::new(app),
@@ -120,10 +155,7 @@ fn cluster() -> Cluster {
             vec![rule("ann", values(&["alice"])), rule("bo", values(&["bob"]))],
         ),
         (Action::ViewTasks, vec![rule("ann", values(&["alice"])), rule("bo", EntityMatch::Any)]),
-        (
-            Action::ViewExecutors,
-            vec![Rule { principals: EntityMatch::Any, objects: EntityMatch::Any }],
-        ),
+        (Action::ViewExecutors, vec![rule("ann", EntityMatch::Any), rule("bo", values(&["bob"]))]),
         (Action::ViewRoles, vec![rule("ann", values(&["a"]))]),
         (Action::ViewApps, vec![rule("bo", values(&["/team"]))]),
     ];
@@ -193,7 +225,7 @@ fn each_principal_is_shown_exactly_what_its_view_rules_allow() {
         Hidden {
             frameworks: BTreeSet::from([alice.clone(), service.clone()]),
             tasks: BTreeSet::new(),
-            executors: BTreeSet::new(),
+            executors: BTreeSet::from([(bob.clone(), ExecutorId::new("as-eve"))]),
             roles: roles(&["*", "a", "b"]),
             apps: BTreeSet::from([AppId::new("/other/db")]),
         }
@@ -204,11 +236,17 @@ fn each_principal_is_shown_exactly_what_its_view_rules_allow() {
         shown(&seen_by_bo, &agent),
         (
             vec![bob.to_string()],
-            vec![format!("{bob}/bob-1")],
-            vec![format!("{bob}/bob-1")],
+            vec![format!("{bob}/bob-1"), format!("{bob}/bob-2")],
+            vec![format!("{bob}/bob-1"), format!("{bob}/bob-2")],
             vec!["/team/web".to_owned()],
         )
     );
+    // Bob's executor runs as eve: bo sees its task but not the executor; for ann it went
+    // with bob's framework.
+    let executors = |state: &ClusterState| state.executors().len();
+    assert_eq!(executors(state), 1);
+    assert_eq!((executors(&seen_by_bo), executors(&seen_by_ann)), (0, 0));
+    assert!(seen_by_bo.agents()[&agent].executors.is_empty());
 }
 
 #[test]
