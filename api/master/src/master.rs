@@ -177,6 +177,16 @@ pub(crate) fn wall_clock() -> Timestamp {
     Timestamp(u64::try_from(nanos).unwrap_or(u64::MAX))
 }
 
+/// Which `view_*` rules filter a read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Views {
+    /// Mesos's reads: frameworks, tasks, executors and roles (and apps).
+    Mesos,
+    /// Marathon's: apps by id and their instances. The apps' tasks belong to the built-in
+    /// framework, which a Marathon user has no reason to be allowed to view.
+    Apps,
+}
+
 /// The mode, and what `identity` may not view (nothing when access control is off).
 fn hidden_from(state: &ClusterState, identity: Option<&str>) -> (AuthMode, Hidden) {
     let mode = state.auth().mode();
@@ -361,13 +371,14 @@ impl Master {
 
     /// For answers of megabytes: copies the state without its request ids (tasks are shared,
     /// so the copy is cheap) and renders the copy on a blocking thread, so applying never
-    /// waits for the answer to be built.
-    pub async fn render_off_lock<T: Send + 'static>(
+    /// waits for the answer to be built. `views` says which `view_*` rules filter the copy.
+    pub(crate) async fn render_off_lock<T: Send + 'static>(
         &self,
         consistency: ReadConsistency,
+        views: Views,
         render: impl FnOnce(&ClusterState) -> T + Send + 'static,
     ) -> Result<T, ApiError> {
-        let copy = self.visible_copy(consistency).await?;
+        let copy = self.visible_copy(consistency, views).await?;
         tokio::task::spawn_blocking(move || render(&copy))
             .await
             .map_err(|error| ApiError::Internal(error.to_string()))
@@ -382,19 +393,26 @@ impl Master {
         what: &'static str,
         write: impl FnOnce(&ClusterState, &mut BodyWriter) -> serde_json::Result<()> + Send + 'static,
     ) -> Result<axum::response::Response, ApiError> {
-        let copy = self.visible_copy(consistency).await?;
+        let copy = self.visible_copy(consistency, Views::Mesos).await?;
         Ok(crate::written::json_response(what, copy, write))
     }
 
     /// A copy of the state as `render_off_lock` makes it, without what the caller may not
     /// view when access control is enforced (`view_*` filter, never refuse); decided and
     /// filtered on the copy, which carries the ACLs, after the lock is released.
-    async fn visible_copy(&self, consistency: ReadConsistency) -> Result<ClusterState, ApiError> {
+    async fn visible_copy(
+        &self,
+        consistency: ReadConsistency,
+        views: Views,
+    ) -> Result<ClusterState, ApiError> {
         let caller = crate::auth::current_caller();
         let identity = caller.as_ref().and_then(|caller| caller.identity.clone());
         let mut copy = self.read_state(consistency, ClusterState::without_bookkeeping).await?;
-        let hidden = hidden_from(&copy, identity.as_deref());
-        let hidden = self.count_hidden(caller.as_ref(), hidden);
+        let (mode, mut hidden) = hidden_from(&copy, identity.as_deref());
+        if views == Views::Apps {
+            hidden = Hidden { apps: hidden.apps, ..Hidden::default() };
+        }
+        let hidden = self.count_hidden(caller.as_ref(), (mode, hidden));
         copy.retain_visible(&hidden);
         Ok(copy)
     }

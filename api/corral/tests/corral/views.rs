@@ -1,8 +1,8 @@
 //! `view_frameworks`, `view_tasks`, `view_roles` and `view_apps` filter reads on a real
 //! cluster: two frameworks run as different users, each with a task, and two principals each
 //! see their own framework and task (and nothing of the other's) in every v0 read, every
-//! operator read and Marathon's app list, while a management token sees both; `permissive`
-//! shows everything.
+//! operator read, while a management token sees both; Marathon's apps and tasks follow
+//! `view_apps` alone; `permissive` shows everything.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -11,7 +11,10 @@ use serde_json::{json, Value};
 
 use corral_testkit::agent_process::AgentProcess;
 use corral_testkit::cluster::Cluster;
+use corral_testkit::eventually;
 use corral_testkit::scheduler::RawFramework;
+
+const LONG: Duration = Duration::from_secs(60);
 
 async fn send(
     cluster: &Cluster,
@@ -162,10 +165,6 @@ async fn each_principal_sees_only_the_frameworks_tasks_roles_and_apps_it_may_vie
         "view_apps": [{"principals": {"values": ["bo"]}, "app_ids": {"values": ["/team"]}}],
     });
     send(&cluster, Method::PUT, "/corral/v1/acl/policies/views", &root, Some(acls)).await;
-    for app in ["/team/web", "/other/db"] {
-        let body = json!({"id": app, "cmd": "sleep 600", "cpus": 0.1, "mem": 16, "instances": 0});
-        send(&cluster, Method::POST, "/v2/apps", &root, Some(body)).await;
-    }
     let mode = json!({"mode": "enforce"});
     send(&cluster, Method::PUT, "/corral/v1/acl/mode", &root, Some(mode)).await;
 
@@ -193,6 +192,24 @@ async fn each_principal_sees_only_the_frameworks_tasks_roles_and_apps_it_may_vie
         framework_ids.push(framework.framework_id.clone());
     }
     let (alice, bob) = (framework_ids[0].as_str(), framework_ids[1].as_str());
+    for (app, instances) in [("/team/web", 1), ("/other/db", 0)] {
+        let body =
+            json!({"id": app, "cmd": "sleep 600", "cpus": 0.1, "mem": 16, "instances": instances});
+        send(&cluster, Method::POST, "/v2/apps", &root, Some(body)).await;
+    }
+    let web_task = eventually(LONG, "/team/web's instance running", || async {
+        let tasks = send(&cluster, Method::GET, "/v2/tasks", &root, None).await;
+        let task = tasks["tasks"].as_array()?.first()?.clone();
+        (task["state"] == "TASK_RUNNING").then(|| task["id"].as_str().map(str::to_owned))?
+    })
+    .await;
+    // Marathon's reads follow view_apps alone: bo may view /team but not the apps' framework.
+    for (token, seen) in
+        [(ann, vec![]), (bo, vec![web_task.clone()]), (&root, vec![web_task.clone()])]
+    {
+        let tasks = send(&cluster, Method::GET, "/v2/tasks", token, None).await;
+        assert_eq!(strings(list(&tasks, "/tasks"), "/id"), seen.into_iter().collect(), "{tasks}");
+    }
 
     assert_eq!(
         seen_by(&cluster, ann).await,
@@ -210,14 +227,24 @@ async fn each_principal_sees_only_the_frameworks_tasks_roles_and_apps_it_may_vie
     assert!(all.contains(&alice) && all.contains(&bob) && all.len() == 3, "{all:?}");
     assert_eq!(
         everyone,
-        expected(&all, &["alice-task", "bob-task"], &["*"], &["/other/db", "/team/web"]),
+        expected(
+            &all,
+            &["alice-task", "bob-task", web_task.as_str()],
+            &["*"],
+            &["/other/db", "/team/web"]
+        ),
         "root"
     );
     let mode = json!({"mode": "permissive"});
     send(&cluster, Method::PUT, "/corral/v1/acl/mode", &root, Some(mode)).await;
     assert_eq!(
         seen_by(&cluster, ann).await,
-        expected(&all, &["alice-task", "bob-task"], &["*"], &["/other/db", "/team/web"]),
+        expected(
+            &all,
+            &["alice-task", "bob-task", web_task.as_str()],
+            &["*"],
+            &["/other/db", "/team/web"]
+        ),
         "ann, permissive"
     );
     let metrics = cluster
