@@ -60,6 +60,21 @@ async fn status_of(
     request.send().await.expect("the master answers").status()
 }
 
+/// Waits until every master has applied the creation of `token`: a master authenticates
+/// from its own state, so a follower that has not heard of a token yet answers 401.
+async fn known_everywhere(cluster: &Cluster, token: &str) {
+    eventually(LONG, "the token known to every master", || async {
+        for master in 0..cluster.masters.len() {
+            // Guarded once bootstrapped: 401 for an unknown token, 200 or 403 for a known one.
+            if status_of(cluster, master, "/corral/v1/acl/mode", Some(token)).await == 401 {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await;
+}
+
 /// Every file under `directory`, with its bytes.
 fn files_under(directory: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
     let mut files = Vec::new();
@@ -107,6 +122,7 @@ async fn corral_acl_bootstraps_makes_tokens_and_policies_and_enforces_and_no_sec
     assert!(said.contains("written to"), "{said}");
     let root = std::fs::read_to_string(&root_file).expect("the token file").trim().to_owned();
     assert!(root.starts_with("crl_"), "a token in the file");
+    known_everywhere(&cluster, &root).await;
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&root_file).expect("metadata").permissions().mode();
@@ -131,6 +147,7 @@ async fn corral_acl_bootstraps_makes_tokens_and_policies_and_enforces_and_no_sec
         None,
     );
     let fw = fw.trim().to_owned();
+    known_everywhere(&cluster, &fw).await;
     assert!(fw.starts_with("crl_") && fw != root, "{fw}");
     let refused =
         failure_of(&["acl", "token", "create", "--principal", "x", "--master", via_follower], None);
@@ -149,7 +166,11 @@ async fn corral_acl_bootstraps_makes_tokens_and_policies_and_enforces_and_no_sec
     )
     .expect("policy file");
     let policy_flag = policy_file.display().to_string();
-    let all = cluster.addresses().join(",");
+    // The leader first: a master reads access control from its own state, and these reads
+    // follow writes (the follower path is the one above).
+    let first = cluster.masters[leader].address.clone();
+    let others = cluster.addresses().into_iter().filter(|address| *address != first);
+    let all = std::iter::once(first.clone()).chain(others).collect::<Vec<_>>().join(",");
     let put = stdout_of(
         &["acl", "policy", "put", "frameworks", &policy_flag, "--master", &all],
         Some(&root),
@@ -306,6 +327,7 @@ async fn a_bootstrap_token_file_bootstraps_once_and_a_stale_one_is_only_logged()
         Some(&token),
     );
     let other = other.trim().to_owned();
+    known_everywhere(&cluster, &other).await;
     stdout_of(
         &["acl", "token", "revoke", "0123456789abcdef", "--master", &addresses],
         Some(&other),
