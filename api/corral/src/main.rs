@@ -549,6 +549,12 @@ fn plain_addresses(
 fn bootstrap_token(path: &std::path::Path) -> anyhow::Result<corral_master::BootstrapToken> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read --bootstrap-token-file {}", path.display()))?;
+    if let Ok(metadata) = std::fs::metadata(path) {
+        use std::os::unix::fs::PermissionsExt;
+        if metadata.permissions().mode() & 0o077 != 0 {
+            tracing::warn!(file = %path.display(), "--bootstrap-token-file may be read by other users than its owner (chmod 600 it)");
+        }
+    }
     corral_master::BootstrapToken::parse(&text)
         .map_err(|problem| anyhow::anyhow!("--bootstrap-token-file {}: {problem}", path.display()))
 }

@@ -291,6 +291,11 @@ async fn a_bootstrap_token_file_bootstraps_once_and_a_stale_one_is_only_logged()
     let token_file = directory.path().join("bootstrap.token");
     let token = format!("crl_0123456789abcdef_{}", "5ec7e7".repeat(8));
     std::fs::write(&token_file, format!("{token}\n")).expect("token file");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let readable = std::fs::Permissions::from_mode(0o644);
+        std::fs::set_permissions(&token_file, readable).expect("chmod");
+    }
     let flag = token_file.display().to_string();
     let mut cluster = Cluster::start_with(3, &["--bootstrap-token-file", &flag]);
     let leader = cluster.leader().await;
@@ -303,6 +308,9 @@ async fn a_bootstrap_token_file_bootstraps_once_and_a_stale_one_is_only_logged()
     })
     .await;
     assert_eq!(status_of(&cluster, leader, "/corral/v1/acl/tokens", None).await, 401);
+    // The file is readable by others (0644): each master given it says so.
+    let log = std::fs::read_to_string(cluster.masters[leader].log_path()).expect("a log");
+    assert!(log.contains("--bootstrap-token-file may be read by other users"), "{log}");
     let addresses = cluster.addresses().join(",");
     let listed = stdout_of(&["acl", "token", "list", "--master", &addresses], Some(&token));
     assert_eq!(listed.lines().count(), 2, "one token: {listed}");
