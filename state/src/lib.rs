@@ -23,6 +23,7 @@ pub mod resources;
 mod tally;
 mod time;
 mod verdict;
+mod visible;
 
 pub use cluster::{ClusterState, Executor};
 pub use codec::{CodecError, Digest, FORMAT_VERSION};
@@ -44,3 +45,4 @@ pub use resources::{
 pub use tally::{AgentStanding, Amounts, Held, Tally};
 pub use time::Timestamp;
 pub use verdict::Verdict;
+pub use visible::Hidden;

@@ -18,4 +18,5 @@ mod state {
     mod tally;
     mod tasks;
     mod tick;
+    mod visible;
 }

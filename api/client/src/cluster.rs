@@ -2,7 +2,9 @@
 //! (`/corral/v1/members`, `/corral/v1/leader/transfer`, `/corral/v1/snapshot`).
 //!
 //! `masters` is one address or several separated by commas; each is tried in turn until one
-//! answers, and a follower's 307 to the leader is followed (reqwest re-sends the body).
+//! answers, and a follower's 307 to the leader is followed (reqwest re-sends the body). A
+//! client with a token follows the 307 itself: reqwest drops `Authorization` on a redirect to
+//! another port, and every master listens on its own.
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -56,7 +58,13 @@ pub struct SnapshotDownload {
 pub struct ClusterClient {
     http: reqwest::Client,
     masters: Vec<String>,
+    /// Sent as `Authorization: Bearer` on every request, redirects included.
+    token: Option<String>,
 }
+
+/// How many redirects a client with a token follows (a follower names the leader; a second
+/// hop only happens when leadership moved in between).
+const MAX_REDIRECTS: usize = 3;
 
 impl ClusterClient {
     pub fn new(http: reqwest::Client, masters: &str) -> ClusterClient {
@@ -66,7 +74,46 @@ impl ClusterClient {
             .filter(|master| !master.is_empty())
             .map(str::to_owned)
             .collect();
-        ClusterClient { http, masters }
+        ClusterClient { http, masters, token: None }
+    }
+
+    /// A client that sends `token` on every request; it builds its own HTTP client, one that
+    /// leaves redirects to this one (see the module's comment).
+    pub fn with_token(
+        masters: &str,
+        token: Option<String>,
+        timeout: std::time::Duration,
+    ) -> Result<ClusterClient, Error> {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(timeout)
+            .build()
+            .map_err(|error| Error::Protocol {
+                url: masters.to_owned(),
+                problem: format!("cannot build an HTTP client: {error}"),
+            })?;
+        Ok(ClusterClient { token, ..ClusterClient::new(http, masters) })
+    }
+
+    /// Any call on the native API: the answer's JSON, `Value::Null` for an empty answer
+    /// (`204`). A status that is not a success is an `Error::Status` with the body.
+    pub async fn request_json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<serde_json::Value, Error> {
+        let answer = self.call(method, path, body).await?;
+        let url = answer.url;
+        let bytes = answer.response.bytes().await.map_err(|error| Error::Protocol {
+            url: url.clone(),
+            problem: format!("the answer broke off: {error}"),
+        })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(serde_json::Value::Null);
+        }
+        serde_json::from_slice(&bytes)
+            .map_err(|error| Error::Protocol { url, problem: format!("not JSON: {error}") })
     }
 
     pub async fn members(&self) -> Result<Members, Error> {
@@ -133,12 +180,27 @@ impl ClusterClient {
     ) -> Result<Answer, Error> {
         let mut last = None;
         for master in &self.masters {
-            let url = format!("http://{master}{path}");
-            let mut request = self.http.request(method.clone(), &url);
-            if let Some(body) = &body {
-                request = request.json(body);
-            }
-            match request.send().await {
+            let mut url = format!("http://{master}{path}");
+            let mut redirects = 0;
+            let response = loop {
+                let mut request = self.http.request(method.clone(), &url);
+                if let Some(body) = &body {
+                    request = request.json(body);
+                }
+                if let Some(token) = &self.token {
+                    request = request.bearer_auth(token);
+                }
+                match request.send().await {
+                    Ok(response)
+                        if response.status().is_redirection() && redirects < MAX_REDIRECTS =>
+                    {
+                        redirects += 1;
+                        url = redirect_target(&url, &response)?;
+                    }
+                    other => break other,
+                }
+            };
+            match response {
                 Ok(response) if response.status().is_success() => {
                     return Ok(Answer { url, response })
                 }
@@ -152,6 +214,22 @@ impl ClusterClient {
             problem: "no master address given".to_owned(),
         }))
     }
+}
+
+/// Where a redirect points, resolved against the URL that answered it.
+fn redirect_target(url: &str, response: &reqwest::Response) -> Result<String, Error> {
+    let protocol = |problem: String| Error::Protocol { url: url.to_owned(), problem };
+    let location = response
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .ok_or_else(|| protocol(format!("answered {} with no Location", response.status())))?
+        .to_str()
+        .map_err(|_| protocol("the Location header is not text".to_owned()))?;
+    response
+        .url()
+        .join(location)
+        .map(String::from)
+        .map_err(|error| protocol(format!("the Location {location:?} is not a URL: {error}")))
 }
 
 struct Answer {

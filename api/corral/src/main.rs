@@ -17,6 +17,7 @@ use corral_state::model::Settings;
 
 use crate::serve::{run_master, shutdown_signal, MasterSetup};
 
+mod acl;
 mod audit;
 mod certs;
 mod demo;
@@ -83,6 +84,11 @@ enum CliCommand {
     Snapshot {
         #[command(subcommand)]
         command: SnapshotCommand,
+    },
+    /// Access control: bootstrap, tokens, policies, credentials, the auth mode.
+    Acl {
+        #[command(subcommand)]
+        command: acl::AclCommand,
     },
     /// Makes a test CA and certificates for masters and agents (`--tls-*` flags).
     Certs(certs::CertsArgs),
@@ -465,6 +471,11 @@ struct MasterArgs {
     dns_listen: Option<SocketAddr>,
     #[command(flatten)]
     dns: DnsArgs,
+    /// A file holding a token (`crl_<accessor>_<secret>`): when this master leads a cluster
+    /// whose access control was never bootstrapped, it bootstraps it with this token as the
+    /// management token. Give every master the same file; later it changes nothing.
+    #[arg(long)]
+    bootstrap_token_file: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -533,6 +544,19 @@ fn plain_addresses(
             None => bail!("--plain-peers names master {node_id}, which --peers does not list"),
         })
         .collect()
+}
+
+fn bootstrap_token(path: &std::path::Path) -> anyhow::Result<corral_master::BootstrapToken> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read --bootstrap-token-file {}", path.display()))?;
+    if let Ok(metadata) = std::fs::metadata(path) {
+        use std::os::unix::fs::PermissionsExt;
+        if metadata.permissions().mode() & 0o077 != 0 {
+            tracing::warn!(file = %path.display(), "--bootstrap-token-file may be read by other users than its owner (chmod 600 it)");
+        }
+    }
+    corral_master::BootstrapToken::parse(&text)
+        .map_err(|problem| anyhow::anyhow!("--bootstrap-token-file {}: {problem}", path.display()))
 }
 
 fn cluster_id(id: String) -> anyhow::Result<String> {
@@ -637,6 +661,11 @@ async fn main() -> anyhow::Result<()> {
                 serving,
                 plain_listen: args.plain_listen,
                 dns: args.dns.config(args.dns_listen)?,
+                bootstrap_token: args
+                    .bootstrap_token_file
+                    .as_deref()
+                    .map(bootstrap_token)
+                    .transpose()?,
             };
             run_master(setup, shutdown_signal()).await
         }
@@ -692,6 +721,7 @@ async fn main() -> anyhow::Result<()> {
                 snapshot::restore(&file, &data_dir, node_id, &listen).await
             }
         },
+        CliCommand::Acl { command } => acl::run(command).await,
         CliCommand::Certs(args) => certs::run(&args),
         CliCommand::Proxy(args) => {
             let masters = args
@@ -803,6 +833,7 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
         serving: corral_master::Serving::default(),
         plain_listen: None,
         dns: dns_config,
+        bootstrap_token: None,
     };
     run_master(setup, stop).await?;
     if let Some(mut child) = prometheus {

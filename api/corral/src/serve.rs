@@ -27,6 +27,9 @@ pub(crate) struct MasterSetup {
     pub(crate) plain_listen: Option<String>,
     /// The built-in DNS: served when `dns.listen` is set.
     pub(crate) dns: DnsConfig,
+    /// `--bootstrap-token-file`: this master bootstraps access control with it when it leads
+    /// a cluster that has none.
+    pub(crate) bootstrap_token: Option<corral_master::BootstrapToken>,
 }
 
 /// Serves until `stop` resolves (or a signal arrives).
@@ -45,6 +48,7 @@ pub(crate) async fn run_master(
         serving,
         plain_listen,
         dns,
+        bootstrap_token,
     } = setup;
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create --data-dir {}", data_dir.display()))?;
@@ -75,6 +79,9 @@ pub(crate) async fn run_master(
     }
     master.configure_dns(dns);
     tokio::spawn(corral_master::run_leader_loops(master.clone()));
+    if let Some(token) = bootstrap_token {
+        tokio::spawn(corral_master::keep_bootstrapped(master.clone(), token));
+    }
     tracing::info!(node_id, %listen, tls, plain_listen = plain_listen.as_deref().unwrap_or("none"), data_dir = %data_dir.display(), "master serving");
     let (stopping, stopped) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {

@@ -4,6 +4,7 @@
 
 mod corral {
     mod access;
+    mod acl;
     mod agents;
     mod audit;
     mod autoscale;
@@ -18,5 +19,6 @@ mod corral {
     mod proxy;
     mod secured_clients;
     mod tls;
+    mod views;
     mod webui;
 }

@@ -8,6 +8,7 @@
 
 mod auth;
 mod autoscaler;
+mod bootstrap;
 mod catalog;
 mod cors;
 mod dns;
@@ -25,6 +26,7 @@ mod transport;
 mod written;
 
 pub use auth::{hash_password, new_token, parse_token, TOKEN_PREFIX};
+pub use bootstrap::{keep_bootstrapped, BootstrapToken};
 pub use corral_dns::DnsConfig;
 pub use dns::start_dns;
 pub use http::{router, API_BODY_LIMIT};

@@ -8,7 +8,7 @@ use corral_allocator::AllocatorConfig;
 use corral_log::{Committed, LogError, LogNode, ReadConsistency};
 use corral_state::auth::AuthMode;
 use corral_state::{
-    Actor, ClusterState, Command, Entry, FrameworkId, Rejection, RequestId, Role, Timestamp,
+    Actor, ClusterState, Command, Entry, FrameworkId, Hidden, Rejection, RequestId, Role, Timestamp,
 };
 use tokio::sync::{mpsc, oneshot, Notify};
 
@@ -128,6 +128,11 @@ impl SchedulerStreams {
     pub fn count(&self) -> usize {
         self.lock().len()
     }
+
+    /// Whether the framework's scheduler stream is on this master.
+    pub fn holds(&self, framework_id: &FrameworkId) -> bool {
+        self.lock().contains_key(framework_id)
+    }
 }
 
 pub struct MasterInner {
@@ -177,6 +182,25 @@ pub struct Master {
 pub(crate) fn wall_clock() -> Timestamp {
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     Timestamp(u64::try_from(nanos).unwrap_or(u64::MAX))
+}
+
+/// Which `view_*` rules filter a read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Views {
+    /// Mesos's reads: frameworks, tasks, executors and roles (and apps).
+    Mesos,
+    /// Marathon's: apps by id and their instances. The apps' tasks belong to the built-in
+    /// framework, which a Marathon user has no reason to be allowed to view.
+    Apps,
+}
+
+/// The mode, and what `identity` may not view (nothing when access control is off).
+fn hidden_from(state: &ClusterState, identity: Option<&str>) -> (AuthMode, Hidden) {
+    let mode = state.auth().mode();
+    if mode == AuthMode::Off {
+        return (mode, Hidden::default());
+    }
+    (mode, state.hidden_from(identity))
 }
 
 pub(crate) fn new_request_id() -> RequestId {
@@ -365,13 +389,14 @@ impl Master {
 
     /// For answers of megabytes: copies the state without its request ids (tasks are shared,
     /// so the copy is cheap) and renders the copy on a blocking thread, so applying never
-    /// waits for the answer to be built.
-    pub async fn render_off_lock<T: Send + 'static>(
+    /// waits for the answer to be built. `views` says which `view_*` rules filter the copy.
+    pub(crate) async fn render_off_lock<T: Send + 'static>(
         &self,
         consistency: ReadConsistency,
+        views: Views,
         render: impl FnOnce(&ClusterState) -> T + Send + 'static,
     ) -> Result<T, ApiError> {
-        let copy = self.read_state(consistency, ClusterState::without_bookkeeping).await?;
+        let copy = self.visible_copy(consistency, views).await?;
         tokio::task::spawn_blocking(move || render(&copy))
             .await
             .map_err(|error| ApiError::Internal(error.to_string()))
@@ -386,8 +411,73 @@ impl Master {
         what: &'static str,
         write: impl FnOnce(&ClusterState, &mut BodyWriter) -> serde_json::Result<()> + Send + 'static,
     ) -> Result<axum::response::Response, ApiError> {
-        let copy = self.read_state(consistency, ClusterState::without_bookkeeping).await?;
+        let copy = self.visible_copy(consistency, Views::Mesos).await?;
         Ok(crate::written::json_response(what, copy, write))
+    }
+
+    /// A copy of the state as `render_off_lock` makes it, without what the caller may not
+    /// view when access control is enforced (`view_*` filter, never refuse); decided and
+    /// filtered on the copy, which carries the ACLs, after the lock is released.
+    async fn visible_copy(
+        &self,
+        consistency: ReadConsistency,
+        views: Views,
+    ) -> Result<ClusterState, ApiError> {
+        let caller = crate::auth::current_caller();
+        let identity = caller.as_ref().and_then(|caller| caller.identity.clone());
+        let mut copy = self.read_state(consistency, ClusterState::without_bookkeeping).await?;
+        let (mode, mut hidden) = hidden_from(&copy, identity.as_deref());
+        if views == Views::Apps {
+            hidden = Hidden { apps: hidden.apps, ..Hidden::default() };
+        }
+        let hidden = self.count_hidden(caller.as_ref(), (mode, hidden));
+        copy.retain_visible(&hidden);
+        Ok(copy)
+    }
+
+    /// Reads for the caller of the request being served: `reader` gets the state or, when
+    /// access control is enforced and the caller may not view everything, a copy without
+    /// what it may not view, and what was left out (for answers drawn from more than the
+    /// state's objects, such as role names).
+    pub(crate) async fn read_visible<T>(
+        &self,
+        consistency: ReadConsistency,
+        reader: impl FnOnce(&ClusterState, &Hidden) -> T,
+    ) -> Result<T, ApiError> {
+        let caller = crate::auth::current_caller();
+        let identity = caller.as_ref().and_then(|caller| caller.identity.clone());
+        let (answer, hidden) = self
+            .read_state(consistency, move |state| {
+                let (mode, hidden) = hidden_from(state, identity.as_deref());
+                if mode != AuthMode::Enforce || hidden.is_empty() {
+                    return (reader(state, &Hidden::default()), (mode, hidden));
+                }
+                let mut copy = state.without_bookkeeping();
+                copy.retain_visible(&hidden);
+                (reader(&copy, &hidden), (mode, hidden))
+            })
+            .await?;
+        self.count_hidden(caller.as_ref(), hidden);
+        Ok(answer)
+    }
+
+    /// Counts a read that left something out (or would have, with `permissive`); returns
+    /// what to leave out: nothing unless enforcing.
+    fn count_hidden(
+        &self,
+        caller: Option<&crate::auth::Caller>,
+        hidden: (AuthMode, Hidden),
+    ) -> Hidden {
+        let (mode, hidden) = hidden;
+        if hidden.is_empty() {
+            return hidden;
+        }
+        let route = caller.map_or("in-process", |caller| caller.route.as_str());
+        self.inner.metrics.http_auth_denied.with_label_values(&["hidden", route]).inc();
+        if mode == AuthMode::Enforce {
+            return hidden;
+        }
+        Hidden::default()
     }
 
     /// The flags a master reports (`/master/flags`, `GET_FLAGS`), as Mesos does: by name,

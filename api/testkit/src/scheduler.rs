@@ -31,6 +31,11 @@ impl RawFramework {
     /// Subscribes to the scheduler API at `master` (the leader).
     pub async fn subscribe(http: &reqwest::Client, master: &str, name: &str) -> RawFramework {
         let info = json!({"user": "root", "name": name, "failover_timeout": 60.0});
+        RawFramework::subscribe_with(http, master, info).await
+    }
+
+    /// Subscribes with this `FrameworkInfo` (another user, roles, a principal).
+    pub async fn subscribe_with(http: &reqwest::Client, master: &str, info: Value) -> RawFramework {
         let (client, events) =
             tokio::time::timeout(LONG, SchedulerClient::subscribe(http, master, info))
                 .await

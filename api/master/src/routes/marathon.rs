@@ -16,7 +16,7 @@ use super::marathon_apps::{
     propose, Many, Params,
 };
 use crate::error::ApiError;
-use crate::master::{wall_clock, Master};
+use crate::master::{wall_clock, Master, Views};
 use crate::native::resume_cursor;
 use crate::stream::{channel_body, pump, Heartbeat, Step, StreamClient};
 use axum::routing::{delete, get, post};
@@ -75,7 +75,7 @@ pub(crate) async fn tasks(
         .map(|status| format!("task_{}", status.to_ascii_lowercase()))
         .collect();
     let tasks = master
-        .render_off_lock(ReadConsistency::Local, move |state| {
+        .render_off_lock(ReadConsistency::Local, Views::Apps, move |state| {
             let view = ServiceView::new(state);
             let mut rendered = Vec::new();
             for (app_id, instances) in &state.services().instances {

@@ -19,7 +19,8 @@ use corral_state::{
 use serde_json::{json, Map, Value};
 
 use crate::error::ApiError;
-use crate::master::{new_request_id, Master};
+
+use crate::master::{new_request_id, Master, Views};
 use corral_marathon::render::{iso8601, revision_json, AppEmbeds, ServiceView};
 use corral_marathon::{parse_app, AppDefinition, ValidationDetail, ValidationFailure};
 
@@ -157,7 +158,7 @@ pub(crate) async fn list(
     let cmd_filter = param(&params, "cmd").map(str::to_owned);
     let label_filter = param(&params, "label").map(str::to_owned);
     let apps = master
-        .render_off_lock(ReadConsistency::Local, move |state| {
+        .render_off_lock(ReadConsistency::Local, Views::Apps, move |state| {
             let view = ServiceView::new(state);
             let apps: Vec<Value> = state
                 .services()

@@ -20,3 +20,19 @@ pub(crate) mod settings;
 pub(crate) mod snapshot;
 pub(crate) mod ui;
 pub(crate) mod v0;
+
+/// Leaves out of a rendered role list (`[{"name": …}, …]`) the roles `hidden` names: role
+/// lists are drawn from more than the roles the state keeps (reservations, offers), so a copy
+/// of the state without them is not enough.
+pub(crate) fn retain_visible_roles(list: &mut serde_json::Value, hidden: &corral_state::Hidden) {
+    if hidden.roles.is_empty() {
+        return;
+    }
+    if let Some(roles) = list.as_array_mut() {
+        roles.retain(|role| {
+            role["name"].as_str().is_none_or(|name| {
+                !hidden.roles.iter().any(|hidden_role| hidden_role.as_str() == name)
+            })
+        });
+    }
+}

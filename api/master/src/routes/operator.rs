@@ -67,10 +67,14 @@ async fn answer(
             .await;
     }
     let mut body = master
-        .node()
-        .read(consistency, |state| render_query(query, state))
-        .await
-        .map_err(|error| master.log_error(error))?;
+        .read_visible(consistency, |state, hidden| {
+            let mut body = render_query(query, state);
+            if query == OperatorQuery::Roles {
+                super::retain_visible_roles(&mut body["get_roles"]["roles"], hidden);
+            }
+            body
+        })
+        .await?;
     match query {
         OperatorQuery::Flags => {
             let flags: Vec<serde_json::Value> = master

@@ -109,7 +109,7 @@ async fn master_tasks(
     match query.bound() {
         Some(limit) if limit <= PAGE_UNDER_LOCK => {
             let body = master
-                .read_state(consistency, |state| {
+                .read_visible(consistency, |state, _| {
                     let mut body = Vec::new();
                     write_tasks(state, &query, &mut body).map(|()| body)
                 })
@@ -132,7 +132,14 @@ async fn master_roles(
     Query(options): Query<ReadOptions>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let consistency = options.consistency(&master)?;
-    Ok(Json(master.read_state(consistency, roles).await?))
+    let answer = master
+        .read_visible(consistency, |state, hidden| {
+            let mut answer = roles(state);
+            super::retain_visible_roles(&mut answer["roles"], hidden);
+            answer
+        })
+        .await?;
+    Ok(Json(answer))
 }
 
 async fn master_flags(

@@ -1,0 +1,181 @@
+//! What a principal may see: Mesos's `view_frameworks`, `view_tasks`, `view_executors` and
+//! `view_roles`, and Corral's `view_apps`, filter reads instead of refusing them. An object
+//! the principal may not view is left out of the answer, as Mesos does.
+//!
+//! Two steps, both pure: `hidden_from` decides, from the ACLs in this state, what one identity
+//! may not view; `retain_visible` removes that from a copy of the state, which the readers then
+//! render as usual. The API decides whether to apply it (only when enforcing; permissive
+//! counts what would have been hidden).
+
+use std::collections::BTreeSet;
+
+use crate::auth::{Action, Identity};
+use crate::cluster::ClusterState;
+use crate::model::{Framework, Task};
+use crate::{AppId, ExecutorId, FrameworkId, Role, TaskId};
+
+/// What one identity may not view.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Hidden {
+    /// Frameworks (registered or completed), their tasks, executors and offers with them.
+    pub frameworks: BTreeSet<FrameworkId>,
+    /// Tasks of frameworks that are shown.
+    pub tasks: BTreeSet<(FrameworkId, TaskId)>,
+    /// Executors of frameworks that are shown.
+    pub executors: BTreeSet<(FrameworkId, ExecutorId)>,
+    /// Every role name the state mentions that may not be viewed.
+    pub roles: BTreeSet<Role>,
+    pub apps: BTreeSet<AppId>,
+}
+
+impl Hidden {
+    pub fn is_empty(&self) -> bool {
+        self.frameworks.is_empty()
+            && self.tasks.is_empty()
+            && self.executors.is_empty()
+            && self.roles.is_empty()
+            && self.apps.is_empty()
+    }
+
+    /// How many objects are hidden (a framework counts once, whatever it holds).
+    pub fn count(&self) -> usize {
+        self.frameworks.len()
+            + self.tasks.len()
+            + self.executors.len()
+            + self.roles.len()
+            + self.apps.len()
+    }
+}
+
+/// The user a task runs as, the object of `view_tasks` (as of `run_tasks`): its command's
+/// user, else its executor's, else its framework's.
+fn task_user<'a>(task: &'a Task, framework: &'a Framework) -> &'a str {
+    task.info
+        .command
+        .as_ref()
+        .and_then(|command| command.user.as_deref())
+        .or_else(|| {
+            let executor = task.info.executor.as_ref()?;
+            executor.command.as_ref()?.user.as_deref()
+        })
+        .unwrap_or(&framework.info.user)
+}
+
+impl ClusterState {
+    /// What `identity` may not view, decided by the ACLs in this state whatever the mode (the
+    /// caller applies the mode). A management token, like Mesos's superuser, views all.
+    pub fn hidden_from(&self, identity: Identity<'_>) -> Hidden {
+        let auth = &self.auth;
+        let mut hidden = Hidden::default();
+        if identity
+            .and_then(|identity| auth.principal(identity))
+            .is_some_and(|principal| principal.kind == crate::auth::TokenKind::Management)
+        {
+            return hidden;
+        }
+        let may =
+            |action: Action, object: &str| auth.decide(identity, action, Some(object)).is_ok();
+        let completed = self.completed_frameworks.values().map(|completed| &completed.framework);
+        for framework in self.frameworks.values().chain(completed) {
+            if !may(Action::ViewFrameworks, &framework.info.user) {
+                hidden.frameworks.insert(framework.id.clone());
+                continue;
+            }
+            let tasks = framework.tasks.values().chain(&framework.completed_tasks);
+            for task in tasks {
+                if !may(Action::ViewTasks, task_user(task, framework)) {
+                    hidden.tasks.insert((framework.id.clone(), task.id().clone()));
+                }
+            }
+        }
+        for ((framework_id, executor_id), executor) in &self.executors {
+            if hidden.frameworks.contains(framework_id) {
+                continue;
+            }
+            let user = executor
+                .info
+                .command
+                .as_ref()
+                .and_then(|command| command.user.as_deref())
+                .or_else(|| Some(&self.frameworks.get(framework_id)?.info.user))
+                .unwrap_or_default();
+            if !may(Action::ViewExecutors, user) {
+                hidden.executors.insert((framework_id.clone(), executor_id.clone()));
+            }
+        }
+        for role in self.role_names() {
+            if !may(Action::ViewRoles, role.as_str()) {
+                hidden.roles.insert(role);
+            }
+        }
+        for app_id in self.services.apps.keys() {
+            if !may(Action::ViewApps, app_id.as_str()) {
+                hidden.apps.insert(app_id.clone());
+            }
+        }
+        hidden
+    }
+
+    /// Every role the state names: configured, subscribed to, allocated, offered, reserved.
+    fn role_names(&self) -> BTreeSet<Role> {
+        let mut roles: BTreeSet<Role> = self.roles.keys().cloned().collect();
+        for framework in self.frameworks.values() {
+            roles.extend(framework.info.roles.iter().cloned());
+            roles.extend(framework.tasks.values().map(|task| task.role.clone()));
+        }
+        roles.extend(self.offers.values().map(|offer| offer.role.clone()));
+        for agent in self.agents.values() {
+            roles.extend(agent.total.iter().filter_map(|r| r.reservation.role().cloned()));
+        }
+        roles
+    }
+
+    /// Removes what `hidden` names, and what hangs off it (a hidden framework's tasks,
+    /// executors and offers; a hidden app's instances), so that the readers render a
+    /// consistent state. Meant for a copy (`without_bookkeeping`): the tallies are not
+    /// adjusted, and the agents' resources still count what hidden tasks hold.
+    pub fn retain_visible(&mut self, hidden: &Hidden) {
+        if hidden.is_empty() {
+            return;
+        }
+        let shown = |framework_id: &FrameworkId| !hidden.frameworks.contains(framework_id);
+        self.frameworks.retain(|id, _| shown(id));
+        self.completed_frameworks.retain(|id, _| shown(id));
+        self.completed_framework_order.retain(shown);
+        self.executors.retain(|(framework_id, executor_id), _| {
+            shown(framework_id)
+                && !hidden.executors.contains(&(framework_id.clone(), executor_id.clone()))
+        });
+        let hidden_offers: BTreeSet<_> = self
+            .offers
+            .values()
+            .filter(|offer| !shown(&offer.framework_id))
+            .map(|offer| offer.id.clone())
+            .collect();
+        self.offers.retain(|id, _| !hidden_offers.contains(id));
+        let task_shown = |framework_id: &FrameworkId, task_id: &TaskId| {
+            shown(framework_id) && !hidden.tasks.contains(&(framework_id.clone(), task_id.clone()))
+        };
+        let completed = self.completed_frameworks.values_mut().map(|c| &mut c.framework);
+        for framework in self.frameworks.values_mut().chain(completed) {
+            let id = framework.id.clone();
+            framework.tasks.retain(|task_id, _| task_shown(&id, task_id));
+            framework.pending_updates.retain(|task_id, _| task_shown(&id, task_id));
+            framework.completed_tasks.retain(|task| task_shown(&id, task.id()));
+        }
+        for agent in self.agents.values_mut() {
+            agent.tasks.retain(|(framework_id, task_id)| task_shown(framework_id, task_id));
+            agent.executors.retain(|(framework_id, executor_id)| {
+                shown(framework_id)
+                    && !hidden.executors.contains(&(framework_id.clone(), executor_id.clone()))
+            });
+        }
+        self.roles.retain(|role, _| !hidden.roles.contains(role));
+        let services = &mut self.services;
+        services.apps.retain(|app_id, _| !hidden.apps.contains(app_id));
+        services.instances.retain(|app_id, _| !hidden.apps.contains(app_id));
+        services.instance_apps.retain(|_, app_id| !hidden.apps.contains(app_id));
+        services.autoscalers.retain(|app_id, _| !hidden.apps.contains(app_id));
+        services.service_ports.retain(|_, app_id| !hidden.apps.contains(app_id));
+    }
+}
