@@ -119,6 +119,9 @@ pub(crate) struct FrameworkEntry {
     pub(crate) id: FrameworkId,
     pub(crate) known: bool,
     pub(crate) connected: bool,
+    /// Connected as far as the state knows, but its scheduler stream is not on the leader
+    /// (see `Allocator::set_unsubscribed`).
+    pub(crate) unsubscribed: bool,
     /// One client per role the framework is subscribed to or still holds resources in.
     pub(crate) clients: Vec<u32>,
     pub(crate) filters: FilterSet,
@@ -439,6 +442,7 @@ impl Allocator {
             id: framework_id.clone(),
             known: false,
             connected: false,
+            unsubscribed: false,
             clients: Vec::new(),
             filters: FilterSet::default(),
             prune_filters_at: MIN_FILTERS_BEFORE_PRUNING,
@@ -824,6 +828,17 @@ impl Allocator {
         entry.known = false;
         entry.connected = false;
         entry.filters.clear();
+    }
+
+    /// Marks the frameworks the state calls connected whose scheduler stream this leader does
+    /// not hold: `subscribed` says which do. After a failover every stream was on the old
+    /// leader, and a framework learns of the new one only when it notices; offers made to it
+    /// meanwhile would hold their resources from everyone else. Mesos likewise offers only
+    /// to frameworks subscribed to the leading master.
+    pub fn set_unsubscribed(&mut self, subscribed: impl Fn(&FrameworkId) -> bool) {
+        for entry in &mut self.frameworks {
+            entry.unsubscribed = !subscribed(&entry.id);
+        }
     }
 
     /// The ids of the agents a cycle would walk, for tests that check the mirror.

@@ -145,6 +145,7 @@ impl Allocator {
             let framework = &self.frameworks[client.framework as usize];
             let eligible = framework.known
                 && framework.connected
+                && !framework.unsubscribed
                 && client.subscribed
                 && !client.suppressed
                 && working.offer_cap > 0;

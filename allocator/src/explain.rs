@@ -32,6 +32,9 @@ pub enum Reason {
     NotYetConsidered,
     /// The framework is not connected, so nothing is offered to it.
     Disconnected,
+    /// The state has it connected, but its stream is not on the leading master (it has not
+    /// subscribed again since a failover), so nothing is offered to it until it does.
+    NotSubscribedToLeader,
     /// The framework suppressed offers for this role.
     Suppressed { role: Role },
     /// Agents skipped because the framework declined them and its filter has not expired.

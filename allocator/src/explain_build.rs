@@ -40,6 +40,8 @@ impl Allocator {
         }
         if !framework.connected {
             reasons.push(Reason::Disconnected);
+        } else if framework.unsubscribed {
+            reasons.push(Reason::NotSubscribedToLeader);
         }
         if record.offers > 0 {
             reasons.push(Reason::Offered);

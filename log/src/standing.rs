@@ -12,6 +12,7 @@
 use std::time::Duration;
 
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use crate::election::PreVoteResponder;
 use crate::transfer::Links;
@@ -63,6 +64,42 @@ pub(crate) fn leader_standing(
     }
 }
 
+/// The leader a follower last heard, and when.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct LastHeard {
+    pub leader: NodeId,
+    pub at: Instant,
+}
+
+/// What a master that does not lead can vouch for. `leader` is Raft's current leader and
+/// `touched` when the vote was last refreshed by one (or granted). A master between leaders
+/// (a candidate, or a voter for one: Raft then knows no leader) still follows the last one
+/// it heard until `follower_leader` has passed since: an election is decided well within
+/// that, and agents reading events from this master should not be sent away by one.
+/// The grace is counted from the last leader's word, never from the master's own vote, so
+/// a master cut off from everyone is adrift at the same moment either way.
+pub(crate) fn follower_standing(
+    me: NodeId,
+    leader: Option<NodeId>,
+    touched: Option<Instant>,
+    last: Option<LastHeard>,
+    now: Instant,
+    limits: StandingLimits,
+) -> (Standing, Option<LastHeard>) {
+    let recent = |at: Instant| now.saturating_duration_since(at) < limits.follower_leader;
+    if let (Some(leader), Some(at)) = (leader, touched) {
+        if leader != me && recent(at) {
+            return (Standing::Following { leader }, Some(LastHeard { leader, at }));
+        }
+    }
+    match last {
+        Some(last) if leader.is_none() && recent(last.at) => {
+            (Standing::Following { leader: last.leader }, Some(last))
+        }
+        _ => (Standing::Adrift, last),
+    }
+}
+
 /// Keeps `standing` current until `closing` is set or Raft stops.
 pub(crate) async fn watch_standing(
     responder: PreVoteResponder,
@@ -71,6 +108,7 @@ pub(crate) async fn watch_standing(
     standing: watch::Sender<Standing>,
     mut closing: watch::Receiver<bool>,
 ) {
+    let mut last = None;
     loop {
         if *closing.borrow() {
             return;
@@ -80,16 +118,17 @@ pub(crate) async fn watch_standing(
             let others = position.voters.iter().map(|(voter, _)| *voter);
             leader_standing(others, position.voter, &links, limits)
         } else {
-            let heard = position
-                .vote_touched
-                .is_some_and(|touched| touched.elapsed() < limits.follower_leader);
             let leader = responder.raft().metrics().borrow().current_leader;
-            match leader {
-                Some(leader) if heard && leader != responder.node_id() => {
-                    Standing::Following { leader }
-                }
-                _ => Standing::Adrift,
-            }
+            let (now, heard) = follower_standing(
+                responder.node_id(),
+                leader,
+                position.vote_touched,
+                last,
+                Instant::now(),
+                limits,
+            );
+            last = heard;
+            now
         };
         standing.send_if_modified(|was| {
             if *was == now {
@@ -103,5 +142,73 @@ pub(crate) async fn watch_standing(
             () = tokio::time::sleep(limits.every) => {}
             _ = closing.changed() => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: StandingLimits = StandingLimits {
+        leader_quorum: Duration::from_millis(800),
+        follower_leader: Duration::from_millis(1600),
+        every: Duration::from_millis(50),
+    };
+
+    fn at(base: Instant, ms: u64) -> Instant {
+        base + Duration::from_millis(ms)
+    }
+
+    #[test]
+    fn a_follower_hearing_its_leader_follows_it() {
+        let base = Instant::now();
+        let (standing, last) =
+            follower_standing(2, Some(1), Some(at(base, 100)), None, at(base, 200), LIMITS);
+        assert_eq!(standing, Standing::Following { leader: 1 });
+        assert_eq!(last, Some(LastHeard { leader: 1, at: at(base, 100) }));
+    }
+
+    #[test]
+    fn between_leaders_a_master_follows_the_last_one_until_the_grace_passes() {
+        let base = Instant::now();
+        let last = Some(LastHeard { leader: 1, at: base });
+        // A candidate: Raft knows no leader, and its own vote refreshed `touched`.
+        let during = follower_standing(2, None, Some(at(base, 900)), last, at(base, 1000), LIMITS);
+        assert_eq!(during, (Standing::Following { leader: 1 }, last));
+        let after = follower_standing(2, None, Some(at(base, 1700)), last, at(base, 1700), LIMITS);
+        assert_eq!(after, (Standing::Adrift, last));
+    }
+
+    #[test]
+    fn a_new_leader_is_followed_at_once() {
+        let base = Instant::now();
+        let last = Some(LastHeard { leader: 1, at: base });
+        let (standing, heard) =
+            follower_standing(2, Some(3), Some(at(base, 700)), last, at(base, 710), LIMITS);
+        assert_eq!(standing, Standing::Following { leader: 3 });
+        assert_eq!(heard, Some(LastHeard { leader: 3, at: at(base, 700) }));
+    }
+
+    #[test]
+    fn a_follower_cut_off_is_adrift_when_its_leaders_word_is_old_not_later() {
+        let base = Instant::now();
+        let last = Some(LastHeard { leader: 1, at: base });
+        // Raft still names the leader it no longer hears: no grace on top.
+        let cut = follower_standing(2, Some(1), Some(base), last, at(base, 1600), LIMITS);
+        assert_eq!(cut, (Standing::Adrift, last));
+    }
+
+    #[test]
+    fn a_master_that_never_heard_a_leader_is_adrift() {
+        let base = Instant::now();
+        assert_eq!(
+            follower_standing(2, None, Some(base), None, at(base, 10), LIMITS),
+            (Standing::Adrift, None)
+        );
+        // Raft calling this master leader while the position says otherwise is not following.
+        assert_eq!(
+            follower_standing(2, Some(2), Some(base), None, at(base, 10), LIMITS),
+            (Standing::Adrift, None)
+        );
     }
 }

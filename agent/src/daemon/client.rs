@@ -6,6 +6,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use corral_state::{AgentId, Command, Cursor, Outcome, Rejection};
+use futures::stream::{FuturesUnordered, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::watch;
@@ -30,6 +31,22 @@ struct CommandResult {
     outcome: Outcome,
 }
 
+/// Which master serves an agent event stream, and why that one.
+#[derive(Clone, Copy, Debug)]
+pub struct StreamSource {
+    master: usize,
+    placement: Placement,
+}
+
+/// Why the stream is on the master it is on.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Placement {
+    /// The first choice: not the leader as far as the agent knew.
+    Chosen,
+    /// Every other master failed it; moving away would only come back here.
+    LastResort,
+}
+
 /// Why the event stream could not be opened.
 #[derive(Debug)]
 pub enum StreamRefused {
@@ -43,7 +60,8 @@ pub struct MasterClient {
     http: reqwest::Client,
     streaming: reqwest::Client,
     masters: Vec<String>,
-    /// The master tried first: the last one that answered.
+    /// The master tried first: the last one that answered, or the one after a leader whose
+    /// stream went quiet.
     preferred: AtomicUsize,
     /// Whether any master has answered yet.
     answered: AtomicBool,
@@ -52,8 +70,6 @@ pub struct MasterClient {
     /// Bumped when the leader changes or the event stream is lost: a command waiting on a
     /// master that paused or was cut off is sent again, to the new leader, at once.
     news: watch::Sender<u64>,
-    /// Where the next event stream is opened: after the master that served the last one.
-    next_stream: AtomicUsize,
 }
 
 impl MasterClient {
@@ -102,7 +118,6 @@ impl MasterClient {
             answered: AtomicBool::new(false),
             leader: Mutex::new(None),
             news: watch::Sender::new(0),
-            next_stream: AtomicUsize::new(0),
         })
     }
 
@@ -127,9 +142,27 @@ impl MasterClient {
         }
     }
 
-    /// The event stream ended: whatever this agent believed of the cluster may be stale.
-    pub fn stream_lost(&self) {
+    /// The event stream broke: whatever this agent believed of the cluster may be stale. A
+    /// leader whose stream went quiet has paused or lost its network, so commands go elsewhere
+    /// until someone names the leader again.
+    pub fn stream_lost(&self, source: StreamSource) {
+        let mut known = self.leader.lock().unwrap_or_else(PoisonError::into_inner);
+        if *known == Some(source.master) {
+            *known = None;
+            self.preferred.store(source.master + 1, Ordering::Relaxed);
+        }
+        drop(known);
         self.news.send_modify(|news| *news += 1);
+    }
+
+    /// Whether the stream should move to a follower: its master was named the leader (it
+    /// won an election, or no leader was known when it opened). A paused or cut-off leader
+    /// stops its stream too, and the agent would only learn of the new leader at the read
+    /// timeout; a follower's stream goes on and names the new leader at once.
+    pub fn streaming_from_leader(&self, source: StreamSource) -> bool {
+        self.masters.len() > 1
+            && source.placement == Placement::Chosen
+            && self.known_leader() == Some(source.master)
     }
 
     pub fn masters(&self) -> &[String] {
@@ -267,49 +300,93 @@ impl MasterClient {
     }
 
     /// Opens the agent's event stream after `from` on the first master that serves it.
+    ///
+    /// A follower first: its stream goes on while the leader pauses, dies or is cut off (and
+    /// names the new leader at once), and the leader is spared the work. Every follower is
+    /// asked at once and the first to answer serves: a paused master accepts the connection
+    /// and never answers, and asking in turn would wait out the read timeout on it. Once
+    /// every follower failed, the leader.
     pub async fn open_events(
         &self,
         agent_id: &AgentId,
         from: Cursor,
-    ) -> Result<reqwest::Response, StreamRefused> {
+    ) -> Result<(reqwest::Response, StreamSource), StreamRefused> {
         let mut backoff = Duration::from_millis(50);
-        let start = self.next_stream.load(Ordering::Relaxed);
-        let count = self.masters.len();
-        let mut attempt = 0;
         loop {
-            let index = (start + attempt) % count;
-            attempt += 1;
-            // A follower first: its stream goes on while the leader pauses, dies or is cut
-            // off, and the leader is spared the work. Once every follower failed, any master.
-            if count > 1 && attempt <= count && self.known_leader() == Some(index) {
-                continue;
-            }
-            let master = &self.masters[index];
-            let url =
-                format!("{}://{master}/corral/v1/agent/{agent_id}/events?from={from}", self.scheme);
-            match self.streaming.get(&url).send().await {
-                Ok(response) if response.status().is_success() => {
-                    self.next_stream.store(index + 1, Ordering::Relaxed);
-                    return Ok(response);
-                }
-                Ok(response) if response.status() == reqwest::StatusCode::GONE => {
-                    match response.json::<serde_json::Value>().await {
-                        Ok(body) => {
-                            if let Some(oldest) =
-                                body["oldest"].as_str().and_then(|c| c.parse().ok())
-                            {
-                                return Err(StreamRefused::Gone { oldest });
-                            }
-                            tracing::warn!(%url, %body, "a 410 without the oldest cursor");
-                        }
-                        Err(error) => tracing::warn!(%url, %error, "an unreadable 410"),
+            let leader = self.known_leader().filter(|_| self.masters.len() > 1);
+            let followers = (0..self.masters.len()).filter(|index| Some(*index) != leader);
+            let mut asked: FuturesUnordered<_> =
+                followers.map(|index| self.ask_for_stream(index, agent_id, from)).collect();
+            while let Some((master, attempt)) = asked.next().await {
+                match attempt {
+                    StreamAttempt::Opened(response) => {
+                        let source = StreamSource { master, placement: Placement::Chosen };
+                        return Ok((response, source));
                     }
+                    StreamAttempt::Gone(oldest) => return Err(StreamRefused::Gone { oldest }),
+                    StreamAttempt::Failed => {}
                 }
-                Ok(response) => tracing::debug!(%url, status = %response.status(), "no stream"),
-                Err(error) => tracing::debug!(%url, %error, "master unreachable"),
+            }
+            drop(asked);
+            if let Some(leader) = leader {
+                match self.ask_for_stream(leader, agent_id, from).await.1 {
+                    StreamAttempt::Opened(response) => {
+                        let source =
+                            StreamSource { master: leader, placement: Placement::LastResort };
+                        return Ok((response, source));
+                    }
+                    StreamAttempt::Gone(oldest) => return Err(StreamRefused::Gone { oldest }),
+                    StreamAttempt::Failed => {}
+                }
             }
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     }
+
+    async fn ask_for_stream(
+        &self,
+        master: usize,
+        agent_id: &AgentId,
+        from: Cursor,
+    ) -> (usize, StreamAttempt) {
+        let address = &self.masters[master];
+        let url =
+            format!("{}://{address}/corral/v1/agent/{agent_id}/events?from={from}", self.scheme);
+        let attempt = match self.streaming.get(&url).send().await {
+            Ok(response) if response.status().is_success() => StreamAttempt::Opened(response),
+            Ok(response) if response.status() == reqwest::StatusCode::GONE => {
+                match response.json::<serde_json::Value>().await {
+                    Ok(body) => match body["oldest"].as_str().and_then(|c| c.parse().ok()) {
+                        Some(oldest) => StreamAttempt::Gone(oldest),
+                        None => {
+                            tracing::warn!(%url, %body, "a 410 without the oldest cursor");
+                            StreamAttempt::Failed
+                        }
+                    },
+                    Err(error) => {
+                        tracing::warn!(%url, %error, "an unreadable 410");
+                        StreamAttempt::Failed
+                    }
+                }
+            }
+            Ok(response) => {
+                tracing::debug!(%url, status = %response.status(), "no stream");
+                StreamAttempt::Failed
+            }
+            Err(error) => {
+                tracing::debug!(%url, %error, "master unreachable");
+                StreamAttempt::Failed
+            }
+        };
+        (master, attempt)
+    }
+}
+
+/// One master's answer to a request for the agent's event stream.
+enum StreamAttempt {
+    Opened(reqwest::Response),
+    /// The journal no longer holds the cursor; this is the oldest it has.
+    Gone(Cursor),
+    Failed,
 }

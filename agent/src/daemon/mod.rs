@@ -38,7 +38,7 @@ use crate::tasks::{ContainerizerKind, StatusRecord, TaskKey, TaskRecord, TaskTab
 use crate::transition::TaskTransition;
 use crate::usage::UsageSampler;
 
-pub use client::{CommandReply, MasterClient, StreamRefused};
+pub use client::{CommandReply, MasterClient, StreamRefused, StreamSource};
 pub use pending::{PendingStore, PendingUpdates};
 
 /// How often each task's usage is read by default ("every few seconds").
@@ -645,11 +645,11 @@ impl Agent {
     /// The reconciler: follows the agent's events from `cursor` on any master, acts on each,
     /// then checkpoints the cursor, so a restart resumes after the last event acted on.
     async fn follow_events(self: &Arc<Self>, mut cursor: Option<Cursor>) {
-        let mut connections = 0u64;
+        let mut ended = StreamEnd::Moved;
         loop {
             let from = cursor.unwrap_or(Cursor::START);
-            let response = match self.client.open_events(&self.agent_id, from).await {
-                Ok(response) => response,
+            let (response, source) = match self.client.open_events(&self.agent_id, from).await {
+                Ok(opened) => opened,
                 Err(StreamRefused::Gone { oldest }) => {
                     tracing::error!(%from, %oldest, "events before {oldest} are gone; resuming there and re-registering");
                     cursor = Some(oldest);
@@ -657,48 +657,70 @@ impl Agent {
                     continue;
                 }
             };
-            connections += 1;
-            if connections > 1 {
+            if ended == StreamEnd::Broke {
                 // The master that served the stream went away: a failover, perhaps; tell
-                // the masters again what runs here.
-                self.reregister().await;
+                // the masters again what runs here. Beside the new stream, not before it:
+                // the command may wait on a leader that paused, and the new stream's
+                // heartbeats are what name the leader to send it to.
+                let agent = self.clone();
+                self.spawn_worker(async move { agent.reregister().await });
             }
-            tracing::info!(url = %response.url(), "following agent events");
-            let mut body = response.bytes_stream();
-            let mut buffer = Vec::new();
-            while let Some(chunk) = body.next().await {
-                let chunk = match chunk {
-                    Ok(chunk) => chunk,
-                    Err(error) => {
-                        tracing::warn!(%error, "agent event stream broke");
-                        break;
-                    }
-                };
-                buffer.extend_from_slice(&chunk);
-                while let Some(newline) = buffer.iter().position(|&byte| byte == b'\n') {
-                    let line: Vec<u8> = buffer.drain(..=newline).collect();
-                    let (at, event) = match parse_line(&line) {
-                        StreamLine::Event(at, event) => (at, event),
-                        StreamLine::Heartbeat { leader: Some(leader) } => {
-                            self.client.heard_leader(&leader);
-                            continue;
-                        }
-                        StreamLine::Heartbeat { leader: None } | StreamLine::Other => continue,
-                    };
-                    self.handle_event(*event);
-                    cursor = Some(at);
-                    let checkpoint = AgentCheckpoint {
-                        agent_id: self.agent_id.clone(),
-                        boot_id: self.boot_id.clone(),
-                        cursor,
-                    };
-                    if let Err(error) = self.checkpoints.save_agent(&checkpoint) {
-                        tracing::error!(%error, "cannot checkpoint the event cursor");
-                    }
+            let url = response.url().clone();
+            tracing::info!(%url, "following agent events");
+            ended = self.read_events(response, source, &mut cursor).await;
+            match ended {
+                StreamEnd::Broke => self.client.stream_lost(source),
+                StreamEnd::Moved => {
+                    tracing::info!(%url, "the stream's master leads now; moving the stream to a follower")
                 }
             }
-            self.client.stream_lost();
         }
+    }
+
+    /// Acts on each event of one stream until it breaks or its master turns out to lead.
+    async fn read_events(
+        self: &Arc<Self>,
+        response: reqwest::Response,
+        source: StreamSource,
+        cursor: &mut Option<Cursor>,
+    ) -> StreamEnd {
+        let mut body = response.bytes_stream();
+        let mut buffer = Vec::new();
+        while let Some(chunk) = body.next().await {
+            let chunk = match chunk {
+                Ok(chunk) => chunk,
+                Err(error) => {
+                    tracing::warn!(%error, "agent event stream broke");
+                    return StreamEnd::Broke;
+                }
+            };
+            buffer.extend_from_slice(&chunk);
+            while let Some(newline) = buffer.iter().position(|&byte| byte == b'\n') {
+                let line: Vec<u8> = buffer.drain(..=newline).collect();
+                let (at, event) = match parse_line(&line) {
+                    StreamLine::Event(at, event) => (at, event),
+                    StreamLine::Heartbeat { leader: Some(leader) } => {
+                        self.client.heard_leader(&leader);
+                        if self.client.streaming_from_leader(source) {
+                            return StreamEnd::Moved;
+                        }
+                        continue;
+                    }
+                    StreamLine::Heartbeat { leader: None } | StreamLine::Other => continue,
+                };
+                self.handle_event(*event);
+                *cursor = Some(at);
+                let checkpoint = AgentCheckpoint {
+                    agent_id: self.agent_id.clone(),
+                    boot_id: self.boot_id.clone(),
+                    cursor: *cursor,
+                };
+                if let Err(error) = self.checkpoints.save_agent(&checkpoint) {
+                    tracing::error!(%error, "cannot checkpoint the event cursor");
+                }
+            }
+        }
+        StreamEnd::Broke
     }
 
     fn handle_event(self: &Arc<Self>, event: Event) {
@@ -1018,6 +1040,15 @@ fn spawn_into(set: &Mutex<JoinSet<()>>, work: impl Future<Output = ()> + Send + 
         }
     }
     set.spawn(work);
+}
+
+/// Why the agent stopped reading an event stream.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum StreamEnd {
+    /// It broke, went quiet or was ended by its master.
+    Broke,
+    /// Its master leads: the agent reads from a follower instead.
+    Moved,
 }
 
 /// One NDJSON line of the agent stream.

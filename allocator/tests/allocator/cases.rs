@@ -126,6 +126,29 @@ fn a_disconnected_framework_is_offered_nothing() {
 }
 
 #[test]
+fn a_framework_not_subscribed_to_the_leader_is_offered_nothing_until_it_is() {
+    let mut cluster = Cluster::default();
+    cluster.add_agent("cpus:4;mem:4096");
+    let elsewhere = cluster.subscribe("elsewhere", &["web"]);
+    let here = cluster.subscribe("here", &["web"]);
+    cluster.allocator.set_unsubscribed(|framework_id| *framework_id == here);
+
+    let offers = cluster.cycle();
+
+    assert_eq!(offers.len(), 1);
+    assert_eq!(offers[0].framework_id, here);
+    let explanation = cluster.allocator.explain_framework(&elsewhere).expect("known framework");
+    assert!(explanation.reasons.contains(&Reason::NotSubscribedToLeader));
+    assert!(!explanation.reasons.contains(&Reason::Disconnected));
+
+    cluster.decline(&offers[0], Duration::from_secs(60));
+    cluster.allocator.set_unsubscribed(|_| true);
+    let offers = cluster.cycle();
+    assert_eq!(offers.len(), 1);
+    assert_eq!(offers[0].framework_id, elsewhere);
+}
+
+#[test]
 fn resources_below_every_minimum_stay_unoffered() {
     let mut cluster = Cluster::default();
     let crumbs = cluster.add_agent("cpus:0.005;mem:16");

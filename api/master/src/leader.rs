@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use corral_allocator::Allocator;
 use corral_log::{EventFilter, ReadConsistency};
-use corral_state::{Actor, Command, Event};
+use corral_state::{Actor, ClusterState, Command, Event, FrameworkId, Outcome, Rejection};
 use tokio::sync::mpsc;
 
 use crate::master::{new_request_id, wall_clock, ExplainQuery, ExplainRequest, Master};
@@ -52,6 +52,7 @@ async fn lead(master: Master) {
     let Ok(mut subscription) = master.node().subscribe(built_at, EventFilter::all()) else {
         return;
     };
+    rescind_offers_to_unsubscribed(&master).await;
     let (explain_sender, mut explain_requests) = mpsc::channel::<ExplainRequest>(64);
     *master.inner.explain.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) =
         Some(explain_sender);
@@ -104,12 +105,61 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// Whether the leader can reach the framework: its scheduler stream is here, or it is the
+/// built-in service framework, which the leader drives itself.
+fn subscribed_here(master: &Master, state: &ClusterState, framework_id: &FrameworkId) -> bool {
+    state.services().framework_id.as_ref() == Some(framework_id)
+        || master.inner.scheduler_streams.holds(framework_id)
+}
+
+/// A new leader holds no scheduler stream: the frameworks' streams were on the old leader,
+/// and each subscribes again once it notices (at once when the old leader died, only when
+/// its heartbeats stop when it paused or was cut off). Their offers from the old leader would
+/// hold those resources from every framework until then, so they are rescinded, as Mesos's
+/// offers end with the master that made them.
+async fn rescind_offers_to_unsubscribed(master: &Master) {
+    // An offer answered between the read and the commit fails the whole command: read again.
+    for _ in 0..3 {
+        let unreachable = |state: &ClusterState| {
+            let offers = state.offers().values();
+            let stale = offers.filter(|offer| !subscribed_here(master, state, &offer.framework_id));
+            stale.map(|offer| offer.id.clone()).collect::<Vec<_>>()
+        };
+        let Ok(offer_ids) = master.node().read(ReadConsistency::Local, unreachable).await else {
+            return;
+        };
+        if offer_ids.is_empty() {
+            return;
+        }
+        let command = Command::RescindOffers { offer_ids };
+        match master.propose(new_request_id(), Actor::Leader, command).await {
+            Ok(committed) => match committed.outcome.original() {
+                Outcome::Rejected(Rejection::UnknownOffer(_)) => continue,
+                Outcome::Rejected(rejection) => {
+                    tracing::warn!(%rejection, "offers of unsubscribed frameworks not rescinded");
+                    return;
+                }
+                _ => {
+                    master.inner.allocation_wanted.notify_one();
+                    return;
+                }
+            },
+            Err(error) => {
+                tracing::debug!(%error, "offers of unsubscribed frameworks not rescinded");
+                return;
+            }
+        }
+    }
+}
+
 async fn allocate(master: &Master, allocator: &mut Allocator) {
     let started = Instant::now();
     let now = wall_clock();
-    let Ok(allocation) =
-        master.node().read(ReadConsistency::Local, |state| allocator.allocate(state, now)).await
-    else {
+    let cycle = |state: &ClusterState| {
+        allocator.set_unsubscribed(|framework_id| subscribed_here(master, state, framework_id));
+        allocator.allocate(state, now)
+    };
+    let Ok(allocation) = master.node().read(ReadConsistency::Local, cycle).await else {
         return;
     };
     master.inner.metrics.allocator_cycle_seconds.observe(started.elapsed().as_secs_f64());

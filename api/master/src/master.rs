@@ -128,6 +128,11 @@ impl SchedulerStreams {
     pub fn count(&self) -> usize {
         self.lock().len()
     }
+
+    /// Whether the framework's scheduler stream is on this master.
+    pub fn holds(&self, framework_id: &FrameworkId) -> bool {
+        self.lock().contains_key(framework_id)
+    }
 }
 
 pub struct MasterInner {

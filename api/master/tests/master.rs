@@ -4,6 +4,7 @@
 mod master {
     mod audit;
     mod dns;
+    mod failover;
     mod leader_proxy;
     mod marathon_routes;
     mod members;

@@ -252,7 +252,8 @@ impl HttpConnection {
             })?;
         if !response.status().is_success() {
             let status = response.status();
-            let text = response.text().await.unwrap_or_default();
+            let text =
+                response.text().await.unwrap_or_else(|error| format!("(unreadable: {error})"));
             let error = std::io::Error::other(format!("{status}: {text}"));
             return Err(RPCError::Network(NetworkError::new(&error)));
         }

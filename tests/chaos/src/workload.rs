@@ -258,7 +258,9 @@ async fn follow(
         Ok(Err(error)) => return format!("connect: {error}"),
         Ok(Ok(response)) if !response.status().is_success() => {
             let status = response.status();
-            return format!("answered {status}: {}", response.text().await.unwrap_or_default());
+            let text =
+                response.text().await.unwrap_or_else(|error| format!("(unreadable: {error})"));
+            return format!("answered {status}: {text}");
         }
         Ok(Ok(response)) => response,
     };

@@ -66,7 +66,8 @@ impl Serialize for ReservedByRole<'_> {
             std::collections::BTreeMap::new();
         for resource in self.0.iter() {
             if let Some(role) = resource.reservation.role() {
-                let single = Resources::from_list(vec![resource.clone()]).unwrap_or_default();
+                let single = Resources::from_list(vec![resource.clone()])
+                    .expect("one resource of a valid set is a valid set");
                 roles.entry(role.as_str()).or_default().add(&single);
             }
         }
