@@ -61,7 +61,7 @@ pub(crate) fn current_caller() -> Option<Caller> {
 }
 
 /// What the request presented.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Presented {
     Nothing,
     Token { accessor: String, secret: String },
@@ -287,6 +287,52 @@ struct Known {
     kdf: Option<(String, String)>,
 }
 
+/// Who `presented` is in `state`, and the read decision for them.
+fn identify(
+    state: &ClusterState,
+    presented: Presented,
+    read: Option<(Action, String)>,
+    own_stream: Option<AgentId>,
+) -> Result<Known, (Refusal, Box<Denial>)> {
+    let auth = state.auth();
+    let unknown =
+        |name: &str| (Refusal::Unknown, anonymous(DenialReason::UnknownIdentity(name.to_owned())));
+    let (identity, kdf) = match presented {
+        Presented::Nothing => return Err((Refusal::Missing, anonymous(DenialReason::Anonymous))),
+        Presented::Token { accessor, secret } => match auth.token(&accessor) {
+            None => return Err(unknown(&accessor)),
+            Some(token) if !token.secret_hash.verifies(&secret) => {
+                return Err((
+                    Refusal::WrongSecret,
+                    anonymous(DenialReason::UnknownIdentity(accessor)),
+                ))
+            }
+            Some(_) => (accessor, None),
+        },
+        Presented::Basic { user, secret } => match (auth.token(&user), auth.credential(&user)) {
+            (Some(token), _) if token.secret_hash.verifies(&secret) => (user, None),
+            (_, Some(credential)) => {
+                let phc = credential.phc.clone();
+                (user, Some((secret, phc)))
+            }
+            _ => return Err(unknown(&user)),
+        },
+    };
+    let principal = auth.principal(&identity).map(|p| p.name.to_owned());
+    let decision = match &read {
+        // An agent reads its own events as the identity that registered it; anyone else
+        // needs `read_api` on `events`.
+        _ if own_stream.as_ref().and_then(|id| auth.agent_identity(id))
+            == Some(identity.as_str()) =>
+        {
+            Ok(())
+        }
+        Some((action, object)) => auth.decide(Some(&identity), *action, Some(object)),
+        None => Ok(()),
+    };
+    Ok(Known { identity, principal, decision, kdf })
+}
+
 fn anonymous(reason: DenialReason) -> Box<Denial> {
     Box::new(Denial { principal: None, action: "authenticate".to_owned(), object: None, reason })
 }
@@ -367,52 +413,32 @@ async fn check(
     };
     let read = read_action(method, route, path);
     let own_stream = agent_of_stream(route, path);
-    let known = master
-        .read_state(ReadConsistency::Local, move |state: &ClusterState| {
-            let auth = state.auth();
-            let unknown = |name: &str| {
-                (Refusal::Unknown, anonymous(DenialReason::UnknownIdentity(name.to_owned())))
-            };
-            let (identity, kdf) = match presented {
-                Presented::Nothing => {
-                    return Err((Refusal::Missing, anonymous(DenialReason::Anonymous)))
-                }
-                Presented::Token { accessor, secret } => match auth.token(&accessor) {
-                    None => return Err(unknown(&accessor)),
-                    Some(token) if !token.secret_hash.verifies(&secret) => {
-                        return Err((
-                            Refusal::WrongSecret,
-                            anonymous(DenialReason::UnknownIdentity(accessor)),
-                        ))
-                    }
-                    Some(_) => (accessor, None),
-                },
-                Presented::Basic { user, secret } => {
-                    match (auth.token(&user), auth.credential(&user)) {
-                        (Some(token), _) if token.secret_hash.verifies(&secret) => (user, None),
-                        (_, Some(credential)) => {
-                            let phc = credential.phc.clone();
-                            (user, Some((secret, phc)))
-                        }
-                        _ => return Err(unknown(&user)),
-                    }
-                }
-            };
-            let principal = auth.principal(&identity).map(|p| p.name.to_owned());
-            let decision = match &read {
-                // An agent reads its own events as the identity that registered it; anyone
-                // else needs `read_api` on `events`.
-                _ if own_stream.as_ref().and_then(|id| auth.agent_identity(id))
-                    == Some(identity.as_str()) =>
-                {
-                    Ok(())
-                }
-                Some((action, object)) => auth.decide(Some(&identity), *action, Some(object)),
-                None => Ok(()),
-            };
-            Ok(Known { identity, principal, decision, kdf })
-        })
-        .await?;
+    let known = {
+        let (presented, read, own_stream) = (presented.clone(), read.clone(), own_stream.clone());
+        master
+            .read_state(ReadConsistency::Local, move |state: &ClusterState| {
+                identify(state, presented, read, own_stream)
+            })
+            .await?
+    };
+    // An identity this master does not know may have been created on the leader a moment
+    // ago: catch up with the leader and look again before answering 401.
+    let known = match known {
+        Err((Refusal::Unknown, denial)) => match crate::read_index::catch_up(master).await {
+            Ok(()) => {
+                master
+                    .read_state(ReadConsistency::Local, move |state: &ClusterState| {
+                        identify(state, presented, read, own_stream)
+                    })
+                    .await?
+            }
+            Err(cause) => {
+                tracing::info!(%cause, "an unknown identity is refused without catching up with the leader");
+                Err((Refusal::Unknown, denial))
+            }
+        },
+        other => other,
+    };
     let Known { identity, principal, decision, kdf } = match known {
         Ok(known) => known,
         Err((refusal, denial)) => return Ok(Checked::Refused(refusal, denial)),

@@ -54,7 +54,9 @@ pub fn router(master: Master) -> Router {
         ))
         .layer(axum::middleware::from_fn_with_state(master.clone(), track))
         .layer(axum::middleware::from_fn_with_state(master.clone(), crate::cors::cors))
-        .with_state(master)
+        .with_state(master.clone())
+        // Beside Raft's routes: masters call it, with no token (TLS gates it as Raft's).
+        .merge(crate::read_index::router(master))
         .merge(raft)
 }
 

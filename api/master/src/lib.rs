@@ -19,6 +19,7 @@ mod leader_proxy;
 mod master;
 mod metrics;
 mod native;
+mod read_index;
 mod routes;
 mod service_scheduler;
 mod stream;

@@ -535,3 +535,91 @@ async fn a_token_revoked_while_its_command_is_in_flight_is_refused_by_all_three_
         .await;
     assert!(digests.windows(2).all(|pair| pair[0] == pair[1]), "{digests:?}");
 }
+
+/// Each master authenticates from the state it has applied; a follower that does not know a
+/// token or a credential yet catches up with the leader before it answers 401, so whatever
+/// the leader has just made works on every master at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_or_credential_made_on_the_leader_works_on_a_follower_at_once() {
+    let mut cluster = TestMasters::start_bound(3, corral_master::Serving::default()).await;
+    let leader = cluster.leader().await;
+    for index in 0..cluster.masters.len() {
+        cluster.serve(index);
+    }
+    let follower = cluster.follower_of(leader);
+    let root = super::leader_proxy::enforce(&cluster, leader).await;
+    // Each follower hears of a commit only with the leader's next message: hold those back
+    // so that a follower has not applied what the leader answers for.
+    cluster.network.set_delay(std::time::Duration::from_millis(20));
+
+    let mut unknown = Vec::new();
+    for round in 0..20 {
+        let token =
+            create_token(&cluster, leader, &root, json!({"principal": format!("p{round}")})).await;
+        let answer = send(
+            &cluster,
+            follower,
+            Method::GET,
+            "/v2/apps",
+            None,
+            &[("authorization", &bearer(&token))],
+        )
+        .await;
+        if answer.status == StatusCode::UNAUTHORIZED {
+            unknown.push(format!("token {round}: {}", answer.body));
+        } else {
+            assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+        }
+    }
+    // Basic: argon2 makes each check slow, so a few rounds.
+    for round in 0..3 {
+        let principal = format!("fw{round}");
+        let credentials =
+            json!({"credentials": [{"principal": principal, "secret": "fw-secret-1234"}]});
+        let answer = send(
+            &cluster,
+            leader,
+            Method::PUT,
+            "/corral/v1/acl/credentials",
+            Some(&credentials),
+            &[("authorization", &bearer(&root))],
+        )
+        .await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+        let basic =
+            base64::engine::general_purpose::STANDARD.encode(format!("{principal}:fw-secret-1234"));
+        let answer = send(
+            &cluster,
+            follower,
+            Method::GET,
+            "/v2/apps",
+            None,
+            &[("authorization", &format!("Basic {basic}"))],
+        )
+        .await;
+        if answer.status == StatusCode::UNAUTHORIZED {
+            unknown.push(format!("credential {round}: {}", answer.body));
+        } else {
+            assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+        }
+    }
+    assert!(
+        unknown.is_empty(),
+        "a follower did not know what the leader made:\n{}",
+        unknown.join("\n")
+    );
+
+    // What no master knows is still refused, after the catch-up.
+    let (accessor, _) = corral_master::parse_token(&root).expect("a token");
+    let stranger = format!("crl_{}_nope", accessor.chars().rev().collect::<String>());
+    let answer = send(
+        &cluster,
+        follower,
+        Method::GET,
+        "/v2/apps",
+        None,
+        &[("authorization", &bearer(&stranger))],
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{}", answer.body);
+}

@@ -39,6 +39,8 @@ pub struct TestMasters {
     /// With `start_bound`, each master's loopback socket until `serve` takes it.
     pub listeners: Vec<Option<tokio::net::TcpListener>>,
     servers: Vec<tokio::task::JoinHandle<()>>,
+    /// The in-process network the masters' log runs over (delays, partitions).
+    pub network: LocalNetwork,
     _directory: tempfile::TempDir,
 }
 
@@ -127,7 +129,7 @@ impl TestMasters {
             });
         }
         let masters =
-            TestMasters { masters, listeners, servers: Vec::new(), _directory: directory };
+            TestMasters { masters, listeners, servers: Vec::new(), network, _directory: directory };
         masters.leader().await;
         masters
     }
