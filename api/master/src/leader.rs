@@ -2,11 +2,12 @@
 //! runs them; a master that becomes leader starts them at once, rebuilding the allocator and
 //! the scheduler's plan from the state.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use corral_allocator::Allocator;
-use corral_log::{EventFilter, ReadConsistency};
+use corral_log::{EventFilter, JournalEvent, ReadConsistency, Subscription, SubscriptionEnded};
 use corral_state::{Actor, ClusterState, Command, Event, FrameworkId, Outcome, Rejection};
+use futures::FutureExt;
 use tokio::sync::mpsc;
 
 use crate::master::{new_request_id, wall_clock, ExplainQuery, ExplainRequest, Master};
@@ -73,19 +74,23 @@ async fn lead(master: Master) {
                     tracing::debug!(%error, "tick not committed");
                 }
             }
-            _ = allocation.tick() => allocate(&master, &mut allocator).await,
-            () = master.inner.allocation_wanted.notified() => allocate(&master, &mut allocator).await,
-            next = subscription.next() => match next {
-                Some(Ok(journal_event)) => {
-                    event_metrics.observe(&master.inner.metrics, &journal_event.event, wall_clock());
-                    allocator.observe(&journal_event.event);
-                }
-                Some(Err(ended)) => {
-                    tracing::warn!(%ended, "allocator lost its event feed; rebuilding");
+            _ = allocation.tick() => {
+                if catch_up(&master, &mut subscription, &mut allocator, &mut event_metrics).await.is_err() {
                     return;
                 }
-                None => return,
-            },
+                allocate(&master, &mut allocator).await;
+            }
+            () = master.inner.allocation_wanted.notified() => {
+                if catch_up(&master, &mut subscription, &mut allocator, &mut event_metrics).await.is_err() {
+                    return;
+                }
+                allocate(&master, &mut allocator).await;
+            }
+            next = subscription.next() => {
+                if feed(&master, next, &mut allocator, &mut event_metrics).is_err() {
+                    return;
+                }
+            }
             Some(request) = explain_requests.recv() => {
                 let answer = match &request.query {
                     ExplainQuery::Framework(framework_id) => allocator.explain_framework(framework_id).and_then(|e| serde_json::to_value(e).ok()),
@@ -94,6 +99,58 @@ async fn lead(master: Master) {
                 let _ = request.reply.send(answer);
             }
         }
+    }
+}
+
+/// The allocator's feed ended: it is rebuilt from the state.
+struct FeedEnded;
+
+fn feed(
+    master: &Master,
+    next: Option<Result<JournalEvent, SubscriptionEnded>>,
+    allocator: &mut Allocator,
+    event_metrics: &mut EventMetrics,
+) -> Result<(), FeedEnded> {
+    match next {
+        Some(Ok(journal_event)) => {
+            event_metrics.observe(&master.inner.metrics, &journal_event.event, wall_clock());
+            allocator.observe(&journal_event.event);
+            Ok(())
+        }
+        Some(Err(ended)) => {
+            tracing::warn!(%ended, "allocator lost its event feed; rebuilding");
+            Err(FeedEnded)
+        }
+        None => Err(FeedEnded),
+    }
+}
+
+/// How long an allocation waits for the allocator's feed to reach the applied index.
+const CATCH_UP: Duration = Duration::from_millis(100);
+
+/// Feeds the allocator the events of everything applied so far. A command that wakes the
+/// allocator (a REVIVE, say) has been applied when it does, but its events reach the feed a
+/// moment later; an allocator that has not seen the REVIVE still holds the role suppressed
+/// and offers nothing until the next wake-up, up to an allocation interval later.
+async fn catch_up(
+    master: &Master,
+    subscription: &mut Subscription,
+    allocator: &mut Allocator,
+    event_metrics: &mut EventMetrics,
+) -> Result<(), FeedEnded> {
+    let applied = master.node().applied_index();
+    let progress = subscription.progress();
+    let deadline = tokio::time::Instant::now() + CATCH_UP;
+    loop {
+        // Read before draining: the feed hands events over before it moves its progress.
+        let caught_up = progress.index() >= applied;
+        while let Some(next) = subscription.next().now_or_never() {
+            feed(master, next, allocator, event_metrics)?;
+        }
+        if caught_up || tokio::time::Instant::now() >= deadline {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
 
