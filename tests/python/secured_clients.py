@@ -48,7 +48,10 @@ def round_trip(client, app_id, how):
     created = client.create_app(app_id, MarathonApp(cmd="sleep 600", cpus=0.1, mem=16, instances=0))
     assert created.id == app_id, created.id
     say("created", app=app_id, how=how)
-    assert client.get_app(app_id).instances == 0
+    # Writes go to the leader; this follower answers reads from what it has applied, which
+    # may lag the leader a moment.
+    read = eventually(f"{app_id} on the follower", lambda: client.get_app(app_id))
+    assert read.instances == 0, read.instances
     client.scale_app(app_id, instances=0, force=True)
     client.update_app(app_id, MarathonApp(cmd="sleep 900", cpus=0.1, mem=16, instances=0), force=True)
     eventually("the new command", lambda: client.get_app(app_id).cmd == "sleep 900")
@@ -74,7 +77,7 @@ def main():
     parser.add_argument("--token", required=True)
     args = parser.parse_args()
 
-    anonymous = MarathonClient([args.master])
+    anonymous = MarathonClient([args.master], timeout=60)
     try:
         anonymous.create_app("/dev/anonymous", MarathonApp(cmd="sleep 1", cpus=0.1, mem=16, instances=0))
         raise AssertionError("a write without credentials was accepted")
@@ -82,9 +85,10 @@ def main():
         assert error.status_code == 401, error
     say("anonymous_refused")
 
-    basic = MarathonClient([args.master], username=args.username, password=args.password)
+    # A loaded test machine can take more than the client's default 10 s.
+    basic = MarathonClient([args.master], username=args.username, password=args.password, timeout=60)
     round_trip(basic, "/dev/basic", "basic")
-    token = MarathonClient([args.master], auth_token=args.token)
+    token = MarathonClient([args.master], auth_token=args.token, timeout=60)
     round_trip(token, "/dev/token", "auth_token")
     say("ok")
 

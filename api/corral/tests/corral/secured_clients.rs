@@ -96,6 +96,14 @@ async fn secure(cluster: &Cluster, leader: usize) -> (String, String) {
     let path = "/corral/v1/acl/mode";
     let (status, body) = send(cluster, leader, Method::PUT, path, Some(&root), Some(mode)).await;
     assert_eq!(status, 200, "{body}");
+    // A follower that has not applied the mode yet would still redirect.
+    for index in 0..cluster.masters.len() {
+        corral_testkit::eventually(LONG, "every master enforces", || async {
+            let (_, auth) = send(cluster, index, Method::GET, "/corral/v1/auth", None, None).await;
+            (auth["mode"] == "enforce").then_some(())
+        })
+        .await;
+    }
     (tokens.remove(0), tokens.remove(0))
 }
 
