@@ -152,3 +152,104 @@ async fn weights_deployments_queue_and_event_streams_show_only_what_may_be_viewe
         assert!(text.contains(&counted), "{counted} in {text}");
     }
 }
+
+/// One RecordIO record (`<length>\n<json>`) off the front of `buffer`.
+fn recordio_event(buffer: &mut String) -> Option<Value> {
+    let newline = buffer.find('\n')?;
+    let length: usize = buffer[..newline].parse().expect("a RecordIO length");
+    if buffer.len() < newline + 1 + length {
+        return None;
+    }
+    let record: String = buffer.drain(..newline + 1 + length).collect();
+    Some(serde_json::from_str(&record[newline + 1..]).expect("a JSON event"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_operator_stream_leaves_out_frameworks_the_subscriber_may_not_view() {
+    let cluster = TestMasters::start(1).await;
+    assert_eq!(cluster.leader().await, 0);
+    let root = super::leader_proxy::enforce(&cluster, 0).await;
+    let answer = send(
+        &cluster,
+        Method::POST,
+        "/corral/v1/acl/tokens",
+        Some(&json!({"principal": "ann"})),
+        &root,
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
+    let ann = answer.body["token"].as_str().expect("a token").to_owned();
+    let policy = json!({"view_frameworks": [
+        {"principals": {"values": ["ann"]}, "users": {"values": ["alice"]}}]});
+    let answer =
+        send(&cluster, Method::PUT, "/corral/v1/acl/policies/ann", Some(&policy), &root).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+
+    let bearer = format!("Bearer {root}");
+    let mut schedulers = Vec::new();
+    let subscribe = |user: &str, name: &str| {
+        let body = json!({"type": "SUBSCRIBE", "subscribe": {"framework_info": {
+            "user": user, "name": name, "role": "*"}}});
+        let request =
+            request(Method::POST, "/api/v1/scheduler", Some(&body), &[("authorization", &bearer)]);
+        let cluster = &cluster;
+        async move {
+            let response = cluster.respond(0, request).await;
+            if response.status() != StatusCode::OK {
+                let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await;
+                panic!(
+                    "SUBSCRIBE: {:?}",
+                    bytes.map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+                );
+            }
+            response
+        }
+    };
+    schedulers.push(subscribe("alice", "alice-before").await);
+    schedulers.push(subscribe("bob", "bob-before").await);
+
+    let operator = |token: &str| {
+        let bearer = format!("Bearer {token}");
+        let request = request(
+            Method::POST,
+            "/api/v1",
+            Some(&json!({"type": "SUBSCRIBE"})),
+            &[("authorization", &bearer)],
+        );
+        cluster.respond(0, request)
+    };
+    let ann_stream = operator(&ann).await;
+    let root_stream = operator(&root).await;
+    schedulers.push(subscribe("bob", "bob-after").await);
+    schedulers.push(subscribe("alice", "alice-after").await);
+
+    let names = |events: &[Value]| -> Vec<String> {
+        let mut names = Vec::new();
+        for event in events {
+            match event["type"].as_str() {
+                Some("SUBSCRIBED") => {
+                    let state = &event["subscribed"]["get_state"]["get_frameworks"]["frameworks"];
+                    for framework in state.as_array().expect("frameworks") {
+                        let name = framework["framework_info"]["name"].as_str().expect("a name");
+                        names.push(name.to_owned());
+                    }
+                }
+                Some("FRAMEWORK_ADDED") => {
+                    let info = &event["framework_added"]["framework"]["framework_info"];
+                    names.push(info["name"].as_str().expect("a name").to_owned());
+                }
+                _ => {}
+            }
+        }
+        names
+    };
+    let until_alice_after =
+        |events: &[Value]| names(events).iter().any(|name| name == "alice-after");
+    let ann_events = read_stream(ann_stream, recordio_event, until_alice_after).await;
+    assert_eq!(names(&ann_events), ["alice-before", "alice-after"], "{ann_events:#?}");
+    let root_events = read_stream(root_stream, recordio_event, until_alice_after).await;
+    let mut seen = names(&root_events);
+    seen.sort();
+    assert_eq!(seen, ["alice-after", "alice-before", "bob-after", "bob-before"]);
+    drop(schedulers);
+}
