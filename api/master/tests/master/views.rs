@@ -143,10 +143,30 @@ async fn weights_deployments_queue_and_event_streams_show_only_what_may_be_viewe
     assert!(text.iter().any(|line| line.contains("hidden-role")), "{text:#?}");
     assert!(text.iter().any(|line| line.contains("/other/db")), "{text:#?}");
 
+    // Marathon's stream by `view_apps`: a last app marks the end.
+    let answer = send(&cluster, Method::POST, "/v2/apps", Some(&app("/team/last")), &root).await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
+    let marathon = |token: &str| {
+        let bearer = format!("Bearer {token}");
+        let request =
+            request(Method::GET, "/v2/events?from=0", None, &[("authorization", &bearer)]);
+        cluster.respond(0, request)
+    };
+    let frame = |buffer: &mut String| -> Option<String> {
+        let end = buffer.find("\n\n")?;
+        Some(buffer.drain(..end + 2).collect())
+    };
+    let until_last = |frames: &[String]| frames.iter().any(|frame| frame.contains("/team/last"));
+    let frames = read_stream(marathon(&ann).await, frame, until_last).await;
+    assert!(frames.iter().any(|frame| frame.contains("/team/web")), "{frames:#?}");
+    assert!(!frames.iter().any(|frame| frame.contains("/other/db")), "{frames:#?}");
+    let frames = read_stream(marathon(&root).await, frame, until_last).await;
+    assert!(frames.iter().any(|frame| frame.contains("/other/db")), "{frames:#?}");
+
     // What was left out is counted.
     let metrics = cluster.send(0, Method::GET, "/metrics", None).await;
     let text = metrics.body.as_str().expect("metrics are text");
-    for route in ["/api/v1", "/v2/deployments", "/v2/queue", "/corral/v1/events"] {
+    for route in ["/api/v1", "/v2/deployments", "/v2/queue", "/corral/v1/events", "/v2/events"] {
         let counted =
             format!("corral_http_auth_denied_total{{reason=\"hidden\",route=\"{route}\"}}");
         assert!(text.contains(&counted), "{counted} in {text}");
