@@ -11,6 +11,7 @@ use std::collections::BTreeSet;
 
 use crate::auth::{Action, Identity};
 use crate::cluster::ClusterState;
+use crate::event::Event;
 use crate::model::{Framework, Task};
 use crate::{AppId, ExecutorId, FrameworkId, Role, TaskId};
 
@@ -50,6 +51,10 @@ impl Hidden {
 /// The user a task runs as, the object of `view_tasks` (as of `run_tasks`): its command's
 /// user, else its executor's, else its framework's.
 fn task_user<'a>(task: &'a Task, framework: &'a Framework) -> &'a str {
+    task_user_or(task, &framework.info.user)
+}
+
+fn task_user_or<'a>(task: &'a Task, framework_user: &'a str) -> &'a str {
     task.info
         .command
         .as_ref()
@@ -58,7 +63,56 @@ fn task_user<'a>(task: &'a Task, framework: &'a Framework) -> &'a str {
             let executor = task.info.executor.as_ref()?;
             executor.command.as_ref()?.user.as_deref()
         })
-        .unwrap_or(&framework.info.user)
+        .unwrap_or(framework_user)
+}
+
+impl Event {
+    /// The app an event is about, if it is about one.
+    pub fn app_id(&self) -> Option<&AppId> {
+        event_app(self)
+    }
+}
+
+fn event_app(event: &Event) -> Option<&AppId> {
+    match event {
+        Event::AppUpdated { app_id, .. }
+        | Event::AppDeleted { app_id }
+        | Event::DeploymentSucceeded { app_id, .. }
+        | Event::DeploymentCanceled { app_id, .. }
+        | Event::AppLaunchDelayed { app_id, .. }
+        | Event::AppLaunchDelayReset { app_id }
+        | Event::AppInstanceExpunged { app_id, .. }
+        | Event::AutoscalerUpdated { app_id, .. }
+        | Event::AutoscalerDeleted { app_id }
+        | Event::AppAutoscaled { app_id, .. }
+        | Event::AutoscalerRecommended { app_id, .. } => Some(app_id),
+        Event::DeploymentStarted { deployment } => Some(&deployment.app_id),
+        _ => None,
+    }
+}
+
+/// The task an event is about, if it is about one.
+fn event_task(event: &Event) -> Option<&TaskId> {
+    match event {
+        Event::TaskAdded { task } => Some(task.id()),
+        Event::TaskUpdated { status, .. }
+        | Event::TaskDropped { status, .. }
+        | Event::TaskReconciled { status, .. } => Some(&status.task_id),
+        Event::TaskKillRequested { task_id, .. }
+        | Event::StatusAcknowledged { task_id, .. }
+        | Event::TaskCompleted { task_id, .. } => Some(task_id),
+        _ => None,
+    }
+}
+
+/// The executor an event is about, if it is about one.
+fn event_executor(event: &Event) -> Option<&ExecutorId> {
+    match event {
+        Event::ExecutorShutdownRequested { executor_id, .. }
+        | Event::MessageToExecutor { executor_id, .. }
+        | Event::MessageToFramework { executor_id, .. } => Some(executor_id),
+        _ => None,
+    }
 }
 
 impl ClusterState {
@@ -114,6 +168,85 @@ impl ClusterState {
             }
         }
         hidden
+    }
+
+    /// Which `view_*` rule keeps `event` from `identity` (`None`: it may be shown), as
+    /// `hidden_from` decides for the objects of the state: an event about a framework, its
+    /// offers, tasks or executors follows `view_frameworks` on the framework's user, then
+    /// `view_tasks` on the task's user (its command's, else its executor's, else the
+    /// framework's) or `view_executors` on the executor's; a weight or quota `view_roles` on
+    /// its role; an app or deployment `view_apps` on its app id. Agents, maintenance, settings
+    /// and access control are shown, as Mesos shows agents. Meant for a state that has applied
+    /// at least the event's entry: a framework it knows neither live nor completed is hidden.
+    pub fn event_hidden_by(&self, identity: Identity<'_>, event: &Event) -> Option<Action> {
+        let auth = &self.auth;
+        if identity
+            .and_then(|identity| auth.principal(identity))
+            .is_some_and(|principal| principal.kind == crate::auth::TokenKind::Management)
+        {
+            return None;
+        }
+        let hides = |action: Action, object: &str| {
+            auth.decide(identity, action, Some(object)).is_err().then_some(action)
+        };
+        if let Some(app_id) = event_app(event) {
+            return hides(Action::ViewApps, app_id.as_str());
+        }
+        match event {
+            Event::WeightUpdated { role, .. } => return hides(Action::ViewRoles, role.as_str()),
+            Event::QuotaUpdated { config } => {
+                return hides(Action::ViewRoles, config.role.as_str())
+            }
+            _ => {}
+        }
+        let framework_id = event.framework_id()?;
+        let framework = self
+            .frameworks
+            .get(framework_id)
+            .or_else(|| Some(&self.completed_frameworks.get(framework_id)?.framework));
+        let framework_user = match event {
+            Event::FrameworkAdded { info, .. } | Event::FrameworkResubscribed { info, .. } => {
+                info.user.as_str()
+            }
+            _ => match framework {
+                Some(framework) => framework.info.user.as_str(),
+                None => return Some(Action::ViewFrameworks),
+            },
+        };
+        if let Some(action) = hides(Action::ViewFrameworks, framework_user) {
+            return Some(action);
+        }
+        if let Some(task_id) = event_task(event) {
+            let task = match event {
+                Event::TaskAdded { task } => Some(task.as_ref()),
+                _ => framework.and_then(|framework| {
+                    let live = framework.tasks.get(task_id);
+                    let completed = || framework.completed_tasks.iter().find(|t| t.id() == task_id);
+                    live.or_else(completed).map(std::sync::Arc::as_ref)
+                }),
+            };
+            // A task that never was (dropped) runs as nobody but its framework.
+            let user = task.map_or(framework_user, |task| task_user_or(task, framework_user));
+            return hides(Action::ViewTasks, user);
+        }
+        if let Some(executor_id) = event_executor(event) {
+            let user = self
+                .executors
+                .get(&(framework_id.clone(), executor_id.clone()))
+                .and_then(|executor| executor.info.command.as_ref()?.user.as_deref())
+                .unwrap_or(framework_user);
+            return hides(Action::ViewExecutors, user);
+        }
+        None
+    }
+
+    /// Whether `identity` may not view the app `app_id` (`view_apps`, by id prefix).
+    pub fn app_hidden_from(&self, identity: Identity<'_>, app_id: &AppId) -> bool {
+        let auth = &self.auth;
+        let management = identity
+            .and_then(|identity| auth.principal(identity))
+            .is_some_and(|principal| principal.kind == crate::auth::TokenKind::Management);
+        !management && auth.decide(identity, Action::ViewApps, Some(app_id.as_str())).is_err()
     }
 
     /// Every role the state names: configured, subscribed to, allocated, offered, reserved.

@@ -8,7 +8,8 @@ use corral_allocator::AllocatorConfig;
 use corral_log::{Committed, LogError, LogNode, ReadConsistency};
 use corral_state::auth::AuthMode;
 use corral_state::{
-    Actor, ClusterState, Command, Entry, FrameworkId, Hidden, Rejection, RequestId, Role, Timestamp,
+    Actor, ClusterState, Command, Entry, Event, FrameworkId, Hidden, Rejection, RequestId, Role,
+    Timestamp,
 };
 use tokio::sync::{mpsc, oneshot, Notify};
 
@@ -192,6 +193,45 @@ pub(crate) enum Views {
     /// Marathon's: apps by id and their instances. The apps' tasks belong to the built-in
     /// framework, which a Marathon user has no reason to be allowed to view.
     Apps,
+}
+
+/// What one stream's subscriber may be shown (`Master::event_viewer`).
+pub(crate) struct EventViewer {
+    master: Master,
+    identity: Option<String>,
+    route: String,
+    views: Views,
+}
+
+impl EventViewer {
+    /// Whether to leave `event` out: only when enforcing (with `permissive` what would be
+    /// left out is counted as `reason="hidden"`). `app` is the app Marathon's rendering
+    /// names, for `Views::Apps`. Decided on the applied state, which holds at least the
+    /// event's entry, as the pump sends it.
+    pub(crate) fn hides(&self, event: &Event, app: Option<&corral_state::AppId>) -> bool {
+        use futures::FutureExt as _;
+        let identity = self.identity.as_deref();
+        let views = self.views;
+        let read = self.master.inner.node.read(ReadConsistency::Local, |state| {
+            let mode = state.auth().mode();
+            let hidden = mode != AuthMode::Off
+                && match views {
+                    Views::Mesos => state.event_hidden_by(identity, event).is_some(),
+                    Views::Apps => app.is_some_and(|app| state.app_hidden_from(identity, app)),
+                };
+            (mode, hidden)
+        });
+        let (mode, hidden) = read
+            .now_or_never()
+            .expect("a local read takes the state's lock and never waits on the log")
+            .expect("a local read does not fail");
+        if !hidden {
+            return false;
+        }
+        let metrics = &self.master.inner.metrics;
+        metrics.http_auth_denied.with_label_values(&["hidden", &self.route]).inc();
+        mode == AuthMode::Enforce
+    }
 }
 
 /// The mode, and what `identity` may not view (nothing when access control is off).
@@ -433,6 +473,76 @@ impl Master {
         let hidden = self.count_hidden(caller.as_ref(), (mode, hidden));
         copy.retain_visible(&hidden);
         Ok(copy)
+    }
+
+    /// Decides, event by event, what the caller of the request being served may be shown on
+    /// the stream it opens (`view_*` as for reads; the identity is the one it opened with).
+    pub(crate) fn event_viewer(&self, views: Views) -> EventViewer {
+        let caller = crate::auth::current_caller();
+        EventViewer {
+            master: self.clone(),
+            identity: caller.as_ref().and_then(|caller| caller.identity.clone()),
+            route: caller.map_or_else(|| "in-process".to_owned(), |caller| caller.route),
+            views,
+        }
+    }
+
+    /// Reads for the caller of the request being served, with a test of which apps it may
+    /// view (`view_apps`; always true unless enforcing), for Marathon's answers about apps
+    /// that are not drawn from the apps themselves (deployments, the launch queue).
+    pub(crate) async fn read_apps_visible<T>(
+        &self,
+        reader: impl FnOnce(&ClusterState, &dyn Fn(&corral_state::AppId) -> bool) -> T,
+    ) -> Result<T, ApiError> {
+        let caller = crate::auth::current_caller();
+        let identity = caller.as_ref().and_then(|caller| caller.identity.clone());
+        let (answer, any_hidden) = self
+            .read_state(ReadConsistency::Local, move |state| {
+                let mode = state.auth().mode();
+                let any_hidden = std::cell::Cell::new(false);
+                let shown = |app_id: &corral_state::AppId| {
+                    if mode == AuthMode::Off || !state.app_hidden_from(identity.as_deref(), app_id)
+                    {
+                        return true;
+                    }
+                    any_hidden.set(true);
+                    mode != AuthMode::Enforce
+                };
+                let answer = reader(state, &shown);
+                (answer, any_hidden.get())
+            })
+            .await?;
+        if any_hidden {
+            let route = caller.as_ref().map_or("in-process", |caller| caller.route.as_str());
+            self.inner.metrics.http_auth_denied.with_label_values(&["hidden", route]).inc();
+        }
+        Ok(answer)
+    }
+
+    /// `read_visible` for a stream's first message: also the cursor the state stands at, so
+    /// the events after it follow with none missed and none twice.
+    pub(crate) async fn read_visible_with_cursor<T>(
+        &self,
+        reader: impl FnOnce(&ClusterState) -> T,
+    ) -> Result<(T, corral_state::Cursor), ApiError> {
+        let caller = crate::auth::current_caller();
+        let identity = caller.as_ref().and_then(|caller| caller.identity.clone());
+        let ((answer, hidden), cursor) = self
+            .inner
+            .node
+            .read_with_cursor(ReadConsistency::Local, move |state| {
+                let (mode, hidden) = hidden_from(state, identity.as_deref());
+                if mode != AuthMode::Enforce || hidden.is_empty() {
+                    return (reader(state), (mode, hidden));
+                }
+                let mut copy = state.without_bookkeeping();
+                copy.retain_visible(&hidden);
+                (reader(&copy), (mode, hidden))
+            })
+            .await
+            .map_err(|error| self.log_error(error))?;
+        self.count_hidden(caller.as_ref(), hidden);
+        Ok((answer, cursor))
     }
 
     /// Reads for the caller of the request being served: `reader` gets the state or, when

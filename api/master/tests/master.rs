@@ -16,4 +16,5 @@ mod master {
     mod support;
     mod ui;
     mod v0_routes;
+    mod views;
 }

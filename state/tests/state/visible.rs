@@ -258,3 +258,88 @@ fn management_sees_all_and_nothing_hidden_changes_nothing() {
     copy.retain_visible(&Hidden::default());
     assert_eq!(copy, state.without_bookkeeping());
 }
+
+/// The per-event filter of event streams: which rule keeps each event from each identity.
+#[test]
+fn each_event_is_hidden_by_exactly_the_rule_about_its_object() {
+    let Cluster { world, alice, bob, agent } = cluster();
+    let state = &world.state;
+    let kill = |framework: &FrameworkId, task: &str| Event::TaskKillRequested {
+        framework_id: framework.clone(),
+        task_id: TaskId::new(task),
+        agent_id: agent.clone(),
+        kill_policy: None,
+    };
+    let weight = |name: &str| Event::WeightUpdated {
+        role: role(name),
+        weight: corral_state::Scalar::from_units(2),
+    };
+    let events = [
+        ("alice disconnected", Event::FrameworkDisconnected { framework_id: alice.clone() }),
+        ("kill alice-1", kill(&alice, "alice-1")),
+        ("kill as-mallory", kill(&alice, "as-mallory")),
+        ("kill bob-1", kill(&bob, "bob-1")),
+        (
+            "shut down as-eve",
+            Event::ExecutorShutdownRequested {
+                framework_id: bob.clone(),
+                executor_id: ExecutorId::new("as-eve"),
+                agent_id: agent.clone(),
+            },
+        ),
+        ("weight a", weight("a")),
+        ("weight b", weight("b")),
+        ("/team/web deleted", Event::AppDeleted { app_id: AppId::new("/team/web") }),
+        ("agent deactivated", Event::AgentDeactivated { agent_id: agent.clone() }),
+        (
+            "a framework never known",
+            Event::FrameworkDisconnected { framework_id: FrameworkId::new("nobody-knows") },
+        ),
+    ];
+    let hidden_by = |identity: Option<&str>| -> Vec<(&str, Option<Action>)> {
+        events.iter().map(|(name, event)| (*name, state.event_hidden_by(identity, event))).collect()
+    };
+    let frameworks = Some(Action::ViewFrameworks);
+    assert_eq!(
+        hidden_by(Some("ann")),
+        vec![
+            ("alice disconnected", None),
+            ("kill alice-1", None),
+            ("kill as-mallory", Some(Action::ViewTasks)),
+            ("kill bob-1", frameworks),
+            ("shut down as-eve", frameworks),
+            ("weight a", None),
+            ("weight b", Some(Action::ViewRoles)),
+            ("/team/web deleted", Some(Action::ViewApps)),
+            ("agent deactivated", None),
+            ("a framework never known", frameworks),
+        ]
+    );
+    assert_eq!(
+        hidden_by(Some("bo")),
+        vec![
+            ("alice disconnected", frameworks),
+            ("kill alice-1", frameworks),
+            ("kill as-mallory", frameworks),
+            ("kill bob-1", None),
+            ("shut down as-eve", Some(Action::ViewExecutors)),
+            ("weight a", Some(Action::ViewRoles)),
+            ("weight b", Some(Action::ViewRoles)),
+            ("/team/web deleted", None),
+            ("agent deactivated", None),
+            ("a framework never known", frameworks),
+        ]
+    );
+    let all_shown: Vec<(&str, Option<Action>)> =
+        events.iter().map(|(name, _)| (*name, None)).collect();
+    assert_eq!(hidden_by(Some("root")), all_shown);
+    // Anonymous: only what no rule is about (agents).
+    let anonymous = hidden_by(None);
+    assert_eq!(anonymous[8], ("agent deactivated", None));
+    assert!(anonymous.iter().enumerate().all(|(at, (_, by))| at == 8 || by.is_some()));
+
+    assert!(!state.app_hidden_from(Some("bo"), &AppId::new("/team/web")));
+    assert!(state.app_hidden_from(Some("bo"), &AppId::new("/other/db")));
+    assert!(state.app_hidden_from(Some("ann"), &AppId::new("/team/web")));
+    assert!(!state.app_hidden_from(Some("root"), &AppId::new("/other/db")));
+}

@@ -134,8 +134,9 @@ pub(crate) async fn delete_tasks(
 
 pub(crate) async fn deployments(State(master): State<Master>) -> Result<Response, ApiError> {
     let deployments = master
-        .read_state(ReadConsistency::Local, |state| {
-            state.services().deployments.values().map(deployment_json).collect::<Vec<Value>>()
+        .read_apps_visible(|state, shown| {
+            let deployments = state.services().deployments.values();
+            deployments.filter(|d| shown(&d.app_id)).map(deployment_json).collect::<Vec<Value>>()
         })
         .await?;
     Ok(Json(deployments).into_response())
@@ -171,12 +172,13 @@ pub(crate) async fn queue(
     let embed_unused = param_values(&params, "embed").any(|value| value == "lastUnusedOffers");
     let now = wall_clock();
     let items = master
-        .read_state(ReadConsistency::Local, |state| {
+        .read_apps_visible(|state, shown| {
             let view = ServiceView::new(state);
             state
                 .services()
                 .apps
                 .values()
+                .filter(|app| shown(&app.id))
                 .filter_map(|app| {
                     let offers = master.inner.service_offers.of(&app.id);
                     view.queue_item(app, offers.as_ref(), now, embed_unused)
@@ -253,6 +255,7 @@ pub(crate) async fn events(
         });
         first.push(Bytes::from(format!("event: event_stream_attached\ndata: {attached}\n\n")));
     }
+    let viewer = master.event_viewer(crate::master::Views::Apps);
     let (sender, body) = channel_body();
     tokio::spawn(async move {
         let _counted_while_open = admitted;
@@ -261,6 +264,18 @@ pub(crate) async fn events(
             first,
             subscription,
             move |event: &Event, cursor| {
+                // By `view_apps` on the app the event names (an instance's by its task id).
+                let instance_app = match event {
+                    Event::TaskUpdated { framework_id, status, .. }
+                        if *framework_id == service_framework_id =>
+                    {
+                        corral_marathon::events::app_of_task(&status.task_id)
+                    }
+                    _ => None,
+                };
+                if viewer.hides(event, event.app_id().or(instance_app.as_ref())) {
+                    return Step::Send(Vec::new());
+                }
                 let frames = marathon_event(event, &service_framework_id, wall_clock())
                     .into_iter()
                     .filter(|(event_type, _)| accepts(event_type))

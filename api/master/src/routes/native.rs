@@ -113,6 +113,7 @@ pub(crate) async fn events(
     };
     let (sender, body) = channel_body();
     let master_for_metrics = master.clone();
+    let viewer = master.event_viewer(crate::master::Views::Mesos);
     let open = master.inner.event_streams.open("events", subscription.progress());
     tokio::spawn(async move {
         let _counted_while_open = (open, admitted);
@@ -121,6 +122,9 @@ pub(crate) async fn events(
             Vec::new(),
             subscription,
             move |event: &Event, cursor| {
+                if viewer.hides(event, None) {
+                    return Step::Send(Vec::new());
+                }
                 let frame = match format {
                     Format::Sse => sse_frame(cursor, event),
                     Format::Ndjson => ndjson_line(cursor, event),

@@ -6,7 +6,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use axum::Json;
-use corral_log::{EventFilter, ReadConsistency};
+use corral_log::EventFilter;
 use corral_state::{Actor, Event};
 
 use super::misc::ReadOptions;
@@ -112,11 +112,8 @@ async fn subscribe(master: &Master, client: &StreamClient) -> Result<Response, A
     master.redirect_if_follower()?;
     let (first, subscription) = {
         // GET_STATE, then the events after exactly that state: none missed, none twice.
-        let (state_json, applied) = master
-            .node()
-            .read_with_cursor(ReadConsistency::Local, get_state)
-            .await
-            .map_err(|error| master.log_error(error))?;
+        // Without what the subscriber may not view (`view_*`), as GET_STATE.
+        let (state_json, applied) = master.read_visible_with_cursor(get_state).await?;
         let heartbeat_seconds = master.inner.intervals.stream_heartbeat.as_secs_f64();
         let subscribed = serde_json::json!({
             "type": "SUBSCRIBED",
@@ -134,6 +131,7 @@ async fn subscribe(master: &Master, client: &StreamClient) -> Result<Response, A
         record(&serde_json::json!({"type": "HEARTBEAT"})),
     ));
     let node = master.node().clone();
+    let viewer = master.event_viewer(crate::master::Views::Mesos);
     let open = master.inner.event_streams.open("operator", subscription.progress());
     tokio::spawn(async move {
         let _counted_while_open = (open, admitted);
@@ -141,7 +139,12 @@ async fn subscribe(master: &Master, client: &StreamClient) -> Result<Response, A
             sender,
             first,
             subscription,
-            |event: &Event, _| Step::Send(operator_event(event).iter().map(record).collect()),
+            move |event: &Event, _| {
+                if viewer.hides(event, None) {
+                    return Step::Send(Vec::new());
+                }
+                Step::Send(operator_event(event).iter().map(record).collect())
+            },
             heartbeat,
             leadership_lost(node),
             |_| None,

@@ -1,0 +1,275 @@
+//! `view_*` filters reads that the state's copy does not cover: weights and quotas, Marathon's
+//! deployments and queue, and event streams event by event; never a 403.
+
+use axum::http::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use super::support::{ndjson_line, read_stream, request, Answer, TestMasters};
+
+async fn send(
+    cluster: &TestMasters,
+    method: Method,
+    path: &str,
+    body: Option<&Value>,
+    token: &str,
+) -> Answer {
+    let bearer = format!("Bearer {token}");
+    let response =
+        cluster.respond(0, request(method, path, body, &[("authorization", &bearer)])).await;
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("body");
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    Answer { status, headers, body }
+}
+
+fn weights(role: &str, weight: f64) -> Value {
+    json!({"type": "UPDATE_WEIGHTS", "update_weights": {"weight_infos": [
+        {"role": role, "weight": weight}]}})
+}
+
+fn app(id: &str) -> Value {
+    // No agent: the deployment and the queue entry stay.
+    json!({"id": id, "cmd": "sleep 600", "cpus": 0.1, "mem": 16, "instances": 1})
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn weights_deployments_queue_and_event_streams_show_only_what_may_be_viewed() {
+    let cluster = TestMasters::start(1).await;
+    assert_eq!(cluster.leader().await, 0);
+    let root = super::leader_proxy::enforce(&cluster, 0).await;
+    let answer = send(
+        &cluster,
+        Method::POST,
+        "/corral/v1/acl/tokens",
+        Some(&json!({"principal": "ann"})),
+        &root,
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
+    let ann = answer.body["token"].as_str().expect("a token").to_owned();
+    let policy = json!({
+        "read_api": [{"principals": {"values": ["ann"]}, "apis": {"type": "ANY"}}],
+        "view_roles": [{"principals": {"values": ["ann"]}, "roles": {"values": ["shown-role"]}}],
+        "view_apps": [{"principals": {"values": ["ann"]}, "app_ids": {"values": ["/team"]}}]
+    });
+    let answer =
+        send(&cluster, Method::PUT, "/corral/v1/acl/policies/ann", Some(&policy), &root).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+
+    for (role, weight) in [("shown-role", 2.0), ("hidden-role", 3.0)] {
+        let answer =
+            send(&cluster, Method::POST, "/api/v1", Some(&weights(role, weight)), &root).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    }
+    for id in ["/team/web", "/other/db"] {
+        let answer = send(&cluster, Method::POST, "/v2/apps", Some(&app(id)), &root).await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
+    }
+
+    let get_weights = json!({"type": "GET_WEIGHTS"});
+    let roles_of = |answer: &Answer| -> Vec<String> {
+        let infos = answer.body["get_weights"]["weight_infos"].as_array().expect("weights");
+        infos.iter().map(|info| info["role"].as_str().expect("a role").to_owned()).collect()
+    };
+    let answer = send(&cluster, Method::POST, "/api/v1", Some(&get_weights), &ann).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_eq!(roles_of(&answer), ["shown-role"], "{}", answer.body);
+    let answer = send(&cluster, Method::POST, "/api/v1", Some(&get_weights), &root).await;
+    assert_eq!(roles_of(&answer), ["hidden-role", "shown-role"], "{}", answer.body);
+
+    let deployed = |answer: &Answer| -> Vec<String> {
+        let deployments = answer.body.as_array().expect("deployments");
+        let mut apps: Vec<String> = deployments
+            .iter()
+            .flat_map(|d| d["affectedApps"].as_array().expect("apps").clone())
+            .map(|app| app.as_str().expect("an app id").to_owned())
+            .collect();
+        apps.sort();
+        apps
+    };
+    let answer = send(&cluster, Method::GET, "/v2/deployments", None, &ann).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_eq!(deployed(&answer), ["/team/web"], "{}", answer.body);
+    let answer = send(&cluster, Method::GET, "/v2/deployments", None, &root).await;
+    assert_eq!(deployed(&answer), ["/other/db", "/team/web"], "{}", answer.body);
+
+    let queued = |answer: &Answer| -> Vec<String> {
+        let queue = answer.body["queue"].as_array().expect("a queue");
+        let mut apps: Vec<String> = queue
+            .iter()
+            .map(|item| item["app"]["id"].as_str().expect("an app id").to_owned())
+            .collect();
+        apps.sort();
+        apps
+    };
+    let answer = send(&cluster, Method::GET, "/v2/queue", None, &ann).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_eq!(queued(&answer), ["/team/web"], "{}", answer.body);
+    let answer = send(&cluster, Method::GET, "/v2/queue", None, &root).await;
+    assert_eq!(queued(&answer), ["/other/db", "/team/web"], "{}", answer.body);
+
+    // The native stream from the start: the hidden role's and app's events are left out. A
+    // last weight for the shown role marks the end.
+    let answer =
+        send(&cluster, Method::POST, "/api/v1", Some(&weights("shown-role", 5.0)), &root).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let stream = |token: &str| {
+        let bearer = format!("Bearer {token}");
+        let request = request(
+            Method::GET,
+            "/corral/v1/events?from=0&format=ndjson",
+            None,
+            &[("authorization", &bearer)],
+        );
+        cluster.respond(0, request)
+    };
+    let ends = |lines: &[Value]| {
+        let weight_5 = |line: &&Value| {
+            let text = line.to_string();
+            text.contains("shown-role") && (text.contains("5000") || text.contains("5.0"))
+        };
+        lines.iter().filter(|line| line["kind"] == "weight_updated").any(|line| weight_5(&line))
+    };
+    let ann_lines = read_stream(stream(&ann).await, ndjson_line, ends).await;
+    let text: Vec<String> = ann_lines.iter().map(Value::to_string).collect();
+    assert!(text.iter().any(|line| line.contains("shown-role")), "{text:#?}");
+    assert!(text.iter().any(|line| line.contains("/team/web")), "{text:#?}");
+    assert!(!text.iter().any(|line| line.contains("hidden-role")), "{text:#?}");
+    assert!(!text.iter().any(|line| line.contains("/other/db")), "{text:#?}");
+    let root_lines = read_stream(stream(&root).await, ndjson_line, ends).await;
+    let text: Vec<String> = root_lines.iter().map(Value::to_string).collect();
+    assert!(text.iter().any(|line| line.contains("hidden-role")), "{text:#?}");
+    assert!(text.iter().any(|line| line.contains("/other/db")), "{text:#?}");
+
+    // Marathon's stream by `view_apps`: a last app marks the end.
+    let answer = send(&cluster, Method::POST, "/v2/apps", Some(&app("/team/last")), &root).await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
+    let marathon = |token: &str| {
+        let bearer = format!("Bearer {token}");
+        let request =
+            request(Method::GET, "/v2/events?from=0", None, &[("authorization", &bearer)]);
+        cluster.respond(0, request)
+    };
+    let frame = |buffer: &mut String| -> Option<String> {
+        let end = buffer.find("\n\n")?;
+        Some(buffer.drain(..end + 2).collect())
+    };
+    let until_last = |frames: &[String]| frames.iter().any(|frame| frame.contains("/team/last"));
+    let frames = read_stream(marathon(&ann).await, frame, until_last).await;
+    assert!(frames.iter().any(|frame| frame.contains("/team/web")), "{frames:#?}");
+    assert!(!frames.iter().any(|frame| frame.contains("/other/db")), "{frames:#?}");
+    let frames = read_stream(marathon(&root).await, frame, until_last).await;
+    assert!(frames.iter().any(|frame| frame.contains("/other/db")), "{frames:#?}");
+
+    // What was left out is counted.
+    let metrics = cluster.send(0, Method::GET, "/metrics", None).await;
+    let text = metrics.body.as_str().expect("metrics are text");
+    for route in ["/api/v1", "/v2/deployments", "/v2/queue", "/corral/v1/events", "/v2/events"] {
+        let counted =
+            format!("corral_http_auth_denied_total{{reason=\"hidden\",route=\"{route}\"}}");
+        assert!(text.contains(&counted), "{counted} in {text}");
+    }
+}
+
+/// One RecordIO record (`<length>\n<json>`) off the front of `buffer`.
+fn recordio_event(buffer: &mut String) -> Option<Value> {
+    let newline = buffer.find('\n')?;
+    let length: usize = buffer[..newline].parse().expect("a RecordIO length");
+    if buffer.len() < newline + 1 + length {
+        return None;
+    }
+    let record: String = buffer.drain(..newline + 1 + length).collect();
+    Some(serde_json::from_str(&record[newline + 1..]).expect("a JSON event"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_operator_stream_leaves_out_frameworks_the_subscriber_may_not_view() {
+    let cluster = TestMasters::start(1).await;
+    assert_eq!(cluster.leader().await, 0);
+    let root = super::leader_proxy::enforce(&cluster, 0).await;
+    let answer = send(
+        &cluster,
+        Method::POST,
+        "/corral/v1/acl/tokens",
+        Some(&json!({"principal": "ann"})),
+        &root,
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
+    let ann = answer.body["token"].as_str().expect("a token").to_owned();
+    let policy = json!({"view_frameworks": [
+        {"principals": {"values": ["ann"]}, "users": {"values": ["alice"]}}]});
+    let answer =
+        send(&cluster, Method::PUT, "/corral/v1/acl/policies/ann", Some(&policy), &root).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+
+    let bearer = format!("Bearer {root}");
+    let mut schedulers = Vec::new();
+    let subscribe = |user: &str, name: &str| {
+        let body = json!({"type": "SUBSCRIBE", "subscribe": {"framework_info": {
+            "user": user, "name": name, "role": "*"}}});
+        let request =
+            request(Method::POST, "/api/v1/scheduler", Some(&body), &[("authorization", &bearer)]);
+        let cluster = &cluster;
+        async move {
+            let response = cluster.respond(0, request).await;
+            if response.status() != StatusCode::OK {
+                let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await;
+                panic!(
+                    "SUBSCRIBE: {:?}",
+                    bytes.map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+                );
+            }
+            response
+        }
+    };
+    schedulers.push(subscribe("alice", "alice-before").await);
+    schedulers.push(subscribe("bob", "bob-before").await);
+
+    let operator = |token: &str| {
+        let bearer = format!("Bearer {token}");
+        let request = request(
+            Method::POST,
+            "/api/v1",
+            Some(&json!({"type": "SUBSCRIBE"})),
+            &[("authorization", &bearer)],
+        );
+        cluster.respond(0, request)
+    };
+    let ann_stream = operator(&ann).await;
+    let root_stream = operator(&root).await;
+    schedulers.push(subscribe("bob", "bob-after").await);
+    schedulers.push(subscribe("alice", "alice-after").await);
+
+    let names = |events: &[Value]| -> Vec<String> {
+        let mut names = Vec::new();
+        for event in events {
+            match event["type"].as_str() {
+                Some("SUBSCRIBED") => {
+                    let state = &event["subscribed"]["get_state"]["get_frameworks"]["frameworks"];
+                    for framework in state.as_array().expect("frameworks") {
+                        let name = framework["framework_info"]["name"].as_str().expect("a name");
+                        names.push(name.to_owned());
+                    }
+                }
+                Some("FRAMEWORK_ADDED") => {
+                    let info = &event["framework_added"]["framework"]["framework_info"];
+                    names.push(info["name"].as_str().expect("a name").to_owned());
+                }
+                _ => {}
+            }
+        }
+        names
+    };
+    let until_alice_after =
+        |events: &[Value]| names(events).iter().any(|name| name == "alice-after");
+    let ann_events = read_stream(ann_stream, recordio_event, until_alice_after).await;
+    assert_eq!(names(&ann_events), ["alice-before", "alice-after"], "{ann_events:#?}");
+    let root_events = read_stream(root_stream, recordio_event, until_alice_after).await;
+    let mut seen = names(&root_events);
+    seen.sort();
+    assert_eq!(seen, ["alice-after", "alice-before", "bob-after", "bob-before"]);
+    drop(schedulers);
+}
