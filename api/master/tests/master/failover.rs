@@ -1,4 +1,5 @@
-//! What frameworks see when leadership moves: a new leader holds no scheduler stream.
+//! What frameworks see when leadership moves (a new leader holds no scheduler stream), and
+//! how soon: what wakes the allocator is seen by it before it allocates.
 
 use axum::http::{Method, StatusCode};
 use corral_state::model::{AgentInfo, Attributes};
@@ -38,6 +39,13 @@ fn recordio_event(buffer: &mut String) -> Option<Value> {
     }
     let record: String = buffer.drain(..newline + 1 + length).collect();
     Some(serde_json::from_str(&record[newline + 1..]).expect("a JSON event"))
+}
+
+async fn scheduler_call(cluster: &TestMasters, master: usize, stream_id: &str, call: &Value) {
+    let headers = [("Mesos-Stream-Id", stream_id)];
+    let request = request(Method::POST, "/api/v1/scheduler", Some(call), &headers);
+    let answer = cluster.respond(master, request).await;
+    assert_eq!(answer.status(), StatusCode::ACCEPTED, "{call}");
 }
 
 fn offered_agents(event: &Value) -> Vec<String> {
@@ -110,4 +118,60 @@ async fn after_a_failover_offers_go_to_frameworks_subscribed_to_the_new_leader()
     assert_eq!(first_framework["active"], true, "{first_framework}");
     assert_eq!(first_framework["offers"], json!([]), "{first_framework}");
     drop(first_body);
+}
+
+/// The allocator runs when a command wakes it (SUBSCRIBE, DECLINE, REVIVE), not only on its
+/// interval, and it must allocate from what that command did: a wake-up that ran before the
+/// allocator saw the command's events left a revived framework suppressed, or a new one
+/// unknown, until the next wake-up. With an interval of an hour, only the wake-ups offer.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_allocator_offers_at_once_after_the_command_that_woke_it() {
+    let cluster =
+        TestMasters::start_allocating_every(1, std::time::Duration::from_secs(3600)).await;
+    let leader = cluster.leader().await;
+    let command = Command::RegisterAgent {
+        info: AgentInfo {
+            hostname: "woken-agent".to_owned(),
+            address: "10.0.0.2:5051".to_owned(),
+            attributes: Attributes::default(),
+        },
+        resources: "cpus:1;mem:128".parse().expect("resources"),
+    };
+    let body = json!({"request_id": "register-woken-agent", "command": command});
+    let registered =
+        cluster.send(leader, Method::POST, "/corral/v1/agent/commands", Some(&body)).await;
+    assert_eq!(registered.status, StatusCode::OK, "{}", registered.body);
+
+    for round in 0..5 {
+        let subscribe = json!({"type": "SUBSCRIBE", "subscribe": {"framework_info": {
+            "user": "root", "name": format!("woken-{round}")}}});
+        let answer = cluster
+            .respond(leader, request(Method::POST, "/api/v1/scheduler", Some(&subscribe), &[]))
+            .await;
+        assert_eq!(answer.status(), StatusCode::OK);
+        let stream_id =
+            answer.headers()["Mesos-Stream-Id"].to_str().expect("a stream id").to_owned();
+        let mut body = answer.into_body().into_data_stream();
+        let mut buffer = String::new();
+        let subscribed =
+            next_event(&mut body, &mut buffer, |event| event["type"] == "SUBSCRIBED").await;
+        let framework_id = subscribed["subscribed"]["framework_id"].clone();
+        let offers = next_event(&mut body, &mut buffer, |event| event["type"] == "OFFERS").await;
+        let offer_ids: Vec<Value> = offers["offers"]["offers"]
+            .as_array()
+            .expect("offers")
+            .iter()
+            .map(|offer| offer["id"].clone())
+            .collect();
+
+        let decline = json!({"type": "DECLINE", "framework_id": framework_id,
+            "decline": {"offer_ids": offer_ids, "filters": {"refuse_seconds": 3600}}});
+        scheduler_call(&cluster, leader, &stream_id, &decline).await;
+        let revive = json!({"type": "REVIVE", "framework_id": framework_id});
+        scheduler_call(&cluster, leader, &stream_id, &revive).await;
+        next_event(&mut body, &mut buffer, |event| event["type"] == "OFFERS").await;
+
+        let teardown = json!({"type": "TEARDOWN", "framework_id": framework_id});
+        scheduler_call(&cluster, leader, &stream_id, &teardown).await;
+    }
 }

@@ -18,6 +18,9 @@ use tower::ServiceExt;
 
 pub const LONG: Duration = Duration::from_secs(30);
 
+/// The allocation interval of test masters unless a test asks for another.
+const ALLOCATION: Duration = Duration::from_millis(100);
+
 /// What a request was answered with.
 pub struct Answer {
     pub status: StatusCode,
@@ -46,8 +49,13 @@ pub struct TestMasters {
 
 impl TestMasters {
     pub async fn start(size: u64) -> TestMasters {
+        TestMasters::start_allocating_every(size, ALLOCATION).await
+    }
+
+    /// Masters whose allocator runs this often, besides when something wakes it.
+    pub async fn start_allocating_every(size: u64, allocation: Duration) -> TestMasters {
         let addresses = (1..=size).map(|node_id| format!("master-{node_id}:5050")).collect();
-        TestMasters::open(addresses, Serving::default(), Vec::new()).await
+        TestMasters::open(addresses, Serving::default(), Vec::new(), allocation).await
     }
 
     /// Masters known to each other (and to the log) by real loopback sockets, bound but not
@@ -62,7 +70,7 @@ impl TestMasters {
             addresses.push(listener.local_addr().expect("a bound address").to_string());
             listeners.push(Some(listener));
         }
-        TestMasters::open(addresses, serving, listeners).await
+        TestMasters::open(addresses, serving, listeners, ALLOCATION).await
     }
 
     /// Serves master `index` on its socket until the masters are dropped.
@@ -79,6 +87,7 @@ impl TestMasters {
         addresses: Vec<String>,
         serving: Serving,
         listeners: Vec<Option<tokio::net::TcpListener>>,
+        allocation: Duration,
     ) -> TestMasters {
         let size = u64::try_from(addresses.len()).expect("a few masters");
         let directory = tempfile::tempdir().expect("temp dir");
@@ -107,7 +116,7 @@ impl TestMasters {
                 .expect("log opens");
             network.register(node_id, node.endpoint());
             let intervals = LoopIntervals {
-                allocation: Duration::from_millis(100),
+                allocation,
                 tick: Duration::from_secs(1),
                 stream_heartbeat: Duration::from_secs(1),
                 usage: Duration::from_secs(1),
