@@ -7,7 +7,7 @@ use corral_state::Command;
 use futures::StreamExt;
 use serde_json::{json, Value};
 
-use super::support::{request, TestMasters, LONG};
+use super::support::{recordio_event, request, TestMasters, LONG};
 
 /// Reads RecordIO events off a scheduler stream until one satisfies `wanted`.
 async fn next_event(
@@ -29,16 +29,6 @@ async fn next_event(
             .expect("a chunk");
         buffer.push_str(std::str::from_utf8(&chunk).expect("utf-8"));
     }
-}
-
-fn recordio_event(buffer: &mut String) -> Option<Value> {
-    let newline = buffer.find('\n')?;
-    let length: usize = buffer[..newline].parse().expect("a RecordIO length");
-    if buffer.len() < newline + 1 + length {
-        return None;
-    }
-    let record: String = buffer.drain(..newline + 1 + length).collect();
-    Some(serde_json::from_str(&record[newline + 1..]).expect("a JSON event"))
 }
 
 async fn scheduler_call(cluster: &TestMasters, master: usize, stream_id: &str, call: &Value) {

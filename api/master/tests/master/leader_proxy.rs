@@ -21,13 +21,7 @@ async fn send(
     body: Option<&Value>,
     headers: &[(&str, &str)],
 ) -> Answer {
-    let response = cluster.respond(index, request(method, path, body, headers)).await;
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("body");
-    let text = String::from_utf8_lossy(&bytes).into_owned();
-    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    Answer { status, headers, body }
+    cluster.send_with(index, method, path, body, headers).await
 }
 
 fn app(id: &str) -> Value {

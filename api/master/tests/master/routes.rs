@@ -9,7 +9,7 @@ use corral_state::model::{AgentInfo, Attributes};
 use corral_state::Command;
 use serde_json::{json, Value};
 
-use super::support::{ndjson_line, read_stream, request, TestMasters};
+use super::support::{ndjson_line, read_stream, recordio_event, request, TestMasters};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_follower_redirects_to_the_same_path_and_query_on_the_leader() {
@@ -245,15 +245,4 @@ async fn operator_subscribers_never_see_an_agent_twice() {
         assert_eq!(times_seen.len(), AGENTS);
         assert!(times_seen.values().all(|times| *times == 1), "{times_seen:?}");
     }
-}
-
-/// One RecordIO record (`<length>\n<json>`) off the front of `buffer`.
-fn recordio_event(buffer: &mut String) -> Option<Value> {
-    let newline = buffer.find('\n')?;
-    let length: usize = buffer[..newline].parse().expect("a RecordIO length");
-    if buffer.len() < newline + 1 + length {
-        return None;
-    }
-    let record: String = buffer.drain(..newline + 1 + length).collect();
-    Some(serde_json::from_str(&record[newline + 1..]).expect("a JSON event"))
 }

@@ -172,7 +172,19 @@ impl TestMasters {
         path: &str,
         body: Option<&Value>,
     ) -> Answer {
-        let response = self.respond(index, request(method, path, body, &[])).await;
+        self.send_with(index, method, path, body, &[]).await
+    }
+
+    /// `send` with these headers.
+    pub async fn send_with(
+        &self,
+        index: usize,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        let response = self.respond(index, request(method, path, body, headers)).await;
         let status = response.status();
         let headers = response.headers().clone();
         let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("body");
@@ -241,6 +253,17 @@ pub async fn read_stream<T>(
         }
     }
     items
+}
+
+/// One RecordIO record (`<length>\n<json>`) off the front of `buffer`, parsed.
+pub fn recordio_event(buffer: &mut String) -> Option<Value> {
+    let newline = buffer.find('\n')?;
+    let length: usize = buffer[..newline].parse().expect("a RecordIO length");
+    if buffer.len() < newline + 1 + length {
+        return None;
+    }
+    let record: String = buffer.drain(..newline + 1 + length).collect();
+    Some(serde_json::from_str(&record[newline + 1..]).expect("a JSON event"))
 }
 
 /// One NDJSON line off the front of `buffer`, parsed.

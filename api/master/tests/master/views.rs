@@ -4,7 +4,7 @@
 use axum::http::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use super::support::{ndjson_line, read_stream, request, Answer, TestMasters};
+use super::support::{ndjson_line, read_stream, recordio_event, request, Answer, TestMasters};
 
 async fn send(
     cluster: &TestMasters,
@@ -14,14 +14,7 @@ async fn send(
     token: &str,
 ) -> Answer {
     let bearer = format!("Bearer {token}");
-    let response =
-        cluster.respond(0, request(method, path, body, &[("authorization", &bearer)])).await;
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("body");
-    let text = String::from_utf8_lossy(&bytes).into_owned();
-    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    Answer { status, headers, body }
+    cluster.send_with(0, method, path, body, &[("authorization", &bearer)]).await
 }
 
 fn weights(role: &str, weight: f64) -> Value {
@@ -171,17 +164,6 @@ async fn weights_deployments_queue_and_event_streams_show_only_what_may_be_viewe
             format!("corral_http_auth_denied_total{{reason=\"hidden\",route=\"{route}\"}}");
         assert!(text.contains(&counted), "{counted} in {text}");
     }
-}
-
-/// One RecordIO record (`<length>\n<json>`) off the front of `buffer`.
-fn recordio_event(buffer: &mut String) -> Option<Value> {
-    let newline = buffer.find('\n')?;
-    let length: usize = buffer[..newline].parse().expect("a RecordIO length");
-    if buffer.len() < newline + 1 + length {
-        return None;
-    }
-    let record: String = buffer.drain(..newline + 1 + length).collect();
-    Some(serde_json::from_str(&record[newline + 1..]).expect("a JSON event"))
 }
 
 #[tokio::test(flavor = "multi_thread")]
