@@ -11,7 +11,7 @@ use corral_state::auth::AuthMode;
 use corral_testkit::eventually;
 use serde_json::{json, Value};
 
-use super::support::{request, Answer, TestMasters, LONG};
+use super::support::{Answer, TestMasters, LONG};
 
 async fn send(
     cluster: &TestMasters,

@@ -9,7 +9,7 @@ use corral_state::auth::{Denial, DenialReason};
 use corral_state::{Actor, Command, Digest, Outcome, Rejection, RequestId, Role, Scalar};
 use serde_json::{json, Value};
 
-use super::support::{request, Answer, TestMasters};
+use super::support::{Answer, TestMasters};
 
 async fn send(
     cluster: &TestMasters,
