@@ -11,9 +11,11 @@
 //! 4. Marathon `/v2`: one app of 1,000 instances deployed on simulated agents (POST to the
 //!    deployment's success), then `GET /v2/apps` with 1,000 apps and 10,000 tasks.
 //!
-//! 5. TLS (`tls`, not in the default set): the heartbeat commit latency (p50, p99) and the
-//!    launch rate of 1 on a fresh cluster with plain HTTP and with mutual TLS between the
-//!    masters and from the (simulated) agents, alternating, `CORRAL_BENCH_TLS_RUNS` times.
+//! 5. TLS and tokens (`tls`, not in the default set): the heartbeat commit latency (p50,
+//!    p99) and the launch rate of 1 on a fresh cluster with plain HTTP, with mutual TLS
+//!    between the masters and from the (simulated) agents, and with plain HTTP and access
+//!    control enforced (a bearer token on every request), alternating,
+//!    `CORRAL_BENCH_TLS_RUNS` times.
 //!
 //! `CORRAL_BENCH_PHASES=launch,state,agent,marathon` picks phases (all by default);
 //! `CORRAL_BENCH_AGENT_TASKS` sizes the third.
@@ -898,8 +900,49 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
-/// Plain HTTP against mutual TLS on fresh clusters, alternating so that the machine's load
-/// falls on both alike.
+/// What the `tls` phase compares: plain HTTP, mutual TLS, and plain HTTP with access control
+/// enforced (every request carries a bearer token, checked at the API and again at apply).
+const MODES: [&str; 3] = ["plain", "mutual TLS", "tokens"];
+
+fn plain_client(token: Option<&str>) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(token) = token {
+        let value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+            .expect("a token is a valid header value");
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(512)
+        .timeout(Duration::from_secs(120))
+        .default_headers(headers)
+        .build()
+        .expect("client")
+}
+
+/// Bootstraps access control and enforces it; returns the management token.
+async fn enforce_access_control(http: &reqwest::Client, leader: &str) -> String {
+    let answer: Value = http
+        .post(url(leader, "/corral/v1/acl/bootstrap"))
+        .send()
+        .await
+        .expect("bootstrap")
+        .json()
+        .await
+        .expect("bootstrap answer");
+    let token = answer["token"].as_str().expect("a management token").to_owned();
+    let enforced = http
+        .put(url(leader, "/corral/v1/acl/mode"))
+        .bearer_auth(&token)
+        .json(&json!({"mode": "enforce"}))
+        .send()
+        .await
+        .expect("mode");
+    assert!(enforced.status().is_success(), "enforce: {}", enforced.status());
+    token
+}
+
+/// Plain HTTP, mutual TLS and tokens on fresh clusters, alternating so that the machine's
+/// load falls on each alike.
 async fn tls_cost() {
     let runs = env_or("CORRAL_BENCH_TLS_RUNS", 3);
     let agents = env_or("CORRAL_BENCH_TLS_AGENTS", 100);
@@ -907,19 +950,23 @@ async fn tls_cost() {
     let heartbeats = env_or("CORRAL_BENCH_TLS_COMMITS", 300);
     let mut results: Vec<(&str, f64, f64, f64)> = Vec::new();
     for run in 1..=runs {
-        for mode in ["plain", "mutual TLS"] {
+        for mode in MODES {
             let (masters, http) = match mode {
-                "plain" => (
-                    start_masters(),
-                    reqwest::Client::builder()
-                        .pool_max_idle_per_host(512)
-                        .timeout(Duration::from_secs(120))
-                        .build()
-                        .expect("client"),
-                ),
+                "plain" | "tokens" => (start_masters(), plain_client(None)),
                 _ => start_tls_masters(),
             };
-            let leader = leader(&http, &masters).await;
+            let mut leader = leader(&http, &masters).await;
+            let http = match mode {
+                "tokens" => {
+                    let token = enforce_access_control(&http, &leader).await;
+                    // The mode change may have moved nothing, but read the leader again
+                    // with the token's client to be sure every call carries it.
+                    let http = plain_client(Some(&token));
+                    leader = self::leader(&http, &masters).await;
+                    http
+                }
+                _ => http,
+            };
             let agent_ids = register_simulated_agents(&http, &leader, agents).await;
             // One command at a time on a kept-alive connection: what each commit costs.
             let mut timings = Vec::new();
@@ -945,7 +992,7 @@ async fn tls_cost() {
             drop(masters);
         }
     }
-    for mode in ["plain", "mutual TLS"] {
+    for mode in MODES {
         let of = |pick: fn(&(&str, f64, f64, f64)) -> f64| {
             median(results.iter().filter(|r| r.0 == mode).map(pick).collect())
         };
