@@ -412,6 +412,7 @@ function reasonText(reason) {
     case "offered": return "Offers were made in the last cycle.";
     case "not_yet_considered": return "The allocator has not run since this framework appeared.";
     case "disconnected": return "The framework is not connected, so nothing is offered to it.";
+    case "not_subscribed_to_leader": return "The framework has not subscribed to this leader since it took over, so nothing is offered to it until it does.";
     case "suppressed": return `The framework suppressed offers for role ${reason.role}.`;
     case "decline_filters": return `${reason.agents} agent(s) skipped: the framework declined them and its filter has not expired.`;
     case "offer_cap_reached": return `The framework reached the most offers it may get in one cycle (${reason.cap}).`;
