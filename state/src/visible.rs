@@ -1,5 +1,6 @@
-//! What a principal may see: Mesos's `view_frameworks`, `view_tasks`, `view_executors` and
-//! `view_roles`, and Corral's `view_apps`, filter reads instead of refusing them. An object
+//! What a principal may see: Mesos's `view_frameworks`, `view_tasks`, `view_executors`,
+//! `view_roles` and `get_quotas`, and Corral's `view_apps`, filter reads instead of refusing
+//! them. An object
 //! the principal may not view is left out of the answer, as Mesos does.
 //!
 //! Two steps, both pure: `hidden_from` decides, from the ACLs in this state, what one identity
@@ -13,6 +14,7 @@ use crate::auth::{Action, Identity};
 use crate::cluster::ClusterState;
 use crate::event::Event;
 use crate::model::{Framework, Task};
+use crate::resources::Quantities;
 use crate::{AppId, ExecutorId, FrameworkId, Role, TaskId};
 
 /// What one identity may not view.
@@ -26,6 +28,8 @@ pub struct Hidden {
     pub executors: BTreeSet<(FrameworkId, ExecutorId)>,
     /// Every role name the state mentions that may not be viewed.
     pub roles: BTreeSet<Role>,
+    /// Roles shown whose quota may not be (`get_quotas`): shown without one.
+    pub quotas: BTreeSet<Role>,
     pub apps: BTreeSet<AppId>,
 }
 
@@ -35,6 +39,7 @@ impl Hidden {
             && self.tasks.is_empty()
             && self.executors.is_empty()
             && self.roles.is_empty()
+            && self.quotas.is_empty()
             && self.apps.is_empty()
     }
 
@@ -44,6 +49,7 @@ impl Hidden {
             + self.tasks.len()
             + self.executors.len()
             + self.roles.len()
+            + self.quotas.len()
             + self.apps.len()
     }
 }
@@ -162,6 +168,12 @@ impl ClusterState {
                 hidden.roles.insert(role);
             }
         }
+        for (role, config) in &self.roles {
+            let has_quota = !config.guarantees.is_empty() || !config.limits.is_empty();
+            if has_quota && !hidden.roles.contains(role) && !may(Action::GetQuotas, role.as_str()) {
+                hidden.quotas.insert(role.clone());
+            }
+        }
         for app_id in self.services.apps.keys() {
             if !may(Action::ViewApps, app_id.as_str()) {
                 hidden.apps.insert(app_id.clone());
@@ -174,8 +186,8 @@ impl ClusterState {
     /// `hidden_from` decides for the objects of the state: an event about a framework, its
     /// offers, tasks or executors follows `view_frameworks` on the framework's user, then
     /// `view_tasks` on the task's user (its command's, else its executor's, else the
-    /// framework's) or `view_executors` on the executor's; a weight or quota `view_roles` on
-    /// its role; an app or deployment `view_apps` on its app id. Agents, maintenance, settings
+    /// framework's) or `view_executors` on the executor's; a weight `view_roles` on its role,
+    /// a quota `view_roles` then `get_quotas`; an app or deployment `view_apps` on its app id. Agents, maintenance, settings
     /// and access control are shown, as Mesos shows agents. Meant for a state that has applied
     /// at least the event's entry: a framework it knows neither live nor completed is hidden.
     pub fn event_hidden_by(&self, identity: Identity<'_>, event: &Event) -> Option<Action> {
@@ -195,7 +207,8 @@ impl ClusterState {
         match event {
             Event::WeightUpdated { role, .. } => return hides(Action::ViewRoles, role.as_str()),
             Event::QuotaUpdated { config } => {
-                return hides(Action::ViewRoles, config.role.as_str())
+                let role = config.role.as_str();
+                return hides(Action::ViewRoles, role).or_else(|| hides(Action::GetQuotas, role));
             }
             _ => {}
         }
@@ -304,6 +317,12 @@ impl ClusterState {
             });
         }
         self.roles.retain(|role, _| !hidden.roles.contains(role));
+        for (role, config) in &mut self.roles {
+            if hidden.quotas.contains(role) {
+                config.guarantees = Quantities::default();
+                config.limits = Quantities::default();
+            }
+        }
         let services = &mut self.services;
         services.apps.retain(|app_id, _| !hidden.apps.contains(app_id));
         services.instances.retain(|app_id, _| !hidden.apps.contains(app_id));

@@ -1,4 +1,5 @@
-//! `view_frameworks`, `view_tasks`, `view_executors`, `view_roles` and `view_apps` filter:
+//! `view_frameworks`, `view_tasks`, `view_executors`, `view_roles`, `get_quotas` and
+//! `view_apps` filter:
 //! exactly what each principal may not view, and the state left once it is removed.
 
 use std::collections::BTreeSet;
@@ -6,10 +7,10 @@ use std::collections::BTreeSet;
 use corral_state::auth::{
     Action, AuthMode, EntityMatch, Policy, Rule, SecretHash, Token, TokenKind,
 };
-use corral_state::model::{CommandInfo, ExecutorInfo, Filters, TaskInfo};
+use corral_state::model::{CommandInfo, ExecutorInfo, Filters, QuotaConfig, TaskInfo};
 use corral_state::{
     Actor, AgentId, AppId, ClusterState, Command, DeploymentId, Event, ExecutorId, Force,
-    FrameworkId, Hidden, Operation, PutMode, Role, TaskId,
+    FrameworkId, Hidden, Operation, PutMode, Quantities, Role, Scalar, TaskId,
 };
 
 use super::support::{framework_info, res, role, spec, task_info, World};
@@ -203,6 +204,7 @@ fn each_principal_is_shown_exactly_what_its_view_rules_allow() {
             tasks: BTreeSet::from([task(&alice, "as-mallory")]),
             executors: BTreeSet::new(),
             roles: roles(&["*", "b"]),
+            quotas: BTreeSet::new(),
             apps: BTreeSet::from([AppId::new("/other/db"), AppId::new("/team/web")]),
         }
     );
@@ -227,6 +229,7 @@ fn each_principal_is_shown_exactly_what_its_view_rules_allow() {
             tasks: BTreeSet::new(),
             executors: BTreeSet::from([(bob.clone(), ExecutorId::new("as-eve"))]),
             roles: roles(&["*", "a", "b"]),
+            quotas: BTreeSet::new(),
             apps: BTreeSet::from([AppId::new("/other/db")]),
         }
     );
@@ -257,6 +260,41 @@ fn management_sees_all_and_nothing_hidden_changes_nothing() {
     let mut copy = state.without_bookkeeping();
     copy.retain_visible(&Hidden::default());
     assert_eq!(copy, state.without_bookkeeping());
+}
+
+/// `get_quotas` decides whether a role's quota is shown, as Mesos's GET_QUOTA: ann may view
+/// role `a` but may not get quotas, so she sees `a` with none; `b` she may not view at all.
+#[test]
+fn a_role_is_shown_without_its_quota_unless_get_quotas_allows_it() {
+    let Cluster { mut world, .. } = cluster();
+    let quota = |name: &str| QuotaConfig {
+        role: role(name),
+        guarantees: Quantities::from_pairs(&[("cpus", Scalar::from_units(1))]),
+        limits: Quantities::from_pairs(&[("cpus", Scalar::from_units(2))]),
+    };
+    world.ok(operator("root"), Command::UpdateQuota { configs: vec![quota("a"), quota("b")] });
+    let state = &world.state;
+    let for_ann = state.hidden_from(Some("ann"));
+    assert_eq!(for_ann.quotas, roles(&["a"]));
+    assert_eq!(for_ann.roles, roles(&["*", "b"]));
+    let mut seen_by_ann = state.without_bookkeeping();
+    seen_by_ann.retain_visible(&for_ann);
+    let configs = seen_by_ann.role_configs();
+    assert!(configs[&role("a")].guarantees.is_empty() && configs[&role("a")].limits.is_empty());
+    assert!(!configs.contains_key(&role("b")));
+    let updated = |name: &str| Event::QuotaUpdated { config: quota(name) };
+    assert_eq!(state.event_hidden_by(Some("ann"), &updated("a")), Some(Action::GetQuotas));
+    assert_eq!(state.event_hidden_by(Some("ann"), &updated("b")), Some(Action::ViewRoles));
+
+    let rules = vec![(
+        Action::GetQuotas,
+        vec![Rule { principals: values(&["ann"]), objects: values(&["a"]) }],
+    )];
+    let policy = Policy { name: "quotas".to_owned(), permissive: false, rules };
+    world.ok(operator("root"), Command::PutPolicy { policy });
+    let state = &world.state;
+    assert_eq!(state.hidden_from(Some("ann")).quotas, BTreeSet::new());
+    assert_eq!(state.event_hidden_by(Some("ann"), &updated("a")), None);
 }
 
 /// The per-event filter of event streams: which rule keeps each event from each identity.
