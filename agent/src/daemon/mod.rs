@@ -645,6 +645,8 @@ impl Agent {
     /// The reconciler: follows the agent's events from `cursor` on any master, acts on each,
     /// then checkpoints the cursor, so a restart resumes after the last event acted on.
     async fn follow_events(self: &Arc<Self>, mut cursor: Option<Cursor>) {
+        // The first stream follows a registration (or start-up's re-registration): nothing
+        // was lost before it, as after a move.
         let mut ended = StreamEnd::Moved;
         loop {
             let from = cursor.unwrap_or(Cursor::START);

@@ -13,6 +13,7 @@ use corral_client::{ClusterClient, Error};
 use reqwest::Method;
 use serde_json::{json, Value};
 
+use crate::audit::table;
 use crate::Output;
 
 /// The variable a token is read from when there is no `--token-file`.
@@ -247,14 +248,17 @@ async fn token(command: TokenCommand) -> anyhow::Result<()> {
                 return print_json(&answer);
             }
             let tokens = list(&answer, "tokens")?;
-            let rows = tokens
+            let fields = ["accessor", "principal", "kind", "description"];
+            let rows: Vec<Vec<String>> = tokens
                 .iter()
                 .map(|token| {
-                    ["accessor", "principal", "kind", "description"]
-                        .map(|field| token[field].as_str().unwrap_or("-").to_owned())
+                    fields
+                        .iter()
+                        .map(|field| token[*field].as_str().unwrap_or("-").to_owned())
+                        .collect()
                 })
                 .collect();
-            print!("{}", table(["ACCESSOR", "PRINCIPAL", "KIND", "DESCRIPTION"], rows));
+            print!("{}", table(&["ACCESSOR", "PRINCIPAL", "KIND", "DESCRIPTION"], &rows));
             Ok(())
         }
         TokenCommand::Revoke { accessor, target } => {
@@ -426,22 +430,4 @@ fn principals(answer: &Value) -> anyhow::Result<Vec<&str>> {
 fn print_json(value: &Value) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
-}
-
-fn table<const N: usize>(header: [&str; N], rows: Vec<[String; N]>) -> String {
-    let header = header.map(str::to_owned);
-    let mut widths = header.clone().map(|title| title.len());
-    for row in &rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.len());
-        }
-    }
-    let mut text = String::new();
-    for row in std::iter::once(&header).chain(&rows) {
-        let cells: Vec<String> =
-            row.iter().zip(widths).map(|(cell, width)| format!("{cell:<width$}")).collect();
-        text.push_str(cells.join("  ").trim_end());
-        text.push('\n');
-    }
-    text
 }

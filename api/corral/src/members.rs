@@ -58,11 +58,11 @@ fn print_members(members: &Members, output: Output) -> anyhow::Result<()> {
 
 fn table(members: &Members) -> String {
     let dash = || "-".to_owned();
-    let rows: Vec<[String; 6]> = members
+    let rows: Vec<Vec<String>> = members
         .members
         .iter()
         .map(|member| {
-            [
+            vec![
                 member.node_id.to_string(),
                 member.address.clone(),
                 member.role.clone(),
@@ -72,20 +72,7 @@ fn table(members: &Members) -> String {
             ]
         })
         .collect();
-    let header = ["ID", "ADDRESS", "ROLE", "UP", "MATCHED", "LAG"].map(str::to_owned);
-    let mut widths = header.clone().map(|title| title.len());
-    for row in &rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.len());
-        }
-    }
-    let mut text = String::new();
-    for row in std::iter::once(&header).chain(&rows) {
-        let cells: Vec<String> =
-            row.iter().zip(widths).map(|(cell, width)| format!("{cell:<width$}")).collect();
-        text.push_str(cells.join("  ").trim_end());
-        text.push('\n');
-    }
+    let mut text = crate::audit::table(&["ID", "ADDRESS", "ROLE", "UP", "MATCHED", "LAG"], &rows);
     text.push_str(&format!("term {}, answered by master {}", members.term, members.node_id));
     if members.leader != Some(members.node_id) {
         text.push_str(" (not the leader: UP is only known for itself)");

@@ -11,18 +11,7 @@ use corral_state::auth::AuthMode;
 use corral_testkit::eventually;
 use serde_json::{json, Value};
 
-use super::support::{Answer, TestMasters, LONG};
-
-async fn send(
-    cluster: &TestMasters,
-    index: usize,
-    method: Method,
-    path: &str,
-    body: Option<&Value>,
-    headers: &[(&str, &str)],
-) -> Answer {
-    cluster.send_with(index, method, path, body, headers).await
-}
+use super::support::{TestMasters, LONG};
 
 fn app(id: &str) -> Value {
     json!({"id": id, "cmd": "sleep 600", "cpus": 0.1, "mem": 16, "instances": 0})
@@ -31,14 +20,15 @@ fn app(id: &str) -> Value {
 /// Bootstraps through the leader, turns enforcement on, and waits until every master has
 /// applied it; returns the management token.
 pub(super) async fn enforce(cluster: &TestMasters, leader: usize) -> String {
-    let answer = send(cluster, leader, Method::POST, "/corral/v1/acl/bootstrap", None, &[]).await;
+    let answer =
+        cluster.send_with(leader, Method::POST, "/corral/v1/acl/bootstrap", None, &[]).await;
     assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
     let root = answer.body["token"].as_str().expect("a token").to_owned();
     let mode = json!({"mode": "enforce"});
     let bearer = format!("Bearer {root}");
     let headers = [("authorization", bearer.as_str())];
     let answer =
-        send(cluster, leader, Method::PUT, "/corral/v1/acl/mode", Some(&mode), &headers).await;
+        cluster.send_with(leader, Method::PUT, "/corral/v1/acl/mode", Some(&mode), &headers).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
     for test in &cluster.masters {
         eventually(LONG, "every master enforces", || async {
@@ -59,7 +49,7 @@ async fn app_exists(cluster: &TestMasters, leader: usize, root: &str, id: &str) 
     let bearer = format!("Bearer {root}");
     let path = format!("/v2/apps{id}");
     let answer =
-        send(cluster, leader, Method::GET, &path, None, &[("authorization", &bearer)]).await;
+        cluster.send_with(leader, Method::GET, &path, None, &[("authorization", &bearer)]).await;
     answer.status == StatusCode::OK
 }
 
@@ -71,14 +61,15 @@ async fn with_access_control_on_a_follower_forwards_marathon_writes_with_their_c
     let follower = cluster.follower_of(leader);
 
     // Off: a follower redirects, as before.
-    let answer = send(&cluster, follower, Method::POST, "/v2/apps", Some(&app("/open")), &[]).await;
+    let answer =
+        cluster.send_with(follower, Method::POST, "/v2/apps", Some(&app("/open")), &[]).await;
     assert_eq!(answer.status, StatusCode::TEMPORARY_REDIRECT, "{}", answer.body);
 
     let root = enforce(&cluster, leader).await;
 
     // The leader authenticates what the follower forwards: nothing presented is a 401.
     let answer =
-        send(&cluster, follower, Method::POST, "/v2/apps", Some(&app("/dev/web")), &[]).await;
+        cluster.send_with(follower, Method::POST, "/v2/apps", Some(&app("/dev/web")), &[]).await;
     assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{}", answer.body);
     assert_eq!(answer.body["error"], "unauthenticated", "{}", answer.body);
     assert!(answer.headers.contains_key("www-authenticate"), "{:?}", answer.headers);
@@ -86,15 +77,15 @@ async fn with_access_control_on_a_follower_forwards_marathon_writes_with_their_c
 
     // Each form of credentials reaches the leader, on both of Marathon's prefixes.
     let bearer = format!("Bearer {root}");
-    let answer = send(
-        &cluster,
-        follower,
-        Method::POST,
-        "/v2/apps",
-        Some(&app("/dev/web")),
-        &[("authorization", &bearer)],
-    )
-    .await;
+    let answer = cluster
+        .send_with(
+            follower,
+            Method::POST,
+            "/v2/apps",
+            Some(&app("/dev/web")),
+            &[("authorization", &bearer)],
+        )
+        .await;
     assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
     assert_eq!(answer.body["id"], "/dev/web", "{}", answer.body);
     assert!(app_exists(&cluster, leader, &root, "/dev/web").await);
@@ -102,27 +93,27 @@ async fn with_access_control_on_a_follower_forwards_marathon_writes_with_their_c
     let marathon_token = format!("token={root}");
     let mut scaled = app("/dev/web");
     scaled["cmd"] = json!("sleep 900");
-    let answer = send(
-        &cluster,
-        follower,
-        Method::PUT,
-        "/service/marathon/v2/apps/dev/web",
-        Some(&scaled),
-        &[("authorization", &marathon_token)],
-    )
-    .await;
+    let answer = cluster
+        .send_with(
+            follower,
+            Method::PUT,
+            "/service/marathon/v2/apps/dev/web",
+            Some(&scaled),
+            &[("authorization", &marathon_token)],
+        )
+        .await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
     assert!(answer.body["deploymentId"].is_string(), "{}", answer.body);
 
-    let answer = send(
-        &cluster,
-        follower,
-        Method::DELETE,
-        "/v2/apps/dev/web?force=true",
-        None,
-        &[("x-corral-token", &root)],
-    )
-    .await;
+    let answer = cluster
+        .send_with(
+            follower,
+            Method::DELETE,
+            "/v2/apps/dev/web?force=true",
+            None,
+            &[("x-corral-token", &root)],
+        )
+        .await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
     eventually(LONG, "the app is gone", || async {
         (!app_exists(&cluster, leader, &root, "/dev/web").await).then_some(())
@@ -130,21 +121,21 @@ async fn with_access_control_on_a_follower_forwards_marathon_writes_with_their_c
     .await;
 
     // A request one master already forwarded is not forwarded again: it is redirected.
-    let answer = send(
-        &cluster,
-        follower,
-        Method::POST,
-        "/v2/apps",
-        Some(&app("/dev/twice")),
-        &[("authorization", &bearer), ("x-corral-forwarded-by", "127.0.0.1:1")],
-    )
-    .await;
+    let answer = cluster
+        .send_with(
+            follower,
+            Method::POST,
+            "/v2/apps",
+            Some(&app("/dev/twice")),
+            &[("authorization", &bearer), ("x-corral-forwarded-by", "127.0.0.1:1")],
+        )
+        .await;
     assert_eq!(answer.status, StatusCode::TEMPORARY_REDIRECT, "{}", answer.body);
 
     // Reads are not forwarded: a follower answers them itself.
-    let answer =
-        send(&cluster, follower, Method::GET, "/v2/apps", None, &[("authorization", &bearer)])
-            .await;
+    let answer = cluster
+        .send_with(follower, Method::GET, "/v2/apps", None, &[("authorization", &bearer)])
+        .await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
 }
 
@@ -161,7 +152,7 @@ async fn a_follower_that_gets_no_answer_from_the_leader_says_why() {
 
     // The leader's socket takes the connection but nobody serves it.
     let answer =
-        send(&cluster, follower, Method::POST, "/v2/apps", Some(&app("/dev/a")), &headers).await;
+        cluster.send_with(follower, Method::POST, "/v2/apps", Some(&app("/dev/a")), &headers).await;
     assert_eq!(answer.status, StatusCode::GATEWAY_TIMEOUT, "{}", answer.body);
     assert_eq!(answer.body["error"], "leader_no_answer", "{}", answer.body);
     let message = answer.body["message"].as_str().expect("a message");
@@ -170,7 +161,7 @@ async fn a_follower_that_gets_no_answer_from_the_leader_says_why() {
     // Nothing listens there any more.
     drop(cluster.listeners[leader].take());
     let answer =
-        send(&cluster, follower, Method::POST, "/v2/apps", Some(&app("/dev/a")), &headers).await;
+        cluster.send_with(follower, Method::POST, "/v2/apps", Some(&app("/dev/a")), &headers).await;
     assert_eq!(answer.status, StatusCode::BAD_GATEWAY, "{}", answer.body);
     assert_eq!(answer.body["error"], "leader_unreachable", "{}", answer.body);
     // The cause is the follower's log's, not the client's.

@@ -9,18 +9,7 @@ use corral_state::auth::{Denial, DenialReason};
 use corral_state::{Actor, Command, Digest, Outcome, Rejection, RequestId, Role, Scalar};
 use serde_json::{json, Value};
 
-use super::support::{Answer, TestMasters};
-
-async fn send(
-    cluster: &TestMasters,
-    index: usize,
-    method: Method,
-    path: &str,
-    body: Option<&Value>,
-    headers: &[(&str, &str)],
-) -> Answer {
-    cluster.send_with(index, method, path, body, headers).await
-}
+use super::support::TestMasters;
 
 /// The state as far as clients can change it (the clock and request ids left out).
 async fn digest(cluster: &TestMasters, index: usize) -> Digest {
@@ -45,15 +34,15 @@ fn bearer(token: &str) -> String {
 }
 
 async fn create_token(cluster: &TestMasters, leader: usize, root: &str, body: Value) -> String {
-    let answer = send(
-        cluster,
-        leader,
-        Method::POST,
-        "/corral/v1/acl/tokens",
-        Some(&body),
-        &[("authorization", &bearer(root))],
-    )
-    .await;
+    let answer = cluster
+        .send_with(
+            leader,
+            Method::POST,
+            "/corral/v1/acl/tokens",
+            Some(&body),
+            &[("authorization", &bearer(root))],
+        )
+        .await;
     assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
     assert!(answer.body.get("secret_hash").is_none(), "{}", answer.body);
     answer.body["token"].as_str().expect("the token text").to_owned()
@@ -62,11 +51,13 @@ async fn create_token(cluster: &TestMasters, leader: usize, root: &str, body: Va
 /// Bootstraps, makes the tokens and policies of the matrix, imports a Mesos credential and
 /// turns enforcement on.
 async fn secured(cluster: &TestMasters, leader: usize) -> Tokens {
-    let answer = send(cluster, leader, Method::POST, "/corral/v1/acl/bootstrap", None, &[]).await;
+    let answer =
+        cluster.send_with(leader, Method::POST, "/corral/v1/acl/bootstrap", None, &[]).await;
     assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
     let management = answer.body["token"].as_str().expect("a token").to_owned();
     assert_eq!(answer.body["kind"], "management");
-    let again = send(cluster, leader, Method::POST, "/corral/v1/acl/bootstrap", None, &[]).await;
+    let again =
+        cluster.send_with(leader, Method::POST, "/corral/v1/acl/bootstrap", None, &[]).await;
     assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.body);
 
     let root = management.clone();
@@ -76,15 +67,15 @@ async fn secured(cluster: &TestMasters, leader: usize) -> Tokens {
     let scoped = create_token(cluster, leader, &root, json!({"principal": "dev"})).await;
     let revoked = create_token(cluster, leader, &root, json!({"principal": "dev"})).await;
     let (accessor, _) = corral_master::parse_token(&revoked).expect("a token");
-    let answer = send(
-        cluster,
-        leader,
-        Method::DELETE,
-        &format!("/corral/v1/acl/tokens/{accessor}"),
-        None,
-        &[("authorization", &bearer(&root))],
-    )
-    .await;
+    let answer = cluster
+        .send_with(
+            leader,
+            Method::DELETE,
+            &format!("/corral/v1/acl/tokens/{accessor}"),
+            None,
+            &[("authorization", &bearer(&root))],
+        )
+        .await;
     assert_eq!(answer.status, StatusCode::NO_CONTENT, "{}", answer.body);
     let (accessor, secret) = corral_master::parse_token(&scoped).expect("a token");
     let wrong = format!("crl_{accessor}_{}", secret.chars().rev().collect::<String>());
@@ -109,37 +100,37 @@ async fn secured(cluster: &TestMasters, leader: usize) -> Tokens {
         ),
     ];
     for (name, acls) in policies {
-        let answer = send(
-            cluster,
-            leader,
-            Method::PUT,
-            &format!("/corral/v1/acl/policies/{name}"),
-            Some(&acls),
-            &[("authorization", &bearer(&root))],
-        )
-        .await;
+        let answer = cluster
+            .send_with(
+                leader,
+                Method::PUT,
+                &format!("/corral/v1/acl/policies/{name}"),
+                Some(&acls),
+                &[("authorization", &bearer(&root))],
+            )
+            .await;
         assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
     }
     let credentials = json!({"credentials": [{"principal": "fw", "secret": "fw-secret-1234"}]});
-    let answer = send(
-        cluster,
-        leader,
-        Method::PUT,
-        "/corral/v1/acl/credentials",
-        Some(&credentials),
-        &[("authorization", &bearer(&root))],
-    )
-    .await;
+    let answer = cluster
+        .send_with(
+            leader,
+            Method::PUT,
+            "/corral/v1/acl/credentials",
+            Some(&credentials),
+            &[("authorization", &bearer(&root))],
+        )
+        .await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
-    let answer = send(
-        cluster,
-        leader,
-        Method::PUT,
-        "/corral/v1/acl/mode",
-        Some(&json!({"mode": "enforce"})),
-        &[("authorization", &bearer(&root))],
-    )
-    .await;
+    let answer = cluster
+        .send_with(
+            leader,
+            Method::PUT,
+            "/corral/v1/acl/mode",
+            Some(&json!({"mode": "enforce"})),
+            &[("authorization", &bearer(&root))],
+        )
+        .await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
     Tokens { management, reader, scoped, revoked, wrong }
 }
@@ -391,15 +382,9 @@ async fn every_route_answers_every_credential_as_documented_and_refusals_change_
             let header = header(who, &tokens);
             let headers: Vec<(&str, &str)> =
                 header.iter().map(|(name, value)| (*name, value.as_str())).collect();
-            let answer = send(
-                &cluster,
-                leader,
-                route.method.clone(),
-                route.path,
-                route.body.as_ref(),
-                &headers,
-            )
-            .await;
+            let answer = cluster
+                .send_with(leader, route.method.clone(), route.path, route.body.as_ref(), &headers)
+                .await;
             let expected = (route.expect)(who);
             if answer.status != expected {
                 unexpected.push(format!(
@@ -433,7 +418,7 @@ async fn every_route_answers_every_credential_as_documented_and_refusals_change_
     assert!(unexpected.is_empty(), "unexpected answers:\n{}", unexpected.join("\n"));
 
     // What was turned away before the log is counted by reason and route.
-    let metrics = send(&cluster, leader, Method::GET, "/metrics", None, &[]).await;
+    let metrics = cluster.send_with(leader, Method::GET, "/metrics", None, &[]).await;
     let text = metrics.body.as_str().expect("metrics are text");
     assert!(
         text.contains(
@@ -453,15 +438,15 @@ async fn a_framework_principal_other_than_the_authenticated_one_is_400() {
     let basic = format!("Basic {encoded}");
     let subscribe = json!({"type": "SUBSCRIBE", "subscribe": {"framework_info": {
         "user": "root", "name": "fw", "principal": "someone-else", "role": "*"}}});
-    let answer = send(
-        &cluster,
-        leader,
-        Method::POST,
-        "/api/v1/scheduler",
-        Some(&subscribe),
-        &[("authorization", &basic)],
-    )
-    .await;
+    let answer = cluster
+        .send_with(
+            leader,
+            Method::POST,
+            "/api/v1/scheduler",
+            Some(&subscribe),
+            &[("authorization", &basic)],
+        )
+        .await;
     assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.body);
     assert!(
         answer.body["message"]
@@ -481,15 +466,15 @@ async fn a_token_revoked_while_its_command_is_in_flight_is_refused_by_all_three_
     let (accessor, _) = corral_master::parse_token(&tokens.scoped).expect("a token");
     // The API's early check passed for this command (the token was live); it is proposed
     // after the revocation reached the log, as a slow proposal would be.
-    let answer = send(
-        &cluster,
-        leader,
-        Method::DELETE,
-        &format!("/corral/v1/acl/tokens/{accessor}"),
-        None,
-        &[("authorization", &bearer(&tokens.management))],
-    )
-    .await;
+    let answer = cluster
+        .send_with(
+            leader,
+            Method::DELETE,
+            &format!("/corral/v1/acl/tokens/{accessor}"),
+            None,
+            &[("authorization", &bearer(&tokens.management))],
+        )
+        .await;
     assert_eq!(answer.status, StatusCode::NO_CONTENT, "{}", answer.body);
     let actor = Actor::Client {
         identity: accessor.clone(),
@@ -550,15 +535,15 @@ async fn a_token_or_credential_made_on_the_leader_works_on_a_follower_at_once() 
     for round in 0..20 {
         let token =
             create_token(&cluster, leader, &root, json!({"principal": format!("p{round}")})).await;
-        let answer = send(
-            &cluster,
-            follower,
-            Method::GET,
-            "/v2/apps",
-            None,
-            &[("authorization", &bearer(&token))],
-        )
-        .await;
+        let answer = cluster
+            .send_with(
+                follower,
+                Method::GET,
+                "/v2/apps",
+                None,
+                &[("authorization", &bearer(&token))],
+            )
+            .await;
         if answer.status == StatusCode::UNAUTHORIZED {
             unknown.push(format!("token {round}: {}", answer.body));
         } else {
@@ -570,27 +555,27 @@ async fn a_token_or_credential_made_on_the_leader_works_on_a_follower_at_once() 
         let principal = format!("fw{round}");
         let credentials =
             json!({"credentials": [{"principal": principal, "secret": "fw-secret-1234"}]});
-        let answer = send(
-            &cluster,
-            leader,
-            Method::PUT,
-            "/corral/v1/acl/credentials",
-            Some(&credentials),
-            &[("authorization", &bearer(&root))],
-        )
-        .await;
+        let answer = cluster
+            .send_with(
+                leader,
+                Method::PUT,
+                "/corral/v1/acl/credentials",
+                Some(&credentials),
+                &[("authorization", &bearer(&root))],
+            )
+            .await;
         assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
         let basic =
             base64::engine::general_purpose::STANDARD.encode(format!("{principal}:fw-secret-1234"));
-        let answer = send(
-            &cluster,
-            follower,
-            Method::GET,
-            "/v2/apps",
-            None,
-            &[("authorization", &format!("Basic {basic}"))],
-        )
-        .await;
+        let answer = cluster
+            .send_with(
+                follower,
+                Method::GET,
+                "/v2/apps",
+                None,
+                &[("authorization", &format!("Basic {basic}"))],
+            )
+            .await;
         if answer.status == StatusCode::UNAUTHORIZED {
             unknown.push(format!("credential {round}: {}", answer.body));
         } else {
@@ -606,14 +591,14 @@ async fn a_token_or_credential_made_on_the_leader_works_on_a_follower_at_once() 
     // What no master knows is still refused, after the catch-up.
     let (accessor, _) = corral_master::parse_token(&root).expect("a token");
     let stranger = format!("crl_{}_nope", accessor.chars().rev().collect::<String>());
-    let answer = send(
-        &cluster,
-        follower,
-        Method::GET,
-        "/v2/apps",
-        None,
-        &[("authorization", &bearer(&stranger))],
-    )
-    .await;
+    let answer = cluster
+        .send_with(
+            follower,
+            Method::GET,
+            "/v2/apps",
+            None,
+            &[("authorization", &bearer(&stranger))],
+        )
+        .await;
     assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{}", answer.body);
 }
