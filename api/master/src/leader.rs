@@ -147,7 +147,13 @@ async fn catch_up(
         while let Some(next) = subscription.next().now_or_never() {
             feed(master, next, allocator, event_metrics)?;
         }
-        if caught_up || tokio::time::Instant::now() >= deadline {
+        if caught_up {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            // This cycle allocates from what it has; the wake-up stays pending so that the
+            // next one sees what woke it.
+            master.inner.allocation_wanted.notify_one();
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(1)).await;

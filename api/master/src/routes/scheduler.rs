@@ -207,6 +207,9 @@ async fn subscribe(
         }
         None => {
             let closed = master.inner.scheduler_streams.replace(&framework_id, &stream_id);
+            // The SUBSCRIBE woke the allocator when it committed, before its stream was
+            // here; a cycle that ran in between passed the framework over as unreachable.
+            master.inner.allocation_wanted.notify_one();
             (closed, master.inner.scheduler_streams.direct_receiver(&framework_id, &stream_id))
         }
     };
