@@ -204,10 +204,10 @@ deploy() { # target
 
 load() { # name url extra-args...
   local name=$1 url=$2; shift 2
-  local target=${name%%-*} other=haproxy
-  [ "$target" = haproxy ] && other=corral
-  # The other proxy follows the instances the last deploy left, then settles.
-  apply "$other" "${set_now[@]}"
+  local target=${name%%-*}
+  # Both proxies route to the instances the last deploy left, then settle.
+  apply haproxy "${set_now[@]}"
+  apply corral "${set_now[@]}"
   sleep 1
   wrk -t2 -c"$connections" -d"${duration}s" "$@" "$url" >"$work/wrk.out" &
   local wrk_pid=$!
