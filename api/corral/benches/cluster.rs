@@ -117,10 +117,14 @@ fn url(base: &str, path: &str) -> String {
 }
 
 async fn leader(http: &reqwest::Client, masters: &Masters) -> String {
+    find_leader(http, &masters.addresses, masters.prefix).await
+}
+
+async fn find_leader(http: &reqwest::Client, addresses: &[String], prefix: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        for address in &masters.addresses {
-            let base = format!("{}{address}", masters.prefix);
+        for address in addresses {
+            let base = format!("{prefix}{address}");
             if let Ok(response) = http.get(url(&base, "/corral/v1/cluster")).send().await {
                 if let Ok(status) = response.json::<Value>().await {
                     if status["role"] == "leader" {
@@ -134,20 +138,75 @@ async fn leader(http: &reqwest::Client, masters: &Masters) -> String {
     }
 }
 
-async fn agent_command(http: &reqwest::Client, leader: &str, body: Value) -> Value {
-    let response = http
-        .post(url(leader, "/corral/v1/agent/commands"))
-        .json(&body)
-        .send()
-        .await
-        .expect("agent command");
-    response.json().await.expect("command result")
+/// The leader as last found, and how to find it again: the load (10,000 registrations, 100,000
+/// launches) can outlast a leader on two shared cores, and a phase that kept talking to the
+/// old one would stall instead of measuring.
+#[derive(Clone)]
+struct Leader {
+    addresses: Vec<String>,
+    prefix: &'static str,
+    current: Arc<std::sync::Mutex<String>>,
+}
+
+impl Leader {
+    async fn of(http: &reqwest::Client, masters: &Masters) -> Leader {
+        let current = leader(http, masters).await;
+        Leader {
+            addresses: masters.addresses.clone(),
+            prefix: masters.prefix,
+            current: Arc::new(std::sync::Mutex::new(current)),
+        }
+    }
+
+    fn get(&self) -> String {
+        self.current.lock().expect("no holder panics").clone()
+    }
+
+    /// Finds the leader again after `stale` stopped answering as one.
+    async fn moved_from(&self, http: &reqwest::Client, stale: &str) -> String {
+        if self.get() != stale {
+            return self.get();
+        }
+        let found = find_leader(http, &self.addresses, self.prefix).await;
+        eprintln!("the leader moved from {stale} to {found}");
+        *self.current.lock().expect("no holder panics") = found.clone();
+        found
+    }
+}
+
+impl std::fmt::Display for Leader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.get())
+    }
+}
+
+/// An agent-facing command, sent again (same request id, so applied once) to a new leader
+/// when the one asked is no longer leading.
+async fn agent_command(http: &reqwest::Client, leader: &Leader, body: Value) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let asked = leader.get();
+        let sent = http.post(url(&asked, "/corral/v1/agent/commands")).json(&body).send().await;
+        match sent {
+            Ok(response) if response.status().is_success() => {
+                return response.json().await.expect("command result")
+            }
+            Ok(response) if Instant::now() >= deadline => {
+                panic!("agent command refused: {}", response.status())
+            }
+            Err(error) if Instant::now() >= deadline => panic!("agent command: {error}"),
+            _ => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                leader.moved_from(http, &asked).await;
+            }
+        }
+    }
 }
 
 /// Registers `count` agents, `concurrency` at a time; returns their ids.
 async fn register_agents(
     http: &reqwest::Client,
-    leader: &str,
+    leader: &Leader,
     count: u64,
     resources: Value,
 ) -> Vec<String> {
@@ -199,11 +258,11 @@ async fn next_chunk(
 /// goes to a day first.
 async fn register_simulated_agents(
     http: &reqwest::Client,
-    leader: &str,
+    leader: &Leader,
     agents: u64,
 ) -> Vec<String> {
     let response = http
-        .patch(url(leader, "/corral/v1/settings"))
+        .patch(url(&leader.get(), "/corral/v1/settings"))
         .json(&json!({"agent_heartbeat_timeout_seconds": 86_400}))
         .send()
         .await
@@ -213,65 +272,77 @@ async fn register_simulated_agents(
 }
 
 /// Simulated agents: every task added to the log is reported RUNNING by its agent at once.
-fn spawn_agent_simulator(http: reqwest::Client, leader: String, running: Arc<AtomicU64>) {
+/// When the leader moves, the stream resumes on the new one after the last event seen.
+fn spawn_agent_simulator(http: reqwest::Client, leader: Leader, running: Arc<AtomicU64>) {
     tokio::spawn(async move {
-        let response = http
-            .get(url(&leader, "/corral/v1/events?topic=task&format=ndjson"))
-            .timeout(STREAM_TIMEOUT)
-            .send()
-            .await
-            .expect("events");
-        let mut body = response.bytes_stream();
-        let mut buffer = Vec::new();
         let reports = Arc::new(tokio::sync::Semaphore::new(512));
-        while let Some(chunk) = next_chunk(&mut body, "the simulated agents' event stream").await {
-            buffer.extend_from_slice(&chunk);
-            while let Some(newline) = buffer.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = buffer.drain(..=newline).collect();
-                let Ok(value) = serde_json::from_slice::<Value>(&line) else { continue };
-                // A new task runs at once; a task asked to stop (a deleted or scaled-down
-                // service) is killed at once.
-                let event = &value["event"];
-                let (framework_id, agent_id, task_id, state) =
-                    if let Some(task) = event["TaskAdded"]["task"].as_object() {
-                        let info = &task["info"];
-                        (
-                            task["framework_id"].clone(),
-                            info["agent_id"].clone(),
-                            info["task_id"].clone(),
-                            "Running",
-                        )
-                    } else if let Some(kill) = event["TaskKillRequested"].as_object() {
-                        (
-                            kill["framework_id"].clone(),
-                            kill["agent_id"].clone(),
-                            kill["task_id"].clone(),
-                            "Killed",
-                        )
-                    } else {
-                        continue;
-                    };
-                let uuid = base64::engine::general_purpose::STANDARD
-                    .encode(uuid::Uuid::new_v4().as_bytes());
-                let body = json!({"request_id": uuid, "agent_id": agent_id, "command": {"UpdateStatus": {
-                    "framework_id": framework_id,
-                    "status": {"task_id": task_id, "state": state, "message": null, "source": "Executor", "reason": null,
-                               "healthy": null, "agent_id": agent_id, "executor_id": null, "timestamp": 0, "uuid": uuid, "exit_code": null}
-                }}});
-                let permit = reports.clone().acquire_owned().await.expect("semaphore");
-                let http = http.clone();
-                let leader = leader.clone();
-                let running = running.clone();
-                tokio::spawn(async move {
-                    let result = agent_command(&http, &leader, body).await;
-                    if state == "Running" && result["outcome"].get("Accepted").is_some() {
-                        running.fetch_add(1, Ordering::Relaxed);
+        let mut cursor: Option<String> = None;
+        loop {
+            let asked = leader.get();
+            let from = cursor.as_ref().map(|cursor| format!("&from={cursor}")).unwrap_or_default();
+            let path = format!("/corral/v1/events?topic=task&format=ndjson{from}");
+            let response = match http.get(url(&asked, &path)).timeout(STREAM_TIMEOUT).send().await {
+                Ok(response) if response.status().is_success() => response,
+                _ => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    leader.moved_from(&http, &asked).await;
+                    continue;
+                }
+            };
+            let mut body = response.bytes_stream();
+            let mut buffer = Vec::new();
+            while let Some(chunk) =
+                next_chunk(&mut body, "the simulated agents' event stream").await
+            {
+                buffer.extend_from_slice(&chunk);
+                while let Some(newline) = buffer.iter().position(|&b| b == b'\n') {
+                    let line: Vec<u8> = buffer.drain(..=newline).collect();
+                    let Ok(value) = serde_json::from_slice::<Value>(&line) else { continue };
+                    if let Some(at) = value["cursor"].as_str() {
+                        cursor = Some(at.to_owned());
                     }
-                    drop(permit);
-                });
+                    let Some(body) = status_for(&value["event"]) else { continue };
+                    let permit = reports.clone().acquire_owned().await.expect("semaphore");
+                    let (http, leader, running) = (http.clone(), leader.clone(), running.clone());
+                    tokio::spawn(async move {
+                        let running_now =
+                            body["command"]["UpdateStatus"]["status"]["state"] == "Running";
+                        let result = agent_command(&http, &leader, body).await;
+                        if running_now && result["outcome"].get("Accepted").is_some() {
+                            running.fetch_add(1, Ordering::Relaxed);
+                        }
+                        drop(permit);
+                    });
+                }
             }
+            leader.moved_from(&http, &asked).await;
         }
     });
+}
+
+/// What a simulated agent reports for an event: a new task runs at once; a task asked to stop
+/// (a deleted or scaled-down service) is killed at once.
+fn status_for(event: &Value) -> Option<Value> {
+    let (framework_id, agent_id, task_id, state) = if let Some(task) =
+        event["TaskAdded"]["task"].as_object()
+    {
+        let info = &task["info"];
+        (task["framework_id"].clone(), info["agent_id"].clone(), info["task_id"].clone(), "Running")
+    } else if let Some(kill) = event["TaskKillRequested"].as_object() {
+        (kill["framework_id"].clone(), kill["agent_id"].clone(), kill["task_id"].clone(), "Killed")
+    } else {
+        return None;
+    };
+    // The request id is the task's and the state's, so a report sent again after the leader
+    // moved (or an event seen twice across streams) is applied once.
+    let text = |id: &Value| id.as_str().or(id["value"].as_str()).unwrap_or("").to_owned();
+    let request_id = format!("sim-{}-{}-{state}", text(&framework_id), text(&task_id));
+    let uuid = base64::engine::general_purpose::STANDARD.encode(uuid::Uuid::new_v4().as_bytes());
+    Some(json!({"request_id": request_id, "agent_id": agent_id, "command": {"UpdateStatus": {
+        "framework_id": framework_id,
+        "status": {"task_id": task_id, "state": state, "message": null, "source": "Executor", "reason": null,
+                   "healthy": null, "agent_id": agent_id, "executor_id": null, "timestamp": 0, "uuid": uuid, "exit_code": null}
+    }}}))
 }
 
 /// A framework that accepts every offer with as many small tasks as fit, until `target`.
@@ -279,22 +350,69 @@ fn spawn_agent_simulator(http: reqwest::Client, leader: String, running: Arc<Ato
 /// request, body included, and a loaded machine can take longer than that to launch.
 const STREAM_TIMEOUT: Duration = Duration::from_secs(3600);
 
+/// When the leader moves, it subscribes again to the new one with the framework id it was given,
+/// as a Mesos scheduler driver does.
 async fn run_framework(
     http: reqwest::Client,
-    leader: String,
+    leader: Leader,
     target: u64,
-    launched: Arc<AtomicU64>,
+    counts: Counts,
     first_accept: Arc<tokio::sync::OnceCell<Instant>>,
 ) {
-    let url = url(&leader, "/api/v1/scheduler");
-    let call = json!({"type": "SUBSCRIBE", "subscribe": {"framework_info": {"user": "bench", "name": "bench", "failover_timeout": 600.0}}});
-    let response =
-        http.post(&url).json(&call).timeout(STREAM_TIMEOUT).send().await.expect("subscribe");
+    let launched = counts.launched;
+    let mut framework_id = String::new();
+    let accepts = Arc::new(tokio::sync::Semaphore::new(128));
+    loop {
+        let asked = leader.get();
+        let url = url(&asked, "/api/v1/scheduler");
+        let mut info = json!({"user": "bench", "name": "bench", "failover_timeout": 600.0});
+        if !framework_id.is_empty() {
+            info["id"] = json!({"value": framework_id});
+        }
+        let call = json!({"type": "SUBSCRIBE", "subscribe": {"framework_info": info}});
+        let response = match http.post(&url).json(&call).timeout(STREAM_TIMEOUT).send().await {
+            Ok(response) if response.status().is_success() => response,
+            _ => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                leader.moved_from(&http, &asked).await;
+                continue;
+            }
+        };
+        if !framework_id.is_empty() {
+            // ACCEPTs of offers the old leader made may never have applied: count again
+            // from what runs (an ACCEPT still in flight may launch a few more than asked).
+            launched.store(counts.running.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+        framework_id = follow_offers(
+            &http,
+            response,
+            &url,
+            target,
+            &launched,
+            &first_accept,
+            &accepts,
+            framework_id,
+        )
+        .await;
+        leader.moved_from(&http, &asked).await;
+    }
+}
+
+/// Answers the offers of one SUBSCRIBE stream until it ends; returns the framework's id.
+#[allow(clippy::too_many_arguments)]
+async fn follow_offers(
+    http: &reqwest::Client,
+    response: reqwest::Response,
+    url: &str,
+    target: u64,
+    launched: &Arc<AtomicU64>,
+    first_accept: &Arc<tokio::sync::OnceCell<Instant>>,
+    accepts: &Arc<tokio::sync::Semaphore>,
+    mut framework_id: String,
+) -> String {
     let stream_id = response.headers()["mesos-stream-id"].to_str().expect("stream id").to_owned();
     let mut body = response.bytes_stream();
     let mut buffer = Vec::new();
-    let mut framework_id = String::new();
-    let accepts = Arc::new(tokio::sync::Semaphore::new(128));
     while let Some(chunk) = next_chunk(&mut body, "the framework's SUBSCRIBE stream").await {
         buffer.extend_from_slice(&chunk);
         for record in decode_records(&mut buffer).expect("RecordIO") {
@@ -334,7 +452,7 @@ async fn run_framework(
                         };
                         let permit = accepts.clone().acquire_owned().await.expect("semaphore");
                         let http = http.clone();
-                        let url = url.clone();
+                        let url = url.to_owned();
                         let stream_id = stream_id.clone();
                         tokio::spawn(async move {
                             let _ = http
@@ -351,6 +469,13 @@ async fn run_framework(
             }
         }
     }
+    framework_id
+}
+
+/// Tasks the framework asked for, and tasks the simulated agents reported RUNNING.
+struct Counts {
+    launched: Arc<AtomicU64>,
+    running: Arc<AtomicU64>,
 }
 
 /// Three masters, `agents` simulated agents, one framework launching `tasks` tasks; returns
@@ -359,32 +484,22 @@ async fn launch_on_simulated_agents(
     http: &reqwest::Client,
     agents: u64,
     tasks: u64,
-) -> (Masters, String, Duration) {
+) -> (Masters, Leader, Duration) {
     let masters = start_masters();
-    let first = leader(http, &masters).await;
-    register_simulated_agents(http, &first, agents).await;
-    // Registering 10,000 agents can outlast a leader on a loaded machine; the framework and
-    // the simulator follow the leader found now (they do not follow a later change).
-    let leader = leader(http, &masters).await;
+    let leader = Leader::of(http, &masters).await;
+    register_simulated_agents(http, &leader, agents).await;
     let elapsed = launch_on(http, &leader, tasks).await;
     (masters, leader, elapsed)
 }
 
 /// Launches `tasks` tasks on the simulated agents registered at `leader`; the time from the
 /// framework's first ACCEPT to the last RUNNING.
-async fn launch_on(http: &reqwest::Client, leader: &str, tasks: u64) -> Duration {
-    let leader = leader.to_owned();
+async fn launch_on(http: &reqwest::Client, leader: &Leader, tasks: u64) -> Duration {
     let running = Arc::new(AtomicU64::new(0));
     spawn_agent_simulator(http.clone(), leader.clone(), running.clone());
-    let launched = Arc::new(AtomicU64::new(0));
+    let counts = Counts { launched: Arc::new(AtomicU64::new(0)), running: running.clone() };
     let first_accept = Arc::new(tokio::sync::OnceCell::new());
-    tokio::spawn(run_framework(
-        http.clone(),
-        leader.clone(),
-        tasks,
-        launched,
-        first_accept.clone(),
-    ));
+    tokio::spawn(run_framework(http.clone(), leader.clone(), tasks, counts, first_accept.clone()));
     wait_until(&format!("{tasks} tasks RUNNING"), Duration::from_secs(900), || {
         running.load(Ordering::Relaxed) >= tasks
     })
@@ -445,7 +560,7 @@ async fn state_reads(http: &reqwest::Client) {
 /// A Prometheus scrape of the leader at this size, and what scraping does to writes: the
 /// latency of agent heartbeats (one command each through the log) while nothing else runs,
 /// and while `/metrics` is scraped back to back.
-async fn scrapes(http: &reqwest::Client, leader: &str, agents: u64, tasks: u64) {
+async fn scrapes(http: &reqwest::Client, leader: &Leader, agents: u64, tasks: u64) {
     for path in ["/metrics", "/metrics/snapshot"] {
         let read = time_read(http.get(format!("http://{leader}{path}"))).await;
         println!("{path}: {agents} agents, {tasks} tasks, {read}");
@@ -478,7 +593,7 @@ async fn scrapes(http: &reqwest::Client, leader: &str, agents: u64, tasks: u64) 
 /// 50 heartbeats of `agent_id`, one after the other.
 async fn heartbeat_latencies(
     http: &reqwest::Client,
-    leader: &str,
+    leader: &Leader,
     agent_id: &str,
     run: &str,
 ) -> Latencies {
@@ -519,7 +634,7 @@ impl std::fmt::Display for Latencies {
 /// Heartbeats sent one after another while `until` runs: whether a read holds up applying.
 async fn heartbeats_while(
     http: &reqwest::Client,
-    leader: &str,
+    leader: &Leader,
     agent_id: &str,
     until: impl std::future::Future<Output = ()>,
 ) -> Latencies {
@@ -615,7 +730,7 @@ async fn marathon(http: &reqwest::Client) {
     let apps = env_or("CORRAL_BENCH_MARATHON_APPS", 1_000);
     let per_app = env_or("CORRAL_BENCH_MARATHON_APP_INSTANCES", 10);
     let masters = start_masters();
-    let leader = leader(http, &masters).await;
+    let leader = Leader::of(http, &masters).await;
     register_simulated_agents(http, &leader, agents).await;
     let running = Arc::new(AtomicU64::new(0));
     spawn_agent_simulator(http.clone(), leader.clone(), running.clone());
@@ -628,7 +743,7 @@ async fn marathon(http: &reqwest::Client) {
         .await
         .expect("create");
     assert_eq!(response.status().as_u16(), 201, "{}", response.text().await.unwrap_or_default());
-    wait_for_no_deployments(http, &leader, Duration::from_secs(600)).await;
+    wait_for_no_deployments(http, &leader.get(), Duration::from_secs(600)).await;
     let deployed = started.elapsed();
     println!(
         "marathon deploy: 1 app of {instances} instances on {agents} simulated agents, POST to deployment success in {:.2} s = {:.0} instances/s",
@@ -641,14 +756,14 @@ async fn marathon(http: &reqwest::Client) {
         .await
         .expect("delete");
     assert!(response.status().is_success(), "{}", response.status());
-    wait_for_no_deployments(http, &leader, Duration::from_secs(600)).await;
+    wait_for_no_deployments(http, &leader.get(), Duration::from_secs(600)).await;
 
-    let leader_address = leader.as_str();
+    let leader_address = leader.get();
     let started = Instant::now();
     futures::stream::iter(0..apps)
         .map(|index| {
             let body = bench_app(&format!("/bench/app-{index:04}"), per_app);
-            let leader = leader_address;
+            let leader = leader_address.clone();
             async move {
                 let response = http
                     .post(format!("http://{leader}/v2/apps"))
@@ -662,7 +777,7 @@ async fn marathon(http: &reqwest::Client) {
         .buffer_unordered(32)
         .collect::<Vec<()>>()
         .await;
-    wait_for_no_deployments(http, &leader, Duration::from_secs(900)).await;
+    wait_for_no_deployments(http, &leader.get(), Duration::from_secs(900)).await;
     let deployed = started.elapsed();
     println!(
         "marathon deploy: {apps} apps of {per_app} instances (32 POSTs in flight), first POST to the last deployment's success in {:.2} s = {:.0} instances/s",
@@ -750,28 +865,22 @@ async fn wait_until(what: &str, timeout: Duration, done: impl Fn() -> bool) {
 async fn one_agent(http: &reqwest::Client) {
     let tasks = env_or("CORRAL_BENCH_AGENT_TASKS", 1_000);
     let masters = start_masters_of(1);
-    let leader = leader(http, &masters).await;
+    let leader = Leader::of(http, &masters).await;
     let work_dir = masters._directory.path().join("agent");
     let cpus = (tasks as f64 * 0.1).ceil() as u64 + 1;
     let resources = format!("cpus:{cpus};mem:{};disk:10000;ports:[31000-32000]", tasks * 32 + 1024);
-    let mut agent = spawn_agent(&leader, &work_dir, &resources);
+    let mut agent = spawn_agent(&leader.get(), &work_dir, &resources);
     let running = Arc::new(AtomicU64::new(0));
     let reregistered = Arc::new(AtomicU64::new(0));
-    count_events(http.clone(), leader.clone(), running.clone(), reregistered.clone());
+    count_events(http.clone(), leader.get(), running.clone(), reregistered.clone());
     wait_until("the agent to register", Duration::from_secs(60), || {
         std::fs::read_dir(work_dir.join("meta")).map(|mut d| d.next().is_some()).unwrap_or(false)
     })
     .await;
     let idle_kib = resident_kib(agent.id());
-    let launched = Arc::new(AtomicU64::new(0));
+    let counts = Counts { launched: Arc::new(AtomicU64::new(0)), running: running.clone() };
     let first_accept = Arc::new(tokio::sync::OnceCell::new());
-    tokio::spawn(run_framework(
-        http.clone(),
-        leader.clone(),
-        tasks,
-        launched,
-        first_accept.clone(),
-    ));
+    tokio::spawn(run_framework(http.clone(), leader.clone(), tasks, counts, first_accept.clone()));
     wait_until("every task RUNNING", Duration::from_secs(600), || {
         running.load(Ordering::Relaxed) >= tasks
     })
@@ -792,7 +901,7 @@ async fn one_agent(http: &reqwest::Client) {
     let _ = agent.kill();
     let _ = agent.wait();
     let restarted = Instant::now();
-    let mut agent = spawn_agent(&leader, &work_dir, &resources);
+    let mut agent = spawn_agent(&leader.get(), &work_dir, &resources);
     wait_until(
         "the restarted agent to re-register with its tasks",
         Duration::from_secs(300),
@@ -955,14 +1064,14 @@ async fn tls_cost() {
                 "plain" | "tokens" => (start_masters(), plain_client(None)),
                 _ => start_tls_masters(),
             };
-            let mut leader = leader(&http, &masters).await;
+            let mut leader = Leader::of(&http, &masters).await;
             let http = match mode {
                 "tokens" => {
-                    let token = enforce_access_control(&http, &leader).await;
+                    let token = enforce_access_control(&http, &leader.get()).await;
                     // The mode change may have moved nothing, but read the leader again
                     // with the token's client to be sure every call carries it.
                     let http = plain_client(Some(&token));
-                    leader = self::leader(&http, &masters).await;
+                    leader = Leader::of(&http, &masters).await;
                     http
                 }
                 _ => http,
