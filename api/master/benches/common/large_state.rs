@@ -89,4 +89,3 @@ pub(crate) fn large_state() -> StateBuilder {
     }
     cluster
 }
-
