@@ -2,13 +2,20 @@
 # corral proxy against Debian's HAProxy (configured as marathon-lb would be) for the same two
 # backends: HTTP keep-alive and new connections through the vhost listener, and L4 through a
 # tcp-mode service port. Backends are one HAProxy answering "ok" on two ports (not the bottleneck
-# under test). Needs: haproxy, wrk, python3, and
+# under test). Needs: haproxy, wrk, curl, python3 (haproxy and wrk installed when missing), and
 #   cargo build --release -p corral-proxy --example bench_proxy
 # Prints one line per run; BENCHMARKS.md keeps the medians.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 proxy_bin="$root/target/release/examples/bench_proxy"
 runs=${RUNS:-3}
+
+if ! command -v haproxy >/dev/null 2>&1 || ! command -v wrk >/dev/null 2>&1; then
+  sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends haproxy wrk >/dev/null
+fi
+
 duration=${DURATION:-10s}
 connections=${CONNECTIONS:-50}
 work=$(mktemp -d)

@@ -1,8 +1,10 @@
 //! The proxy's IO: the catalog follower, the listeners and the admin listener.
 //!
-//! The table lives in a `watch` channel. Every new connection (L4) and every request (L7)
-//! reads the current table, so a swap takes effect at once and nothing is reloaded or
-//! closed. An open L4 connection whose backend left the table (killed, unhealthy, scaled
+//! The table lives in a `watch` channel, as a [`Routing`]: the table with each pool's
+//! round-robin turn and each backend's in-flight counter and metric handles resolved when the
+//! table is swapped, so a request or a connection takes no lock and formats no label. Every
+//! new connection (L4) and every request (L7) reads the current table, so a swap takes
+//! effect at once and nothing is reloaded or closed. An open L4 connection whose backend left the table (killed, unhealthy, scaled
 //! away) keeps going for `drain_grace` and is closed then; an L7 request already sent
 //! finishes, and later requests on the same client connection go to the new backends.
 
@@ -11,13 +13,15 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
 use axum::routing::get;
 use axum::Router;
 use bytes::Bytes;
+use http::header::HeaderName;
+use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{header, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty, Full};
@@ -25,14 +29,14 @@ use hyper::body::{Body, Incoming};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use prometheus::{IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 use serde_json::json;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::table::{Backend, Balance, CatalogAnswer, Groups, Mode, Pool, Table};
+use crate::table::{Balance, CatalogAnswer, Groups, Mode, Pool, Table};
 
 /// What `corral proxy` was started with.
 #[derive(Clone, Debug)]
@@ -56,13 +60,16 @@ const POLL_TIMEOUT: Duration = Duration::from_secs(70);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Backends tried for one connection or idempotent request before giving up.
 const ATTEMPTS: usize = 3;
+/// Each direction's buffer of an L4 connection: tokio's default is 8 KiB, HAProxy's 16 KiB;
+/// bulk transfers take fewer reads and writes with more.
+const L4_BUFFER: usize = 32 * 1024;
 
 /// Runs the proxy until `shutdown` completes.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     if config.masters.is_empty() {
         anyhow::bail!("--master names no master");
     }
-    let (table_tx, table_rx) = watch::channel(Arc::new(Table::default()));
+    let (table_tx, table_rx) = watch::channel(Arc::new(Routing::default()));
     let metrics = Metrics::new().context("registering the proxy's metrics")?;
     let mut connector = HttpConnector::new();
     connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
@@ -71,8 +78,6 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         config: config.clone(),
         table: table_rx,
         metrics,
-        active: Mutex::new(HashMap::new()),
-        turns: Mutex::new(HashMap::new()),
         listeners: Mutex::new(BTreeMap::new()),
         client: Client::builder(TokioExecutor::new()).build(connector),
     });
@@ -107,12 +112,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
 
 struct Shared {
     config: Config,
-    table: watch::Receiver<Arc<Table>>,
+    table: watch::Receiver<Arc<Routing>>,
     metrics: Metrics,
-    /// Open connections (L4) and requests in flight (L7) per backend, for `leastconn`.
-    active: Mutex<HashMap<SocketAddr, Arc<AtomicUsize>>>,
-    /// The round-robin turn of each pool, by app and port index.
-    turns: Mutex<HashMap<(String, usize), Arc<AtomicUsize>>>,
     /// Per service port, whether it listens or why not.
     listeners: Mutex<BTreeMap<u16, String>>,
     client: Client<HttpConnector, BoxBody<Bytes, hyper::Error>>,
@@ -128,52 +129,234 @@ enum Listener {
 }
 
 impl Shared {
-    fn table(&self) -> Arc<Table> {
+    fn routing(&self) -> Arc<Routing> {
         self.table.borrow().clone()
     }
+}
 
-    fn active(&self, addr: SocketAddr) -> Arc<AtomicUsize> {
-        let mut active = self.active.lock().expect("no holder of the lock panics");
-        active.entry(addr).or_default().clone()
+/// The table and, for each of its pools and backends, what the hot path needs.
+#[derive(Default)]
+struct Routing {
+    table: Table,
+    /// By service port.
+    ports: HashMap<u16, Arc<LivePool>>,
+    /// In the order of `table.http`.
+    http: Vec<Arc<LivePool>>,
+    /// Every pool, by app and port index: where the next table takes its turns from.
+    pools: HashMap<(String, usize), Arc<LivePool>>,
+}
+
+/// One pool of the table with its round-robin turn.
+struct LivePool {
+    app_id: String,
+    port_index: usize,
+    balance: Balance,
+    turn: AtomicUsize,
+    backends: Vec<Arc<LiveBackend>>,
+}
+
+/// One backend of one pool with its in-flight counter and its metrics.
+struct LiveBackend {
+    addr: SocketAddr,
+    authority: Authority,
+    /// Open connections (L4) and requests in flight (L7) to this address from every pool,
+    /// for `leastconn`; kept across tables while the address is in one or still in use.
+    active: Arc<AtomicUsize>,
+    metrics: BackendMetrics,
+}
+
+impl Routing {
+    /// The routing for `table`, keeping from `previous` the turns of pools still there and
+    /// the handles of backends still there, so a swap resets no rotation and no counter.
+    fn build(
+        table: Table,
+        previous: &Routing,
+        active: &mut HashMap<SocketAddr, Arc<AtomicUsize>>,
+    ) -> Routing {
+        active.retain(|_, count| count.load(Ordering::Relaxed) > 0 || Arc::strong_count(count) > 1);
+        let mut pools: HashMap<(String, usize), Arc<LivePool>> = HashMap::new();
+        let mut live = |pool: &Pool| -> Arc<LivePool> {
+            let key = (pool.app_id.clone(), pool.port_index);
+            if let Some(done) = pools.get(&key) {
+                return done.clone();
+            }
+            let before = previous.pools.get(&key);
+            let backends = pool
+                .backends
+                .iter()
+                .map(|backend| {
+                    let kept = before.and_then(|before| {
+                        before.backends.iter().find(|live| live.addr == backend.addr)
+                    });
+                    match kept {
+                        Some(kept) => kept.clone(),
+                        None => Arc::new(LiveBackend {
+                            addr: backend.addr,
+                            authority: Authority::try_from(backend.addr.to_string().as_str())
+                                .expect("a socket address is an authority"),
+                            active: active.entry(backend.addr).or_default().clone(),
+                            metrics: BackendMetrics::new(pool, backend.addr),
+                        }),
+                    }
+                })
+                .collect();
+            let turn = before.map_or(0, |before| before.turn.load(Ordering::Relaxed));
+            let live = Arc::new(LivePool {
+                app_id: pool.app_id.clone(),
+                port_index: pool.port_index,
+                balance: pool.balance,
+                turn: AtomicUsize::new(turn),
+                backends,
+            });
+            pools.insert(key, live.clone());
+            live
+        };
+        let ports = table.ports.iter().map(|(port, route)| (*port, live(&route.pool))).collect();
+        let http = table.http.iter().map(|route| live(&route.pool)).collect();
+        Routing { table, ports, http, pools }
     }
+}
 
-    /// A backend of `pool` not in `tried`, by the pool's balance.
-    fn pick(&self, pool: &Pool, tried: &[SocketAddr]) -> Option<Backend> {
-        let candidates: Vec<&Backend> =
-            pool.backends.iter().filter(|backend| !tried.contains(&backend.addr)).collect();
-        if candidates.is_empty() {
+impl LivePool {
+    /// A backend not in `tried`, by the pool's balance.
+    fn pick(&self, tried: &[SocketAddr]) -> Option<&Arc<LiveBackend>> {
+        let untried = |backend: &&Arc<LiveBackend>| !tried.contains(&backend.addr);
+        let count = self.backends.iter().filter(untried).count();
+        if count == 0 {
             return None;
         }
-        let turn = {
-            let mut turns = self.turns.lock().expect("no holder of the lock panics");
-            turns.entry((pool.app_id.clone(), pool.port_index)).or_default().clone()
-        };
-        let start = turn.fetch_add(1, Ordering::Relaxed);
-        let chosen = match pool.balance {
-            Balance::RoundRobin => candidates[start % candidates.len()],
-            Balance::LeastConn => (0..candidates.len())
-                .map(|offset| candidates[(start + offset) % candidates.len()])
-                .min_by_key(|backend| self.active(backend.addr).load(Ordering::Relaxed))
-                .expect("candidates is not empty"),
-        };
-        Some(chosen.clone())
+        let start = self.turn.fetch_add(1, Ordering::Relaxed);
+        let mut candidates = self.backends.iter().filter(untried).cycle().skip(start % count);
+        match self.balance {
+            Balance::RoundRobin => candidates.next(),
+            Balance::LeastConn => {
+                candidates.take(count).min_by_key(|backend| backend.active.load(Ordering::Relaxed))
+            }
+        }
     }
 }
 
-/// Counts a backend's open connection or request while it lives.
-struct InFlight(Arc<AtomicUsize>);
+/// One backend's Prometheus series, looked up once each: a series appears in `/metrics`
+/// when it is first counted, as with `with_label_values` on every use.
+struct BackendMetrics {
+    /// app, port index, address.
+    labels: [String; 3],
+    connections: OnceLock<IntCounter>,
+    /// By status class, 1xx to 5xx.
+    requests: [OnceLock<IntCounter>; 5],
+    bytes_out: OnceLock<IntCounter>,
+    bytes_in: OnceLock<IntCounter>,
+    errors_connect: OnceLock<IntCounter>,
+    errors_request: OnceLock<IntCounter>,
+    errors_io: OnceLock<IntCounter>,
+    errors_drain_cut: OnceLock<IntCounter>,
+    active: OnceLock<IntGauge>,
+}
 
-impl InFlight {
-    fn start(shared: &Shared, addr: SocketAddr) -> InFlight {
-        let counter = shared.active(addr);
-        counter.fetch_add(1, Ordering::Relaxed);
-        InFlight(counter)
+/// A `kind` of `corral_proxy_backend_errors_total`.
+#[derive(Clone, Copy)]
+enum ErrorKind {
+    Connect,
+    Request,
+    Io,
+    DrainCut,
+}
+
+impl BackendMetrics {
+    fn new(pool: &Pool, addr: SocketAddr) -> BackendMetrics {
+        BackendMetrics {
+            labels: [pool.app_id.clone(), pool.port_index.to_string(), addr.to_string()],
+            connections: OnceLock::new(),
+            requests: Default::default(),
+            bytes_out: OnceLock::new(),
+            bytes_in: OnceLock::new(),
+            errors_connect: OnceLock::new(),
+            errors_request: OnceLock::new(),
+            errors_io: OnceLock::new(),
+            errors_drain_cut: OnceLock::new(),
+            active: OnceLock::new(),
+        }
+    }
+
+    fn with<'a>(
+        &self,
+        cell: &'a OnceLock<IntCounter>,
+        vec: &IntCounterVec,
+        extra: &[&str],
+    ) -> &'a IntCounter {
+        cell.get_or_init(|| {
+            let [app, port_index, addr] = &self.labels;
+            let mut labels = vec![app.as_str(), port_index.as_str(), addr.as_str()];
+            labels.extend_from_slice(extra);
+            vec.with_label_values(&labels)
+        })
+    }
+
+    fn connections(&self, metrics: &Metrics) -> &IntCounter {
+        self.with(&self.connections, &metrics.connections, &[])
+    }
+
+    fn request(&self, metrics: &Metrics, status: StatusCode) {
+        let class = usize::from(status.as_u16() / 100);
+        match self.requests.get(class.wrapping_sub(1)) {
+            Some(cell) => {
+                let name = ["1xx", "2xx", "3xx", "4xx", "5xx"][class - 1];
+                self.with(cell, &metrics.requests, &[name]).inc();
+            }
+            // 6xx to 9xx parse as status codes but are no class of RFC 9110.
+            None => {
+                let [app, port_index, addr] = &self.labels;
+                metrics
+                    .requests
+                    .with_label_values(&[app, port_index, addr, &format!("{class}xx")])
+                    .inc();
+            }
+        }
+    }
+
+    fn bytes(&self, metrics: &Metrics, to_backend: u64, from_backend: u64) {
+        self.with(&self.bytes_out, &metrics.bytes, &["out"]).inc_by(to_backend);
+        self.with(&self.bytes_in, &metrics.bytes, &["in"]).inc_by(from_backend);
+    }
+
+    fn error(&self, metrics: &Metrics, kind: ErrorKind) {
+        let (cell, name) = match kind {
+            ErrorKind::Connect => (&self.errors_connect, "connect"),
+            ErrorKind::Request => (&self.errors_request, "request"),
+            ErrorKind::Io => (&self.errors_io, "io"),
+            ErrorKind::DrainCut => (&self.errors_drain_cut, "drain_cut"),
+        };
+        self.with(cell, &metrics.errors, &[name]).inc();
+    }
+
+    fn active(&self, metrics: &Metrics) -> &IntGauge {
+        self.active.get_or_init(|| {
+            let [app, port_index, addr] = &self.labels;
+            metrics.active.with_label_values(&[app, port_index, addr])
+        })
     }
 }
 
-impl Drop for InFlight {
+/// Counts a backend's open connection or request while it lives, in both the `leastconn`
+/// counter and the `corral_proxy_backend_active` gauge.
+struct InFlight<'a> {
+    counter: &'a AtomicUsize,
+    gauge: &'a IntGauge,
+}
+
+impl InFlight<'_> {
+    fn start<'a>(metrics: &Metrics, backend: &'a LiveBackend) -> InFlight<'a> {
+        backend.active.fetch_add(1, Ordering::Relaxed);
+        let gauge = backend.metrics.active(metrics);
+        gauge.inc();
+        InFlight { counter: &backend.active, gauge }
+    }
+}
+
+impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.counter.fetch_sub(1, Ordering::Relaxed);
+        self.gauge.dec();
     }
 }
 
@@ -262,13 +445,8 @@ impl Metrics {
     }
 }
 
-/// The labels of one backend of one pool.
-fn backend_labels<'a>(pool: &'a Pool, port_index: &'a str, addr: &'a str) -> [&'a str; 3] {
-    [pool.app_id.as_str(), port_index, addr]
-}
-
 /// Follows the catalog by long polls, from one master until it fails, then the next.
-async fn follow_catalog(config: Config, table: watch::Sender<Arc<Table>>, shared: Arc<Shared>) {
+async fn follow_catalog(config: Config, table: watch::Sender<Arc<Routing>>, shared: Arc<Shared>) {
     let client = match reqwest::Client::builder().timeout(POLL_TIMEOUT).build() {
         Ok(client) => client,
         Err(error) => {
@@ -279,6 +457,7 @@ async fn follow_catalog(config: Config, table: watch::Sender<Arc<Table>>, shared
     let mut index: Option<u64> = None;
     let mut master = 0;
     let mut failures: u32 = 0;
+    let mut active = HashMap::new();
     loop {
         let base = &config.masters[master];
         let mut url = format!("{base}/corral/v1/services?wait={POLL_WAIT}");
@@ -292,11 +471,11 @@ async fn follow_catalog(config: Config, table: watch::Sender<Arc<Table>>, shared
                 let next = Table::build(&answer, &config.groups);
                 shared.metrics.catalog_index.set(i64::try_from(answer.index).unwrap_or(i64::MAX));
                 table.send_if_modified(|current| {
-                    if **current == next {
+                    if current.table == next {
                         return false;
                     }
                     tracing::debug!(index = answer.index, "routing table swapped");
-                    *current = Arc::new(next);
+                    *current = Arc::new(Routing::build(next, current, &mut active));
                     true
                 });
             }
@@ -332,7 +511,7 @@ async fn manage_port_listeners(shared: Arc<Shared>) {
     let mut table = shared.table.clone();
     let mut accepting: HashMap<u16, JoinHandle<()>> = HashMap::new();
     loop {
-        let wanted: Vec<u16> = table.borrow_and_update().ports.keys().copied().collect();
+        let wanted: Vec<u16> = table.borrow_and_update().table.ports.keys().copied().collect();
         accepting.retain(|port, task| {
             if wanted.contains(port) {
                 return true;
@@ -386,7 +565,7 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, which: Listener
             match which {
                 Listener::Http => serve_http(shared, stream, peer, which).await,
                 Listener::Port(port) => {
-                    let mode = shared.table().ports.get(&port).map(|route| route.mode);
+                    let mode = shared.routing().table.ports.get(&port).map(|route| route.mode);
                     match mode {
                         Some(Mode::Http) => serve_http(shared, stream, peer, which).await,
                         Some(Mode::Tcp) => serve_tcp(shared, stream, port).await,
@@ -402,38 +581,26 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, which: Listener
 
 /// L4: copy bytes between the client and one backend until either side closes, or until the
 /// drain grace after the backend left the table.
-async fn serve_tcp(shared: Arc<Shared>, mut client: TcpStream, port: u16) {
-    let table = shared.table();
-    let Some(route) = table.ports.get(&port) else { return };
-    let pool = &route.pool;
-    let port_index = pool.port_index.to_string();
+async fn serve_tcp(shared: Arc<Shared>, client: TcpStream, port: u16) {
+    let routing = shared.routing();
+    let Some(pool) = routing.ports.get(&port) else { return };
     let mut tried = Vec::new();
-    let (backend, mut upstream) = loop {
-        let Some(backend) = shared.pick(pool, &tried) else {
+    let (backend, upstream) = loop {
+        let Some(backend) = pool.pick(&tried) else {
             shared.metrics.unrouted.with_label_values(&[&port.to_string()]).inc();
             tracing::warn!(port, app = %pool.app_id, "no backend to connect to");
             return;
         };
-        let addr = backend.addr.to_string();
-        let labels = backend_labels(pool, &port_index, &addr);
-        shared.metrics.connections.with_label_values(&labels).inc();
+        backend.metrics.connections(&shared.metrics).inc();
         match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(backend.addr)).await {
-            Ok(Ok(stream)) => break (backend, stream),
+            Ok(Ok(stream)) => break (backend.clone(), stream),
             Ok(Err(error)) => {
-                tracing::warn!(backend = %addr, %error, "backend refused; trying another");
-                shared
-                    .metrics
-                    .errors
-                    .with_label_values(&[labels[0], labels[1], labels[2], "connect"])
-                    .inc();
+                tracing::warn!(backend = %backend.addr, %error, "backend refused; trying another");
+                backend.metrics.error(&shared.metrics, ErrorKind::Connect);
             }
             Err(_) => {
-                tracing::warn!(backend = %addr, "backend connect timed out; trying another");
-                shared
-                    .metrics
-                    .errors
-                    .with_label_values(&[labels[0], labels[1], labels[2], "connect"])
-                    .inc();
+                tracing::warn!(backend = %backend.addr, "backend connect timed out; trying another");
+                backend.metrics.error(&shared.metrics, ErrorKind::Connect);
             }
         }
         tried.push(backend.addr);
@@ -442,29 +609,35 @@ async fn serve_tcp(shared: Arc<Shared>, mut client: TcpStream, port: u16) {
             return;
         }
     };
+    // An open connection must not keep a whole old table alive.
+    drop(routing);
     let _ = upstream.set_nodelay(true);
-    let addr = backend.addr.to_string();
-    let labels = backend_labels(pool, &port_index, &addr);
-    let _in_flight = InFlight::start(&shared, backend.addr);
-    let gauge = shared.metrics.active.with_label_values(&labels);
-    gauge.inc();
+    let _in_flight = InFlight::start(&shared.metrics, &backend);
 
+    // The copy is a task of its own so that it runs woken by its sockets only; this one
+    // wakes on table swaps, to cut the connection at the end of its drain grace.
+    let mut copy = tokio::spawn(async move {
+        let (mut client, mut upstream) = (client, upstream);
+        tokio::io::copy_bidirectional_with_sizes(&mut client, &mut upstream, L4_BUFFER, L4_BUFFER)
+            .await
+    });
     let mut changes = shared.table.clone();
     let mut watching = true;
     let mut cut_at: Option<Instant> = None;
-    let copy = tokio::io::copy_bidirectional(&mut client, &mut upstream);
-    tokio::pin!(copy);
     loop {
         tokio::select! {
             copied = &mut copy => {
                 match copied {
-                    Ok((to_backend, from_backend)) => {
-                        shared.metrics.bytes.with_label_values(&[labels[0], labels[1], labels[2], "out"]).inc_by(to_backend);
-                        shared.metrics.bytes.with_label_values(&[labels[0], labels[1], labels[2], "in"]).inc_by(from_backend);
+                    Ok(Ok((to_backend, from_backend))) => {
+                        backend.metrics.bytes(&shared.metrics, to_backend, from_backend);
+                    }
+                    Ok(Err(error)) => {
+                        tracing::debug!(backend = %backend.addr, %error, "connection ended with an error");
+                        backend.metrics.error(&shared.metrics, ErrorKind::Io);
                     }
                     Err(error) => {
-                        tracing::debug!(backend = %addr, %error, "connection ended with an error");
-                        shared.metrics.errors.with_label_values(&[labels[0], labels[1], labels[2], "io"]).inc();
+                        tracing::error!(backend = %backend.addr, %error, "the copy task failed");
+                        backend.metrics.error(&shared.metrics, ErrorKind::Io);
                     }
                 }
                 break;
@@ -474,8 +647,8 @@ async fn serve_tcp(shared: Arc<Shared>, mut client: TcpStream, port: u16) {
                     watching = false;
                     continue;
                 }
-                let present = changes.borrow_and_update().ports.get(&port).is_some_and(|route| {
-                    route.pool.backends.iter().any(|b| b.addr == backend.addr)
+                let present = changes.borrow_and_update().ports.get(&port).is_some_and(|pool| {
+                    pool.backends.iter().any(|b| b.addr == backend.addr)
                 });
                 cut_at = match (present, cut_at) {
                     (true, _) => None,
@@ -484,13 +657,13 @@ async fn serve_tcp(shared: Arc<Shared>, mut client: TcpStream, port: u16) {
                 };
             }
             () = sleep_until(cut_at), if cut_at.is_some() => {
-                tracing::info!(backend = %addr, "drain grace over; closing the connection");
-                shared.metrics.errors.with_label_values(&[labels[0], labels[1], labels[2], "drain_cut"]).inc();
+                tracing::info!(backend = %backend.addr, "drain grace over; closing the connection");
+                copy.abort();
+                backend.metrics.error(&shared.metrics, ErrorKind::DrainCut);
                 break;
             }
         }
     }
-    gauge.dec();
 }
 
 async fn sleep_until(at: Option<Instant>) {
@@ -505,9 +678,15 @@ type ProxyBody = BoxBody<Bytes, hyper::Error>;
 /// L7: HTTP/1.1 and HTTP/2 cleartext from the client; every request picks its backend from
 /// the table of that moment.
 async fn serve_http(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, which: Listener) {
+    let client = Arc::new(ClientSide {
+        peer,
+        forwarded: HeaderValue::try_from(peer.ip().to_string())
+            .expect("an IP address is a header value"),
+    });
     let service = hyper::service::service_fn(move |request| {
         let shared = shared.clone();
-        async move { Ok::<_, Infallible>(proxy_request(&shared, request, peer, which).await) }
+        let client = client.clone();
+        async move { Ok::<_, Infallible>(proxy_request(&shared, request, &client, which).await) }
     });
     let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     if let Err(error) = builder.serve_connection(TokioIo::new(stream), service).await {
@@ -515,38 +694,49 @@ async fn serve_http(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, wh
     }
 }
 
+/// What every request of one client connection shares.
+struct ClientSide {
+    peer: SocketAddr,
+    /// The peer's address as an `X-Forwarded-For` value.
+    forwarded: HeaderValue,
+}
+
 /// Headers that describe one hop, not the request (RFC 9110 §7.6.1).
-const HOP_BY_HOP: [&str; 7] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "upgrade",
-    "transfer-encoding",
+const HOP_BY_HOP: [HeaderName; 7] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRAILER,
+    header::UPGRADE,
+    header::TRANSFER_ENCODING,
 ];
 
 async fn proxy_request(
     shared: &Shared,
     request: Request<Incoming>,
-    peer: SocketAddr,
+    client: &ClientSide,
     which: Listener,
 ) -> Response<ProxyBody> {
-    let table = shared.table();
-    let host = request
-        .headers()
-        .get(header::HOST)
-        .and_then(|value| value.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| request.uri().authority().map(|a| a.to_string()));
-    let (pool, listener) = match which {
-        Listener::Http => (
-            table.route_http(host.as_deref(), request.uri().path()).map(|route| &route.pool),
-            "http".to_owned(),
-        ),
-        Listener::Port(port) => (table.ports.get(&port).map(|route| &route.pool), port.to_string()),
+    let routing = shared.routing();
+    let host_header = request.headers().get(header::HOST).and_then(|value| value.to_str().ok());
+    // HTTP/2 names the host in the URI's authority only.
+    let authority = match host_header {
+        Some(_) => None,
+        None => request.uri().authority().map(|a| a.as_str().to_owned()),
+    };
+    let host = host_header.or(authority.as_deref());
+    let pool = match which {
+        Listener::Http => {
+            routing.table.route_http_index(host, request.uri().path()).map(|at| &routing.http[at])
+        }
+        Listener::Port(port) => routing.ports.get(&port),
     };
     let Some(pool) = pool else {
+        let listener = match which {
+            Listener::Http => "http".to_owned(),
+            Listener::Port(port) => port.to_string(),
+        };
         shared.metrics.unrouted.with_label_values(&[&listener]).inc();
         return problem(
             StatusCode::NOT_FOUND,
@@ -554,20 +744,21 @@ async fn proxy_request(
         );
     };
     let (mut parts, body) = request.into_parts();
-    let path_and_query = parts.uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("/").to_owned();
-    for name in HOP_BY_HOP {
+    let path_and_query =
+        parts.uri.path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
+    for name in &HOP_BY_HOP {
         parts.headers.remove(name);
     }
-    if let Some(host) = &host {
-        if let Ok(value) = HeaderValue::from_str(host) {
+    if let Some(authority) = &authority {
+        if let Ok(value) = HeaderValue::from_str(authority) {
             parts.headers.insert(header::HOST, value);
         }
     }
     let forwarded = match parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(earlier) => format!("{earlier}, {}", peer.ip()),
-        None => peer.ip().to_string(),
+        Some(earlier) => HeaderValue::try_from(format!("{earlier}, {}", client.peer.ip())).ok(),
+        None => Some(client.forwarded.clone()),
     };
-    if let Ok(value) = HeaderValue::from_str(&forwarded) {
+    if let Some(value) = forwarded {
         parts.headers.insert("x-forwarded-for", value);
     }
     parts.version = http::Version::HTTP_11;
@@ -576,10 +767,13 @@ async fn proxy_request(
     let replayable = body.is_end_stream();
     let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
     let mut body = Some(body);
-    let port_index = pool.port_index.to_string();
     let mut tried = Vec::new();
     loop {
-        let Some(backend) = shared.pick(pool, &tried) else {
+        let Some(backend) = pool.pick(&tried) else {
+            let listener = match which {
+                Listener::Http => "http".to_owned(),
+                Listener::Port(port) => port.to_string(),
+            };
             shared.metrics.unrouted.with_label_values(&[&listener]).inc();
             tracing::warn!(app = %pool.app_id, "no backend left to send the request to");
             return problem(
@@ -588,17 +782,11 @@ async fn proxy_request(
             );
         };
         tried.push(backend.addr);
-        let addr = backend.addr.to_string();
-        let labels = backend_labels(pool, &port_index, &addr);
-        let uri: Uri = match format!("http://{addr}{path_and_query}").parse() {
-            Ok(uri) => uri,
-            Err(_) => {
-                return problem(
-                    StatusCode::BAD_REQUEST,
-                    json!({"message": "the request target does not parse", "field": "path"}),
-                )
-            }
-        };
+        let mut uri = http::uri::Parts::default();
+        uri.scheme = Some(Scheme::HTTP);
+        uri.authority = Some(backend.authority.clone());
+        uri.path_and_query = Some(path_and_query.clone());
+        let uri = Uri::from_parts(uri).expect("a scheme, an authority and a path make a URI");
         let mut outgoing = Request::from_parts(parts.clone(), ());
         *outgoing.uri_mut() = uri;
         let outgoing_body: ProxyBody = match (replayable, body.take()) {
@@ -606,41 +794,31 @@ async fn proxy_request(
             _ => Empty::<Bytes>::new().map_err(|never| match never {}).boxed(),
         };
         let outgoing = outgoing.map(|()| outgoing_body);
-        let _in_flight = InFlight::start(shared, backend.addr);
-        let gauge = shared.metrics.active.with_label_values(&labels);
-        gauge.inc();
-        let answered = shared.client.request(outgoing).await;
-        gauge.dec();
+        let answered = {
+            let _in_flight = InFlight::start(&shared.metrics, backend);
+            shared.client.request(outgoing).await
+        };
         match answered {
             Ok(response) => {
-                let class = format!("{}xx", response.status().as_u16() / 100);
-                shared
-                    .metrics
-                    .requests
-                    .with_label_values(&[labels[0], labels[1], labels[2], &class])
-                    .inc();
+                backend.metrics.request(&shared.metrics, response.status());
                 let (mut parts, body) = response.into_parts();
-                for name in HOP_BY_HOP {
+                for name in &HOP_BY_HOP {
                     parts.headers.remove(name);
                 }
                 return Response::from_parts(parts, body.boxed());
             }
             Err(error) => {
-                let kind = if error.is_connect() { "connect" } else { "request" };
-                shared
-                    .metrics
-                    .errors
-                    .with_label_values(&[labels[0], labels[1], labels[2], kind])
-                    .inc();
+                let kind = if error.is_connect() { ErrorKind::Connect } else { ErrorKind::Request };
+                backend.metrics.error(&shared.metrics, kind);
                 let again = replayable && (error.is_connect() || safe) && tried.len() < ATTEMPTS;
-                tracing::warn!(backend = %addr, error = format!("{error:#}"), retry = again, "backend request failed");
+                tracing::warn!(backend = %backend.addr, error = format!("{error:#}"), retry = again, "backend request failed");
                 if again {
                     continue;
                 }
-                tracing::error!(app = %pool.app_id, backend = %addr, "answering 502: the backend failed");
+                tracing::error!(app = %pool.app_id, backend = %backend.addr, "answering 502: the backend failed");
                 return problem(
                     StatusCode::BAD_GATEWAY,
-                    json!({"message": format!("backend {addr} failed: {error}"), "app": pool.app_id}),
+                    json!({"message": format!("backend {} failed: {error}", backend.addr), "app": pool.app_id}),
                 );
             }
         }
@@ -666,7 +844,7 @@ fn admin_router(shared: Arc<Shared>) -> Router {
             get(move || {
                 let shared = config_shared.clone();
                 async move {
-                    let table = shared.table();
+                    let routing = shared.routing();
                     let listeners =
                         shared.listeners.lock().expect("no holder of the lock panics").clone();
                     axum::Json(json!({
@@ -675,7 +853,7 @@ fn admin_router(shared: Arc<Shared>) -> Router {
                         "bindIp": shared.config.bind_ip,
                         "drainGraceSeconds": shared.config.drain_grace.as_secs(),
                         "listeners": listeners,
-                        "table": *table,
+                        "table": routing.table,
                     }))
                 }
             }),

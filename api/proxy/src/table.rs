@@ -211,27 +211,42 @@ impl Table {
     /// The route for a request on the shared HTTP listener: a route naming the host wins
     /// over one for every host, then the longest path prefix.
     pub fn route_http(&self, host: Option<&str>, path: &str) -> Option<&HttpRoute> {
-        let host = host.map(normalize_host);
+        self.route_http_index(host, path).map(|at| &self.http[at])
+    }
+
+    /// Where in `http` the route for a request is; compares without allocating, as the
+    /// proxy asks this for every request.
+    pub fn route_http_index(&self, host: Option<&str>, path: &str) -> Option<usize> {
+        let host = host.map(host_name);
         self.http
             .iter()
-            .filter(|route| {
+            .enumerate()
+            .filter(|(_, route)| {
                 route.hosts.is_empty()
-                    || host.as_deref().is_some_and(|host| route.hosts.iter().any(|h| h == host))
+                    || host.is_some_and(|host| {
+                        route.hosts.iter().any(|h| h.eq_ignore_ascii_case(host))
+                    })
             })
-            .filter(|route| path.starts_with(&route.path_prefix))
-            .max_by_key(|route| (!route.hosts.is_empty(), route.path_prefix.len()))
+            .filter(|(_, route)| path.starts_with(&route.path_prefix))
+            .max_by_key(|(_, route)| (!route.hosts.is_empty(), route.path_prefix.len()))
+            .map(|(at, _)| at)
     }
 }
 
-/// `Host` without its port, lowercase.
-fn normalize_host(host: &str) -> String {
+/// `Host` without its port and trailing dots, in its own case.
+fn host_name(host: &str) -> &str {
     let without_port = match host.rsplit_once(':') {
         Some((name, port)) if !name.ends_with(']') && port.chars().all(|c| c.is_ascii_digit()) => {
             name
         }
         _ => host,
     };
-    without_port.trim_end_matches('.').to_ascii_lowercase()
+    without_port.trim_end_matches('.')
+}
+
+/// `Host` without its port, lowercase.
+fn normalize_host(host: &str) -> String {
+    host_name(host).to_ascii_lowercase()
 }
 
 fn describe_hosts(hosts: &[String]) -> String {
