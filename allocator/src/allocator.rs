@@ -911,13 +911,13 @@ impl Allocator {
 
 /// The state's record of every dirty slot, found by one walk over both id-sorted maps: when
 /// most slots changed (every cycle, in the steady state) that is cheaper than a lookup each.
-fn pair_dirty_with_state<'state, Id: Ord, Value>(
+fn pair_dirty_with_state<'state, Id: Ord + 'state, Value: 'state>(
     index: &BTreeMap<Id, u32>,
-    theirs: &'state BTreeMap<Id, Value>,
+    theirs: impl IntoIterator<Item = (&'state Id, &'state Value)>,
     is_dirty: impl Fn(u32) -> bool,
 ) -> Vec<(u32, Option<&'state Value>)> {
     let mut pairs = Vec::new();
-    let mut their_entries = theirs.iter().peekable();
+    let mut their_entries = theirs.into_iter().peekable();
     for (id, slot) in index {
         while their_entries.peek().is_some_and(|(their_id, _)| *their_id < id) {
             their_entries.next();

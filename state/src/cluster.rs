@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::apply::KillHow;
 use crate::dedup::Dedup;
+use crate::shared::SharedMap;
 
 use crate::model::{
     Agent, CompletedFramework, ExecutorInfo, Framework, InstanceCounts, MachineId, MachineMode,
@@ -45,7 +46,7 @@ fn remembered(outcome: &Outcome) -> Outcome {
     }
 }
 
-/// Everything the masters agree on. Every field is ordered (`BTreeMap`, `Vec`), so the
+/// Everything the masters agree on. Every field is ordered (`BTreeMap`, `SharedMap`, `Vec`), so the
 /// encoding, the digest and every iteration are the same on every replica.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterState {
@@ -55,12 +56,12 @@ pub struct ClusterState {
     pub(crate) next_agent: u64,
     pub(crate) next_framework: u64,
     pub(crate) next_offer: u64,
-    pub(crate) agents: BTreeMap<AgentId, Agent>,
-    pub(crate) frameworks: BTreeMap<FrameworkId, Framework>,
-    pub(crate) completed_frameworks: BTreeMap<FrameworkId, CompletedFramework>,
+    pub(crate) agents: SharedMap<AgentId, Agent>,
+    pub(crate) frameworks: SharedMap<FrameworkId, Framework>,
+    pub(crate) completed_frameworks: SharedMap<FrameworkId, CompletedFramework>,
     pub(crate) completed_framework_order: VecDeque<FrameworkId>,
-    pub(crate) offers: BTreeMap<OfferId, Offer>,
-    pub(crate) executors: BTreeMap<(FrameworkId, ExecutorId), Executor>,
+    pub(crate) offers: SharedMap<OfferId, Offer>,
+    pub(crate) executors: SharedMap<(FrameworkId, ExecutorId), Executor>,
     pub(crate) roles: BTreeMap<Role, RoleConfig>,
     pub(crate) maintenance_windows: Vec<MaintenanceWindow>,
     pub(crate) machine_modes: BTreeMap<MachineId, MachineMode>,
@@ -329,7 +330,7 @@ impl ClusterState {
         Some(result)
     }
 
-    pub fn agents(&self) -> &BTreeMap<AgentId, Agent> {
+    pub fn agents(&self) -> &SharedMap<AgentId, Agent> {
         &self.agents
     }
 
@@ -337,7 +338,7 @@ impl ClusterState {
         self.agents.get(agent_id)
     }
 
-    pub fn frameworks(&self) -> &BTreeMap<FrameworkId, Framework> {
+    pub fn frameworks(&self) -> &SharedMap<FrameworkId, Framework> {
         &self.frameworks
     }
 
@@ -345,11 +346,11 @@ impl ClusterState {
         self.frameworks.get(framework_id)
     }
 
-    pub fn completed_frameworks(&self) -> &BTreeMap<FrameworkId, CompletedFramework> {
+    pub fn completed_frameworks(&self) -> &SharedMap<FrameworkId, CompletedFramework> {
         &self.completed_frameworks
     }
 
-    pub fn offers(&self) -> &BTreeMap<OfferId, Offer> {
+    pub fn offers(&self) -> &SharedMap<OfferId, Offer> {
         &self.offers
     }
 
@@ -366,7 +367,7 @@ impl ClusterState {
         self.frameworks.values().flat_map(|framework| framework.tasks.values().map(|task| &**task))
     }
 
-    pub fn executors(&self) -> &BTreeMap<(FrameworkId, ExecutorId), Executor> {
+    pub fn executors(&self) -> &SharedMap<(FrameworkId, ExecutorId), Executor> {
         &self.executors
     }
 
@@ -402,7 +403,8 @@ impl ClusterState {
     /// command count): what a rejected command must leave exactly as it was.
     pub fn without_bookkeeping(&self) -> ClusterState {
         // Field by field, so the (large) de-duplication record is never copied: big reads
-        // copy the state this way to render it outside the lock.
+        // copy the state this way under the read lock to render it outside. The big maps
+        // are `SharedMap`s, so their clones are pointer copies and applying is not held up.
         ClusterState {
             settings: self.settings.clone(),
             now: Timestamp::default(),

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Agent, Framework, RoleConfig, ServiceApp, Task};
+use crate::shared::SharedMap;
 use crate::{AgentId, AppId, ClusterState, Entity, EntityKind, FrameworkId, Role, TaskId};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -43,10 +44,10 @@ pub fn diff(before: &ClusterState, after: &ClusterState) -> Vec<EntityChange> {
 
 /// What a diff compares, borrowed from a whole state or from an [`Excerpt`].
 struct Sections<'a> {
-    agents: &'a BTreeMap<AgentId, Agent>,
-    frameworks: &'a BTreeMap<FrameworkId, Framework>,
+    agents: &'a SharedMap<AgentId, Agent>,
+    frameworks: &'a SharedMap<FrameworkId, Framework>,
     tasks: BTreeMap<(&'a FrameworkId, &'a TaskId), &'a Task>,
-    apps: &'a BTreeMap<AppId, ServiceApp>,
+    apps: &'a SharedMap<AppId, ServiceApp>,
     roles: &'a BTreeMap<Role, RoleConfig>,
 }
 
@@ -121,10 +122,10 @@ fn diff_sections(before: Sections<'_>, after: Sections<'_>) -> Vec<EntityChange>
 /// diff over a short stretch of the log compares, instead of two whole states.
 #[derive(Clone, Debug, Default)]
 pub struct Excerpt {
-    agents: BTreeMap<AgentId, Agent>,
-    frameworks: BTreeMap<FrameworkId, Framework>,
+    agents: SharedMap<AgentId, Agent>,
+    frameworks: SharedMap<FrameworkId, Framework>,
     tasks: BTreeMap<(FrameworkId, TaskId), std::sync::Arc<Task>>,
-    apps: BTreeMap<AppId, ServiceApp>,
+    apps: SharedMap<AppId, ServiceApp>,
     roles: BTreeMap<Role, RoleConfig>,
 }
 
@@ -144,7 +145,7 @@ impl ClusterState {
                     if let Some(framework) = self.frameworks.get(&FrameworkId::new(id)) {
                         // Without its tasks and offers: a framework's own fields are compared.
                         let mut framework = Framework {
-                            tasks: BTreeMap::new(),
+                            tasks: SharedMap::new(),
                             completed_tasks: Default::default(),
                             ..framework.clone()
                         };
@@ -205,13 +206,13 @@ fn same_framework(a: &Framework, b: &Framework) -> bool {
 }
 
 /// Walks two ordered maps together: linear, no lookups.
-fn merge<K: Ord, V>(
-    before: &BTreeMap<K, V>,
-    after: &BTreeMap<K, V>,
+fn merge<'m, K: Ord + 'm, V: 'm>(
+    before: impl IntoIterator<Item = (&'m K, &'m V)>,
+    after: impl IntoIterator<Item = (&'m K, &'m V)>,
     same: impl Fn(&V, &V) -> bool,
     mut report: impl FnMut(&K, Change),
 ) {
-    let (mut old, mut new) = (before.iter().peekable(), after.iter().peekable());
+    let (mut old, mut new) = (before.into_iter().peekable(), after.into_iter().peekable());
     loop {
         match (old.peek(), new.peek()) {
             (None, None) => return,

@@ -20,6 +20,7 @@ mod ids;
 pub mod model;
 mod outcome;
 pub mod resources;
+mod shared;
 mod tally;
 mod time;
 mod verdict;
@@ -42,6 +43,7 @@ pub use outcome::{Outcome, Rejection};
 pub use resources::{
     parse_resources, Quantities, Ranges, Reservation, Resource, Resources, Scalar, Value,
 };
+pub use shared::{SharedMap, SharedSet};
 pub use tally::{AgentStanding, Amounts, Held, Tally};
 pub use time::Timestamp;
 pub use verdict::Verdict;

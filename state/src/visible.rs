@@ -15,6 +15,7 @@ use crate::cluster::ClusterState;
 use crate::event::Event;
 use crate::model::{Framework, Task};
 use crate::resources::Quantities;
+use crate::shared::SharedMapExt;
 use crate::{AppId, ExecutorId, FrameworkId, Role, TaskId};
 
 /// What one identity may not view.
@@ -302,20 +303,22 @@ impl ClusterState {
         let task_shown = |framework_id: &FrameworkId, task_id: &TaskId| {
             shown(framework_id) && !hidden.tasks.contains(&(framework_id.clone(), task_id.clone()))
         };
-        let completed = self.completed_frameworks.values_mut().map(|c| &mut c.framework);
-        for framework in self.frameworks.values_mut().chain(completed) {
+        let retain_tasks = |framework: &mut Framework| {
             let id = framework.id.clone();
             framework.tasks.retain(|task_id, _| task_shown(&id, task_id));
             framework.pending_updates.retain(|task_id, _| task_shown(&id, task_id));
             framework.completed_tasks.retain(|task| task_shown(&id, task.id()));
-        }
-        for agent in self.agents.values_mut() {
+        };
+        self.frameworks.for_each_value_mut(retain_tasks);
+        self.completed_frameworks
+            .for_each_value_mut(|completed| retain_tasks(&mut completed.framework));
+        self.agents.for_each_value_mut(|agent| {
             agent.tasks.retain(|(framework_id, task_id)| task_shown(framework_id, task_id));
             agent.executors.retain(|(framework_id, executor_id)| {
                 shown(framework_id)
                     && !hidden.executors.contains(&(framework_id.clone(), executor_id.clone()))
             });
-        }
+        });
         self.roles.retain(|role, _| !hidden.roles.contains(role));
         for (role, config) in &mut self.roles {
             if hidden.quotas.contains(role) {

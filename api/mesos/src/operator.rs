@@ -431,13 +431,14 @@ impl serde::Serialize for TasksRef<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use corral_state::model::TaskState;
         use serde::ser::SerializeMap;
-        let frameworks = self.0.frameworks().values();
-        let tracked = || frameworks.clone().flat_map(|f| f.tasks.values());
+        let state = self.0;
+        let tracked = || state.frameworks().values().flat_map(|f| f.tasks.values());
         let live = tracked()
             .filter(|task| !task.state.is_terminal() && task.state != TaskState::Unreachable);
         let unreachable = tracked().filter(|task| task.state == TaskState::Unreachable);
-        let completed = frameworks
-            .clone()
+        let completed = state
+            .frameworks()
+            .values()
             .flat_map(|f| {
                 f.tasks.values().filter(|t| t.state.is_terminal()).chain(f.completed_tasks.iter())
             })

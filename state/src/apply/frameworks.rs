@@ -1,6 +1,6 @@
 //! Frameworks subscribing, leaving, and steering their offers.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 
 use super::{master_status, require_agent, require_framework, require_leader};
 use crate::cluster::ClusterState;
@@ -8,6 +8,7 @@ use crate::model::{
     CompletedFramework, Framework, FrameworkCapability, FrameworkInfo, FrameworkState,
     RemovalReason, RescindReason, TaskReason, TaskState,
 };
+use crate::shared::{SharedMap, SharedMapExt, SharedSet};
 use crate::{Actor, AgentId, Entry, Event, ExecutorId, FrameworkId, Rejection, Role};
 
 fn validate_framework_info(info: &FrameworkInfo) -> Result<(), Rejection> {
@@ -72,10 +73,10 @@ impl ClusterState {
                     registered_at: now,
                     reregistered_at: None,
                     suppressed_roles: BTreeSet::new(),
-                    filters: BTreeMap::new(),
-                    offers: BTreeSet::new(),
-                    tasks: BTreeMap::new(),
-                    pending_updates: BTreeMap::new(),
+                    filters: SharedMap::new(),
+                    offers: SharedSet::new(),
+                    tasks: SharedMap::new(),
+                    pending_updates: SharedMap::new(),
                     completed_tasks: VecDeque::new(),
                 },
             );

@@ -18,6 +18,7 @@ use crate::model::{
     FrameworkInfo, FrameworkState, Instance, InstanceCounts, LaunchDelay, ServiceApp, TaskFailure,
     TaskState, TaskStatus, UnreachablePolicy, MAX_APP_VERSIONS, SERVICE_PORT_RANGE,
 };
+use crate::shared::{SharedMap, SharedSet};
 use crate::{
     AppId, DeploymentId, Entry, Event, FrameworkId, OfferId, Operation, Rejection, Role, TaskId,
     Timestamp,
@@ -887,10 +888,10 @@ impl ClusterState {
                 registered_at: self.now,
                 reregistered_at: None,
                 suppressed_roles: BTreeSet::new(),
-                filters: BTreeMap::new(),
-                offers: BTreeSet::new(),
-                tasks: BTreeMap::new(),
-                pending_updates: BTreeMap::new(),
+                filters: SharedMap::new(),
+                offers: SharedSet::new(),
+                tasks: SharedMap::new(),
+                pending_updates: SharedMap::new(),
                 completed_tasks: VecDeque::new(),
             },
         );

@@ -3,6 +3,7 @@
 use super::require_leader;
 use crate::cluster::ClusterState;
 use crate::model::{FrameworkState, Liveness, RemovalReason, RescindReason};
+use crate::shared::SharedMapExt;
 use crate::{AgentId, Entry, Event, FrameworkId, Rejection};
 
 impl ClusterState {
@@ -18,7 +19,17 @@ impl ClusterState {
             );
         }
 
-        for framework in self.frameworks.values_mut() {
+        // Only frameworks with an expired filter are changed, so a copy taken for a read
+        // keeps sharing the others.
+        let expired: Vec<FrameworkId> = self
+            .frameworks
+            .values()
+            .filter(|framework| framework.filters.values().any(|filter| filter.until <= now))
+            .map(|framework| framework.id.clone())
+            .collect();
+        for framework_id in expired {
+            let framework =
+                self.frameworks.get_mut(&framework_id).expect("the framework was just listed");
             framework.filters.retain(|_, filter| filter.until > now);
         }
 

@@ -1,10 +1,11 @@
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Label, Task, TaskStatus};
+use crate::shared::{SharedMap, SharedSet};
 use crate::{AgentId, FrameworkId, OfferId, Resources, Role, TaskId, Timestamp};
 
 /// Mesos `FrameworkInfo.Capability.Type`.
@@ -69,14 +70,14 @@ pub struct Framework {
     pub reregistered_at: Option<Timestamp>,
     /// Roles for which it asked not to receive offers (SUPPRESS).
     pub suppressed_roles: BTreeSet<Role>,
-    pub filters: BTreeMap<AgentId, OfferFilter>,
-    pub offers: BTreeSet<OfferId>,
+    pub filters: SharedMap<AgentId, OfferFilter>,
+    pub offers: SharedSet<OfferId>,
     /// Tasks the master tracks: not terminal, or terminal with an unacknowledged update.
     /// Shared with the `TaskAdded` event that announced each one; copied only on change
     /// while an event still holds it.
-    pub tasks: BTreeMap<TaskId, Arc<Task>>,
+    pub tasks: SharedMap<TaskId, Arc<Task>>,
     /// Status updates sent with a uuid and not yet acknowledged, oldest first, per task.
-    pub pending_updates: BTreeMap<TaskId, VecDeque<TaskStatus>>,
+    pub pending_updates: SharedMap<TaskId, VecDeque<TaskStatus>>,
     /// Terminal and acknowledged, newest last, bounded.
     pub completed_tasks: VecDeque<Arc<Task>>,
 }

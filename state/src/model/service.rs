@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Autoscaler, TaskState};
+use crate::shared::SharedMap;
 use crate::{AgentId, AppId, DeploymentId, FrameworkId, Role, TaskId, Timestamp};
 
 impl AppId {
@@ -258,12 +259,12 @@ pub struct InstanceCounts {
 pub struct ServiceState {
     /// The built-in framework, from the first app on.
     pub framework_id: Option<FrameworkId>,
-    pub apps: BTreeMap<AppId, ServiceApp>,
-    pub deployments: BTreeMap<DeploymentId, Deployment>,
+    pub apps: SharedMap<AppId, ServiceApp>,
+    pub deployments: SharedMap<DeploymentId, Deployment>,
     /// Tasks of the service framework that are not terminal yet, by app. An app that was
     /// deleted keeps its entry here until its last instance has ended.
-    pub instances: BTreeMap<AppId, BTreeMap<TaskId, Instance>>,
-    pub instance_apps: BTreeMap<TaskId, AppId>,
+    pub instances: SharedMap<AppId, SharedMap<TaskId, Instance>>,
+    pub instance_apps: SharedMap<TaskId, AppId>,
     /// Which app holds each service port (the index of `ServiceApp::service_ports`).
     pub service_ports: BTreeMap<u16, AppId>,
     /// Autoscaling policies and the scalings they made, by app.
