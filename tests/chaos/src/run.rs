@@ -397,12 +397,15 @@ async fn converge(masters: &[String], within: Duration) -> Result<(u64, String),
     let mut seen: BTreeMap<u64, BTreeMap<usize, String>> = BTreeMap::new();
     while Instant::now() < deadline {
         for (index, master) in masters.iter().enumerate() {
-            let Ok(response) = http.get(format!("http://{master}/corral/v1/cluster")).send().await
-            else {
+            let url = format!("http://{master}/corral/v1/cluster?digest=true");
+            let Ok(response) = http.get(url).send().await else {
                 continue;
             };
             let Ok(body) = response.json::<Value>().await else { continue };
             let Some(view) = MasterView::parse(&body) else { continue };
+            if view.digest.is_empty() {
+                return Err(format!("master {master} gave no state digest: {body}"));
+            }
             let at = seen.entry(view.digest_index).or_default();
             at.insert(index, view.digest);
             let digests: BTreeSet<&String> = at.values().collect();

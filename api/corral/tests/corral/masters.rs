@@ -541,7 +541,7 @@ async fn a_stopped_masters_journal_replays_to_the_state_it_had() {
     }
     let status: Value = cluster
         .http
-        .get(cluster.masters[0].url("/corral/v1/cluster"))
+        .get(cluster.masters[0].url("/corral/v1/cluster?digest=true"))
         .send()
         .await
         .unwrap()

@@ -274,8 +274,9 @@ async fn a_killed_master_is_replaced_the_cluster_grows_and_shrinks_and_leadershi
     eventually(LONG, "the three masters to converge", || async {
         let mut digests = Vec::new();
         for address in cluster.live_addresses() {
-            let url = format!("http://{address}/corral/v1/cluster");
+            let url = format!("http://{address}/corral/v1/cluster?digest=true");
             let status: Value = cluster.http.get(&url).send().await.ok()?.json().await.ok()?;
+            assert!(status["state_digest"]["digest"].is_string(), "{status}");
             digests.push(status["state_digest"].clone());
         }
         digests.windows(2).all(|pair| pair[0] == pair[1]).then_some(())

@@ -18,9 +18,36 @@ use crate::stream::{channel_body, pump, Heartbeat, Step, StreamClient};
 use axum::routing::get;
 use axum::Router;
 
-pub(crate) async fn cluster(State(master): State<Master>) -> Response {
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct ClusterQuery {
+    digest: Option<String>,
+}
+
+/// Whether `?digest=` asks for the state digest.
+fn wants_digest(query: &ClusterQuery) -> Result<bool, ApiError> {
+    match query.digest.as_deref() {
+        None | Some("false" | "0") => Ok(false),
+        Some("true" | "1" | "") => Ok(true),
+        Some(other) => {
+            Err(ApiError::bad_request("digest", format!("{other:?} is not true or false")))
+        }
+    }
+}
+
+/// Who leads, the log's position and the members: cheap, so UIs, CLIs and load balancers may
+/// poll it. The state digest encodes and hashes the whole state under the state machine's
+/// lock (hundreds of milliseconds at 10,000 agents, every command waiting), so it is given
+/// only to whoever asks for it with `?digest=true`, as a replica comparison does.
+pub(crate) async fn cluster(
+    State(master): State<Master>,
+    Query(query): Query<ClusterQuery>,
+) -> Result<Response, ApiError> {
+    let with_digest = wants_digest(&query)?;
     let status = master.node().status();
-    let (digest_index, digest) = master.node().applied_digest();
+    let state_digest = with_digest.then(|| {
+        let (index, digest) = master.node().applied_digest();
+        serde_json::json!({"index": index, "digest": digest.to_string()})
+    });
     let chain = master.node().chain_head();
     let members: Vec<serde_json::Value> = status
         .members
@@ -36,7 +63,7 @@ pub(crate) async fn cluster(State(master): State<Master>) -> Response {
             })
         })
         .collect();
-    Json(serde_json::json!({
+    Ok(Json(serde_json::json!({
         "node_id": status.node_id,
         "role": status.role,
         "term": status.term,
@@ -48,14 +75,14 @@ pub(crate) async fn cluster(State(master): State<Master>) -> Response {
         "snapshot_index": status.snapshot_index,
         "purged_index": status.purged_index,
         // Equal on every master that applied the same entries: compare replicas with it.
-        "state_digest": {"index": digest_index, "digest": digest.to_string()},
+        "state_digest": state_digest,
         // The journal's hash chain: equal on every master at the same index.
         "chain": {"index": chain.index, "hash": chain.hex()},
         // The oldest index audit and time travel can answer for (the UI's time slider).
         "audit_start": master.node().journal().audit_start(),
         "members": members,
     }))
-    .into_response()
+    .into_response())
 }
 
 #[derive(Debug, Default, Deserialize)]

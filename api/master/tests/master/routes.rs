@@ -52,6 +52,24 @@ async fn a_follower_redirects_to_the_same_path_and_query_on_the_leader() {
     assert_eq!(read.status, StatusCode::OK, "{}", read.body);
 }
 
+/// The status a UI polls is cheap: the state digest (the whole state encoded and hashed under
+/// the state machine's lock) comes only when asked for, and then for the index it was taken at.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cluster_status_gives_the_state_digest_only_when_asked() {
+    let cluster = TestMasters::start(1).await;
+    let leader = cluster.leader().await;
+    let plain = cluster.send(leader, Method::GET, "/corral/v1/cluster", None).await;
+    assert_eq!(plain.status, StatusCode::OK);
+    assert_eq!(plain.body["state_digest"], Value::Null, "{}", plain.body);
+    assert_eq!(plain.body["role"], "leader");
+    let asked = cluster.send(leader, Method::GET, "/corral/v1/cluster?digest=true", None).await;
+    assert_eq!(asked.status, StatusCode::OK);
+    let digest = asked.body["state_digest"]["digest"].as_str().expect("a digest when asked");
+    assert_eq!(digest.len(), 64, "{}", asked.body);
+    let at = asked.body["state_digest"]["index"].as_u64().expect("the digest's index");
+    assert!(at <= asked.body["applied_index"].as_u64().expect("applied index"), "{}", asked.body);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn every_refusal_is_a_json_body_naming_the_problem() {
     let cluster = TestMasters::start(1).await;
@@ -71,6 +89,13 @@ async fn every_refusal_is_a_json_body_naming_the_problem() {
             Some("consistency"),
         ),
         (Method::GET, "/corral/v1/events?from=later", None, StatusCode::BAD_REQUEST, Some("from")),
+        (
+            Method::GET,
+            "/corral/v1/cluster?digest=maybe",
+            None,
+            StatusCode::BAD_REQUEST,
+            Some("digest"),
+        ),
         (
             Method::GET,
             "/corral/v1/events?topic=weather",
