@@ -168,7 +168,9 @@ impl Leader {
             return self.get();
         }
         let found = find_leader(http, &self.addresses, self.prefix).await;
-        eprintln!("the leader moved from {stale} to {found}");
+        if found != stale {
+            eprintln!("the leader moved from {stale} to {found}");
+        }
         *self.current.lock().expect("no holder panics") = found.clone();
         found
     }
@@ -188,7 +190,11 @@ async fn agent_command(http: &reqwest::Client, leader: &Leader, body: Value) -> 
         let asked = leader.get();
         let sent = http.post(url(&asked, "/corral/v1/agent/commands")).json(&body).send().await;
         match sent {
-            Ok(response) if response.status().is_success() => {
+            // 409 is a rejected command's answer, not a refusal to take it.
+            Ok(response)
+                if response.status().is_success()
+                    || response.status() == reqwest::StatusCode::CONFLICT =>
+            {
                 return response.json().await.expect("command result")
             }
             Ok(response) if Instant::now() >= deadline => {
