@@ -53,7 +53,7 @@ async fn a_follower_redirects_to_the_same_path_and_query_on_the_leader() {
 }
 
 /// The status a UI polls is cheap: the state digest (the whole state encoded and hashed under
-/// the state machine's lock) comes only when asked for, and then for the index it was taken at.
+/// the state machine's lock) comes only when asked for, with the index it was taken at.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_cluster_status_gives_the_state_digest_only_when_asked() {
     let cluster = TestMasters::start(1).await;
@@ -66,8 +66,9 @@ async fn the_cluster_status_gives_the_state_digest_only_when_asked() {
     assert_eq!(asked.status, StatusCode::OK);
     let digest = asked.body["state_digest"]["digest"].as_str().expect("a digest when asked");
     assert_eq!(digest.len(), 64, "{}", asked.body);
-    let at = asked.body["state_digest"]["index"].as_u64().expect("the digest's index");
-    assert!(at <= asked.body["applied_index"].as_u64().expect("applied index"), "{}", asked.body);
+    // The index the digest was taken at; `applied_index` comes from Raft's metrics, which may
+    // trail the state machine by an entry, so the two are not compared.
+    assert!(asked.body["state_digest"]["index"].is_u64(), "{}", asked.body);
 }
 
 #[tokio::test(flavor = "multi_thread")]
