@@ -11,7 +11,7 @@
 //!   from scratch, roughly what a scrape did before the totals were kept (a copy under the
 //!   lock, then a walk of every agent, task and offer).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use corral_master::Metrics;
 use corral_state::Tally;
@@ -22,16 +22,8 @@ mod common;
 use common::large_state;
 
 fn benches(c: &mut Criterion) {
-    let started = Instant::now();
     let cluster = large_state();
     let state = &cluster.state;
-    eprintln!(
-        "built {} agents, {} tasks, {} offers in {:?}",
-        state.agents().len(),
-        state.tasks().count(),
-        state.offers().len(),
-        started.elapsed()
-    );
     let metrics = Metrics::new().expect("the metrics register");
     metrics.set_cluster_gauges(state);
     let text = metrics.render().expect("the metrics render");

@@ -12,7 +12,7 @@
 //!   thread, outside the lock.
 
 use std::io::{self, Write};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use corral_mesos::operator::{write_query, OperatorQuery};
 use corral_mesos::v0::write_master_state;
@@ -66,16 +66,8 @@ fn about() -> serde_json::Map<String, serde_json::Value> {
 }
 
 fn benches(c: &mut Criterion) {
-    let started = Instant::now();
     let cluster = large_state();
     let state = &cluster.state;
-    eprintln!(
-        "built {} agents, {} tasks, {} offers in {:?}",
-        state.agents().len(),
-        state.tasks().count(),
-        state.offers().len(),
-        started.elapsed()
-    );
     let about = about();
     let copy = state.without_bookkeeping();
     let mut sizes = Chunks::default();

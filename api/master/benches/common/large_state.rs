@@ -33,7 +33,22 @@ fn task(task_id: &TaskId, agent_id: &AgentId, resources: &Resources) -> TaskInfo
 }
 
 /// 10,000 agents, 100 frameworks in two roles, 100,000 running tasks, 1,000 open offers.
+/// Says what it built and how long it took, for the bench's log.
 pub(crate) fn large_state() -> StateBuilder {
+    let started = std::time::Instant::now();
+    let cluster = build();
+    let state = &cluster.state;
+    eprintln!(
+        "built {} agents, {} tasks, {} offers in {:?}",
+        state.agents().len(),
+        state.tasks().count(),
+        state.offers().len(),
+        started.elapsed()
+    );
+    cluster
+}
+
+fn build() -> StateBuilder {
     let mut cluster = StateBuilder::default();
     let agent_resources: Resources =
         "cpus:64;mem:262144;disk:1000000;ports:[31000-32000]".parse().expect("resources");
