@@ -5,9 +5,11 @@
 //! [`JournalRetention`] policy. Rows are written when an entry is applied; they need no
 //! flush of their own because the Raft log they are derived from is durable and is
 //! re-applied on restart, and the journal is flushed before any snapshot lets Raft purge
-//! that log.
+//! that log and when the master stops (`LogNode::shutdown`). A killed master's journal may
+//! lack the rows applied since the last flush until it restarts.
 //!
-//! Beside each row, written in the same pass: its link in the hash chain ([`chain`],
+//! Beside each row, written in the same sled transaction (a master killed mid-write
+//! recovers whole rows or none): its link in the hash chain ([`chain`],
 //! tree `journal_chain`), each command's verdict and event count (`journal_verdicts`), and
 //! its keys in the entity index ([`index`], `journal_entities`). Every so many commands a
 //! checkpoint of the whole state is written (`journal_checkpoints`, [`checkpoint`]), so the
