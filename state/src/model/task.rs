@@ -352,6 +352,31 @@ pub struct TaskInfo {
     pub discovery: Option<DiscoveryInfo>,
 }
 
+impl TaskInfo {
+    /// A task named after its id that runs the shell `command` with the default executor and
+    /// sets nothing else: the smallest `TaskInfo` Mesos accepts.
+    pub fn shell(
+        task_id: TaskId,
+        agent_id: AgentId,
+        resources: Resources,
+        command: impl Into<String>,
+    ) -> TaskInfo {
+        TaskInfo {
+            name: task_id.to_string(),
+            task_id,
+            agent_id,
+            resources,
+            executor: None,
+            command: Some(CommandInfo { value: Some(command.into()), ..CommandInfo::default() }),
+            container: None,
+            health_check: None,
+            kill_policy: None,
+            labels: Vec::new(),
+            discovery: None,
+        }
+    }
+}
+
 /// Mesos `DiscoveryInfo`: the name and named ports Mesos-DNS and load balancers read.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DiscoveryInfo {

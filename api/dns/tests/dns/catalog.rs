@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use corral_dns::{Catalog, ChangeIndex, Endpoint, EndpointPort, Service};
 use corral_state::model::{
-    AgentInfo, AppSpec, Attributes, Backoff, CommandInfo, DiscoveryInfo, DiscoveryPort,
-    DiscoveryVisibility, Filters, HealthCheck, HealthCheckKind, TaskInfo, TaskState, TcpCheck,
-    UnreachablePolicy, UpgradeBounds,
+    AgentInfo, AppSpec, Attributes, Backoff, DiscoveryInfo, DiscoveryPort, DiscoveryVisibility,
+    Filters, HealthCheck, HealthCheckKind, TaskInfo, TaskState, TcpCheck, UnreachablePolicy,
+    UpgradeBounds,
 };
 use corral_state::{
     Actor, AgentId, AppId, Command, DeploymentId, Event, Force, KillScaling, OfferSpec, PutMode,
@@ -83,15 +83,7 @@ fn launch(builder: &mut StateBuilder, agent_id: &AgentId, task_id: &str, port: u
         config_version: app.config_version,
         task_info: TaskInfo {
             name: "web.shop".into(),
-            task_id: task_id.into(),
-            agent_id: agent_id.clone(),
-            resources: resources.parse().unwrap(),
-            executor: None,
-            command: Some(CommandInfo { value: Some("serve".into()), ..CommandInfo::default() }),
-            container: None,
             health_check: Some(health_check),
-            kill_policy: None,
-            labels: Vec::new(),
             discovery: Some(DiscoveryInfo {
                 visibility: DiscoveryVisibility::Framework,
                 name: Some("web.shop".into()),
@@ -103,6 +95,7 @@ fn launch(builder: &mut StateBuilder, agent_id: &AgentId, task_id: &str, port: u
                 }],
                 labels: Vec::new(),
             }),
+            ..TaskInfo::shell(task_id.into(), agent_id.clone(), resources.parse().unwrap(), "serve")
         },
     };
     builder.accepted(
