@@ -863,7 +863,7 @@ fn admin_router(shared: Arc<Shared>) -> Router {
                         "masters": shared.config.masters,
                         "httpListen": shared.config.http_listen,
                         "bindIp": shared.config.bind_ip,
-                        "drainGraceSeconds": shared.config.drain_grace.as_secs(),
+                        "drainGraceSeconds": shared.config.drain_grace.as_secs_f64(),
                         "listeners": listeners,
                         "table": routing.table,
                     }))
