@@ -735,9 +735,10 @@ impl AppDefinition {
         if self.instances < 0 {
             violations.add("/instances", "must be >= 0");
         }
-        if self.task_kill_grace_period_seconds.is_some_and(|seconds| {
-            !(seconds > 0.0 && seconds <= MAX_KILL_GRACE_PERIOD_SECONDS)
-        }) {
+        if self
+            .task_kill_grace_period_seconds
+            .is_some_and(|seconds| !(seconds > 0.0 && seconds <= MAX_KILL_GRACE_PERIOD_SECONDS))
+        {
             violations.add(
                 "/taskKillGracePeriodSeconds",
                 format!("must be > 0 and <= {MAX_KILL_GRACE_PERIOD_SECONDS}"),

@@ -412,8 +412,9 @@ struct KeptAlive {
 
 impl KeptAlive {
     async fn open(port: u16) -> KeptAlive {
-        let stream =
-            tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("connect to the proxy");
+        let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connect to the proxy");
         KeptAlive { stream, buffer: Vec::new() }
     }
 
@@ -537,14 +538,21 @@ async fn a_killed_instance_is_drained_for_its_apps_kill_grace_not_the_proxys_def
         .await
         .expect("kill");
     assert_eq!(kill.status(), 200, "{}", kill.text().await.unwrap_or_default());
-    let draining_seen = eventually(Duration::from_secs(30), "the proxy drains the instance", || async {
-        let config: Value =
-            http.get(format!("http://{admin}/_corral/proxy/config")).send().await.ok()?.json().await.ok()?;
-        let pool = &config["table"]["ports"][service_port.to_string()]["pool"];
-        let draining = pool["draining"].as_array()?.first()?.clone();
-        (draining["taskId"] == task.as_str()).then_some((Instant::now(), draining))
-    })
-    .await;
+    let draining_seen =
+        eventually(Duration::from_secs(30), "the proxy drains the instance", || async {
+            let config: Value = http
+                .get(format!("http://{admin}/_corral/proxy/config"))
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            let pool = &config["table"]["ports"][service_port.to_string()]["pool"];
+            let draining = pool["draining"].as_array()?.first()?.clone();
+            (draining["taskId"] == task.as_str()).then_some((Instant::now(), draining))
+        })
+        .await;
     let (seen_at, draining) = draining_seen;
     assert_eq!(draining["killGraceSeconds"], KILL_GRACE, "{draining}");
 
