@@ -461,6 +461,15 @@ impl Task {
         self.latest_status().and_then(|status| status.healthy)
     }
 
+    /// How long the agent lets the task run between SIGTERM and SIGKILL: the kill's own
+    /// policy once one was asked with a grace period, else the task's (`TaskInfo.kill_policy`),
+    /// as the agent chooses. `None` when neither names one (the agent's default applies).
+    pub fn kill_grace(&self) -> Option<Duration> {
+        self.kill_requested
+            .and_then(|policy| policy.grace_period)
+            .or_else(|| self.info.kill_policy.and_then(|policy| policy.grace_period))
+    }
+
     /// Counts towards an app's capacity: running, not being killed, and healthy when the app
     /// has health checks. Deployments end, and rolling replacements proceed, on this.
     pub fn is_ready(&self, health_checked: bool) -> bool {
