@@ -7,8 +7,8 @@
 //! effect at once and nothing is reloaded or closed. An open L4 connection whose backend left
 //! the table keeps going for the instance's kill grace when it is being killed and the
 //! catalog gives one (`Table::drain_grace`), else for `drain_grace`, and is closed then; an
-//! L7 request already sent
-//! finishes, and later requests on the same client connection go to the new backends.
+//! L7 request already sent finishes, and later requests on the same client connection go to
+//! the new backends.
 
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
