@@ -100,7 +100,9 @@ impl Checkpoints {
 
     fn spawn_writer(&self) -> SyncSender<Pending> {
         let (sender, receiver) = sync_channel::<Pending>(1);
-        let checkpoints = self.clone();
+        // Without the sender: the thread must not keep its own channel open, or it would
+        // outlive the journal and hold the database (and its file lock) for good.
+        let checkpoints = Checkpoints { writer: Arc::new(Mutex::new(None)), ..self.clone() };
         std::thread::Builder::new()
             .name("journal-checkpoints".to_owned())
             .spawn(move || {
@@ -208,6 +210,31 @@ mod tests {
 
     fn index_of(answer: Result<Option<(u64, ClusterState)>, JournalError>) -> Option<u64> {
         answer.unwrap().map(|(index, _)| index)
+    }
+
+    #[test]
+    fn a_journal_let_go_lets_its_database_go_once_its_checkpoint_is_written() {
+        let directory = tempfile::tempdir().unwrap();
+        {
+            let db = sled::Config::new().path(directory.path()).open().unwrap();
+            let checkpoints = Checkpoints::open(&db).unwrap();
+            let sender = checkpoints.spawn_writer();
+            sender.send((7, Box::new(ClusterState::default()))).unwrap();
+            *checkpoints.writer.lock().unwrap() = Some(sender);
+        }
+        // The writer thread finishes its checkpoint and ends; then nothing holds the files.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let reopened = loop {
+            match sled::Config::new().path(directory.path()).open() {
+                Ok(db) => break db,
+                Err(error) if std::time::Instant::now() > deadline => {
+                    panic!("the database is still held: {error}")
+                }
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+            }
+        };
+        let checkpoints = Checkpoints::open(&reopened).unwrap();
+        assert_eq!(index_of(checkpoints.state_at_or_before(10)), Some(7));
     }
 
     #[test]
