@@ -390,15 +390,29 @@ impl serde::Serialize for TasksRef<'_> {
         use corral_state::model::TaskState;
         use serde::ser::SerializeMap;
         let state = self.0;
-        let tracked = || state.frameworks().values().flat_map(|f| f.tasks.values());
-        let live = tracked()
+        // The tally counts tracked tasks by state (never fewer than the copy holds): the
+        // walks for unreachable and terminal ones, usually none of 100,000, are skipped
+        // when it counts none.
+        let tally = state.tally();
+        let any_unreachable = tally.tasks(TaskState::Unreachable) > 0;
+        let any_terminal = TaskState::ALL.iter().any(|s| s.is_terminal() && tally.tasks(*s) > 0);
+        let live = state
+            .frameworks()
+            .values()
+            .flat_map(|f| f.tasks.values())
             .filter(|task| !task.state.is_terminal() && task.state != TaskState::Unreachable);
-        let unreachable = tracked().filter(|task| task.state == TaskState::Unreachable);
+        let unreachable = state
+            .frameworks()
+            .values()
+            .filter(|_| any_unreachable)
+            .flat_map(|f| f.tasks.values())
+            .filter(|task| task.state == TaskState::Unreachable);
         let completed = state
             .frameworks()
             .values()
-            .flat_map(|f| {
-                f.tasks.values().filter(|t| t.state.is_terminal()).chain(f.completed_tasks.iter())
+            .flat_map(move |f| {
+                let tracked = any_terminal.then(|| f.tasks.values()).into_iter().flatten();
+                tracked.filter(|t| t.state.is_terminal()).chain(f.completed_tasks.iter())
             })
             .chain(self.0.completed_frameworks().values().flat_map(|c| {
                 c.framework.tasks.values().chain(c.framework.completed_tasks.iter())

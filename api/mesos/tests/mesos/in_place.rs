@@ -347,3 +347,84 @@ fn get_agents_and_get_frameworks_answer_as_their_values_did() {
         assert_eq!(String::from_utf8(bytes).unwrap(), expected.to_string(), "{query:?}");
     }
 }
+
+/// One framework's task finished and another lost, a partition-aware framework's task
+/// unreachable: the answers skip walks for states the tally counts none of, so each list is
+/// checked here with some.
+#[test]
+fn tasks_are_listed_by_state_when_some_ended_or_are_unreachable() {
+    let mut cluster = StateBuilder::default();
+    cluster.agent("h1", "", "cpus:8;mem:4096").framework("web", "*");
+    cluster.launch("t1", "cpus:1;mem:128").running("t1", "dTE=");
+    cluster.launch("t2", "cpus:1;mem:128").running("t2", "dTI=");
+    cluster.report(FRAMEWORK.into(), &"t2".into(), corral_state::model::TaskState::Finished, None);
+    cluster.accepted(
+        Actor::Leader,
+        Command::Subscribe { framework_id: None, info: rich_info("batch") },
+    );
+    let batch = cluster.state.frameworks().keys().nth(1).unwrap().clone();
+    let offer = cluster.offer_to(
+        batch.clone(),
+        &AGENT.into(),
+        Role::parse("eng").unwrap(),
+        "cpus:1;mem:64".parse().unwrap(),
+    );
+    let task = TaskInfo {
+        name: "p1".into(),
+        task_id: "p1".into(),
+        agent_id: AGENT.into(),
+        resources: "cpus:1;mem:64".parse().unwrap(),
+        executor: None,
+        command: Some(CommandInfo { value: Some("sleep 9".into()), ..CommandInfo::default() }),
+        container: None,
+        health_check: None,
+        kill_policy: None,
+        labels: vec![],
+        discovery: None,
+    };
+    cluster.accepted(
+        Actor::Framework(batch.clone()),
+        Command::Accept {
+            framework_id: batch.clone(),
+            offer_ids: vec![offer],
+            operations: vec![Operation::Launch { task_infos: vec![task] }],
+            filters: Filters { refuse: Duration::ZERO },
+        },
+    );
+    cluster.report(batch, &"p1".into(), corral_state::model::TaskState::Running, None);
+    cluster.advance(Duration::from_secs(600));
+    cluster.accepted(Actor::Leader, Command::Tick);
+
+    let mut bytes = Vec::new();
+    write_query(OperatorQuery::Tasks, &cluster.state, &mut bytes).unwrap();
+    let tasks: Json = serde_json::from_slice(&bytes).unwrap();
+    let listed = |list: &str| -> Vec<(String, String)> {
+        tasks["get_tasks"][list]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                (
+                    t["task_id"]["value"].as_str().unwrap().to_owned(),
+                    t["state"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(listed("tasks"), vec![]);
+    assert_eq!(listed("unreachable_tasks"), vec![("p1".into(), "TASK_UNREACHABLE".into())]);
+    let mut completed = listed("completed_tasks");
+    completed.sort();
+    assert_eq!(
+        completed,
+        vec![("t1".into(), "TASK_LOST".into()), ("t2".into(), "TASK_FINISHED".into())]
+    );
+
+    let mut bytes = Vec::new();
+    corral_mesos::v0::write_master_state(&cluster.state, &serde_json::Map::new(), &mut bytes)
+        .unwrap();
+    let v0: Json = serde_json::from_slice(&bytes).unwrap();
+    let batch = &v0["frameworks"][1];
+    assert_eq!(batch["unreachable_tasks"][0]["id"], "p1");
+    assert_eq!(batch["tasks"], json!([]));
+}
