@@ -13,7 +13,7 @@ use tokio::sync::watch;
 
 use crate::election::{self, ElectionTiming, PreVoteNetwork, PreVoteResponder};
 use crate::journal::audit::{AuditError, DiffRecord};
-use crate::journal::{ChainHead, Journal, JournalRetention};
+use crate::journal::{ChainHead, Journal, JournalError, JournalRetention};
 use crate::network::append::AppendNetwork;
 use crate::network::{raft_router, HttpNetwork};
 use crate::proposer::Proposer;
@@ -733,10 +733,15 @@ impl LogNode {
             .map_err(|error| LogError::Raft(error.to_string()))
     }
 
-    /// Stops Raft and ends subscriptions. Everything acknowledged is already on disk.
+    /// Stops Raft, ends subscriptions and flushes the journal. Everything acknowledged is
+    /// already in the Raft log on disk; the flush makes the journal of a stopped master hold
+    /// every entry it applied, for `corral replay` (after a crash, the entries applied since
+    /// the last flush are journaled again when the master restarts).
     pub async fn shutdown(&self) -> Result<(), LogError> {
         self.inner.closing.send_replace(true);
-        self.inner.raft.shutdown().await.map_err(|error| LogError::Raft(error.to_string()))
+        self.inner.raft.shutdown().await.map_err(|error| LogError::Raft(error.to_string()))?;
+        self.inner.state_machine.flush().await.map_err(JournalError::Storage)?;
+        Ok(())
     }
 }
 

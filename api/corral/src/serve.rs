@@ -91,6 +91,7 @@ pub(crate) async fn run_master(
     let mut graceful = stopped.clone();
     let mut deadline = stopped;
     let listeners = corral_master::Listeners { main: listener, plain };
+    let node = master.node().clone();
     let server = corral_master::serve(master, listeners, async move {
         let _ = graceful.wait_for(|stop| *stop).await;
     });
@@ -103,6 +104,7 @@ pub(crate) async fn run_master(
         served = server => served.context("server failed")?,
         () = grace => tracing::info!("closed the streams still open after {SHUTDOWN_GRACE:?}"),
     }
+    node.shutdown().await.context("cannot stop the log cleanly")?;
     Ok(())
 }
 

@@ -77,6 +77,27 @@ impl MasterProcess {
         }
     }
 
+    /// SIGTERM, as an operator stops a master: it finishes serving and flushes its journal.
+    /// Panics if it has not exited within 30 s.
+    pub fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else { return };
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("kill(1) runs");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                assert!(status.success(), "master {} stopped with {status}", self.node_id);
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("master {} did not stop within 30 s of SIGTERM", self.node_id);
+    }
+
     /// Starts again from the same directory and address.
     pub fn restart(&mut self) {
         self.kill();

@@ -5,9 +5,11 @@
 //! [`JournalRetention`] policy. Rows are written when an entry is applied; they need no
 //! flush of their own because the Raft log they are derived from is durable and is
 //! re-applied on restart, and the journal is flushed before any snapshot lets Raft purge
-//! that log.
+//! that log and when the master stops (`LogNode::shutdown`). A killed master's journal may
+//! lack the rows applied since the last flush until it restarts.
 //!
-//! Beside each row, written in the same pass: its link in the hash chain ([`chain`],
+//! Beside each row, written in the same sled transaction (a master killed mid-write
+//! recovers whole rows or none): its link in the hash chain ([`chain`],
 //! tree `journal_chain`), each command's verdict and event count (`journal_verdicts`), and
 //! its keys in the entity index ([`index`], `journal_entities`). Every so many commands a
 //! checkpoint of the whole state is written (`journal_checkpoints`, [`checkpoint`]), so the
@@ -28,6 +30,8 @@ pub use checkpoint::CheckpointPolicy;
 use std::ops::RangeInclusive;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+
+use sled::Transactional;
 
 use corral_state::{
     codec, ClusterState, CodecError, Cursor, Entity, Entry, Event, Outcome, Timestamp, Verdict,
@@ -244,11 +248,24 @@ impl Journal {
 
     pub(crate) fn write(&self, batch: JournalBatch) -> Result<(), JournalError> {
         let Some((newest_index, newest_at)) = batch.newest else { return Ok(()) };
-        self.commands.apply_batch(batch.commands)?;
-        self.events.apply_batch(batch.events)?;
-        self.chain.apply_batch(batch.chain)?;
-        self.verdicts.apply_batch(batch.verdicts)?;
-        self.entities.apply_batch(batch.entities)?;
+        // One transaction, so a master killed mid-write recovers either every tree's rows
+        // for these indexes or none: a row without its chain link would read as altered.
+        let trees = (&self.commands, &self.events, &self.chain, &self.verdicts, &self.entities);
+        trees
+            .transaction(|(commands, events, chain, verdicts, entities)| {
+                commands.apply_batch(&batch.commands)?;
+                events.apply_batch(&batch.events)?;
+                chain.apply_batch(&batch.chain)?;
+                verdicts.apply_batch(&batch.verdicts)?;
+                entities.apply_batch(&batch.entities)?;
+                Ok::<_, sled::transaction::ConflictableTransactionError<std::convert::Infallible>>(
+                    (),
+                )
+            })
+            .map_err(|error| match error {
+                sled::transaction::TransactionError::Storage(error) => JournalError::Storage(error),
+                sled::transaction::TransactionError::Abort(never) => match never {},
+            })?;
         if !self.retention.keeps_everything() {
             self.enforce_retention(newest_index, newest_at)?;
         }
@@ -609,6 +626,66 @@ mod tests {
         let outcome = corral_state::Outcome::Accepted(vec![event; event_count]);
         batch.record(index, &entries, &[outcome]).expect("test events encode");
         journal.write(batch).unwrap();
+    }
+
+    /// Where `a_master_killed_mid_write_recovers_whole_rows_or_none` asks its child process,
+    /// this same test binary, to write a journal until it is killed.
+    const WRITER_DIRECTORY: &str = "CORRAL_JOURNAL_WRITER_DIRECTORY";
+
+    /// The child half of the test below: does nothing unless that test started it.
+    #[test]
+    fn journal_writer_child_process() {
+        let Some(directory) = std::env::var_os(WRITER_DIRECTORY) else { return };
+        let db = sled::Config::new().path(directory).open().unwrap();
+        let journal = Journal::open(&db, JournalRetention::KEEP_ALL).unwrap();
+        // The Raft log store flushes the same database after every append, from another
+        // task: flushes land anywhere in a journal write.
+        let flusher = db.clone();
+        std::thread::spawn(move || loop {
+            flusher.flush().unwrap();
+        });
+        let mut stdout = std::io::stdout();
+        for index in 1.. {
+            write(&journal, index, index, 3);
+            use std::io::Write;
+            writeln!(stdout, "{index}").unwrap();
+        }
+    }
+
+    #[test]
+    fn a_master_killed_mid_write_recovers_whole_rows_or_none() {
+        use std::io::BufRead;
+        for round in 0..12u64 {
+            let directory = tempfile::tempdir().unwrap();
+            let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", "journal::tests::journal_writer_child_process", "--nocapture"])
+                .env(WRITER_DIRECTORY, directory.path())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .expect("the test binary runs again as the writer");
+            let stdout = child.stdout.take().expect("piped");
+            let written_before_kill = 200 + round * 37;
+            let reached = std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+                .filter_map(|line| line.parse::<u64>().ok())
+                .any(|index| index >= written_before_kill);
+            assert!(reached, "the writer stopped before index {written_before_kill}");
+            child.kill().unwrap();
+            child.wait().unwrap();
+
+            let db = sled::Config::new().path(directory.path()).open().unwrap();
+            let journal = Journal::open(&db, JournalRetention::KEEP_ALL).unwrap();
+            let head = journal.verify_chain().unwrap();
+            let head = head.unwrap_or_else(|index| {
+                panic!("round {round}: the chain breaks at index {index} after the kill")
+            });
+            let rows = journal.commands.len();
+            assert_eq!(head.index, u64::try_from(rows).unwrap(), "round {round}");
+            assert_eq!(journal.events.len(), rows, "round {round}: events");
+            assert_eq!(journal.verdicts.len(), rows, "round {round}: verdicts");
+            assert_eq!(journal.entities.len(), rows, "round {round}: entity index");
+        }
     }
 
     #[test]

@@ -81,7 +81,7 @@ async fn the_cli_answers_from_a_running_master_and_replay_from_a_stopped_one() {
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("404"), "{missing:?}");
 
-    cluster.masters[0].kill();
+    cluster.masters[0].stop();
     let data_dir = cluster.masters[0].data_dir().to_str().unwrap().to_owned();
     let replayed: Value = serde_json::from_str(&stdout_of(&corral(&[
         "replay",
@@ -115,7 +115,7 @@ async fn replay_verify_names_the_index_of_a_row_altered_while_the_master_was_sto
     let status = get(&cluster, cluster.masters[0].url("/corral/v1/cluster")).await;
     let head = status["chain"]["hash"].as_str().expect("a chain head").to_owned();
     let head_index = status["chain"]["index"].as_u64().expect("a chain index");
-    cluster.masters[0].kill();
+    cluster.masters[0].stop();
     let data_dir = cluster.masters[0].data_dir().to_owned();
     let data_dir_text = data_dir.to_str().unwrap();
 
@@ -236,8 +236,9 @@ async fn after_a_failover_any_master_explains_a_killed_task_and_replay_agrees() 
     let old_leader_status = get(&cluster, cluster.masters[leader].url("/corral/v1/cluster")).await;
     let old_applied = old_leader_status["applied_index"].as_u64().unwrap();
 
-    // Fail over: the leader stops for good.
-    cluster.masters[leader].kill();
+    // Fail over: the leader stops for good (SIGTERM, so its journal is flushed for the
+    // replay below; a killed master's journal is tested in log/'s journal tests).
+    cluster.masters[leader].stop();
     let survivors: Vec<usize> = all.iter().copied().filter(|m| *m != leader).collect();
     let new_leader = cluster.leader().await;
     assert_ne!(new_leader, leader);

@@ -548,7 +548,7 @@ async fn a_stopped_masters_journal_replays_to_the_state_it_had() {
         .json()
         .await
         .unwrap();
-    cluster.masters[0].kill();
+    cluster.masters[0].stop();
     let applied = status["state_digest"]["index"].as_u64().expect("digest index");
     let digest = status["state_digest"]["digest"].as_str().expect("digest").to_owned();
 
