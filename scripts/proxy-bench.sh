@@ -23,51 +23,10 @@ pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 
-cat > "$work/backends.cfg" <<CFG
-global
-  maxconn 4000
-defaults
-  mode http
-  timeout connect 5s
-  timeout client 30s
-  timeout server 30s
-frontend backends
-  bind 127.0.0.1:18101
-  bind 127.0.0.1:18102
-  http-request return status 200 content-type text/plain string "ok"
-CFG
-
-# marathon-lb's shape: an HTTP frontend routing by Host, one tcp frontend per service port.
-cat > "$work/haproxy.cfg" <<CFG
-global
-  maxconn 4000
-defaults
-  timeout connect 5s
-  timeout client 30s
-  timeout server 30s
-  option redispatch
-  retries 3
-frontend marathon_http_in
-  bind 127.0.0.1:18280
-  mode http
-  acl host_bench hdr(host) -i bench.test
-  use_backend bench_18090 if host_bench
-frontend bench_18090
-  bind 127.0.0.1:18290
-  mode tcp
-  use_backend bench_18090_tcp
-backend bench_18090
-  mode http
-  balance roundrobin
-  option forwardfor
-  server s1 127.0.0.1:18101
-  server s2 127.0.0.1:18102
-backend bench_18090_tcp
-  mode tcp
-  balance roundrobin
-  server s1 127.0.0.1:18101
-  server s2 127.0.0.1:18102
-CFG
+# shellcheck source=proxy-bench-haproxy.sh
+source "$root/scripts/proxy-bench-haproxy.sh"
+haproxy_backend_config 18101 18102 >"$work/backends.cfg"
+haproxy_lb_config 18101 18102 >"$work/haproxy.cfg"
 
 # A static catalog: answers at once, and holds a long poll for its wait.
 cat > "$work/catalog.py" <<'PY'

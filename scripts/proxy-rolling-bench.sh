@@ -41,22 +41,13 @@ cleanup() {
 trap cleanup EXIT
 
 ports=(18111 18112 18113 18114)
+# shellcheck source=proxy-bench-haproxy.sh
+source "$root/scripts/proxy-bench-haproxy.sh"
 
 start_backend() { # port
   local port=$1
   [ -n "${backend_pid[$port]:-}" ] && return
-  cat >"$work/backend-$port.cfg" <<CFG
-global
-  maxconn 4000
-defaults
-  mode http
-  timeout connect 5s
-  timeout client 30s
-  timeout server 30s
-frontend backend
-  bind 127.0.0.1:$port
-  http-request return status 200 content-type text/plain string "ok"
-CFG
+  haproxy_backend_config "$port" >"$work/backend-$port.cfg"
   haproxy -f "$work/backend-$port.cfg" -db &
   backend_pid[$port]=$!
   for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$port/" && return; sleep 0.02; done
@@ -70,40 +61,6 @@ stop_backend() { # port
   kill "${backend_pid[$port]}" 2>/dev/null || true
   wait "${backend_pid[$port]}" 2>/dev/null || true
   unset "backend_pid[$port]"
-}
-
-# marathon-lb's shape: an HTTP frontend routing by Host, one tcp frontend per service port.
-haproxy_config() { # ports...
-  cat <<CFG
-global
-  maxconn 4000
-defaults
-  timeout connect 5s
-  timeout client 30s
-  timeout server 30s
-  option redispatch
-  retries 3
-frontend marathon_http_in
-  bind 127.0.0.1:18280
-  mode http
-  acl host_bench hdr(host) -i bench.test
-  use_backend bench_18090 if host_bench
-frontend bench_18090
-  bind 127.0.0.1:18290
-  mode tcp
-  use_backend bench_18090_tcp
-backend bench_18090
-  mode http
-  balance roundrobin
-  option forwardfor
-CFG
-  for port in "$@"; do echo "  server s$port 127.0.0.1:$port"; done
-  cat <<CFG
-backend bench_18090_tcp
-  mode tcp
-  balance roundrobin
-CFG
-  for port in "$@"; do echo "  server s$port 127.0.0.1:$port"; done
 }
 
 catalog_index=0
@@ -123,7 +80,7 @@ apply() { # target ports...
   local target=$1; shift
   case $target in
     haproxy)
-      haproxy_config "$@" >"$work/haproxy.cfg"
+      haproxy_lb_config "$@" >"$work/haproxy.cfg"
       haproxy -D -p "$work/haproxy.pid" -f "$work/haproxy.cfg" -sf "$(cat "$work/haproxy.pid")"
       cat "$work/haproxy.pid" >>"$work/lb.pids"
       ;;
@@ -170,7 +127,7 @@ wait_for() { # url host
 # The first set, and both proxies routing to it.
 set_now=("${ports[0]}" "${ports[1]}")
 for port in "${set_now[@]}"; do start_backend "$port"; done
-haproxy_config "${set_now[@]}" >"$work/haproxy.cfg"
+haproxy_lb_config "${set_now[@]}" >"$work/haproxy.cfg"
 haproxy -D -p "$work/haproxy.pid" -f "$work/haproxy.cfg"
 cat "$work/haproxy.pid" >>"$work/lb.pids"
 apply corral "${set_now[@]}"

@@ -17,9 +17,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use corral_allocator::{Allocator, AllocatorConfig};
-use corral_state::model::{
-    AgentInfo, Attributes, CommandInfo, Filters, FrameworkInfo, QuotaConfig, TaskInfo,
-};
+use corral_state::model::{AgentInfo, Attributes, Filters, FrameworkInfo, QuotaConfig, TaskInfo};
 use corral_state::{
     Actor, ClusterState, Command, Entry, Event, FrameworkId, OfferId, Operation, Outcome,
     RequestId, Resources, Role, TaskId, Timestamp,
@@ -119,22 +117,12 @@ impl Bench {
             match task {
                 Some(task) => {
                     self.request += 1;
-                    let task_info = TaskInfo {
-                        name: "bench".to_owned(),
-                        task_id: TaskId::new(format!("task-{}", self.request)),
-                        agent_id: offer.agent_id.clone(),
-                        resources: task.clone(),
-                        executor: None,
-                        command: Some(CommandInfo {
-                            value: Some("sleep 1d".to_owned()),
-                            ..CommandInfo::default()
-                        }),
-                        container: None,
-                        health_check: None,
-                        kill_policy: None,
-                        labels: Vec::new(),
-                        discovery: None,
-                    };
+                    let task_info = TaskInfo::shell(
+                        TaskId::new(format!("task-{}", self.request)),
+                        offer.agent_id.clone(),
+                        task.clone(),
+                        "sleep 1d",
+                    );
                     let command = Command::Accept {
                         framework_id: offer.framework_id.clone(),
                         offer_ids: vec![offer.id.clone()],

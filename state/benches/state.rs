@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use corral_state::model::{
-    AgentInfo, Attributes, CommandInfo, Filters, FrameworkInfo, Settings, TaskInfo, TaskSource,
-    TaskState, TaskStatus,
+    AgentInfo, Attributes, Filters, FrameworkInfo, Settings, TaskInfo, TaskSource, TaskState,
+    TaskStatus,
 };
 use corral_state::{
     Actor, AgentId, ClusterState, Command, Entry, Event, FrameworkId, OfferId, OfferSpec,
@@ -128,22 +128,7 @@ impl Builder {
 }
 
 fn task(task_id: &TaskId, agent_id: &AgentId, resources: &Resources) -> TaskInfo {
-    TaskInfo {
-        name: task_id.to_string(),
-        task_id: task_id.clone(),
-        agent_id: agent_id.clone(),
-        resources: resources.clone(),
-        executor: None,
-        command: Some(CommandInfo {
-            value: Some("sleep 600".to_owned()),
-            ..CommandInfo::default()
-        }),
-        container: None,
-        health_check: None,
-        kill_policy: None,
-        labels: Vec::new(),
-        discovery: None,
-    }
+    TaskInfo::shell(task_id.clone(), agent_id.clone(), resources.clone(), "sleep 600")
 }
 
 /// 10,000 agents, 100 frameworks, 100,000 running tasks with every update acknowledged.

@@ -11,7 +11,7 @@ use corral_agent::containerizer::{Containerizer, TaskEvent, TaskRunner, Unhealth
 use corral_agent::limits::LimitMode;
 use corral_agent::process::ProcessContainerizer;
 use corral_agent::transition::TaskTransition;
-use corral_state::model::{CommandInfo, TaskInfo};
+use corral_state::model::TaskInfo;
 use corral_state::{parse_resources, AgentId, FrameworkId, TaskId};
 
 #[tokio::main(flavor = "current_thread")]
@@ -40,22 +40,9 @@ async fn main() {
             eprintln!("task '{task_spec}' is not TASK=COMMAND");
             std::process::exit(2);
         };
-        let task = TaskInfo {
-            name: task_id.to_owned(),
-            task_id: TaskId::new(task_id),
-            agent_id: agent_id.clone(),
-            resources: parse_resources("cpus:0.1;mem:32").unwrap_or_default(),
-            executor: None,
-            command: Some(CommandInfo {
-                value: Some(command.to_owned()),
-                ..CommandInfo::default()
-            }),
-            container: None,
-            health_check: None,
-            kill_policy: None,
-            labels: Vec::new(),
-            discovery: None,
-        };
+        let resources =
+            parse_resources("cpus:0.1;mem:32").expect("a constant resource string parses");
+        let task = TaskInfo::shell(TaskId::new(task_id), agent_id.clone(), resources, command);
         handles.push(runner.launch(task, framework_id.clone()));
     }
     for handle in &mut handles {

@@ -10,7 +10,7 @@ use corral_agent::docker::{DockerContainerizer, LABEL_AGENT_ID};
 use corral_agent::limits::LimitMode;
 use corral_agent::process::ProcessContainerizer;
 use corral_agent::transition::TaskTransition;
-use corral_state::model::{CommandInfo, TaskInfo};
+use corral_state::model::TaskInfo;
 use corral_state::{parse_resources, AgentId, FrameworkId, TaskId};
 use tokio::time::Instant;
 
@@ -27,19 +27,8 @@ pub fn agent_id(test: &str) -> AgentId {
 }
 
 pub fn shell_task(task_id: &str, resources: &str, command: &str) -> TaskInfo {
-    TaskInfo {
-        name: task_id.to_owned(),
-        task_id: TaskId::new(task_id),
-        agent_id: AgentId::new("unused"),
-        resources: parse_resources(resources).expect("test resources parse"),
-        executor: None,
-        command: Some(CommandInfo { value: Some(command.to_owned()), ..CommandInfo::default() }),
-        container: None,
-        health_check: None,
-        kill_policy: None,
-        labels: Vec::new(),
-        discovery: None,
-    }
+    let resources = parse_resources(resources).expect("test resources parse");
+    TaskInfo::shell(TaskId::new(task_id), AgentId::new("unused"), resources, command)
 }
 
 pub struct ProcessAgent {

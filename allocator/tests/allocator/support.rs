@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use corral_allocator::{Allocation, Allocator, AllocatorConfig};
 use corral_state::model::{
-    AgentInfo, Attributes, CommandInfo, Filters, FrameworkCapability, FrameworkInfo, Offer,
-    QuotaConfig, TaskInfo,
+    AgentInfo, Attributes, Filters, FrameworkCapability, FrameworkInfo, Offer, QuotaConfig,
+    TaskInfo,
 };
 use corral_state::{
     Actor, AgentId, ClusterState, Command, Entry, Event, FrameworkId, OfferSpec, Operation,
@@ -45,22 +45,7 @@ pub fn framework_info(name: &str, roles: &[&str]) -> FrameworkInfo {
 }
 
 pub fn task_info(task_id: &str, agent_id: &AgentId, resources: Resources) -> TaskInfo {
-    TaskInfo {
-        name: task_id.to_owned(),
-        task_id: TaskId::new(task_id),
-        agent_id: agent_id.clone(),
-        resources,
-        executor: None,
-        command: Some(CommandInfo {
-            value: Some("sleep 600".to_owned()),
-            ..CommandInfo::default()
-        }),
-        container: None,
-        health_check: None,
-        kill_policy: None,
-        labels: Vec::new(),
-        discovery: None,
-    }
+    TaskInfo::shell(TaskId::new(task_id), agent_id.clone(), resources, "sleep 600")
 }
 
 pub struct Cluster {

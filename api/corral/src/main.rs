@@ -114,8 +114,9 @@ struct ProxyArgs {
     /// `GET /_corral/proxy/config` (the routing table and label errors) and `/metrics`.
     #[arg(long, default_value = "127.0.0.1:9090")]
     admin_listen: SocketAddr,
-    /// Seconds an open connection to an instance that left the table (killed, failing its
-    /// health check, scaled away) may go on before it is closed.
+    /// Seconds an open connection to an instance that left the table (failing its health
+    /// check, or killed without a kill grace period) may go on before it is closed. A killed
+    /// instance with one (`taskKillGracePeriodSeconds`) gets that instead.
     #[arg(long, default_value_t = 30.0)]
     drain_grace: f64,
 }

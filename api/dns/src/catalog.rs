@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
 use corral_state::model::{Task, TaskState};
 use corral_state::{AgentId, AppId, ClusterState, TaskId, Timestamp};
@@ -48,6 +49,11 @@ pub struct Endpoint {
     pub ready: bool,
     /// A kill was asked: send no new connections, let the open ones finish.
     pub draining: bool,
+    /// How long the instance gets between SIGTERM and SIGKILL when it is (or will be)
+    /// killed: Marathon's `taskKillGracePeriodSeconds`, or the kill's own grace period.
+    /// `None` when neither sets one. A load balancer lets a draining instance's open
+    /// connections go on this long.
+    pub kill_grace: Option<Duration>,
     /// The app configuration the instance runs.
     pub config_version: Timestamp,
 }
@@ -105,6 +111,7 @@ fn endpoint(
         healthy: task.health(),
         ready: task.is_ready(health_checked),
         draining: task.kill_requested.is_some(),
+        kill_grace: task.kill_grace(),
         config_version,
     }
 }

@@ -71,6 +71,10 @@ pub struct AppDefinition {
     pub version: Option<String>,
 }
 
+/// The longest `taskKillGracePeriodSeconds`: as nanoseconds it still fits Mesos's
+/// `DurationInfo` (an int64), which carries it to agents and frameworks.
+pub const MAX_KILL_GRACE_PERIOD_SECONDS: f64 = 9_223_372_036.0;
+
 fn default_cpus() -> f64 {
     1.0
 }
@@ -404,18 +408,36 @@ impl Violations {
 
 /// Parses, normalizes and validates a request body, as `POST /v2/apps` does.
 pub fn parse_app(body: &[u8]) -> Result<AppDefinition, ValidationFailure> {
-    let mut app: AppDefinition =
-        serde_json::from_slice(body).map_err(|error| ValidationFailure {
-            message: "Invalid JSON".to_owned(),
-            details: vec![ValidationDetail {
-                path: "/".to_owned(),
-                errors: vec![error.to_string()],
-            }],
-        })?;
+    let invalid = |path: String, error: serde_json::Error| ValidationFailure {
+        message: "Invalid JSON".to_owned(),
+        details: vec![ValidationDetail { path, errors: vec![error.to_string()] }],
+    };
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let mut app: AppDefinition = serde_path_to_error::deserialize(&mut deserializer)
+        .map_err(|error| invalid(json_pointer(error.path()), error.into_inner()))?;
+    deserializer.end().map_err(|error| invalid("/".to_owned(), error))?;
     app.version = None;
     app.normalize();
     app.validate()?;
     Ok(app)
+}
+
+/// Where a value that does not fit the app's shape is, as a JSON pointer (`/` for the
+/// document itself), so that a 422 names the field.
+fn json_pointer(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let pointer: String = path
+        .iter()
+        .filter_map(|segment| match segment {
+            Segment::Seq { index } => Some(format!("/{index}")),
+            Segment::Map { key } => Some(format!("/{}", key.replace('~', "~0").replace('/', "~1"))),
+            Segment::Enum { .. } | Segment::Unknown => None,
+        })
+        .collect();
+    if pointer.is_empty() {
+        return "/".to_owned();
+    }
+    pointer
 }
 
 /// Marathon's path segment rule: dot-separated labels of `[a-z0-9-]`, each starting and ending
@@ -713,8 +735,14 @@ impl AppDefinition {
         if self.instances < 0 {
             violations.add("/instances", "must be >= 0");
         }
-        if self.task_kill_grace_period_seconds.is_some_and(|seconds| seconds <= 0.0) {
-            violations.add("/taskKillGracePeriodSeconds", "must be > 0");
+        if self
+            .task_kill_grace_period_seconds
+            .is_some_and(|seconds| !(seconds > 0.0 && seconds <= MAX_KILL_GRACE_PERIOD_SECONDS))
+        {
+            violations.add(
+                "/taskKillGracePeriodSeconds",
+                format!("must be > 0 and <= {MAX_KILL_GRACE_PERIOD_SECONDS}"),
+            );
         }
     }
 
@@ -983,7 +1011,10 @@ impl AppDefinition {
             container: self.mesos_container(&host_ports),
             health_check,
             kill_policy: self.task_kill_grace_period_seconds.map(|seconds| KillPolicy {
-                grace_period: Duration::try_from_secs_f64(seconds).ok(),
+                grace_period: Some(
+                    Duration::try_from_secs_f64(seconds)
+                        .expect("validation bounds taskKillGracePeriodSeconds to a duration"),
+                ),
             }),
             labels: self
                 .labels

@@ -4,9 +4,11 @@
 //! round-robin turn and each backend's in-flight counter and metric handles resolved when the
 //! table is swapped, so a request or a connection takes no lock and formats no label. Every
 //! new connection (L4) and every request (L7) reads the current table, so a swap takes
-//! effect at once and nothing is reloaded or closed. An open L4 connection whose backend left the table (killed, unhealthy, scaled
-//! away) keeps going for `drain_grace` and is closed then; an L7 request already sent
-//! finishes, and later requests on the same client connection go to the new backends.
+//! effect at once and nothing is reloaded or closed. An open L4 connection whose backend left
+//! the table keeps going for the instance's kill grace when it is being killed and the
+//! catalog gives one (`Table::drain_grace`), else for `drain_grace`, and is closed then; an
+//! L7 request already sent finishes, and later requests on the same client connection go to
+//! the new backends.
 
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
@@ -50,7 +52,8 @@ pub struct Config {
     pub bind_ip: IpAddr,
     /// `/_corral/proxy/config` and `/metrics`.
     pub admin_listen: Option<SocketAddr>,
-    /// How long an open connection to a backend that left the table may go on.
+    /// How long an open connection to a backend that left the table may go on when the
+    /// catalog gives no kill grace for it.
     pub drain_grace: Duration,
 }
 
@@ -580,7 +583,7 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, which: Listener
 }
 
 /// L4: copy bytes between the client and one backend until either side closes, or until the
-/// drain grace after the backend left the table.
+/// drain grace after the backend left the table (its kill grace when it is being killed).
 async fn serve_tcp(shared: Arc<Shared>, client: TcpStream, port: u16) {
     let routing = shared.routing();
     let Some(pool) = routing.ports.get(&port) else { return };
@@ -647,13 +650,22 @@ async fn serve_tcp(shared: Arc<Shared>, client: TcpStream, port: u16) {
                     watching = false;
                     continue;
                 }
-                let present = changes.borrow_and_update().ports.get(&port).is_some_and(|pool| {
+                let routing = changes.borrow_and_update().clone();
+                let present = routing.ports.get(&port).is_some_and(|pool| {
                     pool.backends.iter().any(|b| b.addr == backend.addr)
                 });
                 cut_at = match (present, cut_at) {
                     (true, _) => None,
                     (false, Some(at)) => Some(at),
-                    (false, None) => Some(Instant::now() + shared.config.drain_grace),
+                    (false, None) => {
+                        let grace = routing.table.drain_grace(
+                            port,
+                            backend.addr,
+                            shared.config.drain_grace,
+                        );
+                        tracing::debug!(backend = %backend.addr, ?grace, "backend left the table; draining the connection");
+                        Some(Instant::now() + grace)
+                    }
                 };
             }
             () = sleep_until(cut_at), if cut_at.is_some() => {
@@ -851,7 +863,7 @@ fn admin_router(shared: Arc<Shared>) -> Router {
                         "masters": shared.config.masters,
                         "httpListen": shared.config.http_listen,
                         "bindIp": shared.config.bind_ip,
-                        "drainGraceSeconds": shared.config.drain_grace.as_secs(),
+                        "drainGraceSeconds": shared.config.drain_grace.as_secs_f64(),
                         "listeners": listeners,
                         "table": routing.table,
                     }))

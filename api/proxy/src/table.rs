@@ -13,6 +13,11 @@
 //!   starting with `/`) also route the port on the shared HTTP listener (`--http-listen`).
 //! - `HAPROXY_{n}_BALANCE`: `roundrobin` (default) or `leastconn`.
 //! - Backends are the instances that are `ready` and not `draining`, at `ip:ports[n]`.
+//! - A `draining` instance (being killed) takes no new connections; an open L4 connection
+//!   to it goes on for the instance's `killGraceSeconds` (the app's
+//!   `taskKillGracePeriodSeconds`, or the kill's own grace), the time the agent gives it
+//!   between SIGTERM and SIGKILL. An instance without one, and one that left for another
+//!   reason (unhealthy, gone), gets `--drain-grace`.
 //! - A label that does not parse leaves out only the port it names (or, for the app-wide
 //!   `HAPROXY_GROUP`, the app) and says why under `errors[appId]`; every other app and port
 //!   is routed as usual. Apps of other groups are not looked at, so their labels never show
@@ -20,8 +25,9 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
 
 /// One answer of `GET /corral/v1/services`: only the fields the proxy reads.
 #[derive(Clone, Debug, Deserialize)]
@@ -48,6 +54,9 @@ pub struct CatalogInstance {
     pub ports: Vec<CatalogPort>,
     pub ready: bool,
     pub draining: bool,
+    /// Absent from catalogs of masters older than the field, as `null` is.
+    #[serde(default)]
+    pub kill_grace_seconds: Option<f64>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -107,6 +116,23 @@ pub struct Pool {
     pub port_index: usize,
     pub balance: Balance,
     pub backends: Vec<Backend>,
+    /// Instances being killed: they take nothing new, open connections to them get a grace.
+    pub draining: Vec<Draining>,
+}
+
+/// An instance of a pool being killed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Draining {
+    pub task_id: String,
+    pub addr: SocketAddr,
+    /// Its kill grace; `None` when the catalog gives none and `--drain-grace` applies.
+    #[serde(rename = "killGraceSeconds", serialize_with = "seconds")]
+    pub kill_grace: Option<Duration>,
+}
+
+fn seconds<S: Serializer>(duration: &Option<Duration>, serializer: S) -> Result<S::Ok, S::Error> {
+    duration.map(|duration| duration.as_secs_f64()).serialize(serializer)
 }
 
 /// A service port and what listens on it.
@@ -165,6 +191,7 @@ impl Table {
         }
         let (labels, problems) = AppLabels::parse(service);
         errors.extend(problems);
+        let graces = kill_graces(service, errors);
         for (n, &service_port) in service.service_ports.iter().enumerate() {
             let port = &labels.ports[n];
             let app_groups = port.groups.as_ref().unwrap_or(&labels.groups);
@@ -176,6 +203,7 @@ impl Table {
                 port_index: n,
                 balance: port.balance,
                 backends: backends(service, n),
+                draining: draining(service, &graces, n),
             };
             if service_port == 0 {
                 errors.push(format!("port {n} has no service port to listen on"));
@@ -206,6 +234,18 @@ impl Table {
             }
             self.http.push(route);
         }
+    }
+
+    /// How long an open connection to `addr` through service port `port` may go on once
+    /// `addr` is no longer among the port's backends: the kill grace of the instance being
+    /// killed there when the catalog gives one, else `fallback` (an instance without one, or
+    /// one that went unhealthy or away rather than being killed).
+    pub fn drain_grace(&self, port: u16, addr: SocketAddr, fallback: Duration) -> Duration {
+        self.ports
+            .get(&port)
+            .and_then(|route| route.pool.draining.iter().find(|d| d.addr == addr))
+            .and_then(|draining| draining.kill_grace)
+            .unwrap_or(fallback)
     }
 
     /// The route for a request on the shared HTTP listener: a route naming the host wins
@@ -274,6 +314,46 @@ fn backends(service: &CatalogService, n: usize) -> Vec<Backend> {
             Some(Backend {
                 task_id: instance.task_id.clone(),
                 addr: SocketAddr::new(instance.ip?, port.number),
+            })
+        })
+        .collect()
+}
+
+/// Each instance's kill grace, in instance order; a value that is no duration is reported
+/// and leaves that instance to `--drain-grace`.
+fn kill_graces(service: &CatalogService, errors: &mut Vec<String>) -> Vec<Option<Duration>> {
+    service
+        .instances
+        .iter()
+        .map(|instance| {
+            let seconds = instance.kill_grace_seconds?;
+            match Duration::try_from_secs_f64(seconds) {
+                Ok(grace) => Some(grace),
+                Err(error) => {
+                    errors.push(format!(
+                        "instance {}: killGraceSeconds {seconds} is no duration ({error}); --drain-grace applies",
+                        instance.task_id
+                    ));
+                    None
+                }
+            }
+        })
+        .collect()
+}
+
+/// The instances being killed, at `ip:ports[n]`, with their kill grace.
+fn draining(service: &CatalogService, graces: &[Option<Duration>], n: usize) -> Vec<Draining> {
+    service
+        .instances
+        .iter()
+        .zip(graces)
+        .filter(|(instance, _)| instance.draining)
+        .filter_map(|(instance, grace)| {
+            let port = instance.ports.get(n)?;
+            Some(Draining {
+                task_id: instance.task_id.clone(),
+                addr: SocketAddr::new(instance.ip?, port.number),
+                kill_grace: *grace,
             })
         })
         .collect()
@@ -467,10 +547,62 @@ mod tests {
                 "index": 42,
                 "ports": {"10000": {"mode": "tcp", "pool": {"appId": "/web", "portIndex": 0,
                     "balance": "roundrobin",
-                    "backends": [{"taskId": "t1", "addr": "10.0.0.1:31000"}]}}},
+                    "backends": [{"taskId": "t1", "addr": "10.0.0.1:31000"}],
+                    "draining": [{"taskId": "t3", "addr": "10.0.0.3:31002",
+                        "killGraceSeconds": null}]}}},
                 "http": [],
                 "errors": {}
             })
+        );
+    }
+
+    #[test]
+    fn a_killed_instance_drains_for_its_kill_grace_and_others_for_the_fallback() {
+        let with_grace = |mut instance: serde_json::Value, seconds: serde_json::Value| {
+            instance["killGraceSeconds"] = seconds;
+            instance
+        };
+        let answer = catalog(json!([service(
+            "/web",
+            &[10000, 10001],
+            json!({"HAPROXY_GROUP": "external"}),
+            vec![
+                with_grace(instance("t1", "10.0.0.1", &[31000, 31001], true, false), json!(30)),
+                with_grace(instance("t2", "10.0.0.2", &[31002, 31003], false, true), json!(7.5)),
+                instance("t3", "10.0.0.3", &[31004, 31005], false, true),
+                with_grace(instance("t4", "10.0.0.4", &[31006, 31007], false, true), json!(-1)),
+                with_grace(instance("t5", "10.0.0.5", &[31008, 31009], false, false), json!(9)),
+            ]
+        )]));
+        let table = Table::build(&answer, &external());
+        let fallback = Duration::from_secs(10);
+        let grace = |port: u16, addr: &str| {
+            table.drain_grace(port, addr.parse().expect("an address"), fallback)
+        };
+        // Killed with a grace: that grace, on every port of the instance.
+        assert_eq!(grace(10000, "10.0.0.2:31002"), Duration::from_millis(7500));
+        assert_eq!(grace(10001, "10.0.0.2:31003"), Duration::from_millis(7500));
+        // Killed without one, or with one that is no duration: the fallback.
+        assert_eq!(grace(10000, "10.0.0.3:31004"), fallback);
+        assert_eq!(grace(10000, "10.0.0.4:31006"), fallback);
+        // Unhealthy, not killed: the fallback, whatever its app's grace.
+        assert_eq!(grace(10000, "10.0.0.5:31008"), fallback);
+        // Gone from the catalog, or asked on another port: the fallback.
+        assert_eq!(grace(10000, "10.0.0.9:31000"), fallback);
+        assert_eq!(grace(10001, "10.0.0.2:31002"), fallback);
+        assert_eq!(
+            table_json(&table)["errors"],
+            json!({"/web": [
+                "instance t4: killGraceSeconds -1 is no duration (cannot convert float seconds to Duration: value is negative); --drain-grace applies"
+            ]})
+        );
+        assert_eq!(
+            table_json(&table)["ports"]["10000"]["pool"]["draining"],
+            json!([
+                {"taskId": "t2", "addr": "10.0.0.2:31002", "killGraceSeconds": 7.5},
+                {"taskId": "t3", "addr": "10.0.0.3:31004", "killGraceSeconds": null},
+                {"taskId": "t4", "addr": "10.0.0.4:31006", "killGraceSeconds": null},
+            ])
         );
     }
 
@@ -526,13 +658,13 @@ mod tests {
             table_json(&table)["http"],
             json!([
                 {"hosts": [], "pathPrefix": "/static", "pool": {"appId": "/any", "portIndex": 0,
-                    "balance": "roundrobin", "backends": []}},
+                    "balance": "roundrobin", "backends": [], "draining": []}},
                 {"hosts": ["web.example.com"], "pathPrefix": "/api", "pool": {"appId": "/api",
                     "portIndex": 0, "balance": "roundrobin",
-                    "backends": [{"taskId": "t2", "addr": "10.0.0.2:31001"}]}},
+                    "backends": [{"taskId": "t2", "addr": "10.0.0.2:31001"}], "draining": []}},
                 {"hosts": ["web.example.com", "www.example.com"], "pathPrefix": "/", "pool": {
                     "appId": "/web", "portIndex": 0, "balance": "leastconn",
-                    "backends": [{"taskId": "t1", "addr": "10.0.0.1:31000"}]}},
+                    "backends": [{"taskId": "t1", "addr": "10.0.0.1:31000"}], "draining": []}},
             ])
         );
         assert_eq!(table.ports[&10000].mode, Mode::Http);

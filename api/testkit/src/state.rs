@@ -2,8 +2,7 @@
 //! the API renders from a state and of the pure planners that read one.
 
 use corral_state::model::{
-    AgentInfo, Attributes, CommandInfo, Filters, FrameworkInfo, TaskInfo, TaskSource, TaskState,
-    TaskStatus,
+    AgentInfo, Attributes, Filters, FrameworkInfo, TaskInfo, TaskSource, TaskState, TaskStatus,
 };
 use corral_state::{
     Actor, AgentId, ClusterState, Command, Entry, Event, FrameworkId, OfferId, OfferSpec,
@@ -160,19 +159,12 @@ impl StateBuilder {
         };
         let events = self.accepted(Actor::Leader, Command::OfferResources { offers: vec![spec] });
         let [Event::OfferCreated { offer }] = &events[..] else { panic!("no offer: {events:?}") };
-        let task = TaskInfo {
-            name: task_id.into(),
-            task_id: task_id.into(),
-            agent_id: AGENT.into(),
-            resources: resources.parse().expect("resources"),
-            executor: None,
-            command: Some(CommandInfo { value: Some("sleep 9".into()), ..CommandInfo::default() }),
-            container: None,
-            health_check: None,
-            kill_policy: None,
-            labels: vec![],
-            discovery: None,
-        };
+        let task = TaskInfo::shell(
+            task_id.into(),
+            AGENT.into(),
+            resources.parse().expect("resources"),
+            "sleep 9",
+        );
         let accept = Command::Accept {
             framework_id: framework_id.into(),
             offer_ids: vec![offer.id.clone()],

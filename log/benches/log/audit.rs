@@ -64,22 +64,12 @@ impl Writer {
 }
 
 fn task_info(task: u64, agent_id: &AgentId) -> TaskInfo {
-    TaskInfo {
-        name: format!("task-{task}"),
-        task_id: TaskId::new(format!("task-{task}")),
-        agent_id: agent_id.clone(),
-        resources: "cpus:0.01;mem:1".parse().expect("resources"),
-        executor: None,
-        command: Some(corral_state::model::CommandInfo {
-            value: Some("sleep 3600".to_owned()),
-            ..Default::default()
-        }),
-        container: None,
-        health_check: None,
-        kill_policy: None,
-        labels: Vec::new(),
-        discovery: None,
-    }
+    TaskInfo::shell(
+        TaskId::new(format!("task-{task}")),
+        agent_id.clone(),
+        "cpus:0.01;mem:1".parse().expect("resources"),
+        "sleep 3600",
+    )
 }
 
 fn median(mut samples: Vec<Duration>) -> Duration {

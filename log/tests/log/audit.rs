@@ -9,8 +9,7 @@ use corral_log::{
     TrailFilter,
 };
 use corral_state::model::{
-    AgentInfo, Attributes, CommandInfo, Filters, FrameworkInfo, TaskInfo, TaskSource, TaskState,
-    TaskStatus,
+    AgentInfo, Attributes, Filters, FrameworkInfo, TaskInfo, TaskSource, TaskState, TaskStatus,
 };
 use corral_state::{
     Actor, AgentId, Change, Command, Cursor, Entity, EntityKind, Event, FrameworkId, OfferSpec,
@@ -48,19 +47,12 @@ async fn propose(
 }
 
 fn task_info(agent_id: &AgentId) -> TaskInfo {
-    TaskInfo {
-        name: "t1".to_owned(),
-        task_id: TaskId::new("t1"),
-        agent_id: agent_id.clone(),
-        resources: "cpus:1;mem:64".parse().unwrap(),
-        executor: None,
-        command: Some(CommandInfo { value: Some("sleep 60".to_owned()), ..CommandInfo::default() }),
-        container: None,
-        health_check: None,
-        kill_policy: None,
-        labels: Vec::new(),
-        discovery: None,
-    }
+    TaskInfo::shell(
+        TaskId::new("t1"),
+        agent_id.clone(),
+        "cpus:1;mem:64".parse().unwrap(),
+        "sleep 60",
+    )
 }
 
 fn status(agent_id: &AgentId, state: TaskState, uuid: &str) -> TaskStatus {

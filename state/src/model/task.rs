@@ -352,6 +352,31 @@ pub struct TaskInfo {
     pub discovery: Option<DiscoveryInfo>,
 }
 
+impl TaskInfo {
+    /// A task named after its id that runs the shell `command` with the default executor and
+    /// sets nothing else: the smallest `TaskInfo` Mesos accepts.
+    pub fn shell(
+        task_id: TaskId,
+        agent_id: AgentId,
+        resources: Resources,
+        command: impl Into<String>,
+    ) -> TaskInfo {
+        TaskInfo {
+            name: task_id.to_string(),
+            task_id,
+            agent_id,
+            resources,
+            executor: None,
+            command: Some(CommandInfo { value: Some(command.into()), ..CommandInfo::default() }),
+            container: None,
+            health_check: None,
+            kill_policy: None,
+            labels: Vec::new(),
+            discovery: None,
+        }
+    }
+}
+
 /// Mesos `DiscoveryInfo`: the name and named ports Mesos-DNS and load balancers read.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DiscoveryInfo {
@@ -434,6 +459,15 @@ impl Task {
     /// health-checked task.
     pub fn health(&self) -> Option<bool> {
         self.latest_status().and_then(|status| status.healthy)
+    }
+
+    /// How long the agent lets the task run between SIGTERM and SIGKILL: the kill's own
+    /// policy once one was asked with a grace period, else the task's (`TaskInfo.kill_policy`),
+    /// as the agent chooses. `None` when neither names one (the agent's default applies).
+    pub fn kill_grace(&self) -> Option<Duration> {
+        self.kill_requested
+            .and_then(|policy| policy.grace_period)
+            .or_else(|| self.info.kill_policy.and_then(|policy| policy.grace_period))
     }
 
     /// Counts towards an app's capacity: running, not being killed, and healthy when the app

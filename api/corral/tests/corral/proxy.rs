@@ -1,11 +1,12 @@
 //! `corral proxy` end to end: three real masters, a real agent running an HTTP app with three
 //! instances and a health check, and the proxy following the catalog from the masters. The
 //! app is served on its service port (L4) and by virtual host (L7); a rolling restart and a
-//! scale-down under constant load through both fail no request.
+//! scale-down under constant load through both fail no request. A killed instance's open L4
+//! connections go on for the app's kill grace period, not the proxy's `--drain-grace`.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use corral_testkit::agent_process::AgentProcess;
 use corral_testkit::cluster::Cluster;
@@ -401,4 +402,182 @@ async fn the_proxy_serves_by_port_and_vhost_and_fails_nothing_across_a_restart_a
     assert!(metrics.contains("corral_proxy_backend_connections_total{app=\"/web\""), "{metrics}");
     assert!(metrics.contains("corral_proxy_backend_requests_total{app=\"/web\""), "{metrics}");
     assert!(metrics.contains("corral_proxy_backend_bytes_total{app=\"/web\""), "{metrics}");
+}
+
+/// Requests one after another on one kept-alive connection through a service port.
+struct KeptAlive {
+    stream: tokio::net::TcpStream,
+    buffer: Vec<u8>,
+}
+
+impl KeptAlive {
+    async fn open(port: u16) -> KeptAlive {
+        let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connect to the proxy");
+        KeptAlive { stream, buffer: Vec::new() }
+    }
+
+    /// The task id that answered, or how the connection failed.
+    async fn request(&mut self) -> Result<String, String> {
+        self.stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: any\r\n\r\n")
+            .await
+            .map_err(|error| format!("write: {error}"))?;
+        loop {
+            if let Some(end) = self.buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&self.buffer[..end]).into_owned();
+                let length: usize = head
+                    .lines()
+                    .find_map(|line| {
+                        let (name, value) = line.split_once(':')?;
+                        name.eq_ignore_ascii_case("content-length").then(|| value.trim().parse())
+                    })
+                    .ok_or(format!("no Content-Length: {head:?}"))?
+                    .map_err(|error| format!("Content-Length: {error}"))?;
+                if self.buffer.len() >= end + 4 + length {
+                    let body = String::from_utf8_lossy(&self.buffer[end + 4..end + 4 + length])
+                        .into_owned();
+                    self.buffer.drain(..end + 4 + length);
+                    return Ok(body);
+                }
+            }
+            let mut chunk = [0u8; 4096];
+            let read =
+                self.stream.read(&mut chunk).await.map_err(|error| format!("read: {error}"))?;
+            if read == 0 {
+                return Err("closed".to_owned());
+            }
+            self.buffer.extend_from_slice(&chunk[..read]);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_instance_is_drained_for_its_apps_kill_grace_not_the_proxys_default() {
+    const KILL_GRACE: f64 = 4.0;
+    const DRAIN_GRACE: &str = "0.5";
+    let cluster = Cluster::start(3);
+    let directory = tempfile::tempdir().expect("temp dir");
+    let _agent = AgentProcess::start(
+        directory.path(),
+        "web-host",
+        &cluster.addresses(),
+        &["--resources", "cpus:4;mem:2048;disk:100;ports:[33500-33599]"],
+    );
+    let leader = cluster.leader().await;
+    eventually(Duration::from_secs(60), "the agent registered", || async {
+        let state = get(&cluster, leader, "/master/state").await?;
+        (state["slaves"].as_array()?.len() == 1).then_some(())
+    })
+    .await;
+
+    // A server that ignores SIGTERM: it serves until the agent's SIGKILL at the end of the
+    // kill grace, so the connection lives that long unless the proxy cuts it earlier.
+    let graceful = "signal.signal(signal.SIGTERM, lambda *_: threading.Timer(2.0, lambda: os._exit(0)).start())";
+    assert!(SERVER.contains(graceful));
+    let stubborn = SERVER.replace(graceful, "signal.signal(signal.SIGTERM, signal.SIG_IGN)");
+    let script = directory.path().join("server.py");
+    std::fs::write(&script, stubborn).expect("write the server script");
+    let python = corral_testkit::framework::python();
+    let service_port = free_service_port();
+    let app = json!({
+        "id": "/web",
+        "cmd": format!("exec {python} {}", script.display()),
+        "cpus": 0.1, "mem": 64, "instances": 1,
+        "portDefinitions": [{"port": service_port, "name": "http"}],
+        "labels": {"HAPROXY_GROUP": "external", "HAPROXY_0_MODE": "tcp"},
+        "taskKillGracePeriodSeconds": KILL_GRACE,
+    });
+    let response = cluster
+        .http
+        .post(cluster.masters[leader].url("/v2/apps"))
+        .json(&app)
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap_or_default());
+
+    let admin = Cluster::free_address();
+    let log = directory.path().join("proxy.log");
+    let proxy = ProxyProcess {
+        child: std::process::Command::new(corral_testkit::corral_bin())
+            .args(["proxy", "--master", &cluster.addresses().join(","), "--group", "external"])
+            .args(["--http-listen", &Cluster::free_address(), "--bind-ip", "127.0.0.1"])
+            .args(["--admin-listen", &admin, "--drain-grace", DRAIN_GRACE])
+            .env("RUST_LOG", "info")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("proxy log"))
+            .spawn()
+            .expect("corral proxy starts"),
+        log,
+    };
+    let http = reqwest::Client::new();
+    let task = eventually(Duration::from_secs(90), "the instance behind the proxy", || async {
+        let ready = ready_tasks(&cluster, leader).await?;
+        (ready.len() == 1 && proxied_tasks(&http, &admin, service_port).await? == ready)
+            .then(|| ready[0].clone())
+    })
+    .await;
+    let service = get(&cluster, leader, "/corral/v1/services/web").await.expect("the service");
+    assert_eq!(service["service"]["instances"][0]["killGraceSeconds"], KILL_GRACE, "{service}");
+
+    // Without a health check the instance is ready once running, maybe before it listens.
+    eventually(Duration::from_secs(30), "the instance answers through the proxy", || async {
+        through_port(service_port).await.ok()
+    })
+    .await;
+    let mut connection = KeptAlive::open(service_port).await;
+    let first = connection.request().await;
+    assert_eq!(first.as_deref(), Ok(task.as_str()), "proxy log:\n{}", proxy.logs());
+    let kill = cluster
+        .http
+        .delete(cluster.masters[leader].url(&format!("/v2/apps/web/tasks/{task}?scale=true")))
+        .send()
+        .await
+        .expect("kill");
+    assert_eq!(kill.status(), 200, "{}", kill.text().await.unwrap_or_default());
+    let draining_seen =
+        eventually(Duration::from_secs(30), "the proxy drains the instance", || async {
+            let config: Value = http
+                .get(format!("http://{admin}/_corral/proxy/config"))
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            let pool = &config["table"]["ports"][service_port.to_string()]["pool"];
+            let draining = pool["draining"].as_array()?.first()?.clone();
+            (draining["taskId"] == task.as_str()).then_some((Instant::now(), draining))
+        })
+        .await;
+    let (seen_at, draining) = draining_seen;
+    assert_eq!(draining["killGraceSeconds"], KILL_GRACE, "{draining}");
+
+    // The open connection goes on past `--drain-grace`, to about the kill grace, and ends.
+    let mut pace = tokio::time::interval(Duration::from_millis(100));
+    let mut last_answer = seen_at;
+    let ended = loop {
+        pace.tick().await;
+        match connection.request().await {
+            Ok(answer) => {
+                assert_eq!(answer, task);
+                last_answer = Instant::now();
+            }
+            Err(error) => break error,
+        }
+        assert!(
+            seen_at.elapsed() < Duration::from_secs(30),
+            "the connection outlived the kill grace by far\nproxy log:\n{}",
+            proxy.logs()
+        );
+    };
+    let lived = last_answer - seen_at;
+    assert!(
+        lived >= Duration::from_secs_f64(KILL_GRACE / 2.0),
+        "the connection ended ({ended}) {lived:?} into the drain, before the kill grace\nproxy log:\n{}",
+        proxy.logs()
+    );
 }

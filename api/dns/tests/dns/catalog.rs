@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use corral_dns::{Catalog, ChangeIndex, Endpoint, EndpointPort, Service};
 use corral_state::model::{
-    AgentInfo, AppSpec, Attributes, Backoff, CommandInfo, DiscoveryInfo, DiscoveryPort,
-    DiscoveryVisibility, Filters, HealthCheck, HealthCheckKind, TaskInfo, TaskState, TcpCheck,
+    AgentInfo, AppSpec, Attributes, Backoff, DiscoveryInfo, DiscoveryPort, DiscoveryVisibility,
+    Filters, HealthCheck, HealthCheckKind, KillPolicy, TaskInfo, TaskState, TcpCheck,
     UnreachablePolicy, UpgradeBounds,
 };
 use corral_state::{
@@ -61,6 +61,17 @@ fn put(builder: &mut StateBuilder, app_id: &str, spec: AppSpec, definition: &str
 
 /// Launches `task_id` of `/shop/web` on host port `port`, named `http` in its discovery info.
 fn launch(builder: &mut StateBuilder, agent_id: &AgentId, task_id: &str, port: u32) {
+    launch_with_policy(builder, agent_id, task_id, port, None);
+}
+
+/// `launch`, with the kill policy Marathon gives a task from `taskKillGracePeriodSeconds`.
+fn launch_with_policy(
+    builder: &mut StateBuilder,
+    agent_id: &AgentId,
+    task_id: &str,
+    port: u32,
+    kill_policy: Option<KillPolicy>,
+) {
     let framework_id = builder.state.service_framework_id();
     let resources = format!("cpus:0.1;mem:16;ports:[{port}-{port}]");
     let offer = OfferSpec {
@@ -83,15 +94,8 @@ fn launch(builder: &mut StateBuilder, agent_id: &AgentId, task_id: &str, port: u
         config_version: app.config_version,
         task_info: TaskInfo {
             name: "web.shop".into(),
-            task_id: task_id.into(),
-            agent_id: agent_id.clone(),
-            resources: resources.parse().unwrap(),
-            executor: None,
-            command: Some(CommandInfo { value: Some("serve".into()), ..CommandInfo::default() }),
-            container: None,
             health_check: Some(health_check),
-            kill_policy: None,
-            labels: Vec::new(),
+            kill_policy,
             discovery: Some(DiscoveryInfo {
                 visibility: DiscoveryVisibility::Framework,
                 name: Some("web.shop".into()),
@@ -103,6 +107,7 @@ fn launch(builder: &mut StateBuilder, agent_id: &AgentId, task_id: &str, port: u
                 }],
                 labels: Vec::new(),
             }),
+            ..TaskInfo::shell(task_id.into(), agent_id.clone(), resources.parse().unwrap(), "serve")
         },
     };
     builder.accepted(
@@ -111,6 +116,22 @@ fn launch(builder: &mut StateBuilder, agent_id: &AgentId, task_id: &str, port: u
             offer_ids: vec![offer_id],
             launches: vec![launch],
             filters: Filters::default(),
+        },
+    );
+}
+
+/// `/shop/web` scaled to three instances over its running deployment.
+fn make_room_for_a_third(builder: &mut StateBuilder) {
+    let deployment_id = DeploymentId::new(format!("d{}", builder.next_number()));
+    builder.accepted(
+        operator(),
+        Command::PutApp {
+            app_id: AppId::new(WEB),
+            spec: spec(3, true),
+            definition: DEFINITION.to_owned(),
+            mode: PutMode::CreateOrReplace,
+            force: Force::Yes,
+            deployment_id,
         },
     );
 }
@@ -154,6 +175,7 @@ fn endpoint(builder: &StateBuilder, agent_id: &AgentId, task: &str, port: u16) -
         healthy: None,
         ready: false,
         draining: false,
+        kill_grace: None,
         config_version: app.config_version,
     }
 }
@@ -231,6 +253,61 @@ fn an_instance_being_killed_is_draining_and_not_ready() {
         }
     );
     assert_eq!(web.instances[1], endpoint(&builder, &agent_id, "shop_web.2", 31002));
+}
+
+#[test]
+fn an_instance_carries_its_kill_grace_and_a_drain_may_shorten_it() {
+    let (mut builder, agent_id) = shop();
+    make_room_for_a_third(&mut builder);
+    let thirty = Some(KillPolicy { grace_period: Some(Duration::from_secs(30)) });
+    launch_with_policy(&mut builder, &agent_id, "shop_web.3", 31003, thirty);
+    let framework_id = builder.state.service_framework_id();
+    builder.report(framework_id, &TaskId::new("shop_web.3"), TaskState::Running, None);
+    let grace_of = |catalog: &Catalog, task: &str| {
+        let web = &catalog.services[&AppId::new(WEB)];
+        let instance = web.instances.iter().find(|i| i.task_id.as_str() == task).unwrap();
+        (instance.draining, instance.kill_grace)
+    };
+
+    let catalog = Catalog::build(&builder.state);
+    assert_eq!(grace_of(&catalog, "shop_web.3"), (false, Some(Duration::from_secs(30))));
+    assert_eq!(grace_of(&catalog, "shop_web.2"), (false, None));
+
+    // Draining the agent kills every instance with the drain's cap when it is shorter.
+    builder.accepted(
+        operator(),
+        Command::DrainAgent {
+            agent_id: agent_id.clone(),
+            max_grace_period: Some(Duration::from_secs(5)),
+            mark_gone: false,
+        },
+    );
+    let catalog = Catalog::build(&builder.state);
+    assert_eq!(grace_of(&catalog, "shop_web.3"), (true, Some(Duration::from_secs(5))));
+    assert_eq!(grace_of(&catalog, "shop_web.2"), (true, Some(Duration::from_secs(5))));
+}
+
+#[test]
+fn a_killed_instance_keeps_its_own_kill_grace() {
+    let (mut builder, agent_id) = shop();
+    make_room_for_a_third(&mut builder);
+    let thirty = Some(KillPolicy { grace_period: Some(Duration::from_secs(30)) });
+    launch_with_policy(&mut builder, &agent_id, "shop_web.3", 31003, thirty);
+    builder.accepted(
+        operator(),
+        Command::KillServiceTasks {
+            task_ids: vec![TaskId::new("shop_web.3")],
+            scaling: KillScaling::ScaleDown,
+            wipe: Wipe::Keep,
+            force: Force::Yes,
+            deployment_id: DeploymentId::new("kill"),
+        },
+    );
+    let catalog = Catalog::build(&builder.state);
+    let web = &catalog.services[&AppId::new(WEB)];
+    let killed = web.instances.iter().find(|i| i.task_id.as_str() == "shop_web.3").unwrap();
+    assert!(killed.draining);
+    assert_eq!(killed.kill_grace, Some(Duration::from_secs(30)));
 }
 
 #[test]

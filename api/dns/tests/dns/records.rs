@@ -4,8 +4,8 @@ use std::net::SocketAddr;
 
 use corral_dns::{DnsConfig, Masters, RecordData, Records};
 use corral_state::model::{
-    AgentInfo, Attributes, CommandInfo, DiscoveryInfo, DiscoveryPort, DiscoveryVisibility, Filters,
-    HealthCheck, HealthCheckKind, TaskInfo, TaskState, TcpCheck,
+    AgentInfo, Attributes, DiscoveryInfo, DiscoveryPort, DiscoveryVisibility, Filters, HealthCheck,
+    HealthCheckKind, TaskInfo, TaskState, TcpCheck,
 };
 use corral_state::{Actor, AgentId, Command, FrameworkId, Operation, Role, TaskId};
 use corral_testkit::state::{StateBuilder, FRAMEWORK};
@@ -43,15 +43,7 @@ pub fn launch(
     health_check.tcp = Some(TcpCheck { port });
     let task = TaskInfo {
         name: "web.shop".into(),
-        task_id: task_id.into(),
-        agent_id: agent_id.clone(),
-        resources: resources.parse().unwrap(),
-        executor: None,
-        command: Some(CommandInfo { value: Some("serve".into()), ..CommandInfo::default() }),
-        container: None,
         health_check: checked.then_some(health_check),
-        kill_policy: None,
-        labels: Vec::new(),
         discovery: Some(DiscoveryInfo {
             visibility: DiscoveryVisibility::Framework,
             name: Some("web.shop".into()),
@@ -63,6 +55,7 @@ pub fn launch(
             }],
             labels: Vec::new(),
         }),
+        ..TaskInfo::shell(task_id.into(), agent_id.clone(), resources.parse().unwrap(), "serve")
     };
     builder.accepted(
         Actor::Framework(FRAMEWORK.into()),

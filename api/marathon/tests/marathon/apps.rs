@@ -325,7 +325,52 @@ fn all_errors_are_reported_at_once_in_marathons_shape() {
     );
     let broken = parse_app(b"{\"id\": 5}").unwrap_err();
     assert_eq!(broken.message, "Invalid JSON");
-    assert_eq!(broken.details[0].path, "/");
+    assert_eq!(broken.details[0].path, "/id");
+    let trailing = parse_app(b"{\"id\": \"/a\", \"cmd\": \"x\"} x").unwrap_err();
+    assert_eq!(trailing.details[0].path, "/");
+}
+
+#[test]
+fn a_value_of_the_wrong_type_is_named_by_its_pointer() {
+    let at = |value: Value| {
+        let failure = parse(value).unwrap_err();
+        assert_eq!(failure.message, "Invalid JSON");
+        failure.details[0].path.clone()
+    };
+    let app = |field: &str, value: Value| {
+        let mut app = json!({"id": "/a", "cmd": "x"});
+        app[field] = value;
+        app
+    };
+    assert_eq!(at(app("taskKillGracePeriodSeconds", json!("ten"))), "/taskKillGracePeriodSeconds");
+    assert_eq!(
+        at(app("healthChecks", json!([{"protocol": "TCP"}, {"portIndex": "zero"}]))),
+        "/healthChecks/1/portIndex"
+    );
+    assert_eq!(at(app("labels", json!({"a/b~c": 1}))), "/labels/a~1b~0c");
+}
+
+#[test]
+fn the_kill_grace_period_is_positive_and_fits_a_mesos_duration() {
+    for bad in [json!(0), json!(-1), json!(-0.5), json!(1e10)] {
+        assert_eq!(
+            rejected_at(json!({"taskKillGracePeriodSeconds": bad}), "/taskKillGracePeriodSeconds"),
+            ["must be > 0 and <= 9223372036"]
+        );
+    }
+    for (seconds, grace) in [
+        (json!(0.5), Duration::from_millis(500)),
+        (json!(9_223_372_036_u64), Duration::from_secs(9_223_372_036)),
+    ] {
+        let app = valid(json!({"id": "/a", "cmd": "x", "taskKillGracePeriodSeconds": seconds}));
+        let ports = offer_ports("cpus:1;mem:256;ports:[31000-31010]");
+        let task = app.task_info(AgentId::new("a"), TaskId::new("t"), &ports).unwrap();
+        assert_eq!(task.kill_policy, Some(KillPolicy { grace_period: Some(grace) }));
+    }
+    let app = valid(json!({"id": "/a", "cmd": "x"}));
+    let ports = offer_ports("cpus:1;mem:256;ports:[31000-31010]");
+    let task = app.task_info(AgentId::new("a"), TaskId::new("t"), &ports).unwrap();
+    assert_eq!(task.kill_policy, None, "without one, the agent's default applies");
 }
 
 #[test]

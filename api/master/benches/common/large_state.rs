@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use corral_state::model::{AgentInfo, Attributes, CommandInfo, Filters, TaskInfo, TaskState};
+use corral_state::model::{AgentInfo, Attributes, Filters, TaskInfo, TaskState};
 use corral_state::{Actor, AgentId, Command, FrameworkId, Operation, Resources, Role, TaskId};
 use corral_testkit::state::StateBuilder;
 
@@ -14,22 +14,7 @@ const TASKS_PER_AGENT: usize = 10;
 const OFFERED_AGENTS: usize = 1_000;
 
 fn task(task_id: &TaskId, agent_id: &AgentId, resources: &Resources) -> TaskInfo {
-    TaskInfo {
-        name: task_id.to_string(),
-        task_id: task_id.clone(),
-        agent_id: agent_id.clone(),
-        resources: resources.clone(),
-        executor: None,
-        command: Some(CommandInfo {
-            value: Some("sleep 600".to_owned()),
-            ..CommandInfo::default()
-        }),
-        container: None,
-        health_check: None,
-        kill_policy: None,
-        labels: Vec::new(),
-        discovery: None,
-    }
+    TaskInfo::shell(task_id.clone(), agent_id.clone(), resources.clone(), "sleep 600")
 }
 
 /// 10,000 agents, 100 frameworks in two roles, 100,000 running tasks, 1,000 open offers.

@@ -2,9 +2,12 @@
 //!
 //! - `GET /corral/v1/services`: `{index, services: [{id, version, configVersion,
 //!   servicePorts, labels, healthChecked, instances: [{taskId, agentId, host, ip, ports:
-//!   [{number, name, protocol}], state, healthy, ready, draining, version}]}]}`. `ready`
-//!   instances take traffic (running, not being killed, healthy when checked); `draining`
-//!   ones are being killed and should get no new connections.
+//!   [{number, name, protocol}], state, healthy, ready, draining, killGraceSeconds,
+//!   version}]}]}`. `ready` instances take traffic (running, not being killed, healthy when
+//!   checked); `draining` ones are being killed and should get no new connections, and
+//!   their open ones may go on for `killGraceSeconds` (the time between SIGTERM and SIGKILL
+//!   the agent gives the instance: the app's `taskKillGracePeriodSeconds` or the kill's
+//!   own; `null` when none is set and the agent's default applies).
 //! - `GET /corral/v1/services/{appId}`: one service, `{index, service}`; 404 for an app
 //!   that does not exist (with the index, so a poll can wait for it to appear).
 //! - `?index=N` long-polls, as Consul's blocking queries do: the answer comes once what was
@@ -155,6 +158,7 @@ fn endpoint_json(endpoint: &Endpoint) -> Value {
         "healthy": endpoint.healthy,
         "ready": endpoint.ready,
         "draining": endpoint.draining,
+        "killGraceSeconds": endpoint.kill_grace.map(|grace| grace.as_secs_f64()),
         "version": endpoint.config_version.to_rfc3339_millis(),
     })
 }

@@ -540,3 +540,50 @@ async fn an_autoscaler_policy_is_validated_stored_and_kept_out_of_marathon() {
     assert_eq!(marathon.delete("/v2/apps/group/web?force=true").await.0, StatusCode::OK);
     assert_eq!(marathon.get(policy).await.0, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_kill_grace_period_is_validated_kept_across_updates_and_failover() {
+    let mut marathon = Marathon::start(3).await;
+    let grace_of = |answer: &Value| answer["app"]["taskKillGracePeriodSeconds"].clone();
+    // Refused naming the field, and nothing is created.
+    for bad in [json!(0), json!(-2), json!(1e12), json!("ten"), json!([5])] {
+        let app = json!({"id": "/graceful", "cmd": "sleep 600", "taskKillGracePeriodSeconds": bad});
+        let (status, body) = marathon.post("/v2/apps", app).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {body}");
+        assert_eq!(body["details"][0]["path"], "/taskKillGracePeriodSeconds", "{bad}: {body}");
+    }
+    assert_eq!(marathon.get("/v2/apps/graceful").await.0, StatusCode::NOT_FOUND);
+
+    let app = json!({"id": "/graceful", "cmd": "sleep 600", "instances": 0,
+                     "taskKillGracePeriodSeconds": 20});
+    let (status, body) = marathon.post("/v2/apps", app).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["taskKillGracePeriodSeconds"], 20.0);
+    // A partial update leaves it as it was; a bad one changes nothing.
+    let (status, body) = marathon.put("/v2/apps/graceful", json!({"cpus": 0.2})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(grace_of(&marathon.get("/v2/apps/graceful").await.1), 20.0);
+    let (status, body) =
+        marathon.put("/v2/apps/graceful", json!({"taskKillGracePeriodSeconds": -1})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["details"][0]["path"], "/taskKillGracePeriodSeconds", "{body}");
+    let (_, now) = marathon.get("/v2/apps/graceful").await;
+    assert_eq!(grace_of(&now), 20.0);
+    assert_eq!(now["app"]["cpus"], 0.2);
+    let (status, body) =
+        marathon.put("/v2/apps/graceful", json!({"taskKillGracePeriodSeconds": 2.5})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // It is in the log: the next leader has it.
+    let old = marathon.leader;
+    let to = marathon.cluster.masters[marathon.cluster.follower_of(old)].master.node().node_id();
+    marathon.cluster.masters[old]
+        .master
+        .node()
+        .transfer_leadership(to)
+        .await
+        .expect("the leader hands over");
+    marathon.leader = marathon.cluster.leader().await;
+    assert_ne!(marathon.leader, old);
+    assert_eq!(grace_of(&marathon.get("/v2/apps/graceful").await.1), 2.5);
+}
