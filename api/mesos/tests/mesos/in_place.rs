@@ -227,19 +227,8 @@ fn everything() -> StateBuilder {
         container: None,
         resources: "cpus:0.1;mem:32".parse().unwrap(),
     };
-    let task = TaskInfo {
-        name: "g1".into(),
-        task_id: "g1".into(),
-        agent_id: AGENT.into(),
-        resources: "cpus:0.5;mem:64".parse().unwrap(),
-        executor: None,
-        command: Some(CommandInfo { value: Some("sleep 9".into()), ..CommandInfo::default() }),
-        container: None,
-        health_check: None,
-        kill_policy: None,
-        labels: vec![],
-        discovery: None,
-    };
+    let task =
+        TaskInfo::shell("g1".into(), AGENT.into(), "cpus:0.5;mem:64".parse().unwrap(), "sleep 9");
     cluster.accepted(
         Actor::Framework(FRAMEWORK.into()),
         Command::Accept {
@@ -369,19 +358,8 @@ fn tasks_are_listed_by_state_when_some_ended_or_are_unreachable() {
         Role::parse("eng").unwrap(),
         "cpus:1;mem:64".parse().unwrap(),
     );
-    let task = TaskInfo {
-        name: "p1".into(),
-        task_id: "p1".into(),
-        agent_id: AGENT.into(),
-        resources: "cpus:1;mem:64".parse().unwrap(),
-        executor: None,
-        command: Some(CommandInfo { value: Some("sleep 9".into()), ..CommandInfo::default() }),
-        container: None,
-        health_check: None,
-        kill_policy: None,
-        labels: vec![],
-        discovery: None,
-    };
+    let task =
+        TaskInfo::shell("p1".into(), AGENT.into(), "cpus:1;mem:64".parse().unwrap(), "sleep 9");
     cluster.accepted(
         Actor::Framework(batch.clone()),
         Command::Accept {
