@@ -457,6 +457,18 @@ impl Resources {
     /// come from validated input, where each name has one kind.
     pub fn add(&mut self, other: &Resources) {
         for resource in &other.0 {
+            // A scalar whose entry is already here is added without copying the resource, found
+            // by equality (bags are a handful of entries): summing many tasks' resources, as
+            // the state reads do, is mostly that.
+            if let Value::Scalar(amount) = &resource.value {
+                let same = self.0.iter_mut().find(|own| {
+                    own.name == resource.name && own.reservation == resource.reservation
+                });
+                if let Some(Resource { value: Value::Scalar(sum), .. }) = same {
+                    *sum += *amount;
+                    continue;
+                }
+            }
             let _ = self.try_add_one(resource.clone());
         }
     }

@@ -10,6 +10,9 @@
 //!   (`corral_mesos::v0::write_master_state`, `corral_mesos::operator::write_query`), into a
 //!   writer that hands on 64 KiB chunks as the response body's does. Done on a blocking
 //!   thread, outside the lock.
+//! - `master_state_first_chunk`, `get_state_first_chunk`: the same renders stopped when their
+//!   first 64 KiB chunk is ready, as when the client leaves: the render's part of the time to
+//!   the first byte.
 
 use std::io::{self, Write};
 use std::time::Duration;
@@ -26,23 +29,35 @@ use common::large_state;
 const CHUNK: usize = 64 * 1024;
 
 /// Gathers 64 KiB chunks and drops them, counting the bytes: the render's cost without a
-/// client at the other end.
+/// client at the other end. Writes as `written::BodyWriter` does.
 #[derive(Default)]
 struct Chunks {
     buffer: Vec<u8>,
     written: usize,
+    /// Fail at the first chunk, as a body whose client left does: what it took is the time
+    /// to the first byte.
+    first_only: bool,
 }
 
 impl Write for Chunks {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.write_all(data)?;
+        Ok(data.len())
+    }
+
+    #[inline]
+    fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
         self.buffer.extend_from_slice(data);
         if self.buffer.len() >= CHUNK {
             self.flush()?;
         }
-        Ok(data.len())
+        Ok(())
     }
 
     fn flush(&mut self) -> io::Result<()> {
+        if self.first_only {
+            return Err(io::Error::new(io::ErrorKind::BrokenPipe, "first chunk done"));
+        }
         self.written += self.buffer.len();
         let chunk = std::mem::replace(&mut self.buffer, Vec::with_capacity(CHUNK));
         drop(std::hint::black_box(chunk));
@@ -98,6 +113,19 @@ fn benches(c: &mut Criterion) {
             write_query(OperatorQuery::State, &copy, &mut out).expect("GET_STATE renders");
             out.flush().expect("a sink never fails");
             out.written
+        })
+    });
+    group.bench_function("master_state_first_chunk", |b| {
+        b.iter(|| {
+            let mut out = Chunks { first_only: true, ..Chunks::default() };
+            write_master_state(&copy, &about, &mut out).expect_err("stops at the first chunk")
+        })
+    });
+    group.bench_function("get_state_first_chunk", |b| {
+        b.iter(|| {
+            let mut out = Chunks { first_only: true, ..Chunks::default() };
+            write_query(OperatorQuery::State, &copy, &mut out)
+                .expect_err("stops at the first chunk")
         })
     });
     group.finish();

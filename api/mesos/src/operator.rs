@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{json, Map, Value as Json};
 
-use super::borrowed::TaskRef;
+use super::borrowed::{AgentRef, FrameworkRef, TaskRef};
 use super::convert::{
     framework_info_to_json, resources_from_json, resources_to_json, role_from_json,
     task_status_to_json,
@@ -15,8 +15,7 @@ use super::json::{DurationInfoJson, IdJson, ResourceJson};
 use super::v0::Sequence;
 use crate::error::FieldError;
 use corral_state::model::{
-    Agent, AgentMode, Framework, Liveness, MachineId, MachineMode, MaintenanceWindow, QuotaConfig,
-    Task, Unavailability,
+    MachineId, MachineMode, MaintenanceWindow, QuotaConfig, Task, Unavailability,
 };
 use corral_state::{
     AgentId, ClusterState, Command, FrameworkId, Quantities, Role, Scalar, Timestamp,
@@ -378,47 +377,6 @@ fn nanos(at: Timestamp) -> Json {
     json!({"nanoseconds": at.nanos()})
 }
 
-pub fn agent_info_json(agent: &Agent) -> Json {
-    let (ip, port) =
-        agent.info.address.rsplit_once(':').unwrap_or((agent.info.address.as_str(), "5051"));
-    json!({
-        "hostname": agent.info.hostname,
-        "port": port.parse::<u32>().unwrap_or(5051),
-        "id": IdJson::new(&agent.id),
-        "resources": resources_to_json(&agent.total, None),
-        "attributes": agent.info.attributes.0.iter().map(|(name, value)| json!({
-            "name": name, "type": "TEXT", "text": {"value": value}
-        })).collect::<Vec<_>>(),
-        "ip": ip,
-    })
-}
-
-fn agent_json(agent: &Agent) -> Json {
-    let drain = match agent.mode {
-        AgentMode::Draining(_) => Some("DRAINING"),
-        AgentMode::Drained(_) => Some("DRAINED"),
-        AgentMode::Active | AgentMode::Deactivated => None,
-    };
-    let mut json = json!({
-        "agent_info": agent_info_json(agent),
-        "active": agent.liveness == Liveness::Reachable,
-        "deactivated": agent.mode != AgentMode::Active,
-        "version": env!("CARGO_PKG_VERSION"),
-        "pid": format!("slave(1)@{}", agent.info.address),
-        "registered_time": nanos(agent.registered_at),
-        "total_resources": resources_to_json(&agent.total, None),
-        "allocated_resources": resources_to_json(&agent.allocated, None),
-        "offered_resources": resources_to_json(&agent.offered, None),
-    });
-    if let Some(at) = agent.reregistered_at {
-        json["reregistered_time"] = nanos(at);
-    }
-    if let Some(drain) = drain {
-        json["drain_info"] = json!({"state": drain});
-    }
-    json
-}
-
 pub fn task_json(task: &Task) -> Json {
     serde_json::to_value(TaskRef(task)).expect("a task's JSON has string keys only")
 }
@@ -432,15 +390,29 @@ impl serde::Serialize for TasksRef<'_> {
         use corral_state::model::TaskState;
         use serde::ser::SerializeMap;
         let state = self.0;
-        let tracked = || state.frameworks().values().flat_map(|f| f.tasks.values());
-        let live = tracked()
+        // The tally counts tracked tasks by state (never fewer than the copy holds): the
+        // walks for unreachable and terminal ones, usually none of 100,000, are skipped
+        // when it counts none.
+        let tally = state.tally();
+        let any_unreachable = tally.tasks(TaskState::Unreachable) > 0;
+        let any_terminal = TaskState::ALL.iter().any(|s| s.is_terminal() && tally.tasks(*s) > 0);
+        let live = state
+            .frameworks()
+            .values()
+            .flat_map(|f| f.tasks.values())
             .filter(|task| !task.state.is_terminal() && task.state != TaskState::Unreachable);
-        let unreachable = tracked().filter(|task| task.state == TaskState::Unreachable);
+        let unreachable = state
+            .frameworks()
+            .values()
+            .filter(|_| any_unreachable)
+            .flat_map(|f| f.tasks.values())
+            .filter(|task| task.state == TaskState::Unreachable);
         let completed = state
             .frameworks()
             .values()
-            .flat_map(|f| {
-                f.tasks.values().filter(|t| t.state.is_terminal()).chain(f.completed_tasks.iter())
+            .flat_map(move |f| {
+                let tracked = any_terminal.then(|| f.tasks.values()).into_iter().flatten();
+                tracked.filter(|t| t.state.is_terminal()).chain(f.completed_tasks.iter())
             })
             .chain(self.0.completed_frameworks().values().flat_map(|c| {
                 c.framework.tasks.values().chain(c.framework.completed_tasks.iter())
@@ -455,77 +427,62 @@ impl serde::Serialize for TasksRef<'_> {
     }
 }
 
-fn framework_json(framework: &Framework, state: &ClusterState) -> Json {
-    let offers: Vec<Json> = framework
-        .offers
-        .iter()
-        .filter_map(|id| state.offer(id))
-        .map(|offer| {
-            serde_json::to_value(super::convert::offer_to_json(offer))
-                .expect("an offer's JSON has string keys only")
-        })
-        .collect();
-    let mut allocated = corral_state::Resources::new();
-    for task in framework.tasks.values().filter(|task| !task.state.is_terminal()) {
-        allocated.add(task.resources());
-    }
-    let mut offered = corral_state::Resources::new();
-    for id in &framework.offers {
-        if let Some(offer) = state.offer(id) {
-            offered.add(&offer.resources);
-        }
-    }
-    let mut json = json!({
-        "framework_info": framework_info_to_json(&framework.info, &framework.id),
-        "active": framework.is_connected(),
-        "connected": framework.is_connected(),
-        "recovered": false,
-        "registered_time": nanos(framework.registered_at),
-        "offers": offers,
-        "allocated_resources": resources_to_json(&allocated, None),
-        "offered_resources": resources_to_json(&offered, None),
-    });
-    if let Some(at) = framework.reregistered_at {
-        json["reregistered_time"] = nanos(at);
-    }
-    json
-}
-
 fn get_agents(state: &ClusterState) -> Json {
-    let agents: Vec<Json> =
-        state.agents().values().filter(|agent| !agent.is_gone()).map(agent_json).collect();
-    json!({"agents": agents, "recovered_agents": []})
+    serde_json::to_value(AgentsRef(state)).expect("agents render as JSON")
 }
 
 fn get_frameworks(state: &ClusterState) -> Json {
-    let frameworks: Vec<Json> =
-        state.frameworks().values().map(|f| framework_json(f, state)).collect();
-    let completed: Vec<Json> = state
-        .completed_frameworks()
-        .values()
-        .map(|completed| {
-            let mut json = framework_json(&completed.framework, state);
-            json["active"] = json!(false);
-            json["connected"] = json!(false);
-            json["unregistered_time"] = nanos(completed.removed_at);
-            json
-        })
-        .collect();
-    json!({"frameworks": frameworks, "completed_frameworks": completed})
+    serde_json::to_value(FrameworksRef(state)).expect("frameworks render as JSON")
 }
 
 fn get_executors(state: &ClusterState) -> Json {
-    let executors: Vec<Json> = state
-        .executors()
-        .values()
-        .map(|executor| {
+    serde_json::to_value(ExecutorsRef(state)).expect("executors render as JSON")
+}
+
+/// GET_FRAMEWORKS, one framework at a time, in the order of the keys `get_frameworks` had as
+/// a `Value`.
+struct FrameworksRef<'a>(&'a ClusterState);
+
+impl serde::Serialize for FrameworksRef<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let state = self.0;
+        let completed = state.completed_frameworks().values().map(|completed| FrameworkRef {
+            framework: &completed.framework,
+            removed_at: Some(completed.removed_at),
+            state,
+        });
+        let active = state.frameworks().values().map(|framework| FrameworkRef {
+            framework,
+            removed_at: None,
+            state,
+        });
+        let mut map = serializer.serialize_map(Some(2))?;
+        map.serialize_entry("completed_frameworks", &Sequence::new(completed))?;
+        map.serialize_entry("frameworks", &Sequence::new(active))?;
+        map.end()
+    }
+}
+
+/// GET_EXECUTORS, one executor at a time. Each is still built as a `Value` (command and
+/// container have no borrowed writer); there is at most one per custom executor, not one per
+/// task.
+struct ExecutorsRef<'a>(&'a ClusterState);
+
+impl serde::Serialize for ExecutorsRef<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let executors = self.0.executors().values().map(|executor| {
             json!({
                 "agent_id": IdJson::new(&executor.agent_id),
                 "executor_info": super::convert::executor_to_json(&executor.info),
             })
-        })
-        .collect();
-    json!({"executors": executors, "orphan_executors": []})
+        });
+        let mut map = serializer.serialize_map(Some(2))?;
+        map.serialize_entry("executors", &Sequence::new(executors))?;
+        map.serialize_entry("orphan_executors", &[(); 0])?;
+        map.end()
+    }
 }
 
 fn get_tasks(state: &ClusterState) -> Json {
@@ -692,8 +649,8 @@ pub fn write_query(
                 key: "get_state",
                 body: StateRef {
                     tasks: TasksRef(state),
-                    executors: get_executors(state),
-                    frameworks: get_frameworks(state),
+                    executors: ExecutorsRef(state),
+                    frameworks: FrameworksRef(state),
                     agents: AgentsRef(state),
                 },
             },
@@ -708,7 +665,7 @@ struct AgentsRef<'a>(&'a ClusterState);
 impl serde::Serialize for AgentsRef<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        let agents = self.0.agents().values().filter(|agent| !agent.is_gone()).map(agent_json);
+        let agents = self.0.agents().values().filter(|agent| !agent.is_gone()).map(AgentRef);
         let mut map = serializer.serialize_map(Some(2))?;
         map.serialize_entry("agents", &Sequence::new(agents))?;
         map.serialize_entry("recovered_agents", &[(); 0])?;
@@ -734,8 +691,8 @@ impl<T: serde::Serialize> serde::Serialize for TypedAnswer<T> {
 
 struct StateRef<'a> {
     tasks: TasksRef<'a>,
-    executors: Json,
-    frameworks: Json,
+    executors: ExecutorsRef<'a>,
+    frameworks: FrameworksRef<'a>,
     agents: AgentsRef<'a>,
 }
 

@@ -15,7 +15,9 @@ use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde::Serialize;
 use serde_json::Value as Json;
 
-use corral_state::model::{Agent, AgentMode, Framework, Label, Liveness, Task, TaskState};
+use corral_state::model::{
+    Agent, AgentMode, Framework, Label, Liveness, Task, TaskState, TaskStatus,
+};
 use corral_state::{ClusterState, Reservation, Resources, Value};
 
 use super::convert::capability_to_json;
@@ -23,34 +25,45 @@ use super::convert::capability_to_json;
 /// Mesos v0 resource maps: scalars as numbers, ranges and sets as their text form.
 pub struct ResourceMap<'a>(pub &'a Resources);
 
+/// The names every v0 resource map starts with, present or not.
+const FIRST_NAMES: [&str; 4] = ["cpus", "mem", "disk", "gpus"];
+
 impl Serialize for ResourceMap<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let resources = self.0;
-        let mut map = serializer.serialize_map(None)?;
-        for name in ["cpus", "mem", "disk", "gpus"] {
-            map.serialize_entry(name, &resources.scalar(name).as_f64())?;
-        }
-        let mut written: Vec<&str> = vec!["cpus", "mem", "disk", "gpus"];
+        // One pass for the four totals: this map is written for every task and agent.
+        let mut first = [corral_state::Scalar::ZERO; 4];
         for resource in resources.iter() {
-            if written.contains(&resource.name.as_str()) {
+            if let Value::Scalar(amount) = resource.value {
+                if let Some(index) = FIRST_NAMES.iter().position(|name| resource.name == *name) {
+                    first[index] += amount;
+                }
+            }
+        }
+        let mut map = serializer.serialize_map(None)?;
+        for (name, amount) in FIRST_NAMES.iter().zip(first) {
+            map.serialize_entry(name, &amount.as_f64())?;
+        }
+        // A bag is sorted by name, so the entries of one name (one per reservation) are
+        // adjacent; each name is written once, with all its reservations together.
+        let mut previous: Option<&str> = None;
+        for resource in resources.iter() {
+            let name = resource.name.as_str();
+            if FIRST_NAMES.contains(&name) || previous == Some(name) {
                 continue;
             }
-            written.push(resource.name.as_str());
+            previous = Some(name);
             match &resource.value {
-                Value::Scalar(_) => map.serialize_entry(
-                    resource.name.as_str(),
-                    &resources.scalar(&resource.name).as_f64(),
-                )?,
-                Value::Ranges(_) => map.serialize_entry(
-                    resource.name.as_str(),
-                    &resources.ranges(&resource.name).to_string(),
-                )?,
+                Value::Scalar(_) => map.serialize_entry(name, &resources.scalar(name).as_f64())?,
+                Value::Ranges(_) => {
+                    map.serialize_entry(name, &resources.ranges(name).to_string())?
+                }
                 Value::Set(items) => {
                     let text = format!(
                         "{{{}}}",
                         items.iter().map(String::as_str).collect::<Vec<_>>().join(",")
                     );
-                    map.serialize_entry(resource.name.as_str(), &text)?;
+                    map.serialize_entry(name, &text)?;
                 }
             }
         }
@@ -79,10 +92,39 @@ impl Serialize for ReservedByRole<'_> {
     }
 }
 
+/// A task's statuses as v0 shows them: state and time only.
+pub(crate) struct StatusesV0<'a>(&'a [TaskStatus]);
+
+impl Serialize for StatusesV0<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut sequence = serializer.serialize_seq(Some(self.0.len()))?;
+        for status in self.0 {
+            sequence.serialize_element(&StatusV0 {
+                state: status.state.as_mesos_str(),
+                timestamp: status.timestamp.as_secs_f64(),
+            })?;
+        }
+        sequence.end()
+    }
+}
+
 #[derive(Serialize)]
 struct StatusV0 {
     state: &'static str,
     timestamp: f64,
+}
+
+pub(crate) struct LabelsV0<'a>(&'a [Label]);
+
+impl Serialize for LabelsV0<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut sequence = serializer.serialize_seq(Some(self.0.len()))?;
+        for label in self.0 {
+            sequence
+                .serialize_element(&LabelV0 { key: &label.key, value: label.value.as_deref() })?;
+        }
+        sequence.end()
+    }
 }
 
 #[derive(Serialize)]
@@ -102,8 +144,8 @@ pub(crate) struct TaskV0<'a> {
     state: &'static str,
     resources: ResourceMap<'a>,
     role: &'a str,
-    statuses: Vec<StatusV0>,
-    labels: Vec<LabelV0<'a>>,
+    statuses: StatusesV0<'a>,
+    labels: LabelsV0<'a>,
     /// Mesos-DNS reads named ports from here.
     #[serde(skip_serializing_if = "Option::is_none")]
     discovery: Option<crate::json::DiscoveryInfoJson>,
@@ -124,20 +166,8 @@ pub(crate) fn task_v0(task: &Task) -> TaskV0<'_> {
         state: task.state.as_mesos_str(),
         resources: ResourceMap(task.resources()),
         role: task.role.as_str(),
-        statuses: task
-            .statuses
-            .iter()
-            .map(|s| StatusV0 {
-                state: s.state.as_mesos_str(),
-                timestamp: s.timestamp.as_secs_f64(),
-            })
-            .collect(),
-        labels: task
-            .info
-            .labels
-            .iter()
-            .map(|l: &Label| LabelV0 { key: &l.key, value: l.value.as_deref() })
-            .collect(),
+        statuses: StatusesV0(&task.statuses),
+        labels: LabelsV0(&task.info.labels),
         discovery: task.info.discovery.as_ref().map(crate::convert::discovery_to_json),
     }
 }
@@ -230,12 +260,16 @@ impl Serialize for FrameworkV0<'_> {
                     .map(|t| task_v0(t)),
             ),
         )?;
+        // The tally counts tracked tasks by state (never fewer than this copy holds): with
+        // none unreachable, the framework's tasks are not walked a second time.
+        let any_unreachable = self.state.tally().tasks(TaskState::Unreachable) > 0;
         map.serialize_entry(
             "unreachable_tasks",
             &Sequence::new(
-                framework
-                    .tasks
-                    .values()
+                any_unreachable
+                    .then(|| framework.tasks.values())
+                    .into_iter()
+                    .flatten()
                     .filter(|t| t.state == TaskState::Unreachable)
                     .map(|t| task_v0(t)),
             ),
