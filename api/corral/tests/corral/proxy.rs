@@ -52,6 +52,29 @@ impl Drop for ProxyProcess {
 }
 
 impl ProxyProcess {
+    /// `corral proxy` for the `external` group, asking `masters` in that order, logging
+    /// into `directory`.
+    fn start(
+        directory: &std::path::Path,
+        masters: &[String],
+        http_listen: &str,
+        admin: &str,
+        drain_grace: &str,
+    ) -> ProxyProcess {
+        let log = directory.join("proxy.log");
+        let child = std::process::Command::new(corral_testkit::corral_bin())
+            .args(["proxy", "--master", &masters.join(","), "--group", "external"])
+            .args(["--http-listen", http_listen, "--bind-ip", "127.0.0.1"])
+            .args(["--admin-listen", admin, "--drain-grace", drain_grace])
+            .env("RUST_LOG", "info")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("proxy log"))
+            .spawn()
+            .expect("corral proxy starts");
+        ProxyProcess { child, log }
+    }
+
     fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -258,20 +281,7 @@ async fn the_proxy_serves_by_port_and_vhost_and_fails_nothing_across_a_restart_a
     let first_asked = cluster.masters[follower].address.clone();
     let mut masters = vec![first_asked.clone()];
     masters.extend(cluster.addresses().into_iter().filter(|a| *a != first_asked));
-    let log = directory.path().join("proxy.log");
-    let _proxy = ProxyProcess {
-        child: std::process::Command::new(corral_testkit::corral_bin())
-            .args(["proxy", "--master", &masters.join(","), "--group", "external"])
-            .args(["--http-listen", &http_listen, "--bind-ip", "127.0.0.1"])
-            .args(["--admin-listen", &admin, "--drain-grace", "10"])
-            .env("RUST_LOG", "info")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("proxy log"))
-            .spawn()
-            .expect("corral proxy starts"),
-        log,
-    };
+    let _proxy = ProxyProcess::start(directory.path(), &masters, &http_listen, &admin, "10");
     let http = reqwest::Client::new();
 
     let first =
@@ -499,20 +509,14 @@ async fn a_killed_instance_is_drained_for_its_apps_kill_grace_not_the_proxys_def
     assert_eq!(response.status(), 201, "{}", response.text().await.unwrap_or_default());
 
     let admin = Cluster::free_address();
-    let log = directory.path().join("proxy.log");
-    let proxy = ProxyProcess {
-        child: std::process::Command::new(corral_testkit::corral_bin())
-            .args(["proxy", "--master", &cluster.addresses().join(","), "--group", "external"])
-            .args(["--http-listen", &Cluster::free_address(), "--bind-ip", "127.0.0.1"])
-            .args(["--admin-listen", &admin, "--drain-grace", DRAIN_GRACE])
-            .env("RUST_LOG", "info")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("proxy log"))
-            .spawn()
-            .expect("corral proxy starts"),
-        log,
-    };
+    let http_listen = Cluster::free_address();
+    let proxy = ProxyProcess::start(
+        directory.path(),
+        &cluster.addresses(),
+        &http_listen,
+        &admin,
+        DRAIN_GRACE,
+    );
     let http = reqwest::Client::new();
     let task = eventually(Duration::from_secs(90), "the instance behind the proxy", || async {
         let ready = ready_tasks(&cluster, leader).await?;
