@@ -8,8 +8,8 @@
 //! that log and when the master stops (`LogNode::shutdown`). A killed master's journal may
 //! lack the rows applied since the last flush until it restarts.
 //!
-//! Beside each row, written in the same sled transaction (a master killed mid-write
-//! recovers whole rows or none): its link in the hash chain ([`chain`],
+//! Beside each row, written in the same pass (then a marker: after a crash, rows past it
+//! were cut short and are dropped when the journal opens): its link in the hash chain ([`chain`],
 //! tree `journal_chain`), each command's verdict and event count (`journal_verdicts`), and
 //! its keys in the entity index ([`index`], `journal_entities`). Every so many commands a
 //! checkpoint of the whole state is written (`journal_checkpoints`, [`checkpoint`]), so the
@@ -30,8 +30,6 @@ pub use checkpoint::CheckpointPolicy;
 use std::ops::RangeInclusive;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
-
-use sled::Transactional;
 
 use corral_state::{
     codec, ClusterState, CodecError, Cursor, Entity, Entry, Event, Outcome, Timestamp, Verdict,
@@ -69,6 +67,9 @@ pub enum JournalError {
 }
 
 const LOST_THROUGH_KEY: &[u8] = b"lost_through";
+/// The newest index whose rows were all written (see `Journal::write`). Absent in a journal
+/// written by an older build, whose rows are all taken as whole.
+const JOURNALED_THROUGH_KEY: &[u8] = b"journaled_through";
 /// The chain's base: rows at or before its index are not in the chain, the entity index or
 /// the verdicts (trimmed, before an installed snapshot, or journaled by an older build).
 const CHAIN_BASE_KEY: &[u8] = b"chain_base";
@@ -232,7 +233,7 @@ impl Journal {
             }
         };
         let trimmed_through = meta.get(TRIMMED_THROUGH_KEY)?.map(|bytes| decode_index(&bytes));
-        Ok(Journal {
+        let journal = Journal {
             commands,
             events: db.open_tree("journal_events")?,
             meta,
@@ -243,29 +244,52 @@ impl Journal {
             retention,
             lost_through: Arc::new(Mutex::new(lost_through)),
             bases: Arc::new(Mutex::new(Bases { chain: base, trimmed_through })),
-        })
+        };
+        journal.drop_torn_tail()?;
+        Ok(journal)
+    }
+
+    /// Rows after the marker were being written when the master stopped (killed between
+    /// two trees): some trees have them, some not. They go; applying the entries again from
+    /// the Raft log after restart writes them whole. Entity index keys may stay: they are
+    /// written again the same.
+    fn drop_torn_tail(&self) -> Result<(), JournalError> {
+        let Some(through) = self.meta.get(JOURNALED_THROUGH_KEY)?.map(|bytes| decode_index(&bytes))
+        else {
+            return Ok(());
+        };
+        let after = (through + 1).to_be_bytes();
+        let mut dropped = 0;
+        for tree in [&self.commands, &self.events, &self.chain, &self.verdicts] {
+            let mut batch = sled::Batch::default();
+            for row in tree.range(after..) {
+                batch.remove(row?.0);
+                dropped += 1;
+            }
+            tree.apply_batch(batch)?;
+        }
+        if dropped > 0 {
+            tracing::warn!(
+                journaled_through = through,
+                dropped,
+                "the journal's last write was cut short; its rows are written again as the entries are applied"
+            );
+        }
+        Ok(())
     }
 
     pub(crate) fn write(&self, batch: JournalBatch) -> Result<(), JournalError> {
         let Some((newest_index, newest_at)) = batch.newest else { return Ok(()) };
-        // One transaction, so a master killed mid-write recovers either every tree's rows
-        // for these indexes or none: a row without its chain link would read as altered.
-        let trees = (&self.commands, &self.events, &self.chain, &self.verdicts, &self.entities);
-        trees
-            .transaction(|(commands, events, chain, verdicts, entities)| {
-                commands.apply_batch(&batch.commands)?;
-                events.apply_batch(&batch.events)?;
-                chain.apply_batch(&batch.chain)?;
-                verdicts.apply_batch(&batch.verdicts)?;
-                entities.apply_batch(&batch.entities)?;
-                Ok::<_, sled::transaction::ConflictableTransactionError<std::convert::Infallible>>(
-                    (),
-                )
-            })
-            .map_err(|error| match error {
-                sled::transaction::TransactionError::Storage(error) => JournalError::Storage(error),
-                sled::transaction::TransactionError::Abort(never) => match never {},
-            })?;
+        // Tree by tree (a transaction over the five trees would hold sled's global write
+        // lock for all of them, stalling the Raft log's appends behind big applies), then the
+        // marker: sled recovers a prefix of its writes, so after a crash every row at or
+        // before the marker is whole, and `open` drops what lies after it.
+        self.commands.apply_batch(batch.commands)?;
+        self.events.apply_batch(batch.events)?;
+        self.chain.apply_batch(batch.chain)?;
+        self.verdicts.apply_batch(batch.verdicts)?;
+        self.entities.apply_batch(batch.entities)?;
+        self.meta.insert(JOURNALED_THROUGH_KEY, newest_index.to_be_bytes().to_vec())?;
         if !self.retention.keeps_everything() {
             self.enforce_retention(newest_index, newest_at)?;
         }
@@ -440,6 +464,7 @@ impl Journal {
         let lost = Cursor::new(snapshot_index, u32::MAX);
         self.record_lost_through(lost)?;
         self.set_bases(ChainHead { index: snapshot_index, hash: head.hash }, snapshot_index)?;
+        self.meta.remove(JOURNALED_THROUGH_KEY)?;
         self.commands.clear()?;
         self.events.clear()?;
         self.chain.clear()?;
@@ -681,7 +706,10 @@ mod tests {
             assert_eq!(head.index, u64::try_from(rows).unwrap(), "round {round}");
             assert_eq!(journal.events.len(), rows, "round {round}: events");
             assert_eq!(journal.verdicts.len(), rows, "round {round}: verdicts");
-            assert_eq!(journal.entities.len(), rows, "round {round}: entity index");
+            // The entity index may keep the keys of the write cut short (one row here): they
+            // are written again the same when the entry is applied again.
+            let keys = journal.entities.len();
+            assert!(keys == rows || keys == rows + 1, "round {round}: {keys} entity keys");
         }
     }
 
