@@ -8,10 +8,10 @@
 //! that log and when the master stops (`LogNode::shutdown`). A killed master's journal may
 //! lack the rows applied since the last flush until it restarts.
 //!
-//! Beside each row, written in the same pass (then a marker: after a crash, rows past it
-//! were cut short and are dropped when the journal opens): its link in the hash chain ([`chain`],
-//! tree `journal_chain`), each command's verdict and event count (`journal_verdicts`), and
-//! its keys in the entity index ([`index`], `journal_entities`). Every so many commands a
+//! Beside each row, written in the same pass: its link in the hash chain ([`chain`], tree
+//! `journal_chain`), each command's verdict and event count (`journal_verdicts`), and its
+//! keys in the entity index ([`index`], `journal_entities`). Then a marker: after a crash,
+//! rows past it were cut short and are dropped when the journal opens. Every so many commands a
 //! checkpoint of the whole state is written (`journal_checkpoints`, [`checkpoint`]), so the
 //! state at any index is a checkpoint plus a short replay ([`audit`]).
 //!
