@@ -2,8 +2,7 @@
 //! 1,000,000; one command per Raft entry, the worst case for per-row costs) holding 100,000
 //! tasks, applied through the real state machine into real sled trees (no network, no
 //! fsync: this measures the journal, not Raft). Then: the history of one task, the state at
-//! a random index, a diff across 10,000 entries (anywhere, and within the last 300,000: after
-//! the checkpoints kept as states), exporting the command trail, verifying the
+//! a random index, a diff across 10,000 entries, exporting the command trail, verifying the
 //! chain, and what the audit trees cost on disk.
 //!
 //! ```text
@@ -268,32 +267,6 @@ pub(crate) async fn benchmark() {
     }
     println!(
         "audit: diff across 10,000 entries: median {:.0} ms",
-        median(samples).as_secs_f64() * 1e3
-    );
-
-    // Recent history: the last 300,000 entries lie after checkpoints this process kept as
-    // states (journal/checkpoint.rs), so these start without decoding one.
-    let recent_from = last.saturating_sub(300_000).max(1);
-    let mut samples = Vec::new();
-    for from in spread(5, recent_from, last - 10_000) {
-        let start = Instant::now();
-        let changes = journal.diff(from, from + 10_000, initial.clone()).expect("diff");
-        samples.push(start.elapsed());
-        std::hint::black_box(changes);
-    }
-    println!(
-        "audit: diff across 10,000 entries within the last 300,000: median {:.0} ms",
-        median(samples).as_secs_f64() * 1e3
-    );
-    let mut samples = Vec::new();
-    for index in spread(7, recent_from, last) {
-        let start = Instant::now();
-        let state = journal.state_at(index, initial.clone()).expect("state_at");
-        samples.push(start.elapsed());
-        std::hint::black_box(state);
-    }
-    println!(
-        "audit: state at an index within the last 300,000: median {:.0} ms",
         median(samples).as_secs_f64() * 1e3
     );
 
