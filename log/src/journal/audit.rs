@@ -296,8 +296,12 @@ impl Journal {
             return Err(AuditError::Beyond { asked: index, last });
         }
         let trimmed = self.trimmed_through();
-        let (mut state, from) = match self.checkpoints.state_at_or_before(index)? {
-            Some((at, state)) if trimmed.is_none_or(|trimmed| at >= trimmed) => (state, at + 1),
+        let (mut state, from) = match self.checkpoints.at_or_before(index)? {
+            Some((at, bytes)) if trimmed.is_none_or(|trimmed| at >= trimmed) => {
+                let state = ClusterState::from_snapshot(&bytes)
+                    .map_err(|source| JournalError::Corrupt { index: at, source })?;
+                (state, at + 1)
+            }
             _ if trimmed.is_none() => (initial, 0),
             _ => {
                 let oldest = self.oldest_state_index()?;

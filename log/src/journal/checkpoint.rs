@@ -6,15 +6,7 @@
 //! its own thread from a copy of the state, so applying never waits for an encoding, and a
 //! checkpoint skipped because the previous one is still being written only makes one
 //! replay longer.
-//!
-//! The newest [`RECENT_KEPT`] checkpoints this process wrote are also kept as states, so a
-//! question about recent history (`state_at`, `diff`) starts from one without decoding it
-//! (decoding 100,000 tasks takes a few hundred milliseconds). They cost little memory: the
-//! state's maps are persistent and a kept copy shares every part the live state has not
-//! changed since. Any checkpoint at or before an index gives the right state there (the rows
-//! after it are replayed), so a kept one is used whenever it is at or before the index asked.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -48,18 +40,12 @@ impl CheckpointPolicy {
 /// What the checkpoint thread is handed: the index and a copy of the state right after it.
 type Pending = (u64, Box<ClusterState>);
 
-/// How many checkpoints written by this process are kept as states (see the module docs):
-/// with the default policy, the last 400,000 commands.
-pub(crate) const RECENT_KEPT: usize = 8;
-
 #[derive(Clone)]
 pub(crate) struct Checkpoints {
     tree: sled::Tree,
     /// 0 for never.
     every: Arc<AtomicU64>,
     writer: Arc<Mutex<Option<SyncSender<Pending>>>>,
-    /// The newest checkpoints written here, by index, as states.
-    recent: Arc<Mutex<BTreeMap<u64, ClusterState>>>,
 }
 
 impl Checkpoints {
@@ -68,7 +54,6 @@ impl Checkpoints {
             tree: db.open_tree("journal_checkpoints")?,
             every: Arc::new(AtomicU64::new(CheckpointPolicy::DEFAULT.as_number())),
             writer: Arc::new(Mutex::new(None)),
-            recent: Arc::new(Mutex::new(BTreeMap::new())),
         })
     }
 
@@ -119,35 +104,14 @@ impl Checkpoints {
     pub(crate) fn write(&self, index: u64, state: &ClusterState) -> Result<(), JournalError> {
         let bytes = state.snapshot().map_err(|source| JournalError::Corrupt { index, source })?;
         self.tree.insert(index.to_be_bytes(), bytes)?;
-        let mut recent = self.recent();
-        recent.insert(index, state.clone());
-        while recent.len() > RECENT_KEPT {
-            recent.pop_first();
-        }
         Ok(())
     }
 
-    fn recent(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, ClusterState>> {
-        self.recent.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// The state at the newest checkpoint at or before `index` and that checkpoint's index:
-    /// a kept state when there is one, else the newest on disk, decoded.
-    pub(crate) fn state_at_or_before(
+    /// The newest checkpoint at or before `index`.
+    pub(crate) fn at_or_before(
         &self,
         index: u64,
-    ) -> Result<Option<(u64, ClusterState)>, JournalError> {
-        if let Some((&at, state)) = self.recent().range(..=index).next_back() {
-            return Ok(Some((at, state.clone())));
-        }
-        let Some((at, bytes)) = self.at_or_before(index)? else { return Ok(None) };
-        let state = ClusterState::from_snapshot(&bytes)
-            .map_err(|source| JournalError::Corrupt { index: at, source })?;
-        Ok(Some((at, state)))
-    }
-
-    /// The newest checkpoint at or before `index`.
-    fn at_or_before(&self, index: u64) -> Result<Option<(u64, sled::IVec)>, JournalError> {
+    ) -> Result<Option<(u64, sled::IVec)>, JournalError> {
         Ok(self
             .tree
             .range(..=index.to_be_bytes())
@@ -173,12 +137,10 @@ impl Checkpoints {
             batch.remove(row?.0);
         }
         self.tree.apply_batch(batch)?;
-        self.recent().retain(|&at, _| at >= index);
         Ok(())
     }
 
     pub(crate) fn clear(&self) -> Result<(), JournalError> {
-        self.recent().clear();
         self.tree.clear()?;
         Ok(())
     }
@@ -199,18 +161,7 @@ impl Checkpoints {
 mod tests {
     use corral_state::ClusterState;
 
-    use super::{Checkpoints, RECENT_KEPT};
-    use crate::journal::JournalError;
-
-    /// Overwrites the checkpoint at `index` on disk with bytes that do not decode: a state
-    /// that still comes back was kept, not decoded.
-    fn spoil_on_disk(checkpoints: &Checkpoints, index: u64) {
-        checkpoints.tree.insert(index.to_be_bytes(), b"not a state".to_vec()).unwrap();
-    }
-
-    fn index_of(answer: Result<Option<(u64, ClusterState)>, JournalError>) -> Option<u64> {
-        answer.unwrap().map(|(index, _)| index)
-    }
+    use super::Checkpoints;
 
     #[test]
     fn a_journal_let_go_lets_its_database_go_once_its_checkpoint_is_written() {
@@ -234,34 +185,7 @@ mod tests {
             }
         };
         let checkpoints = Checkpoints::open(&reopened).unwrap();
-        assert_eq!(index_of(checkpoints.state_at_or_before(10)), Some(7));
-    }
-
-    #[test]
-    fn the_newest_checkpoints_are_answered_without_decoding_and_older_ones_from_disk() {
-        let directory = tempfile::tempdir().unwrap();
-        let db = sled::Config::new().path(directory.path()).open().unwrap();
-        let checkpoints = Checkpoints::open(&db).unwrap();
-        let state = ClusterState::default();
-        let written: Vec<u64> = (1..=RECENT_KEPT as u64 + 2).map(|n| n * 100).collect();
-        for &index in &written {
-            checkpoints.write(index, &state).unwrap();
-            spoil_on_disk(&checkpoints, index);
-        }
-        // Kept: the newest RECENT_KEPT, each answering for the indexes up to the next one.
-        assert_eq!(index_of(checkpoints.state_at_or_before(1_050)), Some(1_000));
-        assert_eq!(index_of(checkpoints.state_at_or_before(350)), Some(300));
-        assert_eq!(index_of(checkpoints.state_at_or_before(99)), None);
-        // The two oldest were let go: they come from disk, where they no longer decode.
-        assert!(matches!(
-            checkpoints.state_at_or_before(250),
-            Err(JournalError::Corrupt { index: 200, .. })
-        ));
-        // Trimming and clearing let go of kept states too.
-        checkpoints.trim_before(500).unwrap();
-        assert_eq!(index_of(checkpoints.state_at_or_before(450)), None);
-        assert_eq!(index_of(checkpoints.state_at_or_before(550)), Some(500));
-        checkpoints.clear().unwrap();
-        assert_eq!(index_of(checkpoints.state_at_or_before(1_050)), None);
+        let written = checkpoints.at_or_before(10).unwrap().map(|(index, _)| index);
+        assert_eq!(written, Some(7));
     }
 }

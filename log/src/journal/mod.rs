@@ -506,7 +506,10 @@ impl Journal {
         &self,
         index: u64,
     ) -> Result<Option<(u64, ClusterState)>, JournalError> {
-        self.checkpoints.state_at_or_before(index)
+        let Some((at, bytes)) = self.checkpoints.at_or_before(index)? else { return Ok(None) };
+        let state = ClusterState::from_snapshot(&bytes)
+            .map_err(|source| JournalError::Corrupt { index: at, source })?;
+        Ok(Some((at, state)))
     }
 
     fn record_lost_through(&self, cursor: Cursor) -> Result<(), JournalError> {
