@@ -171,7 +171,8 @@ async fn each_principal_sees_only_the_frameworks_tasks_roles_and_apps_it_may_vie
     let directory = tempfile::tempdir().expect("temp dir");
     let token_file = directory.path().join("agent.token");
     std::fs::write(&token_file, agent_token).expect("token file");
-    let mut agent = AgentProcess::start(
+    // Stopped when dropped, gracefully: it kills its tasks, so none outlives the test.
+    let _agent = AgentProcess::start(
         directory.path(),
         "agent",
         &cluster.addresses(),
@@ -261,5 +262,4 @@ async fn each_principal_sees_only_the_frameworks_tasks_roles_and_apps_it_may_vie
             && line.contains("reason=\"hidden\"")),
         "hidden reads counted"
     );
-    agent.kill();
 }
