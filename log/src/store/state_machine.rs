@@ -128,10 +128,10 @@ impl StateMachineStore {
         self.persist_snapshot(&StoredSnapshot { meta, data })
     }
 
-    /// Not sled's `flush_async`: its thread pool drops its handle on the database a moment
-    /// after the flush completes, so a master stopped with it could not be opened again at
-    /// once in the same process (the file lock is still held). Here the handle is gone
-    /// before the flush reports.
+    /// Not sled's `flush_async`: its pool job holds a handle on the database until the job
+    /// is dropped, after the flush has reported (read in sled's source), and a stopped master
+    /// should hold nothing once `LogNode::shutdown` returns. Here the handle is gone before
+    /// the flush reports.
     pub(crate) async fn flush(&self) -> Result<usize, sled::Error> {
         let db = self.shared.db.clone();
         tokio::task::spawn_blocking(move || db.flush()).await.expect("a sled flush does not panic")
