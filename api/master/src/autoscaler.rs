@@ -281,7 +281,14 @@ async fn fetch_statistics(
     }
     let entries: Vec<StatisticsEntry> =
         response.json().await.map_err(|error| format!("GET {url}: {error}"))?;
-    Ok(entries
+    Ok(readings(entries))
+}
+
+/// One reading per task of an agent's statistics. A task is named by `source`, which a
+/// Corral agent always sets (an executor may run several tasks); an entry without one (a
+/// Mesos agent's command task is its own executor) by its executor.
+fn readings(entries: Vec<StatisticsEntry>) -> Vec<(TaskId, FrameworkId, UsageReading)> {
+    entries
         .into_iter()
         .map(|entry| {
             let task_id = TaskId::new(entry.source.unwrap_or(entry.executor_id));
@@ -295,13 +302,32 @@ async fn fetch_statistics(
             };
             (task_id, FrameworkId::new(entry.framework_id), reading)
         })
-        .collect())
+        .collect()
 }
 
 /// What this leader remembers between evaluations: when each app is due next.
 #[derive(Default)]
 struct Memory {
     next_at: BTreeMap<AppId, Timestamp>,
+}
+
+impl Memory {
+    /// The apps whose evaluation is due at `now`, each due again its evaluation interval
+    /// later. A newly autoscaled app is due at once; apps no longer autoscaled are forgotten,
+    /// so a policy put back later starts afresh.
+    fn due(&mut self, now: Timestamp, apps: &BTreeMap<AppId, AppView>) -> Vec<AppId> {
+        self.next_at.retain(|app_id, _| apps.contains_key(app_id));
+        let mut due = Vec::new();
+        for (app_id, view) in apps {
+            let next_at = self.next_at.entry(app_id.clone()).or_insert(now);
+            if now < *next_at {
+                continue;
+            }
+            *next_at = now.plus(view.policy.evaluation_interval);
+            due.push(app_id.clone());
+        }
+        due
+    }
 }
 
 /// What one app's evaluation needs from the state, copied out under the read.
@@ -372,16 +398,13 @@ async fn evaluate_due(master: &Master, memory: &mut Memory) {
         }
     };
     let now = wall_clock();
-    memory.next_at.retain(|app_id, _| apps.contains_key(app_id));
     for app_id in stale_series(&master.inner.metrics.autoscaler_at_max, &apps) {
         let _ = master.inner.metrics.autoscaler_at_max.remove_label_values(&[app_id.as_str()]);
     }
-    for (app_id, view) in apps {
-        let next_at = memory.next_at.entry(app_id.clone()).or_insert(now);
-        if now < *next_at {
-            continue;
-        }
-        *next_at = now.plus(view.policy.evaluation_interval);
+    let due = memory.due(now, &apps);
+    let mut apps = apps;
+    for app_id in due {
+        let view = apps.remove(&app_id).expect("due names only apps of the view");
         evaluate(master, now, app_id, view).await;
     }
 }
@@ -402,50 +425,23 @@ fn stale_series(gauge: &prometheus::IntGaugeVec, apps: &BTreeMap<AppId, AppView>
 async fn evaluate(master: &Master, now: Timestamp, app_id: AppId, view: AppView) {
     let metrics = &master.inner.metrics;
     let samples = measure(master, &view).await;
-    let ready =
-        view.instances.iter().filter(|(_, readiness)| *readiness == Readiness::Ready).count();
-    let decision = decide(&Evaluation {
-        policy: &view.policy,
-        now,
-        current: view.current,
-        ready: u32::try_from(ready).unwrap_or(u32::MAX),
-        deployment: view.deployment.as_ref(),
-        samples: &samples,
-        history: &view.recommendations,
-        scalings: &view.scalings,
-    });
-    let recommended = match &decision {
-        Decision::Scale(scaling) => Some(scaling.recommended),
-        Decision::Hold(hold) => hold.recommended,
-    };
-    let at_max = decision.desired() == view.policy.max
-        && recommended.is_some_and(|recommended| recommended > view.policy.max);
-    metrics.autoscaler_at_max.with_label_values(&[app_id.as_str()]).set(i64::from(at_max));
-    master.inner.autoscaler.set(app_id.clone(), now, decision.clone());
-    let recorded = view.recommendations.last().map(|recommendation| recommendation.count);
-    let command = match decision {
-        Decision::Scale(scaling) => {
-            let direction = if scaling.desired > scaling.current { "up" } else { "down" };
-            let reason = crate::routes::autoscaler::scaling_reason(&scaling);
-            let deployment_id = DeploymentId::new(uuid::Uuid::new_v4().to_string());
-            let command = Command::AutoscaleApp { app_id: app_id.clone(), scaling, deployment_id };
-            Some((command, Some((direction, reason))))
+    // Unused unless the plan scales: a scaling's deployment needs an id before it is proposed.
+    let deployment_id = DeploymentId::new(uuid::Uuid::new_v4().to_string());
+    let plan = plan(now, &app_id, &view, &samples, deployment_id);
+    metrics.autoscaler_at_max.with_label_values(&[app_id.as_str()]).set(i64::from(plan.at_max));
+    if matches!(plan.decision, Decision::Hold(_)) {
+        metrics.autoscaler_decisions.with_label_values(&["hold"]).inc();
+    }
+    master.inner.autoscaler.set(app_id.clone(), now, plan.decision);
+    let (command, scaled) = match plan.proposal {
+        None => return,
+        Some(Proposal::Scale { command, direction, reason }) => {
+            (command, Some((direction, reason)))
         }
-        Decision::Hold(hold) => {
-            metrics.autoscaler_decisions.with_label_values(&["hold"]).inc();
-            // A deployment is watched as "stay"; no recommendation leaves the window as is.
-            let count = match hold.reason {
-                HoldReason::DeploymentRunning { .. } => Some(view.current),
-                _ => hold.recommended,
-            };
-            count.filter(|count| Some(*count) != recorded).map(|count| {
-                (Command::RecordRecommendation { app_id: app_id.clone(), count }, None)
-            })
-        }
+        Some(Proposal::Record(command)) => (command, None),
     };
-    let Some((command, scaling)) = command else { return };
     match master.propose(new_request_id(), Actor::Leader, command).await {
-        Ok(committed) => match (committed.outcome.rejection(), scaling) {
+        Ok(committed) => match (committed.outcome.rejection(), scaled) {
             (None, Some((direction, reason))) => {
                 metrics.autoscaler_decisions.with_label_values(&[direction]).inc();
                 tracing::info!(%app_id, %reason, "autoscaled");
@@ -463,25 +459,88 @@ async fn evaluate(master: &Master, now: Timestamp, app_id: AppId, view: AppView)
     }
 }
 
+/// What one evaluation of an app asks of the log.
+#[derive(Debug, PartialEq)]
+enum Proposal {
+    /// An `AutoscaleApp`, `direction` "up" or "down", `reason` for people.
+    Scale { command: Command, direction: &'static str, reason: String },
+    /// A `RecordRecommendation`: the window's evidence changed.
+    Record(Command),
+}
+
+/// One evaluation's outcome, decided from what was read and measured alone.
+#[derive(Debug, PartialEq)]
+struct Plan {
+    decision: Decision,
+    /// The app sits at `max` while its metrics ask for more (`corral_autoscaler_at_max`).
+    at_max: bool,
+    proposal: Option<Proposal>,
+}
+
+/// Decides for one app and says what to propose: a scaling as one `AutoscaleApp` starting
+/// `deployment_id`, or the recommendation when it differs from the app's latest recorded
+/// one (a hold during a deployment records the current count: the window sees "stay").
+fn plan(
+    now: Timestamp,
+    app_id: &AppId,
+    view: &AppView,
+    samples: &[MetricSample],
+    deployment_id: DeploymentId,
+) -> Plan {
+    let ready =
+        view.instances.iter().filter(|(_, readiness)| *readiness == Readiness::Ready).count();
+    let decision = decide(&Evaluation {
+        policy: &view.policy,
+        now,
+        current: view.current,
+        ready: u32::try_from(ready).unwrap_or(u32::MAX),
+        deployment: view.deployment.as_ref(),
+        samples,
+        history: &view.recommendations,
+        scalings: &view.scalings,
+    });
+    let recommended = match &decision {
+        Decision::Scale(scaling) => Some(scaling.recommended),
+        Decision::Hold(hold) => hold.recommended,
+    };
+    let at_max = decision.desired() == view.policy.max
+        && recommended.is_some_and(|recommended| recommended > view.policy.max);
+    let recorded = view.recommendations.last().map(|recommendation| recommendation.count);
+    let proposal = match &decision {
+        Decision::Scale(scaling) => {
+            let direction = if scaling.desired > scaling.current { "up" } else { "down" };
+            let reason = crate::routes::autoscaler::scaling_reason(scaling);
+            let command = Command::AutoscaleApp {
+                app_id: app_id.clone(),
+                scaling: scaling.clone(),
+                deployment_id,
+            };
+            Some(Proposal::Scale { command, direction, reason })
+        }
+        Decision::Hold(hold) => {
+            // A deployment is watched as "stay"; no recommendation leaves the window as is.
+            let count = match hold.reason {
+                HoldReason::DeploymentRunning { .. } => Some(view.current),
+                _ => hold.recommended,
+            };
+            count.filter(|count| Some(*count) != recorded).map(|count| {
+                Proposal::Record(Command::RecordRecommendation { app_id: app_id.clone(), count })
+            })
+        }
+    };
+    Plan { decision, at_max, proposal }
+}
+
 /// One sample per metric of the policy, in its order.
 async fn measure(master: &Master, view: &AppView) -> Vec<MetricSample> {
     let mut samples = Vec::with_capacity(view.policy.metrics.len());
     for metric in &view.policy.metrics {
         let sample = match metric {
-            MetricTarget::Cpu { .. } | MetricTarget::Memory { .. } => {
-                let per_instance = view
-                    .instances
-                    .iter()
-                    .map(|(task_id, readiness)| {
-                        let usage = master.inner.usage.get(task_id);
-                        let utilization = usage.and_then(|usage| match metric {
-                            MetricTarget::Cpu { .. } => usage.cpu_utilization(),
-                            _ => usage.memory_utilization(),
-                        });
-                        InstanceSample { readiness: *readiness, utilization }
-                    })
-                    .collect();
-                MetricSample::PerInstance(per_instance)
+            MetricTarget::Cpu { .. } => {
+                per_instance(&view.instances, &master.inner.usage, TaskUsage::cpu_utilization)
+            }
+            MetricTarget::Memory { .. } => {
+                per_instance(&view.instances, &master.inner.usage, TaskUsage::memory_utilization)
             }
             MetricTarget::Prometheus { url, query, .. } => {
                 match query_prometheus(master, url, query).await {
@@ -497,6 +556,23 @@ async fn measure(master: &Master, view: &AppView) -> Vec<MetricSample> {
         samples.push(sample);
     }
     samples
+}
+
+/// A utilization metric's sample: each live instance with its readiness and, when the
+/// leader holds usage for its task, `utilization` of it.
+fn per_instance(
+    instances: &[(TaskId, Readiness)],
+    usage: &UsageTable,
+    utilization: fn(&TaskUsage) -> Option<Millionths>,
+) -> MetricSample {
+    let samples = instances
+        .iter()
+        .map(|(task_id, readiness)| InstanceSample {
+            readiness: *readiness,
+            utilization: usage.get(task_id).as_ref().and_then(utilization),
+        })
+        .collect();
+    MetricSample::PerInstance(samples)
 }
 
 /// The first value of an instant query (`/api/v1/query`).
@@ -519,3 +595,6 @@ async fn query_prometheus(master: &Master, url: &str, query: &str) -> Result<f64
         .ok_or_else(|| format!("GET {endpoint}: no sample in the answer"))?;
     text.parse::<f64>().map_err(|error| format!("GET {endpoint}: value '{text}': {error}"))
 }
+
+#[cfg(test)]
+mod tests;
