@@ -552,3 +552,172 @@ async fn marathon_autoscale_scales_a_busy_app_but_never_during_a_deployment() {
     assert_eq!(instances_of(&cluster, leader, "hot").await, Some(2));
     eventually(Duration::from_secs(60), "two instances running", || running(2)).await;
 }
+
+async fn decisions_of(cluster: &Cluster, master: usize, app: &str) -> Option<Value> {
+    get(cluster, master, &format!("/corral/v1/apps/{app}/autoscaler/decisions")).await
+}
+
+/// CPU used over CPU asked for by `task_id` between two of its agent's samples, read
+/// through the master as marathon-autoscale reads it.
+async fn cpu_utilization(cluster: &Cluster, master: usize, agent_id: &str, task_id: &str) -> f64 {
+    let path = format!("/slave/{agent_id}/monitor/statistics");
+    let sample = || async {
+        let all = get(cluster, master, &path).await?;
+        let entry = all.as_array()?.iter().find(|entry| entry["source"] == task_id)?.clone();
+        let statistics = &entry["statistics"];
+        let cpu = statistics["cpus_user_time_secs"].as_f64()?
+            + statistics["cpus_system_time_secs"].as_f64()?;
+        Some((statistics["timestamp"].as_f64()?, cpu, statistics["cpus_limit"].as_f64()?))
+    };
+    let (first_at, first_cpu, _) =
+        eventually(Duration::from_secs(30), "a usage sample", || sample()).await;
+    let (at, cpu, limit) = eventually(Duration::from_secs(30), "a later sample", || async {
+        sample().await.filter(|(at, _, _)| *at >= first_at + 1.0)
+    })
+    .await;
+    (cpu - first_cpu) / (at - first_at) / limit
+}
+
+/// The autoscaler wants to act while an operator's deployment of its app runs, and waits:
+/// the app is autoscaled, a deployment begins (held by a health check on a file the test
+/// creates), and the app gets busy, twice its CPU target. While the deployment runs every
+/// evaluation holds for it and nothing is scaled; the deployment is never cancelled and
+/// succeeds; only then does the autoscaler scale, and the log has it in that order.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_busy_app_waits_for_its_deployment_which_is_never_cancelled() {
+    let cluster = Cluster::start_with(1, &["--usage-interval", USAGE_SECONDS]);
+    let directory = tempfile::tempdir().expect("temp dir");
+    let _agent = AgentProcess::start(
+        directory.path(),
+        "held-host",
+        &cluster.addresses(),
+        &[
+            "--resources",
+            "cpus:2;mem:512;disk:100;ports:[33400-33499]",
+            "--usage-interval",
+            USAGE_SECONDS,
+        ],
+    );
+    let leader = cluster.leader().await;
+    let master = cluster.masters[leader].url("");
+    let master = master.trim_end_matches('/').to_owned();
+    // Idle until the `load` file exists, then burns a CPU.
+    let load = directory.path().join("load");
+    let command =
+        format!("while [ ! -e {} ]; do sleep 0.2; done; while :; do :; done", load.display());
+    // Healthy while its version's file exists. Both versions are health checked: an
+    // instance of a version without checks would not count as ready for the new one.
+    let healthy = |version: &str| directory.path().join(format!("healthy-{version}"));
+    let check = |version: &str| {
+        json!([{"protocol": "COMMAND",
+                "command": {"value": format!("test -f {}", healthy(version).display())},
+                "gracePeriodSeconds": 300, "intervalSeconds": 1, "maxConsecutiveFailures": 1000}])
+    };
+    std::fs::write(healthy("1"), b"").expect("healthy file");
+    let app = json!({"id": "/held", "cmd": command, "cpus": 0.25, "mem": 32, "instances": 1,
+                     "portDefinitions": [], "healthChecks": check("1")});
+    let response =
+        cluster.http.post(format!("{master}/v2/apps")).json(&app).send().await.expect("create");
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap_or_default());
+    let (old_task, agent_id) =
+        eventually(Duration::from_secs(60), "one instance running, deployed", || async {
+            let tasks = get(&cluster, leader, "/v2/apps/held/tasks").await?;
+            let task = tasks["tasks"].as_array()?.first()?.clone();
+            let idle = get(&cluster, leader, "/v2/deployments").await?.as_array()?.is_empty();
+            (task["state"] == "TASK_RUNNING" && idle).then(|| {
+                let id = |field: &str| task[field].as_str().expect("a string").to_owned();
+                (id("id"), id("slaveId"))
+            })
+        })
+        .await;
+    let policy = json!({"min": 1, "max": 3, "evaluationIntervalSeconds": 1,
+                        "metrics": [{"type": "cpu", "targetUtilization": 50}]});
+    let url = format!("{master}/corral/v1/apps/held/autoscaler");
+    let response = cluster.http.put(url).json(&policy).send().await.expect("put policy");
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap_or_default());
+    // Idle: the autoscaler evaluates the app and holds.
+    let idle = eventually(Duration::from_secs(30), "an evaluation of the idle app", || async {
+        let latest = decisions_of(&cluster, leader, "held").await?["latest"].clone();
+        latest.is_object().then_some(latest)
+    })
+    .await;
+    assert_eq!(idle["action"], "hold", "{idle}");
+
+    // The operator's deployment: the new version is unhealthy until the test says so, and
+    // the old instance, healthy, is kept beside it until then.
+    let mut upgraded = app.clone();
+    upgraded["healthChecks"] = check("2");
+    let response = cluster
+        .http
+        .put(format!("{master}/v2/apps/held"))
+        .json(&upgraded)
+        .send()
+        .await
+        .expect("put app");
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap_or_default());
+    let deployment: Value = response.json().await.expect("deployment");
+    let deployment_id = deployment["deploymentId"].as_str().expect("deployment id").to_owned();
+
+    // Busy: the old instance uses twice what the target allows. The autoscaler would scale,
+    // but holds for the deployment, evaluation after evaluation.
+    std::fs::write(&load, b"").expect("load file");
+    let loaded_at = now_seconds();
+    let utilization = cpu_utilization(&cluster, leader, &agent_id, &old_task).await;
+    assert!(utilization > 0.6, "the old instance at {utilization:.2} of its CPU");
+    let mut held_at = std::collections::BTreeSet::new();
+    while held_at.len() < 3 {
+        let (at, latest) = eventually(Duration::from_secs(30), "a new evaluation", || async {
+            let decisions = decisions_of(&cluster, leader, "held").await?;
+            assert_eq!(decisions["scalings"], json!([]), "scaled during the deployment");
+            assert_eq!(instances_of(&cluster, leader, "held").await, Some(1));
+            let latest = decisions["latest"].clone();
+            let at = latest["at"].as_str()?.to_owned();
+            (epoch_seconds(&at) > loaded_at && !held_at.contains(&at)).then_some((at, latest))
+        })
+        .await;
+        assert_eq!(latest["hold"], "deployment_running", "{latest}");
+        let reason = latest["reason"].as_str().expect("a reason");
+        assert!(reason.contains(deployment_id.as_str()), "{latest}");
+        held_at.insert(at);
+    }
+    let deployments = get(&cluster, leader, "/v2/deployments").await.expect("deployments");
+    assert_eq!(deployments[0]["id"], deployment_id.as_str(), "{deployments}");
+
+    // Healthy, the new instance ends the deployment; then, and only then, the scale up.
+    std::fs::write(healthy("2"), b"").expect("healthy file");
+    let released_at = now_seconds();
+    let scaling = eventually(Duration::from_secs(60), "a scaling", || async {
+        decisions_of(&cluster, leader, "held").await?["scalings"].as_array()?.first().cloned()
+    })
+    .await;
+    assert_eq!((scaling["action"].clone(), scaling["current"].clone()), ("scale_up".into(), 1.into()));
+    assert!(scaling["inputs"][0]["value"].as_f64().expect("cpu") > 0.5, "{scaling}");
+    let scaled_at = epoch_seconds(scaling["at"].as_str().expect("at"));
+    assert!(scaled_at >= released_at, "scaled {:.1}s before the release", released_at - scaled_at);
+
+    // The log's order: the operator's deployment succeeded before the first scaling, and no
+    // deployment was ever cancelled.
+    let events_url = format!("{master}/corral/v1/events?format=ndjson&topic=service");
+    let mut events = LoggedEvents::open(&events_url).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut succeeded = false;
+    loop {
+        match events.next(deadline, || format!("{deployment_id} then a scaling")).await {
+            Event::DeploymentSucceeded { deployment_id: id, .. } if id.as_str() == deployment_id => {
+                succeeded = true
+            }
+            Event::AppAutoscaled { .. } => break,
+            Event::DeploymentCanceled { deployment_id, .. } => {
+                panic!("deployment {deployment_id} was cancelled")
+            }
+            _ => {}
+        }
+    }
+    assert!(succeeded, "scaled before deployment {deployment_id} succeeded");
+    eprintln!(
+        "held {} evaluations; scaled {:.1}s after the release, {:.1}s after the load began",
+        held_at.len(),
+        scaled_at - released_at,
+        scaled_at - loaded_at
+    );
+}
