@@ -721,3 +721,68 @@ async fn a_busy_app_waits_for_its_deployment_which_is_never_cancelled() {
         scaled_at - loaded_at
     );
 }
+
+/// `{type: memory}` end to end: an instance holding about two thirds of its `mem` against
+/// a 30 % target scales the app from 1 to its max of 2, the memory reading in the decision.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_memory_metric_drives_a_scale_step() {
+    let cluster = Cluster::start_with(1, &["--usage-interval", USAGE_SECONDS]);
+    let directory = tempfile::tempdir().expect("temp dir");
+    let _agent = AgentProcess::start(
+        directory.path(),
+        "memory-host",
+        &cluster.addresses(),
+        &[
+            "--resources",
+            "cpus:2;mem:512;disk:100;ports:[33500-33599]",
+            "--usage-interval",
+            USAGE_SECONDS,
+        ],
+    );
+    let leader = cluster.leader().await;
+    // 48 MiB written (so resident) and held, in a 96 MiB limit; the interpreter adds its own.
+    let python = corral_testkit::framework::python();
+    let command =
+        format!("exec {python} -c \"import time; held = b'x' * (48 << 20); time.sleep(600)\"");
+    let app = json!({"id": "/cache", "cmd": command, "cpus": 0.1, "mem": 96, "instances": 1,
+                     "portDefinitions": []});
+    let response = cluster
+        .http
+        .post(cluster.masters[leader].url("/v2/apps"))
+        .json(&app)
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap_or_default());
+    eventually(Duration::from_secs(60), "the instance runs", || async {
+        let tasks = get(&cluster, leader, "/v2/apps/cache/tasks").await?;
+        (tasks["tasks"].as_array()?.first()?["state"] == "TASK_RUNNING").then_some(())
+    })
+    .await;
+    let policy = json!({"min": 1, "max": 2, "evaluationIntervalSeconds": 1,
+                        "metrics": [{"type": "memory", "targetUtilization": 30}]});
+    let url = cluster.masters[leader].url("/corral/v1/apps/cache/autoscaler");
+    let response = cluster.http.put(url).json(&policy).send().await.expect("put policy");
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap_or_default());
+
+    let scaling = eventually(Duration::from_secs(60), "a scaling", || async {
+        decisions_of(&cluster, leader, "cache").await?["scalings"].as_array()?.first().cloned()
+    })
+    .await;
+    assert_eq!(
+        (scaling["action"].clone(), scaling["current"].clone(), scaling["desired"].clone()),
+        (json!("scale_up"), json!(1), json!(2)),
+        "{scaling}"
+    );
+    let reading = &scaling["inputs"][0];
+    assert_eq!(reading["metric"], "memory", "{scaling}");
+    let value = reading["value"].as_f64().expect("a value");
+    // The 48 MiB held is half the limit (less only if the kernel swapped some out), and the
+    // instance stayed under its limit.
+    assert!((0.4..1.0).contains(&value), "memory at {value:.2} of the limit: {scaling}");
+    eventually(Duration::from_secs(60), "two instances", || async {
+        (instances_of(&cluster, leader, "cache").await? == 2).then_some(())
+    })
+    .await;
+    eprintln!("memory at {value:.3} of the limit scaled /cache from 1 to 2");
+}
