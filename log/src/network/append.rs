@@ -36,6 +36,8 @@ use openraft::network::{Backoff, RPCOption, RPCTypes, RaftNetwork, RaftNetworkFa
 use openraft::EntryPayload;
 use tokio::task::JoinHandle;
 
+use super::WordedAppend;
+use crate::standing::SharedWord;
 use crate::typ::{
     AppendEntriesRequest, AppendEntriesResponse, Entry, InstallSnapshotError,
     InstallSnapshotRequest, InstallSnapshotResponse, LogId, Node, RaftError, Vote, VoteRequest,
@@ -71,18 +73,20 @@ pub(crate) struct AppendNetwork<N> {
     inner: N,
     /// This master, named in timeout errors.
     source: NodeId,
+    /// What this master says of itself on each append (see [`crate::LeaderWord`]).
+    word: SharedWord,
 }
 
 impl<N> AppendNetwork<N> {
-    pub(crate) fn new(inner: N, source: NodeId) -> AppendNetwork<N> {
-        AppendNetwork { inner, source }
+    pub(crate) fn new(inner: N, source: NodeId, word: SharedWord) -> AppendNetwork<N> {
+        AppendNetwork { inner, source, word }
     }
 }
 
 impl<N> RaftNetworkFactory<TypeConfig> for AppendNetwork<N>
 where
     N: RaftNetworkFactory<TypeConfig>,
-    N::Network: Clone,
+    N::Network: WordedAppend + Clone,
 {
     type Network = AppendConnection<N::Network>;
 
@@ -91,6 +95,7 @@ where
             inner: self.inner.new_client(target, node).await,
             source: self.source,
             target,
+            word: self.word.clone(),
             in_flight: None,
             acknowledged: None,
             patience: 0,
@@ -103,6 +108,7 @@ pub(crate) struct AppendConnection<C> {
     inner: C,
     source: NodeId,
     target: NodeId,
+    word: SharedWord,
     in_flight: Option<InFlight>,
     acknowledged: Option<Acknowledged>,
     patience: u32,
@@ -172,7 +178,7 @@ impl Shape {
     }
 }
 
-impl<C: RaftNetwork<TypeConfig> + Clone> AppendConnection<C> {
+impl<C: WordedAppend + Clone> AppendConnection<C> {
     /// Waits for the append in flight and reads its answer for `request`. openraft may drop
     /// this call while it waits; the append stays in flight for the next call. An append in
     /// flight for another request is dropped unheard: the follower handles appends one at a
@@ -229,6 +235,7 @@ impl<C: RaftNetwork<TypeConfig> + Clone> AppendConnection<C> {
         let shape = Shape::of(&request);
         let deadline = self.deadline(option.hard_ttl(), bytes);
         let mut inner = self.inner.clone();
+        let word = self.word.get();
         let timed_out = Timeout {
             action: RPCTypes::AppendEntries,
             id: self.source,
@@ -236,7 +243,7 @@ impl<C: RaftNetwork<TypeConfig> + Clone> AppendConnection<C> {
             timeout: deadline,
         };
         let reply = tokio::spawn(async move {
-            let sent = inner.append_entries(request, RPCOption::new(deadline));
+            let sent = inner.append_with_word(request, RPCOption::new(deadline), word);
             tokio::time::timeout(deadline, sent).await.unwrap_or(Err(RPCError::Timeout(timed_out)))
         });
         self.in_flight = Some(InFlight { shape, reply });
@@ -270,7 +277,7 @@ fn entry_bytes(entry: &Entry) -> usize {
     ENTRY_OVERHEAD_BYTES + commands
 }
 
-impl<C: RaftNetwork<TypeConfig> + Clone> RaftNetwork<TypeConfig> for AppendConnection<C> {
+impl<C: WordedAppend + Clone> RaftNetwork<TypeConfig> for AppendConnection<C> {
     async fn append_entries(
         &mut self,
         request: AppendEntriesRequest,
@@ -279,7 +286,7 @@ impl<C: RaftNetwork<TypeConfig> + Clone> RaftNetwork<TypeConfig> for AppendConne
         // A heartbeat is small and goes at once, beside any append in flight: the follower's
         // election timer must not wait for a large append to arrive.
         if request.entries.is_empty() {
-            return self.inner.append_entries(request, option).await;
+            return self.inner.append_with_word(request, option, self.word.get()).await;
         }
         let shape = Shape::of(&request);
         // openraft may ask again for a range answered a moment ago (a retry it queued before
