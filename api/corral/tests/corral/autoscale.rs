@@ -570,7 +570,7 @@ async fn cpu_utilization(cluster: &Cluster, master: usize, agent_id: &str, task_
         Some((statistics["timestamp"].as_f64()?, cpu, statistics["cpus_limit"].as_f64()?))
     };
     let (first_at, first_cpu, _) =
-        eventually(Duration::from_secs(30), "a usage sample", || sample()).await;
+        eventually(Duration::from_secs(30), "a usage sample", sample).await;
     let (at, cpu, limit) = eventually(Duration::from_secs(30), "a later sample", || async {
         sample().await.filter(|(at, _, _)| *at >= first_at + 1.0)
     })
@@ -690,7 +690,10 @@ async fn a_busy_app_waits_for_its_deployment_which_is_never_cancelled() {
         decisions_of(&cluster, leader, "held").await?["scalings"].as_array()?.first().cloned()
     })
     .await;
-    assert_eq!((scaling["action"].clone(), scaling["current"].clone()), ("scale_up".into(), 1.into()));
+    assert_eq!(
+        (scaling["action"].clone(), scaling["current"].clone()),
+        ("scale_up".into(), 1.into())
+    );
     assert!(scaling["inputs"][0]["value"].as_f64().expect("cpu") > 0.5, "{scaling}");
     let scaled_at = epoch_seconds(scaling["at"].as_str().expect("at"));
     assert!(scaled_at >= released_at, "scaled {:.1}s before the release", released_at - scaled_at);
@@ -703,7 +706,9 @@ async fn a_busy_app_waits_for_its_deployment_which_is_never_cancelled() {
     let mut succeeded = false;
     loop {
         match events.next(deadline, || format!("{deployment_id} then a scaling")).await {
-            Event::DeploymentSucceeded { deployment_id: id, .. } if id.as_str() == deployment_id => {
+            Event::DeploymentSucceeded { deployment_id: id, .. }
+                if id.as_str() == deployment_id =>
+            {
                 succeeded = true
             }
             Event::AppAutoscaled { .. } => break,

@@ -273,8 +273,12 @@ impl World {
 
     fn apply(&mut self, actor: Actor, command: Command) -> Vec<Event> {
         let request = self.state.applied_commands() + 1;
-        let entry =
-            Entry { request_id: RequestId::new(format!("r{request}")), actor, at: self.clock, command };
+        let entry = Entry {
+            request_id: RequestId::new(format!("r{request}")),
+            actor,
+            at: self.clock,
+            command,
+        };
         match self.state.apply(&entry) {
             Outcome::Accepted(events) => events,
             other => panic!("{:?} refused: {other:?}", entry.command),
@@ -403,9 +407,25 @@ fn running_healthy_instances_are_ready_starting_or_unhealthy_ones_are_not_and_ki
                "healthChecks": [{"protocol": "COMMAND", "command": {"value": "true"}}]}),
         "start-checked",
     );
-    world.launch(&checked, &["checked.staging", "checked.unchecked", "checked.healthy", "checked.unhealthy", "checked.recovered", "checked.killed"]);
+    world.launch(
+        &checked,
+        &[
+            "checked.staging",
+            "checked.unchecked",
+            "checked.healthy",
+            "checked.unhealthy",
+            "checked.recovered",
+            "checked.killed",
+        ],
+    );
     world.finish("start-checked");
-    for task_id in ["checked.unchecked", "checked.healthy", "checked.unhealthy", "checked.recovered", "checked.killed"] {
+    for task_id in [
+        "checked.unchecked",
+        "checked.healthy",
+        "checked.unhealthy",
+        "checked.recovered",
+        "checked.killed",
+    ] {
         world.report(task_id, TaskState::Running, None);
     }
     world.report("checked.healthy", TaskState::Running, Some(true));
@@ -454,7 +474,10 @@ fn running_healthy_instances_are_ready_starting_or_unhealthy_ones_are_not_and_ki
         [("plain.running", Readiness::Ready), ("plain.starting", Readiness::NotReady)]
     );
     // Its start deployment still runs: the view carries it, so the decision holds.
-    assert_eq!((view.current, view.deployment.clone()), (2, Some(DeploymentId::new("start-plain"))));
+    assert_eq!(
+        (view.current, view.deployment.clone()),
+        (2, Some(DeploymentId::new("start-plain")))
+    );
 }
 
 #[test]
@@ -677,10 +700,11 @@ fn a_hold_records_its_recommendation_only_when_it_changed() {
     assert!(matches!(planned.decision, Decision::Hold(_)), "{planned:?}");
     assert_eq!(planned.proposal, None);
     // No sample at all recommends nothing, and nothing is recorded.
-    let unsampled = vec![MetricSample::PerInstance(vec![
-        InstanceSample { readiness: Ready, utilization: None };
-        3
-    ])];
+    let unsampled =
+        vec![MetricSample::PerInstance(vec![
+            InstanceSample { readiness: Ready, utilization: None };
+            3
+        ])];
     view.recommendations = settled(3);
     let planned = plan(NOW, &web(), &view, &unsampled, DeploymentId::new("unused"));
     let Decision::Hold(hold) = &planned.decision else { panic!("{planned:?}") };
@@ -721,19 +745,23 @@ fn a_running_deployment_is_never_scaled_and_is_recorded_as_stay() {
 #[test]
 fn at_max_means_clamped_at_max_while_the_metrics_ask_for_more() {
     use Readiness::Ready;
-    let view_at = |max: u32, current: usize| view(policy(1, max, vec![cpu_at(50)]), &vec![Ready; current]);
+    let view_at =
+        |max: u32, current: usize| view(policy(1, max, vec![cpu_at(50)]), &vec![Ready; current]);
     // 2 at 100 % asks for 4: clamped from 2 to max 3.
-    let planned = plan(NOW, &web(), &view_at(3, 2), &busy(&[(Ready, 100); 2]), DeploymentId::new("a"));
+    let planned =
+        plan(NOW, &web(), &view_at(3, 2), &busy(&[(Ready, 100); 2]), DeploymentId::new("a"));
     assert!(planned.at_max, "{planned:?}");
     let Decision::Scale(scaling) = &planned.decision else { panic!("{planned:?}") };
-    assert_eq!((scaling.desired, scaling.limited_by.clone()), (3, Limit::Max));
+    assert_eq!((scaling.desired, scaling.limited_by), (3, Limit::Max));
     // Already at max 3, asking for 6: held at its bound, still at max.
-    let planned = plan(NOW, &web(), &view_at(3, 3), &busy(&[(Ready, 100); 3]), DeploymentId::new("b"));
+    let planned =
+        plan(NOW, &web(), &view_at(3, 3), &busy(&[(Ready, 100); 3]), DeploymentId::new("b"));
     assert!(planned.at_max, "{planned:?}");
     let Decision::Hold(hold) = &planned.decision else { panic!("{planned:?}") };
     assert_eq!(hold.reason, HoldReason::AtBound);
     // Reaching max exactly is not being held at it.
-    let planned = plan(NOW, &web(), &view_at(4, 2), &busy(&[(Ready, 100); 2]), DeploymentId::new("c"));
+    let planned =
+        plan(NOW, &web(), &view_at(4, 2), &busy(&[(Ready, 100); 2]), DeploymentId::new("c"));
     assert_eq!(planned.decision.desired(), 4);
     assert!(!planned.at_max, "{planned:?}");
 }
@@ -821,11 +849,11 @@ fn an_app_is_evaluated_at_once_then_once_per_interval_and_forgotten_when_no_long
     let at = |seconds| NOW.plus(Duration::from_secs(seconds));
     assert_eq!(memory.due(at(0), &apps), [api.clone(), web.clone()]);
     assert_eq!(memory.due(at(1), &apps), Vec::<AppId>::new());
-    assert_eq!(memory.due(at(5), &apps), [api.clone()]);
+    assert_eq!(memory.due(at(5), &apps), std::slice::from_ref(&api));
     // Late ticks (a slow round) count the next interval from when it ran.
     assert_eq!(memory.due(at(17), &apps), [api.clone(), web.clone()]);
     assert_eq!(memory.due(at(21), &apps), Vec::<AppId>::new());
-    assert_eq!(memory.due(at(22), &apps), [api.clone()]);
+    assert_eq!(memory.due(at(22), &apps), std::slice::from_ref(&api));
     // Its policy deleted and put back, /web starts afresh: due at once.
     apps.remove(&web);
     assert_eq!(memory.due(at(23), &apps), Vec::<AppId>::new());
