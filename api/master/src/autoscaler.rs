@@ -12,6 +12,8 @@
 //!   carrying its inputs; the state checks it again and records it, so a new leader knows
 //!   it and the rate policies hold across failovers. Holds stay in memory, as the latest
 //!   evaluation `/decisions` shows.
+//! - A new leader starts with no usage: an app waits for a sample of each ready instance,
+//!   or at most two usage reads' worth of time, before it is evaluated ([`Memory`]).
 //! - Stabilization needs the recommendations of the window. They are the log's: a
 //!   recommendation different from the app's latest recorded one is proposed as
 //!   `RecordRecommendation` (an unchanged one is not, so a steady app adds nothing to the
@@ -221,7 +223,7 @@ struct Statistics {
 /// Runs while this master leads: gathers usage and evaluates autoscaled apps.
 pub(crate) async fn run(master: Master) {
     let _gather = crate::leader::AbortOnDrop(tokio::spawn(gather_usage(master.clone())));
-    let mut memory = Memory::default();
+    let mut memory = Memory::new(wall_clock(), master.inner.intervals.usage);
     let mut ticks = tokio::time::interval(EVALUATION_GRANULARITY);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -305,13 +307,51 @@ fn readings(entries: Vec<StatisticsEntry>) -> Vec<(TaskId, FrameworkId, UsageRea
         .collect()
 }
 
-/// What this leader remembers between evaluations: when each app is due next.
-#[derive(Default)]
+/// What this leader remembers between evaluations: when it took over and when each app is
+/// due next.
 struct Memory {
+    /// When this master took the lead: its usage table was empty then.
+    leading_since: Timestamp,
+    /// How long after `leading_since` an evaluation may wait for usage.
+    usage_grace: Duration,
     next_at: BTreeMap<AppId, Timestamp>,
 }
 
 impl Memory {
+    /// A leadership's memory, begun when it took the lead at `leading_since`, reading agents'
+    /// usage every `usage_interval`.
+    fn new(leading_since: Timestamp, usage_interval: Duration) -> Memory {
+        // A CPU sample takes two reads of the agent; each read starts an interval after the
+        // previous one and may take up to the fetch timeout.
+        let usage_grace = (usage_interval + FETCH_TIMEOUT) * 2;
+        Memory { leading_since, usage_grace, next_at: BTreeMap::new() }
+    }
+
+    /// Whether an app measured as `samples` may be evaluated at `now`. A new leader starts
+    /// with no usage, and a ready instance without a sample counts as busy when scaling down:
+    /// evaluated at once, an idle app would be recommended more instances than it needs and
+    /// the window would hold that recommendation. So an app waits until every ready instance
+    /// has a sample of each per-instance metric, or until the grace after taking the lead is
+    /// over: an agent that never reports must not stop its apps' autoscaling, and from then
+    /// on an instance without a sample counts against the scale-down as the HPA's does.
+    fn usage_gathered(&self, now: Timestamp, samples: &[MetricSample]) -> bool {
+        if now >= self.leading_since.plus(self.usage_grace) {
+            return true;
+        }
+        samples.iter().all(|sample| match sample {
+            MetricSample::PerInstance(instances) => instances.iter().all(|instance| {
+                instance.readiness == Readiness::NotReady || instance.utilization.is_some()
+            }),
+            // Not the leader's to gather: a Prometheus query answers at once or not at all.
+            MetricSample::Whole(_) => true,
+        })
+    }
+
+    /// Makes an app due again at the next look: its evaluation waits for usage.
+    fn retry(&mut self, app_id: &AppId, now: Timestamp) {
+        self.next_at.insert(app_id.clone(), now);
+    }
+
     /// The apps whose evaluation is due at `now`, each due again its evaluation interval
     /// later. A newly autoscaled app is due at once; apps no longer autoscaled are forgotten,
     /// so a policy put back later starts afresh.
@@ -405,7 +445,13 @@ async fn evaluate_due(master: &Master, memory: &mut Memory) {
     let mut apps = apps;
     for app_id in due {
         let view = apps.remove(&app_id).expect("due names only apps of the view");
-        evaluate(master, now, app_id, view).await;
+        let samples = measure(master, &view).await;
+        if !memory.usage_gathered(now, &samples) {
+            tracing::debug!(%app_id, "autoscaler waits for the usage of the app's instances");
+            memory.retry(&app_id, now);
+            continue;
+        }
+        evaluate(master, now, app_id, view, samples).await;
     }
 }
 
@@ -422,9 +468,14 @@ fn stale_series(gauge: &prometheus::IntGaugeVec, apps: &BTreeMap<AppId, AppView>
         .collect()
 }
 
-async fn evaluate(master: &Master, now: Timestamp, app_id: AppId, view: AppView) {
+async fn evaluate(
+    master: &Master,
+    now: Timestamp,
+    app_id: AppId,
+    view: AppView,
+    samples: Vec<MetricSample>,
+) {
     let metrics = &master.inner.metrics;
-    let samples = measure(master, &view).await;
     // Unused unless the plan scales: a scaling's deployment needs an id before it is proposed.
     let deployment_id = DeploymentId::new(uuid::Uuid::new_v4().to_string());
     let plan = plan(now, &app_id, &view, &samples, deployment_id);

@@ -838,7 +838,7 @@ fn a_memory_policy_scales_from_rss_over_the_limit() {
 #[test]
 fn an_app_is_evaluated_at_once_then_once_per_interval_and_forgotten_when_no_longer_autoscaled() {
     use Readiness::Ready;
-    let mut memory = Memory::default();
+    let mut memory = Memory::new(NOW, Duration::from_secs(5));
     let (web, api) = (AppId::new("/web"), AppId::new("/api"));
     let every = |seconds| {
         let mut policy = policy(1, 3, vec![cpu_at(50)]);
@@ -859,6 +859,80 @@ fn an_app_is_evaluated_at_once_then_once_per_interval_and_forgotten_when_no_long
     assert_eq!(memory.due(at(23), &apps), Vec::<AppId>::new());
     apps.insert(web.clone(), every(15));
     assert_eq!(memory.due(at(24), &apps), [web]);
+}
+
+#[test]
+fn a_new_leader_evaluates_once_each_ready_instance_has_usage_or_its_grace_is_over() {
+    use Readiness::{NotReady, Ready};
+    // Taken over at NOW, reading usage every second: the grace is 2 × (1 s + the 3 s fetch
+    // timeout).
+    let mut memory = Memory::new(NOW, Duration::from_secs(1));
+    let at = |seconds| NOW.plus(Duration::from_secs(seconds));
+    let idle = |sampled: &[Option<u64>]| {
+        let instances = sampled
+            .iter()
+            .map(|value| InstanceSample { readiness: Ready, utilization: value.map(percent) })
+            .collect();
+        vec![MetricSample::PerInstance(instances)]
+    };
+    // Three idle instances; the old leader recorded the quiet 7 s before it died, half way
+    // through the 14 s window that began with three.
+    let quiet = || {
+        let mut view = view(policy(1, 3, vec![cpu_at(50)]), &[Ready, Ready, Ready]);
+        view.policy.scale_down.stabilization_window = Duration::from_secs(14);
+        view.recommendations = vec![
+            Recommendation { at: Timestamp::from_secs(9_980), count: 3 },
+            Recommendation { at: Timestamp::from_secs(9_993), count: 0 },
+        ];
+        view
+    };
+    let apps = BTreeMap::from([(web(), quiet())]);
+    let view = &apps[&web()];
+    let partly = idle(&[Some(0), Some(0), None]);
+    let fully = idle(&[Some(0), Some(0), Some(0)]);
+
+    // Why it waits: one instance not sampled yet counts as busy, so the new leader would
+    // record a recommendation of 2, which the window then holds once the 3 ages out.
+    let hasty = plan(at(1), &web(), view, &partly, DeploymentId::new("unused"));
+    assert_eq!(
+        hasty.proposal,
+        Some(Proposal::Record(Command::RecordRecommendation { app_id: web(), count: 2 }))
+    );
+    let mut stepped = quiet();
+    stepped.recommendations.push(Recommendation { at: at(1), count: 2 });
+    let Decision::Scale(step) =
+        plan(at(8), &web(), &stepped, &fully, DeploymentId::new("s")).decision
+    else {
+        panic!("no scaling")
+    };
+    assert_eq!((step.current, step.desired), (3, 2));
+
+    // So it is not evaluated, and due again at the next look.
+    assert_eq!(memory.due(at(1), &apps), [web()]);
+    assert!(!memory.usage_gathered(at(1), &partly));
+    memory.retry(&web(), at(1));
+    assert_eq!(memory.due(at(2), &apps), [web()]);
+    // Every ready instance sampled: evaluated, nothing recorded, and the window began by the
+    // old leader ends as it would have: one scaling from 3 to 1.
+    assert!(memory.usage_gathered(at(2), &fully));
+    assert_eq!(plan(at(2), &web(), view, &fully, DeploymentId::new("unused")).proposal, None);
+    let Decision::Scale(down) = plan(at(8), &web(), view, &fully, DeploymentId::new("d")).decision
+    else {
+        panic!("no scaling")
+    };
+    assert_eq!((down.current, down.desired), (3, 1));
+
+    // Instances that are not ready need no sample, nor does a Prometheus query.
+    let starting = vec![MetricSample::PerInstance(vec![
+        InstanceSample { readiness: Ready, utilization: Some(percent(0)) },
+        InstanceSample { readiness: NotReady, utilization: None },
+    ])];
+    assert!(memory.usage_gathered(at(1), &starting));
+    assert!(memory.usage_gathered(at(1), &[MetricSample::Whole(None)]));
+    // An agent that never reports holds its apps up for the grace only; after it, a missing
+    // sample counts against the scale-down as the HPA's does.
+    assert!(!memory.usage_gathered(at(7), &partly));
+    assert!(memory.usage_gathered(at(8), &partly));
 }
 
 #[test]
