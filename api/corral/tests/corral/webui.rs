@@ -546,6 +546,29 @@ async fn the_web_ui_shows_the_cluster_live_in_a_real_browser() {
             LONG,
         )
         .await;
+    // The counts follow the leader's as it matches more offers, though no event says so.
+    let shown_cpus = format!(
+        "(({shown_reasons}).match(/InsufficientCpus: \\d+\\/(\\d+)/) ?? [])[1] ?? null"
+    );
+    let first = browser.eval(&shown_cpus).await;
+    let first: u64 = first.as_str().and_then(|text| text.parse().ok()).expect("a count shown");
+    agree(LONG, "the queue's counts following the leader's", || async {
+        let processed = || async {
+            let queue = get_json(&cluster, &format!("http://{leader_address}/v2/queue")).await?;
+            let item =
+                queue["queue"].as_array()?.iter().find(|item| item["app"]["id"] == "/ui-huge")?;
+            item["processedOffersSummary"]["processedOffersCount"].as_u64()
+        };
+        let shown = browser.eval(&shown_cpus).await;
+        let leaders = processed().await.ok_or("no queue entry")?;
+        let shown: u64 = shown.as_str().and_then(|text| text.parse().ok()).ok_or("no count")?;
+        if shown > first && shown <= leaders {
+            Ok(())
+        } else {
+            Err(format!("{shown} offers shown, first {first}, the leader's {leaders}"))
+        }
+    })
+    .await;
     browser.screenshot(&shots.join("apps-queue.png")).await;
     let deleted = cluster
         .http
