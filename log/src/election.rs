@@ -34,8 +34,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::standing::{LeaderWord, SharedWord};
 use crate::store::LogStore;
-use crate::typ::{LogId, Raft};
+use crate::typ::{AppendEntriesRequest, AppendEntriesResponse, LogId, Raft, RaftError};
 use crate::NodeId;
 
 /// "Would you vote for me?", asked before an election that would raise the term.
@@ -114,6 +115,8 @@ pub struct PreVoteResponder {
     /// While the leader hands over to this master (`transfer.rs`), until this moment: no
     /// campaign of our own, and no pre-vote for anyone else.
     deferral: Arc<Mutex<Option<(NodeId, Instant)>>>,
+    /// What the last append this master took from a leader said of that leader.
+    heard_word: SharedWord,
 }
 
 /// What the timer and the responder need to know about this node, read in one go from the
@@ -144,7 +147,32 @@ impl PreVoteResponder {
             log_store,
             min_timeout,
             deferral: Arc::new(Mutex::new(None)),
+            heard_word: SharedWord::default(),
         }
+    }
+
+    /// Takes a leader's append and remembers what the leader said of itself, unless the
+    /// append came from a leader this master no longer follows (a higher vote is known).
+    pub(crate) async fn receive_append(
+        &self,
+        request: AppendEntriesRequest,
+        word: LeaderWord,
+    ) -> Result<AppendEntriesResponse, RaftError> {
+        let answer = self.raft.append_entries(request).await;
+        if matches!(
+            answer,
+            Ok(AppendEntriesResponse::Success
+                | AppendEntriesResponse::PartialSuccess(_)
+                | AppendEntriesResponse::Conflict)
+        ) {
+            self.heard_word.set(word);
+        }
+        answer
+    }
+
+    /// What the leader this master last took an append from said of itself.
+    pub(crate) fn leader_word(&self) -> LeaderWord {
+        self.heard_word.get()
     }
 
     pub(crate) async fn position(&self) -> Option<Position> {

@@ -35,7 +35,7 @@ pub use node::{
 };
 pub use observe::{LogObserver, Observation};
 pub use proposer::ProposerConfig;
-pub use standing::Standing;
+pub use standing::{LeaderWord, Standing};
 pub use subscribe::{
     EventFilter, JournalEvent, Subscription, SubscriptionEnded, SubscriptionLimits,
     SubscriptionProgress,

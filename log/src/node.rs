@@ -15,10 +15,10 @@ use crate::election::{self, ElectionTiming, PreVoteNetwork, PreVoteResponder};
 use crate::journal::audit::{AuditError, DiffRecord};
 use crate::journal::{ChainHead, Journal, JournalError, JournalRetention};
 use crate::network::append::AppendNetwork;
-use crate::network::{raft_router, HttpNetwork};
+use crate::network::{raft_router, HttpNetwork, WordedAppend};
 use crate::proposer::Proposer;
 pub use crate::proposer::{Committed, ProposerCounters};
-use crate::standing::{Standing, StandingLimits};
+use crate::standing::{SharedWord, Standing, StandingLimits};
 use crate::store::{self, StateMachineStore};
 use crate::subscribe::{self, EventFilter, Subscription, SubscriptionEnded, SubscriptionLimits};
 use crate::transfer::{GatedNetwork, Links, TransferNetwork};
@@ -260,7 +260,7 @@ impl LogNode {
     pub async fn open_with_network<N>(config: LogConfig, network: N) -> Result<LogNode, LogError>
     where
         N: RaftNetworkFactory<TypeConfig> + PreVoteNetwork + TransferNetwork,
-        N::Network: Clone,
+        N::Network: WordedAppend + Clone,
     {
         let raft_config = Arc::new(config.tuning.raft_config()?);
         let tuning = &config.tuning;
@@ -270,8 +270,9 @@ impl LogNode {
             tuning.election_timeout_max * 2,
         );
         links.set_campaigner(network.clone());
-        let raft_network =
-            GatedNetwork::new(AppendNetwork::new(network.clone(), config.node_id), links.clone());
+        let own_word = SharedWord::default();
+        let appends = AppendNetwork::new(network.clone(), config.node_id, own_word.clone());
+        let raft_network = GatedNetwork::new(appends, links.clone());
         let network = GatedNetwork::new(network, links.clone());
         let directory = config.data_dir.clone();
         let settings = config.settings.clone();
@@ -316,6 +317,7 @@ impl LogNode {
             links.clone(),
             limits,
             standing_sender,
+            own_word,
             closing.subscribe(),
         ));
         let proposer = Proposer::spawn(raft.clone(), config.proposer, observer.clone());

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
@@ -14,8 +14,9 @@ use openraft::network::{RPCOption, RPCTypes, RaftNetwork, RaftNetworkFactory};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::RAFT_ROUTE_PREFIX;
+use super::{WordedAppend, RAFT_ROUTE_PREFIX};
 use crate::election::{PreVoteNetwork, PreVoteRequest, PreVoteResponder, PreVoteResponse};
+use crate::standing::LeaderWord;
 use crate::transfer::{
     answer_campaign, answer_defer, CampaignAnswer, CampaignRequest, DeferRequest, TransferNetwork,
 };
@@ -31,9 +32,13 @@ pub fn raft_router(raft: Raft, pre_vote: PreVoteResponder) -> Router {
     let pre_vote_route = Router::new()
         .route(&format!("{RAFT_ROUTE_PREFIX}/prevote"), post(answer_pre_vote))
         .route(&format!("{RAFT_ROUTE_PREFIX}/defer"), post(defer))
+        .with_state(pre_vote.clone());
+    // Appends go through the responder, which keeps what the leader says of itself.
+    let append_route = Router::new()
+        .route(&format!("{RAFT_ROUTE_PREFIX}/append"), post(append_entries))
+        .layer(DefaultBodyLimit::max(RAFT_BODY_LIMIT))
         .with_state(pre_vote);
     Router::new()
-        .route(&format!("{RAFT_ROUTE_PREFIX}/append"), post(append_entries))
         .route(&format!("{RAFT_ROUTE_PREFIX}/vote"), post(vote))
         .route(&format!("{RAFT_ROUTE_PREFIX}/snapshot"), post(install_snapshot))
         .route(&format!("{RAFT_ROUTE_PREFIX}/campaign"), post(campaign))
@@ -42,7 +47,12 @@ pub fn raft_router(raft: Raft, pre_vote: PreVoteResponder) -> Router {
         .layer(DefaultBodyLimit::max(RAFT_BODY_LIMIT))
         .with_state(raft)
         .merge(pre_vote_route)
+        .merge(append_route)
 }
+
+/// The header an append carries when its leader lost its quorum ([`LeaderWord`]).
+const LEADER_WORD_HEADER: &str = "corral-leader-word";
+const LOST_QUORUM: &str = "lost-quorum";
 
 async fn answer_pre_vote(State(responder): State<PreVoteResponder>, body: Bytes) -> Response {
     match postcard::from_bytes::<PreVoteRequest>(&body) {
@@ -55,9 +65,17 @@ async fn answer_pre_vote(State(responder): State<PreVoteResponder>, body: Bytes)
 /// each, or one snapshot chunk, with room to spare.
 pub const RAFT_BODY_LIMIT: usize = 1024 * 1024 * 1024;
 
-async fn append_entries(State(raft): State<Raft>, body: Bytes) -> Response {
+async fn append_entries(
+    State(responder): State<PreVoteResponder>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let word = match headers.get(LEADER_WORD_HEADER) {
+        Some(value) if value == LOST_QUORUM => LeaderWord::LostQuorum,
+        _ => LeaderWord::HasQuorum,
+    };
     match postcard::from_bytes::<AppendEntriesRequest>(&body) {
-        Ok(request) => encoded(&raft.append_entries(request).await),
+        Ok(request) => encoded(&responder.receive_append(request, word).await),
         Err(error) => malformed(error),
     }
 }
@@ -222,6 +240,7 @@ impl HttpConnection {
         route: &str,
         request: &Request,
         option: &RPCOption,
+        word: LeaderWord,
     ) -> Result<Reply, RPCError<NodeId, Node, RaftError<E>>>
     where
         Request: Serialize,
@@ -231,25 +250,22 @@ impl HttpConnection {
         let body = postcard::to_allocvec(request)
             .map_err(|error| RPCError::Network(NetworkError::new(&error)))?;
         let ttl = option.hard_ttl();
-        let response = self
-            .client
-            .post(format!("{}/{route}", self.base_url))
-            .timeout(ttl)
-            .body(body)
-            .send()
-            .await
-            .map_err(|error| {
-                if error.is_timeout() {
-                    RPCError::Timeout(Timeout {
-                        action,
-                        id: self.node_id,
-                        target: self.target,
-                        timeout: ttl,
-                    })
-                } else {
-                    RPCError::Unreachable(Unreachable::new(&error))
-                }
-            })?;
+        let mut post = self.client.post(format!("{}/{route}", self.base_url)).timeout(ttl);
+        if word == LeaderWord::LostQuorum {
+            post = post.header(LEADER_WORD_HEADER, LOST_QUORUM);
+        }
+        let response = post.body(body).send().await.map_err(|error| {
+            if error.is_timeout() {
+                RPCError::Timeout(Timeout {
+                    action,
+                    id: self.node_id,
+                    target: self.target,
+                    timeout: ttl,
+                })
+            } else {
+                RPCError::Unreachable(Unreachable::new(&error))
+            }
+        })?;
         if !response.status().is_success() {
             let status = response.status();
             let text =
@@ -265,13 +281,24 @@ impl HttpConnection {
     }
 }
 
+impl WordedAppend for HttpConnection {
+    async fn append_with_word(
+        &mut self,
+        request: AppendEntriesRequest,
+        option: RPCOption,
+        word: LeaderWord,
+    ) -> Result<AppendEntriesResponse, RPCError<NodeId, Node, RaftError>> {
+        self.call(RPCTypes::AppendEntries, "append", &request, &option, word).await
+    }
+}
+
 impl RaftNetwork<TypeConfig> for HttpConnection {
     async fn append_entries(
         &mut self,
         request: AppendEntriesRequest,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse, RPCError<NodeId, Node, RaftError>> {
-        self.call(RPCTypes::AppendEntries, "append", &request, &option).await
+        self.append_with_word(request, option, LeaderWord::HasQuorum).await
     }
 
     async fn install_snapshot(
@@ -280,7 +307,8 @@ impl RaftNetwork<TypeConfig> for HttpConnection {
         option: RPCOption,
     ) -> Result<InstallSnapshotResponse, RPCError<NodeId, Node, RaftError<InstallSnapshotError>>>
     {
-        self.call(RPCTypes::InstallSnapshot, "snapshot", &request, &option).await
+        self.call(RPCTypes::InstallSnapshot, "snapshot", &request, &option, LeaderWord::HasQuorum)
+            .await
     }
 
     async fn vote(
@@ -288,6 +316,6 @@ impl RaftNetwork<TypeConfig> for HttpConnection {
         request: VoteRequest,
         option: RPCOption,
     ) -> Result<VoteResponse, RPCError<NodeId, Node, RaftError>> {
-        self.call(RPCTypes::Vote, "vote", &request, &option).await
+        self.call(RPCTypes::Vote, "vote", &request, &option, LeaderWord::HasQuorum).await
     }
 }

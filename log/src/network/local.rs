@@ -10,7 +10,9 @@ use openraft::error::{NetworkError, RPCError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 
 use crate::election::{PreVoteNetwork, PreVoteRequest, PreVoteResponse};
+use crate::network::WordedAppend;
 use crate::node::Endpoint;
+use crate::standing::LeaderWord;
 use crate::transfer::{
     answer_campaign, answer_defer, CampaignAnswer, CampaignRequest, DeferRequest, TransferNetwork,
 };
@@ -273,18 +275,32 @@ impl LocalConnection {
     }
 }
 
-impl RaftNetwork<TypeConfig> for LocalConnection {
-    async fn append_entries(
+impl WordedAppend for LocalConnection {
+    async fn append_with_word(
         &mut self,
         request: AppendEntriesRequest,
         _option: RPCOption,
+        word: LeaderWord,
     ) -> Result<AppendEntriesResponse, RPCError<NodeId, Node, RaftError>> {
         let shipping = self.network.append_delay(&request);
         if !shipping.is_zero() {
             // Injected transfer time, not synchronisation.
             tokio::time::sleep(shipping).await;
         }
-        self.deliver(|endpoint| async move { endpoint.raft.append_entries(request).await }).await
+        self.deliver(
+            |endpoint| async move { endpoint.pre_vote.receive_append(request, word).await },
+        )
+        .await
+    }
+}
+
+impl RaftNetwork<TypeConfig> for LocalConnection {
+    async fn append_entries(
+        &mut self,
+        request: AppendEntriesRequest,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse, RPCError<NodeId, Node, RaftError>> {
+        self.append_with_word(request, option, LeaderWord::HasQuorum).await
     }
 
     async fn install_snapshot(

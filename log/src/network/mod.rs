@@ -8,5 +8,25 @@ pub mod local;
 pub use http::{raft_router, HttpNetwork};
 pub use local::LocalNetwork;
 
+use openraft::error::RPCError;
+use openraft::network::{RPCOption, RaftNetwork};
+
+use crate::standing::LeaderWord;
+use crate::typ::{AppendEntriesRequest, AppendEntriesResponse, Node, RaftError};
+use crate::{NodeId, TypeConfig};
+
+/// A connection that carries the sending leader's [`LeaderWord`] with each append, for the
+/// follower's standing.
+pub trait WordedAppend: RaftNetwork<TypeConfig> {
+    fn append_with_word(
+        &mut self,
+        request: AppendEntriesRequest,
+        option: RPCOption,
+        word: LeaderWord,
+    ) -> impl std::future::Future<
+        Output = Result<AppendEntriesResponse, RPCError<NodeId, Node, RaftError>>,
+    > + Send;
+}
+
 /// Path prefix of the Raft routes the master mounts; the public API owns everything else.
 pub const RAFT_ROUTE_PREFIX: &str = "/corral/raft";

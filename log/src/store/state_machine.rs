@@ -3,12 +3,13 @@
 
 use std::io::Cursor as IoCursor;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, TryLockError};
 
 use corral_state::model::Settings;
 use corral_state::ClusterState;
 use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder, SnapshotMeta, StoredMembership};
+use tokio::runtime::RuntimeFlavor;
 use tokio::sync::watch;
 
 use super::{io_error, postcard_decode, postcard_encode, StoreError};
@@ -105,8 +106,21 @@ impl StateMachineStore {
     }
 
     /// Read access to the applied state; hold it briefly, applying waits for it.
+    ///
+    /// While a batch is applied (seconds for a command of offers to 10,000 agents) the lock
+    /// is taken; a reader on a runtime worker that simply blocked would take the worker with
+    /// it, and two such readers froze a master's whole runtime, Raft's answers to the leader
+    /// included, until the leader was voted out (the cluster bench's leader changed every
+    /// few seconds at 10,000 agents). So a reader that has to wait gives its worker's other
+    /// tasks to another thread first.
     pub fn read(&self) -> RwLockReadGuard<'_, Applied> {
-        self.shared.applied.read().unwrap_or_else(PoisonError::into_inner)
+        match self.shared.applied.try_read() {
+            Ok(guard) => guard,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => off_the_workers(|| {
+                self.shared.applied.read().unwrap_or_else(PoisonError::into_inner)
+            }),
+        }
     }
 
     pub fn journal(&self) -> &Journal {
@@ -139,6 +153,61 @@ impl StateMachineStore {
 
     fn persist_snapshot(&self, stored: &StoredSnapshot) -> Result<(), sled::Error> {
         self.shared.snapshots.insert(CURRENT_SNAPSHOT_KEY, postcard_encode(stored)).map(drop)
+    }
+}
+
+/// Applies `entries` and journals them, under the write lock; their answers and the last
+/// index applied.
+fn apply_entries(
+    shared: &Shared,
+    entries: Vec<Entry>,
+) -> Result<(Vec<BatchResponse>, u64), StorageError> {
+    let mut responses = Vec::with_capacity(entries.len());
+    let mut applied = shared.applied.write().unwrap_or_else(PoisonError::into_inner);
+    let mut journal = JournalBatch::new(applied.chain, &shared.journal);
+    for entry in entries {
+        let index = entry.log_id.index;
+        applied.last_applied = Some(entry.log_id);
+        match entry.payload {
+            EntryPayload::Blank => responses.push(BatchResponse { index, outcomes: Vec::new() }),
+            EntryPayload::Normal(batch) => {
+                let commands_before = applied.state.applied_commands();
+                let outcomes: Vec<_> =
+                    batch.entries().iter().map(|command| applied.state.apply(command)).collect();
+                // Events that cannot be journaled stop this master (a fatal storage error)
+                // rather than leave a gap in every stream.
+                journal
+                    .record(index, &batch, &outcomes)
+                    .map_err(|error| StorageIOError::write_state_machine(&io_error(error)))?;
+                shared.journal.offer_checkpoint(index, commands_before, &applied.state);
+                responses.push(BatchResponse { index, outcomes });
+            }
+            EntryPayload::Membership(membership) => {
+                applied.membership = StoredMembership::new(Some(entry.log_id), membership);
+                responses.push(BatchResponse { index, outcomes: Vec::new() });
+            }
+        }
+    }
+    applied.chain = journal.head();
+    // Written before the lock is released, so a snapshot built with this chain head never
+    // precedes the rows it covers.
+    shared
+        .journal
+        .write(journal)
+        .map_err(|error| StorageIOError::write_state_machine(&io_error(error)))?;
+    Ok((responses, applied.last_applied.map_or(0, |log_id| log_id.index)))
+}
+
+/// Runs `wait` (a blocking wait) without holding up the other tasks of the runtime worker it
+/// is called on: tokio moves them to another thread first. Elsewhere (a blocking thread, a
+/// single-threaded runtime, no runtime) it simply runs it.
+fn off_the_workers<T>(wait: impl FnOnce() -> T) -> T {
+    let on_workers = tokio::runtime::Handle::try_current()
+        .is_ok_and(|runtime| runtime.runtime_flavor() == RuntimeFlavor::MultiThread);
+    if on_workers {
+        tokio::task::block_in_place(wait)
+    } else {
+        wait()
     }
 }
 
@@ -200,50 +269,15 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         I::IntoIter: OptionalSend,
     {
         let started = std::time::Instant::now();
-        let mut responses = Vec::new();
-        let last_index = {
-            let mut applied = self.shared.applied.write().unwrap_or_else(PoisonError::into_inner);
-            let mut journal = JournalBatch::new(applied.chain, &self.shared.journal);
-            for entry in entries {
-                let index = entry.log_id.index;
-                applied.last_applied = Some(entry.log_id);
-                match entry.payload {
-                    EntryPayload::Blank => {
-                        responses.push(BatchResponse { index, outcomes: Vec::new() })
-                    }
-                    EntryPayload::Normal(batch) => {
-                        let commands_before = applied.state.applied_commands();
-                        let outcomes: Vec<_> = batch
-                            .entries()
-                            .iter()
-                            .map(|command| applied.state.apply(command))
-                            .collect();
-                        // Events that cannot be journaled stop this master (a fatal storage
-                        // error) rather than leave a gap in every stream.
-                        journal.record(index, &batch, &outcomes).map_err(|error| {
-                            StorageIOError::write_state_machine(&io_error(error))
-                        })?;
-                        self.shared.journal.offer_checkpoint(
-                            index,
-                            commands_before,
-                            &applied.state,
-                        );
-                        responses.push(BatchResponse { index, outcomes });
-                    }
-                    EntryPayload::Membership(membership) => {
-                        applied.membership = StoredMembership::new(Some(entry.log_id), membership);
-                        responses.push(BatchResponse { index, outcomes: Vec::new() });
-                    }
-                }
-            }
-            applied.chain = journal.head();
-            // Written before the lock is released, so a snapshot built with this chain head
-            // never precedes the rows it covers.
-            self.shared
-                .journal
-                .write(journal)
-                .map_err(|error| StorageIOError::write_state_machine(&io_error(error)))?;
-            applied.last_applied.map_or(0, |log_id| log_id.index)
+        let entries: Vec<Entry> = entries.into_iter().collect();
+        let shared = Arc::clone(&self.shared);
+        // A batch can take seconds to apply: on a blocking thread, so that Raft's own tasks
+        // (answering the leader's appends) keep the runtime's workers meanwhile.
+        let applied = tokio::task::spawn_blocking(move || apply_entries(&shared, entries)).await;
+        let (responses, last_index) = match applied {
+            Ok(applied) => applied?,
+            Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+            Err(join) => return Err(StorageIOError::write_state_machine(&io_error(join)).into()),
         };
         // After the journal rows exist, so a woken subscriber finds them.
         self.shared.applied_index.send_replace(last_index);

@@ -58,3 +58,31 @@ async fn entries_slower_to_ship_than_the_heartbeat_interval_commit() {
     }
     cluster.shutdown().await;
 }
+
+/// Every message takes longer than openraft's heartbeat deadline (50 ms) to arrive, as on a
+/// machine too loaded to answer in time. A heartbeat cut short at the deadline never reached
+/// the followers, so they elected another leader over and over although the leader was alive;
+/// heartbeats that arrive late keep the leader for as long as the delay lasts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_slower_than_the_heartbeat_interval_keep_the_leader() {
+    let cluster = TestCluster::start(3).await;
+    let leader = cluster.leader().await;
+    let term = cluster.node(leader).status().term;
+    cluster.network.set_delay(Duration::from_millis(80));
+    cluster.propose(1).await;
+    // Several election timeouts (300–600 ms) with nothing but heartbeats to keep the leader.
+    let watched = tokio::time::Instant::now() + Duration::from_secs(3);
+    while tokio::time::Instant::now() < watched {
+        for (node_id, node) in &cluster.nodes {
+            let status = node.status();
+            assert_eq!(
+                (status.term, status.leader),
+                (term, Some(leader)),
+                "master {node_id} saw another election with 80 ms links"
+            );
+        }
+        // Observing that nothing changes over a span, not waiting for something to happen.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    cluster.shutdown().await;
+}

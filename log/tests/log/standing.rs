@@ -56,3 +56,31 @@ async fn a_follower_cut_off_is_adrift_while_the_leader_keeps_its_quorum() {
     standing_becomes(&cluster, follower, Standing::Following { leader }).await;
     cluster.shutdown().await;
 }
+
+/// Five masters split two against three, the leader on the side of two: its follower there
+/// still hears it, so Raft keeps it following, yet neither can commit anything. The leader's
+/// appends say it lost its quorum, and its follower is adrift as soon as it says so (agents
+/// reading events from it go to the majority); after healing both follow the new leader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_cut_off_with_a_leader_that_lost_its_quorum_is_adrift_too() {
+    let cluster = TestCluster::start(5).await;
+    let old_leader = cluster.leader().await;
+    let companion = *cluster.nodes.keys().find(|id| **id != old_leader).expect("a follower");
+    let rest: Vec<u64> =
+        cluster.nodes.keys().copied().filter(|id| *id != old_leader && *id != companion).collect();
+    standing_becomes(&cluster, companion, Standing::Following { leader: old_leader }).await;
+
+    cluster.network.partition(&[old_leader, companion], &rest);
+    standing_becomes(&cluster, old_leader, Standing::Adrift).await;
+    standing_becomes(&cluster, companion, Standing::Adrift).await;
+    // Still named leader by Raft on that side: only the leader's word told the follower.
+    assert!(cluster.node(old_leader).is_leader(), "a cut-off leader keeps its role until told");
+    cluster.propose_among(&rest, 1).await;
+    let new_leader = cluster.leader_among(&rest).await;
+
+    cluster.network.heal();
+    for node in [old_leader, companion] {
+        standing_becomes(&cluster, node, Standing::Following { leader: new_leader }).await;
+    }
+    cluster.shutdown().await;
+}
