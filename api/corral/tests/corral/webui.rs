@@ -158,18 +158,26 @@ async fn overview_log_positions_agree(
         }
     }
     let applied: u64 = applied.as_str()?.parse().ok()?;
-    let (low, high) = (page_before["applied_index"].as_u64()?, page_after["applied_index"].as_u64()?);
+    let (low, high) =
+        (page_before["applied_index"].as_u64()?, page_after["applied_index"].as_u64()?);
     (low > 0 && (low..=high).contains(&applied)).then_some(())
 }
 
 /// The overview's resources used of total and each role's dominant share are the API's:
 /// the agents' totals and uses from `/master/state-summary`, each role's allocation from
 /// `/master/roles`, the share the largest fraction of a total it holds.
-async fn overview_resources_agree(cluster: &Cluster, browser: &Browser, page: &str) -> Result<(), String> {
-    let summary = get_json(cluster, &format!("http://{page}/master/state-summary?consistency=local"))
+async fn overview_resources_agree(
+    cluster: &Cluster,
+    browser: &Browser,
+    page: &str,
+) -> Result<(), String> {
+    let summary =
+        get_json(cluster, &format!("http://{page}/master/state-summary?consistency=local"))
+            .await
+            .ok_or("no state summary")?;
+    let roles = get_json(cluster, &format!("http://{page}/master/roles?consistency=local"))
         .await
-        .ok_or("no state summary")?;
-    let roles = get_json(cluster, &format!("http://{page}/master/roles?consistency=local")).await.ok_or("no roles")?;
+        .ok_or("no roles")?;
     let shown = browser.eval(SHOWN_RESOURCES).await;
     let kinds = ["cpus", "mem", "disk"];
     let mut total = [0.0; 3];
@@ -190,11 +198,16 @@ async fn overview_resources_agree(cluster: &Cluster, browser: &Browser, page: &s
             || shown["total"][kind] != json!(format(total[index]))
             || used[index] > total[index]
         {
-            return Err(format!("{kind}: used {} of {} shown as {shown:#}", used[index], total[index]));
+            return Err(format!(
+                "{kind}: used {} of {} shown as {shown:#}",
+                used[index], total[index]
+            ));
         }
     }
     let roles = roles["roles"].as_array().ok_or("no list of roles")?;
-    if roles.is_empty() || shown["shares"].as_object().map(serde_json::Map::len) != Some(roles.len()) {
+    if roles.is_empty()
+        || shown["shares"].as_object().map(serde_json::Map::len) != Some(roles.len())
+    {
         return Err(format!("roles {roles:#?} shown as {shown:#}"));
     }
     let mut busiest = 0.0_f64;
@@ -345,7 +358,11 @@ async fn the_web_ui_shows_the_cluster_live_in_a_real_browser() {
         .await;
     browser.key("Escape", "Escape", 27).await;
     browser
-        .wait_for("Escape closed the confirmation", "!document.getElementById('confirm').open", LONG)
+        .wait_for(
+            "Escape closed the confirmation",
+            "!document.getElementById('confirm').open",
+            LONG,
+        )
         .await;
     // A confirmation comes first; Cancel closes it and the agent stays as it was.
     browser.click("#agent-deactivate").await;
@@ -527,7 +544,8 @@ async fn the_web_ui_shows_the_cluster_live_in_a_real_browser() {
     assert!(created.status().is_success(), "{}", created.text().await.unwrap_or_default());
     let reasons = eventually(LONG, "the queue's reasons for /ui-huge", || async {
         let queue = get_json(&cluster, &format!("http://{leader_address}/v2/queue")).await?;
-        let item = queue["queue"].as_array()?.iter().find(|item| item["app"]["id"] == "/ui-huge")?;
+        let item =
+            queue["queue"].as_array()?.iter().find(|item| item["app"]["id"] == "/ui-huge")?;
         let reasons: Vec<String> = item["processedOffersSummary"]["rejectSummaryLastOffers"]
             .as_array()?
             .iter()
@@ -538,18 +556,21 @@ async fn the_web_ui_shows_the_cluster_live_in_a_real_browser() {
     })
     .await;
     assert!(reasons.iter().any(|reason| reason == "InsufficientCpus"), "{reasons:?}");
-    let shown_reasons = "document.querySelector('[data-queue-reasons=\"/ui-huge\"]')?.textContent ?? ''";
+    let shown_reasons =
+        "document.querySelector('[data-queue-reasons=\"/ui-huge\"]')?.textContent ?? ''";
     browser
         .wait_for(
             "the queue's reasons for /ui-huge",
-            &format!("{}.every((reason) => {shown_reasons}.includes(reason + ': '))", json!(reasons)),
+            &format!(
+                "{}.every((reason) => {shown_reasons}.includes(reason + ': '))",
+                json!(reasons)
+            ),
             LONG,
         )
         .await;
     // The counts follow the leader's as it matches more offers, though no event says so.
-    let shown_cpus = format!(
-        "(({shown_reasons}).match(/InsufficientCpus: \\d+\\/(\\d+)/) ?? [])[1] ?? null"
-    );
+    let shown_cpus =
+        format!("(({shown_reasons}).match(/InsufficientCpus: \\d+\\/(\\d+)/) ?? [])[1] ?? null");
     let first = browser.eval(&shown_cpus).await;
     let first: u64 = first.as_str().and_then(|text| text.parse().ok()).expect("a count shown");
     agree(LONG, "the queue's counts following the leader's", || async {
@@ -812,7 +833,8 @@ async fn the_web_ui_shows_the_cluster_live_in_a_real_browser() {
     }
     // The page's events: each once, in the log's order; those after the cursor are exactly
     // what the log holds after it, including the scale's, logged while the page was cut off.
-    let seen = browser.eval("window.corral.events.map((event) => [event.cursor, event.topic])").await;
+    let seen =
+        browser.eval("window.corral.events.map((event) => [event.cursor, event.topic])").await;
     let seen: Vec<(String, String)> = serde_json::from_value(seen).expect("cursors and topics");
     for pair in seen.windows(2) {
         assert!(
@@ -825,7 +847,9 @@ async fn the_web_ui_shows_the_cluster_live_in_a_real_browser() {
     let resumed: Vec<&(String, String)> =
         seen.iter().filter(|(seen, _)| cursor_order(seen) > cursor_order(&cursor)).collect();
     assert!(
-        resumed.iter().any(|(seen, topic)| topic == "service" && cursor_order(seen).0 <= unheard_until),
+        resumed
+            .iter()
+            .any(|(seen, topic)| topic == "service" && cursor_order(seen).0 <= unheard_until),
         "the scale's events, logged while the page was cut off, were not seen: {resumed:?}"
     );
     let last = &resumed.last().expect("events after the cursor").0;
