@@ -706,49 +706,15 @@ async fn a_token_or_credential_made_on_the_leader_works_on_a_follower_at_once() 
     assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{}", answer.body);
 }
 
-/// Registers an agent through the agent route with `token`; its id.
+/// Registers an agent on `host` through the agent route with `token`; its id.
 async fn register_agent_as(
     cluster: &TestMasters,
     leader: usize,
     token: &str,
     host: &str,
 ) -> String {
-    let command = Command::RegisterAgent {
-        info: corral_state::model::AgentInfo {
-            hostname: host.to_owned(),
-            address: format!("{host}:5051"),
-            attributes: corral_state::model::Attributes::default(),
-        },
-        resources: "cpus:1;mem:128".parse().expect("resources"),
-    };
-    let body = json!({"request_id": format!("register-{host}"), "command": command});
-    let answer = cluster
-        .send_with(
-            leader,
-            Method::POST,
-            "/corral/v1/agent/commands",
-            Some(&body),
-            &[("authorization", &bearer(token))],
-        )
-        .await;
-    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
-    let slaves = cluster
-        .send_with(
-            leader,
-            Method::GET,
-            "/master/slaves",
-            None,
-            &[("authorization", &bearer(token))],
-        )
-        .await;
-    slaves.body["slaves"]
-        .as_array()
-        .expect("slaves")
-        .iter()
-        .find(|agent| agent["hostname"] == host)
-        .and_then(|agent| agent["id"].as_str())
-        .expect("the agent is listed")
-        .to_owned()
+    let (address, credentials) = (format!("{host}:5051"), bearer(token));
+    cluster.register_agent_with(leader, host, &address, &[("authorization", &credentials)]).await
 }
 
 /// Each agent registers with its own join token and may then speak only for itself: another
