@@ -224,42 +224,66 @@ fn is_public(path: &str) -> bool {
     )
 }
 
-/// What a read needs beyond a live identity: a native scope, or one app's view.
-fn read_action(method: &Method, route: &str, path: &str) -> Option<(Action, String)> {
+/// What a request needs beyond a live identity, for what no command carries to `apply`:
+/// reads (a native scope, one app's view, flags, maintenance, an agent's sandbox through the
+/// proxy) and the writes that change Raft's membership rather than the state. An object of
+/// `None` is one only an `ANY` rule covers (Mesos's flags and machines, or a sandbox whose
+/// user the proxy does not know).
+fn route_action(method: &Method, route: &str, path: &str) -> Option<(Action, Option<String>)> {
+    let scope = |action: Action, scope: &str| Some((action, Some(scope.to_owned())));
     if method != Method::GET && method != Method::HEAD {
+        if route.starts_with("/corral/v1/members") || route == "/corral/v1/leader/transfer" {
+            return scope(Action::WriteApi, "members");
+        }
         return None;
     }
-    let scope = |scope: &str| Some((Action::ReadApi, scope.to_owned()));
+    let v0 = route.strip_prefix("/master").unwrap_or(route).trim_end_matches('/');
+    match v0 {
+        "/flags" => return Some((Action::ViewFlags, None)),
+        "/maintenance/schedule" => return Some((Action::GetMaintenanceSchedules, None)),
+        "/maintenance/status" => return Some((Action::GetMaintenanceStatuses, None)),
+        _ => {}
+    }
+    if route == "/agent/{agent_id}/{*rest}" || route == "/slave/{agent_id}/{*rest}" {
+        // The agent's files are its tasks' sandboxes; the rest (its state, its tasks'
+        // statistics) shows every task it runs.
+        let rest = path.splitn(4, '/').nth(3).unwrap_or("");
+        if rest.starts_with("files/") {
+            return Some((Action::AccessSandboxes, None));
+        }
+        return Some((Action::ViewTasks, None));
+    }
+    let read = |scope_name: &str| scope(Action::ReadApi, scope_name);
     if route.starts_with("/corral/v1/acl") {
-        return scope("acl");
+        return read("acl");
     }
     if route.starts_with("/corral/v1/events") || route.starts_with("/corral/v1/agent/") {
-        return scope("events");
+        return read("events");
     }
     if ["/corral/v1/history", "/corral/v1/state", "/corral/v1/diff", "/corral/v1/commands"]
         .iter()
         .any(|prefix| route.starts_with(prefix))
     {
-        return scope("history");
+        return read("history");
     }
     if route.starts_with("/corral/v1/explain") || route.starts_with("/corral/v1/allocation") {
-        return scope("explain");
+        return read("explain");
     }
     if route.starts_with("/corral/v1/settings") {
-        return scope("settings");
+        return read("settings");
     }
     if route.starts_with("/corral/v1/snapshot") {
-        return scope("snapshot");
+        return read("snapshot");
     }
     if route.starts_with("/corral/v1/") {
-        return scope("cluster");
+        return read("cluster");
     }
     if route.starts_with("/v2/apps/") {
         let app_id = path.strip_prefix("/v2/apps")?;
         let app_id = app_id.split_once("/tasks").map_or(app_id, |(id, _)| id);
         let app_id = app_id.split_once("/versions").map_or(app_id, |(id, _)| id);
         // As the routes read it: the `marathon` client asks for `/v2/apps//dev/web`.
-        return Some((Action::ViewApps, format!("/{}", app_id.trim_matches('/'))));
+        return Some((Action::ViewApps, Some(format!("/{}", app_id.trim_matches('/')))));
     }
     None
 }
@@ -291,7 +315,7 @@ struct Known {
 fn identify(
     state: &ClusterState,
     presented: Presented,
-    read: Option<(Action, String)>,
+    read: Option<(Action, Option<String>)>,
     own_stream: Option<AgentId>,
 ) -> Result<Known, (Refusal, Box<Denial>)> {
     let auth = state.auth();
@@ -327,7 +351,7 @@ fn identify(
         {
             Ok(())
         }
-        Some((action, object)) => auth.decide(Some(&identity), *action, Some(object)),
+        Some((action, object)) => auth.decide(Some(&identity), *action, object.as_deref()),
         None => Ok(()),
     };
     Ok(Known { identity, principal, decision, kdf })
@@ -389,6 +413,33 @@ pub(crate) async fn authenticate(
     CALLER.scope(caller, next.run(request)).await
 }
 
+/// Decides `action` on `object` for the request being served, where the route alone does
+/// not say what is asked (an operator call's type is in its body). Refused as the middleware
+/// refuses: counted, and let through when access control is only permissive.
+pub(crate) async fn authorize(
+    master: &Master,
+    action: Action,
+    object: Option<&str>,
+) -> Result<(), ApiError> {
+    let Some(caller) = current_caller().filter(|caller| caller.mode != AuthMode::Off) else {
+        return Ok(());
+    };
+    let (identity, owned) = (caller.identity.clone(), object.map(str::to_owned));
+    let decision = master
+        .read_state(ReadConsistency::Local, move |state: &ClusterState| {
+            state.auth().decide(identity.as_deref(), action, owned.as_deref())
+        })
+        .await?;
+    let Err(denial) = decision else { return Ok(()) };
+    let metrics = &master.inner.metrics;
+    metrics.http_auth_denied.with_label_values(&[Refusal::Denied.as_str(), &caller.route]).inc();
+    tracing::info!(route = %caller.route, %denial, "request refused by access control");
+    if caller.mode == AuthMode::Permissive {
+        return Ok(());
+    }
+    Err(ApiError::Rejected(Rejection::Unauthorized(denial)))
+}
+
 /// One state read decides everything but a Basic secret's KDF, which runs after it (cached).
 async fn check(
     master: &Master,
@@ -411,7 +462,7 @@ async fn check(
             ))
         }
     };
-    let read = read_action(method, route, path);
+    let read = route_action(method, route, path);
     let own_stream = agent_of_stream(route, path);
     let known = {
         let (presented, read, own_stream) = (presented.clone(), read.clone(), own_stream.clone());
@@ -496,13 +547,47 @@ mod tests {
     fn an_app_read_names_the_app_as_the_routes_do() {
         use axum::http::Method;
         use corral_state::auth::Action;
-        let read = |path: &str| super::read_action(&Method::GET, "/v2/apps/{*rest}", path);
-        let dev_web = Some((Action::ViewApps, "/dev/web".to_owned()));
+        let read = |path: &str| super::route_action(&Method::GET, "/v2/apps/{*rest}", path);
+        let dev_web = Some((Action::ViewApps, Some("/dev/web".to_owned())));
         assert_eq!(read("/v2/apps/dev/web"), dev_web);
         // The `marathon` client's form: its app ids start with a slash.
         assert_eq!(read("/v2/apps//dev/web"), dev_web);
         assert_eq!(read("/v2/apps//dev/web/tasks"), dev_web);
         assert_eq!(read("/v2/apps/dev/web/versions/"), dev_web);
+    }
+
+    #[test]
+    fn what_no_command_carries_is_decided_by_its_route() {
+        use axum::http::Method;
+        use corral_state::auth::Action;
+        let members = Some((Action::WriteApi, Some("members".to_owned())));
+        let action = super::route_action;
+        assert_eq!(action(&Method::POST, "/corral/v1/members", "/corral/v1/members"), members);
+        let path = "/corral/v1/members/{node_id}";
+        assert_eq!(action(&Method::DELETE, path, "/corral/v1/members/4"), members);
+        let path = "/corral/v1/leader/transfer";
+        assert_eq!(action(&Method::POST, path, path), members);
+        let cluster = Some((Action::ReadApi, Some("cluster".to_owned())));
+        assert_eq!(action(&Method::GET, "/corral/v1/members", "/corral/v1/members"), cluster);
+        for route in ["/master/flags", "/flags/", "/master/flags/"] {
+            assert_eq!(action(&Method::GET, route, route), Some((Action::ViewFlags, None)));
+        }
+        let route = "/master/maintenance/status";
+        assert_eq!(
+            action(&Method::GET, route, route),
+            Some((Action::GetMaintenanceStatuses, None))
+        );
+        let route = "/maintenance/schedule";
+        let schedules = Some((Action::GetMaintenanceSchedules, None));
+        assert_eq!(action(&Method::GET, route, route), schedules);
+        let route = "/slave/{agent_id}/{*rest}";
+        let sandbox = Some((Action::AccessSandboxes, None));
+        assert_eq!(action(&Method::GET, route, "/slave/a1/files/read"), sandbox);
+        let tasks = Some((Action::ViewTasks, None));
+        assert_eq!(action(&Method::GET, "/agent/{agent_id}/{*rest}", "/agent/a1/state"), tasks);
+        assert_eq!(action(&Method::GET, route, "/slave/a1/monitor/statistics"), tasks);
+        // Writes that go through the log are decided at apply, not here.
+        assert_eq!(action(&Method::POST, "/v2/apps", "/v2/apps"), None);
     }
 
     #[test]

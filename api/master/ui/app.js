@@ -25,6 +25,17 @@ const RELOAD_MIN_GAP_MS = 500;
 /// The longest a held mouse button holds the view's replacement.
 const PRESS_HOLD_MS = 2000;
 
+/// How to find the focused element again in a view rendered anew: by its id, or by what
+/// names it among its kind (a link's target, a button's `data-*` attributes), so that a
+/// keyboard user's focus survives the reloads that events cause.
+function focusSelector(element, main) {
+  if (!element || element === main || !main.contains(element)) return null;
+  if (element.id) return `#${CSS.escape(element.id)}`;
+  const naming = [...element.attributes].filter((attribute) => attribute.name.startsWith("data-") || ["href", "aria-label", "role"].includes(attribute.name));
+  if (!naming.length) return null;
+  return element.tagName.toLowerCase() + naming.map((attribute) => `[${attribute.name}="${CSS.escape(attribute.value)}"]`).join("");
+}
+
 class App {
   constructor() {
     this.api = new Api();
@@ -54,6 +65,7 @@ class App {
 
   async start() {
     this.authForm();
+    this.skipLink();
     this.keyboard();
     this.pointer();
     window.addEventListener("hashchange", () => this.navigate());
@@ -119,6 +131,16 @@ class App {
     }, wait);
   }
 
+  /// Loads the view again in `ms` if it is still on the page: for what no event announces
+  /// (the leader's offer matching behind `/v2/queue` is kept in memory, not logged).
+  refreshIn(ms) {
+    clearTimeout(this.refreshTimer);
+    const view = this.view;
+    this.refreshTimer = setTimeout(() => {
+      if (this.view === view) this.reloadSoon();
+    }, ms);
+  }
+
   /// The page says it needs a token, where the user will look: the header's field, focused,
   /// and the main region, with the reason a token was refused if one was.
   askForToken() {
@@ -160,6 +182,7 @@ class App {
     document.title = `${route.view.title} · Corral`;
     clearTimeout(this.pending);
     this.pending = null;
+    clearTimeout(this.refreshTimer);
     await this.load(true);
   }
 
@@ -184,7 +207,7 @@ class App {
         return;
       }
       const active = document.activeElement;
-      const focused = active && active.id;
+      const focused = focusSelector(active, this.main);
       const caret = active && typeof active.selectionStart === "number" ? [active.selectionStart, active.selectionEnd] : null;
       const scroll = window.scrollY;
       if (view !== views.events) this.onLiveEvent = null;
@@ -193,7 +216,7 @@ class App {
       for (const [key, value] of this.memories) {
         if (key === `logs:${params[0]}` && view === views.tasks) value.start();
       }
-      const refocus = focused && document.getElementById(focused);
+      const refocus = focused && this.main.querySelector(focused);
       if (refocus) {
         refocus.focus({ preventScroll: true });
         if (caret && typeof refocus.setSelectionRange === "function") {
@@ -281,6 +304,15 @@ class App {
       // Whoever waited for a token (the start, the stream) carries on; a page already
       // started loads its view again with it.
       if (this.started) this.load(true);
+    });
+  }
+
+  /// "Skip to content" focuses the main region; followed as a link, its `#main` would be
+  /// routed as a page named "main".
+  skipLink() {
+    document.querySelector(".skip").addEventListener("click", (event) => {
+      event.preventDefault();
+      this.main.focus();
     });
   }
 

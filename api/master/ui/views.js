@@ -5,6 +5,9 @@
 export const TOPICS = ["agent", "framework", "offer", "task", "role", "maintenance", "cluster", "service"];
 const TERMINAL = new Set(["TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_ERROR", "TASK_DROPPED", "TASK_GONE", "TASK_GONE_BY_OPERATOR", "TASK_LOST"]);
 const LOCAL = "consistency=local";
+/// How often a page showing apps that wait to launch reads `/v2/queue` again: why offers
+/// were not used is the leader's memory, not an event.
+const QUEUE_REFRESH_MS = 2000;
 
 /// An element: `h("a", {href: "#/"}, "text", child)`. `on*` props are listeners.
 export function h(tag, props = {}, ...children) {
@@ -198,12 +201,12 @@ export const overview = {
         used[key] += (agent.used_resources || {})[key] || 0;
       }
     }
-    const memberRows = (members.members || []).map((member) => h("tr", {},
+    const memberRows = (members.members || []).map((member) => h("tr", { "data-member": member.address },
       h("td", { class: "num" }, member.node_id),
       h("td", { class: "mono" }, member.address),
       h("td", {}, member.leader ? h("span", { class: "badge leader" }, "leader") : member.voter ? "voter" : "learner"),
-      h("td", { class: "num" }, member.matched_index ?? "–"),
-      h("td", { class: "num" }, member.lag ?? "–"),
+      h("td", { class: "num", "data-matched": member.address }, member.matched_index ?? "–"),
+      h("td", { class: "num", "data-lag": member.address }, member.lag ?? "–"),
       h("td", {}, member.address === api.current ? "this page follows it" : "")));
     const shareRows = (roles.roles || []).map((role) => {
       const allocated = role.allocated || role.resources || {};
@@ -215,7 +218,7 @@ export const overview = {
         h("td", {}, role.name),
         h("td", { class: "num" }, num(role.weight ?? 1)),
         h("td", {}, resourcesText(allocated)),
-        h("td", { class: "num" }, `${(dominant * 100).toFixed(1)}%`),
+        h("td", { class: "num", "data-share": role.name }, `${(dominant * 100).toFixed(1)}%`),
         h("td", {}, meter(dominant, 1, `dominant share of ${role.name}`))));
     const stateRows = [...byState.entries()].filter(([, count]) => count > 0).sort().map(([name, count]) => h("tr", {},
       h("td", {}, stateBadge(name)), h("td", { class: "num", "data-state-count": name }, count)));
@@ -249,8 +252,8 @@ export const overview = {
           h("h2", {}, "Resources used of total"),
           table(["Resource", ["Used", "num"], ["Total", "num"], "Share"], ["cpus", "mem", "disk"].map((key) => h("tr", {},
             h("td", {}, key),
-            h("td", { class: "num" }, key === "cpus" ? num(used[key]) : mib(used[key])),
-            h("td", { class: "num" }, key === "cpus" ? num(total[key]) : mib(total[key])),
+            h("td", { class: "num", "data-used": key }, key === "cpus" ? num(used[key]) : mib(used[key])),
+            h("td", { class: "num", "data-total": key }, key === "cpus" ? num(total[key]) : mib(total[key])),
             h("td", {}, meter(used[key], total[key], `${key} used`))))))),
       h("div", { class: "two" },
         h("section", {}, h("h2", {}, "Tasks by state"), table(["State", ["Count", "num"]], stateRows, "no tasks")),
@@ -648,12 +651,14 @@ export const apps = {
     return { list, deployments, queue, id, app: app.app, tasks: tasks.tasks || [], versions: versions.versions || [] };
   },
   render(ctx, data) {
+    const waiting = ((data.queue && data.queue.queue) || []).filter((item) => !data.id || (item.app && item.app.id === data.id));
+    if (waiting.length) ctx.app.refreshIn(QUEUE_REFRESH_MS);
     if (data.id) return appDetail(ctx, data);
     const apps = data.list.apps || [];
     const rows = apps.map((app) => h("tr", { "data-app": app.id },
       h("td", {}, link(`apps${app.id}`, app.id)),
       h("td", { class: "num", "data-instances": app.id }, `${app.tasksRunning ?? 0} / ${app.instances}`),
-      h("td", { class: "num" }, app.tasksHealthy ?? 0),
+      h("td", { class: "num", "data-healthy": app.id }, app.tasksHealthy ?? 0),
       h("td", { class: "num" }, app.tasksStaged ?? 0),
       h("td", {}, (app.deployments || []).length ? h("span", { class: "badge warn" }, "deploying") : h("span", { class: "badge ok" }, "stable")),
       h("td", {}, appActions(ctx, app))));
@@ -747,11 +752,12 @@ function queueTable(queue) {
   return table(["App", ["Waiting", "num"], "Delay", "Why offers were not used"], (queue.queue || []).map((item) => {
     const summary = (item.processedOffersSummary || {}).rejectSummaryLastOffers || [];
     const reasons = summary.filter((reason) => reason.declined > 0).map((reason) => `${reason.reason}: ${reason.declined}/${reason.processed}`);
-    return h("tr", {},
-      h("td", {}, item.app ? item.app.id : "?"),
+    const app = item.app ? item.app.id : "?";
+    return h("tr", { "data-queue-app": app },
+      h("td", {}, app),
       h("td", { class: "num" }, item.count ?? "–"),
       h("td", {}, item.delay && item.delay.overdue === false ? `${item.delay.timeLeftSeconds}s` : "none"),
-      h("td", {}, reasons.join("; ") || "–"));
+      h("td", { "data-queue-reasons": app }, reasons.join("; ") || "–"));
   }), "nothing waits to be launched");
 }
 
@@ -790,7 +796,7 @@ function appDetail(ctx, { id, app, tasks, versions, deployments, queue }) {
       h("td", {}, task.host),
       h("td", { class: "mono" }, (task.ports || []).join(", ")),
       h("td", {}, stateBadge(task.state)),
-      h("td", {}, (task.healthCheckResults || []).length ? (task.healthCheckResults.every((result) => result.alive) ? h("span", { class: "badge ok" }, "healthy") : h("span", { class: "badge bad" }, "unhealthy")) : "–"),
+      h("td", { "data-task-health": task.id }, (task.healthCheckResults || []).length ? (task.healthCheckResults.every((result) => result.alive) ? h("span", { class: "badge ok" }, "healthy") : h("span", { class: "badge bad" }, "unhealthy")) : "–"),
       h("td", { class: "mono" }, task.version || ""))), "no instances"),
     h("h2", {}, "Deployments"), deploymentsTable(mine),
     h("h2", {}, "Deployments started from this page"), startedTable(ctx, id),

@@ -28,12 +28,22 @@ impl LoggedEvents {
         deadline: tokio::time::Instant,
         waiting_for: impl Fn() -> String,
     ) -> Event {
+        let line = self.next_line(deadline, waiting_for).await;
+        serde_json::from_value(line["event"].clone()).expect("next_line returns events")
+    }
+
+    /// The next event's whole line: its `cursor`, `topic`, `kind` and `event`.
+    pub async fn next_line(
+        &mut self,
+        deadline: tokio::time::Instant,
+        waiting_for: impl Fn() -> String,
+    ) -> Value {
         loop {
             while let Some(newline) = self.buffer.iter().position(|&byte| byte == b'\n') {
                 let line: Vec<u8> = self.buffer.drain(..=newline).collect();
                 let Ok(value) = serde_json::from_slice::<Value>(&line) else { continue };
-                if let Ok(event) = serde_json::from_value::<Event>(value["event"].clone()) {
-                    return event;
+                if serde_json::from_value::<Event>(value["event"].clone()).is_ok() {
+                    return value;
                 }
             }
             let chunk = tokio::time::timeout_at(deadline, self.body.next())

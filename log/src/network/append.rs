@@ -289,7 +289,10 @@ impl<C: WordedAppend + Clone> AppendConnection<C> {
         let beat = self.heartbeat.as_mut().expect("a heartbeat was started above if none was");
         let answer = (&mut beat.0).await;
         self.heartbeat = None;
-        answer.unwrap_or_else(|join_error| Err(RPCError::Network(NetworkError::new(&join_error))))
+        match answer {
+            Ok(reply) => reply,
+            Err(join_error) => Err(RPCError::Network(NetworkError::new(&join_error))),
+        }
     }
 
     fn deadline(&self, openraft_deadline: Duration, bytes: usize) -> Duration {

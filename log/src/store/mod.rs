@@ -13,7 +13,7 @@ use std::path::Path;
 use corral_state::model::Settings;
 
 pub use log_store::{CommittedIndex, LogStore};
-pub use state_machine::{Applied, StateMachineStore};
+pub use state_machine::{off_the_workers, Applied, StateMachineStore};
 
 use crate::journal::{Journal, JournalError, JournalRetention};
 use crate::observe::ObserverSlot;

@@ -158,6 +158,7 @@ impl StateMachineStore {
 
 /// Applies `entries` and journals them, under the write lock; their answers and the last
 /// index applied.
+#[allow(clippy::result_large_err, reason = "openraft's StorageError, which `apply` returns")]
 fn apply_entries(
     shared: &Shared,
     entries: Vec<Entry>,
@@ -198,16 +199,16 @@ fn apply_entries(
     Ok((responses, applied.last_applied.map_or(0, |log_id| log_id.index)))
 }
 
-/// Runs `wait` (a blocking wait) without holding up the other tasks of the runtime worker it
-/// is called on: tokio moves them to another thread first. Elsewhere (a blocking thread, a
-/// single-threaded runtime, no runtime) it simply runs it.
-fn off_the_workers<T>(wait: impl FnOnce() -> T) -> T {
+/// Runs `work` (a blocking wait, or long synchronous work) without holding up the other
+/// tasks of the runtime worker it is called on: tokio moves them to another thread first.
+/// Elsewhere (a blocking thread, a single-threaded runtime, no runtime) it simply runs it.
+pub fn off_the_workers<T>(work: impl FnOnce() -> T) -> T {
     let on_workers = tokio::runtime::Handle::try_current()
         .is_ok_and(|runtime| runtime.runtime_flavor() == RuntimeFlavor::MultiThread);
     if on_workers {
-        tokio::task::block_in_place(wait)
+        tokio::task::block_in_place(work)
     } else {
-        wait()
+        work()
     }
 }
 
@@ -273,9 +274,11 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let shared = Arc::clone(&self.shared);
         // A batch can take seconds to apply: on a blocking thread, so that Raft's own tasks
         // (answering the leader's appends) keep the runtime's workers meanwhile.
-        let applied = tokio::task::spawn_blocking(move || apply_entries(&shared, entries)).await;
+        let applied =
+            tokio::task::spawn_blocking(move || apply_entries(&shared, entries).map_err(Box::new))
+                .await;
         let (responses, last_index) = match applied {
-            Ok(applied) => applied?,
+            Ok(applied) => applied.map_err(|error| *error)?,
             Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
             Err(join) => return Err(StorageIOError::write_state_machine(&io_error(join)).into()),
         };

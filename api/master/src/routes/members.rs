@@ -52,7 +52,7 @@ pub(crate) async fn add(State(master): State<Master>, body: Bytes) -> Result<Res
         .join(node_id, &address, CATCH_UP)
         .await
         .map_err(|error| change_error(&master, error, "node_id"))?;
-    tracing::info!(node_id, %address, "master added");
+    tracing::info!(node_id, %address, by = ?caller(), "master added");
     Ok(Json(render(&master)).into_response())
 }
 
@@ -63,7 +63,7 @@ pub(crate) async fn remove(
     master.redirect_if_follower()?;
     let node_id = parse_node_id("node_id", &node_id)?;
     master.node().leave(node_id).await.map_err(|error| change_error(&master, error, "node_id"))?;
-    tracing::info!(node_id, "master removed");
+    tracing::info!(node_id, by = ?caller(), "master removed");
     Ok(Json(render(&master)).into_response())
 }
 
@@ -95,10 +95,16 @@ pub(crate) async fn transfer(
             )))
         }
     };
-    tracing::info!(from, to, term, "leadership transferred");
+    tracing::info!(from, to, term, by = ?caller(), "leadership transferred");
     let leader_address = master.node().status().leader_address;
     Ok(Json(json!({"from": from, "leader": to, "leader_address": leader_address, "term": term}))
         .into_response())
+}
+
+/// Who asked, for the log line: membership is Raft's, not a command, so the journal does not
+/// record it.
+fn caller() -> Option<String> {
+    crate::auth::current_caller().and_then(|caller| caller.identity)
 }
 
 fn render(master: &Master) -> Value {

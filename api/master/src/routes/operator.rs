@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use axum::Json;
 use corral_log::EventFilter;
+use corral_state::auth::Action;
 use corral_state::{Actor, Event};
 
 use super::misc::ReadOptions;
@@ -56,6 +57,16 @@ async fn answer(
         return Ok(
             Json(render_query(query, &corral_state::ClusterState::default())).into_response()
         );
+    }
+    // What `view_*` cannot filter is refused whole, as Mesos does.
+    let asks = match query {
+        OperatorQuery::Flags => Some(Action::ViewFlags),
+        OperatorQuery::MaintenanceSchedule => Some(Action::GetMaintenanceSchedules),
+        OperatorQuery::MaintenanceStatus => Some(Action::GetMaintenanceStatuses),
+        _ => None,
+    };
+    if let Some(action) = asks {
+        crate::auth::authorize(master, action, None).await?;
     }
     let consistency = options.consistency(master)?;
     if matches!(query, OperatorQuery::State | OperatorQuery::Tasks) {

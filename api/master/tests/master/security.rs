@@ -85,7 +85,8 @@ async fn secured(cluster: &TestMasters, leader: usize) -> Tokens {
             "readers",
             json!({
                 "read_api": [{"principals": {"values": ["reader", "fw"]}, "apis": {"type": "ANY"}}],
-                "view_apps": [{"principals": {"values": ["reader"]}, "app_ids": {"type": "ANY"}}]
+                "view_apps": [{"principals": {"values": ["reader"]}, "app_ids": {"type": "ANY"}}],
+                "view_flags": [{"principals": {"values": ["reader"]}, "flags": {"type": "ANY"}}]
             }),
         ),
         (
@@ -334,6 +335,108 @@ fn routes() -> Vec<Route> {
             expect: |who| match who {
                 _ if unauthenticated(who) => StatusCode::UNAUTHORIZED,
                 Who::Management => StatusCode::CREATED,
+                _ => StatusCode::FORBIDDEN,
+            },
+        },
+        // Raft's membership is no command, so the route decides: `write_api` on `members`.
+        // The management token passes and meets the route's own refusal (nothing changes).
+        Route {
+            method: Method::POST,
+            path: "/corral/v1/members",
+            body: Some(json!({"node_id": 1, "address": "127.0.0.1:1"})),
+            writes: false,
+            expect: |who| match who {
+                _ if unauthenticated(who) => StatusCode::UNAUTHORIZED,
+                Who::Management => StatusCode::CONFLICT,
+                _ => StatusCode::FORBIDDEN,
+            },
+        },
+        Route {
+            method: Method::DELETE,
+            path: "/corral/v1/members/9",
+            body: None,
+            writes: false,
+            expect: |who| match who {
+                _ if unauthenticated(who) => StatusCode::UNAUTHORIZED,
+                Who::Management => StatusCode::NOT_FOUND,
+                _ => StatusCode::FORBIDDEN,
+            },
+        },
+        Route {
+            method: Method::POST,
+            path: "/corral/v1/leader/transfer?to=9",
+            body: None,
+            writes: false,
+            expect: |who| match who {
+                _ if unauthenticated(who) => StatusCode::UNAUTHORIZED,
+                Who::Management => StatusCode::NOT_FOUND,
+                _ => StatusCode::FORBIDDEN,
+            },
+        },
+        // What `view_*` cannot filter is refused whole: flags, maintenance, sandboxes.
+        Route {
+            method: Method::GET,
+            path: "/master/flags",
+            body: None,
+            writes: false,
+            expect: |who| match who {
+                _ if unauthenticated(who) => StatusCode::UNAUTHORIZED,
+                Who::Management | Who::Reader => StatusCode::OK,
+                _ => StatusCode::FORBIDDEN,
+            },
+        },
+        Route {
+            method: Method::POST,
+            path: "/api/v1",
+            body: Some(json!({"type": "GET_FLAGS"})),
+            writes: false,
+            expect: |who| match who {
+                _ if unauthenticated(who) => StatusCode::UNAUTHORIZED,
+                Who::Management | Who::Reader => StatusCode::OK,
+                _ => StatusCode::FORBIDDEN,
+            },
+        },
+        Route {
+            method: Method::GET,
+            path: "/maintenance/status",
+            body: None,
+            writes: false,
+            expect: |who| match who {
+                _ if unauthenticated(who) => StatusCode::UNAUTHORIZED,
+                Who::Management => StatusCode::OK,
+                _ => StatusCode::FORBIDDEN,
+            },
+        },
+        Route {
+            method: Method::POST,
+            path: "/api/v1",
+            body: Some(json!({"type": "GET_MAINTENANCE_SCHEDULE"})),
+            writes: false,
+            expect: |who| match who {
+                _ if unauthenticated(who) => StatusCode::UNAUTHORIZED,
+                Who::Management => StatusCode::OK,
+                _ => StatusCode::FORBIDDEN,
+            },
+        },
+        Route {
+            method: Method::GET,
+            path: "/slave/no-such-agent/files/read?path=stdout",
+            body: None,
+            writes: false,
+            expect: |who| match who {
+                _ if unauthenticated(who) => StatusCode::UNAUTHORIZED,
+                Who::Management => StatusCode::NOT_FOUND,
+                _ => StatusCode::FORBIDDEN,
+            },
+        },
+        Route {
+            method: Method::GET,
+            path: "/agent/no-such-agent/state",
+            body: None,
+            writes: false,
+            expect: |who| match who {
+                _ if unauthenticated(who) => StatusCode::UNAUTHORIZED,
+                Who::Management => StatusCode::NOT_FOUND,
                 _ => StatusCode::FORBIDDEN,
             },
         },
@@ -601,4 +704,96 @@ async fn a_token_or_credential_made_on_the_leader_works_on_a_follower_at_once() 
         )
         .await;
     assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{}", answer.body);
+}
+
+/// Registers an agent on `host` through the agent route with `token`; its id.
+async fn register_agent_as(
+    cluster: &TestMasters,
+    leader: usize,
+    token: &str,
+    host: &str,
+) -> String {
+    let (address, credentials) = (format!("{host}:5051"), bearer(token));
+    cluster.register_agent_with(leader, host, &address, &[("authorization", &credentials)]).await
+}
+
+/// Each agent registers with its own join token and may then speak only for itself: another
+/// agent's heartbeat, or a status update about another agent's task sent under its own id,
+/// is refused and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_may_not_send_another_agents_heartbeat_or_status() {
+    let cluster = TestMasters::start(1).await;
+    let leader = cluster.leader().await;
+    let tokens = secured(&cluster, leader).await;
+    let policy = json!({"register_agents": [
+        {"principals": {"values": ["join"]}, "agents": {"type": "ANY"}}]});
+    let answer = cluster
+        .send_with(
+            leader,
+            Method::PUT,
+            "/corral/v1/acl/policies/agents",
+            Some(&policy),
+            &[("authorization", &bearer(&tokens.management))],
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let root = tokens.management.clone();
+    let join_a = create_token(&cluster, leader, &root, json!({"principal": "join"})).await;
+    let join_b = create_token(&cluster, leader, &root, json!({"principal": "join"})).await;
+    let agent_a = register_agent_as(&cluster, leader, &join_a, "host-a").await;
+    let agent_b = register_agent_as(&cluster, leader, &join_b, "host-b").await;
+    let send = |token: String, body: Value| {
+        let cluster = &cluster;
+        async move {
+            cluster
+                .send_with(
+                    leader,
+                    Method::POST,
+                    "/corral/v1/agent/commands",
+                    Some(&body),
+                    &[("authorization", &bearer(&token))],
+                )
+                .await
+        }
+    };
+    let heartbeat = |agent: &str| {
+        let command =
+            Command::AgentHeartbeat { agent_id: corral_state::AgentId::new(agent.to_owned()) };
+        json!({"request_id": format!("beat-{agent}"), "agent_id": agent, "command": command})
+    };
+    // Its own heartbeat goes through.
+    let answer = send(join_b.clone(), heartbeat(&agent_b)).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+
+    let before = digest(&cluster, leader).await;
+    let answer = send(join_b.clone(), heartbeat(&agent_a)).await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.body);
+    assert!(answer.body.to_string().contains("join"), "{}", answer.body);
+
+    let status = corral_state::model::TaskStatus {
+        task_id: corral_state::TaskId::new("a-task-of-agent-a".to_owned()),
+        state: corral_state::model::TaskState::Failed,
+        message: Some("forged".to_owned()),
+        source: corral_state::model::TaskSource::Agent,
+        reason: None,
+        healthy: None,
+        agent_id: Some(corral_state::AgentId::new(agent_a.clone())),
+        executor_id: None,
+        timestamp: corral_state::Timestamp::from_secs(1),
+        uuid: None,
+        exit_code: None,
+    };
+    let command = Command::UpdateStatus {
+        framework_id: corral_state::FrameworkId::new("some-framework".to_owned()),
+        status,
+    };
+    let forged = json!({"request_id": "forged-status", "agent_id": agent_b, "command": command});
+    let answer = send(join_b.clone(), forged).await;
+    assert!(
+        answer.body.to_string().contains(&format!("may not act for agent {agent_a}")),
+        "{} {}",
+        answer.status,
+        answer.body
+    );
+    assert_eq!(digest(&cluster, leader).await, before, "a refused agent command changed the state");
 }

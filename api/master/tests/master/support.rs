@@ -176,6 +176,39 @@ impl TestMasters {
     }
 
     /// `send` with these headers.
+    /// Registers an agent on `hostname` advertising `address` through the agent-facing
+    /// API, with `headers` (its credentials, if any); its id as `/master/slaves` lists it.
+    pub async fn register_agent_with(
+        &self,
+        leader: usize,
+        hostname: &str,
+        address: &str,
+        headers: &[(&str, &str)],
+    ) -> String {
+        let command = corral_state::Command::RegisterAgent {
+            info: corral_state::model::AgentInfo {
+                hostname: hostname.to_owned(),
+                address: address.to_owned(),
+                attributes: corral_state::model::Attributes::default(),
+            },
+            resources: "cpus:2;mem:256".parse().expect("resources"),
+        };
+        let body =
+            serde_json::json!({"request_id": format!("register-{hostname}"), "command": command});
+        let path = "/corral/v1/agent/commands";
+        let answer = self.send_with(leader, Method::POST, path, Some(&body), headers).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+        let slaves = self.send_with(leader, Method::GET, "/master/slaves", None, headers).await;
+        slaves.body["slaves"]
+            .as_array()
+            .expect("slaves")
+            .iter()
+            .find(|agent| agent["hostname"] == hostname)
+            .and_then(|agent| agent["id"].as_str())
+            .expect("the agent is listed")
+            .to_owned()
+    }
+
     pub async fn send_with(
         &self,
         index: usize,

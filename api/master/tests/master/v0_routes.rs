@@ -3,8 +3,6 @@
 //! server on loopback.
 
 use axum::http::{Method, StatusCode};
-use corral_state::model::{AgentInfo, Attributes};
-use corral_state::Command;
 use serde_json::json;
 
 use super::support::TestMasters;
@@ -16,26 +14,7 @@ async fn register_agent(
     hostname: &str,
     address: &str,
 ) -> String {
-    let command = Command::RegisterAgent {
-        info: AgentInfo {
-            hostname: hostname.to_owned(),
-            address: address.to_owned(),
-            attributes: Attributes::default(),
-        },
-        resources: "cpus:2;mem:256".parse().expect("resources"),
-    };
-    let body = json!({"request_id": format!("register-{hostname}"), "command": command});
-    let answer = cluster.send(leader, Method::POST, "/corral/v1/agent/commands", Some(&body)).await;
-    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
-    let slaves = cluster.send(leader, Method::GET, "/master/slaves", None).await;
-    slaves.body["slaves"]
-        .as_array()
-        .expect("slaves")
-        .iter()
-        .find(|agent| agent["hostname"] == hostname)
-        .and_then(|agent| agent["id"].as_str())
-        .expect("the agent is listed")
-        .to_owned()
+    cluster.register_agent_with(leader, hostname, address, &[]).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -32,12 +32,30 @@ pub struct PageError {
     pub text: String,
 }
 
+/// A request the page sent, as the network saw it (after `record_requests`).
+#[derive(Clone, Debug)]
+pub struct SentRequest {
+    pub method: String,
+    pub url: String,
+    pub headers: Value,
+}
+
+impl SentRequest {
+    /// A header's value, its name in any case.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let headers = self.headers.as_object()?;
+        let (_, value) = headers.iter().find(|(key, _)| key.eq_ignore_ascii_case(name))?;
+        value.as_str()
+    }
+}
+
 pub struct Browser {
     child: Child,
     sink: tokio::sync::Mutex<Sink>,
     next_id: AtomicU64,
     pending: Pending,
     errors: Arc<Mutex<Vec<PageError>>>,
+    requests: Arc<Mutex<Vec<SentRequest>>>,
     session: String,
     _profile: tempfile::TempDir,
     reader: tokio::task::JoinHandle<()>,
@@ -97,9 +115,11 @@ impl Browser {
         let (sink, mut stream) = socket.split();
         let pending: Pending = Arc::default();
         let errors: Arc<Mutex<Vec<PageError>>> = Arc::default();
+        let requests: Arc<Mutex<Vec<SentRequest>>> = Arc::default();
         let reader = {
             let pending = pending.clone();
             let errors = errors.clone();
+            let requests = requests.clone();
             tokio::spawn(async move {
                 while let Some(Ok(message)) = stream.next().await {
                     let Message::Text(text) = message else { continue };
@@ -114,6 +134,13 @@ impl Browser {
                         }
                     } else if let Some(error) = page_error(&message) {
                         errors.lock().expect("errors").push(error);
+                    } else if message["method"] == "Network.requestWillBeSent" {
+                        let request = &message["params"]["request"];
+                        requests.lock().expect("requests").push(SentRequest {
+                            method: request["method"].as_str().unwrap_or("").to_owned(),
+                            url: request["url"].as_str().unwrap_or("").to_owned(),
+                            headers: request["headers"].clone(),
+                        });
                     }
                 }
             })
@@ -124,6 +151,7 @@ impl Browser {
             next_id: AtomicU64::new(1),
             pending,
             errors,
+            requests,
             session: String::new(),
             _profile: profile,
             reader,
@@ -238,7 +266,12 @@ impl Browser {
 
     /// A key pressed and released, as the keyboard sends it (`Tab`, `Home`, `Enter`, `3`).
     pub async fn key(&self, key: &str, code: &str, key_code: u32) {
-        let text = if key.chars().count() == 1 { key } else { "" };
+        // Enter types a carriage return: that is what activates a focused link.
+        let text = match key {
+            "Enter" => "\r",
+            single if single.chars().count() == 1 => single,
+            _ => "",
+        };
         for kind in ["keyDown", "keyUp"] {
             let mut params = json!({"type": kind, "key": key, "code": code,
                                     "windowsVirtualKeyCode": key_code});
@@ -264,6 +297,23 @@ impl Browser {
 
     pub fn errors(&self) -> Vec<PageError> {
         self.errors.lock().expect("errors").clone()
+    }
+
+    /// From now on, what the page requests is kept (`requests`), and may be blocked.
+    pub async fn record_requests(&self) {
+        self.call("Network.enable", json!({})).await;
+    }
+
+    /// The requests the page sent since `record_requests`, oldest first.
+    pub fn requests(&self) -> Vec<SentRequest> {
+        self.requests.lock().expect("requests").clone()
+    }
+
+    /// Requests whose URL matches one of `patterns` (`*` for any text) fail as if the
+    /// network refused them; an empty list lets everything through again. Needs
+    /// `record_requests`.
+    pub async fn block(&self, patterns: &[&str]) {
+        self.call("Network.setBlockedURLs", json!({ "urls": patterns })).await;
     }
 }
 
