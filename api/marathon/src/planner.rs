@@ -202,7 +202,10 @@ impl<'a> Round<'a> {
             .map(|(task_id, instance)| {
                 let task = self.state.task(self.framework_id, task_id);
                 let killing = task.is_none_or(|task| task.kill_requested.is_some());
-                let ready = task.is_some_and(|task| task.is_ready(app.spec.health_checked));
+                // Each instance by its own version's health check: the old ones of an app
+                // that has just gained checks were launched without one.
+                let ready = task
+                    .is_some_and(|task| task.is_ready(task.info.health_check.is_some()));
                 LiveInstance { task_id, instance, ready, killing }
             })
             .collect()

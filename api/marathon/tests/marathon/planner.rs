@@ -794,6 +794,38 @@ fn a_full_capacity_replacement_launches_one_extra_and_waits_for_it_to_be_healthy
     assert_eq!(world.plan(), Plan { kills: vec![task("web.1")], ..Plan::default() });
 }
 
+/// Health checks added to an app that had none: its old instances were launched without a
+/// check, so running is all their version asks of them. Judged by the new version's checks
+/// instead, they had no verdict and were all killed at once, before any new instance was
+/// healthy: an outage on a change meant to make the app safer.
+#[test]
+fn adding_health_checks_keeps_the_old_instances_until_the_new_ones_are_healthy() {
+    let mut world = World::new();
+    let a = world.agent("host-a", "");
+    let strategy =
+        json!({"upgradeStrategy": {"minimumHealthCapacity": 1.0, "maximumOverCapacity": 0.0}});
+    world.put(web(2, strategy.clone()));
+    world.launch_round(&[&a], None);
+    let mut checked = strategy;
+    checked["healthChecks"] = json!([{"protocol": "COMMAND", "command": {"value": "true"}}]);
+    world.put(web(2, checked));
+
+    let offer_a = world.offer_free(&a);
+    let plan = world.plan();
+    let expected = Plan {
+        launches: vec![agent_launch(&a, &offer_a, vec![world.launch("/web", &a, "web.3", 31002)])],
+        verdicts: vec![world.used("/web", &a, &offer_a)],
+        ..Plan::default()
+    };
+    assert_eq!(plan, expected);
+    world.carry_out(&plan);
+
+    world.running("web.3");
+    assert_eq!(world.plan(), Plan::default(), "running but not yet healthy");
+    world.report("web.3", TaskState::Running, Some(true));
+    assert_eq!(world.plan(), Plan { kills: vec![task("web.1")], ..Plan::default() });
+}
+
 #[test]
 fn a_launch_delay_holds_launches_back_until_it_ends() {
     let mut world = World::new();
