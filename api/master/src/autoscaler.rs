@@ -448,6 +448,9 @@ async fn evaluate_due(master: &Master, memory: &mut Memory) {
         let samples = measure(master, &view).await;
         if !memory.usage_gathered(now, &samples) {
             tracing::debug!(%app_id, "autoscaler waits for the usage of the app's instances");
+            // Every autoscaled app has its series from the start (0 until an evaluation
+            // finds it at max), so dashboards and the at-max alert see it while it waits.
+            master.inner.metrics.autoscaler_at_max.with_label_values(&[app_id.as_str()]);
             memory.retry(&app_id, now);
             continue;
         }
