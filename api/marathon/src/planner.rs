@@ -204,8 +204,8 @@ impl<'a> Round<'a> {
                 let killing = task.is_none_or(|task| task.kill_requested.is_some());
                 // Each instance by its own version's health check: the old ones of an app
                 // that has just gained checks were launched without one.
-                let ready = task
-                    .is_some_and(|task| task.is_ready(task.info.health_check.is_some()));
+                let ready =
+                    task.is_some_and(|task| task.is_ready(task.info.health_check.is_some()));
                 LiveInstance { task_id, instance, ready, killing }
             })
             .collect()

@@ -3,6 +3,7 @@
 //! and heartbeat, and an operator stream that never repeats what its first state held.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
 use corral_state::model::{AgentInfo, Attributes};
@@ -229,12 +230,18 @@ async fn operator_subscribers_never_see_an_agent_twice() {
             }
         })
     };
+    // One subscription per change of the log at most: opened back to back they outran a
+    // slow registration past the client's stream cap, and the refused ones (429) ended at once.
+    let mut applied = cluster.masters[leader].master.node().metrics();
     let mut subscribers = Vec::new();
     while !registering.is_finished() {
         let subscribe = json!({"type": "SUBSCRIBE"});
-        subscribers.push(
-            cluster.respond(leader, request(Method::POST, "/api/v1", Some(&subscribe), &[])).await,
-        );
+        let subscriber =
+            cluster.respond(leader, request(Method::POST, "/api/v1", Some(&subscribe), &[])).await;
+        assert_eq!(subscriber.status(), StatusCode::OK, "a subscription was refused");
+        subscribers.push(subscriber);
+        // Bounded, as the registrations may end meanwhile and nothing change again.
+        let _ = tokio::time::timeout(Duration::from_millis(100), applied.changed()).await;
     }
     registering.await.expect("agents registered");
     assert!(subscribers.len() > 1, "the subscriptions must overlap the registrations");
