@@ -396,15 +396,8 @@ pub(crate) async fn authenticate(
     let (identity, principal) = match checked {
         Checked::Through(identity, principal) => (identity, principal),
         Checked::Refused(refusal, denial) => {
-            master
-                .inner
-                .metrics
-                .http_auth_denied
-                .with_label_values(&[refusal.as_str(), &route])
-                .inc();
-            tracing::info!(%route, reason = refusal.as_str(), %denial, "request refused by access control");
-            if mode != AuthMode::Permissive {
-                return ApiError::Rejected(Rejection::Unauthorized(denial)).into_response();
+            if let Err(refused) = refuse(&master, mode, &route, refusal, denial) {
+                return refused.into_response();
             }
             (None, None)
         }
@@ -431,10 +424,21 @@ pub(crate) async fn authorize(
         })
         .await?;
     let Err(denial) = decision else { return Ok(()) };
-    let metrics = &master.inner.metrics;
-    metrics.http_auth_denied.with_label_values(&[Refusal::Denied.as_str(), &caller.route]).inc();
-    tracing::info!(route = %caller.route, %denial, "request refused by access control");
-    if caller.mode == AuthMode::Permissive {
+    refuse(master, caller.mode, &caller.route, Refusal::Denied, denial)
+}
+
+/// Counts and logs a refusal; the error to answer with unless access control is only
+/// permissive (then the request goes on).
+fn refuse(
+    master: &Master,
+    mode: AuthMode,
+    route: &str,
+    refusal: Refusal,
+    denial: Box<Denial>,
+) -> Result<(), ApiError> {
+    master.inner.metrics.http_auth_denied.with_label_values(&[refusal.as_str(), route]).inc();
+    tracing::info!(%route, reason = refusal.as_str(), %denial, "request refused by access control");
+    if mode == AuthMode::Permissive {
         return Ok(());
     }
     Err(ApiError::Rejected(Rejection::Unauthorized(denial)))
