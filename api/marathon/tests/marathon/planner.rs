@@ -764,19 +764,16 @@ fn a_rolling_replacement_keeps_half_healthy_and_kills_one_old_at_a_time() {
     assert_eq!(world.plan(), Plan { kills: vec![task("web.2")], ..Plan::default() });
 }
 
-#[test]
-fn a_full_capacity_replacement_launches_one_extra_and_waits_for_it_to_be_healthy() {
+/// Two instances of `/web` launched as `before`, then `after` (health checked) put at full
+/// capacity on the same agent: one extra new instance first, and no old one killed until
+/// that new one is healthy.
+fn replace_at_full_capacity(before: Value, after: Value) {
     let mut world = World::new();
     let a = world.agent("host-a", "");
-    let strategy = json!({
-        "upgradeStrategy": {"minimumHealthCapacity": 1.0, "maximumOverCapacity": 0.0},
-        "healthChecks": [{"protocol": "COMMAND", "command": {"value": "true"}}],
-    });
-    world.put(web(2, strategy.clone()));
-    world.launch_round(&[&a], Some(true));
-    let mut changed = strategy.clone();
-    changed["cmd"] = json!("serve --v2");
-    world.put(web(2, changed));
+    let healthy = before.get("healthChecks").map(|_| true);
+    world.put(web(2, before));
+    world.launch_round(&[&a], healthy);
+    world.put(web(2, after));
 
     let offer_a = world.offer_free(&a);
     let plan = world.plan();
@@ -794,36 +791,28 @@ fn a_full_capacity_replacement_launches_one_extra_and_waits_for_it_to_be_healthy
     assert_eq!(world.plan(), Plan { kills: vec![task("web.1")], ..Plan::default() });
 }
 
+#[test]
+fn a_full_capacity_replacement_launches_one_extra_and_waits_for_it_to_be_healthy() {
+    let strategy = json!({
+        "upgradeStrategy": {"minimumHealthCapacity": 1.0, "maximumOverCapacity": 0.0},
+        "healthChecks": [{"protocol": "COMMAND", "command": {"value": "true"}}],
+    });
+    let mut changed = strategy.clone();
+    changed["cmd"] = json!("serve --v2");
+    replace_at_full_capacity(strategy, changed);
+}
+
 /// Health checks added to an app that had none: its old instances were launched without a
 /// check, so running is all their version asks of them. Judged by the new version's checks
 /// instead, they had no verdict and were all killed at once, before any new instance was
 /// healthy: an outage on a change meant to make the app safer.
 #[test]
 fn adding_health_checks_keeps_the_old_instances_until_the_new_ones_are_healthy() {
-    let mut world = World::new();
-    let a = world.agent("host-a", "");
     let strategy =
         json!({"upgradeStrategy": {"minimumHealthCapacity": 1.0, "maximumOverCapacity": 0.0}});
-    world.put(web(2, strategy.clone()));
-    world.launch_round(&[&a], None);
-    let mut checked = strategy;
+    let mut checked = strategy.clone();
     checked["healthChecks"] = json!([{"protocol": "COMMAND", "command": {"value": "true"}}]);
-    world.put(web(2, checked));
-
-    let offer_a = world.offer_free(&a);
-    let plan = world.plan();
-    let expected = Plan {
-        launches: vec![agent_launch(&a, &offer_a, vec![world.launch("/web", &a, "web.3", 31002)])],
-        verdicts: vec![world.used("/web", &a, &offer_a)],
-        ..Plan::default()
-    };
-    assert_eq!(plan, expected);
-    world.carry_out(&plan);
-
-    world.running("web.3");
-    assert_eq!(world.plan(), Plan::default(), "running but not yet healthy");
-    world.report("web.3", TaskState::Running, Some(true));
-    assert_eq!(world.plan(), Plan { kills: vec![task("web.1")], ..Plan::default() });
+    replace_at_full_capacity(strategy, checked);
 }
 
 #[test]
