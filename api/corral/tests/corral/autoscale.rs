@@ -20,6 +20,17 @@ const EVALUATION_SECONDS: u64 = 2;
 const SCALE_DOWN_WINDOW_SECONDS: u64 = 14;
 const USAGE_SECONDS: &str = "1";
 
+/// One agent on `host` with `resources`, sampling its tasks' usage every `USAGE_SECONDS`.
+fn sampling_agent(
+    cluster: &Cluster,
+    directory: &std::path::Path,
+    host: &str,
+    resources: &str,
+) -> AgentProcess {
+    let flags = ["--resources", resources, "--usage-interval", USAGE_SECONDS];
+    AgentProcess::start(directory, host, &cluster.addresses(), &flags)
+}
+
 async fn get(cluster: &Cluster, master: usize, path: &str) -> Option<Value> {
     let response = cluster.http.get(cluster.masters[master].url(path)).send().await.ok()?;
     response.status().is_success().then_some(())?;
@@ -65,16 +76,11 @@ fn now_seconds() -> f64 {
 async fn a_busy_app_scales_up_to_max_then_down_after_the_window_across_a_failover() {
     let mut cluster = Cluster::start_with(3, &["--usage-interval", USAGE_SECONDS]);
     let directory = tempfile::tempdir().expect("temp dir");
-    let agent = AgentProcess::start(
+    let agent = sampling_agent(
+        &cluster,
         directory.path(),
         "burner-host",
-        &cluster.addresses(),
-        &[
-            "--resources",
-            "cpus:4;mem:1024;disk:100;ports:[33000-33099]",
-            "--usage-interval",
-            USAGE_SECONDS,
-        ],
+        "cpus:4;mem:1024;disk:100;ports:[33000-33099]",
     );
     let leader = cluster.leader().await;
     eventually(Duration::from_secs(60), "the agent registered", || async {
@@ -271,16 +277,11 @@ async fn a_busy_app_scales_up_to_max_then_down_after_the_window_across_a_failove
 async fn the_external_autoscalers_paths_answer_as_on_dcos() {
     let cluster = Cluster::start(1);
     let directory = tempfile::tempdir().expect("temp dir");
-    let _agent = AgentProcess::start(
+    let _agent = sampling_agent(
+        &cluster,
         directory.path(),
         "stats-host",
-        &cluster.addresses(),
-        &[
-            "--resources",
-            "cpus:2;mem:512;disk:100;ports:[33100-33199]",
-            "--usage-interval",
-            USAGE_SECONDS,
-        ],
+        "cpus:2;mem:512;disk:100;ports:[33100-33199]",
     );
     let leader = cluster.leader().await;
     let app =
@@ -495,16 +496,11 @@ async fn marathon_autoscale(master: String) -> Value {
 async fn marathon_autoscale_scales_a_busy_app_but_never_during_a_deployment() {
     let cluster = Cluster::start(1);
     let directory = tempfile::tempdir().expect("temp dir");
-    let _agent = AgentProcess::start(
+    let _agent = sampling_agent(
+        &cluster,
         directory.path(),
         "hot-host",
-        &cluster.addresses(),
-        &[
-            "--resources",
-            "cpus:2;mem:512;disk:100;ports:[33300-33399]",
-            "--usage-interval",
-            USAGE_SECONDS,
-        ],
+        "cpus:2;mem:512;disk:100;ports:[33300-33399]",
     );
     let leader = cluster.leader().await;
     let master = cluster.masters[leader].url("");
@@ -597,16 +593,11 @@ async fn cpu_utilization(
 async fn a_busy_app_waits_for_its_deployment_which_is_never_cancelled() {
     let cluster = Cluster::start_with(1, &["--usage-interval", USAGE_SECONDS]);
     let directory = tempfile::tempdir().expect("temp dir");
-    let _agent = AgentProcess::start(
+    let _agent = sampling_agent(
+        &cluster,
         directory.path(),
         "held-host",
-        &cluster.addresses(),
-        &[
-            "--resources",
-            "cpus:2;mem:512;disk:100;ports:[33400-33499]",
-            "--usage-interval",
-            USAGE_SECONDS,
-        ],
+        "cpus:2;mem:512;disk:100;ports:[33400-33499]",
     );
     let leader = cluster.leader().await;
     let master = cluster.masters[leader].url("");
@@ -615,8 +606,8 @@ async fn a_busy_app_waits_for_its_deployment_which_is_never_cancelled() {
     let load = directory.path().join("load");
     let command =
         format!("while [ ! -e {} ]; do sleep 0.2; done; while :; do :; done", load.display());
-    // Healthy while its version's file exists. Both versions are health checked: an
-    // instance of a version without checks would not count as ready for the new one.
+    // Healthy while its version's file exists; the health check is what holds the
+    // deployment open.
     let healthy = |version: &str| directory.path().join(format!("healthy-{version}"));
     let check = |version: &str| {
         json!([{"protocol": "COMMAND",
@@ -744,16 +735,11 @@ async fn a_busy_app_waits_for_its_deployment_which_is_never_cancelled() {
 async fn a_memory_metric_drives_a_scale_step() {
     let cluster = Cluster::start_with(1, &["--usage-interval", USAGE_SECONDS]);
     let directory = tempfile::tempdir().expect("temp dir");
-    let _agent = AgentProcess::start(
+    let _agent = sampling_agent(
+        &cluster,
         directory.path(),
         "memory-host",
-        &cluster.addresses(),
-        &[
-            "--resources",
-            "cpus:2;mem:512;disk:100;ports:[33500-33599]",
-            "--usage-interval",
-            USAGE_SECONDS,
-        ],
+        "cpus:2;mem:512;disk:100;ports:[33500-33599]",
     );
     let leader = cluster.leader().await;
     // 48 MiB written (so resident) and held, in a 96 MiB limit; the interpreter adds its own.
