@@ -132,6 +132,9 @@ pub struct LogConfig {
     /// Mutual TLS between masters: Raft RPCs go over HTTPS, presenting this master's
     /// certificate, to servers whose certificates name `master.<cluster>`.
     pub tls: Option<corral_tls::Tls>,
+    /// `--cluster-secret-file`: every Raft request this master sends carries a MAC made
+    /// with it (`network::secret`); the master's router refuses requests without one.
+    pub cluster_secret: Option<crate::network::ClusterSecret>,
 }
 
 impl LogConfig {
@@ -151,6 +154,7 @@ impl LogConfig {
             proposer: ProposerConfig::default(),
             subscription: SubscriptionLimits::default(),
             tls: None,
+            cluster_secret: None,
         }
     }
 
@@ -251,7 +255,7 @@ impl LogNode {
     /// Opens the log in `config.data_dir`, talking to the other masters over HTTP. Mount
     /// [`LogNode::raft_router`] on the master's listener.
     pub async fn open(config: LogConfig) -> Result<LogNode, LogError> {
-        let network = HttpNetwork::new(config.node_id, config.tls.as_ref())?;
+        let network = HttpNetwork::new(config.node_id, config.tls.as_ref(), config.cluster_secret.clone())?;
         LogNode::open_with_network(config, network).await
     }
 

@@ -11,6 +11,7 @@ use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use corral_agent::daemon::{AgentConfig, AgentToken, OnStop};
 use corral_client::{Follow, LogFile};
+use corral_log::network::ClusterSecret;
 use corral_log::{JournalRetention, LogConfig, NodeId};
 use corral_master::{DnsConfig, LoopIntervals};
 use corral_state::model::Settings;
@@ -477,6 +478,12 @@ struct MasterArgs {
     /// management token. Give every master the same file; later it changes nothing.
     #[arg(long)]
     bootstrap_token_file: Option<PathBuf>,
+    /// A file holding the cluster's secret (at least 32 characters, e.g. `openssl rand -hex
+    /// 32`): every master of the cluster is given the same one. Raft requests between masters
+    /// are signed with it and refused (401) without it, with or without TLS. Without it and
+    /// without TLS, anyone who reaches `--listen` can speak Raft to this master.
+    #[arg(long)]
+    cluster_secret_file: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -558,6 +565,40 @@ fn bootstrap_token(path: &std::path::Path) -> anyhow::Result<corral_master::Boot
     }
     corral_master::BootstrapToken::parse(&text)
         .map_err(|problem| anyhow::anyhow!("--bootstrap-token-file {}: {problem}", path.display()))
+}
+
+fn cluster_secret(path: &std::path::Path) -> anyhow::Result<ClusterSecret> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read --cluster-secret-file {}", path.display()))?;
+    if let Ok(metadata) = std::fs::metadata(path) {
+        use std::os::unix::fs::PermissionsExt;
+        if metadata.permissions().mode() & 0o077 != 0 {
+            tracing::warn!(file = %path.display(), "--cluster-secret-file may be read by other users than its owner (chmod 600 it)");
+        }
+    }
+    ClusterSecret::from_text(&text)
+        .map_err(|problem| anyhow::anyhow!("--cluster-secret-file {}: {problem}", path.display()))
+}
+
+/// `corral dev`'s cluster secret: made once in its data directory (mode 0600), so a dev
+/// master's Raft routes answer only itself.
+fn dev_cluster_secret(data_dir: &std::path::Path) -> anyhow::Result<ClusterSecret> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let path = data_dir.join("cluster-secret");
+    if !path.exists() {
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("cannot create {}", data_dir.display()))?;
+        let text = format!("{}{}\n", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .and_then(|mut file| file.write_all(text.as_bytes()))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    cluster_secret(&path)
 }
 
 fn cluster_id(id: String) -> anyhow::Result<String> {
@@ -647,6 +688,11 @@ async fn main() -> anyhow::Result<()> {
             let cluster = cluster_id(args.cluster_id)?;
             let serving = corral_master::Serving {
                 tls: args.tls.load(&cluster, corral_tls::Role::Master)?,
+                cluster_secret: args
+                    .cluster_secret_file
+                    .as_deref()
+                    .map(cluster_secret)
+                    .transpose()?,
                 plain_addresses,
                 max_client_streams: args.max_client_streams,
                 leader_timeout: corral_master::DEFAULT_LEADER_TIMEOUT,
@@ -830,8 +876,11 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
         cluster_id: cluster_id(args.cluster_id)?,
         intervals: LoopIntervals::default(),
         retention: JournalRetention::KEEP_ALL,
-        // `corral dev` stays plain and open.
-        serving: corral_master::Serving::default(),
+        // Plain HTTP and access control off, but Raft answers only this master.
+        serving: corral_master::Serving {
+            cluster_secret: Some(dev_cluster_secret(&data_dir)?),
+            ..corral_master::Serving::default()
+        },
         plain_listen: None,
         dns: dns_config,
         bootstrap_token: None,

@@ -68,8 +68,13 @@ pub(crate) async fn run_master(
     config.retention = retention;
     config.settings.cluster_id = cluster_id;
     config.tls = serving.tls.clone();
+    config.cluster_secret = serving.cluster_secret.clone();
     let node = LogNode::open(config).await.context("cannot open the log")?;
     let tls = if serving.tls.is_some() { "on" } else { "off" };
+    let cluster_secret = if serving.cluster_secret.is_some() { "on" } else { "off" };
+    if serving.tls.is_none() && serving.cluster_secret.is_none() {
+        tracing::warn!(%listen, "Raft's routes are open: with neither TLS (--tls-cert) nor --cluster-secret-file, anyone who reaches this address can vote and append as a master, whatever the access control mode");
+    }
     let master =
         Master::serving(node, listen.clone(), intervals, AllocatorConfig::default(), serving)?;
     if let Some(address) = dns.listen {
@@ -82,7 +87,7 @@ pub(crate) async fn run_master(
     if let Some(token) = bootstrap_token {
         tokio::spawn(corral_master::keep_bootstrapped(master.clone(), token));
     }
-    tracing::info!(node_id, %listen, tls, plain_listen = plain_listen.as_deref().unwrap_or("none"), data_dir = %data_dir.display(), "master serving");
+    tracing::info!(node_id, %listen, tls, cluster_secret, plain_listen = plain_listen.as_deref().unwrap_or("none"), data_dir = %data_dir.display(), "master serving");
     let (stopping, stopped) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         stop.await;

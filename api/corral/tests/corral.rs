@@ -17,6 +17,7 @@ mod corral {
     mod members;
     mod operations;
     mod proxy;
+    mod raft_secret;
     mod secured_clients;
     mod tls;
     mod views;

@@ -76,6 +76,8 @@ pub(crate) enum Refusal {
     WrongSecret,
     Unknown,
     Denied,
+    /// A master's Raft request whose proof is dated too far from this master's clock.
+    Stale,
 }
 
 impl Refusal {
@@ -86,6 +88,7 @@ impl Refusal {
             Refusal::WrongSecret => "wrong_secret",
             Refusal::Unknown => "unknown",
             Refusal::Denied => "denied",
+            Refusal::Stale => "stale",
         }
     }
 }
@@ -436,12 +439,18 @@ fn refuse(
     refusal: Refusal,
     denial: Box<Denial>,
 ) -> Result<(), ApiError> {
-    master.inner.metrics.http_auth_denied.with_label_values(&[refusal.as_str(), route]).inc();
+    count_refusal(master, route, refusal);
     tracing::info!(%route, reason = refusal.as_str(), %denial, "request refused by access control");
     if mode == AuthMode::Permissive {
         return Ok(());
     }
     Err(ApiError::Rejected(Rejection::Unauthorized(denial)))
+}
+
+/// Counts a request turned away before the log, in
+/// `corral_http_auth_denied_total{reason,route}`.
+pub(crate) fn count_refusal(master: &Master, route: &str, refusal: Refusal) {
+    master.inner.metrics.http_auth_denied.with_label_values(&[refusal.as_str(), route]).inc();
 }
 
 /// One state read decides everything but a Basic secret's KDF, which runs after it (cached).

@@ -5,7 +5,8 @@
 //! Before a master answers "unknown identity" it catches up with the leader (`catch_up`):
 //! the leader confirms its leadership with a quorum and names the log index reads are
 //! consistent with (`GET /corral/raft/read-index`, beside Raft's own routes: with TLS only a
-//! master's certificate reaches it), and this master waits until it has applied that index.
+//! master's certificate reaches it, with a cluster secret only a request signed with it),
+//! and this master waits until it has applied that index.
 //! On the leader itself a linearizable barrier does the same. Only an identity that is not
 //! found pays for this, never a good one.
 
@@ -72,10 +73,13 @@ pub(crate) async fn catch_up(master: &Master) -> Result<(), String> {
 async fn leader_read_index(master: &Master, leader: &str) -> Result<u64, String> {
     let scheme = if master.inner.serving.tls.is_some() { "https" } else { "http" };
     let url = format!("{scheme}://{leader}{READ_INDEX_PATH}");
-    let answer = master
-        .inner
-        .leader_http
-        .get(&url)
+    let mut request = master.inner.leader_http.get(&url);
+    if let Some(secret) = &master.inner.serving.cluster_secret {
+        let now = corral_log::network::secret::now_millis();
+        let proof = secret.sign(now, "GET", READ_INDEX_PATH, b"");
+        request = request.header(corral_log::network::CLUSTER_AUTH_HEADER, proof);
+    }
+    let answer = request
         .timeout(CATCH_UP_TIMEOUT)
         .send()
         .await

@@ -4,7 +4,11 @@
 //!
 //! With TLS on, `/corral/raft/*` answers only a client certificate naming `master.<cluster>`
 //! and `/corral/v1/agent/*` only one naming `agent.<cluster>`; on the plain listener both
-//! answer 403. Every other route is open on both (tokens and ACLs decide there). A follower's
+//! answer 403. With a cluster secret (`--cluster-secret-file`), with or without TLS,
+//! `/corral/raft/*` also needs a request signed with it (`corral_log::network::secret`):
+//! 401 `{"error": "unauthenticated", "field": "corral-cluster-auth", ...}` otherwise, logged
+//! and counted in `corral_http_auth_denied_total{reason,route}`, before Raft reads the body.
+//! Every other route is open on both (tokens and ACLs decide there). A follower's
 //! redirect names the leader on the same kind of listener the request came in on: its TLS
 //! address with `https`, or its plain address (`--plain-peers`) with `http`.
 
@@ -12,11 +16,12 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use corral_log::network::{ClusterSecret, SecretRefusal, CLUSTER_AUTH_HEADER, RAFT_BODY_LIMIT};
 use corral_tls::{PeerCertificates, Role, Tls};
 
 use crate::master::Master;
@@ -56,6 +61,9 @@ pub(crate) fn peer_client(tls: Option<&Tls>, peer: Role) -> reqwest::Client {
 pub struct Serving {
     /// The master's certificate, key and CA; `None` serves plain HTTP on `--listen`.
     pub tls: Option<Tls>,
+    /// `--cluster-secret-file`: Raft's routes answer only requests signed with it, and this
+    /// master signs its own (give the same one to the log's `LogConfig`).
+    pub cluster_secret: Option<ClusterSecret>,
     /// Each master's plain listener by its `--listen` address (what the log knows it by),
     /// for redirects from this master's plain listener.
     pub plain_addresses: BTreeMap<String, String>,
@@ -70,6 +78,7 @@ impl Default for Serving {
     fn default() -> Serving {
         Serving {
             tls: None,
+            cluster_secret: None,
             plain_addresses: BTreeMap::new(),
             max_client_streams: DEFAULT_MAX_CLIENT_STREAMS,
             leader_timeout: DEFAULT_LEADER_TIMEOUT,
@@ -141,7 +150,8 @@ fn app(master: &Master, listener: Listener) -> axum::Router {
         .layer(axum::middleware::from_fn_with_state((master.clone(), listener), gate))
 }
 
-/// The route prefix only one role may call, when TLS is on.
+/// The route prefix only one role may call: checked by certificate when TLS is on, and by
+/// the cluster secret for masters when there is one.
 fn role_for(path: &str) -> Option<Role> {
     if path.starts_with("/corral/raft/") {
         return Some(Role::Master);
@@ -158,23 +168,91 @@ async fn gate(
     next: Next,
 ) -> Response {
     request.extensions_mut().insert(listener);
-    let Some(tls) = &master.inner.serving.tls else {
-        return next.run(request).await;
+    let role = role_for(request.uri().path());
+    if let Some(tls) = &master.inner.serving.tls {
+        if let Some(role) = role {
+            if let Err(refused) = certified(tls, listener, role, &request) {
+                return refused;
+            }
+        }
+    }
+    let request = match (role, &master.inner.serving.cluster_secret) {
+        (Some(Role::Master), Some(secret)) => match signed_by(&master, secret, request).await {
+            Ok(request) => request,
+            Err(refused) => return refused,
+        },
+        _ => request,
     };
-    let Some(role) = role_for(request.uri().path()) else {
-        return next.run(request).await;
+    next.run(request).await
+}
+
+/// The request back, body and all, when it is signed with the cluster's secret.
+#[allow(clippy::result_large_err)] // `Err` is the answer itself
+async fn signed_by(
+    master: &Master,
+    secret: &ClusterSecret,
+    request: Request,
+) -> Result<Request, Response> {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |matched| matched.as_str().to_owned());
+    let peer = peer_of(&request);
+    let (parts, body) = request.into_parts();
+    // The MAC covers the body; Raft's handlers read it whole anyway.
+    let body = match axum::body::to_bytes(body, RAFT_BODY_LIMIT).await {
+        Ok(body) => body,
+        Err(error) => {
+            let body = serde_json::json!({"error": "bad_request", "field": "body", "message": format!("the request body could not be read: {error}")});
+            return Err((StatusCode::BAD_REQUEST, Json(body)).into_response());
+        }
     };
+    let now = corral_log::network::secret::now_millis();
+    let header = parts.headers.get(CLUSTER_AUTH_HEADER).map(|value| value.as_bytes());
+    match secret.verify(now, header, parts.method.as_str(), parts.uri.path(), &body) {
+        Ok(()) => Ok(Request::from_parts(parts, axum::body::Body::from(body))),
+        Err(refusal) => {
+            let reason = match refusal {
+                SecretRefusal::Missing => crate::auth::Refusal::Missing,
+                SecretRefusal::Malformed(_) => crate::auth::Refusal::Malformed,
+                SecretRefusal::WrongSecret => crate::auth::Refusal::WrongSecret,
+                SecretRefusal::Stale { .. } => crate::auth::Refusal::Stale,
+            };
+            crate::auth::count_refusal(master, &route, reason);
+            tracing::warn!(%route, %peer, reason = reason.as_str(), %refusal, "refused a Raft request not signed with the cluster secret");
+            let body = serde_json::json!({
+                "error": "unauthenticated",
+                "field": CLUSTER_AUTH_HEADER,
+                "message": refusal.to_string(),
+            });
+            Err((StatusCode::UNAUTHORIZED, Json(body)).into_response())
+        }
+    }
+}
+
+fn peer_of(request: &Request) -> String {
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or_else(|| "unknown".to_owned(), |info| info.0.to_string())
+}
+
+/// `Ok` when the request came over TLS with a certificate naming `role`.
+#[allow(clippy::result_large_err)] // `Err` is the answer itself
+fn certified(
+    tls: &Tls,
+    listener: Listener,
+    role: Role,
+    request: &Request,
+) -> Result<(), Response> {
     let presented = request.extensions().get::<PeerCertificates>();
     let allowed = listener == Listener::Main
         && presented.is_some_and(|certificates| tls.peer_is(&certificates.0, role));
     if allowed {
-        return next.run(request).await;
+        return Ok(());
     }
     let name = role.name(tls.cluster());
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or_else(|| "unknown".to_owned(), |info| info.0.to_string());
+    let peer = peer_of(request);
     let message = match listener {
         Listener::Main => format!("this route answers only a client certificate naming {name}"),
         Listener::Plain => {
@@ -184,7 +262,7 @@ async fn gate(
     tracing::warn!(path = request.uri().path(), %peer, ?listener, "refused a client without a {name} certificate");
     let body =
         serde_json::json!({"error": "forbidden", "field": "certificate", "message": message});
-    (StatusCode::FORBIDDEN, Json(body)).into_response()
+    Err((StatusCode::FORBIDDEN, Json(body)).into_response())
 }
 
 /// Where a follower sends a client to reach the leader at `leader` (its `--listen`).

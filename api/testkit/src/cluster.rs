@@ -17,6 +17,8 @@ pub struct MasterProcess {
     data_dir: std::path::PathBuf,
     peers: String,
     cluster_id: String,
+    /// `--cluster-secret-file`.
+    secret_file: std::path::PathBuf,
     extra_args: Vec<String>,
     child: Option<Child>,
 }
@@ -39,6 +41,8 @@ impl MasterProcess {
                 "0.2",
             ])
             .args(self.tls_args())
+            .arg("--cluster-secret-file")
+            .arg(&self.secret_file)
             .args(&self.extra_args)
             .env("RUST_LOG", "info,openraft=warn")
             .stdin(Stdio::null())
@@ -147,6 +151,24 @@ enum Transport {
     Tls { agents: u32 },
 }
 
+/// Which cluster secret each master is given.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Secrets {
+    /// One for all, as a cluster is run.
+    Shared,
+    /// Each its own: masters that must not form a cluster.
+    OnePerMaster,
+}
+
+/// Writes a new random cluster secret to `path` (mode 0600).
+fn write_secret(path: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let text = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+    std::fs::write(path, text).expect("a cluster secret file");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .expect("a cluster secret file's mode");
+}
+
 pub struct Cluster {
     pub masters: Vec<MasterProcess>,
     /// Unique to this cluster: agent, framework and offer ids start with it.
@@ -165,18 +187,31 @@ impl Cluster {
 
     /// Masters started with extra `corral master` flags.
     pub fn start_with(size: u64, extra_args: &[&str]) -> Cluster {
-        Cluster::start_configured(size, extra_args, Transport::Plain)
+        Cluster::start_configured(size, extra_args, Transport::Plain, Secrets::Shared)
+    }
+
+    /// Masters listing each other as peers but each given its own cluster secret: none
+    /// takes another's Raft requests.
+    pub fn start_with_different_secrets(size: u64) -> Cluster {
+        Cluster::start_configured(size, &[], Transport::Plain, Secrets::OnePerMaster)
     }
 
     /// Masters with mutual TLS, from a CA and certificates `corral certs` makes for `size`
     /// masters and `agents` agents; each also serves plain HTTP on its `plain_address`, and
     /// is told the others' (`--plain-peers`).
     pub fn start_tls(size: u64, agents: u32, extra_args: &[&str]) -> Cluster {
-        Cluster::start_configured(size, extra_args, Transport::Tls { agents })
+        Cluster::start_configured(size, extra_args, Transport::Tls { agents }, Secrets::Shared)
     }
 
-    fn start_configured(size: u64, extra_args: &[&str], transport: Transport) -> Cluster {
+    fn start_configured(
+        size: u64,
+        extra_args: &[&str],
+        transport: Transport,
+        secrets: Secrets,
+    ) -> Cluster {
         let directory = tempfile::tempdir().expect("temp dir");
+        let shared_secret = directory.path().join("cluster-secret");
+        write_secret(&shared_secret);
         let cluster_id = crate::unique_cluster_id();
         let certs = match transport {
             Transport::Plain => None,
@@ -208,6 +243,14 @@ impl Cluster {
             .into_iter()
             .enumerate()
             .map(|(index, address)| {
+                let secret_file = match secrets {
+                    Secrets::Shared => shared_secret.clone(),
+                    Secrets::OnePerMaster => {
+                        let own = directory.path().join(format!("cluster-secret-{}", index + 1));
+                        write_secret(&own);
+                        own
+                    }
+                };
                 let mut master = MasterProcess {
                     node_id: index as u64 + 1,
                     address,
@@ -217,6 +260,7 @@ impl Cluster {
                     data_dir: directory.path().join(format!("master-{}", index + 1)),
                     peers: peers.clone(),
                     cluster_id: cluster_id.clone(),
+                    secret_file,
                     extra_args: extra_args.clone(),
                     child: None,
                 };
@@ -268,6 +312,7 @@ impl Cluster {
     ) -> usize {
         let extra_args =
             self.masters.first().map(|first| first.extra_args.clone()).unwrap_or_default();
+        let secret_file = self.secret_file();
         let mut master = MasterProcess {
             node_id,
             address,
@@ -277,12 +322,18 @@ impl Cluster {
             data_dir,
             peers: String::new(),
             cluster_id: self.cluster_id.clone(),
+            secret_file,
             extra_args,
             child: None,
         };
         master.spawn();
         self.masters.push(master);
         self.masters.len() - 1
+    }
+
+    /// The file holding the secret the cluster's masters share (`--cluster-secret-file`).
+    pub fn secret_file(&self) -> std::path::PathBuf {
+        self._directory.path().join("cluster-secret")
     }
 
     /// A fresh directory inside the cluster's own temporary one.

@@ -14,6 +14,7 @@ use openraft::network::{RPCOption, RPCTypes, RaftNetwork, RaftNetworkFactory};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::secret::{now_millis, ClusterSecret, CLUSTER_AUTH_HEADER};
 use super::{WordedAppend, RAFT_ROUTE_PREFIX};
 use crate::election::{PreVoteNetwork, PreVoteRequest, PreVoteResponder, PreVoteResponse};
 use crate::standing::LeaderWord;
@@ -127,6 +128,19 @@ pub struct HttpNetwork {
     scheme: &'static str,
     /// This master, named in timeout errors.
     node_id: NodeId,
+    /// Signs every request, when the cluster has a secret.
+    secret: Option<ClusterSecret>,
+}
+
+/// The `Corral-Cluster-Auth` header for one request, made now.
+fn signed(
+    request: reqwest::RequestBuilder,
+    secret: Option<&ClusterSecret>,
+    path: &str,
+    body: &[u8],
+) -> reqwest::RequestBuilder {
+    let Some(secret) = secret else { return request };
+    request.header(CLUSTER_AUTH_HEADER, secret.sign(now_millis(), "POST", path, body))
 }
 
 impl HttpNetwork {
@@ -135,6 +149,7 @@ impl HttpNetwork {
     pub fn new(
         node_id: NodeId,
         tls: Option<&corral_tls::Tls>,
+        secret: Option<ClusterSecret>,
     ) -> Result<HttpNetwork, crate::LogError> {
         let builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(1))
@@ -147,7 +162,7 @@ impl HttpNetwork {
         let client = builder.build().map_err(|error| {
             crate::LogError::Config(format!("no HTTP client for peers: {error}"))
         })?;
-        Ok(HttpNetwork { client, scheme, node_id })
+        Ok(HttpNetwork { client, scheme, node_id, secret })
     }
 }
 
@@ -195,9 +210,9 @@ impl HttpNetwork {
         timeout: Duration,
     ) -> Result<Reply, String> {
         let body = postcard::to_allocvec(request).map_err(|error| error.to_string())?;
-        let response = self
-            .client
-            .post(format!("{}://{address}{RAFT_ROUTE_PREFIX}/{route}", self.scheme))
+        let path = format!("{RAFT_ROUTE_PREFIX}/{route}");
+        let post = self.client.post(format!("{}://{address}{path}", self.scheme));
+        let response = signed(post, self.secret.as_ref(), &path, &body)
             .timeout(timeout)
             .body(body)
             .send()
@@ -220,7 +235,8 @@ impl RaftNetworkFactory<TypeConfig> for HttpNetwork {
             client: self.client.clone(),
             node_id: self.node_id,
             target,
-            base_url: format!("{}://{}{RAFT_ROUTE_PREFIX}", self.scheme, node.addr),
+            base_url: format!("{}://{}", self.scheme, node.addr),
+            secret: self.secret.clone(),
         }
     }
 }
@@ -230,7 +246,9 @@ pub struct HttpConnection {
     client: reqwest::Client,
     node_id: NodeId,
     target: NodeId,
+    /// `scheme://address`.
     base_url: String,
+    secret: Option<ClusterSecret>,
 }
 
 impl HttpConnection {
@@ -250,7 +268,9 @@ impl HttpConnection {
         let body = postcard::to_allocvec(request)
             .map_err(|error| RPCError::Network(NetworkError::new(&error)))?;
         let ttl = option.hard_ttl();
-        let mut post = self.client.post(format!("{}/{route}", self.base_url)).timeout(ttl);
+        let path = format!("{RAFT_ROUTE_PREFIX}/{route}");
+        let post = self.client.post(format!("{}{path}", self.base_url));
+        let mut post = signed(post, self.secret.as_ref(), &path, &body).timeout(ttl);
         if word == LeaderWord::LostQuorum {
             post = post.header(LEADER_WORD_HEADER, LOST_QUORUM);
         }

@@ -4,8 +4,10 @@
 pub(crate) mod append;
 pub mod http;
 pub mod local;
+pub mod secret;
 
-pub use http::{raft_router, HttpNetwork};
+pub use http::{raft_router, HttpNetwork, RAFT_BODY_LIMIT};
+pub use secret::{ClusterSecret, SecretRefusal, CLUSTER_AUTH_HEADER};
 pub use local::LocalNetwork;
 
 use openraft::error::RPCError;

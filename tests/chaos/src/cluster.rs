@@ -134,6 +134,25 @@ impl Cluster {
         command.spawn().with_context(|| format!("cannot start {name} ({})", self.corral.display()))
     }
 
+    /// The masters' shared `--cluster-secret-file`, made (from /dev/urandom) on first use.
+    fn cluster_secret(&self) -> anyhow::Result<PathBuf> {
+        use std::io::Read as _;
+        use std::os::unix::fs::PermissionsExt as _;
+        let path = self.run_dir.join("cluster-secret");
+        if !path.exists() {
+            let mut bytes = [0u8; 32];
+            std::fs::File::open("/dev/urandom")
+                .and_then(|mut random| random.read_exact(&mut bytes))
+                .context("cannot read /dev/urandom")?;
+            let text: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+            std::fs::create_dir_all(&self.run_dir)?;
+            std::fs::write(&path, text)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+        }
+        Ok(path)
+    }
+
     pub fn start_master(&mut self, index: usize) -> anyhow::Result<()> {
         let master = &self.masters[index];
         std::fs::create_dir_all(&master.dir)?;
@@ -150,6 +169,9 @@ impl Cluster {
             // Scheduler streams say HEARTBEAT often, so a framework notices a dead master soon.
             "--heartbeat-interval".into(),
             "2".into(),
+            // As a cluster is run: Raft answers only masters given the same secret.
+            "--cluster-secret-file".into(),
+            self.cluster_secret()?.display().to_string(),
         ];
         let child = self.spawn(&master.name.clone(), &args)?;
         self.masters[index].child = Some(child);

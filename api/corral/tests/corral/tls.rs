@@ -114,9 +114,21 @@ async fn a_cluster_over_mutual_tls_runs_tasks_and_refuses_the_wrong_certificates
     // The right role from another CA fails the handshake itself.
     assert!(raft(&tls_client(&other, &certs, "master-1")).await.is_err());
     assert!(agent_route(&tls_client(&other, &certs, "agent-1")).await.is_err());
-    // A master's own certificate gets past the gate (the empty vote is then malformed).
-    let status = raft(&as_master).await.expect("handshake").status();
-    assert_eq!(status, 400);
+    // A master's own certificate gets past the certificate check, then needs the cluster
+    // secret as well; signed with it, the empty vote reaches Raft (and is malformed).
+    let (status, body) = refusal(raft(&as_master).await).await;
+    assert_eq!((status, body["field"].as_str()), (401, Some("corral-cluster-auth")), "{body}");
+    let text = std::fs::read_to_string(cluster.secret_file()).expect("the secret file");
+    let secret = corral_log::network::ClusterSecret::from_text(&text).expect("a secret");
+    let now = corral_log::network::secret::now_millis();
+    let proof = secret.sign(now, "POST", "/corral/raft/vote", b"");
+    let signed = as_master
+        .post(format!("https://{address}/corral/raft/vote"))
+        .header(corral_log::network::CLUSTER_AUTH_HEADER, proof)
+        .body(Vec::<u8>::new())
+        .send()
+        .await;
+    assert_eq!(signed.expect("handshake").status(), 400);
     let follower_plain_raft =
         cluster.http.post(format!("http://{follower_plain}/corral/raft/vote")).send().await;
     let (status, body) = refusal(follower_plain_raft).await;
