@@ -56,7 +56,7 @@ async fn raft_requests_without_the_cluster_secret_are_refused_before_raft_sees_t
     // reaches every master, with equal digests.
     let bootstrap = cluster.masters[leader].url("/corral/v1/acl/bootstrap");
     let answer = cluster.http.post(&bootstrap).send().await.expect("the leader answers");
-    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.status(), 201);
     let committed = cluster_view(&cluster, leader).await["commit_index"].as_u64().expect("index");
     eventually(LONG, "every master applied the bootstrap, with one digest", || async {
         let mut digests = Vec::new();
