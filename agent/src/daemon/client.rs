@@ -293,6 +293,40 @@ impl MasterClient {
         }
     }
 
+    /// Asks the masters, one after another from the one that answered last, whether a
+    /// caller may use this agent's API (`POST /corral/v1/acl/authorize`; any master answers,
+    /// from the log it has applied). `Err` names why none did.
+    pub async fn authorize(&self, question: &serde_json::Value) -> Result<serde_json::Value, String> {
+        let first = self.preferred.load(Ordering::Relaxed);
+        let mut causes = Vec::new();
+        for offset in 0..self.masters.len() {
+            let index = (first + offset) % self.masters.len();
+            let url = format!("{}://{}/corral/v1/acl/authorize", self.scheme, self.masters[index]);
+            let response = match self.http.post(&url).json(question).send().await {
+                Ok(response) => response,
+                Err(error) => {
+                    causes.push(format!("{url}: {error}"));
+                    continue;
+                }
+            };
+            let status = response.status();
+            if !status.is_success() {
+                let text =
+                    response.text().await.unwrap_or_else(|error| format!("(unreadable: {error})"));
+                causes.push(format!("{url}: {status} {text}"));
+                continue;
+            }
+            match response.json().await {
+                Ok(answer) => {
+                    self.note_answer(index);
+                    return Ok(answer);
+                }
+                Err(error) => causes.push(format!("{url}: unreadable answer: {error}")),
+            }
+        }
+        Err(causes.join("; "))
+    }
+
     /// Which of `masters` a URL (a redirect's location) points at.
     fn index_in(&self, url: &str) -> Option<usize> {
         let authority = url.split_once("://")?.1.split('/').next()?;

@@ -1,8 +1,10 @@
 //! The agent's own HTTP server on `--listen`: the Mesos agent's endpoints (`/state`,
 //! `/files/*`, `/monitor/statistics`, `/metrics/snapshot`), Prometheus `/metrics`,
 //! `/health` and `/version`. [`router`] is the whole API (tests call it in-process);
-//! [`serve`] runs it on a listener until its shutdown future resolves.
+//! [`serve`] runs it on a listener until its shutdown future resolves. With access control
+//! on in the cluster, the masters decide who may call what (`access`).
 
+mod access;
 mod error;
 mod files;
 mod metrics;
@@ -11,7 +13,7 @@ mod state;
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::{MatchedPath, Request, State};
@@ -59,6 +61,8 @@ struct ApiInner {
     masters: Arc<MasterClient>,
     started: Instant,
     started_at: SystemTime,
+    /// The masters' recent answers on who may use this API (`access`).
+    verdicts: Mutex<access::Verdicts>,
 }
 
 impl AgentApi {
@@ -77,6 +81,7 @@ impl AgentApi {
                 masters,
                 started: Instant::now(),
                 started_at: SystemTime::now(),
+                verdicts: Mutex::new(access::Verdicts::default()),
             }),
         }
     }
@@ -141,6 +146,8 @@ pub fn router(api: AgentApi) -> Router {
         .route("/monitor/statistics", get(monitor::statistics))
         .route("/monitor/statistics.json", get(monitor::statistics))
         .fallback(unknown_route)
+        // Inside the metrics: refusals are counted by route and status.
+        .layer(axum::middleware::from_fn_with_state(api.clone(), access::guard))
         .layer(axum::middleware::from_fn_with_state(api.clone(), track))
         .with_state(api)
 }

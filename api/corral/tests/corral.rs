@@ -5,6 +5,7 @@
 mod corral {
     mod access;
     mod acl;
+    mod agent_access;
     mod agents;
     mod audit;
     mod autoscale;

@@ -37,6 +37,9 @@ use corral_state::{AgentId, ClusterState, Rejection};
 use crate::error::ApiError;
 use crate::master::Master;
 
+/// Where an agent asks whether its own API may answer a caller (`routes::acl`).
+pub(crate) const AUTHORIZE_ROUTE: &str = "/corral/v1/acl/authorize";
+
 /// The token form: a fixed prefix, the public accessor id, the secret.
 pub const TOKEN_PREFIX: &str = "crl_";
 
@@ -384,7 +387,9 @@ pub(crate) async fn authenticate(
     };
     // Access control itself is administered only with credentials once it exists, whatever
     // the mode: `apply` refuses anonymous ACL commands, and its reads show who may do what.
-    let guarded = mode != AuthMode::Off || (bootstrapped && route.starts_with("/corral/v1/acl/"));
+    // The agents' question is not administration: it answers `off` to anyone.
+    let administered = route.starts_with("/corral/v1/acl/") && route != AUTHORIZE_ROUTE;
+    let guarded = mode != AuthMode::Off || (bootstrapped && administered);
     if !guarded || is_public(&route) {
         let caller = Caller { mode, identity: None, principal: None, route };
         return CALLER.scope(caller, next.run(request)).await;
@@ -432,7 +437,7 @@ pub(crate) async fn authorize(
 
 /// Counts and logs a refusal; the error to answer with unless access control is only
 /// permissive (then the request goes on).
-fn refuse(
+pub(crate) fn refuse(
     master: &Master,
     mode: AuthMode,
     route: &str,
@@ -461,6 +466,37 @@ async fn check(
     method: &Method,
     path: &str,
 ) -> Result<Checked, ApiError> {
+    let read = route_action(method, route, path);
+    let own_stream = agent_of_stream(route, path);
+    check_presented(master, headers, read, own_stream).await
+}
+
+/// What an agent's own API answers a caller with, as this master decides it for the agent
+/// (`POST /corral/v1/acl/authorize`): the caller's credentials as they were presented to
+/// the agent, and the action the agent's route needs (`None`: a live identity is enough).
+pub(crate) enum Verdict {
+    Allow { principal: Option<String> },
+    /// 401 or 403, as the master would answer: the refusal's reason and its error.
+    Refuse(Refusal, Box<Denial>),
+}
+
+pub(crate) async fn decide_for_agent(
+    master: &Master,
+    headers: &HeaderMap,
+    read: Option<(Action, Option<String>)>,
+) -> Result<Verdict, ApiError> {
+    Ok(match check_presented(master, headers, read, None).await? {
+        Checked::Through(_, principal) => Verdict::Allow { principal },
+        Checked::Refused(refusal, denial) => Verdict::Refuse(refusal, denial),
+    })
+}
+
+async fn check_presented(
+    master: &Master,
+    headers: &HeaderMap,
+    read: Option<(Action, Option<String>)>,
+    own_stream: Option<AgentId>,
+) -> Result<Checked, ApiError> {
     let presented = match presented(headers) {
         Ok(presented) => presented,
         Err(problem) => {
@@ -475,8 +511,6 @@ async fn check(
             ))
         }
     };
-    let read = route_action(method, route, path);
-    let own_stream = agent_of_stream(route, path);
     let known = {
         let (presented, read, own_stream) = (presented.clone(), read.clone(), own_stream.clone());
         master

@@ -276,7 +276,15 @@ async fn fetch_statistics(
     address: &str,
 ) -> Result<Vec<(TaskId, FrameworkId, UsageReading)>, String> {
     let url = format!("http://{address}/monitor/statistics");
-    let request = master.inner.agent_http.get(&url).timeout(FETCH_TIMEOUT).send();
+    let mut request = master.inner.agent_http.get(&url).timeout(FETCH_TIMEOUT);
+    // With access control on, the agent asks a master whether its caller may read this;
+    // a master proves it is one with the cluster secret.
+    if let Some(secret) = &master.inner.serving.cluster_secret {
+        let now = corral_log::network::secret::now_millis();
+        let proof = secret.sign(now, "GET", "/monitor/statistics", b"");
+        request = request.header(corral_log::network::CLUSTER_AUTH_HEADER, proof);
+    }
+    let request = request.send();
     let response = request.await.map_err(|error| format!("GET {url}: {error}"))?;
     if !response.status().is_success() {
         return Err(format!("GET {url}: {}", response.status()));

@@ -40,6 +40,7 @@ pub fn router(master: Master) -> Router {
         .merge(routes::services::router())
         .merge(routes::ui::router())
         .merge(routes::acl::router())
+        .merge(routes::authorize::router())
         // marathon-autoscale and other DC/OS-era tools reach Marathon behind the admin
         // router's prefix.
         .nest("/service/marathon", routes::marathon::router())

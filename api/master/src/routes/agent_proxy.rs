@@ -4,6 +4,10 @@
 //! body). A client that can reach only the masters can read sandboxes this way
 //! (`/agent/ID/files/read?path=...`).
 //!
+//! The caller's `Authorization` and `X-Corral-Token` go with the request: with access
+//! control on, the agent asks a master about the same caller (its own API answers 401/403
+//! as the masters do), after this master's own check of `access_sandboxes`/`view_tasks`.
+//!
 //! Any master proxies, leader or not: the agent's address is in every master's state. An
 //! unknown (or gone) agent is a 404 naming `agent_id`; an agent that cannot be reached is a
 //! 502, one that does not answer in time a 504, each logged with its cause.
@@ -24,10 +28,15 @@ use crate::master::Master;
 const FORWARDED: [header::HeaderName; 3] =
     [header::CONTENT_TYPE, header::CONTENT_LENGTH, header::CONTENT_DISPOSITION];
 
+/// The caller's credentials, passed on so the agent's own check (it asks a master) decides
+/// for the same caller.
+const CREDENTIALS: [&str; 2] = ["authorization", "x-corral-token"];
+
 async fn proxy(
     State(master): State<Master>,
     Path((agent_id, _rest)): Path<(String, String)>,
     uri: Uri,
+    request_headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let id = AgentId::from(agent_id.as_str());
     let address = master
@@ -49,7 +58,13 @@ async fn proxy(
     let query = uri.query().map(|query| format!("?{query}")).unwrap_or_default();
     let scheme = if master.inner.serving.tls.is_some() { "https" } else { "http" };
     let url = format!("{scheme}://{address}{rest}{query}");
-    let answer = master.inner.agent_http.get(&url).send().await.map_err(|error| {
+    let mut request = master.inner.agent_http.get(&url);
+    for name in CREDENTIALS {
+        if let Some(value) = request_headers.get(name) {
+            request = request.header(name, value.as_bytes());
+        }
+    }
+    let answer = request.send().await.map_err(|error| {
         let cause = format!("GET {url}: {error:?}");
         if error.is_timeout() {
             ApiError::AgentTimeout { agent_id: agent_id.clone(), address: address.clone(), cause }

@@ -5,6 +5,7 @@ pub(crate) mod acl;
 pub(crate) mod agent;
 pub(crate) mod agent_proxy;
 pub(crate) mod audit;
+pub(crate) mod authorize;
 pub(crate) mod autoscaler;
 pub(crate) mod explain;
 pub(crate) mod marathon;

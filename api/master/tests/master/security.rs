@@ -440,6 +440,30 @@ fn routes() -> Vec<Route> {
                 _ => StatusCode::FORBIDDEN,
             },
         },
+        // An agent's question about its own callers: only the identity that registered the
+        // agent (none did here) or a management token may ask it.
+        Route {
+            method: Method::POST,
+            path: "/corral/v1/acl/authorize",
+            body: Some(json!({"agent_id": "no-such-agent", "action": "access_sandboxes",
+                "credentials": {"x_corral_token": "crl_nobody_nothing"}})),
+            writes: false,
+            expect: |who| match who {
+                _ if unauthenticated(who) => StatusCode::UNAUTHORIZED,
+                Who::Management => StatusCode::OK,
+                _ => StatusCode::FORBIDDEN,
+            },
+        },
+        Route {
+            method: Method::POST,
+            path: "/corral/v1/acl/authorize",
+            body: Some(json!({"agent_id": "no-such-agent", "action": "no_such_action"})),
+            writes: false,
+            expect: |who| match who {
+                _ if unauthenticated(who) => StatusCode::UNAUTHORIZED,
+                _ => StatusCode::BAD_REQUEST,
+            },
+        },
     ]
 }
 
