@@ -255,7 +255,8 @@ impl LogNode {
     /// Opens the log in `config.data_dir`, talking to the other masters over HTTP. Mount
     /// [`LogNode::raft_router`] on the master's listener.
     pub async fn open(config: LogConfig) -> Result<LogNode, LogError> {
-        let network = HttpNetwork::new(config.node_id, config.tls.as_ref(), config.cluster_secret.clone())?;
+        let network =
+            HttpNetwork::new(config.node_id, config.tls.as_ref(), config.cluster_secret.clone())?;
         LogNode::open_with_network(config, network).await
     }
 

@@ -296,7 +296,10 @@ impl MasterClient {
     /// Asks the masters, one after another from the one that answered last, whether a
     /// caller may use this agent's API (`POST /corral/v1/acl/authorize`; any master answers,
     /// from the log it has applied). `Err` names why none did.
-    pub async fn authorize(&self, question: &serde_json::Value) -> Result<serde_json::Value, String> {
+    pub async fn authorize(
+        &self,
+        question: &serde_json::Value,
+    ) -> Result<serde_json::Value, String> {
         let first = self.preferred.load(Ordering::Relaxed);
         let mut causes = Vec::new();
         for offset in 0..self.masters.len() {

@@ -280,23 +280,35 @@ mod tests {
             let mut key = [0u8; 32];
             let number = u64::try_from(number).expect("a small number");
             key[..8].copy_from_slice(&number.to_le_bytes());
-            verdicts.record(Mode::On, Some(key), &Decision::Allow, start + Duration::from_millis(1));
+            verdicts.record(
+                Mode::On,
+                Some(key),
+                &Decision::Allow,
+                start + Duration::from_millis(1),
+            );
         }
         assert!(verdicts.decisions.len() <= CACHE_LIMIT);
     }
 
     #[test]
     fn the_masters_answers_are_read_as_they_are_written() {
-        assert_eq!(read_answer(&json!({"mode": "off", "verdict": "allow"})), Ok((Mode::Off, Decision::Allow)));
+        assert_eq!(
+            read_answer(&json!({"mode": "off", "verdict": "allow"})),
+            Ok((Mode::Off, Decision::Allow))
+        );
         let refused = json!({"mode": "permissive", "verdict": "deny", "refusal": {"status": 403, "body": {}}});
         assert_eq!(read_answer(&refused), Ok((Mode::On, Decision::Allow)));
         let body = json!({"error": "forbidden", "message": "no"});
-        let refused = json!({"mode": "enforce", "verdict": "deny", "refusal": {"status": 403, "body": body}});
+        let refused =
+            json!({"mode": "enforce", "verdict": "deny", "refusal": {"status": 403, "body": body}});
         assert_eq!(
             read_answer(&refused),
             Ok((Mode::On, Decision::Refuse { status: StatusCode::FORBIDDEN, body }))
         );
-        assert!(read_answer(&json!({"mode": "enforce", "verdict": "deny", "refusal": {"status": 200}})).is_err());
+        assert!(read_answer(
+            &json!({"mode": "enforce", "verdict": "deny", "refusal": {"status": 200}})
+        )
+        .is_err());
         assert!(read_answer(&json!({"mode": "?"})).is_err());
     }
 }

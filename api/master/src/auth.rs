@@ -475,7 +475,9 @@ async fn check(
 /// (`POST /corral/v1/acl/authorize`): the caller's credentials as they were presented to
 /// the agent, and the action the agent's route needs (`None`: a live identity is enough).
 pub(crate) enum Verdict {
-    Allow { principal: Option<String> },
+    Allow {
+        principal: Option<String>,
+    },
     /// 401 or 403, as the master would answer: the refusal's reason and its error.
     Refuse(Refusal, Box<Denial>),
 }

@@ -239,12 +239,7 @@ fn peer_of(request: &Request) -> String {
 
 /// `Ok` when the request came over TLS with a certificate naming `role`.
 #[allow(clippy::result_large_err)] // `Err` is the answer itself
-fn certified(
-    tls: &Tls,
-    listener: Listener,
-    role: Role,
-    request: &Request,
-) -> Result<(), Response> {
+fn certified(tls: &Tls, listener: Listener, role: Role, request: &Request) -> Result<(), Response> {
     let presented = request.extensions().get::<PeerCertificates>();
     let allowed = listener == Listener::Main
         && presented.is_some_and(|certificates| tls.peer_is(&certificates.0, role));

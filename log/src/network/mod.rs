@@ -7,8 +7,8 @@ pub mod local;
 pub mod secret;
 
 pub use http::{raft_router, HttpNetwork, RAFT_BODY_LIMIT};
-pub use secret::{ClusterSecret, SecretRefusal, CLUSTER_AUTH_HEADER};
 pub use local::LocalNetwork;
+pub use secret::{ClusterSecret, SecretRefusal, CLUSTER_AUTH_HEADER};
 
 use openraft::error::RPCError;
 use openraft::network::{RPCOption, RaftNetwork};

@@ -17,7 +17,11 @@ const LONG: Duration = Duration::from_secs(60);
 
 /// GET `url` with `token` (as a bearer token) if any: the status, the
 /// `WWW-Authenticate` header and the body (JSON, else a JSON string).
-async fn get(http: &reqwest::Client, url: &str, token: Option<&str>) -> (u16, Option<String>, Value) {
+async fn get(
+    http: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+) -> (u16, Option<String>, Value) {
     let mut request = http.get(url);
     if let Some(token) = token {
         request = request.bearer_auth(token);
@@ -64,8 +68,14 @@ async fn an_agents_own_api_answers_only_whom_the_masters_allow() {
     let root = root.expect("JSON")["token"].as_str().expect("the management token").to_owned();
     let mut tokens = std::collections::BTreeMap::new();
     for principal in ["agents", "reader", "sandboxer"] {
-        let (status, created) =
-            call(&cluster, Method::POST, "/corral/v1/acl/tokens", &root, json!({"principal": principal})).await;
+        let (status, created) = call(
+            &cluster,
+            Method::POST,
+            "/corral/v1/acl/tokens",
+            &root,
+            json!({"principal": principal}),
+        )
+        .await;
         assert_eq!(status, 201, "{created}");
         let token = created["token"].as_str().expect("a token").to_owned();
         let accessor = created["accessor"].as_str().expect("an accessor").to_owned();
@@ -76,7 +86,8 @@ async fn an_agents_own_api_answers_only_whom_the_masters_allow() {
         "view_tasks": [{"principals": {"values": ["reader", "sandboxer"]}, "users": {"type": "ANY"}}],
         "access_sandboxes": [{"principals": {"values": ["sandboxer"]}, "users": {"type": "ANY"}}],
     });
-    let (status, body) = call(&cluster, Method::PUT, "/corral/v1/acl/policies/agents", &root, acls).await;
+    let (status, body) =
+        call(&cluster, Method::PUT, "/corral/v1/acl/policies/agents", &root, acls).await;
     assert_eq!(status, 200, "{body}");
 
     let directory = tempfile::tempdir().expect("temp dir");
@@ -115,7 +126,8 @@ async fn an_agents_own_api_answers_only_whom_the_masters_allow() {
         .find_map(|executor| executor["directory"].as_str().map(str::to_owned))
         .expect("the task's sandbox");
     let read = format!("http://{address}/files/read?path={sandbox}/stdout&offset=0");
-    let proxied = cluster.masters[0].url(&format!("/agent/{agent_id}/files/read?path={sandbox}/stdout&offset=0"));
+    let proxied = cluster.masters[0]
+        .url(&format!("/agent/{agent_id}/files/read?path={sandbox}/stdout&offset=0"));
     let hello = json!({"data": "hello\n", "offset": 0});
     let (status, _, page) = get(&http, &read, None).await;
     assert_eq!((status, &page), (200, &hello));
@@ -135,7 +147,10 @@ async fn an_agents_own_api_answers_only_whom_the_masters_allow() {
     let sandboxer = tokens["sandboxer"].0.as_str();
     let (status, _, refusal) = get(&http, &read, Some(reader)).await;
     assert_eq!((status, refusal["error"].as_str()), (403, Some("forbidden")), "{refusal}");
-    assert!(refusal["message"].as_str().is_some_and(|m| m.contains("access_sandboxes")), "{refusal}");
+    assert!(
+        refusal["message"].as_str().is_some_and(|m| m.contains("access_sandboxes")),
+        "{refusal}"
+    );
     let (status, _, page) = get(&http, &read, Some(sandboxer)).await;
     assert_eq!((status, &page), (200, &hello));
     // The rest of the agent's API: its tasks need view_tasks, the snapshot a live identity,
@@ -165,10 +180,12 @@ async fn an_agents_own_api_answers_only_whom_the_masters_allow() {
     // Only the agent's own identity (or a management token) may ask the masters.
     let question = json!({"agent_id": agent_id, "action": "access_sandboxes",
         "credentials": {"authorization": format!("Bearer {sandboxer}")}});
-    let (status, body) = call(&cluster, Method::POST, "/corral/v1/acl/authorize", reader, question.clone()).await;
+    let (status, body) =
+        call(&cluster, Method::POST, "/corral/v1/acl/authorize", reader, question.clone()).await;
     assert_eq!(status, 403, "{body}");
     let (status, body) =
-        call(&cluster, Method::POST, "/corral/v1/acl/authorize", &tokens["agents"].0, question).await;
+        call(&cluster, Method::POST, "/corral/v1/acl/authorize", &tokens["agents"].0, question)
+            .await;
     assert_eq!((status, body["verdict"].as_str()), (200, Some("allow")), "{body}");
 
     // A revoked token is refused once the agent's cached verdict has run out.
@@ -183,7 +200,8 @@ async fn an_agents_own_api_answers_only_whom_the_masters_allow() {
     .await;
 
     // Back to off: open again.
-    let (status, body) = call(&cluster, Method::PUT, "/corral/v1/acl/mode", &root, json!({"mode": "off"})).await;
+    let (status, body) =
+        call(&cluster, Method::PUT, "/corral/v1/acl/mode", &root, json!({"mode": "off"})).await;
     assert_eq!(status, 200, "{body}");
     eventually(LONG, "the agent open again", || async {
         let (status, _, _) = get(&http, &read, None).await;

@@ -90,17 +90,28 @@ async fn raft_requests_without_the_cluster_secret_are_refused_before_raft_sees_t
     let (status, body) = post(&cluster, &address, "append", &append, None).await;
     assert_eq!(status, 401);
     let body = json(&body);
-    assert_eq!((body["error"].as_str(), body["field"].as_str()), (Some("unauthenticated"), Some(CLUSTER_AUTH_HEADER)), "{body}");
-    assert!(body["message"].as_str().is_some_and(|m| m.contains("--cluster-secret-file")), "{body}");
+    assert_eq!(
+        (body["error"].as_str(), body["field"].as_str()),
+        (Some("unauthenticated"), Some(CLUSTER_AUTH_HEADER)),
+        "{body}"
+    );
+    assert!(
+        body["message"].as_str().is_some_and(|m| m.contains("--cluster-secret-file")),
+        "{body}"
+    );
     let (status, _) = post(&cluster, &address, "vote", &vote, None).await;
     assert_eq!(status, 401, "a vote without the secret");
 
-    let other = ClusterSecret::from_text("not this cluster's secret, but long enough").expect("a secret");
+    let other =
+        ClusterSecret::from_text("not this cluster's secret, but long enough").expect("a secret");
     let forged = other.sign(now_millis(), "POST", "/corral/raft/append", &append);
     let (status, body) = post(&cluster, &address, "append", &append, Some(forged)).await;
     assert_eq!(status, 401);
     let body = json(&body);
-    assert!(body["message"].as_str().is_some_and(|m| m.contains("not made with this cluster's secret")), "{body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| m.contains("not made with this cluster's secret")),
+        "{body}"
+    );
     // The secret itself as the header proves nothing either.
     let text = std::fs::read_to_string(cluster.secret_file()).expect("the secret file");
     let (status, _) = post(&cluster, &address, "vote", &vote, Some(text.clone())).await;
@@ -116,9 +127,12 @@ async fn raft_requests_without_the_cluster_secret_are_refused_before_raft_sees_t
     assert_eq!(after["leader"], before["leader"]);
     let metrics = cluster.http.get(cluster.masters[follower].url("/metrics")).send().await;
     let metrics = metrics.expect("metrics").text().await.expect("text");
-    for (reason, route, count) in
-        [("missing", "append", 1), ("missing", "vote", 1), ("wrong_secret", "append", 2), ("malformed", "vote", 1)]
-    {
+    for (reason, route, count) in [
+        ("missing", "append", 1),
+        ("missing", "vote", 1),
+        ("wrong_secret", "append", 2),
+        ("malformed", "vote", 1),
+    ] {
         let series = format!("corral_http_auth_denied_total{{reason=\"{reason}\",route=\"/corral/raft/{route}\"}} {count}");
         assert!(metrics.contains(&series), "{series} in\n{metrics}");
     }

@@ -84,15 +84,18 @@ fn mode_name(mode: AuthMode) -> &'static str {
 }
 
 async fn authorize(State(master): State<Master>, body: Bytes) -> Result<Json<Value>, ApiError> {
-    let request: AuthorizeRequest = serde_json::from_slice(&body)
-        .map_err(|error| ApiError::bad_request("body", format!("not an authorize request: {error}")))?;
+    let request: AuthorizeRequest = serde_json::from_slice(&body).map_err(|error| {
+        ApiError::bad_request("body", format!("not an authorize request: {error}"))
+    })?;
     let action = match request.action.as_deref() {
         None => None,
         Some(name) => Some(Action::parse(name).ok_or_else(|| {
             ApiError::bad_request("action", format!("'{name}' is not an ACL action"))
         })?),
     };
-    let mode = master.read_state(ReadConsistency::Local, |state: &ClusterState| state.auth().mode()).await?;
+    let mode = master
+        .read_state(ReadConsistency::Local, |state: &ClusterState| state.auth().mode())
+        .await?;
     if mode == AuthMode::Off {
         return Ok(Json(json!({"mode": "off", "verdict": "allow"})));
     }
@@ -114,7 +117,8 @@ async fn authorize(State(master): State<Master>, body: Bytes) -> Result<Json<Val
             tracing::info!(agent_id = %request.agent_id, reason = refusal.as_str(), %denial, "a caller of an agent's API refused by access control");
             let verdict = if denial.is_unauthenticated() { "unauthenticated" } else { "deny" };
             let principal = denial.principal.clone();
-            let (status, body) = rendered(ApiError::Rejected(Rejection::Unauthorized(denial))).await;
+            let (status, body) =
+                rendered(ApiError::Rejected(Rejection::Unauthorized(denial))).await;
             json!({
                 "mode": mode_name(mode),
                 "verdict": verdict,
@@ -181,7 +185,9 @@ fn master_verdict(master: &Master, proof: &MasterProof) -> Verdict {
         Verdict::Refuse(Refusal::WrongSecret, Box::new(denial))
     };
     let Some(secret) = &master.inner.serving.cluster_secret else {
-        return refused(DenialReason::UnknownIdentity("a master (this cluster has no secret)".to_owned()));
+        return refused(DenialReason::UnknownIdentity(
+            "a master (this cluster has no secret)".to_owned(),
+        ));
     };
     let now = corral_log::network::secret::now_millis();
     match secret.verify(now, Some(proof.header.as_bytes()), &proof.method, &proof.path, b"") {
@@ -193,7 +199,11 @@ fn master_verdict(master: &Master, proof: &MasterProof) -> Verdict {
 fn forwarded_headers(credentials: &Forwarded) -> Result<HeaderMap, ApiError> {
     let mut headers = HeaderMap::new();
     let pairs = [
-        (axum::http::header::AUTHORIZATION, &credentials.authorization, "credentials.authorization"),
+        (
+            axum::http::header::AUTHORIZATION,
+            &credentials.authorization,
+            "credentials.authorization",
+        ),
         (
             axum::http::HeaderName::from_static("x-corral-token"),
             &credentials.x_corral_token,
