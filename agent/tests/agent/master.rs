@@ -70,6 +70,13 @@ impl TestMaster {
         let router = Router::new()
             .route("/corral/v1/agent/commands", post(command))
             .route("/corral/v1/agent/{agent_id}/events", get(events))
+            // Access control is off, as a new cluster's is: the agent's API is open.
+            .route(
+                "/corral/v1/acl/authorize",
+                post(|| async {
+                    axum::Json(serde_json::json!({"mode": "off", "verdict": "allow"}))
+                }),
+            )
             .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let address = listener.local_addr().expect("address").to_string();
