@@ -105,6 +105,26 @@ async fn weights_deployments_queue_and_event_streams_show_only_what_may_be_viewe
     let answer = send(&cluster, Method::GET, "/v2/queue", None, &root).await;
     assert_eq!(queued(&answer), ["/other/db", "/team/web"], "{}", answer.body);
 
+    // The service catalog shows a service as `/v2/apps` shows its app.
+    let services = |answer: &Answer| -> Vec<String> {
+        let services = answer.body["services"].as_array().expect("services");
+        let mut ids: Vec<String> = services
+            .iter()
+            .map(|service| service["id"].as_str().expect("an app id").to_owned())
+            .collect();
+        ids.sort();
+        ids
+    };
+    let answer = send(&cluster, Method::GET, "/corral/v1/services", None, &ann).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_eq!(services(&answer), ["/team/web"], "{}", answer.body);
+    let answer = send(&cluster, Method::GET, "/corral/v1/services", None, &root).await;
+    assert_eq!(services(&answer), ["/other/db", "/team/web"], "{}", answer.body);
+    let answer = send(&cluster, Method::GET, "/corral/v1/services/other/db", None, &ann).await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND, "{}", answer.body);
+    let answer = send(&cluster, Method::GET, "/corral/v1/services/other/db", None, &root).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+
     // The native stream from the start: the hidden role's and app's events are left out. A
     // last weight for the shown role marks the end.
     let answer =
