@@ -373,6 +373,42 @@ fn routes() -> Vec<Route> {
                 _ => StatusCode::FORBIDDEN,
             },
         },
+        // The audit API: a past state is filtered by today's view rules; the trail and the
+        // explanations cannot be, so they need every view rule for any object (the reader has
+        // read_api and view_apps for any, not view_frameworks).
+        Route {
+            method: Method::GET,
+            path: "/corral/v1/state?format=v1",
+            body: None,
+            writes: false,
+            expect: |who| match who {
+                _ if unauthenticated(who) => StatusCode::UNAUTHORIZED,
+                Who::Scoped => StatusCode::FORBIDDEN,
+                _ => StatusCode::OK,
+            },
+        },
+        Route {
+            method: Method::GET,
+            path: "/corral/v1/commands",
+            body: None,
+            writes: false,
+            expect: |who| match who {
+                _ if unauthenticated(who) => StatusCode::UNAUTHORIZED,
+                Who::Management => StatusCode::OK,
+                _ => StatusCode::FORBIDDEN,
+            },
+        },
+        Route {
+            method: Method::GET,
+            path: "/corral/v1/explain/task/no-such-task",
+            body: None,
+            writes: false,
+            expect: |who| match who {
+                _ if unauthenticated(who) => StatusCode::UNAUTHORIZED,
+                Who::Management => StatusCode::NOT_FOUND,
+                _ => StatusCode::FORBIDDEN,
+            },
+        },
         // What `view_*` cannot filter is refused whole: flags, maintenance, sandboxes.
         Route {
             method: Method::GET,
