@@ -254,6 +254,44 @@ fn read_routes() -> Vec<Route> {
         get("/corral/v1/diff?from=1&to=2", management_only),
         get("/corral/v1/history?role=dev", management_only),
         get("/corral/v1/allocation/explain?role=dev", management_only),
+        get("/corral/v1/explain/deployment/no-such-deployment", |who| match who {
+            _ if unauthenticated(who) => StatusCode::UNAUTHORIZED,
+            Who::Management => StatusCode::NOT_FOUND,
+            _ => StatusCode::FORBIDDEN,
+        }),
+        get("/ui/apps", |_| StatusCode::OK),
+        get("/v1/hosts/leader.mesos", any_identity),
+        get("/v1/services/_leader._tcp.mesos", any_identity),
+        // The app the matrix's scoped token made: `view_apps` decides, 404 when hidden (the
+        // Basic principal has read_api but no view_apps rule).
+        get("/corral/v1/services/dev/web", |who| match who {
+            _ if unauthenticated(who) => StatusCode::UNAUTHORIZED,
+            Who::Scoped => StatusCode::FORBIDDEN,
+            Who::Basic => StatusCode::NOT_FOUND,
+            _ => StatusCode::OK,
+        }),
+        Route {
+            method: Method::DELETE,
+            path: "/corral/v1/acl/tokens/no-such-accessor",
+            body: None,
+            writes: true,
+            expect: |who| match who {
+                _ if unauthenticated(who) => StatusCode::UNAUTHORIZED,
+                Who::Management => StatusCode::NOT_FOUND,
+                _ => StatusCode::FORBIDDEN,
+            },
+        },
+        Route {
+            method: Method::PUT,
+            path: "/corral/v1/acl/policies/matrix-empty",
+            body: Some(json!({})),
+            writes: true,
+            expect: |who| match who {
+                _ if unauthenticated(who) => StatusCode::UNAUTHORIZED,
+                Who::Management => StatusCode::OK,
+                _ => StatusCode::FORBIDDEN,
+            },
+        },
     ]
 }
 
