@@ -4,10 +4,11 @@
 # tcp-mode service port. Backends are one HAProxy answering "ok" on two ports (not the bottleneck
 # under test). Needs: haproxy, wrk, curl, python3 (haproxy and wrk installed when missing), and
 #   cargo build --release -p corral-proxy --example bench_proxy
-# Prints one line per run; BENCHMARKS.md keeps the medians.
+# Prints one line per run; BENCHMARKS.md keeps the medians. PROXY_BIN runs another build of
+# bench_proxy; ONLY=l7-keepalive runs only the paths whose name holds it.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-proxy_bin="$root/target/release/examples/bench_proxy"
+proxy_bin=${PROXY_BIN:-"$root/target/release/examples/bench_proxy"}
 runs=${RUNS:-3}
 
 if ! command -v haproxy >/dev/null 2>&1 || ! command -v wrk >/dev/null 2>&1; then
@@ -63,6 +64,8 @@ done
 
 bench() { # name url extra-args...
   local name=$1 url=$2; shift 2
+  # ONLY=l7-keepalive (a part of the name) runs just those paths.
+  case $name in *"${ONLY:-}"*) ;; *) return 0 ;; esac
   for run in $(seq "$runs"); do
     out=$(wrk -t2 -c"$connections" -d"$duration" --latency "$@" "$url")
     rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")

@@ -13,7 +13,7 @@
 #   cargo build --release -p corral-proxy --example bench_proxy
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-proxy_bin="$root/target/release/examples/bench_proxy"
+proxy_bin=${PROXY_BIN:-"$root/target/release/examples/bench_proxy"}
 runs=${RUNS:-3}
 steps=${STEPS:-16}
 step=${STEP:-1}

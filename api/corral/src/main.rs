@@ -119,6 +119,10 @@ struct ProxyArgs {
     /// instance with one (`taskKillGracePeriodSeconds`) gets that instead.
     #[arg(long, default_value_t = 30.0)]
     drain_grace: f64,
+    /// Threads serving --http-listen, each with its own listener and upstream connections;
+    /// one per core when not given.
+    #[arg(long)]
+    http_threads: Option<std::num::NonZeroUsize>,
 }
 
 /// Mutual TLS: all three flags or none.
@@ -746,6 +750,11 @@ async fn main() -> anyhow::Result<()> {
                 bind_ip: args.bind_ip,
                 admin_listen: Some(args.admin_listen),
                 drain_grace: seconds(args.drain_grace, "drain-grace")?,
+                http_threads: match args.http_threads {
+                    Some(threads) => threads,
+                    None => std::thread::available_parallelism()
+                        .context("counting the cores for --http-threads")?,
+                },
             };
             corral_proxy::run::run(config, shutdown_signal()).await
         }

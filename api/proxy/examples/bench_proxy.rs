@@ -14,6 +14,10 @@ fn main() -> anyhow::Result<()> {
         bind_ip: "127.0.0.1".parse()?,
         admin_listen: Some(admin_listen.parse()?),
         drain_grace: std::time::Duration::from_secs(30),
+        http_threads: match std::env::var("HTTP_THREADS") {
+            Ok(threads) => threads.parse()?,
+            Err(_) => std::thread::available_parallelism()?,
+        },
     };
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(corral_proxy::run::run(config, async {

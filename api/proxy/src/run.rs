@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -33,7 +34,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 use serde_json::json;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -55,6 +56,9 @@ pub struct Config {
     /// How long an open connection to a backend that left the table may go on when the
     /// catalog gives no kill grace for it.
     pub drain_grace: Duration,
+    /// Threads serving `http_listen`, each with its own listener on the address
+    /// (`SO_REUSEPORT`), its own single-threaded runtime and its own upstream pool.
+    pub http_threads: NonZeroUsize,
 }
 
 /// How long one catalog long poll waits on the master before it answers unchanged.
@@ -74,15 +78,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     }
     let (table_tx, table_rx) = watch::channel(Arc::new(Routing::default()));
     let metrics = Metrics::new().context("registering the proxy's metrics")?;
-    let mut connector = HttpConnector::new();
-    connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
-    connector.set_nodelay(true);
     let shared = Arc::new(Shared {
         config: config.clone(),
         table: table_rx,
         metrics,
         listeners: Mutex::new(BTreeMap::new()),
-        client: Client::builder(TokioExecutor::new()).build(connector),
     });
 
     let mut tasks: Vec<JoinHandle<()>> = Vec::new();
@@ -98,20 +98,121 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
             }
         }));
     }
-    if let Some(address) = config.http_listen {
-        let listener =
-            TcpListener::bind(address).await.with_context(|| format!("--http-listen {address}"))?;
-        tracing::info!(%address, "proxy HTTP listening");
-        tasks.push(tokio::spawn(accept_loop(shared.clone(), listener, Listener::Http)));
-    }
+    let (stop, stopped) = watch::channel(());
+    let http_workers = match config.http_listen {
+        Some(address) => HttpWorkers::start(&shared, address, config.http_threads, stopped)?,
+        None => HttpWorkers::default(),
+    };
     tasks.push(tokio::spawn(follow_catalog(config.clone(), table_tx, shared.clone())));
     tasks.push(tokio::spawn(manage_port_listeners(shared.clone())));
     shutdown.await;
     for task in tasks {
         task.abort();
     }
+    drop(stop);
+    http_workers.join().await;
     Ok(())
 }
+
+/// The threads serving `--http-listen`.
+///
+/// One thread per core, each accepting on its own `SO_REUSEPORT` listener and serving its
+/// connections on a single-threaded runtime with its own upstream pool, as HAProxy's
+/// threads do: a request and the pooled upstream connection it is handed to are tasks of
+/// one thread, so the hand-over wakes no other thread and takes no cross-core lock.
+#[derive(Default)]
+struct HttpWorkers {
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl HttpWorkers {
+    fn start(
+        shared: &Arc<Shared>,
+        address: SocketAddr,
+        count: NonZeroUsize,
+        stopped: watch::Receiver<()>,
+    ) -> anyhow::Result<HttpWorkers> {
+        let context = || format!("--http-listen {address}");
+        // Bound here, not in the threads, so a taken address fails the start and port 0
+        // resolves to one port that every thread's listener then shares.
+        let first = reusable_socket(address).with_context(context)?;
+        let bound = first.local_addr().with_context(context)?;
+        let mut sockets = vec![first];
+        for _ in 1..count.get() {
+            sockets.push(reusable_socket(bound).with_context(context)?);
+        }
+        let mut workers = HttpWorkers::default();
+        for (n, socket) in sockets.into_iter().enumerate() {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("building an HTTP worker's runtime")?;
+            let shared = shared.clone();
+            let mut stopped = stopped.clone();
+            let thread = std::thread::Builder::new()
+                .name(format!("proxy-http-{n}"))
+                .spawn(move || {
+                    runtime.block_on(async move {
+                        let listener = match socket.listen(LISTEN_BACKLOG) {
+                            Ok(listener) => listener,
+                            Err(error) => {
+                                tracing::error!(%bound, %error, "an HTTP worker cannot listen");
+                                return;
+                            }
+                        };
+                        tokio::select! {
+                            () = accept_loop(shared, upstream_client(), listener, Listener::Http) => {}
+                            _ = stopped.changed() => {}
+                        }
+                    });
+                })
+                .context("starting an HTTP worker thread")?;
+            workers.threads.push(thread);
+        }
+        tracing::info!(address = %bound, threads = count.get(), "proxy HTTP listening");
+        Ok(workers)
+    }
+
+    /// Waits for every thread to have closed its listener and dropped its connections.
+    async fn join(self) {
+        let joined = tokio::task::spawn_blocking(move || {
+            for thread in self.threads {
+                if thread.join().is_err() {
+                    tracing::error!("an HTTP worker thread panicked");
+                }
+            }
+        });
+        if let Err(error) = joined.await {
+            tracing::error!(%error, "waiting for the HTTP workers failed");
+        }
+    }
+}
+
+/// Connections waiting to be accepted, per listener: HAProxy's default `maxconn`-derived
+/// backlog is larger than tokio's 1,024 only on machines with many more cores.
+const LISTEN_BACKLOG: u32 = 1024;
+
+fn reusable_socket(address: SocketAddr) -> std::io::Result<TcpSocket> {
+    let socket = match address {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_reuseport(true)?;
+    socket.bind(address)?;
+    Ok(socket)
+}
+
+/// A pool of upstream connections, used only from the runtime that made it: the pool's
+/// connections are tasks of that runtime.
+fn upstream_client() -> Upstream {
+    let mut connector = HttpConnector::new();
+    connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
+    connector.set_nodelay(true);
+    Client::builder(TokioExecutor::new()).build(connector)
+}
+
+type Upstream = Client<HttpConnector, ProxyBody>;
 
 struct Shared {
     config: Config,
@@ -119,7 +220,6 @@ struct Shared {
     metrics: Metrics,
     /// Per service port, whether it listens or why not.
     listeners: Mutex<BTreeMap<u16, String>>,
-    client: Client<HttpConnector, BoxBody<Bytes, hyper::Error>>,
 }
 
 /// Which routes a listener serves.
@@ -512,6 +612,7 @@ async fn poll(client: &reqwest::Client, url: &str) -> anyhow::Result<CatalogAnsw
 /// left it; connections already accepted are their own tasks and go on.
 async fn manage_port_listeners(shared: Arc<Shared>) {
     let mut table = shared.table.clone();
+    let upstream = upstream_client();
     let mut accepting: HashMap<u16, JoinHandle<()>> = HashMap::new();
     loop {
         let wanted: Vec<u16> = table.borrow_and_update().table.ports.keys().copied().collect();
@@ -532,8 +633,12 @@ async fn manage_port_listeners(shared: Arc<Shared>) {
             let status = match TcpListener::bind(address).await {
                 Ok(listener) => {
                     tracing::info!(%address, "service port listening");
-                    let task =
-                        tokio::spawn(accept_loop(shared.clone(), listener, Listener::Port(port)));
+                    let task = tokio::spawn(accept_loop(
+                        shared.clone(),
+                        upstream.clone(),
+                        listener,
+                        Listener::Port(port),
+                    ));
                     accepting.insert(port, task);
                     "listening".to_owned()
                 }
@@ -551,7 +656,12 @@ async fn manage_port_listeners(shared: Arc<Shared>) {
     }
 }
 
-async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, which: Listener) {
+async fn accept_loop(
+    shared: Arc<Shared>,
+    upstream: Upstream,
+    listener: TcpListener,
+    which: Listener,
+) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -564,13 +674,14 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, which: Listener
         };
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
+        let upstream = upstream.clone();
         tokio::spawn(async move {
             match which {
-                Listener::Http => serve_http(shared, stream, peer, which).await,
+                Listener::Http => serve_http(shared, upstream, stream, peer, which).await,
                 Listener::Port(port) => {
                     let mode = shared.routing().table.ports.get(&port).map(|route| route.mode);
                     match mode {
-                        Some(Mode::Http) => serve_http(shared, stream, peer, which).await,
+                        Some(Mode::Http) => serve_http(shared, upstream, stream, peer, which).await,
                         Some(Mode::Tcp) => serve_tcp(shared, stream, port).await,
                         None => {
                             shared.metrics.unrouted.with_label_values(&[&port.to_string()]).inc();
@@ -689,7 +800,13 @@ type ProxyBody = BoxBody<Bytes, hyper::Error>;
 
 /// L7: HTTP/1.1 and HTTP/2 cleartext from the client; every request picks its backend from
 /// the table of that moment.
-async fn serve_http(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, which: Listener) {
+async fn serve_http(
+    shared: Arc<Shared>,
+    upstream: Upstream,
+    stream: TcpStream,
+    peer: SocketAddr,
+    which: Listener,
+) {
     let client = Arc::new(ClientSide {
         peer,
         forwarded: HeaderValue::try_from(peer.ip().to_string())
@@ -697,8 +814,11 @@ async fn serve_http(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, wh
     });
     let service = hyper::service::service_fn(move |request| {
         let shared = shared.clone();
+        let upstream = upstream.clone();
         let client = client.clone();
-        async move { Ok::<_, Infallible>(proxy_request(&shared, request, &client, which).await) }
+        async move {
+            Ok::<_, Infallible>(proxy_request(&shared, &upstream, request, &client, which).await)
+        }
     });
     let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     if let Err(error) = builder.serve_connection(TokioIo::new(stream), service).await {
@@ -726,6 +846,7 @@ const HOP_BY_HOP: [HeaderName; 7] = [
 
 async fn proxy_request(
     shared: &Shared,
+    upstream: &Upstream,
     request: Request<Incoming>,
     client: &ClientSide,
     which: Listener,
@@ -808,7 +929,7 @@ async fn proxy_request(
         let outgoing = outgoing.map(|()| outgoing_body);
         let answered = {
             let _in_flight = InFlight::start(&shared.metrics, backend);
-            shared.client.request(outgoing).await
+            upstream.request(outgoing).await
         };
         match answered {
             Ok(response) => {
