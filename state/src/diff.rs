@@ -293,7 +293,7 @@ impl ClusterState {
                 )
             }
             EntityKind::App => {
-                single(self.services.apps.get(&AppId::new(id)).map(|app| digest_of(app)))
+                single(self.services.apps.get(&AppId::new(id)).map(digest_of))
             }
             EntityKind::Role => single(
                 self.roles
