@@ -277,33 +277,20 @@ impl Journal {
 
     /// Every command in `range` that `filter` wants, in log order, read as it is consumed
     /// (for export: memory stays flat however long the range).
-    ///
-    /// Rows are read, decoded and filtered on a helper thread, a few thousand commands ahead
-    /// of the consumer (which writes them out meanwhile), started on the first `next` and
-    /// ended when the trail is dropped.
     pub fn trail(
         &self,
         range: RangeInclusive<u64>,
         filter: TrailFilter,
     ) -> Result<impl Iterator<Item = Result<CommandRecord, JournalError>> + '_, AuditError> {
         self.audited("the command trail", &range)?;
-        Ok(ReadAhead::Idle { journal: self.clone(), range, filter })
-    }
-
-    /// The trail read on the calling thread.
-    fn trail_here(
-        &self,
-        range: RangeInclusive<u64>,
-        filter: TrailFilter,
-    ) -> impl Iterator<Item = Result<CommandRecord, JournalError>> + '_ {
         // Verdicts are read in the same ordered pass as the rows, not looked up per row.
         let (start, end) = (range.start().to_be_bytes(), range.end().to_be_bytes());
-        Trail {
+        Ok(Trail {
             rows: self.commands(range),
             verdicts: self.verdicts.range(start..=end),
             pending: Vec::new().into_iter(),
             filter,
-        }
+        })
     }
 
     /// The last index stamped at or before `at`. Stamps follow log order (a new leader's
@@ -609,82 +596,6 @@ pub struct AuditFootprint {
     pub index_bytes: u64,
     pub chain_bytes: u64,
     pub verdict_bytes: u64,
-}
-
-/// Records handed from the trail's reader thread at a time, and how many such hand-overs
-/// it may run ahead.
-const TRAIL_CHUNK: usize = 512;
-const TRAIL_CHUNKS_AHEAD: usize = 8;
-
-type TrailChunk = Vec<Result<CommandRecord, JournalError>>;
-
-/// The trail, read on a helper thread once the first record is asked for.
-enum ReadAhead {
-    Idle {
-        journal: Journal,
-        range: RangeInclusive<u64>,
-        filter: TrailFilter,
-    },
-    Reading {
-        chunks: std::sync::mpsc::Receiver<TrailChunk>,
-        chunk: std::vec::IntoIter<Result<CommandRecord, JournalError>>,
-    },
-    Done,
-}
-
-impl ReadAhead {
-    fn start(journal: Journal, range: RangeInclusive<u64>, filter: TrailFilter) -> ReadAhead {
-        let (sender, chunks) = std::sync::mpsc::sync_channel::<TrailChunk>(TRAIL_CHUNKS_AHEAD);
-        let reader = move || {
-            let mut chunk = Vec::with_capacity(TRAIL_CHUNK);
-            for record in journal.trail_here(range, filter) {
-                let failed = record.is_err();
-                chunk.push(record);
-                if chunk.len() == TRAIL_CHUNK || failed {
-                    let full = std::mem::replace(&mut chunk, Vec::with_capacity(TRAIL_CHUNK));
-                    // Gone: the consumer dropped the trail.
-                    if sender.send(full).is_err() || failed {
-                        return;
-                    }
-                }
-            }
-            if !chunk.is_empty() {
-                let _ = sender.send(chunk);
-            }
-        };
-        match std::thread::Builder::new().name("corral-trail".to_owned()).spawn(reader) {
-            Ok(_) => ReadAhead::Reading { chunks, chunk: Vec::new().into_iter() },
-            // The reader (and its sender) went with the closure: this error, then the end.
-            Err(error) => ReadAhead::Reading {
-                chunks,
-                chunk: vec![Err(JournalError::Storage(sled::Error::Io(error)))].into_iter(),
-            },
-        }
-    }
-}
-
-impl Iterator for ReadAhead {
-    type Item = Result<CommandRecord, JournalError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if let ReadAhead::Idle { .. } = self {
-            if let ReadAhead::Idle { journal, range, filter } =
-                std::mem::replace(self, ReadAhead::Done)
-            {
-                *self = ReadAhead::start(journal, range, filter);
-            }
-        }
-        loop {
-            let ReadAhead::Reading { chunks, chunk } = self else { return None };
-            if let Some(record) = chunk.next() {
-                return Some(record);
-            }
-            match chunks.recv() {
-                Ok(next) => *chunk = next.into_iter(),
-                Err(_) => *self = ReadAhead::Done,
-            }
-        }
-    }
 }
 
 /// The command trail as it is read: each row's commands with the row's verdicts, which
