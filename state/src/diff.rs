@@ -292,9 +292,7 @@ impl ClusterState {
                         .collect(),
                 )
             }
-            EntityKind::App => {
-                single(self.services.apps.get(&AppId::new(id)).map(digest_of))
-            }
+            EntityKind::App => single(self.services.apps.get(&AppId::new(id)).map(digest_of)),
             EntityKind::Role => single(
                 self.roles
                     .iter()
