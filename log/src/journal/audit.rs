@@ -775,7 +775,9 @@ mod tests {
             let head = self.journal.chain_at(self.index - 1).unwrap();
             let mut batch = JournalBatch::new(head, &self.journal);
             let entries = Batch::encode(vec![entry]).unwrap();
-            batch.record(self.index, &entries, &[outcome.clone()], &self.state).unwrap();
+            batch
+                .record(self.index, &entries, std::slice::from_ref(&outcome), &self.state)
+                .unwrap();
             self.journal.write(batch).unwrap();
             // Every index has a checkpoint, so a trimmed journal can still rebuild a state
             // for the reference diff.
