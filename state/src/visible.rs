@@ -126,7 +126,13 @@ impl ClusterState {
     /// What `identity` may not view, decided by the ACLs in this state whatever the mode (the
     /// caller applies the mode). A management token, like Mesos's superuser, views all.
     pub fn hidden_from(&self, identity: Identity<'_>) -> Hidden {
-        let auth = &self.auth;
+        self.hidden_by(&self.auth, identity)
+    }
+
+    /// What `identity` may not view of this state under the ACLs `auth`, not this state's
+    /// own: a state of the past is shown under today's ACLs, so that revoking a view revokes
+    /// it in the audit trail as well.
+    pub fn hidden_by(&self, auth: &crate::auth::AuthState, identity: Identity<'_>) -> Hidden {
         let mut hidden = Hidden::default();
         if identity
             .and_then(|identity| auth.principal(identity))

@@ -414,13 +414,41 @@ pub(crate) async fn authorize(
     action: Action,
     object: Option<&str>,
 ) -> Result<(), ApiError> {
+    authorize_all(master, &[action], object).await
+}
+
+/// The `view_*` actions of everything a state holds.
+const WHOLE_VIEW: [Action; 5] = [
+    Action::ViewFrameworks,
+    Action::ViewTasks,
+    Action::ViewExecutors,
+    Action::ViewRoles,
+    Action::ViewApps,
+];
+
+/// For answers that name whatever the cluster held and what each command carried (the
+/// audit trail, the explanations): they cannot be filtered as a state is, so every `view_*`
+/// rule must allow any object (an `ANY` rule), as for flags.
+pub(crate) async fn authorize_whole_view(master: &Master) -> Result<(), ApiError> {
+    authorize_all(master, &WHOLE_VIEW, None).await
+}
+
+/// `authorize` for several actions on one object: the first refused one answers.
+async fn authorize_all(
+    master: &Master,
+    actions: &[Action],
+    object: Option<&str>,
+) -> Result<(), ApiError> {
     let Some(caller) = current_caller().filter(|caller| caller.mode != AuthMode::Off) else {
         return Ok(());
     };
     let (identity, owned) = (caller.identity.clone(), object.map(str::to_owned));
+    let actions = actions.to_vec();
     let decision = master
         .read_state(ReadConsistency::Local, move |state: &ClusterState| {
-            state.auth().decide(identity.as_deref(), action, owned.as_deref())
+            actions.into_iter().try_for_each(|action| {
+                state.auth().decide(identity.as_deref(), action, owned.as_deref())
+            })
         })
         .await?;
     let Err(denial) = decision else { return Ok(()) };

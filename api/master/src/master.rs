@@ -475,6 +475,30 @@ impl Master {
         Ok(copy)
     }
 
+    /// A state of the past without what the caller may not view under today's ACLs (not
+    /// the past state's own: a view revoked is revoked for the past too), decided and
+    /// filtered on a blocking thread as `visible_copy` does.
+    pub(crate) async fn visible_past(&self, past: ClusterState) -> Result<ClusterState, ApiError> {
+        let caller = crate::auth::current_caller();
+        let (mode, auth) = self
+            .read_state(ReadConsistency::Local, |state| (state.auth().mode(), state.auth().clone()))
+            .await?;
+        if mode == AuthMode::Off {
+            return Ok(past);
+        }
+        let master = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut past = past;
+            let identity = caller.as_ref().and_then(|caller| caller.identity.as_deref());
+            let hidden = past.hidden_by(&auth, identity);
+            let hidden = master.count_hidden(caller.as_ref(), (mode, hidden));
+            past.retain_visible(&hidden);
+            past
+        })
+        .await
+        .map_err(|error| ApiError::Internal(format!("filtering a past state stopped: {error}")))
+    }
+
     /// Decides, event by event, what the caller of the request being served may be shown on
     /// the stream it opens (`view_*` as for reads; the identity is the one it opened with).
     pub(crate) fn event_viewer(&self, views: Views) -> EventViewer {

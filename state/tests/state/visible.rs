@@ -262,6 +262,24 @@ fn management_sees_all_and_nothing_hidden_changes_nothing() {
     assert_eq!(copy, state.without_bookkeeping());
 }
 
+/// A state of the past shown under today's ACLs (the audit API's `state?at=`): what the
+/// past state's own rules allowed no longer counts once the rule is gone.
+#[test]
+fn a_past_state_is_hidden_by_the_acls_given_not_its_own() {
+    let Cluster { mut world, alice, bob, .. } = cluster();
+    let past = world.state.clone();
+    world.ok(operator("root"), Command::DeletePolicy { name: "views".to_owned() });
+    let present = &world.state;
+    // Under its own ACLs ann saw alice's framework; under today's (no view rule) she sees none.
+    assert!(!past.hidden_from(Some("ann")).frameworks.contains(&alice));
+    let today = past.hidden_by(present.auth(), Some("ann"));
+    let service = past.services().framework_id.clone().expect("the apps' framework");
+    assert_eq!(today.frameworks, BTreeSet::from([alice, bob, service]));
+    assert_eq!(today, present.hidden_from(Some("ann")));
+    // The same ACLs as the state's own decide the same.
+    assert_eq!(past.hidden_by(past.auth(), Some("bo")), past.hidden_from(Some("bo")));
+}
+
 /// `get_quotas` decides whether a role's quota is shown, as Mesos's GET_QUOTA: ann may view
 /// role `a` but may not get quotas, so she sees `a` with none; `b` she may not view at all.
 #[test]

@@ -200,6 +200,7 @@ pub(crate) async fn history(
     State(master): State<Master>,
     Query(query): Query<HistoryQuery>,
 ) -> Result<Response, ApiError> {
+    crate::auth::authorize_whole_view(&master).await?;
     let entity = query.entity()?;
     let format = list_format(query.format.as_deref())?;
     let limit = match query.limit.as_deref() {
@@ -275,6 +276,7 @@ pub(crate) async fn state(
     };
     let state =
         master.node().state_at(index).await.map_err(|error| audit_error(error, parameter))?;
+    let state = master.visible_past(state).await?;
     let answers_for = json!({
         "index": index,
         "time": state.now().to_rfc3339(),
@@ -340,6 +342,7 @@ pub(crate) async fn diff(
     State(master): State<Master>,
     Query(query): Query<DiffQuery>,
 ) -> Result<Response, ApiError> {
+    crate::auth::authorize_whole_view(&master).await?;
     let (Some(from), Some(to)) = (query.from.as_deref(), query.to.as_deref()) else {
         let missing = if query.from.is_none() { "from" } else { "to" };
         return Err(ApiError::bad_request(missing, "required: a cursor or an RFC 3339 time"));
@@ -382,6 +385,7 @@ pub(crate) async fn commands(
     State(master): State<Master>,
     Query(query): Query<CommandsQuery>,
 ) -> Result<Response, ApiError> {
+    crate::auth::authorize_whole_view(&master).await?;
     let actor = query.actor.as_deref().map(parse_actor).transpose()?;
     if let Some(outcome) =
         query.outcome.as_deref().filter(|o| !["accepted", "rejected", "duplicate"].contains(o))

@@ -18,6 +18,9 @@
 //!
 //! Changes are also on `/corral/v1/events` under the `service` (apps, deployments) and
 //! `task` (instances' states and health) topics.
+//!
+//! With access control enforced a service is shown as its app is on `/v2/apps`, by
+//! `view_apps` on its id: left out of the list, 404 alone.
 
 use std::time::Duration;
 
@@ -98,7 +101,17 @@ async fn list(
     let (after, wait) = query.parse()?;
     let CatalogView { catalog, index } =
         master.catalog_after(Watched::Everything, after, wait).await?;
-    let services: Vec<Value> = catalog.services.values().map(service_json).collect();
+    // As `/v2/apps`: a service is its app, shown by `view_apps` on the app id.
+    let services: Vec<Value> = master
+        .read_apps_visible(|_, shown| {
+            catalog
+                .services
+                .values()
+                .filter(|service| shown(&service.id))
+                .map(service_json)
+                .collect()
+        })
+        .await?;
     Ok(with_index(index, json!({"index": index, "services": services})))
 }
 
@@ -111,7 +124,8 @@ async fn one(
     let (after, wait) = query.parse()?;
     let CatalogView { catalog, index } =
         master.catalog_after(Watched::Service(&app_id), after, wait).await?;
-    let Some(service) = catalog.services.get(&app_id) else {
+    let shown = master.read_apps_visible(|_, shown| shown(&app_id)).await?;
+    let Some(service) = catalog.services.get(&app_id).filter(|_| shown) else {
         let mut response = ApiError::NotFound(format!("no service {app_id}")).into_response();
         set_index(&mut response, index);
         return Ok(response);

@@ -188,6 +188,75 @@ fn unauthenticated(who: Who) -> bool {
     matches!(who, Who::Nobody | Who::Malformed | Who::WrongSecret | Who::Revoked)
 }
 
+/// Any live identity (reads filtered by `view_*`, or with nothing to filter).
+fn any_identity(who: Who) -> StatusCode {
+    if unauthenticated(who) {
+        return StatusCode::UNAUTHORIZED;
+    }
+    StatusCode::OK
+}
+
+/// A native read scope: `read_api` for any API, which the scoped token lacks.
+fn read_scope(who: Who) -> StatusCode {
+    match who {
+        _ if unauthenticated(who) => StatusCode::UNAUTHORIZED,
+        Who::Scoped => StatusCode::FORBIDDEN,
+        _ => StatusCode::OK,
+    }
+}
+
+/// What only the management token holds the rules for here: every `view_*` rule for any
+/// object (the audit trail, explanations) and the maintenance rules.
+fn management_only(who: Who) -> StatusCode {
+    match who {
+        _ if unauthenticated(who) => StatusCode::UNAUTHORIZED,
+        Who::Management => StatusCode::OK,
+        _ => StatusCode::FORBIDDEN,
+    }
+}
+
+fn get(path: &'static str, expect: fn(Who) -> StatusCode) -> Route {
+    Route { method: Method::GET, path, body: None, writes: false, expect }
+}
+
+/// Every read route not in the rows above that answers a whole body (streams are tested
+/// with their filters in `views.rs`).
+fn read_routes() -> Vec<Route> {
+    let public = |_| StatusCode::OK;
+    vec![
+        get("/version", public),
+        get("/ping", public),
+        get("/metrics", public),
+        get("/favicon.ico", public),
+        get("/ui", public),
+        get("/metrics/snapshot", any_identity),
+        get("/master/slaves", any_identity),
+        get("/slaves", any_identity),
+        get("/master/frameworks", any_identity),
+        get("/master/tasks?limit=10", any_identity),
+        get("/master/roles", any_identity),
+        get("/master/state-summary", any_identity),
+        get("/master/maintenance/schedule", management_only),
+        get("/v1/version", any_identity),
+        get("/v1/config", any_identity),
+        get("/v1/enumerate", any_identity),
+        get("/v2/info", any_identity),
+        get("/v2/leader", any_identity),
+        get("/v2/apps", any_identity),
+        get("/v2/deployments", any_identity),
+        get("/v2/queue", any_identity),
+        get("/v2/tasks", any_identity),
+        get("/corral/v1/cluster", read_scope),
+        get("/corral/v1/services", read_scope),
+        get("/corral/v1/acl/policies", read_scope),
+        get("/corral/v1/acl/credentials", read_scope),
+        get("/corral/v1/snapshot", read_scope),
+        get("/corral/v1/diff?from=1&to=2", management_only),
+        get("/corral/v1/history?role=dev", management_only),
+        get("/corral/v1/allocation/explain?role=dev", management_only),
+    ]
+}
+
 fn routes() -> Vec<Route> {
     vec![
         Route {
@@ -373,6 +442,42 @@ fn routes() -> Vec<Route> {
                 _ => StatusCode::FORBIDDEN,
             },
         },
+        // The audit API: a past state is filtered by today's view rules; the trail and the
+        // explanations cannot be, so they need every view rule for any object (the reader has
+        // read_api and view_apps for any, not view_frameworks).
+        Route {
+            method: Method::GET,
+            path: "/corral/v1/state?format=v1",
+            body: None,
+            writes: false,
+            expect: |who| match who {
+                _ if unauthenticated(who) => StatusCode::UNAUTHORIZED,
+                Who::Scoped => StatusCode::FORBIDDEN,
+                _ => StatusCode::OK,
+            },
+        },
+        Route {
+            method: Method::GET,
+            path: "/corral/v1/commands",
+            body: None,
+            writes: false,
+            expect: |who| match who {
+                _ if unauthenticated(who) => StatusCode::UNAUTHORIZED,
+                Who::Management => StatusCode::OK,
+                _ => StatusCode::FORBIDDEN,
+            },
+        },
+        Route {
+            method: Method::GET,
+            path: "/corral/v1/explain/task/no-such-task",
+            body: None,
+            writes: false,
+            expect: |who| match who {
+                _ if unauthenticated(who) => StatusCode::UNAUTHORIZED,
+                Who::Management => StatusCode::NOT_FOUND,
+                _ => StatusCode::FORBIDDEN,
+            },
+        },
         // What `view_*` cannot filter is refused whole: flags, maintenance, sandboxes.
         Route {
             method: Method::GET,
@@ -478,7 +583,7 @@ async fn every_route_answers_every_credential_as_documented_and_refusals_change_
     let leader = cluster.leader().await;
     let tokens = secured(&cluster, leader).await;
     let mut unexpected = Vec::new();
-    for route in routes() {
+    for route in routes().into_iter().chain(read_routes()) {
         // The management token goes last: its writes are the ones that change the state.
         for who in EVERYONE {
             let before = digest(&cluster, leader).await;
