@@ -296,7 +296,7 @@ pub async fn restore(
     for row in &file.tail {
         let (batch, _) = row.batch()?;
         let outcomes: Vec<_> = batch.entries().iter().map(|entry| state.apply(entry)).collect();
-        rows.record(row.index, &batch, &outcomes).map_err(|error| storage(&error))?;
+        rows.record(row.index, &batch, &outcomes, &state).map_err(|error| storage(&error))?;
     }
     if rows.head().hash != file.chain.hash {
         return Err(BackupError::ChainMismatch { recorded: file.chain, actual: rows.head() });

@@ -25,7 +25,7 @@ mod types;
 
 pub use error::LogError;
 pub use journal::audit::{
-    ActorFilter, AuditError, AuditFootprint, CommandRecord, DiffRecord, TrailFilter,
+    ActorFilter, AuditError, AuditFootprint, CommandRecord, DiffRecord, RecordJson, TrailFilter,
 };
 pub use journal::{ChainHead, CheckpointPolicy, JournalRetention};
 pub use membership::{ChangeError, Member, MemberRole, Refusal};

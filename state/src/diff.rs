@@ -187,22 +187,154 @@ pub fn diff_excerpts(before: &Excerpt, after: &Excerpt) -> Vec<EntityChange> {
     diff_sections(Sections::of_excerpt(before), Sections::of_excerpt(after))
 }
 
+/// What a diff compares of an agent: one definition for [`same_agent`] and the fingerprint.
+#[allow(clippy::type_complexity, reason = "a tuple of borrowed fields, compared and encoded")]
+fn agent_compared(
+    agent: &Agent,
+) -> (
+    &crate::model::AgentInfo,
+    &crate::Resources,
+    &crate::Resources,
+    &crate::model::Liveness,
+    &crate::model::AgentMode,
+    &crate::Timestamp,
+    &Option<crate::Timestamp>,
+) {
+    (
+        &agent.info,
+        &agent.total,
+        &agent.allocated,
+        &agent.liveness,
+        &agent.mode,
+        &agent.registered_at,
+        &agent.reregistered_at,
+    )
+}
+
+/// What a diff compares of a framework (its own fields): one definition for
+/// [`same_framework`] and the fingerprint.
+#[allow(clippy::type_complexity, reason = "a tuple of borrowed fields, compared and encoded")]
+fn framework_compared(
+    framework: &Framework,
+) -> (
+    &crate::model::FrameworkInfo,
+    &crate::model::FrameworkState,
+    &crate::Timestamp,
+    &Option<crate::Timestamp>,
+    &std::collections::BTreeSet<Role>,
+) {
+    (
+        &framework.info,
+        &framework.state,
+        &framework.registered_at,
+        &framework.reregistered_at,
+        &framework.suppressed_roles,
+    )
+}
+
 fn same_agent(a: &Agent, b: &Agent) -> bool {
-    a.info == b.info
-        && a.total == b.total
-        && a.allocated == b.allocated
-        && a.liveness == b.liveness
-        && a.mode == b.mode
-        && a.registered_at == b.registered_at
-        && a.reregistered_at == b.reregistered_at
+    agent_compared(a) == agent_compared(b)
 }
 
 fn same_framework(a: &Framework, b: &Framework) -> bool {
-    a.info == b.info
-        && a.state == b.state
-        && a.registered_at == b.registered_at
-        && a.reregistered_at == b.reregistered_at
-        && a.suppressed_roles == b.suppressed_roles
+    framework_compared(a) == framework_compared(b)
+}
+
+/// What a diff compares of one entity at one point, condensed: a digest of the compared
+/// fields per instance, ordered by owner (a task id can name a task in several frameworks:
+/// the owner is the framework id; other kinds have one instance with an empty owner). No
+/// instances: the entity does not exist there.
+///
+/// Two fingerprints are equal exactly when [`diff`] finds the values the same (up to a
+/// 128-bit digest collision): the digest is over the postcard encoding of the fields the
+/// comparison uses, and every compared type has a derived `PartialEq` over fields that
+/// encode one way each (no floats, no hash maps).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fingerprint(pub Vec<(smol_str::SmolStr, [u8; 16])>);
+
+fn digest_of(value: &impl Serialize) -> [u8; 16] {
+    let bytes = postcard::to_allocvec(value).expect(
+        "the state's values always encode: snapshots and digests encode the same values (state/tests/state/codec.rs round-trips every kind)",
+    );
+    let mut digest = [0u8; 16];
+    digest.copy_from_slice(&blake3::hash(&bytes).as_bytes()[..16]);
+    digest
+}
+
+impl ClusterState {
+    /// The fingerprint of what a diff compares of `entity` here; `None` for the kinds a diff
+    /// leaves out (operators, deployments).
+    pub fn fingerprint(&self, entity: &Entity) -> Option<Fingerprint> {
+        let id = entity.id.as_str();
+        let single = |digest: Option<[u8; 16]>| {
+            Fingerprint(
+                digest.map(|digest| (smol_str::SmolStr::default(), digest)).into_iter().collect(),
+            )
+        };
+        Some(match entity.kind {
+            EntityKind::Agent => single(
+                self.agents.get(&AgentId::new(id)).map(|agent| digest_of(&agent_compared(agent))),
+            ),
+            EntityKind::Framework => single(
+                self.frameworks
+                    .get(&FrameworkId::new(id))
+                    .map(|framework| digest_of(&framework_compared(framework))),
+            ),
+            EntityKind::Task => {
+                let task_id = TaskId::new(id);
+                Fingerprint(
+                    self.frameworks
+                        .values()
+                        .filter_map(|framework| {
+                            let task = framework.tasks.get(&task_id)?;
+                            Some((framework.id.0.clone(), digest_of(&**task)))
+                        })
+                        .collect(),
+                )
+            }
+            EntityKind::App => single(self.services.apps.get(&AppId::new(id)).map(digest_of)),
+            EntityKind::Role => single(
+                self.roles
+                    .iter()
+                    .find(|(role, _)| role.as_str() == id)
+                    .map(|(_, config)| digest_of(config)),
+            ),
+            EntityKind::Operator | EntityKind::Deployment => return None,
+        })
+    }
+}
+
+impl ClusterState {
+    /// Every agent, framework, task, app and role here: what a diff can report on.
+    pub fn diffed_entities(&self) -> Vec<Entity> {
+        let mut entities: Vec<Entity> = self.agents.keys().map(Entity::agent).collect();
+        entities.extend(self.frameworks.keys().map(Entity::framework));
+        let tasks: std::collections::BTreeSet<&TaskId> =
+            self.frameworks.values().flat_map(|framework| framework.tasks.keys()).collect();
+        entities.extend(tasks.into_iter().map(Entity::task));
+        entities.extend(self.services.apps.keys().map(Entity::app));
+        entities.extend(self.roles.keys().map(Entity::role));
+        entities
+    }
+}
+
+/// [`diff`] from fingerprints: for each entity in `touched` (in entity order, each with its
+/// fingerprints before and after), what was added, removed and changed, in the order
+/// [`diff`] reports them.
+pub fn diff_fingerprints<'a>(
+    touched: impl IntoIterator<Item = (&'a Entity, &'a Fingerprint, &'a Fingerprint)>,
+) -> Vec<EntityChange> {
+    let mut changes = Vec::new();
+    for (entity, before, after) in touched {
+        let (before, after) = (&before.0, &after.0);
+        merge(
+            before.iter().map(|(owner, digest)| (owner, digest)),
+            after.iter().map(|(owner, digest)| (owner, digest)),
+            |a, b| a == b,
+            |_, change| changes.push(EntityChange { entity: entity.clone(), change }),
+        );
+    }
+    changes
 }
 
 /// Walks two ordered maps together: linear, no lookups.

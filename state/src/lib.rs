@@ -32,7 +32,9 @@ pub use command::{
     Actor, AppPut, Cancellation, Command, Entry, Force, KillScaling, OfferSpec, Operation, PutMode,
     ServiceLaunch, Wipe,
 };
-pub use diff::{diff, diff_excerpts, Change, EntityChange, Excerpt};
+pub use diff::{
+    diff, diff_excerpts, diff_fingerprints, Change, EntityChange, Excerpt, Fingerprint,
+};
 pub use entity::{Entity, EntityKind, ANONYMOUS_OPERATOR};
 pub use event::{Cursor, Event, Topic};
 pub use ids::{

@@ -14,7 +14,7 @@
 use std::time::{Duration, Instant};
 
 use corral_log::store::{self, InitialSettings, StateMachineStore};
-use corral_log::{Batch, CheckpointPolicy, JournalRetention, TrailFilter};
+use corral_log::{Batch, CheckpointPolicy, JournalRetention, RecordJson, TrailFilter};
 use corral_state::model::{
     AgentInfo, Attributes, Filters, FrameworkInfo, Settings, TaskInfo, TaskSource, TaskState,
     TaskStatus,
@@ -258,16 +258,27 @@ pub(crate) async fn benchmark() {
         median(samples).as_secs_f64() * 1e3
     );
 
+    // The diff from the fingerprints the entity index keeps, and the same diff from two
+    // rebuilt states (what it was before them): they must agree.
     let mut samples = Vec::new();
+    let mut by_replay = Vec::new();
+    let mut changed = 0;
     for from in spread(5, 1, last - 10_000) {
         let start = Instant::now();
         let changes = journal.diff(from, from + 10_000, initial.clone()).expect("diff");
         samples.push(start.elapsed());
-        std::hint::black_box(changes);
+        let start = Instant::now();
+        let replayed =
+            journal.diff_by_replay(from, from + 10_000, initial.clone()).expect("replayed diff");
+        by_replay.push(start.elapsed());
+        assert_eq!(changes, replayed, "the diffs from {from} disagree");
+        changed += changes.len();
     }
     println!(
-        "audit: diff across 10,000 entries: median {:.0} ms",
-        median(samples).as_secs_f64() * 1e3
+        "audit: diff across 10,000 entries: median {:.0} ms from fingerprints, {:.0} ms from rebuilt states (the same {} changes per diff)",
+        median(samples).as_secs_f64() * 1e3,
+        median(by_replay).as_secs_f64() * 1e3,
+        changed / 5
     );
 
     let start = Instant::now();
@@ -289,11 +300,46 @@ pub(crate) async fn benchmark() {
     }
     let export = start.elapsed();
     println!(
-        "audit: exported the trail: {exported} commands ({} MB of JSON) in {:.2} s = {:.0} commands/s",
+        "audit: exported the trail's entries (serde_json of each entry alone): {exported} commands ({} MB of JSON) in {:.2} s = {:.0} commands/s",
         bytes / 1_000_000,
         export.as_secs_f64(),
         exported as f64 / export.as_secs_f64()
     );
+
+    // The export as `/corral/v1/commands` streams it: one NDJSON line per command (actor,
+    // verdict, time, the command), gathered into 64 KiB chunks. First through a
+    // `serde_json::Value` per command (as the API did), then written straight into the chunk.
+    for (how, through_value) in [("through a Value per command", true), ("written straight", false)]
+    {
+        let start = Instant::now();
+        let mut exported = 0u64;
+        let mut bytes = 0usize;
+        let mut chunk: Vec<u8> = Vec::with_capacity(80 * 1024);
+        for record in journal.trail(0..=last, TrailFilter::default()).expect("trail") {
+            let record = record.expect("record");
+            if through_value {
+                let value = serde_json::to_value(RecordJson(&record)).expect("json");
+                chunk.extend_from_slice(value.to_string().as_bytes());
+            } else {
+                serde_json::to_writer(&mut chunk, &RecordJson(&record)).expect("json");
+            }
+            chunk.push(b'\n');
+            if chunk.len() >= 64 * 1024 {
+                bytes += chunk.len();
+                std::hint::black_box(&chunk);
+                chunk.clear();
+            }
+            exported += 1;
+        }
+        bytes += chunk.len();
+        let export = start.elapsed();
+        println!(
+            "audit: exported the trail as NDJSON lines {how}: {exported} commands ({} MB) in {:.2} s = {:.0} commands/s",
+            bytes / 1_000_000,
+            export.as_secs_f64(),
+            exported as f64 / export.as_secs_f64()
+        );
+    }
 
     let start = Instant::now();
     let verified = journal.verify_chain().expect("verify");
@@ -307,7 +353,7 @@ pub(crate) async fn benchmark() {
     let per_million = 1_000_000.0 / writer.request as f64;
     let mb = |bytes: u64| bytes as f64 * per_million / 1e6;
     println!(
-        "audit: per million commands: entity index {:.0} MB ({:.0} keys), chain {:.0} MB, verdicts {:.0} MB, checkpoints {:.0} MB ({} of them); whole data directory {:.0} MB",
+        "audit: per million commands: entity index with fingerprints {:.0} MB ({:.0} keys), chain {:.0} MB, verdicts {:.0} MB, checkpoints {:.0} MB ({} of them); whole data directory {:.0} MB",
         mb(footprint.index_bytes),
         footprint.index_keys as f64 * per_million,
         mb(footprint.chain_bytes),

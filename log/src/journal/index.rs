@@ -1,12 +1,35 @@
-//! The entity index: one empty-valued key per (entity, log index) in tree
-//! `journal_entities`, written with the journal rows, so the history of one thing is a
-//! range read of its own keys and never a scan of the journal.
+//! The entity index: one key per (entity, log index) in tree `journal_entities`, written
+//! with the journal rows, so the history of one thing is a range read of its own keys and
+//! never a scan of the journal.
+//!
+//! Value: the entity's [`Fingerprint`] right after that index (a version byte, then
+//! postcard), so a diff reads what an entity was at a point from its newest key at or
+//! before it instead of rebuilding the state there. Empty for the kinds a diff leaves out,
+//! and for every key written by a build without fingerprints.
 //!
 //! Key: kind tag (1 byte) ‖ id length (2 bytes, big endian) ‖ id ‖ log index (8 bytes, big
 //! endian). The length makes one id's keys a prefix no other id shares; big-endian indexes
 //! sort in log order.
 
-use corral_state::Entity;
+use corral_state::{Entity, Fingerprint};
+
+/// Version byte of a fingerprint value.
+const FINGERPRINT_VERSION: u8 = 1;
+
+pub(crate) fn encode_fingerprint(fingerprint: &Fingerprint) -> Result<Vec<u8>, String> {
+    postcard::to_extend(fingerprint, vec![FINGERPRINT_VERSION]).map_err(|error| error.to_string())
+}
+
+/// `Ok(None)` for an empty value: no fingerprint was written with the key.
+pub(crate) fn decode_fingerprint(bytes: &[u8]) -> Result<Option<Fingerprint>, String> {
+    match bytes.split_first() {
+        None => Ok(None),
+        Some((&FINGERPRINT_VERSION, rest)) => {
+            postcard::from_bytes(rest).map(Some).map_err(|error| error.to_string())
+        }
+        Some((version, _)) => Err(format!("unknown fingerprint version {version}")),
+    }
+}
 
 /// The prefix every key of `entity` starts with.
 pub(crate) fn prefix(entity: &Entity) -> Vec<u8> {

@@ -10,7 +10,8 @@
 //!
 //! Beside each row, written in the same pass: its link in the hash chain ([`chain`], tree
 //! `journal_chain`), each command's verdict and event count (`journal_verdicts`), and its
-//! keys in the entity index ([`index`], `journal_entities`). Then a marker: after a crash,
+//! keys in the entity index ([`index`], `journal_entities`), each with the fingerprint of
+//! what a diff compares of that entity right after the row. Then a marker: after a crash,
 //! rows past it were cut short and are dropped when the journal opens. Every so many commands a
 //! checkpoint of the whole state is written (`journal_checkpoints`, [`checkpoint`]), so the
 //! state at any index is a checkpoint plus a short replay ([`audit`]).
@@ -76,6 +77,9 @@ const CHAIN_BASE_KEY: &[u8] = b"chain_base";
 /// The last index whose row is gone or was never audited: state and history before it
 /// cannot be rebuilt here. Absent while the journal holds every entry from the first.
 const TRIMMED_THROUGH_KEY: &[u8] = b"trimmed_through";
+/// The index the fingerprints in `journal_fingerprint_base` answer for (see
+/// `Journal::restart_after`). Absent while there are none.
+const FINGERPRINT_BASE_KEY: &[u8] = b"fingerprint_base";
 /// Version byte of a `journal_verdicts` row.
 const VERDICTS_VERSION: u8 = 1;
 
@@ -95,8 +99,12 @@ pub struct Journal {
     chain: sled::Tree,
     /// index → each command's verdict and event count, in batch order.
     verdicts: sled::Tree,
-    /// (entity, index) → nothing: see [`index`].
+    /// (entity, index) → the entity's fingerprint right after it: see [`index`].
     entities: sled::Tree,
+    /// Entity index prefix → the entity's fingerprint at the journal's restart point, for
+    /// every entity the state had there: what a diff reads for an entity no row after the
+    /// restart has named yet.
+    fingerprint_base: sled::Tree,
     checkpoints: Checkpoints,
     retention: JournalRetention,
     /// The greatest cursor of an event no longer in the journal: a subscriber at or after it
@@ -152,11 +160,14 @@ impl JournalBatch {
         self.head
     }
 
+    /// `state` is the state right after the row: the entity index keeps the fingerprints
+    /// of what the row named.
     pub(crate) fn record(
         &mut self,
         index: u64,
         batch: &Batch,
         outcomes: &[Outcome],
+        state: &ClusterState,
     ) -> Result<(), codec::CodecError> {
         let at = batch.entries().iter().map(|entry| entry.at).max().unwrap_or_default();
         let encoded = batch.encoded();
@@ -183,13 +194,27 @@ impl JournalBatch {
                 .map_err(|error| CodecError::Unencodable(error.to_string()))?;
             self.verdicts.insert(&key, value);
             for entity in entities_of(batch.entries(), &events) {
-                self.entities.insert(index::key(&entity, index), &[]);
+                let value = match state.fingerprint(&entity) {
+                    Some(fingerprint) => {
+                        index::encode_fingerprint(&fingerprint).map_err(CodecError::Unencodable)?
+                    }
+                    None => Vec::new(),
+                };
+                self.entities.insert(index::key(&entity, index), value);
             }
         }
         self.commands.insert(&key, row);
         self.newest = Some((index, at));
         Ok(())
     }
+}
+
+/// Whether a diff compares the entity (and the entity index keeps its fingerprints).
+fn state_is_diffed(entity: &Entity) -> bool {
+    !matches!(
+        entity.kind,
+        corral_state::EntityKind::Operator | corral_state::EntityKind::Deployment
+    )
 }
 
 /// Every entity the commands of one row name or their events concern, once each.
@@ -240,6 +265,7 @@ impl Journal {
             chain,
             verdicts: db.open_tree("journal_verdicts")?,
             entities: db.open_tree("journal_entities")?,
+            fingerprint_base: db.open_tree("journal_fingerprint_base")?,
             checkpoints: Checkpoints::open(db)?,
             retention,
             lost_through: Arc::new(Mutex::new(lost_through)),
@@ -472,7 +498,32 @@ impl Journal {
         self.entities.clear()?;
         self.checkpoints.clear()?;
         self.checkpoints.write(snapshot_index, state)?;
+        self.write_fingerprint_base(snapshot_index, state)?;
         Ok(())
+    }
+
+    /// Records the fingerprint of every entity `state` has, as the state right after
+    /// `index`, the journal's new start: a diff from there on reads an entity that no later
+    /// row names from here. The marker goes last; without it the base is not used.
+    fn write_fingerprint_base(&self, index: u64, state: &ClusterState) -> Result<(), JournalError> {
+        self.meta.remove(FINGERPRINT_BASE_KEY)?;
+        self.fingerprint_base.clear()?;
+        let mut batch = sled::Batch::default();
+        for entity in state.diffed_entities() {
+            let Some(fingerprint) = state.fingerprint(&entity) else { continue };
+            let value = index::encode_fingerprint(&fingerprint).map_err(|reason| {
+                JournalError::CorruptAudit { what: "fingerprint", index, reason }
+            })?;
+            batch.insert(index::prefix(&entity), value);
+        }
+        self.fingerprint_base.apply_batch(batch)?;
+        self.meta.insert(FINGERPRINT_BASE_KEY, index.to_be_bytes().to_vec())?;
+        Ok(())
+    }
+
+    /// The index `journal_fingerprint_base` answers for, if it is complete.
+    fn fingerprint_base_index(&self) -> Result<Option<u64>, JournalError> {
+        Ok(self.meta.get(FINGERPRINT_BASE_KEY)?.map(|bytes| decode_index(&bytes)))
     }
 
     fn set_bases(&self, chain: ChainHead, trimmed_through: u64) -> Result<(), JournalError> {
@@ -561,6 +612,14 @@ impl Journal {
         if let Some(cursor) = last_lost_event {
             self.record_lost_through(cursor)?;
         }
+        // The fingerprints of the keys that go are carried into the base, so a diff after
+        // the trim still finds what an entity no later row names was: valid only if the
+        // base answered for everything before (and withdrawn while this pass runs).
+        let mut base_stays_whole = match self.trimmed_through() {
+            None => true,
+            Some(trimmed) => self.fingerprint_base_index()? == Some(trimmed),
+        };
+        self.meta.remove(FINGERPRINT_BASE_KEY)?;
         let base = self.chain_at(last_doomed)?;
         self.set_bases(ChainHead { index: last_doomed, hash: base.hash }, last_doomed)?;
         let mut commands = sled::Batch::default();
@@ -568,6 +627,7 @@ impl Journal {
         let mut chain = sled::Batch::default();
         let mut verdicts = sled::Batch::default();
         let mut entities = sled::Batch::default();
+        let mut fingerprint_base = sled::Batch::default();
         for index in doomed {
             let key = index.to_be_bytes();
             // The index keys of a row are found again from the row itself.
@@ -578,7 +638,17 @@ impl Journal {
                     .flat_map(|(_, events)| events)
                     .collect::<Vec<_>>();
                 for entity in entities_of(&entries, &row_events) {
-                    entities.remove(index::key(&entity, index));
+                    let key = index::key(&entity, index);
+                    if base_stays_whole && state_is_diffed(&entity) {
+                        match self.entities.get(&key)? {
+                            // Rows go oldest first: the base ends with each entity's newest.
+                            Some(fingerprint) if !fingerprint.is_empty() => {
+                                fingerprint_base.insert(index::prefix(&entity), fingerprint);
+                            }
+                            _ => base_stays_whole = false,
+                        }
+                    }
+                    entities.remove(key);
                 }
             }
             commands.remove(&key);
@@ -592,6 +662,10 @@ impl Journal {
         self.verdicts.apply_batch(verdicts)?;
         self.entities.apply_batch(entities)?;
         self.checkpoints.trim_before(last_doomed)?;
+        if base_stays_whole {
+            self.fingerprint_base.apply_batch(fingerprint_base)?;
+            self.meta.insert(FINGERPRINT_BASE_KEY, last_doomed.to_be_bytes().to_vec())?;
+        }
         Ok(())
     }
 }
@@ -649,7 +723,9 @@ mod tests {
         let mut batch = JournalBatch::new(head, journal);
         let entries = Batch::encode(vec![entry]).expect("a test entry encodes");
         let outcome = corral_state::Outcome::Accepted(vec![event; event_count]);
-        batch.record(index, &entries, &[outcome]).expect("test events encode");
+        batch
+            .record(index, &entries, &[outcome], &corral_state::ClusterState::default())
+            .expect("test events encode");
         journal.write(batch).unwrap();
     }
 

@@ -178,7 +178,7 @@ fn apply_entries(
                 // Events that cannot be journaled stop this master (a fatal storage error)
                 // rather than leave a gap in every stream.
                 journal
-                    .record(index, &batch, &outcomes)
+                    .record(index, &batch, &outcomes, &applied.state)
                     .map_err(|error| StorageIOError::write_state_machine(&io_error(error)))?;
                 shared.journal.offer_checkpoint(index, commands_before, &applied.state);
                 responses.push(BatchResponse { index, outcomes });

@@ -14,9 +14,10 @@ use corral_state::model::{
     AutoscalerPolicy, Limit, MetricTarget, Millionths, Scaling, ScalingRules,
 };
 use corral_state::{
-    Actor, AgentId, AppId, AppPut, Cancellation, ClusterState, Command, DeploymentId, Entry, Event,
-    Force, FrameworkId, KillScaling, OfferId, OfferSpec, Operation, Outcome, PutMode, Quantities,
-    RequestId, Role, Scalar, ServiceLaunch, Tally, TaskId, Timestamp, UpdateUuid, Wipe,
+    diff_excerpts, diff_fingerprints, Actor, AgentId, AppId, AppPut, Cancellation, ClusterState,
+    Command, DeploymentId, Entity, Entry, Event, Fingerprint, Force, FrameworkId, KillScaling,
+    OfferId, OfferSpec, Operation, Outcome, PutMode, Quantities, RequestId, Role, Scalar,
+    ServiceLaunch, Tally, TaskId, Timestamp, UpdateUuid, Wipe,
 };
 use proptest::prelude::*;
 
@@ -981,6 +982,49 @@ proptest! {
         prop_assert_eq!(second.digest(), driver.state.digest());
         prop_assert_eq!(&first_outcomes, &driver.outcomes);
         prop_assert_eq!(&second_outcomes, &driver.outcomes);
+    }
+
+    /// The journal answers a diff from the fingerprints it wrote with each entry, for the
+    /// entities the entry named; that is the diff of the two states only if nothing a diff
+    /// compares ever changes without the entry (or its events) naming it.
+    #[test]
+    fn a_diff_from_fingerprints_equals_the_diff_of_the_states(ops in proptest::collection::vec(op(), 1..80), from in any::<prop::sample::Index>(), to in any::<prop::sample::Index>()) {
+        let driver = run(&ops);
+        let steps = driver.entries.len();
+        let (from, to) = (from.index(steps + 1), to.index(steps + 1));
+        let (from, to) = (from.min(to), from.max(to));
+        // Each step's state and the fingerprints of what its entry named, as the journal
+        // writes them; step 0 is the empty state before the first entry.
+        let mut states = vec![ClusterState::default()];
+        let mut named: Vec<Vec<(Entity, Fingerprint)>> = vec![Vec::new()];
+        for entry in &driver.entries {
+            let mut state = states.last().expect("the empty state is first").clone();
+            let outcome = state.apply(entry);
+            let mut entities: std::collections::BTreeSet<Entity> = entry.entities().into_iter().collect();
+            entities.extend(outcome.events().iter().flat_map(Event::concerns));
+            named.push(
+                entities
+                    .into_iter()
+                    .filter_map(|entity| Some((entity.clone(), state.fingerprint(&entity)?)))
+                    .collect(),
+            );
+            states.push(state);
+        }
+        let last_at = |entity: &Entity, step: usize| -> Fingerprint {
+            (0..=step)
+                .rev()
+                .find_map(|at| named[at].iter().find(|(e, _)| e == entity).map(|(_, f)| f.clone()))
+                .unwrap_or_default()
+        };
+        let touched: std::collections::BTreeSet<Entity> =
+            named[from + 1..=to].iter().flatten().map(|(entity, _)| entity.clone()).collect();
+        let fingerprints: Vec<(Entity, Fingerprint, Fingerprint)> = touched
+            .iter()
+            .map(|entity| (entity.clone(), last_at(entity, from), last_at(entity, to)))
+            .collect();
+        let by_fingerprints = diff_fingerprints(fingerprints.iter().map(|(e, b, a)| (e, b, a)));
+        let by_states = diff_excerpts(&states[from].excerpt(&touched), &states[to].excerpt(&touched));
+        prop_assert_eq!(by_fingerprints, by_states);
     }
 
     #[test]

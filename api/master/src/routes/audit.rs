@@ -27,8 +27,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use bytes::Bytes;
-use corral_log::{ActorFilter, AuditError, CommandRecord, DiffRecord, TrailFilter};
-use corral_state::{Actor, Cursor, Entity, EntityKind, Timestamp};
+use corral_log::{ActorFilter, AuditError, CommandRecord, DiffRecord, RecordJson, TrailFilter};
+use corral_state::{Cursor, Entity, EntityKind, Timestamp};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -115,42 +115,10 @@ fn resolve(master: &Master, parameter: &str, point: Point) -> Result<u64, ApiErr
     }
 }
 
-fn actor_json(actor: &Actor) -> Value {
-    match Entity::of_actor(actor) {
-        None => json!({"kind": "leader"}),
-        Some(entity) => json!({"kind": entity.kind.as_str(), "id": entity.id.as_str()}),
-    }
-}
-
-/// One command as history and the trail show it.
+/// One command as history and the trail show it (the shape is `RecordJson`'s).
 pub(crate) fn record_json(record: &CommandRecord) -> Value {
-    let at = record.entry.at;
-    let mut body = json!({
-        "cursor": record.cursor.to_string(),
-        "index": record.cursor.index,
-        "position": record.position,
-        "time": at.to_rfc3339(),
-        "epoch": at.as_secs_f64(),
-        "actor": actor_json(&record.entry.actor),
-        "request_id": record.entry.request_id.as_str(),
-        "command": record.entry.command.kind(),
-        "outcome": record.verdict.as_str(),
-        "event_count": record.event_count,
-        "detail": record.entry.command,
-    });
-    if let Some(rejection) = record.verdict.rejection() {
-        body["reason"] = json!(rejection.to_string());
-    }
-    if !record.events.is_empty() {
-        body["events"] = record
-            .events
-            .iter()
-            .map(|(cursor, event)| {
-                json!({"cursor": cursor.to_string(), "kind": event.kind(), "event": event})
-            })
-            .collect();
-    }
-    body
+    serde_json::to_value(RecordJson(record))
+        .expect("a record serializes: its command and events reached the log as JSON-shaped values")
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -442,24 +410,34 @@ pub(crate) async fn commands(
                 return;
             }
         };
-        let mut chunk = String::with_capacity(TRAIL_CHUNK_BYTES);
+        let mut chunk = Vec::with_capacity(TRAIL_CHUNK_BYTES + TRAIL_CHUNK_BYTES / 4);
         for record in trail {
-            match record {
-                Ok(record) => {
-                    chunk.push_str(&record_json(&record).to_string());
-                    chunk.push('\n');
-                }
-                Err(error) => {
-                    // The client sees the stream end with the reason, and the log says why.
-                    tracing::error!(%error, "the command trail stopped");
-                    chunk.push_str(&json!({"error": "internal", "message": "the trail stopped; the master's log has the cause"}).to_string());
-                    chunk.push('\n');
-                    let _ = sender.blocking_send(Bytes::from(std::mem::take(&mut chunk)));
-                    return;
-                }
+            // Each line is written straight into the chunk: no `Value` per command.
+            let written = record.map_err(|error| error.to_string()).and_then(|record| {
+                serde_json::to_writer(&mut chunk, &RecordJson(&record)).map_err(|error| {
+                    format!("command at {} does not serialize: {error}", record.cursor)
+                })
+            });
+            if let Err(error) = written {
+                // The client sees the stream end with the reason, and the log says why.
+                tracing::error!(%error, "the command trail stopped");
+                chunk.extend_from_slice(
+                    json!({"error": "internal", "message": "the trail stopped; the master's log has the cause"})
+                        .to_string()
+                        .as_bytes(),
+                );
+                chunk.push(b'\n');
+                let _ = sender.blocking_send(Bytes::from(std::mem::take(&mut chunk)));
+                return;
             }
+            chunk.push(b'\n');
             if chunk.len() >= TRAIL_CHUNK_BYTES
-                && sender.blocking_send(Bytes::from(std::mem::take(&mut chunk))).is_err()
+                && sender
+                    .blocking_send(Bytes::from(std::mem::replace(
+                        &mut chunk,
+                        Vec::with_capacity(TRAIL_CHUNK_BYTES + TRAIL_CHUNK_BYTES / 4),
+                    )))
+                    .is_err()
             {
                 return;
             }
