@@ -19,6 +19,14 @@ async fn send(
     cluster.send_with(0, method, path, body, &[("authorization", &bearer)]).await
 }
 
+/// A new token for `principal`, made with the management token `root`.
+async fn token_for(cluster: &TestMasters, root: &str, principal: &str) -> String {
+    let body = json!({"principal": principal});
+    let answer = send(cluster, Method::POST, "/corral/v1/acl/tokens", Some(&body), root).await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
+    answer.body["token"].as_str().expect("a token").to_owned()
+}
+
 fn weights(role: &str, weight: f64) -> Value {
     json!({"type": "UPDATE_WEIGHTS", "update_weights": {"weight_infos": [
         {"role": role, "weight": weight}]}})
@@ -34,16 +42,7 @@ async fn weights_deployments_queue_and_event_streams_show_only_what_may_be_viewe
     let cluster = TestMasters::start(1).await;
     assert_eq!(cluster.leader().await, 0);
     let root = super::leader_proxy::enforce(&cluster, 0).await;
-    let answer = send(
-        &cluster,
-        Method::POST,
-        "/corral/v1/acl/tokens",
-        Some(&json!({"principal": "ann"})),
-        &root,
-    )
-    .await;
-    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
-    let ann = answer.body["token"].as_str().expect("a token").to_owned();
+    let ann = token_for(&cluster, &root, "ann").await;
     let policy = json!({
         "read_api": [{"principals": {"values": ["ann"]}, "apis": {"type": "ANY"}}],
         "view_roles": [{"principals": {"values": ["ann"]}, "roles": {"values": ["shown-role"]}}],
@@ -193,16 +192,7 @@ async fn the_operator_stream_leaves_out_frameworks_the_subscriber_may_not_view()
     let cluster = TestMasters::start(1).await;
     assert_eq!(cluster.leader().await, 0);
     let root = super::leader_proxy::enforce(&cluster, 0).await;
-    let answer = send(
-        &cluster,
-        Method::POST,
-        "/corral/v1/acl/tokens",
-        Some(&json!({"principal": "ann"})),
-        &root,
-    )
-    .await;
-    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
-    let ann = answer.body["token"].as_str().expect("a token").to_owned();
+    let ann = token_for(&cluster, &root, "ann").await;
     let policy = json!({"view_frameworks": [
         {"principals": {"values": ["ann"]}, "users": {"values": ["alice"]}}]});
     let answer =
@@ -286,16 +276,7 @@ async fn the_audit_api_shows_the_past_by_todays_view_rules_and_the_trail_only_to
     let cluster = TestMasters::start(1).await;
     assert_eq!(cluster.leader().await, 0);
     let root = super::leader_proxy::enforce(&cluster, 0).await;
-    let answer = send(
-        &cluster,
-        Method::POST,
-        "/corral/v1/acl/tokens",
-        Some(&json!({"principal": "ann"})),
-        &root,
-    )
-    .await;
-    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
-    let ann = answer.body["token"].as_str().expect("a token").to_owned();
+    let ann = token_for(&cluster, &root, "ann").await;
     let put_policy = |policy: Value| {
         let (cluster, root) = (&cluster, &root);
         async move {
