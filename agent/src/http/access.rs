@@ -135,7 +135,9 @@ pub(crate) async fn guard(
     request: Request,
     next: Next,
 ) -> Response {
-    let route = matched.map(|m| m.as_str().to_owned()).unwrap_or_default();
+    // An unmatched path gets the router's 404, which shows nothing.
+    let Some(matched) = matched else { return next.run(request).await };
+    let route = matched.as_str().to_owned();
     let need = need(&route);
     if need == Need::Nothing {
         return next.run(request).await;

@@ -20,6 +20,11 @@
 //!
 //! A time in the future, `to` before `from`, an unknown `format` or a malformed cursor is a
 //! 400 naming the parameter; an index beyond the last applied one is a 404 naming it.
+//!
+//! With access control (`read_api` on `history` first, in the middleware): a past state is
+//! filtered by today's `view_*` rules (`Master::visible_past`); `history`, `diff` and
+//! `commands` carry whatever the cluster held, so they need every `view_*` rule to allow any
+//! object (`auth::authorize_whole_view`), as the explanations do.
 
 use axum::extract::{Query, State};
 use axum::http::HeaderValue;

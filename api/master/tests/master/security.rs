@@ -281,6 +281,48 @@ fn read_routes() -> Vec<Route> {
                 _ => StatusCode::FORBIDDEN,
             },
         },
+        get("/master/redirect", |who| {
+            if unauthenticated(who) {
+                return StatusCode::UNAUTHORIZED;
+            }
+            StatusCode::TEMPORARY_REDIRECT
+        }),
+        Route {
+            method: Method::DELETE,
+            path: "/corral/v1/acl/credentials/nobody",
+            body: None,
+            writes: true,
+            expect: |who| match who {
+                _ if unauthenticated(who) => StatusCode::UNAUTHORIZED,
+                Who::Management => StatusCode::NOT_FOUND,
+                _ => StatusCode::FORBIDDEN,
+            },
+        },
+        // Marathon writes about nothing that exists: a live identity, then the route's answer.
+        Route {
+            method: Method::DELETE,
+            path: "/v2/deployments/no-such-deployment",
+            body: None,
+            writes: true,
+            expect: |who| {
+                if unauthenticated(who) {
+                    return StatusCode::UNAUTHORIZED;
+                }
+                StatusCode::NOT_FOUND
+            },
+        },
+        Route {
+            method: Method::POST,
+            path: "/v2/tasks/delete",
+            body: Some(json!({"ids": []})),
+            writes: true,
+            expect: |who| {
+                if unauthenticated(who) {
+                    return StatusCode::UNAUTHORIZED;
+                }
+                StatusCode::OK
+            },
+        },
         Route {
             method: Method::PUT,
             path: "/corral/v1/acl/policies/matrix-empty",
