@@ -452,7 +452,12 @@ impl Master {
         write: impl FnOnce(&ClusterState, &mut BodyWriter) -> serde_json::Result<()> + Send + 'static,
     ) -> Result<axum::response::Response, ApiError> {
         let copy = self.visible_copy(consistency, Views::Mesos).await?;
-        Ok(crate::written::json_response(what, copy, write))
+        let metrics = &self.inner.metrics;
+        let timers = crate::written::BodyTimers {
+            write: metrics.http_body_write_seconds.with_label_values(&[what]),
+            client_wait: metrics.http_body_client_wait_seconds.with_label_values(&[what]),
+        };
+        Ok(crate::written::json_response(what, timers, copy, write))
     }
 
     /// A copy of the state as `render_off_lock` makes it, without what the caller may not

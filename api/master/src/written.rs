@@ -5,11 +5,13 @@
 //! never grow the master's memory.
 
 use std::io::{self, Write};
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use prometheus::Histogram;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -23,6 +25,8 @@ const CHUNKS_IN_FLIGHT: usize = 16;
 pub(crate) struct BodyWriter {
     sender: mpsc::Sender<io::Result<Bytes>>,
     buffer: Vec<u8>,
+    /// Time spent waiting for the connection to take chunks.
+    waited: Duration,
 }
 
 impl BodyWriter {
@@ -31,10 +35,17 @@ impl BodyWriter {
             return Ok(());
         }
         let chunk = std::mem::replace(&mut self.buffer, Vec::with_capacity(CHUNK));
-        self.sender
-            .blocking_send(Ok(Bytes::from(chunk)))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))
+        let started = Instant::now();
+        let sent = self.sender.blocking_send(Ok(Bytes::from(chunk)));
+        self.waited += started.elapsed();
+        sent.map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))
     }
+}
+
+/// Where a body's write time and its wait for the client are recorded, for one answer.
+pub(crate) struct BodyTimers {
+    pub(crate) write: Histogram,
+    pub(crate) client_wait: Histogram,
 }
 
 impl Write for BodyWriter {
@@ -64,18 +75,27 @@ impl Write for BodyWriter {
 /// truncated document that looks whole) and is logged with its cause.
 pub(crate) fn json_response<T: Send + 'static>(
     what: &'static str,
+    timers: BodyTimers,
     input: T,
     write: impl FnOnce(&T, &mut BodyWriter) -> serde_json::Result<()> + Send + 'static,
 ) -> Response {
     let (sender, receiver) = mpsc::channel(CHUNKS_IN_FLIGHT);
     tokio::task::spawn_blocking(move || {
-        let mut writer = BodyWriter { sender: sender.clone(), buffer: Vec::with_capacity(CHUNK) };
+        let started = Instant::now();
+        let mut writer = BodyWriter {
+            sender: sender.clone(),
+            buffer: Vec::with_capacity(CHUNK),
+            waited: Duration::ZERO,
+        };
         let written =
             write(&input, &mut writer).map_err(io::Error::from).and_then(|()| writer.flush());
         // The input can be a copy of the whole state: free it here, off the runtime.
         drop(input);
         match written {
-            Ok(()) => {}
+            Ok(()) => {
+                timers.write.observe(started.elapsed().as_secs_f64());
+                timers.client_wait.observe(writer.waited.as_secs_f64());
+            }
             Err(error) if error.kind() == io::ErrorKind::BrokenPipe => {
                 tracing::debug!(what, "client left before the answer was written");
             }

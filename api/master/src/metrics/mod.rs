@@ -55,6 +55,8 @@ pub struct Metrics {
     pub(crate) http_requests: IntCounterVec,
     pub(crate) http_auth_denied: IntCounterVec,
     pub(crate) http_request_seconds: HistogramVec,
+    pub(crate) http_body_write_seconds: HistogramVec,
+    pub(crate) http_body_client_wait_seconds: HistogramVec,
     pub(crate) allocator_cycle_seconds: Histogram,
     pub(crate) offers_made: IntCounter,
     pub(crate) offers_declined: IntCounter,
@@ -248,6 +250,21 @@ impl Metrics {
                 "corral_http_request_duration_seconds",
                 "HTTP request latency, by matched route and method.",
                 &["route", "method"],
+                latency_buckets(),
+            )?,
+            // A large answer's headers go out at once, so the request latency above ends
+            // before its body is written; these two split the body's time into rendering
+            // and waiting for the client.
+            http_body_write_seconds: histogram_vec(
+                "corral_http_body_write_duration_seconds",
+                "Time to write a large answer's body (state, tasks) on its blocking thread, from its first byte rendered to the last chunk handed to the connection, by answer.",
+                &["what"],
+                latency_buckets(),
+            )?,
+            http_body_client_wait_seconds: histogram_vec(
+                "corral_http_body_client_wait_seconds",
+                "Of a large answer's body write, the time the writer waited for the connection to take its chunks (a slow client or a busy runtime), by answer; the rest is rendering.",
+                &["what"],
                 latency_buckets(),
             )?,
             allocator_cycle_seconds: histogram(

@@ -116,3 +116,36 @@ async fn the_exposition_shows_the_log_the_cluster_and_the_process() {
     // Every master counted the election that made the leader.
     assert!(value("corral_raft_leader_changes_total") >= 0.0);
 }
+
+/// A large answer's body is timed on its writer: once `/master/state` was read whole, its
+/// write and its wait for the client are each observed once, the wait within the write.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_state_read_records_its_body_write_and_its_wait_for_the_client() {
+    let cluster = TestMasters::start(1).await;
+    let leader = cluster.leader().await;
+    register_agent(&cluster, leader, 1).await;
+    let answer = cluster.send(leader, Method::GET, "/master/state", None).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    // Observed on the writer's thread after its last chunk: poll until it is there.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let text = loop {
+        let answer = cluster.send(leader, Method::GET, "/metrics", None).await;
+        let text = answer.body.as_str().expect("text").to_owned();
+        if text.contains("corral_http_body_write_duration_seconds_count{what=\"/master/state\"}") {
+            break text;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no body write recorded:\n{text}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let value = |series: &str| -> f64 {
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+    };
+    let write = "corral_http_body_write_duration_seconds";
+    let wait = "corral_http_body_client_wait_seconds";
+    let label = "{what=\"/master/state\"}";
+    assert_eq!(value(&format!("{write}_count{label}")), 1.0);
+    assert_eq!(value(&format!("{wait}_count{label}")), 1.0);
+    assert!(value(&format!("{wait}_sum{label}")) <= value(&format!("{write}_sum{label}")));
+}
