@@ -215,6 +215,15 @@ fn management_only(who: Who) -> StatusCode {
     }
 }
 
+/// As `management_only`, for something that does not exist.
+fn management_finds_nothing(who: Who) -> StatusCode {
+    match who {
+        _ if unauthenticated(who) => StatusCode::UNAUTHORIZED,
+        Who::Management => StatusCode::NOT_FOUND,
+        _ => StatusCode::FORBIDDEN,
+    }
+}
+
 fn get(path: &'static str, expect: fn(Who) -> StatusCode) -> Route {
     Route { method: Method::GET, path, body: None, writes: false, expect }
 }
@@ -251,14 +260,16 @@ fn read_routes() -> Vec<Route> {
         get("/corral/v1/acl/policies", read_scope),
         get("/corral/v1/acl/credentials", read_scope),
         get("/corral/v1/snapshot", read_scope),
+        // The audit API: a past state is filtered by today's view rules; the trail and the
+        // explanations cannot be, so they need every view rule for any object (the reader has
+        // read_api and view_apps for any, not view_frameworks).
+        get("/corral/v1/state?format=v1", read_scope),
+        get("/corral/v1/commands", management_only),
+        get("/corral/v1/explain/task/no-such-task", management_finds_nothing),
         get("/corral/v1/diff?from=1&to=2", management_only),
         get("/corral/v1/history?role=dev", management_only),
         get("/corral/v1/allocation/explain?role=dev", management_only),
-        get("/corral/v1/explain/deployment/no-such-deployment", |who| match who {
-            _ if unauthenticated(who) => StatusCode::UNAUTHORIZED,
-            Who::Management => StatusCode::NOT_FOUND,
-            _ => StatusCode::FORBIDDEN,
-        }),
+        get("/corral/v1/explain/deployment/no-such-deployment", management_finds_nothing),
         get("/ui/apps", |_| StatusCode::OK),
         get("/v1/hosts/leader.mesos", any_identity),
         get("/v1/services/_leader._tcp.mesos", any_identity),
@@ -275,11 +286,7 @@ fn read_routes() -> Vec<Route> {
             path: "/corral/v1/acl/tokens/no-such-accessor",
             body: None,
             writes: true,
-            expect: |who| match who {
-                _ if unauthenticated(who) => StatusCode::UNAUTHORIZED,
-                Who::Management => StatusCode::NOT_FOUND,
-                _ => StatusCode::FORBIDDEN,
-            },
+            expect: management_finds_nothing,
         },
         get("/master/redirect", |who| {
             if unauthenticated(who) {
@@ -292,11 +299,7 @@ fn read_routes() -> Vec<Route> {
             path: "/corral/v1/acl/credentials/nobody",
             body: None,
             writes: true,
-            expect: |who| match who {
-                _ if unauthenticated(who) => StatusCode::UNAUTHORIZED,
-                Who::Management => StatusCode::NOT_FOUND,
-                _ => StatusCode::FORBIDDEN,
-            },
+            expect: management_finds_nothing,
         },
         // Marathon writes about nothing that exists: a live identity, then the route's answer.
         Route {
@@ -514,42 +517,6 @@ fn routes() -> Vec<Route> {
         Route {
             method: Method::POST,
             path: "/corral/v1/leader/transfer?to=9",
-            body: None,
-            writes: false,
-            expect: |who| match who {
-                _ if unauthenticated(who) => StatusCode::UNAUTHORIZED,
-                Who::Management => StatusCode::NOT_FOUND,
-                _ => StatusCode::FORBIDDEN,
-            },
-        },
-        // The audit API: a past state is filtered by today's view rules; the trail and the
-        // explanations cannot be, so they need every view rule for any object (the reader has
-        // read_api and view_apps for any, not view_frameworks).
-        Route {
-            method: Method::GET,
-            path: "/corral/v1/state?format=v1",
-            body: None,
-            writes: false,
-            expect: |who| match who {
-                _ if unauthenticated(who) => StatusCode::UNAUTHORIZED,
-                Who::Scoped => StatusCode::FORBIDDEN,
-                _ => StatusCode::OK,
-            },
-        },
-        Route {
-            method: Method::GET,
-            path: "/corral/v1/commands",
-            body: None,
-            writes: false,
-            expect: |who| match who {
-                _ if unauthenticated(who) => StatusCode::UNAUTHORIZED,
-                Who::Management => StatusCode::OK,
-                _ => StatusCode::FORBIDDEN,
-            },
-        },
-        Route {
-            method: Method::GET,
-            path: "/corral/v1/explain/task/no-such-task",
             body: None,
             writes: false,
             expect: |who| match who {
