@@ -31,6 +31,27 @@ fn sampling_agent(
     AgentProcess::start(directory, host, &cluster.addresses(), &flags)
 }
 
+/// Creates the one-instance app `app` through `master` and waits for its instance to run.
+async fn create_running(cluster: &Cluster, master: usize, app: &Value) {
+    let response = cluster
+        .http
+        .post(cluster.masters[master].url("/v2/apps"))
+        .json(app)
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap_or_default());
+    let tasks_path = format!(
+        "/v2/apps/{}/tasks",
+        app["id"].as_str().expect("an app id").trim_start_matches('/')
+    );
+    eventually(Duration::from_secs(60), "the instance runs", || async {
+        let tasks = get(cluster, master, &tasks_path).await?;
+        (tasks["tasks"].as_array()?.first()?["state"] == "TASK_RUNNING").then_some(())
+    })
+    .await;
+}
+
 async fn get(cluster: &Cluster, master: usize, path: &str) -> Option<Value> {
     let response = cluster.http.get(cluster.masters[master].url(path)).send().await.ok()?;
     response.status().is_success().then_some(())?;
@@ -412,19 +433,7 @@ async fn a_prometheus_metric_drives_a_scale_step() {
 
     let app = json!({"id": "/queue", "cmd": "exec sleep 600", "cpus": 0.1, "mem": 16,
                      "instances": 1, "portDefinitions": []});
-    let response = cluster
-        .http
-        .post(cluster.masters[leader].url("/v2/apps"))
-        .json(&app)
-        .send()
-        .await
-        .expect("create");
-    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap_or_default());
-    eventually(Duration::from_secs(60), "the instance runs", || async {
-        let tasks = get(&cluster, leader, "/v2/apps/queue/tasks").await?;
-        (tasks["tasks"].as_array()?.first()?["state"] == "TASK_RUNNING").then_some(())
-    })
-    .await;
+    create_running(&cluster, leader, &app).await;
     let policy = json!({
         "min": 1, "max": 5, "evaluationIntervalSeconds": 1,
         "metrics": [{"type": "prometheus", "url": prometheus.url, "query": query, "target": 10}],
@@ -748,19 +757,7 @@ async fn a_memory_metric_drives_a_scale_step() {
         format!("exec {python} -c \"import time; held = b'x' * (48 << 20); time.sleep(600)\"");
     let app = json!({"id": "/cache", "cmd": command, "cpus": 0.1, "mem": 96, "instances": 1,
                      "portDefinitions": []});
-    let response = cluster
-        .http
-        .post(cluster.masters[leader].url("/v2/apps"))
-        .json(&app)
-        .send()
-        .await
-        .expect("create");
-    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap_or_default());
-    eventually(Duration::from_secs(60), "the instance runs", || async {
-        let tasks = get(&cluster, leader, "/v2/apps/cache/tasks").await?;
-        (tasks["tasks"].as_array()?.first()?["state"] == "TASK_RUNNING").then_some(())
-    })
-    .await;
+    create_running(&cluster, leader, &app).await;
     let policy = json!({"min": 1, "max": 2, "evaluationIntervalSeconds": 1,
                         "metrics": [{"type": "memory", "targetUtilization": 30}]});
     let url = cluster.masters[leader].url("/corral/v1/apps/cache/autoscaler");
