@@ -8,6 +8,13 @@ use serde_json::{json, Value};
 
 use super::support::{request, TestMasters};
 
+/// The value of one series (name and labels as exposed) in a Prometheus exposition.
+fn series_value(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+}
+
 async fn register_agent(cluster: &TestMasters, leader: usize, number: u32) {
     let command = Command::RegisterAgent {
         info: AgentInfo {
@@ -84,11 +91,7 @@ async fn the_exposition_shows_the_log_the_cluster_and_the_process() {
     let answer = cluster.send(leader, Method::GET, "/metrics", None).await;
     assert_eq!(answer.status, StatusCode::OK);
     let text = answer.body.as_str().expect("text");
-    let value = |series: &str| -> f64 {
-        text.lines()
-            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-            .unwrap_or_else(|| panic!("no {series} in\n{text}"))
-    };
+    let value = |series: &str| series_value(&text, series);
     assert_eq!(value("corral_raft_is_leader"), 1.0);
     assert_eq!(value("corral_raft_has_leader"), 1.0);
     assert_eq!(value("corral_raft_members{kind=\"voter\"}"), 3.0);
@@ -137,11 +140,7 @@ async fn a_state_read_records_its_body_write_and_its_wait_for_the_client() {
         assert!(tokio::time::Instant::now() < deadline, "no body write recorded:\n{text}");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     };
-    let value = |series: &str| -> f64 {
-        text.lines()
-            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-            .unwrap_or_else(|| panic!("no {series} in\n{text}"))
-    };
+    let value = |series: &str| series_value(&text, series);
     let write = "corral_http_body_write_duration_seconds";
     let wait = "corral_http_body_client_wait_seconds";
     let label = "{what=\"/master/state\"}";
