@@ -294,6 +294,30 @@ fn route_action(method: &Method, route: &str, path: &str) -> Option<(Action, Opt
     None
 }
 
+/// The `view_*` actions of everything a state holds.
+const WHOLE_VIEW: [Action; 5] = [
+    Action::ViewFrameworks,
+    Action::ViewTasks,
+    Action::ViewExecutors,
+    Action::ViewRoles,
+    Action::ViewApps,
+];
+
+/// What a route needs besides `route_action`, for any object: the audit trail and the
+/// explanations name whatever the cluster held and carry each command whole, so they cannot
+/// be filtered as a state is; every `view_*` rule must allow any object (an `ANY` rule). A
+/// past state (`/corral/v1/state`) is filtered instead (`Master::visible_past`).
+fn route_views(route: &str) -> &'static [Action] {
+    let trail = ["/corral/v1/history", "/corral/v1/diff", "/corral/v1/commands"];
+    if trail.contains(&route)
+        || route.starts_with("/corral/v1/explain/")
+        || route == "/corral/v1/allocation/explain"
+    {
+        return &WHOLE_VIEW;
+    }
+    &[]
+}
+
 /// The agent whose own event stream `path` is, on that route.
 fn agent_of_stream(route: &str, path: &str) -> Option<AgentId> {
     if route != "/corral/v1/agent/{agent_id}/events" {
@@ -322,6 +346,7 @@ fn identify(
     state: &ClusterState,
     presented: Presented,
     read: Option<(Action, Option<String>)>,
+    views: &[Action],
     own_stream: Option<AgentId>,
 ) -> Result<Known, (Refusal, Box<Denial>)> {
     let auth = state.auth();
@@ -359,7 +384,8 @@ fn identify(
         }
         Some((action, object)) => auth.decide(Some(&identity), *action, object.as_deref()),
         None => Ok(()),
-    };
+    }
+    .and_then(|()| views.iter().try_for_each(|view| auth.decide(Some(&identity), *view, None)));
     Ok(Known { identity, principal, decision, kdf })
 }
 
@@ -422,41 +448,13 @@ pub(crate) async fn authorize(
     action: Action,
     object: Option<&str>,
 ) -> Result<(), ApiError> {
-    authorize_all(master, &[action], object).await
-}
-
-/// The `view_*` actions of everything a state holds.
-const WHOLE_VIEW: [Action; 5] = [
-    Action::ViewFrameworks,
-    Action::ViewTasks,
-    Action::ViewExecutors,
-    Action::ViewRoles,
-    Action::ViewApps,
-];
-
-/// For answers that name whatever the cluster held and what each command carried (the
-/// audit trail, the explanations): they cannot be filtered as a state is, so every `view_*`
-/// rule must allow any object (an `ANY` rule), as for flags.
-pub(crate) async fn authorize_whole_view(master: &Master) -> Result<(), ApiError> {
-    authorize_all(master, &WHOLE_VIEW, None).await
-}
-
-/// `authorize` for several actions on one object: the first refused one answers.
-async fn authorize_all(
-    master: &Master,
-    actions: &[Action],
-    object: Option<&str>,
-) -> Result<(), ApiError> {
     let Some(caller) = current_caller().filter(|caller| caller.mode != AuthMode::Off) else {
         return Ok(());
     };
     let (identity, owned) = (caller.identity.clone(), object.map(str::to_owned));
-    let actions = actions.to_vec();
     let decision = master
         .read_state(ReadConsistency::Local, move |state: &ClusterState| {
-            actions.into_iter().try_for_each(|action| {
-                state.auth().decide(identity.as_deref(), action, owned.as_deref())
-            })
+            state.auth().decide(identity.as_deref(), action, owned.as_deref())
         })
         .await?;
     let Err(denial) = decision else { return Ok(()) };
@@ -496,7 +494,7 @@ async fn check(
 ) -> Result<Checked, ApiError> {
     let read = route_action(method, route, path);
     let own_stream = agent_of_stream(route, path);
-    check_presented(master, headers, read, own_stream).await
+    check_presented(master, headers, read, route_views(route), own_stream).await
 }
 
 /// What an agent's own API answers a caller with, as this master decides it for the agent
@@ -515,7 +513,7 @@ pub(crate) async fn decide_for_agent(
     headers: &HeaderMap,
     read: Option<(Action, Option<String>)>,
 ) -> Result<Verdict, ApiError> {
-    Ok(match check_presented(master, headers, read, None).await? {
+    Ok(match check_presented(master, headers, read, &[], None).await? {
         Checked::Through(_, principal) => Verdict::Allow { principal },
         Checked::Refused(refusal, denial) => Verdict::Refuse(refusal, denial),
     })
@@ -525,6 +523,7 @@ async fn check_presented(
     master: &Master,
     headers: &HeaderMap,
     read: Option<(Action, Option<String>)>,
+    views: &'static [Action],
     own_stream: Option<AgentId>,
 ) -> Result<Checked, ApiError> {
     let presented = match presented(headers) {
@@ -545,7 +544,7 @@ async fn check_presented(
         let (presented, read, own_stream) = (presented.clone(), read.clone(), own_stream.clone());
         master
             .read_state(ReadConsistency::Local, move |state: &ClusterState| {
-                identify(state, presented, read, own_stream)
+                identify(state, presented, read, views, own_stream)
             })
             .await?
     };
@@ -556,7 +555,7 @@ async fn check_presented(
             Ok(()) => {
                 master
                     .read_state(ReadConsistency::Local, move |state: &ClusterState| {
-                        identify(state, presented, read, own_stream)
+                        identify(state, presented, read, views, own_stream)
                     })
                     .await?
             }
@@ -665,6 +664,23 @@ mod tests {
         assert_eq!(action(&Method::GET, route, "/slave/a1/monitor/statistics"), tasks);
         // Writes that go through the log are decided at apply, not here.
         assert_eq!(action(&Method::POST, "/v2/apps", "/v2/apps"), None);
+    }
+
+    #[test]
+    fn the_trail_and_the_explanations_need_every_view_for_any_object() {
+        for route in [
+            "/corral/v1/history",
+            "/corral/v1/diff",
+            "/corral/v1/commands",
+            "/corral/v1/explain/task/{id}",
+            "/corral/v1/explain/deployment/{id}",
+            "/corral/v1/allocation/explain",
+        ] {
+            assert_eq!(super::route_views(route), super::WHOLE_VIEW, "{route}");
+        }
+        for route in ["/corral/v1/state", "/master/state", "/corral/v1/cluster", "/v2/apps"] {
+            assert!(super::route_views(route).is_empty(), "{route}");
+        }
     }
 
     #[test]
