@@ -91,7 +91,7 @@ async fn the_exposition_shows_the_log_the_cluster_and_the_process() {
     let answer = cluster.send(leader, Method::GET, "/metrics", None).await;
     assert_eq!(answer.status, StatusCode::OK);
     let text = answer.body.as_str().expect("text");
-    let value = |series: &str| series_value(&text, series);
+    let value = |series: &str| series_value(text, series);
     assert_eq!(value("corral_raft_is_leader"), 1.0);
     assert_eq!(value("corral_raft_has_leader"), 1.0);
     assert_eq!(value("corral_raft_members{kind=\"voter\"}"), 3.0);
