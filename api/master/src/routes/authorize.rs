@@ -75,14 +75,6 @@ pub(crate) fn router() -> Router<Master> {
     Router::new().route(AUTHORIZE_ROUTE, post(authorize))
 }
 
-fn mode_name(mode: AuthMode) -> &'static str {
-    match mode {
-        AuthMode::Off => "off",
-        AuthMode::Permissive => "permissive",
-        AuthMode::Enforce => "enforce",
-    }
-}
-
 async fn authorize(State(master): State<Master>, body: Bytes) -> Result<Json<Value>, ApiError> {
     let request: AuthorizeRequest = serde_json::from_slice(&body).map_err(|error| {
         ApiError::bad_request("body", format!("not an authorize request: {error}"))
@@ -110,7 +102,7 @@ async fn authorize(State(master): State<Master>, body: Bytes) -> Result<Json<Val
     };
     let answer = match verdict {
         Verdict::Allow { principal, .. } => {
-            json!({"mode": mode_name(mode), "verdict": "allow", "principal": principal})
+            json!({"mode": mode.as_str(), "verdict": "allow", "principal": principal})
         }
         Verdict::Refuse(refusal, denial) => {
             crate::auth::count_refusal(&master, AUTHORIZE_ROUTE, refusal);
@@ -120,7 +112,7 @@ async fn authorize(State(master): State<Master>, body: Bytes) -> Result<Json<Val
             let (status, body) =
                 rendered(ApiError::Rejected(Rejection::Unauthorized(denial))).await;
             json!({
-                "mode": mode_name(mode),
+                "mode": mode.as_str(),
                 "verdict": verdict,
                 "principal": principal,
                 "refusal": {"status": status, "body": body},
