@@ -362,34 +362,6 @@ pub(crate) async fn benchmark() {
         );
     }
 
-    // The same lines, the records read and decoded ahead on a helper thread.
-    let start = Instant::now();
-    let mut exported = 0u64;
-    let mut bytes = 0usize;
-    let mut chunk: Vec<u8> = Vec::with_capacity(80 * 1024);
-    journal
-        .trail_read_ahead(0..=last, TrailFilter::default(), |record| {
-            let record = record.expect("record");
-            RecordJson(&record).write_line(&mut chunk).expect("json");
-            chunk.push(b'\n');
-            if chunk.len() >= 64 * 1024 {
-                bytes += chunk.len();
-                std::hint::black_box(&chunk);
-                chunk.clear();
-            }
-            exported += 1;
-            std::ops::ControlFlow::Continue(())
-        })
-        .expect("trail");
-    bytes += chunk.len();
-    let export = start.elapsed();
-    println!(
-        "audit: exported the trail as NDJSON lines written by write_line, read ahead on a helper thread: {exported} commands ({} MB) in {:.2} s = {:.0} commands/s",
-        bytes / 1_000_000,
-        export.as_secs_f64(),
-        exported as f64 / export.as_secs_f64()
-    );
-
     let start = Instant::now();
     let verified = journal.verify_chain().expect("verify");
     println!(

@@ -3,7 +3,7 @@
 //! at a time (a binary search on the entries' stamps), the state at an index (nearest
 //! checkpoint plus a replay) and what changed between two indexes.
 
-use std::ops::{ControlFlow, RangeInclusive};
+use std::ops::RangeInclusive;
 
 use std::collections::BTreeMap;
 
@@ -353,51 +353,6 @@ impl Journal {
             row: None,
             filter,
         })
-    }
-
-    /// [`Journal::trail`] handed to `each` record by record while a helper thread reads and
-    /// decodes the records ahead (sled's iteration and the decoding are most of a trail
-    /// read; the caller's thread is left the writing). `each` stops the read with
-    /// `ControlFlow::Break`. Refused, before anything is read, as `trail` refuses.
-    pub fn trail_read_ahead(
-        &self,
-        range: RangeInclusive<u64>,
-        filter: TrailFilter,
-        mut each: impl FnMut(Result<CommandRecord, JournalError>) -> ControlFlow<()>,
-    ) -> Result<(), AuditError> {
-        let trail = self.trail(range, filter)?;
-        // Batches, so the threads meet once per batch rather than once per record.
-        const BATCH: usize = 256;
-        let (sender, receiver) =
-            std::sync::mpsc::sync_channel::<Vec<Result<CommandRecord, JournalError>>>(16);
-        std::thread::scope(|scope| {
-            scope.spawn(move || {
-                let mut batch = Vec::with_capacity(BATCH);
-                for record in trail {
-                    let failed = record.is_err();
-                    batch.push(record);
-                    if batch.len() == BATCH || failed {
-                        let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-                        // A receiver gone is a writer that stopped: read no further.
-                        if sender.send(full).is_err() || failed {
-                            return;
-                        }
-                    }
-                }
-                if !batch.is_empty() {
-                    let _ = sender.send(batch);
-                }
-            });
-            for batch in receiver {
-                for record in batch {
-                    if each(record).is_break() {
-                        // Dropping the receiver on return ends the reader at its next batch.
-                        return;
-                    }
-                }
-            }
-        });
-        Ok(())
     }
 
     /// The last index stamped at or before `at`. Stamps follow log order (a new leader's
