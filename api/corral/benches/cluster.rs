@@ -527,7 +527,8 @@ async fn launch_throughput(http: &reqwest::Client) {
 async fn state_reads(http: &reqwest::Client) {
     let agents = env_or("CORRAL_BENCH_STATE_AGENTS", 10_000);
     let tasks = env_or("CORRAL_BENCH_STATE_TASKS", 100_000);
-    let (_masters, leader, _) = launch_on_simulated_agents(http, agents, tasks).await;
+    let (masters, leader, _) = launch_on_simulated_agents(http, agents, tasks).await;
+    println!("CPU of each master while idle: {}", idle_cpu(&masters).await);
     let some_task: Value = http
         .get(format!("http://{leader}/master/tasks?limit=1"))
         .send()
@@ -550,6 +551,8 @@ async fn state_reads(http: &reqwest::Client) {
         ("/master/tasks?limit=100", http.get(format!("http://{leader}/master/tasks?limit=100"))),
         ("/master/tasks?limit=-1", http.get(format!("http://{leader}/master/tasks?limit=-1"))),
     ] {
+        let alone = time_read(request.try_clone().expect("clonable")).await;
+        println!("{name}: {agents} agents, {tasks} tasks, nothing else running: {alone}");
         let reading = time_read(request);
         let mut reading = std::pin::pin!(reading);
         let mut read = None;
@@ -558,9 +561,57 @@ async fn state_reads(http: &reqwest::Client) {
         })
         .await;
         let read = read.expect("the reads finished");
-        println!("{name}: {agents} agents, {tasks} tasks, {read}; heartbeats meanwhile: {during}");
+        println!("{name}: {agents} agents, {tasks} tasks, with heartbeats sent back to back: {read}; heartbeats meanwhile: {during}");
     }
+    leader_timers(http, &leader).await;
     scrapes(http, &leader, agents, tasks).await;
+}
+
+/// The CPU time each master spends over `CORRAL_BENCH_IDLE_SECONDS` (3) in which nobody
+/// sends it anything: what is left of the cores for a read. A longer window leaves time to
+/// attach a profiler.
+async fn idle_cpu(masters: &Masters) -> String {
+    let seconds = env_or("CORRAL_BENCH_IDLE_SECONDS", 3);
+    let ticks = |pid: u32| -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // utime and stime, fields 14 and 15, after the command name in parentheses.
+        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        after.split_whitespace().skip(11).take(2).filter_map(|f| f.parse::<u64>().ok()).sum()
+    };
+    println!("the cluster is ready; idle for {seconds} s");
+    let before: Vec<u64> = masters.children.iter().map(|child| ticks(child.id())).collect();
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    let used: Vec<String> = masters
+        .children
+        .iter()
+        .zip(before)
+        .map(|(child, before)| {
+            format!("{}% (pid {})", (ticks(child.id()) - before) / seconds, child.id())
+        })
+        .collect();
+    format!("{} of a core (clock ticks at 100 Hz)", used.join(", "))
+}
+
+/// The leader's own account of the big reads: how long each body took to write, and how much
+/// of that it waited for the connection to take its chunks (the rest is rendering); and of
+/// its allocation cycles, which run meanwhile.
+async fn leader_timers(http: &reqwest::Client, leader: &Leader) {
+    let metrics = http
+        .get(format!("http://{leader}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    for line in metrics.lines() {
+        let timed = line.starts_with("corral_http_body_write_duration_seconds_")
+            || line.starts_with("corral_http_body_client_wait_seconds_")
+            || line.starts_with("corral_allocator_cycle_duration_seconds_");
+        if timed && (line.contains("_sum") || line.contains("_count")) {
+            println!("leader: {line}");
+        }
+    }
 }
 
 /// A Prometheus scrape of the leader at this size, and what scraping does to writes: the
