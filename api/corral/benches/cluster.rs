@@ -94,6 +94,10 @@ fn start_masters_with(
                 .arg("--data-dir")
                 .arg(directory.path().join(format!("m{index}")))
                 .args(["--allocation-interval", "0.1"])
+                // etcd's default: three masters, 10,000 simulated agents and the load
+                // generator share two cores, where 0.3 s elected a new leader every few
+                // seconds while the agents registered.
+                .args(["--election-timeout", "1"])
                 .args(extra(index))
                 .env(
                     "RUST_LOG",
@@ -386,8 +390,14 @@ async fn run_framework(
         };
         if !framework_id.is_empty() {
             // ACCEPTs of offers the old leader made may never have applied: count again
-            // from what runs (an ACCEPT still in flight may launch a few more than asked).
-            launched.store(counts.running.load(Ordering::Relaxed), Ordering::Relaxed);
+            // from the tasks the new leader knows (an ACCEPT still in flight may launch a few
+            // more than asked). Counting from RUNNING reports, which lag far behind, launched
+            // up to twice the tasks asked for.
+            let known = known_tasks(&http, &asked, &framework_id).await;
+            launched.store(
+                known.unwrap_or_else(|| counts.running.load(Ordering::Relaxed)),
+                Ordering::Relaxed,
+            );
         }
         framework_id = follow_offers(
             &http,
@@ -402,6 +412,16 @@ async fn run_framework(
         .await;
         leader.moved_from(&http, &asked).await;
     }
+}
+
+/// The tasks of `framework_id` in any state, as `master` counts them in its state summary.
+async fn known_tasks(http: &reqwest::Client, master: &str, framework_id: &str) -> Option<u64> {
+    let summary: Value =
+        http.get(url(master, "/master/state-summary")).send().await.ok()?.json().await.ok()?;
+    let frameworks = summary["frameworks"].as_array()?;
+    let framework = frameworks.iter().find(|framework| framework["id"] == framework_id)?;
+    let counts = framework.as_object()?.iter().filter(|(key, _)| key.starts_with("TASK_"));
+    Some(counts.filter_map(|(_, count)| count.as_u64()).sum())
 }
 
 /// Answers the offers of one SUBSCRIBE stream until it ends; returns the framework's id.

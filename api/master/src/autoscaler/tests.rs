@@ -21,8 +21,7 @@ use serde_json::{json, Value};
 
 use super::{
     agents_to_sample, per_instance, plan, readings, stale_series, view_apps, AppView, Memory, Plan,
-    Proposal,
-    StatisticsEntry, TaskUsage, UsageReading, UsageTable,
+    Proposal, StatisticsEntry, TaskUsage, UsageReading, UsageTable,
 };
 
 const MIB: u64 = 1 << 20;
