@@ -94,6 +94,10 @@ fn start_masters_with(
                 .arg("--data-dir")
                 .arg(directory.path().join(format!("m{index}")))
                 .args(["--allocation-interval", "0.1"])
+                // etcd's default: three masters, 10,000 simulated agents and the load
+                // generator share two cores, where 0.3 s elected a new leader every few
+                // seconds while the agents registered.
+                .args(["--election-timeout", "1"])
                 .args(extra(index))
                 .env(
                     "RUST_LOG",
@@ -386,8 +390,14 @@ async fn run_framework(
         };
         if !framework_id.is_empty() {
             // ACCEPTs of offers the old leader made may never have applied: count again
-            // from what runs (an ACCEPT still in flight may launch a few more than asked).
-            launched.store(counts.running.load(Ordering::Relaxed), Ordering::Relaxed);
+            // from the tasks the new leader knows (an ACCEPT still in flight may launch a few
+            // more than asked). Counting from RUNNING reports, which lag far behind, launched
+            // up to twice the tasks asked for.
+            let known = known_tasks(&http, &asked, &framework_id).await;
+            launched.store(
+                known.unwrap_or_else(|| counts.running.load(Ordering::Relaxed)),
+                Ordering::Relaxed,
+            );
         }
         framework_id = follow_offers(
             &http,
@@ -402,6 +412,16 @@ async fn run_framework(
         .await;
         leader.moved_from(&http, &asked).await;
     }
+}
+
+/// The tasks of `framework_id` in any state, as `master` counts them in its state summary.
+async fn known_tasks(http: &reqwest::Client, master: &str, framework_id: &str) -> Option<u64> {
+    let summary: Value =
+        http.get(url(master, "/master/state-summary")).send().await.ok()?.json().await.ok()?;
+    let frameworks = summary["frameworks"].as_array()?;
+    let framework = frameworks.iter().find(|framework| framework["id"] == framework_id)?;
+    let counts = framework.as_object()?.iter().filter(|(key, _)| key.starts_with("TASK_"));
+    Some(counts.filter_map(|(_, count)| count.as_u64()).sum())
 }
 
 /// Answers the offers of one SUBSCRIBE stream until it ends; returns the framework's id.
@@ -527,7 +547,8 @@ async fn launch_throughput(http: &reqwest::Client) {
 async fn state_reads(http: &reqwest::Client) {
     let agents = env_or("CORRAL_BENCH_STATE_AGENTS", 10_000);
     let tasks = env_or("CORRAL_BENCH_STATE_TASKS", 100_000);
-    let (_masters, leader, _) = launch_on_simulated_agents(http, agents, tasks).await;
+    let (masters, leader, _) = launch_on_simulated_agents(http, agents, tasks).await;
+    println!("CPU of each master while idle: {}", idle_cpu(&masters).await);
     let some_task: Value = http
         .get(format!("http://{leader}/master/tasks?limit=1"))
         .send()
@@ -550,6 +571,8 @@ async fn state_reads(http: &reqwest::Client) {
         ("/master/tasks?limit=100", http.get(format!("http://{leader}/master/tasks?limit=100"))),
         ("/master/tasks?limit=-1", http.get(format!("http://{leader}/master/tasks?limit=-1"))),
     ] {
+        let alone = time_read(request.try_clone().expect("clonable")).await;
+        println!("{name}: {agents} agents, {tasks} tasks, nothing else running: {alone}");
         let reading = time_read(request);
         let mut reading = std::pin::pin!(reading);
         let mut read = None;
@@ -558,9 +581,57 @@ async fn state_reads(http: &reqwest::Client) {
         })
         .await;
         let read = read.expect("the reads finished");
-        println!("{name}: {agents} agents, {tasks} tasks, {read}; heartbeats meanwhile: {during}");
+        println!("{name}: {agents} agents, {tasks} tasks, with heartbeats sent back to back: {read}; heartbeats meanwhile: {during}");
     }
+    leader_timers(http, &leader).await;
     scrapes(http, &leader, agents, tasks).await;
+}
+
+/// The CPU time each master spends over `CORRAL_BENCH_IDLE_SECONDS` (3) in which nobody
+/// sends it anything: what is left of the cores for a read. A longer window leaves time to
+/// attach a profiler.
+async fn idle_cpu(masters: &Masters) -> String {
+    let seconds = env_or("CORRAL_BENCH_IDLE_SECONDS", 3);
+    let ticks = |pid: u32| -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // utime and stime, fields 14 and 15, after the command name in parentheses.
+        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        after.split_whitespace().skip(11).take(2).filter_map(|f| f.parse::<u64>().ok()).sum()
+    };
+    println!("the cluster is ready; idle for {seconds} s");
+    let before: Vec<u64> = masters.children.iter().map(|child| ticks(child.id())).collect();
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    let used: Vec<String> = masters
+        .children
+        .iter()
+        .zip(before)
+        .map(|(child, before)| {
+            format!("{}% (pid {})", (ticks(child.id()) - before) / seconds, child.id())
+        })
+        .collect();
+    format!("{} of a core (clock ticks at 100 Hz)", used.join(", "))
+}
+
+/// The leader's own account of the big reads: how long each body took to write, and how much
+/// of that it waited for the connection to take its chunks (the rest is rendering); and of
+/// its allocation cycles, which run meanwhile.
+async fn leader_timers(http: &reqwest::Client, leader: &Leader) {
+    let metrics = http
+        .get(format!("http://{leader}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    for line in metrics.lines() {
+        let timed = line.starts_with("corral_http_body_write_duration_seconds_")
+            || line.starts_with("corral_http_body_client_wait_seconds_")
+            || line.starts_with("corral_allocator_cycle_duration_seconds_");
+        if timed && (line.contains("_sum") || line.contains("_count")) {
+            println!("leader: {line}");
+        }
+    }
 }
 
 /// A Prometheus scrape of the leader at this size, and what scraping does to writes: the

@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use corral_agent::daemon::{AgentConfig, AgentToken, OnStop};
 use corral_client::{Follow, LogFile};
 use corral_log::network::ClusterSecret;
-use corral_log::{JournalRetention, LogConfig, NodeId};
+use corral_log::{JournalRetention, LogConfig, LogTuning, NodeId};
 use corral_master::{DnsConfig, LoopIntervals};
 use corral_state::model::Settings;
 
@@ -443,6 +443,12 @@ struct MasterArgs {
     /// Mesos `--allocation_interval`, in seconds.
     #[arg(long, default_value_t = 1.0)]
     allocation_interval: f64,
+    /// Seconds a follower waits without hearing from a leader before it stands for election
+    /// (a random time between this and 5/3 of it; etcd's `--election-timeout`). Every master
+    /// of a cluster should be given the same. Raise it where masters share overloaded
+    /// machines; a lower one fails over sooner.
+    #[arg(long, default_value_t = 0.3)]
+    election_timeout: f64,
     /// How often the leader decides time-based transitions, in seconds.
     #[arg(long, default_value_t = 1.0)]
     tick_interval: f64,
@@ -541,6 +547,26 @@ fn seconds(value: f64, flag: &str) -> anyhow::Result<Duration> {
         bail!("--{flag} must be a positive number of seconds, got {value}");
     }
     Ok(Duration::from_secs_f64(value))
+}
+
+/// Raft's timing from `--election-timeout`: elections between it and 5/3 of it, as the
+/// default 0.3–0.5 s.
+fn log_tuning(election_timeout: f64) -> anyhow::Result<LogTuning> {
+    let minimum = seconds(election_timeout, "election-timeout")?;
+    let defaults = LogTuning::default();
+    // Followers hear from an idle leader every 1.5 heartbeat intervals.
+    let heard_every = defaults.heartbeat_interval.mul_f64(1.5);
+    if minimum <= heard_every {
+        bail!(
+            "--election-timeout must exceed {} s (1.5 × the Raft heartbeat interval), got {election_timeout}",
+            heard_every.as_secs_f64()
+        );
+    }
+    Ok(LogTuning {
+        election_timeout_min: minimum,
+        election_timeout_max: minimum.mul_f64(5.0 / 3.0),
+        ..defaults
+    })
 }
 
 /// `--plain-peers` keyed by each master's `--listen` address (what the log names it by).
@@ -707,6 +733,7 @@ async fn main() -> anyhow::Result<()> {
                 data_dir: args.data_dir,
                 peers,
                 cluster_id: cluster,
+                tuning: log_tuning(args.election_timeout)?,
                 intervals,
                 retention,
                 serving,
@@ -883,6 +910,7 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
         data_dir: data_dir.clone(),
         peers: BTreeMap::from([(1, args.listen)]),
         cluster_id: cluster_id(args.cluster_id)?,
+        tuning: LogTuning::default(),
         intervals: LoopIntervals::default(),
         retention: JournalRetention::KEEP_ALL,
         // Plain HTTP and access control off, but Raft answers only this master.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use corral_allocator::AllocatorConfig;
-use corral_log::{JournalRetention, LogConfig, LogNode, NodeId};
+use corral_log::{JournalRetention, LogConfig, LogNode, LogTuning, NodeId};
 use corral_master::{DnsConfig, LoopIntervals, Master};
 
 /// How long a stopping master lets open streams finish before it exits.
@@ -20,6 +20,8 @@ pub(crate) struct MasterSetup {
     pub(crate) data_dir: PathBuf,
     pub(crate) peers: BTreeMap<NodeId, String>,
     pub(crate) cluster_id: String,
+    /// Raft's timing (`--election-timeout`).
+    pub(crate) tuning: LogTuning,
     pub(crate) intervals: LoopIntervals,
     pub(crate) retention: JournalRetention,
     pub(crate) serving: corral_master::Serving,
@@ -43,6 +45,7 @@ pub(crate) async fn run_master(
         data_dir,
         peers,
         cluster_id,
+        tuning,
         intervals,
         retention,
         serving,
@@ -65,6 +68,7 @@ pub(crate) async fn run_master(
     };
     let mut config = LogConfig::new(node_id, &listen, &data_dir);
     config.peers = peers;
+    config.tuning = tuning;
     config.retention = retention;
     config.settings.cluster_id = cluster_id;
     config.tls = serving.tls.clone();

@@ -154,6 +154,15 @@ async fn a_busy_app_scales_up_to_max_then_down_after_the_window_across_a_failove
         (task["state"] == "TASK_RUNNING").then(now_seconds)
     })
     .await;
+    // The leader exports the usage it gathers for the autoscaled app's instance.
+    eventually(Duration::from_secs(30), "usage series on the leader", || async {
+        let response =
+            cluster.http.get(cluster.masters[leader].url("/metrics")).send().await.ok()?;
+        let text = response.text().await.ok()?;
+        let rss = "corral_task_memory_rss_bytes{framework_id=";
+        (text.contains("corral_task_cpu_seconds_total{") && text.contains(rss)).then_some(())
+    })
+    .await;
     let first = eventually(Duration::from_secs(60), "a first scaling", || async {
         scalings(&cluster, leader).await?.first().cloned()
     })
@@ -337,16 +346,6 @@ async fn the_external_autoscalers_paths_answer_as_on_dcos() {
     let response =
         cluster.http.put(forced).json(&json!({"instances": 2})).send().await.expect("put");
     assert_eq!(response.status(), 200);
-
-    // The leader exports the usage it gathered.
-    eventually(Duration::from_secs(30), "usage series on the leader", || async {
-        let response =
-            cluster.http.get(cluster.masters[leader].url("/metrics")).send().await.ok()?;
-        let text = response.text().await.ok()?;
-        let rss = "corral_task_memory_rss_bytes{framework_id=";
-        (text.contains("corral_task_cpu_seconds_total{") && text.contains(rss)).then_some(())
-    })
-    .await;
 }
 
 /// A scrape target serving one gauge, `proof_queue_depth`, at the value the test sets.

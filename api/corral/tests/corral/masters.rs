@@ -575,3 +575,20 @@ async fn a_stopped_masters_journal_replays_to_the_state_it_had() {
     let earlier = replay(&["--to", &third.to_string()]);
     assert!(earlier.contains("3 agents"), "{earlier}");
 }
+
+#[test]
+fn an_election_timeout_a_heartbeat_could_not_meet_stops_the_master_at_start_up() {
+    let directory = tempfile::tempdir().expect("temp dir");
+    for (timeout, problem) in [("0.05", "must exceed 0.075 s"), ("0", "positive number")] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_corral"))
+            .args(["master", "--node-id", "1", "--listen", "127.0.0.1:0"])
+            .args(["--election-timeout", timeout])
+            .arg("--data-dir")
+            .arg(directory.path())
+            .output()
+            .expect("corral master runs");
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("--election-timeout") && stderr.contains(problem), "{stderr}");
+    }
+}

@@ -20,8 +20,8 @@ use corral_state::{
 use serde_json::{json, Value};
 
 use super::{
-    per_instance, plan, readings, stale_series, view_apps, AppView, Memory, Plan, Proposal,
-    StatisticsEntry, TaskUsage, UsageReading, UsageTable,
+    agents_to_sample, per_instance, plan, readings, stale_series, view_apps, AppView, Memory, Plan,
+    Proposal, StatisticsEntry, TaskUsage, UsageReading, UsageTable,
 };
 
 const MIB: u64 = 1 << 20;
@@ -257,18 +257,23 @@ impl World {
             clock: Timestamp::from_secs(1_000),
             agent_id: AgentId::new("none yet"),
         };
+        world.agent_id = world.register("host-a", "10.0.0.1:5051");
+        world
+    }
+
+    /// Registers one more agent; launches and reports stay on the current one.
+    fn register(&mut self, hostname: &str, address: &str) -> AgentId {
         let info = AgentInfo {
-            hostname: "host-a".to_owned(),
-            address: "10.0.0.1:5051".to_owned(),
+            hostname: hostname.to_owned(),
+            address: address.to_owned(),
             attributes: Attributes::default(),
         };
         let resources = "cpus:8;mem:8192;ports:[31000-31010]".parse().expect("resources");
-        let events = world.apply(Actor::Leader, Command::RegisterAgent { info, resources });
+        let events = self.apply(Actor::Leader, Command::RegisterAgent { info, resources });
         let [Event::AgentAdded { agent_id, .. }] = &events[..] else {
             panic!("no agent added: {events:?}")
         };
-        world.agent_id = agent_id.clone();
-        world
+        agent_id.clone()
     }
 
     fn apply(&mut self, actor: Actor, command: Command) -> Vec<Event> {
@@ -478,6 +483,42 @@ fn running_healthy_instances_are_ready_starting_or_unhealthy_ones_are_not_and_ki
         (view.current, view.deployment.clone()),
         (2, Some(DeploymentId::new("start-plain")))
     );
+}
+
+#[test]
+fn usage_is_read_only_from_the_agents_running_live_instances_of_autoscaled_apps() {
+    let mut world = World::new();
+    let first = world.agent_id.clone();
+    let second = world.register("host-b", "10.0.0.2:5051");
+    let third = world.register("host-c", "10.0.0.3:5051");
+    let web = world.put_app(
+        json!({"id": "/web", "cmd": "serve", "cpus": 1, "mem": 128, "instances": 2}),
+        "start-web",
+    );
+    let batch = world.put_app(
+        json!({"id": "/batch", "cmd": "serve", "cpus": 1, "mem": 128, "instances": 1}),
+        "start-batch",
+    );
+    world.launch(&web, &["web.1"]);
+    world.agent_id = second.clone();
+    world.launch(&web, &["web.2"]);
+    world.agent_id = third;
+    world.launch(&batch, &["batch.1"]);
+    let sampled = |world: &World| -> Vec<(AgentId, String)> {
+        agents_to_sample(&world.state).into_iter().collect()
+    };
+    // Nothing autoscales: no agent is asked anything.
+    assert_eq!(sampled(&world), []);
+
+    world.autoscale(&web, policy(1, 4, vec![cpu_at(50)]));
+    assert_eq!(
+        sampled(&world),
+        [(first.clone(), "10.0.0.1:5051".to_owned()), (second.clone(), "10.0.0.2:5051".to_owned())]
+    );
+
+    world.agent_id = second;
+    world.report("web.2", TaskState::Failed, None);
+    assert_eq!(sampled(&world), [(first, "10.0.0.1:5051".to_owned())]);
 }
 
 #[test]
