@@ -183,6 +183,21 @@ mod tests {
     use super::Checkpoints;
 
     #[test]
+    fn finishing_waits_for_the_checkpoints_handed_to_the_thread_and_a_new_one_starts_another() {
+        let directory = tempfile::tempdir().unwrap();
+        let db = sled::Config::new().path(directory.path()).open().unwrap();
+        let checkpoints = Checkpoints::open(&db).unwrap();
+        let writer = checkpoints.spawn_writer();
+        writer.sender.send((7, Box::new(ClusterState::default()))).unwrap();
+        *checkpoints.writer.lock().unwrap() = Some(writer);
+        checkpoints.finish_writing();
+        assert_eq!(checkpoints.at_or_before(10).unwrap().map(|(index, _)| index), Some(7));
+        assert!(checkpoints.writer.lock().unwrap().is_none());
+        // Nothing running: finishing again returns at once.
+        checkpoints.finish_writing();
+    }
+
+    #[test]
     fn a_journal_let_go_lets_its_database_go_once_its_checkpoint_is_written() {
         let directory = tempfile::tempdir().unwrap();
         {
