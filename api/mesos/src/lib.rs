@@ -10,6 +10,7 @@ mod error;
 pub mod events;
 pub mod json;
 pub mod operator;
+mod parallel;
 pub mod recordio;
 pub mod session;
 pub mod v0;

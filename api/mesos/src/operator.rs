@@ -1,6 +1,7 @@
 //! The Mesos v1 operator API (`POST /api/v1`): calls in, responses rendered from the state.
 //! Shapes follow `mesos/v1/master/master.proto`.
 
+use std::io::Write;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -383,48 +384,80 @@ pub fn task_json(task: &Task) -> Json {
 
 /// GET_TASKS, written straight from the state. Tasks of frameworks that were torn down stay
 /// visible under `completed_tasks`, as Mesos shows them.
+/// The three lists of GET_TASKS. The tally counts tracked tasks by state (never fewer than
+/// the copy holds): the walks for unreachable and terminal ones, usually none of 100,000, are
+/// skipped when it counts none.
+fn live_tasks(state: &ClusterState) -> impl Iterator<Item = &Task> {
+    use corral_state::model::TaskState;
+    state
+        .frameworks()
+        .values()
+        .flat_map(|f| f.tasks.values())
+        .filter(|task| !task.state.is_terminal() && task.state != TaskState::Unreachable)
+        .map(|task| &**task)
+}
+
+fn unreachable_tasks(state: &ClusterState) -> impl Iterator<Item = &Task> {
+    use corral_state::model::TaskState;
+    let any = state.tally().tasks(TaskState::Unreachable) > 0;
+    state
+        .frameworks()
+        .values()
+        .filter(move |_| any)
+        .flat_map(|f| f.tasks.values())
+        .filter(|task| task.state == TaskState::Unreachable)
+        .map(|task| &**task)
+}
+
+fn completed_tasks(state: &ClusterState) -> impl Iterator<Item = &Task> {
+    use corral_state::model::TaskState;
+    let tally = state.tally();
+    let any_terminal = TaskState::ALL.iter().any(|s| s.is_terminal() && tally.tasks(*s) > 0);
+    let tracked = state.frameworks().values().flat_map(move |f| {
+        let tracked = any_terminal.then(|| f.tasks.values()).into_iter().flatten();
+        let tracked = tracked.filter(|t| t.state.is_terminal()).map(|task| &**task);
+        tracked.chain(f.completed_tasks.iter().map(|task| &**task))
+    });
+    let of_completed_frameworks = state.completed_frameworks().values().flat_map(|c| {
+        let framework = &c.framework;
+        framework.tasks.values().chain(framework.completed_tasks.iter()).map(|task| &**task)
+    });
+    tracked.chain(of_completed_frameworks)
+}
+
+/// GET_TASKS's body through serde, for `render_query`'s `Value`.
 struct TasksRef<'a>(&'a ClusterState);
 
 impl serde::Serialize for TasksRef<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use corral_state::model::TaskState;
         use serde::ser::SerializeMap;
         let state = self.0;
-        // The tally counts tracked tasks by state (never fewer than the copy holds): the
-        // walks for unreachable and terminal ones, usually none of 100,000, are skipped
-        // when it counts none.
-        let tally = state.tally();
-        let any_unreachable = tally.tasks(TaskState::Unreachable) > 0;
-        let any_terminal = TaskState::ALL.iter().any(|s| s.is_terminal() && tally.tasks(*s) > 0);
-        let live = state
-            .frameworks()
-            .values()
-            .flat_map(|f| f.tasks.values())
-            .filter(|task| !task.state.is_terminal() && task.state != TaskState::Unreachable);
-        let unreachable = state
-            .frameworks()
-            .values()
-            .filter(|_| any_unreachable)
-            .flat_map(|f| f.tasks.values())
-            .filter(|task| task.state == TaskState::Unreachable);
-        let completed = state
-            .frameworks()
-            .values()
-            .flat_map(move |f| {
-                let tracked = any_terminal.then(|| f.tasks.values()).into_iter().flatten();
-                tracked.filter(|t| t.state.is_terminal()).chain(f.completed_tasks.iter())
-            })
-            .chain(self.0.completed_frameworks().values().flat_map(|c| {
-                c.framework.tasks.values().chain(c.framework.completed_tasks.iter())
-            }));
         let mut map = serializer.serialize_map(Some(5))?;
         map.serialize_entry("pending_tasks", &[(); 0])?;
-        map.serialize_entry("tasks", &Sequence::new(live.map(|t| TaskRef(t))))?;
-        map.serialize_entry("unreachable_tasks", &Sequence::new(unreachable.map(|t| TaskRef(t))))?;
-        map.serialize_entry("completed_tasks", &Sequence::new(completed.map(|t| TaskRef(t))))?;
+        map.serialize_entry("tasks", &Sequence::new(live_tasks(state).map(TaskRef)))?;
+        let unreachable = unreachable_tasks(state).map(TaskRef);
+        map.serialize_entry("unreachable_tasks", &Sequence::new(unreachable))?;
+        map.serialize_entry("completed_tasks", &Sequence::new(completed_tasks(state).map(TaskRef)))?;
         map.serialize_entry("orphan_tasks", &[(); 0])?;
         map.end()
     }
+}
+
+/// GET_TASKS's body as `TasksRef` writes it, with the live tasks, most of the bytes,
+/// rendered on two threads.
+fn write_tasks(state: &ClusterState, block: usize, out: &mut impl Write) -> serde_json::Result<()> {
+    let live: Vec<TaskRef<'_>> = live_tasks(state).map(TaskRef).collect();
+    write_raw(out, br#"{"pending_tasks":[],"tasks":["#)?;
+    crate::parallel::write_elements(&live, block, out)?;
+    write_raw(out, br#"],"unreachable_tasks":"#)?;
+    serde_json::to_writer(&mut *out, &Sequence::new(unreachable_tasks(state).map(TaskRef)))?;
+    write_raw(out, br#","completed_tasks":"#)?;
+    serde_json::to_writer(&mut *out, &Sequence::new(completed_tasks(state).map(TaskRef)))?;
+    write_raw(out, br#","orphan_tasks":[]}"#)
+}
+
+fn write_raw(out: &mut impl Write, bytes: &[u8]) -> serde_json::Result<()> {
+    out.write_all(bytes).map_err(serde_json::Error::io)
 }
 
 fn get_agents(state: &ClusterState) -> Json {
@@ -631,30 +664,42 @@ pub fn render_query(query: OperatorQuery, state: &ClusterState) -> Json {
 }
 
 /// Writes a read-only call's response as JSON into `out`. GET_STATE and GET_TASKS, which
-/// grow with the number of tasks, are written straight from the state, one record at a time.
+/// grow with the number of tasks, are written straight from the state, one record at a time,
+/// the tasks on two threads.
 pub fn write_query(
     query: OperatorQuery,
     state: &ClusterState,
-    out: impl std::io::Write,
+    out: impl Write,
 ) -> serde_json::Result<()> {
+    write_query_in_blocks(query, state, crate::parallel::BLOCK, out)
+}
+
+/// `write_query` with the tasks handed between threads in blocks of `block`.
+fn write_query_in_blocks(
+    query: OperatorQuery,
+    state: &ClusterState,
+    block: usize,
+    mut out: impl Write,
+) -> serde_json::Result<()> {
+    let out = &mut out;
     match query {
-        OperatorQuery::Tasks => serde_json::to_writer(
-            out,
-            &TypedAnswer { kind: "GET_TASKS", key: "get_tasks", body: TasksRef(state) },
-        ),
-        OperatorQuery::State => serde_json::to_writer(
-            out,
-            &TypedAnswer {
-                kind: "GET_STATE",
-                key: "get_state",
-                body: StateRef {
-                    tasks: TasksRef(state),
-                    executors: ExecutorsRef(state),
-                    frameworks: FrameworksRef(state),
-                    agents: AgentsRef(state),
-                },
-            },
-        ),
+        OperatorQuery::Tasks => {
+            write_raw(out, br#"{"type":"GET_TASKS","get_tasks":"#)?;
+            write_tasks(state, block, out)?;
+            write_raw(out, b"}")
+        }
+        // The keys in the order `render_query`'s callers have always had them.
+        OperatorQuery::State => {
+            write_raw(out, br#"{"type":"GET_STATE","get_state":{"get_tasks":"#)?;
+            write_tasks(state, block, out)?;
+            write_raw(out, br#","get_executors":"#)?;
+            serde_json::to_writer(&mut *out, &ExecutorsRef(state))?;
+            write_raw(out, br#","get_frameworks":"#)?;
+            serde_json::to_writer(&mut *out, &FrameworksRef(state))?;
+            write_raw(out, br#","get_agents":"#)?;
+            serde_json::to_writer(&mut *out, &AgentsRef(state))?;
+            write_raw(out, b"}}")
+        }
         _ => serde_json::to_writer(out, &render_query(query, state)),
     }
 }
@@ -669,41 +714,6 @@ impl serde::Serialize for AgentsRef<'_> {
         let mut map = serializer.serialize_map(Some(2))?;
         map.serialize_entry("agents", &Sequence::new(agents))?;
         map.serialize_entry("recovered_agents", &[(); 0])?;
-        map.end()
-    }
-}
-
-struct TypedAnswer<T> {
-    kind: &'static str,
-    key: &'static str,
-    body: T,
-}
-
-impl<T: serde::Serialize> serde::Serialize for TypedAnswer<T> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut map = serializer.serialize_map(Some(2))?;
-        map.serialize_entry("type", self.kind)?;
-        map.serialize_entry(self.key, &self.body)?;
-        map.end()
-    }
-}
-
-struct StateRef<'a> {
-    tasks: TasksRef<'a>,
-    executors: ExecutorsRef<'a>,
-    frameworks: FrameworksRef<'a>,
-    agents: AgentsRef<'a>,
-}
-
-impl serde::Serialize for StateRef<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut map = serializer.serialize_map(Some(4))?;
-        map.serialize_entry("get_tasks", &self.tasks)?;
-        map.serialize_entry("get_executors", &self.executors)?;
-        map.serialize_entry("get_frameworks", &self.frameworks)?;
-        map.serialize_entry("get_agents", &self.agents)?;
         map.end()
     }
 }
@@ -760,4 +770,86 @@ pub fn operator_event(event: &corral_state::Event) -> Option<Json> {
         }),
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use corral_state::model::TaskState;
+    use corral_testkit::state::{StateBuilder, FRAMEWORK};
+
+    use super::*;
+
+    // GET_STATE and GET_TASKS as one serde pass writes them: the reference for the bytes.
+
+struct TypedAnswer<T> {
+    kind: &'static str,
+    key: &'static str,
+    body: T,
+}
+
+impl<T: serde::Serialize> serde::Serialize for TypedAnswer<T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(2))?;
+        map.serialize_entry("type", self.kind)?;
+        map.serialize_entry(self.key, &self.body)?;
+        map.end()
+    }
+}
+
+struct StateRef<'a> {
+    tasks: TasksRef<'a>,
+    executors: ExecutorsRef<'a>,
+    frameworks: FrameworksRef<'a>,
+    agents: AgentsRef<'a>,
+}
+
+impl serde::Serialize for StateRef<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(4))?;
+        map.serialize_entry("get_tasks", &self.tasks)?;
+        map.serialize_entry("get_executors", &self.executors)?;
+        map.serialize_entry("get_frameworks", &self.frameworks)?;
+        map.serialize_entry("get_agents", &self.agents)?;
+        map.end()
+    }
+}
+
+    /// One framework with running tasks, one finished: more tasks than the small blocks hold.
+    fn cluster() -> StateBuilder {
+        let mut cluster = StateBuilder::default();
+        cluster.agent("h1", "", "cpus:64;mem:65536").framework("web", "*");
+        for n in 0..11 {
+            let task_id = format!("t{n}");
+            cluster.launch(&task_id, "cpus:1;mem:128").running(&task_id, &format!("dT{n}="));
+        }
+        cluster.report(FRAMEWORK.into(), &"t4".into(), TaskState::Finished, None);
+        cluster
+    }
+
+    #[test]
+    fn tasks_written_on_two_threads_are_the_bytes_of_one_serde_pass() {
+        let cluster = cluster();
+        let state = &cluster.state;
+        let tasks = TypedAnswer { kind: "GET_TASKS", key: "get_tasks", body: TasksRef(state) };
+        let whole = StateRef {
+            tasks: TasksRef(state),
+            executors: ExecutorsRef(state),
+            frameworks: FrameworksRef(state),
+            agents: AgentsRef(state),
+        };
+        let whole = TypedAnswer { kind: "GET_STATE", key: "get_state", body: whole };
+        for (query, expected) in [
+            (OperatorQuery::Tasks, serde_json::to_string(&tasks).expect("renders")),
+            (OperatorQuery::State, serde_json::to_string(&whole).expect("renders")),
+        ] {
+            for block in [1, 2, 3, 1024] {
+                let mut written = Vec::new();
+                write_query_in_blocks(query, state, block, &mut written).expect("renders");
+                let written = String::from_utf8(written).expect("UTF-8");
+                assert_eq!(written, expected, "{query:?} in blocks of {block}");
+            }
+        }
+    }
 }
