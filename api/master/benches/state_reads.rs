@@ -10,6 +10,8 @@
 //!   (`corral_mesos::v0::write_master_state`, `corral_mesos::operator::write_query`), into a
 //!   writer that hands on 64 KiB chunks as the response body's does. Done on a blocking
 //!   thread, outside the lock.
+//! - `get_state_one_thread`: `get_state` with its task list rendered on one thread (the
+//!   routes render it on two, `corral_mesos::parallel`).
 //! - `master_state_first_chunk`, `get_state_first_chunk`: the same renders stopped when their
 //!   first 64 KiB chunk is ready, as when the client leaves: the render's part of the time to
 //!   the first byte.
@@ -17,7 +19,7 @@
 use std::io::{self, Write};
 use std::time::Duration;
 
-use corral_mesos::operator::{write_query, OperatorQuery};
+use corral_mesos::operator::{write_query, write_query_in_blocks, OperatorQuery};
 use corral_mesos::v0::write_master_state;
 use criterion::{criterion_group, criterion_main, Criterion};
 
@@ -111,6 +113,15 @@ fn benches(c: &mut Criterion) {
         b.iter(|| {
             let mut out = Chunks::default();
             write_query(OperatorQuery::State, &copy, &mut out).expect("GET_STATE renders");
+            out.flush().expect("a sink never fails");
+            out.written
+        })
+    });
+    group.bench_function("get_state_one_thread", |b| {
+        b.iter(|| {
+            let mut out = Chunks::default();
+            write_query_in_blocks(OperatorQuery::State, &copy, usize::MAX, &mut out)
+                .expect("GET_STATE renders");
             out.flush().expect("a sink never fails");
             out.written
         })

@@ -437,7 +437,10 @@ impl serde::Serialize for TasksRef<'_> {
         map.serialize_entry("tasks", &Sequence::new(live_tasks(state).map(TaskRef)))?;
         let unreachable = unreachable_tasks(state).map(TaskRef);
         map.serialize_entry("unreachable_tasks", &Sequence::new(unreachable))?;
-        map.serialize_entry("completed_tasks", &Sequence::new(completed_tasks(state).map(TaskRef)))?;
+        map.serialize_entry(
+            "completed_tasks",
+            &Sequence::new(completed_tasks(state).map(TaskRef)),
+        )?;
         map.serialize_entry("orphan_tasks", &[(); 0])?;
         map.end()
     }
@@ -446,9 +449,8 @@ impl serde::Serialize for TasksRef<'_> {
 /// GET_TASKS's body as `TasksRef` writes it, with the live tasks, most of the bytes,
 /// rendered on two threads.
 fn write_tasks(state: &ClusterState, block: usize, out: &mut impl Write) -> serde_json::Result<()> {
-    let live: Vec<TaskRef<'_>> = live_tasks(state).map(TaskRef).collect();
     write_raw(out, br#"{"pending_tasks":[],"tasks":["#)?;
-    crate::parallel::write_elements(&live, block, out)?;
+    crate::parallel::write_elements(live_tasks(state).map(TaskRef), block, out)?;
     write_raw(out, br#"],"unreachable_tasks":"#)?;
     serde_json::to_writer(&mut *out, &Sequence::new(unreachable_tasks(state).map(TaskRef)))?;
     write_raw(out, br#","completed_tasks":"#)?;
@@ -674,8 +676,9 @@ pub fn write_query(
     write_query_in_blocks(query, state, crate::parallel::BLOCK, out)
 }
 
-/// `write_query` with the tasks handed between threads in blocks of `block`.
-fn write_query_in_blocks(
+/// `write_query` with the tasks handed between threads in blocks of `block`: a block at
+/// least as long as the task list renders it on one thread (benchmarks compare the two).
+pub fn write_query_in_blocks(
     query: OperatorQuery,
     state: &ClusterState,
     block: usize,
@@ -781,40 +784,40 @@ mod tests {
 
     // GET_STATE and GET_TASKS as one serde pass writes them: the reference for the bytes.
 
-struct TypedAnswer<T> {
-    kind: &'static str,
-    key: &'static str,
-    body: T,
-}
-
-impl<T: serde::Serialize> serde::Serialize for TypedAnswer<T> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut map = serializer.serialize_map(Some(2))?;
-        map.serialize_entry("type", self.kind)?;
-        map.serialize_entry(self.key, &self.body)?;
-        map.end()
+    struct TypedAnswer<T> {
+        kind: &'static str,
+        key: &'static str,
+        body: T,
     }
-}
 
-struct StateRef<'a> {
-    tasks: TasksRef<'a>,
-    executors: ExecutorsRef<'a>,
-    frameworks: FrameworksRef<'a>,
-    agents: AgentsRef<'a>,
-}
-
-impl serde::Serialize for StateRef<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut map = serializer.serialize_map(Some(4))?;
-        map.serialize_entry("get_tasks", &self.tasks)?;
-        map.serialize_entry("get_executors", &self.executors)?;
-        map.serialize_entry("get_frameworks", &self.frameworks)?;
-        map.serialize_entry("get_agents", &self.agents)?;
-        map.end()
+    impl<T: serde::Serialize> serde::Serialize for TypedAnswer<T> {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::SerializeMap;
+            let mut map = serializer.serialize_map(Some(2))?;
+            map.serialize_entry("type", self.kind)?;
+            map.serialize_entry(self.key, &self.body)?;
+            map.end()
+        }
     }
-}
+
+    struct StateRef<'a> {
+        tasks: TasksRef<'a>,
+        executors: ExecutorsRef<'a>,
+        frameworks: FrameworksRef<'a>,
+        agents: AgentsRef<'a>,
+    }
+
+    impl serde::Serialize for StateRef<'_> {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::SerializeMap;
+            let mut map = serializer.serialize_map(Some(4))?;
+            map.serialize_entry("get_tasks", &self.tasks)?;
+            map.serialize_entry("get_executors", &self.executors)?;
+            map.serialize_entry("get_frameworks", &self.frameworks)?;
+            map.serialize_entry("get_agents", &self.agents)?;
+            map.end()
+        }
+    }
 
     /// One framework with running tasks, one finished: more tasks than the small blocks hold.
     fn cluster() -> StateBuilder {

@@ -1,7 +1,7 @@
 //! The elements of a long JSON array written on two threads: a helper renders every other
 //! block of elements into a buffer while the caller writes the blocks between straight into
 //! the output, then copies the helper's in. The bytes are those of one thread writing them
-//! in order; the memory held is two blocks, never the answer. GET_STATE and GET_TASKS list
+//! in order; the memory held is a few blocks, never the answer. GET_STATE and GET_TASKS list
 //! every task this way (100,000 tasks are most of their 75 MB).
 
 use std::io::{self, Write};
@@ -13,45 +13,58 @@ use serde::Serialize;
 pub(crate) const BLOCK: usize = 1024;
 
 /// Writes `items` as JSON array elements (with commas between them, without the brackets).
-pub(crate) fn write_elements<R: Serialize + Sync>(
-    items: &[R],
+/// Blocks are taken from `items` as they are needed, so the first bytes go out at once.
+pub(crate) fn write_elements<R: Serialize + Send>(
+    items: impl Iterator<Item = R>,
     block: usize,
     out: &mut impl Write,
 ) -> serde_json::Result<()> {
-    let blocks: Vec<&[R]> = items.chunks(block.max(1)).collect();
-    if blocks.len() < 2 {
-        return write_block(items, Leading::Nothing, out);
-    }
-    let helper_blocks: Vec<&[R]> = blocks.iter().skip(1).step_by(2).copied().collect();
+    let mut items = items;
+    let mut blocks = std::iter::from_fn(|| {
+        let taken: Vec<R> = items.by_ref().take(block.max(1)).collect();
+        (!taken.is_empty()).then_some(taken)
+    });
+    let Some(first) = blocks.next() else { return Ok(()) };
+    let Some(second) = blocks.next() else { return write_block(&first, Leading::Nothing, out) };
     std::thread::scope(|scope| {
-        // One block waiting at most: the helper stays a block ahead, not the whole answer.
-        let (sender, receiver) = std::sync::mpsc::sync_channel::<serde_json::Result<Vec<u8>>>(1);
+        // One block each way at most: the helper is a block ahead, never the whole answer.
+        let (to_helper, helper_blocks) = std::sync::mpsc::sync_channel::<Vec<R>>(1);
+        let (helper_out, rendered) =
+            std::sync::mpsc::sync_channel::<serde_json::Result<Vec<u8>>>(1);
         scope.spawn(move || {
             let mut capacity = 0;
             for block in helper_blocks {
                 let mut buffer = Vec::with_capacity(capacity);
-                let rendered = write_block(block, Leading::Comma, &mut buffer).map(|()| buffer);
-                let failed = rendered.is_err();
-                capacity = rendered.as_ref().map_or(0, Vec::len);
+                let result = write_block(&block, Leading::Comma, &mut buffer).map(|()| buffer);
+                let failed = result.is_err();
+                capacity = result.as_ref().map_or(0, Vec::len);
                 // The caller stopped (its client left, or it failed): nothing more is wanted.
-                if sender.send(rendered).is_err() || failed {
+                if helper_out.send(result).is_err() || failed {
                     return;
                 }
             }
         });
-        for (index, block) in blocks.iter().enumerate() {
-            if index % 2 == 0 {
-                let leading = if index == 0 { Leading::Nothing } else { Leading::Comma };
-                write_block(block, leading, out)?;
-                continue;
+        let stopped = || {
+            serde_json::Error::io(io::Error::other("the thread rendering half the answer stopped"))
+        };
+        // Blocks alternate: the helper renders the odd ones while this thread writes the even.
+        to_helper.send(second).map_err(|_| stopped())?;
+        write_block(&first, Leading::Nothing, out)?;
+        loop {
+            // Any early return drops both channels, which ends the helper's loop.
+            let theirs = rendered.recv().map_err(|_| stopped())??;
+            out.write_all(&theirs).map_err(serde_json::Error::io)?;
+            let Some(ours) = blocks.next() else { return Ok(()) };
+            let next_theirs = blocks.next();
+            let last = next_theirs.is_none();
+            if let Some(next) = next_theirs {
+                to_helper.send(next).map_err(|_| stopped())?;
             }
-            // The receiver is dropped on any early return, which ends the helper's loop.
-            let rendered = receiver.recv().map_err(|_| {
-                serde_json::Error::io(io::Error::other("the thread rendering half the answer stopped"))
-            })??;
-            out.write_all(&rendered).map_err(serde_json::Error::io)?;
+            write_block(&ours, Leading::Comma, out)?;
+            if last {
+                return Ok(());
+            }
         }
-        Ok(())
     })
 }
 
@@ -88,7 +101,7 @@ mod tests {
 
     fn in_parallel(items: &[String], block: usize) -> String {
         let mut out = b"[".to_vec();
-        write_elements(items, block, &mut out).expect("strings render");
+        write_elements(items.iter(), block, &mut out).expect("strings render");
         out.push(b']');
         String::from_utf8(out).expect("JSON is UTF-8")
     }
@@ -99,7 +112,11 @@ mod tests {
             let items = items(count);
             let expected = serde_json::to_string(&items).expect("strings render");
             for block in [1, 2, 3, 4, 1024] {
-                assert_eq!(in_parallel(&items, block), expected, "{count} items, blocks of {block}");
+                assert_eq!(
+                    in_parallel(&items, block),
+                    expected,
+                    "{count} items, blocks of {block}"
+                );
             }
         }
     }
@@ -121,7 +138,8 @@ mod tests {
         // Blocks of 2: elements 2 and 3 are the helper's block, 4 and 5 the caller's.
         for failing in [0, 3, 4, 9] {
             let items: Vec<FailsAt> = (0..10).map(|n| FailsAt(n, failing)).collect();
-            let error = write_elements(&items, 2, &mut Vec::new()).expect_err("an element fails");
+            let error =
+                write_elements(items.iter(), 2, &mut Vec::new()).expect_err("an element fails");
             assert!(error.to_string().contains(&format!("element {failing}")), "{error}");
         }
     }
@@ -149,7 +167,8 @@ mod tests {
     fn a_client_that_leaves_stops_both_threads() {
         let items = items(10_000);
         // Returns (the helper is joined) rather than waiting on a block nobody takes.
-        let error = write_elements(&items, 8, &mut Gone { room: 1_000 }).expect_err("it left");
+        let error =
+            write_elements(items.iter(), 8, &mut Gone { room: 1_000 }).expect_err("it left");
         assert!(error.is_io(), "{error}");
     }
 }
