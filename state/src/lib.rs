@@ -47,6 +47,6 @@ pub use resources::{
 };
 pub use shared::{SharedMap, SharedSet};
 pub use tally::{AgentStanding, Amounts, Held, Tally};
-pub use time::Timestamp;
+pub use time::{Rfc3339, Timestamp};
 pub use verdict::Verdict;
 pub use visible::Hidden;

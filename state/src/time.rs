@@ -48,12 +48,42 @@ impl Timestamp {
     /// RFC 3339 in UTC with nanoseconds when there are any: `2026-11-30T03:12:00Z`,
     /// `2026-11-30T03:12:00.250Z`.
     pub fn to_rfc3339(self) -> String {
-        let fraction = match self.0 % 1_000_000_000 {
-            0 => String::new(),
-            nanos if nanos % 1_000_000 == 0 => format!(".{:03}", nanos / 1_000_000),
-            nanos => format!(".{nanos:09}"),
-        };
-        self.format_with_fraction(&fraction)
+        self.rfc3339().as_str().to_owned()
+    }
+
+    /// [`Timestamp::to_rfc3339`] written on the stack: an export of millions of stamps
+    /// allocates none.
+    pub fn rfc3339(self) -> Rfc3339 {
+        let seconds = self.0 / 1_000_000_000;
+        let days = i64::try_from(seconds / 86_400).expect("u64 seconds / 86400 fits in i64");
+        let (year, month, day) = civil_from_days(days);
+        let of_day = seconds % 86_400;
+        let mut text = Rfc3339 { bytes: [0; RFC3339_MAX], len: 0 };
+        // u64 nanoseconds end in 2554: the year has four digits.
+        text.digits(u64::try_from(year).expect("a year after 1970"), 4);
+        text.push(b'-');
+        text.digits(u64::from(month), 2);
+        text.push(b'-');
+        text.digits(u64::from(day), 2);
+        text.push(b'T');
+        text.digits(of_day / 3600, 2);
+        text.push(b':');
+        text.digits(of_day % 3600 / 60, 2);
+        text.push(b':');
+        text.digits(of_day % 60, 2);
+        match self.0 % 1_000_000_000 {
+            0 => {}
+            nanos if nanos % 1_000_000 == 0 => {
+                text.push(b'.');
+                text.digits(nanos / 1_000_000, 3);
+            }
+            nanos => {
+                text.push(b'.');
+                text.digits(nanos, 9);
+            }
+        }
+        text.push(b'Z');
+        text
     }
 
     /// Marathon's shape: always milliseconds, truncated (`2016-03-21T09:26:18.987Z`).
@@ -158,6 +188,48 @@ impl Timestamp {
     }
 }
 
+/// The longest RFC 3339 stamp: `2554-07-21T23:34:33.709551615Z`.
+const RFC3339_MAX: usize = 30;
+
+/// An RFC 3339 stamp held on the stack ([`Timestamp::rfc3339`]).
+#[derive(Clone, Copy)]
+pub struct Rfc3339 {
+    bytes: [u8; RFC3339_MAX],
+    len: usize,
+}
+
+impl Rfc3339 {
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..self.len]).expect("only ASCII digits and separators")
+    }
+
+    fn push(&mut self, byte: u8) {
+        self.bytes[self.len] = byte;
+        self.len += 1;
+    }
+
+    /// `value` zero-padded to `width` digits (it has no more).
+    fn digits(&mut self, mut value: u64, width: usize) {
+        for slot in self.bytes[self.len..self.len + width].iter_mut().rev() {
+            *slot = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+        self.len += width;
+    }
+}
+
+impl fmt::Display for Rfc3339 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for Rfc3339 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
 /// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
 fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let shifted = days + 719_468;
@@ -183,4 +255,41 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
         (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
     let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
     era * 146_097 + day_of_era - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Timestamp;
+
+    /// What `to_rfc3339` wrote before it wrote on the stack.
+    fn formatted(at: Timestamp) -> String {
+        let fraction = match at.0 % 1_000_000_000 {
+            0 => String::new(),
+            nanos if nanos % 1_000_000 == 0 => format!(".{:03}", nanos / 1_000_000),
+            nanos => format!(".{nanos:09}"),
+        };
+        at.format_with_fraction(&fraction)
+    }
+
+    #[test]
+    fn a_stamp_written_on_the_stack_is_the_formatted_one() {
+        let stamps = [
+            0,
+            1,
+            999_999_999,
+            1_000_000_000,
+            1_764_558_720_000_000_000,
+            1_764_558_720_250_000_000,
+            1_764_558_720_250_000_001,
+            1_764_558_720_000_001_000,
+            951_782_400_000_000_000,
+            4_102_444_799_999_000_000,
+            u64::MAX,
+        ];
+        for nanos in stamps.into_iter().chain((0..2_000u64).map(|i| i * 7_919_003_137_000_017)) {
+            let at = Timestamp(nanos);
+            assert_eq!(at.rfc3339().as_str(), formatted(at), "{nanos}");
+            assert_eq!(at.to_rfc3339(), formatted(at), "{nanos}");
+        }
+    }
 }

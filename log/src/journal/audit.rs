@@ -80,9 +80,78 @@ impl serde::Serialize for RecordJson<'_> {
             map.serialize_entry("reason", &Displayed(rejection))?;
         }
         map.serialize_entry("request_id", record.entry.request_id.as_str())?;
-        map.serialize_entry("time", &at.to_rfc3339())?;
+        map.serialize_entry("time", at.rfc3339().as_str())?;
         map.end()
     }
+}
+
+impl RecordJson<'_> {
+    /// Appends the record to `out` as the bytes `serde_json::to_writer` writes for it, the
+    /// export's fast path: the keys are constants written as they are, the cursor, numbers
+    /// and time are written without `fmt`, and only the command, the ids and a rejection go
+    /// through `serde_json` (they may need escaping).
+    pub fn write_line(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+        let record = self.0;
+        let at = record.entry.at;
+        out.extend_from_slice(br#"{"actor":"#);
+        match Entity::of_actor(&record.entry.actor) {
+            None => out.extend_from_slice(br#"{"kind":"leader"}"#),
+            Some(entity) => {
+                out.extend_from_slice(br#"{"id":"#);
+                serde_json::to_writer(&mut *out, entity.id.as_str())?;
+                out.extend_from_slice(br#","kind":"#);
+                serde_json::to_writer(&mut *out, entity.kind.as_str())?;
+                out.push(b'}');
+            }
+        }
+        out.extend_from_slice(br#","command":"#);
+        serde_json::to_writer(&mut *out, record.entry.command.kind())?;
+        out.extend_from_slice(br#","cursor":""#);
+        push_decimal(out, record.cursor.index);
+        out.push(b'-');
+        push_decimal(out, u64::from(record.cursor.seq));
+        out.extend_from_slice(br#"","detail":"#);
+        serde_json::to_writer(&mut *out, &record.entry.command)?;
+        out.extend_from_slice(br#","epoch":"#);
+        serde_json::to_writer(&mut *out, &at.as_secs_f64())?;
+        out.extend_from_slice(br#","event_count":"#);
+        push_decimal(out, u64::from(record.event_count));
+        if !record.events.is_empty() {
+            out.extend_from_slice(br#","events":"#);
+            serde_json::to_writer(&mut *out, &EventsJson(&record.events))?;
+        }
+        out.extend_from_slice(br#","index":"#);
+        push_decimal(out, record.cursor.index);
+        out.extend_from_slice(br#","outcome":"#);
+        serde_json::to_writer(&mut *out, record.verdict.as_str())?;
+        out.extend_from_slice(br#","position":"#);
+        push_decimal(out, u64::from(record.position));
+        if let Some(rejection) = record.verdict.rejection() {
+            out.extend_from_slice(br#","reason":"#);
+            serde_json::to_writer(&mut *out, &Displayed(rejection))?;
+        }
+        out.extend_from_slice(br#","request_id":"#);
+        serde_json::to_writer(&mut *out, record.entry.request_id.as_str())?;
+        out.extend_from_slice(br#","time":""#);
+        out.extend_from_slice(at.rfc3339().as_str().as_bytes());
+        out.extend_from_slice(br#""}"#);
+        Ok(())
+    }
+}
+
+/// `value` in decimal, as `serde_json` writes an unsigned integer.
+fn push_decimal(out: &mut Vec<u8>, mut value: u64) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[start..]);
 }
 
 /// A value serialized as the string its `Display` writes, without building the string.
@@ -229,7 +298,7 @@ impl Journal {
         let mut records = Vec::new();
         for index in self.indexes_of(entity, range) {
             let index = index?;
-            for record in self.records_at(index, RecordEvents::About(entity))? {
+            for record in self.records_at(index, entity)? {
                 if records.len() == limit {
                     return Ok(records);
                 }
@@ -242,24 +311,17 @@ impl Journal {
         Ok(records)
     }
 
-    /// The commands of the row at `index`, with their verdicts and the events wanted.
-    fn records_at(
-        &self,
-        index: u64,
-        events_wanted: RecordEvents<'_>,
-    ) -> Result<Vec<CommandRecord>, JournalError> {
+    /// The commands of the row at `index`, with their verdicts and the events about
+    /// `entity`.
+    fn records_at(&self, index: u64, entity: &Entity) -> Result<Vec<CommandRecord>, JournalError> {
         let Some(row) = self.commands(index..=index).next().transpose()? else {
             return Ok(Vec::new());
         };
         let (_, _, entries) = row;
         let recorded = self.recorded(index)?;
-        let events = match events_wanted {
-            RecordEvents::None => Vec::new(),
-            RecordEvents::About(_) => {
-                self.events(index..=index, 1)?.into_iter().flat_map(|(_, events)| events).collect()
-            }
-        };
-        Ok(assemble(index, entries, recorded, events, events_wanted))
+        let events =
+            self.events(index..=index, 1)?.into_iter().flat_map(|(_, events)| events).collect();
+        Ok(assemble(index, entries, recorded, events, entity))
     }
 
     fn recorded(&self, index: u64) -> Result<Vec<Recorded>, JournalError> {
@@ -288,7 +350,7 @@ impl Journal {
         Ok(Trail {
             rows: self.commands(range),
             verdicts: self.verdicts.range(start..=end),
-            pending: Vec::new().into_iter(),
+            row: None,
             filter,
         })
     }
@@ -603,9 +665,41 @@ pub struct AuditFootprint {
 struct Trail<R> {
     rows: R,
     verdicts: sled::Iter,
-    /// The commands of the row read last that are not handed out yet.
-    pending: std::vec::IntoIter<CommandRecord>,
+    /// The row read last, while it has commands not handed out yet.
+    row: Option<TrailRow>,
     filter: TrailFilter,
+}
+
+/// A row's commands and verdicts, handed out one record at a time: no vector of records
+/// is built per row, and a command the filter refuses is never moved into one.
+struct TrailRow {
+    index: u64,
+    entries: std::vec::IntoIter<Entry>,
+    recorded: std::vec::IntoIter<Recorded>,
+    /// The position and first seq of the next command.
+    position: u32,
+    seq: u32,
+}
+
+impl TrailRow {
+    fn next_wanted(&mut self, filter: &TrailFilter) -> Option<CommandRecord> {
+        while let (Some(entry), Some(recorded)) = (self.entries.next(), self.recorded.next()) {
+            let (position, seq) = (self.position, self.seq);
+            self.position = self.position.saturating_add(1);
+            self.seq += recorded.events;
+            if filter.matches(&entry, &recorded.verdict) {
+                return Some(CommandRecord {
+                    cursor: Cursor::new(self.index, seq),
+                    position,
+                    entry,
+                    verdict: recorded.verdict,
+                    event_count: recorded.events,
+                    events: Vec::new(),
+                });
+            }
+        }
+        None
+    }
 }
 
 impl<R> Iterator for Trail<R>
@@ -616,10 +710,8 @@ where
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            for record in self.pending.by_ref() {
-                if self.filter.matches(&record.entry, &record.verdict) {
-                    return Some(Ok(record));
-                }
+            if let Some(record) = self.row.as_mut().and_then(|row| row.next_wanted(&self.filter)) {
+                return Some(Ok(record));
             }
             let (index, _, entries) = match self.rows.next()? {
                 Ok(row) => row,
@@ -629,8 +721,13 @@ where
                 Ok(recorded) => recorded,
                 Err(error) => return Some(Err(error)),
             };
-            self.pending =
-                assemble(index, entries, recorded, Vec::new(), RecordEvents::None).into_iter();
+            self.row = Some(TrailRow {
+                index,
+                entries: entries.into_iter(),
+                recorded: recorded.into_iter(),
+                position: 0,
+                seq: 0,
+            });
         }
     }
 }
@@ -672,12 +769,6 @@ fn with_indexes(changes: Vec<EntityChange>, touched: &BTreeMap<Entity, u64>) -> 
         .collect()
 }
 
-#[derive(Clone, Copy)]
-enum RecordEvents<'a> {
-    None,
-    About(&'a Entity),
-}
-
 fn decode_recorded(index: u64, bytes: &[u8]) -> Result<Vec<Recorded>, JournalError> {
     let corrupt = |reason: String| JournalError::CorruptAudit { what: "verdicts", index, reason };
     match bytes.split_first() {
@@ -688,13 +779,14 @@ fn decode_recorded(index: u64, bytes: &[u8]) -> Result<Vec<Recorded>, JournalErr
     }
 }
 
-/// Splits a row's events among its commands by the counts recorded with the verdicts.
+/// Splits a row's events among its commands by the counts recorded with the verdicts,
+/// keeping those about `entity`.
 fn assemble(
     index: u64,
     entries: Vec<Entry>,
     recorded: Vec<Recorded>,
     events: Vec<Event>,
-    wanted: RecordEvents<'_>,
+    entity: &Entity,
 ) -> Vec<CommandRecord> {
     let mut events = events.into_iter();
     let mut seq = 0u32;
@@ -707,10 +799,8 @@ fn assemble(
             let mut own = Vec::new();
             for offset in 0..recorded.events {
                 let Some(event) = events.next() else { break };
-                if let RecordEvents::About(entity) = wanted {
-                    if event.concerns().contains(entity) {
-                        own.push((Cursor::new(index, seq + offset), event));
-                    }
+                if event.concerns().contains(entity) {
+                    own.push((Cursor::new(index, seq + offset), event));
                 }
             }
             seq += recorded.events;
@@ -1060,13 +1150,29 @@ mod tests {
         });
         refused.entry.actor = Actor::Operator { principal: Some("ops".into()) };
         refused.entry.at = Timestamp(1_764_558_720_250_000_000);
-        records.push(refused);
+        records.push(refused.clone());
+        // Nanoseconds, an operator without a principal, a request id that needs escaping.
+        let mut odd = refused;
+        odd.entry.at = Timestamp(1_764_558_720_000_000_007);
+        odd.entry.actor = Actor::Operator { principal: None };
+        odd.entry.request_id = RequestId::new("r\"quoted\"\n\u{e9}");
+        odd.verdict = corral_state::Verdict::Duplicate;
+        records.push(odd);
+        assert!(records.iter().any(|record| record.entry.actor == Actor::Leader));
+        assert!(records.iter().any(|record| record.entry.at.0 % 1_000_000_000 == 0));
         for record in &records {
             let written = serde_json::to_vec(&super::RecordJson(record)).unwrap();
             let built = as_the_api_built_it(record);
             let read: serde_json::Value = serde_json::from_slice(&written).unwrap();
             assert_eq!(read, built, "written straight, as a line");
             assert_eq!(serde_json::to_value(super::RecordJson(record)).unwrap(), built);
+            // The export's fast path writes the very bytes serde_json writes.
+            let mut line = b"previous line\n".to_vec();
+            super::RecordJson(record).write_line(&mut line).unwrap();
+            assert_eq!(
+                String::from_utf8(line).unwrap(),
+                format!("previous line\n{}", String::from_utf8(written).unwrap())
+            );
         }
     }
 }

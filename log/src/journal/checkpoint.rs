@@ -40,12 +40,18 @@ impl CheckpointPolicy {
 /// What the checkpoint thread is handed: the index and a copy of the state right after it.
 type Pending = (u64, Box<ClusterState>);
 
+/// The checkpoint thread and the channel it is handed states by.
+struct Writer {
+    sender: SyncSender<Pending>,
+    thread: std::thread::JoinHandle<()>,
+}
+
 #[derive(Clone)]
 pub(crate) struct Checkpoints {
     tree: sled::Tree,
     /// 0 for never.
     every: Arc<AtomicU64>,
-    writer: Arc<Mutex<Option<SyncSender<Pending>>>>,
+    writer: Arc<Mutex<Option<Writer>>>,
 }
 
 impl Checkpoints {
@@ -67,8 +73,8 @@ impl Checkpoints {
             return;
         }
         let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        let sender = writer.get_or_insert_with(|| self.spawn_writer());
-        match sender.try_send((index, Box::new(state.clone()))) {
+        let running = writer.get_or_insert_with(|| self.spawn_writer());
+        match running.sender.try_send((index, Box::new(state.clone()))) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 tracing::debug!(
@@ -83,12 +89,25 @@ impl Checkpoints {
         }
     }
 
-    fn spawn_writer(&self) -> SyncSender<Pending> {
+    /// Waits until every checkpoint handed to the thread is written; the next one offered
+    /// starts another thread.
+    pub(crate) fn finish_writing(&self) {
+        let running = self.writer.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(Writer { sender, thread }) = running {
+            // Without its sender the thread writes what it holds, then ends.
+            drop(sender);
+            if thread.join().is_err() {
+                tracing::warn!("the checkpoint writer panicked");
+            }
+        }
+    }
+
+    fn spawn_writer(&self) -> Writer {
         let (sender, receiver) = sync_channel::<Pending>(1);
         // Without the sender: the thread must not keep its own channel open, or it would
         // outlive the journal and hold the database (and its file lock) for good.
         let checkpoints = Checkpoints { writer: Arc::new(Mutex::new(None)), ..self.clone() };
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("journal-checkpoints".to_owned())
             .spawn(move || {
                 for (index, state) in receiver {
@@ -98,7 +117,7 @@ impl Checkpoints {
                 }
             })
             .expect("a thread can be started: the process is not out of threads at this size");
-        sender
+        Writer { sender, thread }
     }
 
     pub(crate) fn write(&self, index: u64, state: &ClusterState) -> Result<(), JournalError> {
@@ -164,14 +183,29 @@ mod tests {
     use super::Checkpoints;
 
     #[test]
+    fn finishing_waits_for_the_checkpoints_handed_to_the_thread_and_a_new_one_starts_another() {
+        let directory = tempfile::tempdir().unwrap();
+        let db = sled::Config::new().path(directory.path()).open().unwrap();
+        let checkpoints = Checkpoints::open(&db).unwrap();
+        let writer = checkpoints.spawn_writer();
+        writer.sender.send((7, Box::new(ClusterState::default()))).unwrap();
+        *checkpoints.writer.lock().unwrap() = Some(writer);
+        checkpoints.finish_writing();
+        assert_eq!(checkpoints.at_or_before(10).unwrap().map(|(index, _)| index), Some(7));
+        assert!(checkpoints.writer.lock().unwrap().is_none());
+        // Nothing running: finishing again returns at once.
+        checkpoints.finish_writing();
+    }
+
+    #[test]
     fn a_journal_let_go_lets_its_database_go_once_its_checkpoint_is_written() {
         let directory = tempfile::tempdir().unwrap();
         {
             let db = sled::Config::new().path(directory.path()).open().unwrap();
             let checkpoints = Checkpoints::open(&db).unwrap();
-            let sender = checkpoints.spawn_writer();
-            sender.send((7, Box::new(ClusterState::default()))).unwrap();
-            *checkpoints.writer.lock().unwrap() = Some(sender);
+            let writer = checkpoints.spawn_writer();
+            writer.sender.send((7, Box::new(ClusterState::default()))).unwrap();
+            *checkpoints.writer.lock().unwrap() = Some(writer);
         }
         // The writer thread finishes its checkpoint and ends; then nothing holds the files.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
