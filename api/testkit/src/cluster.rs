@@ -355,6 +355,22 @@ impl Cluster {
         self.masters.iter().map(|m| m.address.clone()).collect()
     }
 
+    /// `POST /v2/apps` on `master`, which must create the app (201); its answer, with the
+    /// deployment.
+    pub async fn create_app(&self, master: usize, app: &serde_json::Value) -> serde_json::Value {
+        let response = self
+            .http
+            .post(self.masters[master].url("/v2/apps"))
+            .json(app)
+            .send()
+            .await
+            .expect("POST /v2/apps");
+        let status = response.status();
+        let body = response.text().await.expect("the answer's body");
+        assert_eq!(status, 201, "{body}");
+        serde_json::from_str(&body).expect("the created app as JSON")
+    }
+
     /// The index of the master every live master agrees leads, once they do.
     pub async fn leader(&self) -> usize {
         eventually(Duration::from_secs(30), "a leader all live masters agree on", || async {

@@ -192,10 +192,7 @@ async fn after_a_failover_any_master_explains_a_killed_task_and_replay_agrees() 
         &["--resources=cpus:4;mem:4096;disk:4096;ports:[31000-31100]"],
     );
     let app = json!({"id": "/web", "cmd": "sleep 600", "cpus": 0.1, "mem": 16, "instances": 2});
-    let created =
-        cluster.http.post(cluster.masters[leader].url("/v2/apps")).json(&app).send().await.unwrap();
-    assert_eq!(created.status(), 201);
-    let created: Value = created.json().await.unwrap();
+    let created = cluster.create_app(leader, &app).await;
     let deployment = created["deployments"][0]["id"].as_str().unwrap().to_owned();
     let running: Vec<String> = eventually(LONG, "two running instances", || async {
         let tasks = get(&cluster, cluster.masters[leader].url("/v2/apps/web/tasks")).await;

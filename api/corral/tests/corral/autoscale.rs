@@ -33,14 +33,7 @@ fn sampling_agent(
 
 /// Creates the one-instance app `app` through `master` and waits for its instance to run.
 async fn create_running(cluster: &Cluster, master: usize, app: &Value) {
-    let response = cluster
-        .http
-        .post(cluster.masters[master].url("/v2/apps"))
-        .json(app)
-        .send()
-        .await
-        .expect("create");
-    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap_or_default());
+    cluster.create_app(master, app).await;
     let tasks_path = format!(
         "/v2/apps/{}/tasks",
         app["id"].as_str().expect("an app id").trim_start_matches('/')
@@ -114,9 +107,7 @@ async fn a_busy_app_scales_up_to_max_then_down_after_the_window_across_a_failove
     let stop = directory.path().join("stop");
     let command = format!("while [ ! -e {} ]; do :; done; exec sleep 600", stop.display());
     let app = json!({"id": "/burn", "cmd": command, "cpus": 0.25, "mem": 32, "instances": 1});
-    let url = cluster.masters[leader].url("/v2/apps");
-    let response = cluster.http.post(url).json(&app).send().await.expect("create");
-    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap_or_default());
+    cluster.create_app(leader, &app).await;
 
     // A bad policy is refused naming its field, and nothing is stored.
     let policy_url = cluster.masters[leader].url("/corral/v1/apps/burn/autoscaler");

@@ -79,9 +79,7 @@ async fn a_cluster_restored_from_a_backup_gets_its_agents_back_with_their_runnin
         .collect();
     let app = json!({"id": "/survivor", "cmd": "sleep 1000", "cpus": 0.1, "mem": 16,
         "instances": 2, "portDefinitions": [], "constraints": [["hostname", "UNIQUE"]]});
-    let created =
-        cluster.http.post(cluster.masters[leader].url("/v2/apps")).json(&app).send().await.unwrap();
-    assert_eq!(created.status(), 201, "{}", created.text().await.unwrap_or_default());
+    cluster.create_app(leader, &app).await;
     let running = eventually(LONG, "both instances running", || async {
         let tasks = app_tasks(&cluster, "/survivor").await?;
         (tasks.len() == 2 && tasks.iter().all(|(_, state)| state == "TASK_RUNNING"))

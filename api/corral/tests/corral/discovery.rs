@@ -78,14 +78,7 @@ async fn a_task_is_named_by_dns_and_ready_in_the_catalog_from_the_apply_that_mak
                           "command": {"value": format!("test -f {}", marker.display())},
                           "delaySeconds": 0, "intervalSeconds": 1, "gracePeriodSeconds": 300,
                           "maxConsecutiveFailures": 1000}]});
-    let created = cluster
-        .http
-        .post(cluster.masters[leader].url("/v2/apps"))
-        .json(&app)
-        .send()
-        .await
-        .expect("POST /v2/apps");
-    assert_eq!(created.status(), 201);
+    cluster.create_app(leader, &app).await;
 
     let events_url = cluster.masters[leader].url("/corral/v1/events?format=ndjson&topic=task");
     let mut events = LoggedEvents::open(&events_url).await;

@@ -119,9 +119,7 @@ async fn every_dashboard_query_and_alert_returns_data_on_a_live_prometheus() {
     framework.step_aside().await;
     let app = json!({"id": "/proof", "cmd": "sleep 600", "cpus": 0.1, "mem": 32,
                      "instances": 1, "portDefinitions": []});
-    let response =
-        cluster.http.post(cluster.masters[leader].url("/v2/apps")).json(&app).send().await.unwrap();
-    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap_or_default());
+    cluster.create_app(leader, &app).await;
     // Autoscaled, so the autoscaler panels and alert have series.
     let policy = json!({"min": 1, "max": 1, "evaluationIntervalSeconds": 1});
     let url = cluster.masters[leader].url("/corral/v1/apps/proof/autoscaler");

@@ -209,18 +209,6 @@ async fn proxied_tasks(
 }
 
 /// The app's ready task ids, as the masters see them.
-/// POST /v2/apps on `master`; the app must be created.
-async fn create_app(cluster: &Cluster, master: usize, app: &Value) {
-    let response = cluster
-        .http
-        .post(cluster.masters[master].url("/v2/apps"))
-        .json(app)
-        .send()
-        .await
-        .expect("create");
-    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap_or_default());
-}
-
 async fn ready_tasks(cluster: &Cluster, master: usize) -> Option<Vec<String>> {
     let service = get(cluster, master, "/corral/v1/services/web").await?;
     let mut tasks: Vec<String> = service["service"]["instances"]
@@ -266,12 +254,12 @@ async fn the_proxy_serves_by_port_and_vhost_and_fails_nothing_across_a_restart_a
         "taskKillGracePeriodSeconds": 5,
         "upgradeStrategy": {"minimumHealthCapacity": 1, "maximumOverCapacity": 1},
     });
-    create_app(&cluster, leader, &app).await;
+    cluster.create_app(leader, &app).await;
     // An app whose label is wrong: only it is left out, and the proxy says why.
     let bad = json!({"id": "/bad", "cmd": "sleep 600", "cpus": 0.1, "mem": 16, "instances": 0,
         "portDefinitions": [{"port": 0}],
         "labels": {"HAPROXY_GROUP": "external", "HAPROXY_0_BALANCE": "source"}});
-    create_app(&cluster, leader, &bad).await;
+    cluster.create_app(leader, &bad).await;
 
     // The proxy asks a follower first: the catalog is valid on any master.
     let http_listen = Cluster::free_address();
@@ -497,7 +485,7 @@ async fn a_killed_instance_is_drained_for_its_apps_kill_grace_not_the_proxys_def
         "labels": {"HAPROXY_GROUP": "external", "HAPROXY_0_MODE": "tcp"},
         "taskKillGracePeriodSeconds": KILL_GRACE,
     });
-    create_app(&cluster, leader, &app).await;
+    cluster.create_app(leader, &app).await;
 
     let admin = Cluster::free_address();
     let http_listen = Cluster::free_address();
