@@ -205,8 +205,8 @@ fn read_scope(who: Who) -> StatusCode {
     }
 }
 
-/// What only the management token holds the rules for here: every `view_*` rule for any
-/// object (the audit trail, explanations) and the maintenance rules.
+/// What only the management token holds the rules for here: the ACLs themselves, every
+/// `view_*` rule for any object (the audit trail, explanations), maintenance, membership.
 fn management_only(who: Who) -> StatusCode {
     match who {
         _ if unauthenticated(who) => StatusCode::UNAUTHORIZED,
@@ -331,11 +331,7 @@ fn read_routes() -> Vec<Route> {
             path: "/corral/v1/acl/policies/matrix-empty",
             body: Some(json!({})),
             writes: true,
-            expect: |who| match who {
-                _ if unauthenticated(who) => StatusCode::UNAUTHORIZED,
-                Who::Management => StatusCode::OK,
-                _ => StatusCode::FORBIDDEN,
-            },
+            expect: management_only,
         },
     ]
 }
@@ -412,11 +408,7 @@ fn routes() -> Vec<Route> {
             path: "/corral/v1/settings",
             body: Some(json!({"offer_timeout_seconds": 7})),
             writes: true,
-            expect: |who| match who {
-                _ if unauthenticated(who) => StatusCode::UNAUTHORIZED,
-                Who::Management => StatusCode::OK,
-                _ => StatusCode::FORBIDDEN,
-            },
+            expect: management_only,
         },
         Route {
             method: Method::POST,
@@ -436,11 +428,7 @@ fn routes() -> Vec<Route> {
             body: Some(json!({"type": "UPDATE_WEIGHTS", "update_weights": {"weight_infos": [
                 {"role": "prod", "weight": 3.0}]}})),
             writes: true,
-            expect: |who| match who {
-                _ if unauthenticated(who) => StatusCode::UNAUTHORIZED,
-                Who::Management => StatusCode::OK,
-                _ => StatusCode::FORBIDDEN,
-            },
+            expect: management_only,
         },
         Route {
             method: Method::POST,
@@ -473,11 +461,7 @@ fn routes() -> Vec<Route> {
             path: "/corral/v1/acl/mode",
             body: Some(json!({"mode": "enforce"})),
             writes: true,
-            expect: |who| match who {
-                _ if unauthenticated(who) => StatusCode::UNAUTHORIZED,
-                Who::Management => StatusCode::OK,
-                _ => StatusCode::FORBIDDEN,
-            },
+            expect: management_only,
         },
         Route {
             method: Method::POST,
@@ -508,22 +492,14 @@ fn routes() -> Vec<Route> {
             path: "/corral/v1/members/9",
             body: None,
             writes: false,
-            expect: |who| match who {
-                _ if unauthenticated(who) => StatusCode::UNAUTHORIZED,
-                Who::Management => StatusCode::NOT_FOUND,
-                _ => StatusCode::FORBIDDEN,
-            },
+            expect: management_finds_nothing,
         },
         Route {
             method: Method::POST,
             path: "/corral/v1/leader/transfer?to=9",
             body: None,
             writes: false,
-            expect: |who| match who {
-                _ if unauthenticated(who) => StatusCode::UNAUTHORIZED,
-                Who::Management => StatusCode::NOT_FOUND,
-                _ => StatusCode::FORBIDDEN,
-            },
+            expect: management_finds_nothing,
         },
         // What `view_*` cannot filter is refused whole: flags, maintenance, sandboxes.
         Route {
@@ -553,44 +529,28 @@ fn routes() -> Vec<Route> {
             path: "/maintenance/status",
             body: None,
             writes: false,
-            expect: |who| match who {
-                _ if unauthenticated(who) => StatusCode::UNAUTHORIZED,
-                Who::Management => StatusCode::OK,
-                _ => StatusCode::FORBIDDEN,
-            },
+            expect: management_only,
         },
         Route {
             method: Method::POST,
             path: "/api/v1",
             body: Some(json!({"type": "GET_MAINTENANCE_SCHEDULE"})),
             writes: false,
-            expect: |who| match who {
-                _ if unauthenticated(who) => StatusCode::UNAUTHORIZED,
-                Who::Management => StatusCode::OK,
-                _ => StatusCode::FORBIDDEN,
-            },
+            expect: management_only,
         },
         Route {
             method: Method::GET,
             path: "/slave/no-such-agent/files/read?path=stdout",
             body: None,
             writes: false,
-            expect: |who| match who {
-                _ if unauthenticated(who) => StatusCode::UNAUTHORIZED,
-                Who::Management => StatusCode::NOT_FOUND,
-                _ => StatusCode::FORBIDDEN,
-            },
+            expect: management_finds_nothing,
         },
         Route {
             method: Method::GET,
             path: "/agent/no-such-agent/state",
             body: None,
             writes: false,
-            expect: |who| match who {
-                _ if unauthenticated(who) => StatusCode::UNAUTHORIZED,
-                Who::Management => StatusCode::NOT_FOUND,
-                _ => StatusCode::FORBIDDEN,
-            },
+            expect: management_finds_nothing,
         },
         // An agent's question about its own callers: only the identity that registered the
         // agent (none did here) or a management token may ask it.
@@ -600,11 +560,7 @@ fn routes() -> Vec<Route> {
             body: Some(json!({"agent_id": "no-such-agent", "action": "access_sandboxes",
                 "credentials": {"x_corral_token": "crl_nobody_nothing"}})),
             writes: false,
-            expect: |who| match who {
-                _ if unauthenticated(who) => StatusCode::UNAUTHORIZED,
-                Who::Management => StatusCode::OK,
-                _ => StatusCode::FORBIDDEN,
-            },
+            expect: management_only,
         },
         Route {
             method: Method::POST,

@@ -37,6 +37,13 @@ fn app(id: &str) -> Value {
     json!({"id": id, "cmd": "sleep 600", "cpus": 0.1, "mem": 16, "instances": 1})
 }
 
+/// The app ids (JSON strings) as sorted strings.
+fn sorted_ids<'a>(ids: impl Iterator<Item = &'a Value>) -> Vec<String> {
+    let mut ids: Vec<String> = ids.map(|id| id.as_str().expect("an app id").to_owned()).collect();
+    ids.sort();
+    ids
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn weights_deployments_queue_and_event_streams_show_only_what_may_be_viewed() {
     let cluster = TestMasters::start(1).await;
@@ -75,13 +82,7 @@ async fn weights_deployments_queue_and_event_streams_show_only_what_may_be_viewe
 
     let deployed = |answer: &Answer| -> Vec<String> {
         let deployments = answer.body.as_array().expect("deployments");
-        let mut apps: Vec<String> = deployments
-            .iter()
-            .flat_map(|d| d["affectedApps"].as_array().expect("apps").clone())
-            .map(|app| app.as_str().expect("an app id").to_owned())
-            .collect();
-        apps.sort();
-        apps
+        sorted_ids(deployments.iter().flat_map(|d| d["affectedApps"].as_array().expect("apps")))
     };
     let answer = send(&cluster, Method::GET, "/v2/deployments", None, &ann).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
@@ -91,12 +92,7 @@ async fn weights_deployments_queue_and_event_streams_show_only_what_may_be_viewe
 
     let queued = |answer: &Answer| -> Vec<String> {
         let queue = answer.body["queue"].as_array().expect("a queue");
-        let mut apps: Vec<String> = queue
-            .iter()
-            .map(|item| item["app"]["id"].as_str().expect("an app id").to_owned())
-            .collect();
-        apps.sort();
-        apps
+        sorted_ids(queue.iter().map(|item| &item["app"]["id"]))
     };
     let answer = send(&cluster, Method::GET, "/v2/queue", None, &ann).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
@@ -107,12 +103,7 @@ async fn weights_deployments_queue_and_event_streams_show_only_what_may_be_viewe
     // The service catalog shows a service as `/v2/apps` shows its app.
     let services = |answer: &Answer| -> Vec<String> {
         let services = answer.body["services"].as_array().expect("services");
-        let mut ids: Vec<String> = services
-            .iter()
-            .map(|service| service["id"].as_str().expect("an app id").to_owned())
-            .collect();
-        ids.sort();
-        ids
+        sorted_ids(services.iter().map(|service| &service["id"]))
     };
     let answer = send(&cluster, Method::GET, "/corral/v1/services", None, &ann).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
