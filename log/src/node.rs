@@ -73,6 +73,18 @@ impl Default for LogTuning {
 }
 
 impl LogTuning {
+    /// The default timing with elections after `minimum` to 5/3 of it without a leader, as
+    /// the default 300–500 ms; refused when a heartbeat could not arrive in time.
+    pub fn with_election_timeout(minimum: Duration) -> Result<LogTuning, LogError> {
+        let tuning = LogTuning {
+            election_timeout_min: minimum,
+            election_timeout_max: minimum.mul_f64(5.0 / 3.0),
+            ..LogTuning::default()
+        };
+        tuning.raft_config()?;
+        Ok(tuning)
+    }
+
     fn raft_config(&self) -> Result<Config, LogError> {
         let millis = |duration: Duration| u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
         if self.election_timeout_min >= self.election_timeout_max {

@@ -549,26 +549,6 @@ fn seconds(value: f64, flag: &str) -> anyhow::Result<Duration> {
     Ok(Duration::from_secs_f64(value))
 }
 
-/// Raft's timing from `--election-timeout`: elections between it and 5/3 of it, as the
-/// default 0.3–0.5 s.
-fn log_tuning(election_timeout: f64) -> anyhow::Result<LogTuning> {
-    let minimum = seconds(election_timeout, "election-timeout")?;
-    let defaults = LogTuning::default();
-    // Followers hear from an idle leader every 1.5 heartbeat intervals.
-    let heard_every = defaults.heartbeat_interval.mul_f64(1.5);
-    if minimum <= heard_every {
-        bail!(
-            "--election-timeout must exceed {} s (1.5 × the Raft heartbeat interval), got {election_timeout}",
-            heard_every.as_secs_f64()
-        );
-    }
-    Ok(LogTuning {
-        election_timeout_min: minimum,
-        election_timeout_max: minimum.mul_f64(5.0 / 3.0),
-        ..defaults
-    })
-}
-
 /// `--plain-peers` keyed by each master's `--listen` address (what the log names it by).
 fn plain_addresses(
     peers: &BTreeMap<NodeId, String>,
@@ -733,7 +713,11 @@ async fn main() -> anyhow::Result<()> {
                 data_dir: args.data_dir,
                 peers,
                 cluster_id: cluster,
-                tuning: log_tuning(args.election_timeout)?,
+                tuning: LogTuning::with_election_timeout(seconds(
+                    args.election_timeout,
+                    "election-timeout",
+                )?)
+                .map_err(|error| anyhow::anyhow!("--election-timeout: {error}"))?,
                 intervals,
                 retention,
                 serving,

@@ -579,7 +579,9 @@ async fn a_stopped_masters_journal_replays_to_the_state_it_had() {
 #[test]
 fn an_election_timeout_a_heartbeat_could_not_meet_stops_the_master_at_start_up() {
     let directory = tempfile::tempdir().expect("temp dir");
-    for (timeout, problem) in [("0.05", "must exceed 0.075 s"), ("0", "positive number")] {
+    for (timeout, problem) in
+        [("0.05", "must exceed 1.5 × heartbeat_interval"), ("0", "positive number")]
+    {
         let output = std::process::Command::new(env!("CARGO_BIN_EXE_corral"))
             .args(["master", "--node-id", "1", "--listen", "127.0.0.1:0"])
             .args(["--election-timeout", timeout])
