@@ -30,6 +30,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use corral_log::network::signed;
 use corral_log::ReadConsistency;
 use corral_state::autoscale::{
     decide, Evaluation, InstanceSample, MetricSample, Readiness, Recommendation,
@@ -286,15 +287,11 @@ async fn fetch_statistics(
     address: &str,
 ) -> Result<Vec<(TaskId, FrameworkId, UsageReading)>, String> {
     let url = format!("http://{address}/monitor/statistics");
-    let mut request = master.inner.agent_http.get(&url).timeout(FETCH_TIMEOUT);
+    let request = master.inner.agent_http.get(&url).timeout(FETCH_TIMEOUT);
     // With access control on, the agent asks a master whether its caller may read this;
     // a master proves it is one with the cluster secret.
-    if let Some(secret) = &master.inner.serving.cluster_secret {
-        let now = corral_log::network::secret::now_millis();
-        let proof = secret.sign(now, "GET", "/monitor/statistics", b"");
-        request = request.header(corral_log::network::CLUSTER_AUTH_HEADER, proof);
-    }
-    let request = request.send();
+    let secret = master.inner.serving.cluster_secret.as_ref();
+    let request = signed(request, secret, "GET", "/monitor/statistics", b"").send();
     let response = request.await.map_err(|error| format!("GET {url}: {error}"))?;
     if !response.status().is_success() {
         return Err(format!("GET {url}: {}", response.status()));

@@ -15,6 +15,7 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
+use corral_log::network::signed;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
@@ -73,13 +74,9 @@ pub(crate) async fn catch_up(master: &Master) -> Result<(), String> {
 async fn leader_read_index(master: &Master, leader: &str) -> Result<u64, String> {
     let scheme = if master.inner.serving.tls.is_some() { "https" } else { "http" };
     let url = format!("{scheme}://{leader}{READ_INDEX_PATH}");
-    let mut request = master.inner.leader_http.get(&url);
-    if let Some(secret) = &master.inner.serving.cluster_secret {
-        let now = corral_log::network::secret::now_millis();
-        let proof = secret.sign(now, "GET", READ_INDEX_PATH, b"");
-        request = request.header(corral_log::network::CLUSTER_AUTH_HEADER, proof);
-    }
-    let answer = request
+    let secret = master.inner.serving.cluster_secret.as_ref();
+    let request = master.inner.leader_http.get(&url);
+    let answer = signed(request, secret, "GET", READ_INDEX_PATH, b"")
         .timeout(CATCH_UP_TIMEOUT)
         .send()
         .await

@@ -132,15 +132,18 @@ pub struct HttpNetwork {
     secret: Option<ClusterSecret>,
 }
 
-/// The `Corral-Cluster-Auth` header for one request, made now.
-fn signed(
+/// `request` with the `Corral-Cluster-Auth` header for `method`, `path` and `body`, made
+/// now, when the cluster has a secret: how one master proves it is one to another master
+/// (Raft, read index) or to an agent.
+pub fn signed(
     request: reqwest::RequestBuilder,
     secret: Option<&ClusterSecret>,
+    method: &str,
     path: &str,
     body: &[u8],
 ) -> reqwest::RequestBuilder {
     let Some(secret) = secret else { return request };
-    request.header(CLUSTER_AUTH_HEADER, secret.sign(now_millis(), "POST", path, body))
+    request.header(CLUSTER_AUTH_HEADER, secret.sign(now_millis(), method, path, body))
 }
 
 impl HttpNetwork {
@@ -212,7 +215,7 @@ impl HttpNetwork {
         let body = postcard::to_allocvec(request).map_err(|error| error.to_string())?;
         let path = format!("{RAFT_ROUTE_PREFIX}/{route}");
         let post = self.client.post(format!("{}://{address}{path}", self.scheme));
-        let response = signed(post, self.secret.as_ref(), &path, &body)
+        let response = signed(post, self.secret.as_ref(), "POST", &path, &body)
             .timeout(timeout)
             .body(body)
             .send()
@@ -270,7 +273,7 @@ impl HttpConnection {
         let ttl = option.hard_ttl();
         let path = format!("{RAFT_ROUTE_PREFIX}/{route}");
         let post = self.client.post(format!("{}{path}", self.base_url));
-        let mut post = signed(post, self.secret.as_ref(), &path, &body).timeout(ttl);
+        let mut post = signed(post, self.secret.as_ref(), "POST", &path, &body).timeout(ttl);
         if word == LeaderWord::LostQuorum {
             post = post.header(LEADER_WORD_HEADER, LOST_QUORUM);
         }

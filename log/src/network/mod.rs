@@ -6,7 +6,7 @@ pub mod http;
 pub mod local;
 pub mod secret;
 
-pub use http::{raft_router, HttpNetwork, RAFT_BODY_LIMIT};
+pub use http::{raft_router, signed, HttpNetwork, RAFT_BODY_LIMIT};
 pub use local::LocalNetwork;
 pub use secret::{ClusterSecret, SecretRefusal, CLUSTER_AUTH_HEADER};
 
